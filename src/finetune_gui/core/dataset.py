@@ -1,0 +1,468 @@
+"""Finding the images in a user's folder, checking every file, and splitting them.
+
+The folder is only read. Layouts: one subfolder per class, or `train/`, `val/` (or
+`validation/`), `test/` each holding class subfolders. Images nested deeper inside a class
+folder belong to that class.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from finetune_gui.core.errors import DatasetError
+from finetune_gui.core.events import (
+    CancelToken,
+    ProgressCallback,
+    StageProgress,
+    StageStarted,
+    check_cancel,
+    ignore_progress,
+)
+from finetune_gui.core.images import IMAGE_EXTENSIONS, ImageReadError, inspect_image
+
+SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+# Files that operating systems and tools leave in folders; never images, never worth a warning.
+SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "icon\r", ".ds_store"})
+IMBALANCE_RATIO = 3.0
+MIN_IMAGES_PER_CLASS = 2
+EXAMPLES_PER_CLASS = 8
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One usable image: where it is, its class, and the split the folder put it in (if any)."""
+
+    path: Path
+    label: str
+    split: str | None
+    width: int
+    height: int
+    sha1: str
+
+
+@dataclass(frozen=True)
+class ImageProblem:
+    """A file that was skipped, and why, in plain words."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClassSummary:
+    """Per class: how many usable images, a few examples, the smallest and largest size."""
+
+    name: str
+    count: int
+    examples: list[Path]
+    min_size: tuple[int, int]
+    max_size: tuple[int, int]
+
+
+@dataclass
+class DatasetScan:
+    """Everything the scan found in a folder; problems are listed, never fatal."""
+
+    root: Path
+    layout: str  # "classes" or "splits"
+    records: list[ImageRecord] = field(default_factory=list)
+    problems: list[ImageProblem] = field(default_factory=list)
+    excluded_classes: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted({r.label for r in self.records})
+
+    @property
+    def class_counts(self) -> dict[str, int]:
+        counts = Counter(r.label for r in self.records)
+        return {name: counts[name] for name in self.classes}
+
+    @property
+    def summaries(self) -> list[ClassSummary]:
+        result = []
+        for name in self.classes:
+            mine = [r for r in self.records if r.label == name]
+            by_area = sorted(mine, key=lambda r: r.width * r.height)
+            result.append(
+                ClassSummary(
+                    name=name,
+                    count=len(mine),
+                    examples=[r.path for r in mine[:EXAMPLES_PER_CLASS]],
+                    min_size=(by_area[0].width, by_area[0].height),
+                    max_size=(by_area[-1].width, by_area[-1].height),
+                )
+            )
+        return result
+
+    @property
+    def imbalance_ratio(self) -> float:
+        counts = list(self.class_counts.values())
+        return max(counts) / min(counts) if counts else 1.0
+
+    @property
+    def is_imbalanced(self) -> bool:
+        return len(self.classes) >= 2 and self.imbalance_ratio > IMBALANCE_RATIO
+
+    @property
+    def refusal(self) -> str | None:
+        """Why this folder cannot be trained on, or None when it can."""
+        usable = self.classes
+        if len(usable) >= 2:
+            return None
+        found = f"only '{usable[0]}'" if usable else "none"
+        return (
+            f"Training needs at least 2 classes with 2 or more readable images each; "
+            f"{self.root} has {found}. Put each class's images in its own subfolder."
+        )
+
+    @property
+    def can_train(self) -> bool:
+        return self.refusal is None
+
+    def require_trainable(self) -> None:
+        """Raise `DatasetError` with the plain reason when the folder cannot be trained on."""
+        if self.refusal:
+            raise DatasetError(self.refusal)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary (paths as strings) for `scan --json` and the project file."""
+        return {
+            "root": str(self.root),
+            "layout": self.layout,
+            "can_train": self.can_train,
+            "refusal": self.refusal,
+            "classes": [
+                {
+                    "name": s.name,
+                    "count": s.count,
+                    "examples": [str(p) for p in s.examples],
+                    "min_size": list(s.min_size),
+                    "max_size": list(s.max_size),
+                }
+                for s in self.summaries
+            ],
+            "imbalance_ratio": round(self.imbalance_ratio, 3),
+            "imbalanced": self.is_imbalanced,
+            "problems": [{"path": str(p.path), "reason": p.reason} for p in self.problems],
+            "excluded_classes": dict(self.excluded_classes),
+            "warnings": list(self.warnings),
+            "total_images": len(self.records),
+        }
+
+
+def is_hidden(name: str) -> bool:
+    """Dot-files, AppleDouble `._x` files and OS thumbnail databases: skipped without comment."""
+    return name.startswith(".") or name.lower() in SYSTEM_FILES
+
+
+def walk_files(folder: Path) -> Iterator[Path]:
+    """Every non-hidden file below `folder`, following links but never around a loop."""
+    seen: set[tuple[int, int]] = set()
+    for current, dirs, files in os.walk(folder, followlinks=True):
+        try:
+            stat = os.stat(current)
+        except OSError:
+            dirs[:] = []
+            continue
+        key = (stat.st_dev, stat.st_ino)
+        if key in seen:
+            dirs[:] = []
+            continue
+        seen.add(key)
+        dirs[:] = sorted(d for d in dirs if not is_hidden(d))
+        for name in sorted(files):
+            if not is_hidden(name):
+                yield Path(current) / name
+
+
+def _list_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not is_hidden(p.name))
+
+
+def _top_level_strays(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and not is_hidden(p.name))
+
+
+def _detect_layout(root: Path) -> tuple[str, list[tuple[str | None, Path]]]:
+    """("splits"|"classes", [(split or None, class folder)])."""
+    top = _list_dirs(root)
+    split_dirs = {SPLIT_NAMES[p.name.lower()]: p for p in top if p.name.lower() in SPLIT_NAMES}
+    if "train" in split_dirs and len(split_dirs) >= 2:
+        folders = [(split, c) for split, d in split_dirs.items() for c in _list_dirs(d)]
+        return "splits", folders
+    return "classes", [(None, c) for c in top]
+
+
+def _check_root(root: Path) -> None:
+    if not root.exists():
+        raise DatasetError(f"The folder {root} does not exist.")
+    if not root.is_dir():
+        raise DatasetError(f"{root} is a file, not a folder. Choose the folder that holds the class folders.")
+    try:
+        next(iter(root.iterdir()), None)
+    except PermissionError as exc:
+        raise DatasetError(f"The folder {root} cannot be read (permission denied).") from exc
+
+
+def scan_folder(
+    root: Path | str,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+    workers: int | None = None,
+) -> DatasetScan:
+    """Open every file below `root` (in parallel threads) and sort it into usable or problem."""
+    root = Path(root).expanduser()
+    _check_root(root)
+    layout, class_folders = _detect_layout(root)
+    scan = DatasetScan(root=root, layout=layout)
+    for stray in _top_level_strays(root):
+        scan.problems.append(ImageProblem(stray, "not inside a class folder (ignored)"))
+    if layout == "splits":
+        for stray_dir in _list_dirs(root):
+            if stray_dir.name.lower() not in SPLIT_NAMES:
+                scan.warnings.append(
+                    f"The folder '{stray_dir.name}' is not train, val or test, so it was ignored."
+                )
+
+    candidates: list[tuple[str | None, str, Path]] = []
+    empty_folders: list[str] = []
+    for split, folder in class_folders:
+        files = list(walk_files(folder))
+        if not files:
+            empty_folders.append(folder.name)
+        candidates.extend((split, folder.name, f) for f in files)
+
+    progress(StageStarted("scan", len(candidates), f"Checking {len(candidates)} files"))
+    results = _inspect_all(candidates, progress, cancel, workers)
+    for (split, label, path), outcome in zip(candidates, results, strict=True):
+        if isinstance(outcome, str):
+            scan.problems.append(ImageProblem(path, outcome))
+        else:
+            scan.records.append(
+                ImageRecord(path, label, split, outcome.width, outcome.height, outcome.sha1)
+            )
+    _exclude_small_classes(scan, empty_folders)
+    _add_warnings(scan)
+    return scan
+
+
+def _inspect_all(candidates, progress, cancel, workers) -> list:
+    def inspect(item):
+        path = item[2]
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            return f"{NOT_IMAGE_TYPE} ({path.suffix or 'no extension'})"
+        try:
+            return inspect_image(path)
+        except ImageReadError as exc:
+            return exc.reason
+
+    results: list = []
+    workers = workers or min(8, (os.cpu_count() or 2) * 2)
+    step = max(1, len(candidates) // 100)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, outcome in enumerate(pool.map(inspect, candidates), start=1):
+            results.append(outcome)
+            if i % step == 0 or i == len(candidates):
+                progress(StageProgress("scan", i, len(candidates)))
+            if cancel is not None and cancel.cancelled:
+                pool.shutdown(wait=False, cancel_futures=True)
+                check_cancel(cancel)
+    return results
+
+
+NOT_IMAGE_TYPE = "not an image file type"
+
+
+def _exclude_small_classes(scan: DatasetScan, empty_folders: list[str]) -> None:
+    counts = Counter(r.label for r in scan.records)
+    for name in sorted(set(empty_folders) - set(counts)):
+        scan.excluded_classes[name] = "the folder has no images"
+    for name, count in sorted(counts.items()):
+        if count < MIN_IMAGES_PER_CLASS:
+            scan.excluded_classes[name] = (
+                f"only {count} readable image; a class needs at least {MIN_IMAGES_PER_CLASS}"
+            )
+    if scan.excluded_classes:
+        scan.records = [r for r in scan.records if r.label not in scan.excluded_classes]
+        for name, why in scan.excluded_classes.items():
+            scan.warnings.append(f"Class '{name}' was left out: {why}.")
+
+
+def _add_warnings(scan: DatasetScan) -> None:
+    if scan.problems:
+        scan.warnings.append(f"{len(scan.problems)} file(s) could not be used and will be skipped.")
+    if scan.is_imbalanced:
+        counts = scan.class_counts
+        big = max(counts, key=counts.get)
+        small = min(counts, key=counts.get)
+        scan.warnings.append(
+            f"The classes are unbalanced: '{big}' has {counts[big]} images, '{small}' only "
+            f"{counts[small]} ({scan.imbalance_ratio:.1f}x). Class weights will be used so the "
+            f"small class still counts."
+        )
+    if scan.layout == "splits":
+        train_classes = {r.label for r in scan.records if r.split == "train"}
+        for name in scan.classes:
+            if name not in train_classes:
+                scan.warnings.append(f"Class '{name}' has no images in train/.")
+
+
+@dataclass
+class DatasetSplit:
+    """Which file goes to train, val and test: saved with every run so it can be repeated."""
+
+    root: Path
+    classes: list[str]
+    train: list[tuple[Path, int]]
+    val: list[tuple[Path, int]]
+    test: list[tuple[Path, int]]
+    seed: int = 0
+
+    def counts(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+    def to_dict(self) -> dict:
+        def rel(items):
+            return [[_relative(p, self.root), label] for p, label in items]
+
+        return {
+            "root": str(self.root),
+            "classes": list(self.classes),
+            "seed": self.seed,
+            "train": rel(self.train),
+            "val": rel(self.val),
+            "test": rel(self.test),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, root: Path | None = None) -> DatasetSplit:
+        base = Path(root) if root is not None else Path(data["root"])
+
+        def absolute(items):
+            return [(base / p, int(label)) for p, label in items]
+
+        return cls(
+            root=base,
+            classes=list(data["classes"]),
+            train=absolute(data["train"]),
+            val=absolute(data["val"]),
+            test=absolute(data["test"]),
+            seed=int(data.get("seed", 0)),
+        )
+
+    def save(self, path: Path) -> None:
+        from finetune_gui.core.files import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: Path, root: Path | None = None) -> DatasetSplit:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")), root)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _check_fractions(val_fraction: float, test_fraction: float) -> None:
+    for name, value in (("validation", val_fraction), ("test", test_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise DatasetError(f"The {name} fraction must be between 0 and 1; got {value}.")
+    if val_fraction + test_fraction >= 0.9:
+        raise DatasetError(
+            f"Validation ({val_fraction}) and test ({test_fraction}) fractions leave too little "
+            f"for training; together they must stay below 0.9."
+        )
+
+
+def split_dataset(
+    scan: DatasetScan,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+    exclude: set[Path] | frozenset[Path] = frozenset(),
+) -> DatasetSplit:
+    """A stratified, seeded split; a split folder layout is used as given.
+
+    Our own loop rather than scikit-learn's: it must keep classes with 2 images and, later,
+    keep groups of duplicates together.
+    """
+    _check_fractions(val_fraction, test_fraction)
+    scan.require_trainable()
+    classes = scan.classes
+    index = {name: i for i, name in enumerate(classes)}
+    rng = random.Random(seed)
+    parts: dict[str, list[tuple[Path, int]]] = {"train": [], "val": [], "test": []}
+    records = [r for r in scan.records if r.path not in exclude]
+
+    if scan.layout == "splits":
+        for r in records:
+            parts[r.split or "train"].append((r.path, index[r.label]))
+        missing = [name for name in ("val", "test") if not parts[name]]
+        fractions = {"val": val_fraction, "test": test_fraction}
+        for name in missing:
+            taken = _carve(parts["train"], fractions[name], rng, len(classes))
+            parts[name] = taken
+    else:
+        for name in classes:
+            items = [(r.path, index[name]) for r in records if r.label == name]
+            rng.shuffle(items)
+            n = len(items)
+            n_test = _share(n, test_fraction)
+            n_val = _share(n - n_test, val_fraction / max(1e-9, 1 - test_fraction))
+            parts["test"].extend(items[:n_test])
+            parts["val"].extend(items[n_test : n_test + n_val])
+            parts["train"].extend(items[n_test + n_val :])
+    for items in parts.values():
+        items.sort(key=lambda item: (item[1], str(item[0])))
+    return DatasetSplit(scan.root, classes, parts["train"], parts["val"], parts["test"], seed)
+
+
+def _share(n: int, fraction: float) -> int:
+    """How many of `n` images a split gets: rounded, never all, at least one when asked for any."""
+    if fraction <= 0 or n < 2:
+        return 0
+    return min(n - 1, max(1, round(n * fraction)))
+
+
+def _carve(train: list[tuple[Path, int]], fraction: float, rng: random.Random, n_classes: int):
+    """Move a stratified `fraction` of `train` out (for a split layout without val/ or test/)."""
+    taken = []
+    for label in range(n_classes):
+        mine = [item for item in train if item[1] == label]
+        rng.shuffle(mine)
+        taken.extend(mine[: _share(len(mine), fraction)])
+    chosen = set(taken)
+    train[:] = [item for item in train if item not in chosen]
+    return taken
+
+
+def scan_summary_line(scan: DatasetScan) -> str:
+    """One line for a terminal: classes and counts."""
+    counts = ", ".join(f"{k}: {v}" for k, v in scan.class_counts.items())
+    return f"{len(scan.records)} images in {len(scan.classes)} classes ({counts})"
+
+
+__all__ = [
+    "ClassSummary",
+    "DatasetScan",
+    "DatasetSplit",
+    "ImageProblem",
+    "ImageRecord",
+    "asdict",
+    "scan_folder",
+    "split_dataset",
+]

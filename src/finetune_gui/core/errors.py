@@ -1,0 +1,37 @@
+"""Errors meant for the user: each carries a plain message that the GUI and the CLI show as is."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem the user can fix; `str(error)` is a complete, plain sentence."""
+
+    exit_code = 2
+
+
+class DatasetError(UserError):
+    """The image folder cannot be trained on."""
+
+
+class WeightsError(UserError):
+    """Pretrained weights could not be downloaded, read or matched to the backbone."""
+
+
+class SettingsError(UserError):
+    """A setting is out of range or names something that does not exist."""
+
+
+class RunFolderError(UserError):
+    """A run folder is missing, incomplete or from an incompatible version."""
+
+
+class ExportError(UserError):
+    """A file could not be written where the user asked."""
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or exploded."""
+
+
+class Cancelled(Exception):
+    """Raised inside a job when the user pressed Cancel; not an error for the user."""

@@ -1,0 +1,66 @@
+"""Writing files so that a crash or a full disk never leaves half a file behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from finetune_gui.core.errors import ExportError
+
+
+def _describe_os_error(target: Path, exc: OSError) -> str:
+    parent = target.parent
+    if isinstance(exc, FileNotFoundError) or not parent.exists():
+        return f"Cannot write {target}: the folder {parent} does not exist."
+    if parent.exists() and not parent.is_dir():
+        return f"Cannot write {target}: {parent} is a file, not a folder."
+    if exc.errno == 28:
+        return f"Cannot write {target}: the disk is full."
+    if isinstance(exc, PermissionError) or exc.errno in (1, 13, 30):
+        return f"Cannot write {target}: permission denied or read-only location."
+    return f"Cannot write {target}: {exc.strerror or exc}."
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path | str, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success rename it onto `target`, else delete it."""
+    target = Path(target)
+    fd = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=suffix or target.suffix or ".tmp", dir=target.parent
+        )
+    except OSError as exc:
+        raise ExportError(_describe_os_error(target, exc)) from exc
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise ExportError(_describe_os_error(target, exc)) from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(target: Path | str, data: bytes) -> None:
+    """Write `data` to `target` all at once or not at all."""
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def atomic_write_text(target: Path | str, text: str) -> None:
+    atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def atomic_write_with(target: Path | str, writer: Callable[[Path], None], suffix: str = "") -> None:
+    """Let `writer` fill a temporary path (e.g. `model.save`), then move it onto `target`."""
+    with atomic_path(target, suffix=suffix) as tmp:
+        writer(tmp)

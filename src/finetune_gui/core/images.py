@@ -1,0 +1,133 @@
+"""Reading one image file into RGB pixels, or saying in plain words why it cannot be read.
+
+Pillow does the decoding because TensorFlow's decoders ignore EXIF orientation, return 4-D
+tensors for animations and uint16 for 16-bit PNGs (see shared/notes/failures.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+)
+# Pillow formats we accept even if the extension says otherwise (a .jpg that is really a PNG).
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF", "MPO"})
+# Transparent pixels are laid on white: on black by accident, a dark class gets an easy cue.
+BACKGROUND = (255, 255, 255)
+
+EMPTY_FILE = "empty file"
+NOT_AN_IMAGE = "not an image"
+CORRUPT = "truncated or corrupt"
+UNSUPPORTED = "unsupported format"
+UNREADABLE = "cannot be read (permission denied)"
+
+
+class ImageReadError(Exception):
+    """A file that cannot be used as an image; `reason` is one of the plain reasons above."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the scan learns about one readable image."""
+
+    width: int
+    height: int
+    sha1: str
+    format: str
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes, or `ImageReadError` with a plain reason."""
+    try:
+        data = Path(path).read_bytes()
+    except PermissionError as exc:
+        raise ImageReadError(UNREADABLE) from exc
+    except IsADirectoryError as exc:
+        raise ImageReadError(NOT_AN_IMAGE) from exc
+    except OSError as exc:
+        raise ImageReadError(f"cannot be read ({exc.strerror or exc})") from exc
+    if not data:
+        raise ImageReadError(EMPTY_FILE)
+    return data
+
+
+def _open_verified(data: bytes, draft_size: int | None = None) -> Image.Image:
+    """Open and fully decode `data` (Pillow's open is lazy: truncation shows only on load)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError as exc:
+            raise ImageReadError(NOT_AN_IMAGE) from exc
+        except Image.DecompressionBombError as exc:
+            raise ImageReadError("too large to open safely (over 179 megapixels)") from exc
+        if image.format not in SUPPORTED_FORMATS:
+            raise ImageReadError(f"{UNSUPPORTED} ({image.format})")
+        if draft_size and image.format == "JPEG":
+            # Decode big JPEGs at a reduced scale directly: much faster than full size + resize.
+            image.draft("RGB", (draft_size, draft_size))
+        try:
+            image.load()
+        except Image.DecompressionBombError as exc:
+            raise ImageReadError("too large to open safely (over 179 megapixels)") from exc
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageReadError(CORRUPT) from exc
+    return image
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB, scaling 16/32-bit values instead of clipping them."""
+    image = ImageOps.exif_transpose(image) or image
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or values.max() > 255 else 255.0
+        if mode == "F":
+            top = max(float(values.max()), 1e-12)
+        grey = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def inspect_image(path: Path) -> ImageInfo:
+    """Open and decode the whole file; return its size and content hash, or raise `ImageReadError`."""
+    data = read_bytes(path)
+    image = _open_verified(data)
+    try:
+        rgb = _to_rgb(image)
+    except (OSError, ValueError) as exc:
+        raise ImageReadError(CORRUPT) from exc
+    return ImageInfo(rgb.width, rgb.height, hashlib.sha1(data).hexdigest(), image.format or "")
+
+
+def load_rgb(path: Path, size: int | None = None) -> np.ndarray:
+    """The image as uint8 RGB pixels (H, W, 3), resized to `size` x `size` when given."""
+    image = _open_verified(read_bytes(path), draft_size=size)
+    try:
+        rgb = _to_rgb(image)
+        if size is not None and rgb.size != (size, size):
+            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    except (OSError, ValueError) as exc:
+        raise ImageReadError(CORRUPT) from exc
+    return np.asarray(rgb, dtype=np.uint8)
