@@ -63,6 +63,22 @@ def read_bytes(path: Path) -> bytes:
     return data
 
 
+# How the formats we accept begin: a file that starts like one but will not open is damaged,
+# not "not an image".
+_IMAGE_SIGNATURES = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF87a",
+    b"GIF89a",
+    b"II*\x00",
+    b"MM\x00*",
+)
+
+
+def _looks_like_image(data: bytes) -> bool:
+    return data.startswith(_IMAGE_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
 def _open_verified(data: bytes, draft_size: int | None = None) -> Image.Image:
     """Open and fully decode `data` (Pillow's open is lazy: truncation shows only on load)."""
     with warnings.catch_warnings():
@@ -70,9 +86,14 @@ def _open_verified(data: bytes, draft_size: int | None = None) -> Image.Image:
         try:
             image = Image.open(io.BytesIO(data))
         except UnidentifiedImageError as exc:
-            raise ImageReadError(NOT_AN_IMAGE) from exc
+            reason = CORRUPT if _looks_like_image(data) else NOT_AN_IMAGE
+            raise ImageReadError(reason) from exc
         except Image.DecompressionBombError as exc:
             raise ImageReadError("too large to open safely (over 179 megapixels)") from exc
+        except Exception as exc:
+            # Pillow's format plugins raise OSError ("Truncated File Read", "could not create
+            # decoder object"), ValueError (oversized text chunks) and more on damaged headers.
+            raise ImageReadError(CORRUPT) from exc
         if image.format not in SUPPORTED_FORMATS:
             raise ImageReadError(f"{UNSUPPORTED} ({image.format})")
         if draft_size and image.format == "JPEG":
@@ -82,7 +103,7 @@ def _open_verified(data: bytes, draft_size: int | None = None) -> Image.Image:
             image.load()
         except Image.DecompressionBombError as exc:
             raise ImageReadError("too large to open safely (over 179 megapixels)") from exc
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        except Exception as exc:  # any decoder failure means the pixels are not all there
             raise ImageReadError(CORRUPT) from exc
     return image
 
