@@ -24,6 +24,7 @@ from finetune_gui.core.settings import TrainingSettings
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+ALL_BLOCKS = -1  # unfreeze_blocks value meaning the whole base, stem included
 
 
 def preprocessing_layers(mode: str) -> list:
@@ -68,7 +69,12 @@ class Classifier:
 
 
 def build_classifier(settings: TrainingSettings, num_classes: int) -> Classifier:
-    """Backbone (weights as set), preprocessing inside, new head with softmax over the classes."""
+    """Backbone (weights as set), preprocessing inside, new head with softmax over the classes.
+
+    With pretrained weights the base runs with BatchNorm in inference mode (`training=False`).
+    Without (weights "none") there are no statistics worth keeping: the whole network trains
+    from scratch with BatchNorm learning, its moving averages made quick enough for small data.
+    """
     import keras
     from keras import layers, regularizers
 
@@ -80,7 +86,13 @@ def build_classifier(settings: TrainingSettings, num_classes: int) -> Classifier
     x = inputs
     for layer in preprocessing_layers(spec.preprocess):
         x = layer(x)
-    x = base(x, training=False)
+    if from_scratch(settings):
+        for layer in base.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = min(layer.momentum, 0.9)
+        x = base(x)
+    else:
+        x = base(x, training=False)
     regulariser = regularizers.L2(settings.l2) if settings.l2 else None
     head = [layers.GlobalAveragePooling2D(name="pool")]
     if settings.dense_units:
@@ -110,12 +122,24 @@ def build_classifier(settings: TrainingSettings, num_classes: int) -> Classifier
     return Classifier(model, base, head, block_ends(base, spec), spec, size, num_classes)
 
 
+def from_scratch(settings: TrainingSettings) -> bool:
+    """True when there are no pretrained weights: nothing to freeze, everything trains."""
+    from finetune_gui.core.backbones import weights_kind
+
+    return weights_kind(settings.weights) == "none"
+
+
 def set_trainable_blocks(classifier: Classifier, unfreeze_blocks: int) -> int:
     """Freeze the base below the cut, unfreeze above it (BatchNorm stays in inference mode).
 
     Returns the number of trainable parameters. The caller must recompile afterwards.
     """
     base = classifier.base
+    if unfreeze_blocks == ALL_BLOCKS:
+        base.trainable = True
+        for layer in base.layers:
+            layer.trainable = True
+        return count_trainable(classifier.model)
     cut = cut_layer(classifier.ends, unfreeze_blocks)
     base.trainable = cut is not None
     if cut is not None:
@@ -178,3 +202,31 @@ def describe_blocks(settings: TrainingSettings, num_classes: int = 2) -> Network
     trainable = sum(b.trainable_params for b in blocks if b.trainable) + head
     total = sum(b.params for b in blocks) + head
     return NetworkDescription(blocks, head, trainable, total, max_unfreeze_blocks(ends))
+
+
+def recalibrate_batchnorm(model, images: np.ndarray, batch_size: int = 32, max_batches: int = 16) -> None:
+    """Recompute BatchNorm moving statistics for the current weights ("precise BN").
+
+    From scratch on a small dataset the moving averages lag far behind weights that change fast,
+    so inference-mode outputs collapse to one class. Averaging the batch statistics of a pass over
+    training images with frozen weights makes inference match training.
+    """
+    import keras
+
+    norms = [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    if not norms or len(images) == 0:
+        return
+    saved = [layer.momentum for layer in norms]
+    try:
+        starts = list(range(0, len(images), batch_size))[:max_batches]
+        for k, start in enumerate(starts, start=1):
+            for layer in norms:
+                layer.momentum = (k - 1) / k  # a running mean over the batches seen so far
+            model(images[start : start + batch_size].astype("float32"), training=True)
+    finally:
+        for layer, momentum in zip(norms, saved, strict=True):
+            layer.momentum = momentum

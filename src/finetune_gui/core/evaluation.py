@@ -1,0 +1,170 @@
+"""Scoring a model on images it never saw: the numbers a user reads on the Results page."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    name: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class Misclassified:
+    path: str
+    true_label: str
+    predicted_label: str
+    confidence: float  # the probability the model gave its (wrong) answer
+
+
+@dataclass
+class EvaluationReport:
+    """Accuracy, per-class metrics, ROC-AUC, confusion matrix and the images the model got wrong."""
+
+    classes: list[str]
+    accuracy: float
+    per_class: list[ClassMetrics]
+    macro_avg: dict[str, float]
+    weighted_avg: dict[str, float]
+    roc_auc: dict[str, float | None]
+    confusion: list[list[int]]  # rows: true class, columns: predicted class
+    misclassified: list[Misclassified]
+    count: int
+    predictions: list[dict] = field(default_factory=list)  # path, true, predicted, probabilities
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EvaluationReport:
+        data = dict(data)
+        data["per_class"] = [ClassMetrics(**m) for m in data["per_class"]]
+        data["misclassified"] = [Misclassified(**m) for m in data["misclassified"]]
+        return cls(**data)
+
+    def files_in_cell(self, true_index: int, predicted_index: int) -> list[str]:
+        """The images behind one confusion-matrix cell."""
+        return [
+            p["path"]
+            for p in self.predictions
+            if p["true"] == true_index and p["predicted"] == predicted_index
+        ]
+
+
+def build_report(
+    classes: list[str], y_true: np.ndarray, probabilities: np.ndarray, paths: list[Path | str]
+) -> EvaluationReport:
+    """All metrics from true labels and predicted probabilities (scikit-learn does the maths)."""
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
+    n = len(classes)
+    y_true = np.asarray(y_true, dtype=int)
+    probabilities = np.asarray(probabilities, dtype=float)[:, :n] if len(y_true) else np.zeros((0, n))
+    y_pred = probabilities.argmax(axis=1) if len(y_true) else np.zeros(0, dtype=int)
+    labels = list(range(n))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    per_class = [
+        ClassMetrics(classes[i], float(precision[i]), float(recall[i]), float(f1[i]), int(support[i]))
+        for i in labels
+    ]
+
+    def average(kind: str) -> dict[str, float]:
+        p, r, f, _ = precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=kind, zero_division=0
+        )
+        return {"precision": float(p), "recall": float(r), "f1": float(f)}
+
+    roc_auc: dict[str, float | None] = {}
+    for i, name in enumerate(classes):
+        positives = y_true == i
+        # One-vs-rest AUC exists only when the test set has both this class and others.
+        if positives.any() and (~positives).any():
+            roc_auc[name] = float(roc_auc_score(positives, probabilities[:, i]))
+        else:
+            roc_auc[name] = None
+    defined = [v for v in roc_auc.values() if v is not None]
+    roc_auc["macro"] = float(np.mean(defined)) if defined else None
+
+    predictions = [
+        {
+            "path": str(path),
+            "true": int(t),
+            "predicted": int(p),
+            "probabilities": [round(float(v), 6) for v in probs],
+        }
+        for path, t, p, probs in zip(paths, y_true, y_pred, probabilities, strict=True)
+    ]
+    wrong = [
+        Misclassified(str(path), classes[t], classes[p], float(probs[p]))
+        for path, t, p, probs in zip(paths, y_true, y_pred, probabilities, strict=True)
+        if t != p
+    ]
+    wrong.sort(key=lambda m: m.confidence, reverse=True)
+    return EvaluationReport(
+        classes=list(classes),
+        accuracy=float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        per_class=per_class,
+        macro_avg=average("macro"),
+        weighted_avg=average("weighted"),
+        roc_auc=roc_auc,
+        confusion=confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        misclassified=wrong,
+        count=int(len(y_true)),
+        predictions=predictions,
+    )
+
+
+def predict_probabilities(model, images: np.ndarray, batch_size: int = 32, callbacks=None) -> np.ndarray:
+    """Class probabilities for uint8 images, batch by batch."""
+    if len(images) == 0:
+        return np.zeros((0, model.output_shape[-1]), dtype="float32")
+    from finetune_gui.core.pipeline import batches
+
+    return np.asarray(
+        model.predict(batches([images], batch_size), verbose=0, callbacks=callbacks or [])
+    )
+
+
+def format_report(report: EvaluationReport) -> str:
+    """A plain-text table for the terminal."""
+    width = max(8, *(len(c) for c in report.classes))
+    lines = [
+        f"Test accuracy: {report.accuracy:.1%} on {report.count} images",
+        f"{'class':<{width}}  precision  recall     f1  support   roc-auc",
+    ]
+    for m in report.per_class:
+        auc = report.roc_auc.get(m.name)
+        auc_text = f"{auc:.3f}" if auc is not None else "   -"
+        lines.append(
+            f"{m.name:<{width}}  {m.precision:9.3f}  {m.recall:6.3f}  {m.f1:5.3f}  {m.support:7d}"
+            f"   {auc_text}"
+        )
+    for label, avg in (("macro avg", report.macro_avg), ("weighted", report.weighted_avg)):
+        lines.append(
+            f"{label:<{width}}  {avg['precision']:9.3f}  {avg['recall']:6.3f}  {avg['f1']:5.3f}"
+        )
+    lines.append("Confusion matrix (rows: true, columns: predicted):")
+    for name, row in zip(report.classes, report.confusion, strict=True):
+        lines.append(f"  {name:<{width}} " + " ".join(f"{v:5d}" for v in row))
+    if report.misclassified:
+        lines.append(f"{len(report.misclassified)} misclassified, most confident first:")
+        for m in report.misclassified[:10]:
+            lines.append(
+                f"  {m.path}: is {m.true_label}, predicted {m.predicted_label} ({m.confidence:.0%})"
+            )
+    return "\n".join(lines)

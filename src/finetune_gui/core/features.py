@@ -1,0 +1,123 @@
+"""The fast path: run the frozen part of the network once, train the rest on what it produced.
+
+Phase 1 trains the head on pooled base features; phase 2 trains the unfrozen top blocks and the
+head on the activations at the cut. Everything below the cut is frozen with BatchNorm in
+inference mode, so its output for a given input never changes: computing it every epoch, as the
+tutorials do, repeats the same work. With augmentation on, `views` augmented copies of each
+image are stored instead of a new one per epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from finetune_gui.core.events import (
+    CancelToken,
+    ProgressCallback,
+    StageProgress,
+    StageStarted,
+    check_cancel,
+    ignore_progress,
+)
+from finetune_gui.core.model import Classifier
+from finetune_gui.core.storage import allocate
+
+
+@dataclass
+class CachedFeatures:
+    """Per image and view: pooled features (for phase 1) and cut activations (for phase 2)."""
+
+    pooled: np.ndarray  # (views * N, C)
+    at_cut: np.ndarray | None  # (views * N, h, w, c), None when phase 2 does not run
+    views: int
+
+
+def build_extractor(classifier: Classifier, cut: str | None):
+    """pixels -> [activations at `cut`], pooled base features."""
+    import keras
+
+    base = classifier.base
+    outputs = [base.output] if cut is None else [base.get_layer(cut).output, base.output]
+    inner = keras.Model(base.input, outputs, name="frozen_part")
+    x = classifier.model.input
+    for layer in classifier.preprocess_layers:
+        x = layer(x)
+    found = inner(x, training=False)
+    found = found if isinstance(found, list | tuple) else [found]
+    pooled = keras.layers.GlobalAveragePooling2D(name="extract_pool")(found[-1])
+    return keras.Model(classifier.model.input, [*found[:-1], pooled], name="extractor")
+
+
+def head_model(classifier: Classifier):
+    """pooled features -> probabilities, sharing the classifier's head layers."""
+    import keras
+
+    inputs = keras.Input((classifier.base.output_shape[-1],), name="pooled")
+    x = inputs
+    for layer in classifier.head_layers[1:]:
+        x = layer(x)
+    return keras.Model(inputs, x, name="head_on_features")
+
+
+def top_model(classifier: Classifier, cut: str):
+    """activations at `cut` -> probabilities, sharing the top blocks and head layers."""
+    import keras
+
+    base = classifier.base
+    top = keras.Model(base.get_layer(cut).output, base.output, name="top_blocks")
+    inputs = keras.Input(tuple(base.get_layer(cut).output.shape[1:]), name="at_cut")
+    x = top(inputs, training=False)
+    for layer in classifier.head_layers:
+        x = layer(x)
+    return keras.Model(inputs, x, name="top_and_head")
+
+
+def extract_features(
+    classifier: Classifier,
+    images: np.ndarray,
+    *,
+    cut: str | None,
+    augment=None,
+    views: int = 1,
+    batch_size: int = 32,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+    stage: str = "extract",
+) -> CachedFeatures:
+    """Run the frozen part over `images` `views` times (augmented when `augment` is given)."""
+    import tensorflow as tf
+
+    extractor = build_extractor(classifier, cut)
+    views = views if augment is not None else 1
+    n = len(images)
+    shapes = [tuple(s[1:]) for s in _output_shapes(extractor)]
+    stores = [allocate((views * n, *shape), np.float32) for shape in shapes]
+
+    @tf.function(reduce_retracing=True)
+    def step(batch):
+        x = tf.cast(batch, tf.float32)
+        if augment is not None:
+            x = augment(x, training=True)
+        out = extractor(x, training=False)
+        return [tf.cast(o, tf.float32) for o in (out if isinstance(out, list | tuple) else [out])]
+
+    total = views * ((n + batch_size - 1) // batch_size)
+    progress(StageStarted(stage, total, f"Computing frozen layers once ({views} view(s) of {n} images)"))
+    done = 0
+    for view in range(views):
+        for start in range(0, n, batch_size):
+            check_cancel(cancel)
+            outs = step(images[start : start + batch_size])
+            for store, out in zip(stores, outs, strict=True):
+                store[view * n + start : view * n + start + len(out)] = out.numpy()
+            done += 1
+            progress(StageProgress(stage, done, total))
+    if cut is None:
+        return CachedFeatures(stores[0], None, views)
+    return CachedFeatures(stores[1], stores[0], views)
+
+
+def _output_shapes(model) -> list[tuple]:
+    return [tuple(t.shape) for t in model.outputs]

@@ -1,0 +1,103 @@
+"""Images into arrays once, arrays into batches: the input side of training and evaluation.
+
+Each image is decoded and resized once per run (in parallel threads, Pillow releases the GIL
+while decoding); epochs then read uint8 arrays, never files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from finetune_gui.core.errors import DatasetError
+from finetune_gui.core.events import (
+    CancelToken,
+    ProgressCallback,
+    StageProgress,
+    StageStarted,
+    check_cancel,
+    ignore_progress,
+)
+from finetune_gui.core.images import ImageReadError, load_rgb
+from finetune_gui.core.storage import allocate
+
+
+def decode_images(
+    paths: Sequence[Path],
+    size: int,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+    stage: str = "decode",
+    workers: int | None = None,
+) -> np.ndarray:
+    """All `paths` as one uint8 array (N, size, size, 3); spills to disk beyond the memory budget."""
+    out = allocate((len(paths), size, size, 3), np.uint8)
+    progress(StageStarted(stage, len(paths), f"Reading {len(paths)} images at {size} px"))
+    if not paths:
+        return out
+
+    def load(i: int) -> None:
+        if cancel is not None and cancel.cancelled:
+            return
+        try:
+            out[i] = load_rgb(paths[i], size)
+        except ImageReadError as exc:
+            raise DatasetError(
+                f"{paths[i]} could not be read any more ({exc.reason}); it may have changed "
+                f"since the folder was checked. Check the folder again."
+            ) from exc
+
+    step = max(1, len(paths) // 50)
+    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 2) * 2)) as pool:
+        for done, _ in enumerate(pool.map(load, range(len(paths))), start=1):
+            if done % step == 0 or done == len(paths):
+                progress(StageProgress(stage, done, len(paths)))
+    check_cancel(cancel)
+    return out
+
+
+def batches(
+    arrays: Sequence[np.ndarray],
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    repeat: bool = False,
+):
+    """A tf.data pipeline over aligned arrays (in memory or memory-mapped) in batches.
+
+    Batches are gathered by index so a memory-mapped cache is read one batch at a time.
+    """
+    import tensorflow as tf
+
+    n = len(arrays[0])
+    in_memory = not any(isinstance(a, np.memmap) for a in arrays)
+    if in_memory and sum(a.nbytes for a in arrays) < 512 * 2**20:
+        ds = tf.data.Dataset.from_tensor_slices(tuple(arrays))
+        if shuffle:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    signature = tuple(
+        tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in arrays
+    )
+
+    def generate():
+        rng = np.random.default_rng(seed)
+        while True:
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            for start in range(0, n, batch_size):
+                chosen = np.sort(order[start : start + batch_size])  # sorted: sequential reads
+                yield tuple(np.asarray(a[chosen]) for a in arrays)
+            if not repeat:
+                return
+
+    ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return ds.prefetch(tf.data.AUTOTUNE)

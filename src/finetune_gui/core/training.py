@@ -1,0 +1,515 @@
+"""A training run from a folder (or a split) to a run folder: the recipe the field teaches.
+
+Phase 1 trains a new head on the frozen base. Phase 2 unfreezes the top blocks at a lower
+learning rate. BatchNorm stays in inference mode, early stopping watches the validation loss and
+the best weights are restored, class weights balance unequal classes, and the test split is
+touched only once, at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from finetune_gui.core import runfolder as rf
+from finetune_gui.core.augment import build_augmentation
+from finetune_gui.core.dataset import DatasetScan, DatasetSplit, scan_folder, split_dataset
+from finetune_gui.core.devices import (
+    apply_plan,
+    detect_gpus,
+    halve_batch,
+    plan_devices,
+    reset_precision,
+)
+from finetune_gui.core.errors import Cancelled, RunFolderError, TrainingDiverged, UserError
+from finetune_gui.core.evaluation import EvaluationReport, build_report, predict_probabilities
+from finetune_gui.core.events import (
+    BatchEnded,
+    CancelToken,
+    EpochEnded,
+    LogMessage,
+    PhaseStarted,
+    ProgressCallback,
+    StageStarted,
+    check_cancel,
+    ignore_progress,
+)
+from finetune_gui.core.features import extract_features, head_model, top_model
+from finetune_gui.core.model import (
+    ALL_BLOCKS,
+    build_classifier,
+    recalibrate_batchnorm,
+    count_trainable,
+    from_scratch,
+    set_trainable_blocks,
+)
+from finetune_gui.core.pipeline import batches, decode_images
+from finetune_gui.core.settings import TrainingSettings
+
+EXPLODING_LOSS = 1e4
+DEFAULT_VIEWS = 2  # augmented copies per image in the fast path (see docs/benchmarks.md)
+
+
+@dataclass
+class RunResult:
+    """What a run produced; `status` is "completed" or "cancelled"."""
+
+    run_dir: Path
+    status: str
+    classes: list[str]
+    history: list[dict] = field(default_factory=list)
+    report: EvaluationReport | None = None
+    message: str = ""
+
+
+class BestWeights:
+    """The weights of the layers being trained at the epoch with the best monitored value."""
+
+    def __init__(self) -> None:
+        self.value = math.inf
+        self.epoch: int | None = None
+        self.saved: dict[int, tuple[object, list]] = {}
+
+    def remember_start(self, layers) -> None:
+        """Record layers about to be trained as they are now, so 'no improvement' undoes them."""
+        for layer in layers:
+            self.saved.setdefault(id(layer), (layer, [w.copy() for w in layer.get_weights()]))
+
+    def update(self, value: float, epoch: int, layers) -> bool:
+        if not value < self.value:
+            return False
+        self.value, self.epoch = value, epoch
+        for layer in layers:
+            self.saved[id(layer)] = (layer, [w.copy() for w in layer.get_weights()])
+        return True
+
+    def restore(self) -> None:
+        for layer, weights in self.saved.values():
+            layer.set_weights(weights)
+
+
+def _monitor_callback_class():
+    import keras
+
+    class TrainingMonitor(keras.callbacks.Callback):
+        """Progress events, cancel, divergence, best weights and patience for one phase."""
+
+        def __init__(self, job: TrainingJob, phase: str, first_epoch: int, steps: int, layers):
+            super().__init__()
+            self.job, self.phase, self.first_epoch, self.steps = job, phase, first_epoch, steps
+            self.layers = layers
+            self.waited = 0
+            self.cancelled = False
+            self.diverged: str | None = None
+            self.started = time.monotonic()
+            self.batches_done = 0
+            self.epochs_total = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = float((logs or {}).get("loss", 0.0))
+            self.batches_done += 1
+            epoch = self.first_epoch + self._epoch_in_phase
+            if not math.isfinite(loss) or loss > EXPLODING_LOSS:
+                what = "became NaN" if math.isnan(loss) else f"exploded to {loss:.3g}"
+                self.diverged = f"The training loss {what} in epoch {epoch}"
+                self.model.stop_training = True
+            if self.job.cancel is not None and self.job.cancel.cancelled:
+                self.cancelled = True
+                self.model.stop_training = True
+            elapsed = time.monotonic() - self.started
+            remaining = self.epochs_total * self.steps - self.batches_done
+            eta = elapsed / self.batches_done * remaining
+            self.job.progress(BatchEnded(self.phase, epoch, batch + 1, self.steps, loss, eta))
+
+        def on_test_batch_end(self, batch, logs=None):
+            if self.job.cancel is not None and self.job.cancel.cancelled:
+                self.model.stop_evaluating = True
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch_in_phase = epoch
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.cancelled or self.diverged:
+                return  # a partial epoch: neither recorded nor compared
+            logs = dict(logs or {})
+            number = self.first_epoch + epoch
+            row = {
+                "epoch": number,
+                "phase": self.phase,
+                "loss": float(logs.get("loss", math.nan)),
+                "accuracy": float(logs.get("accuracy", math.nan)),
+                "val_loss": float(logs["val_loss"]) if "val_loss" in logs else None,
+                "val_accuracy": float(logs["val_accuracy"]) if "val_accuracy" in logs else None,
+                "lr": float(self.model.optimizer.learning_rate.numpy()),
+            }
+            self.job.history.append(row)
+            watched = row["val_loss"] if row["val_loss"] is not None else row["loss"]
+            if self.job.best.update(watched, number, self.layers):
+                self.waited = 0
+            else:
+                self.waited += 1
+                if self.job.settings.patience and self.waited >= self.job.settings.patience:
+                    self.job.progress(
+                        LogMessage(
+                            f"Early stopping: validation loss did not improve for "
+                            f"{self.waited} epochs (best at epoch {self.job.best.epoch})."
+                        )
+                    )
+                    self.model.stop_training = True
+            self.job.progress(EpochEnded(self.phase, number, {k: v for k, v in row.items() if isinstance(v, float)}))
+            self.job.save_checkpoint()
+
+    return TrainingMonitor
+
+
+def _recalibration_callback_class():
+    import keras
+
+    class RecalibrateBatchNorm(keras.callbacks.Callback):
+        """From scratch: fresh BatchNorm statistics before each validation, so it can be trusted."""
+
+        def __init__(self, classifier_model, images, batch_size):
+            super().__init__()
+            self.classifier_model, self.images, self.batch_size = classifier_model, images, batch_size
+
+        def on_test_begin(self, logs=None):
+            recalibrate_batchnorm(self.classifier_model, self.images, self.batch_size)
+
+    return RecalibrateBatchNorm
+
+
+class TrainingJob:
+    """One run: `TrainingJob(data, settings, out_dir, progress=..., cancel=...).run()`.
+
+    `data` is an image folder, a `DatasetScan` or a `DatasetSplit`. `progress` is called from the
+    thread that runs the job with the events in `core.events`.
+    """
+
+    def __init__(
+        self,
+        data: Path | str | DatasetScan | DatasetSplit,
+        settings: TrainingSettings,
+        out_dir: Path | str,
+        *,
+        progress: ProgressCallback = ignore_progress,
+        cancel: CancelToken | None = None,
+        exclude: frozenset[Path] | set[Path] = frozenset(),
+        views: int = DEFAULT_VIEWS,
+        gpu_lister: Callable[[], list] = detect_gpus,
+    ) -> None:
+        self.data = data
+        self.settings = settings
+        self.run_dir = Path(out_dir).expanduser()
+        self.progress = progress
+        self.cancel = cancel
+        self.exclude = frozenset(Path(p) for p in exclude)
+        self.views = max(1, int(views))
+        self.gpu_lister = gpu_lister
+        self.history: list[dict] = []
+        self.best = BestWeights()
+        self.classifier = None
+        self.batch_size = settings.batch_size
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Train, evaluate on the test split, write the run folder; return what happened."""
+        import keras
+
+        self._prepare_folder()
+        split = self._resolve_split()
+        self._write_start(split)
+        keras.backend.clear_session()  # the GUI trains many times in one process
+        keras.utils.set_random_seed(self.settings.seed)
+        plan = plan_devices(self.gpu_lister())
+        self.progress(LogMessage(plan.summary))
+        strategy = apply_plan(plan)
+        try:
+            return self._train(split, strategy)
+        except Cancelled:
+            return self._finish_cancelled(split)
+        except TrainingDiverged as exc:
+            self._write_status("failed", message=str(exc))
+            raise
+        finally:
+            reset_precision()
+
+    def _train(self, split: DatasetSplit, strategy) -> RunResult:
+        size = self.settings.resolved_image_size
+        train_x = decode_images([p for p, _ in split.train], size, progress=self.progress, cancel=self.cancel, stage="decode")
+        val_x = decode_images([p for p, _ in split.val], size, progress=self.progress, cancel=self.cancel, stage="decode")
+        train_y = np.array([label for _, label in split.train], dtype="int32")
+        val_y = np.array([label for _, label in split.val], dtype="int32")
+        weights = self._sample_weights(train_y, len(split.classes))
+        with strategy.scope():
+            self.classifier = build_classifier(self.settings, len(split.classes))
+        self.progress(
+            LogMessage(
+                f"{self.classifier.spec.keras_name} at {size} px, {len(split.classes)} classes, "
+                f"{len(train_y)} training / {len(val_y)} validation / {len(split.test)} test images."
+            )
+        )
+        if self.settings.cache_mode == "fast" and not from_scratch(self.settings):
+            self._train_fast(train_x, train_y, weights, val_x, val_y, strategy)
+        else:
+            self._train_exact(train_x, train_y, weights, val_x, val_y, strategy)
+        check_cancel(self.cancel)
+        self._restore_best()
+        rf.save_model(self.classifier.model, self.run_dir / rf.MODEL_FILE)
+        report = self._evaluate(split)
+        self._write_results(report)
+        message = f"Finished: test accuracy {report.accuracy:.1%} on {report.count} images." if report.count else "Finished (no test images)."
+        self._write_status("completed", message=message, best_epoch=self.best.epoch)
+        self.progress(LogMessage(message))
+        return RunResult(self.run_dir, "completed", split.classes, self.history, report, message)
+
+    # -- phases ----------------------------------------------------------------------------
+    def _phases(self):
+        s = self.settings
+        if from_scratch(s):
+            epochs = s.epochs_head + s.epochs_finetune
+            self.progress(LogMessage(f"No pretrained weights: the whole network trains from scratch for {epochs} epochs."))
+            yield "scratch", epochs, s.lr_head, ALL_BLOCKS
+            return
+        yield "head", s.epochs_head, s.lr_head, 0
+        if s.epochs_finetune and s.unfreeze_blocks:
+            yield "finetune", s.epochs_finetune, s.resolved_lr_finetune, s.unfreeze_blocks
+        elif s.epochs_finetune:
+            self.progress(LogMessage("Fine-tuning skipped: 0 blocks are set to be unfrozen."))
+
+    def _train_exact(self, train_x, train_y, weights, val_x, val_y, strategy) -> None:
+        import tensorflow as tf
+
+        augment = self._augmentation()
+        model = self.classifier.model
+        for phase, epochs, lr, blocks in self._phases():
+            if not epochs:
+                continue
+            with strategy.scope():
+                set_trainable_blocks(self.classifier, blocks)
+
+            def make_train(batch_size):
+                ds = batches([train_x, train_y, weights], batch_size, shuffle=True, seed=self.settings.seed, repeat=True)
+
+                def prepare(x, y, w):
+                    x = tf.cast(x, tf.float32)
+                    return (augment(x, training=True) if augment is not None else x), y, w
+
+                return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+
+            extra = []
+            if phase == "scratch":
+                extra = [_recalibration_callback_class()(model, train_x, self.batch_size)]
+            self._fit_phase(phase, model, make_train, len(train_y), (val_x, val_y), epochs, lr, strategy, extra)
+        if from_scratch(self.settings):
+            self._restore_best()
+            recalibrate_batchnorm(model, train_x, self.batch_size)
+
+    def _train_fast(self, train_x, train_y, weights, val_x, val_y, strategy) -> None:
+        from finetune_gui.core.backbones import cut_layer
+
+        phases = list(self._phases())
+        finetune = [p for p in phases if p[0] == "finetune"]
+        cut = cut_layer(self.classifier.ends, finetune[0][3]) if finetune else None
+        augment = self._augmentation()
+        with strategy.scope():
+            train_cache = extract_features(self.classifier, train_x, cut=cut, augment=augment, views=self.views, batch_size=self.batch_size, progress=self.progress, cancel=self.cancel)
+            val_cache = extract_features(self.classifier, val_x, cut=cut, augment=None, batch_size=self.batch_size, progress=self.progress, cancel=self.cancel, stage="extract-val")
+        views = train_cache.views
+        labels = np.tile(train_y, views)
+        sample_weights = np.tile(weights, views)
+        for phase, epochs, lr, blocks in phases:
+            if not epochs:
+                continue
+            if phase == "head":
+                with strategy.scope():
+                    set_trainable_blocks(self.classifier, 0)
+                    model = head_model(self.classifier)
+                inputs, val_inputs = train_cache.pooled, val_cache.pooled
+            else:
+                with strategy.scope():
+                    set_trainable_blocks(self.classifier, blocks)
+                    model = top_model(self.classifier, cut)
+                inputs, val_inputs = train_cache.at_cut, val_cache.at_cut
+
+            def make_train(batch_size, inputs=inputs):
+                return batches([inputs, labels, sample_weights], batch_size, shuffle=True, seed=self.settings.seed, repeat=True)
+
+            self._fit_phase(phase, model, make_train, len(train_y), (val_inputs, val_y), epochs, lr, strategy)
+
+    def _fit_phase(self, phase, model, make_train, n_train, val, epochs, lr, strategy, extra_callbacks=()) -> None:
+        """Compile (after every `trainable` change) and fit; on GPU out-of-memory, halve the batch."""
+        import tensorflow as tf
+
+        monitor_class = _monitor_callback_class()
+        trained_layers = [layer for layer in _all_layers(model) if layer.trainable_weights]
+        self.best.remember_start(trained_layers)
+        first_epoch = len(self.history) + 1
+        while True:
+            steps = max(1, math.ceil(n_train / self.batch_size))
+            with strategy.scope():
+                model.compile(
+                    optimizer=self._optimizer(lr),
+                    loss="sparse_categorical_crossentropy",
+                    metrics=["accuracy"],
+                )
+            self.progress(PhaseStarted(phase, epochs, first_epoch, count_trainable(model)))
+            self.progress(LogMessage(f"Phase {'1: training the new head' if phase == 'head' else '2: fine-tuning the top blocks'} "
+                                     f"({count_trainable(model):,} trainable parameters, learning rate {lr:g})."))
+            monitor = monitor_class(self, phase, first_epoch, steps, trained_layers)
+            monitor.epochs_total = epochs
+            val_data = batches(list(val), self.batch_size) if len(val[1]) else None
+            try:
+                model.fit(make_train(self.batch_size), epochs=epochs, steps_per_epoch=steps, validation_data=val_data, callbacks=[*extra_callbacks, monitor], verbose=0, shuffle=False)
+            except tf.errors.ResourceExhaustedError as exc:
+                smaller = halve_batch(self.batch_size)
+                if smaller is None:
+                    raise UserError("Out of memory even with a batch of 1 image. Choose a smaller image size or backbone.") from exc
+                self.progress(LogMessage(f"Out of memory at batch size {self.batch_size}; retrying this phase with {smaller}.", "warning"))
+                self.batch_size = smaller
+                del self.history[first_epoch - 1 :]
+                continue
+            break
+        if monitor.diverged:
+            self._restore_best()
+            raise TrainingDiverged(f"{monitor.diverged}. Try a lower learning rate (for example {lr / 10:g}).")
+        if monitor.cancelled:
+            raise Cancelled()
+
+    # -- pieces ----------------------------------------------------------------------------
+    def _augmentation(self):
+        if self.settings.augment.is_off:
+            return None
+        aug = build_augmentation(self.settings.augment, seed=self.settings.seed)
+        return aug if aug.layers else None
+
+    def _optimizer(self, lr: float):
+        import keras
+
+        return {
+            "adam": keras.optimizers.Adam,
+            "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9),
+            "rmsprop": keras.optimizers.RMSprop,
+        }[self.settings.optimizer](learning_rate=lr)
+
+    def _sample_weights(self, labels: np.ndarray, n_classes: int) -> np.ndarray:
+        counts = np.bincount(labels, minlength=n_classes).astype(float)
+        present = counts[counts > 0]
+        ratio = present.max() / present.min() if len(present) else 1.0
+        mode = self.settings.class_weights
+        use = mode == "on" or (mode == "auto" and ratio > 3.0)
+        if not use:
+            return np.ones(len(labels), dtype="float32")
+        per_class = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 0.0)
+        self.progress(LogMessage("Class weights on: " + ", ".join(f"{w:.2f}" for w in per_class)))
+        return per_class[labels].astype("float32")
+
+    def _restore_best(self) -> None:
+        if self.best.epoch is not None:
+            self.best.restore()
+
+    def _evaluate(self, split: DatasetSplit) -> EvaluationReport:
+        import keras
+
+        size = self.settings.resolved_image_size
+        test_x = decode_images([p for p, _ in split.test], size, progress=self.progress, cancel=self.cancel, stage="evaluate")
+        test_y = np.array([label for _, label in split.test], dtype="int32")
+        self.progress(StageStarted("evaluate", len(test_y), f"Testing on {len(test_y)} held-out images"))
+        job = self
+
+        class StopOnCancel(keras.callbacks.Callback):
+            def on_predict_batch_end(self, batch, logs=None):
+                if job.cancel is not None and job.cancel.cancelled:
+                    self.model.stop_predicting = True
+
+        probs = predict_probabilities(self.classifier.model, test_x, self.batch_size, [StopOnCancel()])
+        check_cancel(self.cancel)
+        return build_report(split.classes, test_y, probs, [p for p, _ in split.test])
+
+    # -- the run folder --------------------------------------------------------------------
+    def _prepare_folder(self) -> None:
+        folder = self.run_dir
+        if folder.exists() and not folder.is_dir():
+            raise RunFolderError(f"Cannot use {folder} as the run folder: it is a file.")
+        if folder.is_dir() and any(folder.iterdir()):
+            raise RunFolderError(f"The run folder {folder} already exists and is not empty; choose a new one.")
+        if not folder.parent.is_dir():
+            raise RunFolderError(f"Cannot create {folder}: the folder {folder.parent} does not exist.")
+        try:
+            folder.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise RunFolderError(f"Cannot create the run folder {folder}: {exc.strerror or exc}.") from exc
+
+    def _resolve_split(self) -> DatasetSplit:
+        data, s = self.data, self.settings
+        if isinstance(data, DatasetSplit):
+            return data
+        if not isinstance(data, DatasetScan):
+            data = scan_folder(data, progress=self.progress, cancel=self.cancel)
+        for warning in data.warnings:
+            self.progress(LogMessage(warning, "warning"))
+        return split_dataset(data, s.val_fraction, s.test_fraction, s.seed, exclude=self.exclude)
+
+    def _write_start(self, split: DatasetSplit) -> None:
+        rf.write_json(self.run_dir / rf.SETTINGS_FILE, self.settings.to_dict())
+        split.save(self.run_dir / rf.SPLIT_FILE)
+        rf.write_labels(self.run_dir / rf.LABELS_FILE, split.classes)
+        self._write_status("running", data=str(split.root), counts=split.counts())
+
+    def _write_status(self, status: str, **extra) -> None:
+        previous = {}
+        path = self.run_dir / rf.RUN_FILE
+        if path.exists():
+            import json
+
+            previous = json.loads(path.read_text("utf-8"))
+        previous.update(rf.run_facts(status, **extra))
+        rf.write_json(path, previous)
+
+    def _write_results(self, report: EvaluationReport | None) -> None:
+        rf.write_history(self.run_dir / rf.HISTORY_FILE, self.history)
+        if report is not None:
+            rf.write_json(self.run_dir / rf.METRICS_FILE, report.to_dict())
+
+    def save_checkpoint(self) -> None:
+        """After each epoch: the history so far, so an interrupted run shows its curves."""
+        rf.write_history(self.run_dir / rf.HISTORY_FILE, self.history)
+
+    def _finish_cancelled(self, split: DatasetSplit) -> RunResult:
+        if self.classifier is not None and self.best.epoch is not None:
+            self._restore_best()
+            rf.save_model(self.classifier.model, self.run_dir / rf.MODEL_FILE)
+            message = f"Cancelled; the best weights (epoch {self.best.epoch}) were kept."
+        else:
+            message = "Cancelled before the first epoch finished; no model was saved."
+        self._write_results(None)
+        self._write_status("cancelled", message=message, best_epoch=self.best.epoch)
+        self.progress(LogMessage(message, "warning"))
+        return RunResult(self.run_dir, "cancelled", split.classes, self.history, None, message)
+
+
+def _all_layers(model) -> list:
+    """Every layer of `model`, looking inside nested models."""
+    found = []
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:
+            found.extend(_all_layers(layer))
+        else:
+            found.append(layer)
+    return found
+
+
+def train_folder(
+    data_dir: Path | str,
+    settings: TrainingSettings,
+    out_dir: Path | str,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+) -> RunResult:
+    """Scan `data_dir`, split it, train and evaluate; the one-call Python API."""
+    return TrainingJob(data_dir, settings, out_dir, progress=progress, cancel=cancel).run()
