@@ -1,0 +1,314 @@
+"""The main window: the step list on the left, one page per step on the right, the File menu."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QWidget,
+)
+
+from finetune_gui import __version__
+from finetune_gui.core.errors import UserError
+from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.demo import demo_dataset_dir
+from finetune_gui.gui.logfile import log_dir
+from finetune_gui.gui.pages.augment import AugmentPage
+from finetune_gui.gui.pages.data import DataPage
+from finetune_gui.gui.pages.export import ExportPage
+from finetune_gui.gui.pages.model import ModelPage
+from finetune_gui.gui.pages.results import ResultsPage
+from finetune_gui.gui.pages.train import TrainPage, load_run
+from finetune_gui.gui.preferences import Preferences
+from finetune_gui.gui.state import STEP_TITLES, STEPS, ProjectState
+from finetune_gui.gui.widgets.error_dialog import show_error
+from finetune_gui.gui.widgets.step_list import StepList
+from finetune_gui.gui.worker import JobRunner
+
+PROJECT_FILTER = "finetune-gui projects (*.ftproj.json *.json);;All files (*)"
+
+
+def warm_up(*, progress, cancel) -> None:
+    """A job: import TensorFlow and Keras once, early, so the first real job starts quickly."""
+    import keras  # noqa: F401
+    import tensorflow  # noqa: F401
+
+
+class MainWindow(QMainWindow):
+    """Owns the project state and the pages; remembers the session in `preferences`."""
+
+    ready = Signal()  # TensorFlow is loaded
+
+    def __init__(self, preferences: QSettings, runs_root: Path,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.prefs = Preferences(preferences)
+        self.state = ProjectState(runs_root, self)
+        self.setWindowTitle("finetune-gui")
+        self.setMinimumSize(960, 640)
+        self.pages: dict[str, QWidget] = {
+            "data": DataPage(self.state),
+            "model": ModelPage(self.state),
+            "augment": AugmentPage(self.state),
+            "train": TrainPage(self.state),
+            "results": ResultsPage(self.state),
+            "export": ExportPage(self.state),
+        }
+        self.steps = StepList(STEP_TITLES)
+        self.steps.setFixedWidth(220)
+        self.stack = QStackedWidget()
+        for key in STEPS:
+            self.stack.addWidget(self.pages[key])
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(self.steps)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self.readiness = QLabel()
+        self.statusBar().addPermanentWidget(self.readiness)
+
+        self.steps.step_chosen.connect(self._show_page)
+        self.state.status_changed.connect(self._refresh_steps)
+        self.state.settings_changed.connect(self._refresh_steps)
+        self.state.project_changed.connect(self._refresh_title)
+        self.pages["train"].show_results.connect(lambda: self.go_to("results"))
+        self._build_menus()
+        self._refresh_steps()
+        self._refresh_title()
+        self.warm_up_runner = JobRunner("warm-up", self)
+        self.warm_up_runner.succeeded.connect(self._on_ready)
+        self.warm_up_runner.failed.connect(self._on_warm_up_failed)
+
+    # -- start-up -----------------------------------------------------------------------------
+    def start(self, project: Path | None = None) -> None:
+        """Open `project`, else the last session, else (first start) the demo images."""
+        geometry = self.prefs.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 860)
+        if "tensorflow" not in sys.modules:
+            self.readiness.setText("Getting ready: loading TensorFlow…")
+            self.warm_up_runner.start(warm_up)
+        else:
+            self._on_ready()
+        if project is not None:
+            self.open_project(project)
+        elif self.prefs.has_session:
+            self._restore_session()
+        else:
+            self.state.set_data_dir(demo_dataset_dir())
+        self.go_to(self.prefs.page if self.prefs.page in STEPS else "data")
+
+    def _restore_session(self) -> None:
+        settings = self.prefs.settings()
+        if settings is not None:
+            self.state.set_settings(settings)
+        runs = self.prefs.runs()
+        self.state.set_runs(runs)
+        if runs:
+            # A damaged last run is skipped; the Results page still lists the others.
+            with contextlib.suppress(UserError):
+                self.state.set_current_run(load_run(runs[-1]))
+        folder = self.prefs.data_dir()
+        if folder is not None and folder.is_dir():
+            self.state.set_data_dir(folder)
+        else:
+            self.state.set_data_dir(demo_dataset_dir())
+            if folder is not None:
+                self.statusBar().showMessage(
+                    f"The last folder {folder} is gone; showing the demo images.", 10_000)
+        self.state.set_project_path(None)
+
+    def _on_ready(self) -> None:
+        self.readiness.setText("Ready")
+        self.ready.emit()
+
+    def _on_warm_up_failed(self, exc: BaseException, trace: str) -> None:
+        self.readiness.setText("TensorFlow could not be loaded")
+        show_error(self, exc, trace, "loading TensorFlow")
+
+    # -- pages --------------------------------------------------------------------------------
+    def go_to(self, step: str) -> None:
+        self.steps.select(step)
+
+    def current_step(self) -> str:
+        return STEPS[self.stack.currentIndex()]
+
+    def _show_page(self, step: str) -> None:
+        self.stack.setCurrentWidget(self.pages[step])
+
+    def _refresh_steps(self) -> None:
+        for step in STEPS:
+            self.steps.set_status(step, self.state.step_status(step))
+
+    def _refresh_title(self) -> None:
+        name = self.state.project_path.name if self.state.project_path else "untitled project"
+        self.setWindowTitle(f"{name}{' *' if self.state.dirty else ''} — finetune-gui")
+
+    # -- menus --------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._add_action(file_menu, "&New project", self.new_project, QKeySequence.StandardKey.New)
+        self._add_action(file_menu, "&Open project…", self.choose_project_to_open,
+                         QKeySequence.StandardKey.Open)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        self._add_action(file_menu, "&Save project", self.save_project,
+                         QKeySequence.StandardKey.Save)
+        self._add_action(file_menu, "Save project &as…", self.save_project_as,
+                         QKeySequence.StandardKey.SaveAs)
+        file_menu.addSeparator()
+        self._add_action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        help_menu = self.menuBar().addMenu("&Help")
+        self._add_action(help_menu, "Open the &log folder", self._open_log_folder)
+        self._add_action(help_menu, "&About finetune-gui", self._about)
+
+    def _add_action(self, menu, text: str, slot, shortcut=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.prefs.recent_projects()
+        if not recent:
+            action = self.recent_menu.addAction("No recent projects")
+            action.setEnabled(False)
+        for path in recent:
+            action = self.recent_menu.addAction(str(path))
+            action.triggered.connect(lambda _checked=False, p=path: self.open_project(p))
+
+    def _open_log_folder(self) -> None:
+        folder = log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About finetune-gui",
+                          f"finetune-gui {__version__}\n\nFine-tune a pretrained image classifier "
+                          f"on your own folder of images, without writing code.\n\n"
+                          f"Logs: {log_dir()}")
+
+    # -- projects -----------------------------------------------------------------------------
+    def new_project(self) -> None:
+        """Start over: default settings, no runs, no folder chosen."""
+        if self.state.training:
+            self.statusBar().showMessage("Cancel the training first.", 5000)
+            return
+        self.state.set_settings(TrainingSettings())
+        self.state.set_runs([])
+        self.state.set_current_run(None)
+        self.state.set_data_dir(None)
+        self.state.set_project_path(None)
+        self.go_to("data")
+
+    def choose_project_to_open(self) -> None:
+        start = self.prefs.last_folder("projects") or str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open a project", start, PROJECT_FILTER)
+        if path:
+            self.open_project(Path(path))
+
+    def open_project(self, path: Path) -> bool:
+        """Load a project file; a problem is shown in plain words and changes nothing."""
+        from finetune_gui.core.project import Project
+
+        try:
+            project = Project.load(path)
+        except UserError as exc:
+            self.last_dialog = show_error(self, exc, "", "opening the project",
+                                          title="Cannot open project")
+            if not Path(path).exists():
+                self.prefs.remove_recent_project(Path(path))
+            return False
+        self.state.set_settings(project.settings)
+        runs = [Path(p) for p in project.runs if Path(p).is_dir()]
+        self.state.set_runs(runs)
+        current = None
+        for run_path in reversed(runs):
+            try:
+                current = load_run(run_path)
+                break
+            except UserError:
+                continue
+        self.state.set_current_run(current)
+        self.state.set_data_dir(project.data_dir)
+        self.state.excluded = {Path(p) for p in project.excluded}
+        self.state.set_project_path(Path(path))
+        self.prefs.add_recent_project(Path(path))
+        self.prefs.set_last_folder("projects", Path(path).parent)
+        self.statusBar().showMessage(f"Opened {path}", 5000)
+        return True
+
+    def save_project(self) -> bool:
+        if self.state.project_path is None:
+            return self.save_project_as()
+        return self.save_project_to(self.state.project_path)
+
+    def save_project_as(self) -> bool:
+        start = self.prefs.last_folder("projects") or str(Path.home())
+        path, _ = QFileDialog.getSaveFileName(self, "Save the project",
+                                              str(Path(start) / "project.ftproj.json"),
+                                              PROJECT_FILTER)
+        return bool(path) and self.save_project_to(Path(path))
+
+    def save_project_to(self, path: Path) -> bool:
+        """Write the project file (folder, settings, runs) to `path`."""
+        from finetune_gui.core.project import Project
+
+        project = Project(
+            data_dir=self.state.data_dir,
+            settings=self.state.settings,
+            runs=list(self.state.runs),
+            excluded=sorted(self.state.excluded),
+        )
+        try:
+            project.save(path)
+        except UserError as exc:
+            self.last_dialog = show_error(self, exc, "", "saving the project",
+                                          title="Cannot save project")
+            return False
+        self.state.set_project_path(path)
+        self.prefs.add_recent_project(path)
+        self.prefs.set_last_folder("projects", path.parent)
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return True
+
+    # -- closing ------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.state.training:
+            answer = QMessageBox.question(
+                self, "Training is running",
+                "Training is still running. Stop it and quit? The best epoch so far is kept.")
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        self.remember()
+        self.statusBar().showMessage("Stopping background work…")
+        for page in self.pages.values():
+            page.shutdown()
+        self.warm_up_runner.shutdown()
+        super().closeEvent(event)
+
+    def remember(self) -> None:
+        """Store geometry and the session so the next start continues here."""
+        self.prefs.set_geometry(self.saveGeometry())
+        self.prefs.page = self.current_step()
+        self.prefs.remember_session(self.state.data_dir, self.state.settings, self.state.runs)
+        self.prefs.sync()
+

@@ -1,0 +1,1 @@
+"""One page per step; each reads and writes the shared `ProjectState`, never another page."""

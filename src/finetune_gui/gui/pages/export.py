@@ -1,0 +1,285 @@
+"""Step 6: save the trained model where the user wants it, and try it on new images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
+from finetune_gui.core.images import IMAGE_EXTENSIONS
+from finetune_gui.gui.state import ProjectState
+from finetune_gui.gui.widgets.common import Banner, page_header
+from finetune_gui.gui.widgets.error_dialog import show_error
+from finetune_gui.gui.widgets.thumbnails import load_thumbnail, to_pixmap
+from finetune_gui.gui.worker import JobRunner
+
+THUMB = 64
+TOP_K = 3
+
+
+def export_job(
+    run_folder, target: Path, *, progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+) -> list[Path]:
+    """A job: copy model, labels and metrics to `target`."""
+    from finetune_gui.core.runfolder import export_run
+
+    return export_run(run_folder, target, fmt="keras")
+
+
+def predict_job(
+    run_folder, paths: list[Path], model=None, *, progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+) -> tuple[object, list, dict[str, QImage]]:
+    """A job: load the model once (reused next time), predict top-3, make thumbnails."""
+    from finetune_gui.core.runfolder import predict_images
+
+    model = model or run_folder.load_model()
+    predictions = predict_images(run_folder, paths, top_k=TOP_K, model=model)
+    thumbnails = {str(p): load_thumbnail(p, THUMB) for p in paths}
+    return model, predictions, thumbnails
+
+
+def image_files(paths: list[Path]) -> list[Path]:
+    """The image files among `paths`, looking one level into dropped folders."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir()
+                                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
+        elif path.is_file():
+            found.append(path)
+    return found
+
+
+class DropArea(QFrame):
+    """A dashed box that accepts dropped image files (or a folder of them)."""
+
+    files_dropped = Signal(list)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.setObjectName("dropArea")
+        self.setStyleSheet("#dropArea { border: 2px dashed #9aa5b1; border-radius: 8px; "
+                           "background: #f7f9fb; }")
+        layout = QVBoxLayout(self)
+        label = QLabel("Drop images here")
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        label.setStyleSheet("color:#52606d; border:none;")
+        layout.addWidget(label)
+        self.setMinimumHeight(70)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.files_dropped.emit(paths)
+
+
+class ExportPage(QWidget):
+    """Export to a folder; drop or pick images to see the model's top-3 answers."""
+
+    exported = Signal(list)  # the written files
+    predicted = Signal()
+
+    def __init__(self, state: ProjectState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.export_runner = JobRunner("export", self)
+        self.predict_runner = JobRunner("predict", self)
+        self._model = None
+        self._model_run: Path | None = None
+        self._build()
+        self.export_runner.succeeded.connect(self._on_exported)
+        self.export_runner.failed.connect(self._on_export_failed)
+        self.predict_runner.succeeded.connect(self._on_predicted)
+        self.predict_runner.failed.connect(self._on_predict_failed)
+        state.current_run_changed.connect(self._show_run)
+        self._show_run()
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.addWidget(page_header(
+            "Export and try",
+            "Save the trained model to use it elsewhere: model.keras opens with "
+            "keras.models.load_model and takes plain RGB pixels; labels.txt lists the classes "
+            "in output order; metrics.json holds the test results.",
+        ))
+        self.run_label = QLabel()
+        layout.addWidget(self.run_label)
+        self.notice = Banner("info")
+        layout.addWidget(self.notice)
+
+        save_box = QGroupBox("Save the model")
+        save = QVBoxLayout(save_box)
+        row = QHBoxLayout()
+        self.target = QLineEdit()
+        self.target.setPlaceholderText("Folder to save into (created if needed)")
+        browse = QPushButton("Choose folder…")
+        browse.clicked.connect(self._choose_target)
+        self.export_button = QPushButton("Save model")
+        self.export_button.setObjectName("primaryButton")
+        self.export_button.clicked.connect(self.export)
+        row.addWidget(self.target, 1)
+        row.addWidget(browse)
+        row.addWidget(self.export_button)
+        save.addLayout(row)
+        self.export_result = Banner("success")
+        save.addWidget(self.export_result)
+        layout.addWidget(save_box)
+
+        try_box = QGroupBox("Try it on new images")
+        trial = QVBoxLayout(try_box)
+        row = QHBoxLayout()
+        self.drop_area = DropArea()
+        self.drop_area.files_dropped.connect(self.predict)
+        pick = QPushButton("Choose images…")
+        pick.clicked.connect(self._choose_images)
+        row.addWidget(self.drop_area, 1)
+        row.addWidget(pick)
+        trial.addLayout(row)
+        self.predict_status = QLabel()
+        self.predict_status.setStyleSheet("color:#4b5563;")
+        trial.addWidget(self.predict_status)
+        self.predictions = QTableWidget(0, 2 + TOP_K)
+        self.predictions.setHorizontalHeaderLabels(
+            ["", "Image", "Best answer", "Second", "Third"])
+        self.predictions.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.predictions.verticalHeader().setVisible(False)
+        header = self.predictions.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(0, THUMB + 8)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        trial.addWidget(self.predictions, 1)
+        layout.addWidget(try_box, 1)
+
+    # -- the run ------------------------------------------------------------------------------
+    def _show_run(self) -> None:
+        run = self.state.current_run
+        ready = run is not None
+        self.export_button.setEnabled(ready)
+        self.drop_area.setEnabled(ready)
+        if not ready:
+            self.run_label.setText("")
+            self.notice.show_text("Train a model first (step Train); then save it here.", "info")
+            return
+        self.notice.show_text("")
+        accuracy = f", test accuracy {run.report.accuracy:.1%}" if run.report else ""
+        self.run_label.setText(f"Model of run <b>{run.path.name}</b>{accuracy}.")
+        if self._model_run != run.path:
+            self._model = None  # a different run: load its model on the next prediction
+
+    # -- export -------------------------------------------------------------------------------
+    def _choose_target(self) -> None:
+        start = self.target.text() or str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Save the model into", start)
+        if folder:
+            self.target.setText(folder)
+
+    def export(self) -> None:
+        run = self.state.current_run
+        text = self.target.text().strip()
+        if run is None or self.export_runner.is_running:
+            return
+        if not text:
+            self.export_result.show_text("Choose a folder to save into first.", "warning")
+            return
+        self.export_button.setEnabled(False)
+        self.export_result.show_text("Saving…", "info")
+        self.export_runner.start(export_job, run.folder, Path(text).expanduser())
+
+    def _on_exported(self, written: list[Path]) -> None:
+        self.export_button.setEnabled(True)
+        names = ", ".join(p.name for p in written)
+        folder = written[0].parent if written else ""
+        self.export_result.show_text(f"Saved {names} in {folder}.", "success")
+        self.exported.emit(written)
+
+    def _on_export_failed(self, exc: BaseException, trace: str) -> None:
+        self.export_button.setEnabled(True)
+        self.export_result.show_text("")
+        show_error(self, exc, trace, "saving the model", title="Could not save")
+
+    # -- try it -------------------------------------------------------------------------------
+    def _choose_images(self) -> None:
+        start = str(self.state.data_dir or Path.home())
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Choose images to classify", start,
+            "Images (" + " ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS)) + ")")
+        if files:
+            self.predict([Path(f) for f in files])
+
+    def predict(self, paths: list[Path]) -> None:
+        """Classify `paths` (files, or folders of images) with the current run's model."""
+        run = self.state.current_run
+        files = image_files([Path(p) for p in paths])
+        if run is None:
+            return
+        if not files:
+            self.predict_status.setText("No image files among what was dropped.")
+            return
+        if self.predict_runner.is_running:
+            self.predict_status.setText("Still busy with the previous images; try again.")
+            return
+        self.predict_status.setText(
+            "Loading the model and classifying…" if self._model is None else "Classifying…")
+        self._model_run = run.path
+        self.predict_runner.start(predict_job, run.folder, files, self._model)
+
+    def _on_predicted(self, outcome: tuple[object, list, dict[str, QImage]]) -> None:
+        model, predictions, thumbnails = outcome
+        self._model = model
+        self.predictions.setRowCount(0)
+        for prediction in predictions:
+            row = self.predictions.rowCount()
+            self.predictions.insertRow(row)
+            picture = QLabel()
+            picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            picture.setPixmap(QPixmap(to_pixmap(thumbnails.get(str(prediction.path)), THUMB)))
+            self.predictions.setCellWidget(row, 0, picture)
+            name = QTableWidgetItem(prediction.path.name)
+            name.setToolTip(str(prediction.path))
+            self.predictions.setItem(row, 1, name)
+            if prediction.error:
+                problem = QTableWidgetItem(f"cannot read: {prediction.error}")
+                self.predictions.setItem(row, 2, problem)
+            for column, (label, probability) in enumerate(prediction.top, start=2):
+                item = QTableWidgetItem(f"{label}  {probability:.0%}")
+                if column == 2:
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
+                self.predictions.setItem(row, column, item)
+            self.predictions.setRowHeight(row, THUMB + 6)
+        self.predict_status.setText(f"{len(predictions)} image(s) classified.")
+        self.predicted.emit()
+
+    def _on_predict_failed(self, exc: BaseException, trace: str) -> None:
+        self.predict_status.setText("")
+        show_error(self, exc, trace, "classifying the images")
+
+    def shutdown(self) -> None:
+        self.export_runner.shutdown()
+        self.predict_runner.shutdown()

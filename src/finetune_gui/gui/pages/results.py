@@ -1,0 +1,235 @@
+"""Step 5: how good the model is on images it never saw, and which images it gets wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from finetune_gui.core.errors import UserError
+from finetune_gui.gui.pages.train import load_run
+from finetune_gui.gui.state import ProjectState
+from finetune_gui.gui.widgets.common import Banner, page_header
+from finetune_gui.gui.widgets.confusion_matrix import ConfusionMatrix
+from finetune_gui.gui.widgets.image_dialog import CellImagesDialog
+from finetune_gui.gui.widgets.thumbnails import ImageGallery, load_thumbnails
+from finetune_gui.gui.worker import JobRunner
+
+GALLERY_THUMB = 96
+GALLERY_LIMIT = 200  # the most confident mistakes; a long tail of them teaches nothing new
+
+
+def _number(value: float | None, percent: bool = False) -> QTableWidgetItem:
+    text = "–" if value is None else (f"{value:.0%}" if percent else f"{value:.2f}")
+    item = QTableWidgetItem(text)
+    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    return item
+
+
+class ResultsPage(QWidget):
+    """Run picker, per-class table, clickable confusion matrix, gallery of mistakes."""
+
+    gallery_filled = Signal()
+
+    def __init__(self, state: ProjectState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.runner = JobRunner("mistake-thumbnails", self)
+        self.runner.succeeded.connect(self._on_thumbnails)
+        self.cell_dialogs: list[CellImagesDialog] = []
+        self._build()
+        state.runs_changed.connect(self._fill_runs)
+        state.current_run_changed.connect(self._show_run)
+        self._fill_runs()
+        self._show_run()
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.addWidget(page_header(
+            "Results",
+            "Scores on the test images, which training never saw. Precision: when the model says "
+            "a class, how often it is right. Recall: of the images of a class, how many it finds. "
+            "Click a cell of the confusion matrix to see its images.",
+        ))
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Run:"))
+        self.run_choice = QComboBox()
+        self.run_choice.setMinimumWidth(320)
+        self.run_choice.currentIndexChanged.connect(self._on_run_chosen)
+        row.addWidget(self.run_choice)
+        self.headline = QLabel()
+        self.headline.setObjectName("resultsHeadline")
+        row.addWidget(self.headline, 1)
+        layout.addLayout(row)
+        self.notice = Banner("info")
+        layout.addWidget(self.notice)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        metrics_box = QGroupBox("Per class")
+        metrics_layout = QVBoxLayout(metrics_box)
+        self.metrics_table = QTableWidget(0, 5)
+        self.metrics_table.setHorizontalHeaderLabels(
+            ["Class", "Precision", "Recall", "F1", "Test images"])
+        self.metrics_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.metrics_table.verticalHeader().setVisible(False)
+        self.metrics_table.horizontalHeader().setSectionResizeMode(
+            0, QHeaderView.ResizeMode.Stretch)
+        metrics_layout.addWidget(self.metrics_table)
+        splitter.addWidget(metrics_box)
+        matrix_box = QGroupBox("Confusion matrix (rows: true class, columns: prediction)")
+        matrix_layout = QVBoxLayout(matrix_box)
+        self.matrix = ConfusionMatrix()
+        self.matrix.cell_chosen.connect(self.open_cell)
+        matrix_layout.addWidget(self.matrix)
+        splitter.addWidget(matrix_box)
+        splitter.setSizes([420, 420])
+
+        gallery_box = QGroupBox("Mistakes, most confident first")
+        gallery_layout = QVBoxLayout(gallery_box)
+        self.gallery_note = QLabel()
+        self.gallery_note.setStyleSheet("color:#4b5563;")
+        gallery_layout.addWidget(self.gallery_note)
+        self.gallery = ImageGallery(GALLERY_THUMB)
+        gallery_layout.addWidget(self.gallery)
+
+        vertical = QSplitter(Qt.Orientation.Vertical)
+        vertical.addWidget(splitter)
+        vertical.addWidget(gallery_box)
+        vertical.setSizes([330, 260])
+        layout.addWidget(vertical, 1)
+
+    # -- runs ---------------------------------------------------------------------------------
+    def _fill_runs(self) -> None:
+        self.run_choice.blockSignals(True)
+        self.run_choice.clear()
+        for path in reversed(self.state.runs):
+            self.run_choice.addItem(path.name, str(path))
+        current = self.state.current_run
+        if current is not None:
+            self.run_choice.setCurrentIndex(self.run_choice.findData(str(current.path)))
+        self.run_choice.blockSignals(False)
+
+    def _on_run_chosen(self) -> None:
+        path = self.run_choice.currentData()
+        current = self.state.current_run
+        if not path or (current is not None and str(current.path) == path):
+            return
+        try:
+            self.state.set_current_run(load_run(Path(path)))
+        except UserError as exc:
+            self.notice.show_text(str(exc), "error")
+
+    # -- the report ---------------------------------------------------------------------------
+    def _show_run(self) -> None:
+        self._fill_runs()
+        run = self.state.current_run
+        report = run.report if run else None
+        self.metrics_table.setRowCount(0)
+        self.matrix.setRowCount(0)
+        self.matrix.setColumnCount(0)
+        self.gallery.clear()
+        self.gallery_note.setText("")
+        if run is None:
+            self.headline.setText("")
+            self.notice.show_text("No results yet: train a model first (step Train).", "info")
+            return
+        if report is None:
+            self.headline.setText(f"Status: {run.folder.status}")
+            self.notice.show_text("This run has no test results (it was cancelled or had no "
+                                  "test images).", "warning")
+            return
+        self.notice.show_text("")
+        self.headline.setText(
+            f"<b>Test accuracy {report.accuracy:.1%}</b> on {report.count} images "
+            f"({len(report.misclassified)} wrong)")
+        self._fill_metrics(report)
+        self.matrix.set_matrix(report.classes, report.confusion)
+        self._fill_gallery(report)
+
+    def _fill_metrics(self, report) -> None:
+        rows = [(m.name, m.precision, m.recall, m.f1, m.support) for m in report.per_class]
+        rows.append(("average over classes", report.macro_avg["precision"],
+                     report.macro_avg["recall"], report.macro_avg["f1"], report.count))
+        rows.append(("weighted by class size", report.weighted_avg["precision"],
+                     report.weighted_avg["recall"], report.weighted_avg["f1"], report.count))
+        for name, precision, recall, f1, support in rows:
+            row = self.metrics_table.rowCount()
+            self.metrics_table.insertRow(row)
+            label = QTableWidgetItem(name)
+            if row >= len(report.per_class):
+                font = label.font()
+                font.setItalic(True)
+                label.setFont(font)
+            self.metrics_table.setItem(row, 0, label)
+            self.metrics_table.setItem(row, 1, _number(precision, percent=True))
+            self.metrics_table.setItem(row, 2, _number(recall, percent=True))
+            self.metrics_table.setItem(row, 3, _number(f1))
+            count = QTableWidgetItem(str(support))
+            count.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.metrics_table.setItem(row, 4, count)
+
+    def _fill_gallery(self, report) -> None:
+        wrong = report.misclassified[:GALLERY_LIMIT]
+        if not wrong:
+            self.gallery_note.setText("The model got every test image right.")
+            return
+        more = len(report.misclassified) - len(wrong)
+        self.gallery_note.setText(
+            f"{len(report.misclassified)} test images were classified wrongly"
+            + (f"; the {len(wrong)} most confident are shown." if more else ".")
+            + " High confidence on a wrong answer often means a wrong label.")
+        for item in wrong:
+            caption = (f"is {item.true_label}\nsaid {item.predicted_label} "
+                       f"({item.confidence:.0%})")
+            self.gallery.add_image(item.path, caption,
+                                   f"{item.path}\ntrue: {item.true_label}, predicted: "
+                                   f"{item.predicted_label} with {item.confidence:.1%}")
+        self.runner.shutdown()  # a gallery for an earlier run is no longer wanted
+        self.runner.start(load_thumbnails, [item.path for item in wrong], GALLERY_THUMB)
+
+    def _on_thumbnails(self, images) -> None:
+        self.gallery.set_images(images)
+        self.gallery_filled.emit()
+
+    def open_cell(self, true_index: int, predicted_index: int) -> CellImagesDialog | None:
+        """Show the test images behind one cell of the confusion matrix."""
+        run = self.state.current_run
+        if run is None or run.report is None:
+            return None
+        report = run.report
+        classes = report.classes
+        paths = report.files_in_cell(true_index, predicted_index)
+        probabilities = {p["path"]: p["probabilities"] for p in report.predictions}
+        items = [(path, f"{Path(path).name}\n"
+                        f"{probabilities[path][predicted_index]:.0%} sure") for path in paths]
+        verdict = "correctly" if true_index == predicted_index else "wrongly"
+        title = (f"{len(paths)} image(s) of '{classes[true_index]}' {verdict} called "
+                 f"'{classes[predicted_index]}'")
+        dialog = CellImagesDialog(title, items, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.destroyed.connect(lambda *_: self._forget_dialog(dialog))
+        self.cell_dialogs.append(dialog)
+        dialog.show()
+        return dialog
+
+    def _forget_dialog(self, dialog: CellImagesDialog) -> None:
+        if dialog in self.cell_dialogs:
+            self.cell_dialogs.remove(dialog)
+
+    def shutdown(self) -> None:
+        self.runner.shutdown()
+        for dialog in list(self.cell_dialogs):
+            dialog.runner.shutdown()

@@ -1,0 +1,351 @@
+"""Step 4: train in the background with live curves, a progress bar, a log, and Cancel."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from finetune_gui.core.backbones import get_backbone, weights_kind
+from finetune_gui.core.dataset import DatasetScan
+from finetune_gui.core.errors import DatasetError, WeightsError
+from finetune_gui.core.events import (
+    BatchEnded,
+    CancelToken,
+    EpochEnded,
+    LogMessage,
+    PhaseStarted,
+    ProgressCallback,
+    StageProgress,
+    StageStarted,
+    ignore_progress,
+)
+from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.gui.state import LoadedRun, ProjectState
+from finetune_gui.gui.widgets.common import Banner, page_header
+from finetune_gui.gui.widgets.error_dialog import show_error
+from finetune_gui.gui.widgets.plots import TrainingCurves
+from finetune_gui.gui.worker import JobRunner
+
+PHASE_NAMES = {"head": "training the new head", "finetune": "fine-tuning",
+               "scratch": "training from scratch"}
+STAGE_NAMES = {"decode": "Reading images", "extract": "Computing features of the frozen part",
+               "extract-val": "Computing validation features", "evaluate": "Testing",
+               "scan": "Checking files"}
+
+
+def load_run(path: Path) -> LoadedRun:
+    """Read a run folder and parse its report (call off the GUI thread for big reports)."""
+    from finetune_gui.core.runfolder import RunFolder
+
+    folder = RunFolder.open(path)
+    return LoadedRun(folder, folder.report, folder.history)
+
+
+def training_job(
+    scan: DatasetScan,
+    settings: TrainingSettings,
+    run_dir: Path,
+    exclude: frozenset[Path],
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+) -> tuple[object, LoadedRun | None]:
+    """A job: train with the core, then read the run folder back for the Results page."""
+    if "tensorflow" not in sys.modules:
+        progress(LogMessage("Getting ready: loading TensorFlow (a few seconds the first time)…"))
+    from finetune_gui.core.errors import RunFolderError
+    from finetune_gui.core.training import TrainingJob
+
+    result = TrainingJob(scan, settings, run_dir, progress=progress, cancel=cancel,
+                         exclude=exclude).run()
+    try:
+        loaded = load_run(result.run_dir)
+    except RunFolderError:
+        loaded = None  # cancelled before the first epoch: nothing to show
+    return result, loaded
+
+
+def new_run_dir(root: Path, backbone: str) -> Path:
+    """A fresh, sortable folder name under `root` (not created here)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate = root / f"{stamp}-{backbone}"
+    number = 2
+    while candidate.exists():
+        candidate = root / f"{stamp}-{backbone}-{number}"
+        number += 1
+    return candidate
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"about {seconds} s left"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"about {minutes} min {seconds:02d} s left"
+    hours, minutes = divmod(minutes, 60)
+    return f"about {hours} h {minutes:02d} min left"
+
+
+class TrainPage(QWidget):
+    """Start and Cancel, progress with ETA, loss and accuracy curves, the log."""
+
+    run_finished = Signal(str)  # "completed", "cancelled" or "failed"
+    show_results = Signal()  # the user asked to see the results of the finished run
+
+    def __init__(self, state: ProjectState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.runner = JobRunner("training", self)
+        self._total_epochs = 0
+        self._phase = ""
+        self._started_at = 0.0
+        self.last_dialog: QMessageBox | None = None
+        self._build()
+        self.runner.event.connect(self._on_event)
+        self.runner.succeeded.connect(self._on_done)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.cancelled.connect(self._on_cancelled)
+        for signal in (state.scan_changed, state.settings_changed, state.training_changed):
+            signal.connect(self._show_plan)
+        self._show_plan()
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.addWidget(page_header(
+            "Train",
+            "Training runs in the background: you can look at other steps meanwhile. The curves "
+            "grow by one point per epoch. When validation loss stops falling, more epochs would "
+            "not help, and training stops early.",
+        ))
+        self.plan = QLabel()
+        self.plan.setWordWrap(True)
+        layout.addWidget(self.plan)
+        self.blocker = Banner("warning")
+        layout.addWidget(self.blocker)
+
+        row = QHBoxLayout()
+        self.start_button = QPushButton("Start training")
+        self.start_button.setObjectName("primaryButton")
+        self.start_button.setMinimumWidth(160)
+        self.start_button.clicked.connect(self.start_training)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setToolTip(
+            "Stop after the current batch; the best epoch so far is kept.")
+        self.cancel_button.clicked.connect(self.cancel_training)
+        row.addWidget(self.start_button)
+        row.addWidget(self.cancel_button)
+        self.status = QLabel("Ready.")
+        row.addWidget(self.status, 1)
+        layout.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+        layout.addWidget(self.progress)
+
+        self.outcome = Banner("success")
+        self.results_button = QPushButton("See the results →")
+        self.results_button.clicked.connect(self.show_results)
+        self.results_button.hide()
+        outcome_row = QHBoxLayout()
+        outcome_row.addWidget(self.outcome, 1)
+        outcome_row.addWidget(self.results_button)
+        layout.addLayout(outcome_row)
+
+        splitter = QSplitter()
+        splitter.setOrientation(splitter.orientation().Vertical)
+        self.curves = TrainingCurves()
+        self.curves.setMinimumHeight(220)
+        splitter.addWidget(self.curves)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        self.log.setFont(QFont("monospace", 9))
+        self.log.setPlaceholderText("Messages from training appear here.")
+        splitter.addWidget(self.log)
+        splitter.setSizes([360, 140])
+        layout.addWidget(splitter, 1)
+
+    # -- what will be trained -----------------------------------------------------------------
+    def _why_not(self) -> str:
+        scan = self.state.scan
+        if self.state.scanning:
+            return "The images are still being checked (step Data)."
+        if scan is None:
+            return "Choose a folder of images first (step Data)."
+        if not scan.can_train:
+            return scan.refusal or "The folder cannot be trained on."
+        try:
+            self.state.split()
+        except DatasetError as exc:
+            return str(exc)
+        return ""
+
+    def _show_plan(self) -> None:
+        s = self.state.settings
+        spec = get_backbone(s.backbone)
+        weights = {"imagenet": "ImageNet weights", "none": "no pretrained weights (from scratch)",
+                   "file": f"weights from {Path(s.weights).name}"}[weights_kind(s.weights)]
+        phases = (f"{s.epochs_head + s.epochs_finetune} epochs" if weights_kind(s.weights) == "none"
+                  else f"{s.epochs_head} epochs for the head, then {s.epochs_finetune} fine-tuning "
+                       f"the top {s.unfreeze_blocks} blocks")
+        text = f"<b>{spec.keras_name}</b> at {s.resolved_image_size} px with {weights}; {phases}."
+        scan = self.state.scan
+        if scan is not None and scan.can_train:
+            try:
+                counts = self.state.split().counts()
+                text += (f" {counts['train']} images to learn from, {counts['val']} to "
+                         f"validate, {counts['test']} to test.")
+            except DatasetError:
+                pass
+        self.plan.setText(text)
+        reason = "" if self.runner.is_running else self._why_not()
+        self.blocker.show_text(reason, "warning")
+        self.start_button.setEnabled(not self.runner.is_running and not reason)
+
+    # -- start and stop -----------------------------------------------------------------------
+    def start_training(self) -> None:
+        if self.runner.is_running or self._why_not():
+            return
+        settings = self.state.settings
+        self.state.runs_root.mkdir(parents=True, exist_ok=True)
+        run_dir = new_run_dir(self.state.runs_root, settings.backbone)
+        self.curves.clear()
+        self.outcome.show_text("")
+        self.results_button.hide()
+        self._total_epochs = settings.epochs_head + settings.epochs_finetune
+        self._phase = ""
+        self._started_at = time.monotonic()
+        self.log.appendPlainText(f"— New run in {run_dir}")
+        self.status.setText("Starting…")
+        self.progress.setRange(0, 0)
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.runner.start(training_job, self.state.scan, settings, run_dir,
+                          frozenset(self.state.excluded))
+        self.state.set_training(True)
+
+    def cancel_training(self) -> None:
+        if self.runner.is_running:
+            self.runner.cancel()
+            self.cancel_button.setEnabled(False)
+            self.status.setText("Stopping after the current batch…")
+
+    # -- progress -----------------------------------------------------------------------------
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, BatchEnded):
+            self.progress.setRange(0, event.batches)
+            self.progress.setValue(event.batch)
+            self.progress.setFormat(f"batch %v of %m   {format_eta(event.eta_seconds)}")
+            self.status.setText(
+                f"Epoch {event.epoch} of up to {self._total_epochs}, "
+                f"{PHASE_NAMES.get(event.phase, event.phase)}; loss {event.loss:.3f}")
+        elif isinstance(event, EpochEnded):
+            self.curves.add_epoch(event.epoch, event.metrics)
+            m = event.metrics
+            val = (f", validation loss {m['val_loss']:.3f}, validation accuracy "
+                   f"{m['val_accuracy']:.1%}" if m.get("val_loss") is not None else "")
+            self.log.appendPlainText(
+                f"Epoch {event.epoch}: loss {m.get('loss', float('nan')):.3f}, accuracy "
+                f"{m.get('accuracy', float('nan')):.1%}{val}")
+        elif isinstance(event, PhaseStarted):
+            self._phase = event.phase
+            if event.phase == "finetune":
+                self.curves.mark_phase_two(event.first_epoch)
+            if event.phase == "scratch":
+                self._total_epochs = event.epochs
+        elif isinstance(event, StageStarted):
+            self.progress.setRange(0, max(1, event.total))
+            self.progress.setValue(0)
+            self.progress.setFormat("%v of %m")
+            self.status.setText(event.text or STAGE_NAMES.get(event.stage, event.stage))
+        elif isinstance(event, StageProgress):
+            self.progress.setValue(event.done)
+        elif isinstance(event, LogMessage):
+            prefix = "" if event.level == "info" else f"{event.level.upper()}: "
+            self.log.appendPlainText(prefix + event.text)
+
+    # -- endings ------------------------------------------------------------------------------
+    def _end(self, status: str, text: str) -> None:
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1 if status == "completed" else 0)
+        self.progress.setFormat("")
+        self.status.setText(text)
+        self.state.set_training(False)
+        self._show_plan()
+        self.run_finished.emit(status)
+
+    def _on_done(self, outcome: tuple[object, LoadedRun | None]) -> None:
+        result, loaded = outcome
+        minutes = (time.monotonic() - self._started_at) / 60
+        if loaded is not None:
+            self.state.add_run(loaded)
+        if result.status == "completed":
+            self.outcome.show_text(f"{result.message} ({minutes:.1f} min)", "success")
+            self.results_button.show()
+        else:
+            self.outcome.show_text(result.message, "warning")
+            self.results_button.setVisible(loaded is not None and loaded.report is not None)
+        self._end(result.status, "Finished." if result.status == "completed" else "Cancelled.")
+
+    def _on_cancelled(self) -> None:
+        self.outcome.show_text("Training was cancelled before it started.", "warning")
+        self._end("cancelled", "Cancelled.")
+
+    def _on_failed(self, exc: BaseException, trace: str) -> None:
+        self.log.appendPlainText(f"ERROR: {exc}")
+        self._end("failed", "Stopped by an error.")
+        if isinstance(exc, WeightsError):
+            self.last_dialog = self._offer_weights_choice(str(exc))
+        else:
+            self.last_dialog = show_error(self, exc, trace, "training", title="Training stopped")
+
+    def _offer_weights_choice(self, message: str) -> QMessageBox:
+        """Offline or a damaged download: offer the two ways to go on without ImageNet."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Pretrained weights unavailable")
+        box.setText(message)
+        box.setInformativeText("How would you like to continue?")
+        scratch = box.addButton("Train from scratch", QMessageBox.ButtonRole.AcceptRole)
+        choose = box.addButton("Choose a weights file…", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+
+        def decide(button) -> None:
+            if button is scratch:
+                self.state.update_settings(weights="none")
+                self.start_training()
+            elif button is choose:
+                path, _ = QFileDialog.getOpenFileName(
+                    self, "Choose a weights file", str(Path.home()),
+                    "Keras weights (*.h5 *.weights.h5 *.keras);;All files (*)")
+                if path and not self.state.update_settings(weights=path):
+                    self.start_training()
+
+        box.buttonClicked.connect(decide)
+        box.open()
+        return box
+
+    def shutdown(self) -> None:
+        self.runner.shutdown()

@@ -1,0 +1,205 @@
+"""The shared project state: what every page reads and writes, and the only way pages meet.
+
+Pages never call each other. A page changes the state through the setters below; the state emits
+a signal; every page that shows that part of the state updates itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from finetune_gui.core.dataset import DatasetScan, DatasetSplit, split_dataset
+from finetune_gui.core.errors import SettingsError
+from finetune_gui.core.settings import TrainingSettings
+
+STEPS = ("data", "model", "augment", "train", "results", "export")
+STEP_TITLES = {
+    "data": "Data",
+    "model": "Model",
+    "augment": "Augmentation",
+    "train": "Train",
+    "results": "Results",
+    "export": "Export",
+}
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    """For the step list: is the step complete, and if not, what is missing (plain words)."""
+
+    done: bool
+    text: str
+    blocked: bool = False  # cannot be used yet (an earlier step is missing)
+
+
+@dataclass
+class LoadedRun:
+    """A run folder read from disk with its report parsed once (the pages read it often)."""
+
+    folder: object  # core.runfolder.RunFolder
+    report: object | None  # core.evaluation.EvaluationReport
+    history: list[dict]
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path
+
+    @property
+    def classes(self) -> list[str]:
+        return self.folder.classes
+
+
+class ProjectState(QObject):
+    """Folder, scan, settings, runs and the current run of the open project."""
+
+    data_dir_changed = Signal()  # a new folder was chosen: the Data page scans it
+    scan_changed = Signal()
+    scanning_changed = Signal(bool)
+    settings_changed = Signal()
+    runs_changed = Signal()
+    current_run_changed = Signal()
+    training_changed = Signal(bool)
+    project_changed = Signal()  # file path or unsaved-changes flag
+    status_changed = Signal()  # anything the step list shows
+
+    def __init__(self, runs_root: Path, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.runs_root = Path(runs_root)
+        self.data_dir: Path | None = None
+        self.scan: DatasetScan | None = None
+        self.scanning = False
+        self.settings = TrainingSettings()
+        self.excluded: set[Path] = set()
+        self.runs: list[Path] = []
+        self.current_run: LoadedRun | None = None
+        self.training = False
+        self.project_path: Path | None = None
+        self.dirty = False
+        for signal in (
+            self.scan_changed,
+            self.scanning_changed,
+            self.runs_changed,
+            self.current_run_changed,
+            self.training_changed,
+        ):
+            signal.connect(self.status_changed)
+
+    # -- data ---------------------------------------------------------------------------------
+    def set_data_dir(self, folder: Path | str | None) -> None:
+        """Choose the image folder; the old scan no longer applies."""
+        self.data_dir = Path(folder) if folder else None
+        self.scan = None
+        self.excluded = set()
+        self._mark_dirty()
+        self.data_dir_changed.emit()
+        self.scan_changed.emit()
+
+    def set_scanning(self, scanning: bool) -> None:
+        self.scanning = scanning
+        self.scanning_changed.emit(scanning)
+
+    def set_scan(self, scan: DatasetScan | None) -> None:
+        self.scan = scan
+        self.scan_changed.emit()
+
+    def split(self) -> DatasetSplit:
+        """The split the next run will use (raises `DatasetError` with a plain reason)."""
+        if self.scan is None:
+            from finetune_gui.core.errors import DatasetError
+
+            raise DatasetError("Choose a folder of images first (step Data).")
+        s = self.settings
+        return split_dataset(self.scan, s.val_fraction, s.test_fraction, s.seed, self.excluded)
+
+    # -- settings -----------------------------------------------------------------------------
+    def update_settings(self, **changes) -> str | None:
+        """Apply changes; on a bad value keep the old settings and return the plain reason."""
+        try:
+            settings = self.settings.with_changes(**changes)
+        except SettingsError as exc:
+            return str(exc)
+        self.set_settings(settings)
+        return None
+
+    def set_settings(self, settings: TrainingSettings) -> None:
+        if settings == self.settings:
+            return
+        self.settings = settings
+        self._mark_dirty()
+        self.settings_changed.emit()
+
+    # -- runs ---------------------------------------------------------------------------------
+    def set_training(self, training: bool) -> None:
+        self.training = training
+        self.training_changed.emit(training)
+
+    def add_run(self, run: LoadedRun) -> None:
+        """A finished run joins the project and becomes the one the Results page shows."""
+        if run.path not in self.runs:
+            self.runs.append(run.path)
+            self._mark_dirty()
+            self.runs_changed.emit()
+        self.set_current_run(run)
+
+    def set_runs(self, runs: list[Path]) -> None:
+        self.runs = list(runs)
+        self.runs_changed.emit()
+
+    def set_current_run(self, run: LoadedRun | None) -> None:
+        self.current_run = run
+        self.current_run_changed.emit()
+
+    # -- project file -------------------------------------------------------------------------
+    def set_project_path(self, path: Path | None) -> None:
+        self.project_path = path
+        self.dirty = False
+        self.project_changed.emit()
+
+    def _mark_dirty(self) -> None:
+        if not self.dirty:
+            self.dirty = True
+            self.project_changed.emit()
+
+    # -- what the step list shows -------------------------------------------------------------
+    def step_status(self, step: str) -> StepStatus:
+        """Whether `step` is complete, and a short plain line saying what it has or lacks."""
+        scan = self.scan
+        data_ready = scan is not None and scan.can_train
+        run = self.current_run
+        if step == "data":
+            if self.scanning:
+                return StepStatus(False, "checking the images…")
+            if self.data_dir is None:
+                return StepStatus(False, "choose a folder of images")
+            if scan is None:
+                return StepStatus(False, "folder not checked yet")
+            if not scan.can_train:
+                return StepStatus(False, "needs 2 classes or more")
+            return StepStatus(True, f"{len(scan.records)} images, {len(scan.classes)} classes")
+        if step == "model":
+            s = self.settings
+            return StepStatus(True, f"{s.backbone}, {s.unfreeze_blocks} blocks tuned")
+        if step == "augment":
+            return StepStatus(True, "off" if self.settings.augment.is_off else "on")
+        if step == "train":
+            if self.training:
+                return StepStatus(False, "training…")
+            if not data_ready:
+                return StepStatus(False, "needs data first", blocked=True)
+            if run is None:
+                return StepStatus(False, "not trained yet")
+            return StepStatus(True, f"{len(self.runs)} run(s)")
+        if step == "results":
+            if run is None:
+                return StepStatus(False, "train a model first", blocked=True)
+            if run.report is None:
+                return StepStatus(False, "this run has no test results")
+            return StepStatus(True, f"test accuracy {run.report.accuracy:.0%}")
+        if step == "export":
+            if run is None:
+                return StepStatus(False, "train a model first", blocked=True)
+            return StepStatus(True, "model ready to save")
+        raise ValueError(f"unknown step {step!r}")

@@ -1,0 +1,1 @@
+"""Widgets the pages share: thumbnails, the confusion matrix, the network picture, dialogs."""

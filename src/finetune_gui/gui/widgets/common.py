@@ -1,0 +1,62 @@
+"""Small building blocks every page uses: a heading, a coloured banner, a help-tipped form row."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+BANNER_STYLES = {
+    "info": "background:#e8f1fb; border:1px solid #b6d0ee; color:#173a5e;",
+    "warning": "background:#fff4e0; border:1px solid #f0c987; color:#5c3b00;",
+    "error": "background:#fdecea; border:1px solid #f2b8b5; color:#7a1c16;",
+    "success": "background:#e9f6ec; border:1px solid #b5dfc0; color:#1d4d2b;",
+}
+
+
+class Banner(QLabel):
+    """A rounded, coloured box of plain text; hidden while it has nothing to say."""
+
+    def __init__(self, kind: str = "info", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.set_kind(kind)
+        self.hide()
+
+    def set_kind(self, kind: str) -> None:
+        self.kind = kind
+        self.setStyleSheet(f"QLabel {{ {BANNER_STYLES[kind]} border-radius:6px; padding:8px; }}")
+
+    def show_text(self, text: str, kind: str | None = None) -> None:
+        if kind:
+            self.set_kind(kind)
+        self.setText(text)
+        self.setVisible(bool(text))
+
+
+def page_header(title: str, text: str) -> QWidget:
+    """The title of a page and one or two sentences saying what to do here."""
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 4)
+    layout.setSpacing(2)
+    heading = QLabel(title)
+    heading.setObjectName("pageTitle")
+    font = heading.font()
+    font.setPointSizeF(font.pointSizeF() * 1.5)
+    font.setBold(True)
+    heading.setFont(font)
+    intro = QLabel(text)
+    intro.setObjectName("pageIntro")
+    intro.setWordWrap(True)
+    intro.setStyleSheet("color:#4b5563;")
+    layout.addWidget(heading)
+    layout.addWidget(intro)
+    return box
+
+
+def help_label(text: str, tip: str) -> QLabel:
+    """A form label whose tooltip explains the setting in plain words."""
+    label = QLabel(text)
+    label.setToolTip(tip)
+    return label
