@@ -164,6 +164,12 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".") or name.lower() in SYSTEM_FILES
 
 
+def _leads_back_up(link: str, current_real: str) -> bool:
+    """True when the folder `link` resolves to `current_real` itself or one of its parents."""
+    target = os.path.realpath(link)
+    return current_real == target or current_real.startswith(target.rstrip(os.sep) + os.sep)
+
+
 def walk_files(folder: Path) -> Iterator[Path]:
     """Every non-hidden file below `folder`, following links but never around a loop."""
     seen: set[tuple[int, int]] = set()
@@ -178,14 +184,26 @@ def walk_files(folder: Path) -> Iterator[Path]:
             dirs[:] = []
             continue
         seen.add(key)
-        dirs[:] = sorted(d for d in dirs if not is_hidden(d))
+        # A link to a parent (`up -> ..`) is a loop too; following it once would file every
+        # other class's images (and the top-level strays) under this class as well.
+        current_real = os.path.realpath(current)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not is_hidden(d) and not _leads_back_up(os.path.join(current, d), current_real)
+        )
         for name in sorted(files):
             if not is_hidden(name):
                 yield Path(current) / name
 
 
 def _list_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not is_hidden(p.name))
+    real = os.path.realpath(folder)
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_dir() and not is_hidden(p.name) and not _leads_back_up(str(p), real)
+    )
 
 
 def _top_level_strays(folder: Path) -> list[Path]:
