@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,9 @@ class ImageInfo:
 def read_bytes(path: Path) -> bytes:
     """The file's bytes, or `ImageReadError` with a plain reason."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            # A named pipe or a device would block the scan forever (or never end).
+            raise ImageReadError(NOT_AN_IMAGE)
         data = Path(path).read_bytes()
     except PermissionError as exc:
         raise ImageReadError(UNREADABLE) from exc
