@@ -253,11 +253,13 @@ def scan_folder(
                 )
 
     candidates: list[tuple[str | None, str, Path]] = []
-    empty_folders: list[str] = []
+    class_names: set[str] = set()
+    folders_with_files: set[str] = set()
     for split, folder in class_folders:
         files = list(walk_files(folder))
-        if not files:
-            empty_folders.append(folder.name)
+        class_names.add(folder.name)
+        if files:
+            folders_with_files.add(folder.name)
         candidates.extend((split, folder.name, f) for f in files)
 
     progress(StageStarted("scan", len(candidates), f"Checking {len(candidates)} files"))
@@ -269,7 +271,7 @@ def scan_folder(
             scan.records.append(
                 ImageRecord(path, label, split, outcome.width, outcome.height, outcome.sha1)
             )
-    _exclude_small_classes(scan, empty_folders)
+    _exclude_small_classes(scan, class_names, folders_with_files)
     _add_warnings(scan)
     return scan
 
@@ -301,10 +303,17 @@ def _inspect_all(candidates, progress, cancel, workers) -> list:
 NOT_IMAGE_TYPE = "not an image file type"
 
 
-def _exclude_small_classes(scan: DatasetScan, empty_folders: list[str]) -> None:
+def _exclude_small_classes(
+    scan: DatasetScan, class_names: set[str], folders_with_files: set[str]
+) -> None:
     counts = Counter(r.label for r in scan.records)
-    for name in sorted(set(empty_folders) - set(counts)):
-        scan.excluded_classes[name] = "the folder has no images"
+    # A class whose every file was skipped must be named too, or it silently disappears.
+    for name in sorted(class_names - set(counts)):
+        scan.excluded_classes[name] = (
+            "none of its files could be read as an image"
+            if name in folders_with_files
+            else "the folder has no images"
+        )
     for name, count in sorted(counts.items()):
         if count < MIN_IMAGES_PER_CLASS:
             scan.excluded_classes[name] = (
