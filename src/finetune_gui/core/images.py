@@ -117,6 +117,10 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode to 8-bit RGB, scaling 16/32-bit values instead of clipping them."""
     image = ImageOps.exif_transpose(image) or image
     mode = image.mode
+    if mode in ("P", "L", "RGB") and "transparency" in image.info:
+        # A tRNS colour key (palette, grey or RGB PNG, GIF): keyed pixels go on the background.
+        image = image.convert("RGBA")
+        mode = "RGBA"
     if mode == "RGB":
         return image
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
@@ -126,9 +130,6 @@ def _to_rgb(image: Image.Image) -> Image.Image:
             top = max(float(values.max()), 1e-12)
         grey = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(grey).convert("RGB")
-    if mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-        mode = "RGBA"
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
