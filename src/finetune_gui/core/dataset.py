@@ -25,7 +25,12 @@ from finetune_gui.core.events import (
     check_cancel,
     ignore_progress,
 )
-from finetune_gui.core.images import IMAGE_EXTENSIONS, ImageReadError, inspect_image
+from finetune_gui.core.images import (
+    IMAGE_EXTENSIONS,
+    UNREADABLE,
+    ImageReadError,
+    inspect_image,
+)
 
 SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 # Files that operating systems and tools leave in folders; never images, never worth a warning.
@@ -170,10 +175,25 @@ def _leads_back_up(link: str, current_real: str) -> bool:
     return current_real == target or current_real.startswith(target.rstrip(os.sep) + os.sep)
 
 
-def walk_files(folder: Path) -> Iterator[Path]:
-    """Every non-hidden file below `folder`, following links but never around a loop."""
+def _folder_reason(error: OSError) -> str:
+    if isinstance(error, PermissionError):
+        return UNREADABLE
+    return f"cannot be read ({error.strerror or error})"
+
+
+def walk_files(folder: Path, unreadable: list[tuple[Path, str]] | None = None) -> Iterator[Path]:
+    """Every non-hidden file below `folder`, following links but never around a loop.
+
+    Folders that cannot be listed are appended to `unreadable` with a plain reason: os.walk
+    skips them silently, and their images would vanish without a word.
+    """
+
+    def note(error: OSError) -> None:
+        if unreadable is not None and error.filename:
+            unreadable.append((Path(error.filename), _folder_reason(error)))
+
     seen: set[tuple[int, int]] = set()
-    for current, dirs, files in os.walk(folder, followlinks=True):
+    for current, dirs, files in os.walk(folder, followlinks=True, onerror=note):
         try:
             stat = os.stat(current)
         except OSError:
@@ -199,11 +219,14 @@ def walk_files(folder: Path) -> Iterator[Path]:
 
 def _list_dirs(folder: Path) -> list[Path]:
     real = os.path.realpath(folder)
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_dir() and not is_hidden(p.name) and not _leads_back_up(str(p), real)
-    )
+    try:
+        return sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_dir() and not is_hidden(p.name) and not _leads_back_up(str(p), real)
+        )
+    except OSError as exc:  # e.g. a train/ folder the user may not open
+        raise DatasetError(f"The folder {folder} {_folder_reason(exc)}.") from exc
 
 
 def _top_level_strays(folder: Path) -> list[Path]:
@@ -256,10 +279,12 @@ def scan_folder(
     class_names: set[str] = set()
     folders_with_files: set[str] = set()
     for split, folder in class_folders:
-        files = list(walk_files(folder))
+        unreadable: list[tuple[Path, str]] = []
+        files = list(walk_files(folder, unreadable))
         class_names.add(folder.name)
-        if files:
+        if files or unreadable:
             folders_with_files.add(folder.name)
+        scan.problems.extend(ImageProblem(path, reason) for path, reason in unreadable)
         candidates.extend((split, folder.name, f) for f in files)
 
     progress(StageStarted("scan", len(candidates), f"Checking {len(candidates)} files"))
