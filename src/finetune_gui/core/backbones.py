@@ -130,18 +130,26 @@ def weights_kind(weights: str | Path | None) -> str:
     return "file"
 
 
+def keras_models_dir() -> Path:
+    """Where Keras caches downloaded weights: $KERAS_HOME/models or ~/.keras/models."""
+    import os
+
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "models"
+
+
 def _download_message(spec: BackboneSpec, exc: Exception) -> str:
     text = str(exc)
     url = re.search(r"https?://\S+?\.h5", text)
     file_name = url.group(0).rsplit("/", 1)[-1] if url else f"{spec.keras_name} ImageNet weights"
-    if _looks_corrupt(text):
-        cached = Path.home() / ".keras" / "models" / file_name
-        if cached.exists():
-            cached.unlink()
+    cached = keras_models_dir() / file_name
+    if url and cached.exists():
+        # Keras found a cached file whose checksum failed (or h5py could not read it) and the
+        # fresh download failed too: the file is damaged and would fail again next time.
+        cached.unlink()
         return (
-            f"The cached ImageNet weights file {file_name} was damaged, so it was removed. "
-            f"Connect to the internet to download it again, choose a local weights file, "
-            f"or train from scratch with weights 'none'."
+            f"The cached ImageNet weights file {cached} was damaged or incomplete, so it was "
+            f"removed, and it could not be downloaded again. Connect to the internet and retry, "
+            f"choose a local weights file, or train from scratch with weights 'none'."
         )
     return (
         f"Could not download the ImageNet weights for {spec.keras_name} ({file_name}); "
@@ -206,6 +214,14 @@ def block_ends(model, spec: BackboneSpec) -> list[str]:
             ends.append(op.name)
     ends.append(ops[-1].name)
     return ends
+
+
+def output_of(model, name: str):
+    """The output tensor of the operation `name` in `model`: a layer, or an op such as `x + y`."""
+    for op in model.operations:
+        if op.name == name:
+            return op._inbound_nodes[0].output_tensors[0]
+    raise KeyError(f"{model.name} has no operation named {name}")
 
 
 def max_unfreeze_blocks(ends: list[str]) -> int:

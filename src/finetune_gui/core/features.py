@@ -21,6 +21,7 @@ from finetune_gui.core.events import (
     check_cancel,
     ignore_progress,
 )
+from finetune_gui.core.backbones import output_of
 from finetune_gui.core.model import Classifier
 from finetune_gui.core.storage import allocate
 
@@ -39,7 +40,7 @@ def build_extractor(classifier: Classifier, cut: str | None):
     import keras
 
     base = classifier.base
-    outputs = [base.output] if cut is None else [base.get_layer(cut).output, base.output]
+    outputs = [base.output] if cut is None else [output_of(base, cut), base.output]
     inner = keras.Model(base.input, outputs, name="frozen_part")
     x = classifier.model.input
     for layer in classifier.preprocess_layers:
@@ -66,8 +67,8 @@ def top_model(classifier: Classifier, cut: str):
     import keras
 
     base = classifier.base
-    top = keras.Model(base.get_layer(cut).output, base.output, name="top_blocks")
-    inputs = keras.Input(tuple(base.get_layer(cut).output.shape[1:]), name="at_cut")
+    top = keras.Model(output_of(base, cut), base.output, name="top_blocks")
+    inputs = keras.Input(tuple(output_of(base, cut).shape[1:]), name="at_cut")
     x = top(inputs, training=False)
     for layer in classifier.head_layers:
         x = layer(x)

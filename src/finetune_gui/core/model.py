@@ -146,8 +146,16 @@ def set_trainable_blocks(classifier: Classifier, unfreeze_blocks: int) -> int:
         names = [op.name for op in base.operations]
         after_cut = set(names[names.index(cut) + 1 :])
         for layer in base.layers:
-            layer.trainable = layer.name in after_cut
+            # Keras 3 passes the outer `training=True` through `base(x, training=False)`, so
+            # only a non-trainable BatchNorm is sure to keep its pretrained statistics.
+            layer.trainable = layer.name in after_cut and not _is_batchnorm(layer)
     return count_trainable(classifier.model)
+
+
+def _is_batchnorm(layer) -> bool:
+    import keras
+
+    return isinstance(layer, keras.layers.BatchNormalization)
 
 
 def count_trainable(model) -> int:
@@ -174,7 +182,10 @@ class NetworkDescription:
 
 
 def describe_blocks(settings: TrainingSettings, num_classes: int = 2) -> NetworkDescription:
-    """The base split into blocks (stem first), which are trainable at this unfreeze depth."""
+    """The base split into blocks (stem first), which are trainable at this unfreeze depth.
+
+    From scratch (weights "none") every block trains, whatever the unfreeze depth.
+    """
     spec = get_backbone(settings.backbone)
     base = build_base(spec, settings.resolved_image_size, None)
     ends = block_ends(base, spec)
@@ -183,7 +194,11 @@ def describe_blocks(settings: TrainingSettings, num_classes: int = 2) -> Network
     ops = [op.name for op in base.operations]
     layer_params = {layer.name: layer.count_params() for layer in base.layers}
     # BatchNorm moving statistics never train: count only weights an optimiser can change.
-    layer_trainable = {layer.name: count_trainable(layer) for layer in base.layers}
+    scratch = from_scratch(settings)
+    layer_trainable = {
+        layer.name: 0 if _is_batchnorm(layer) and not scratch else count_trainable(layer)
+        for layer in base.layers
+    }
     cut_index = ops.index(cut) if cut is not None else len(ops)
     blocks, start = [], 0
     for end in ends:
@@ -192,7 +207,7 @@ def describe_blocks(settings: TrainingSettings, num_classes: int = 2) -> Network
         params = sum(layer_params.get(name, 0) for name in members)
         learnable = sum(layer_trainable.get(name, 0) for name in members)
         name = "stem" if not blocks else f"block {len(blocks)}"
-        blocks.append(BlockInfo(name, int(params), start > cut_index, int(learnable)))
+        blocks.append(BlockInfo(name, int(params), scratch or start > cut_index, int(learnable)))
         start = stop + 1
     features = base.output_shape[-1]
     head = features * max(2, num_classes) + max(2, num_classes)

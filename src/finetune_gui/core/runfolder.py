@@ -223,3 +223,36 @@ def _ensure_folder(folder: Path) -> None:
         folder.mkdir()
     except OSError as exc:
         raise ExportError(f"Cannot create the folder {folder}: {exc.strerror or exc}.") from exc
+
+
+def evaluate_folder(
+    run: RunFolder | Path | str,
+    folder: Path | str,
+    *,
+    progress=None,
+    cancel=None,
+    batch_size: int = 32,
+) -> EvaluationReport:
+    """Score a run's model on a labelled folder (one subfolder per class, names as in training)."""
+    from finetune_gui.core.dataset import scan_folder
+    from finetune_gui.core.evaluation import build_report, predict_probabilities
+    from finetune_gui.core.events import ignore_progress
+    from finetune_gui.core.pipeline import decode_images
+
+    progress = progress or ignore_progress
+    run = run if isinstance(run, RunFolder) else RunFolder.open(run)
+    scan = scan_folder(folder, progress=progress, cancel=cancel)
+    unknown = sorted(set(scan.classes) - set(run.classes))
+    if unknown:
+        raise UserError(
+            f"{folder} has class folder(s) the model was not trained on: {', '.join(unknown)}. "
+            f"The model knows: {', '.join(run.classes)}."
+        )
+    if not scan.records:
+        raise UserError(f"{folder} has no readable images in class folders to evaluate on.")
+    index = {name: i for i, name in enumerate(run.classes)}
+    paths = [r.path for r in scan.records]
+    labels = np.array([index[r.label] for r in scan.records], dtype="int32")
+    images = decode_images(paths, run.image_size, progress=progress, cancel=cancel, stage="evaluate")
+    probabilities = predict_probabilities(run.load_model(), images, batch_size)
+    return build_report(run.classes, labels, probabilities, paths)

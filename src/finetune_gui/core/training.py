@@ -52,6 +52,11 @@ from finetune_gui.core.pipeline import batches, decode_images
 from finetune_gui.core.settings import TrainingSettings
 
 EXPLODING_LOSS = 1e4
+PHASE_TITLES = {
+    "head": "Phase 1: training the new head on the frozen base",
+    "finetune": "Phase 2: fine-tuning the top blocks",
+    "scratch": "Training the whole network from scratch",
+}
 DEFAULT_VIEWS = 2  # augmented copies per image in the fast path (see docs/benchmarks.md)
 
 
@@ -358,8 +363,8 @@ class TrainingJob:
                     metrics=["accuracy"],
                 )
             self.progress(PhaseStarted(phase, epochs, first_epoch, count_trainable(model)))
-            self.progress(LogMessage(f"Phase {'1: training the new head' if phase == 'head' else '2: fine-tuning the top blocks'} "
-                                     f"({count_trainable(model):,} trainable parameters, learning rate {lr:g})."))
+            self.progress(LogMessage(f"{PHASE_TITLES[phase]} ({count_trainable(model):,} trainable "
+                                     f"parameters, learning rate {lr:g})."))
             monitor = monitor_class(self, phase, first_epoch, steps, trained_layers)
             monitor.epochs_total = epochs
             val_data = batches(list(val), self.batch_size) if len(val[1]) else None

@@ -33,15 +33,14 @@ from finetune_gui.gui.preferences import Preferences
 from finetune_gui.gui.state import STEP_TITLES, STEPS, ProjectState
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.step_list import StepList
-from finetune_gui.gui.worker import JobRunner
+from finetune_gui.gui.worker import JobRunner, load_tensorflow
 
 PROJECT_FILTER = "finetune-gui projects (*.ftproj.json *.json);;All files (*)"
 
 
 def warm_up(*, progress, cancel) -> None:
     """A job: import TensorFlow and Keras once, early, so the first real job starts quickly."""
-    import keras  # noqa: F401
-    import tensorflow  # noqa: F401
+    load_tensorflow()
 
 
 class MainWindow(QMainWindow):

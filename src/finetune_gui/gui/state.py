@@ -11,6 +11,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from finetune_gui.core.augment import PRESETS
+from finetune_gui.core.backbones import get_backbone, weights_kind
 from finetune_gui.core.dataset import DatasetScan, DatasetSplit, split_dataset
 from finetune_gui.core.errors import SettingsError
 from finetune_gui.core.settings import TrainingSettings
@@ -181,9 +183,14 @@ class ProjectState(QObject):
             return StepStatus(True, f"{len(scan.records)} images, {len(scan.classes)} classes")
         if step == "model":
             s = self.settings
-            return StepStatus(True, f"{s.backbone}, {s.unfreeze_blocks} blocks tuned")
+            name = get_backbone(s.backbone).keras_name
+            if weights_kind(s.weights) == "none":
+                return StepStatus(True, f"{name}, from scratch")
+            return StepStatus(True, f"{name}, tune {s.unfreeze_blocks} blocks")
         if step == "augment":
-            return StepStatus(True, "off" if self.settings.augment.is_off else "on")
+            augment = self.settings.augment
+            preset = next((k for k, v in PRESETS.items() if v == augment), "custom")
+            return StepStatus(True, "off" if augment.is_off else preset)
         if step == "train":
             if self.training:
                 return StepStatus(False, "training…")

@@ -14,16 +14,29 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QMutex, QMutexLocker, QObject, Qt, QThread, Signal, Slot
 
 from finetune_gui.core.errors import Cancelled
 from finetune_gui.core.events import BatchEnded, CancelToken, StageProgress
 
 log = logging.getLogger(__name__)
+_IMPORT_LOCK = QMutex()
 
 # Per-batch and per-file events can come thousands of times a second; ten a second is plenty
 # for a progress bar and leaves the GUI thread's event loop free.
 THROTTLE_SECONDS = 0.1
+
+
+def load_tensorflow() -> None:
+    """Import TensorFlow and Keras, one worker thread at a time.
+
+    Jobs call this before any core function that uses TensorFlow. Two threads importing
+    TensorFlow at the same time can fail with Python's `_DeadlockError` on its module locks;
+    once imported, this is a cheap lookup.
+    """
+    with QMutexLocker(_IMPORT_LOCK):
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
 
 
 class _Job(QObject):

@@ -32,7 +32,7 @@ from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, help_label, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.thumbnails import array_to_qimage
-from finetune_gui.gui.worker import JobRunner
+from finetune_gui.gui.worker import JobRunner, load_tensorflow
 
 PREVIEW_COUNT = 8
 PREVIEW_SIZE = 150
@@ -64,6 +64,7 @@ def preview_job(
     cancel: CancelToken | None = None,
 ) -> tuple[QImage, list[QImage]]:
     """A job: the chosen image and `PREVIEW_COUNT` random augmentations of it, as QImages."""
+    load_tensorflow()
     from finetune_gui.core.augment import preview_augmentations
 
     original = load_rgb(path, PREVIEW_SIZE)

@@ -28,7 +28,7 @@ from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.thumbnails import load_thumbnail, to_pixmap
-from finetune_gui.gui.worker import JobRunner
+from finetune_gui.gui.worker import JobRunner, load_tensorflow
 
 THUMB = 64
 TOP_K = 3
@@ -51,6 +51,7 @@ def predict_job(
     """A job: load the model once (reused next time), predict top-3, make thumbnails."""
     from finetune_gui.core.runfolder import predict_images
 
+    load_tensorflow()
     model = model or run_folder.load_model()
     predictions = predict_images(run_folder, paths, top_k=TOP_K, model=model)
     thumbnails = {str(p): load_thumbnail(p, THUMB) for p in paths}

@@ -33,7 +33,7 @@ from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, help_label, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.network_picture import NetworkPicture, format_params
-from finetune_gui.gui.worker import JobRunner
+from finetune_gui.gui.worker import JobRunner, load_tensorflow
 
 IMAGE_SIZES = (32, 48, 64, 96, 128, 160, 192, 224, 240, 260, 299, 300, 320, 384, 448, 512)
 WEIGHTS_TIP = {
@@ -54,16 +54,21 @@ def describe_network(
     cancel: CancelToken | None = None,
 ):
     """A job: the blocks of the chosen backbone (builds it without weights; about a second)."""
+    load_tensorflow()
     from finetune_gui.core.model import describe_blocks
 
     return describe_blocks(settings, num_classes)
 
 
-def with_unfreeze(description, unfreeze_blocks: int):
+def with_unfreeze(description, unfreeze_blocks: int | None):
     """The same network with the top `unfreeze_blocks` blocks trainable (as `describe_blocks`
-    marks them), so moving the slider redraws at once without building the network again."""
-    n = max(0, min(unfreeze_blocks, description.max_unfreeze_blocks))
-    first_trainable = len(description.blocks) - n
+    marks them; None: every block, as when training from scratch), so moving the slider
+    redraws at once without building the network again."""
+    if unfreeze_blocks is None:
+        first_trainable = 0
+    else:
+        n = max(0, min(unfreeze_blocks, description.max_unfreeze_blocks))
+        first_trainable = len(description.blocks) - n
     blocks = [replace(b, trainable=i >= first_trainable) for i, b in
               enumerate(description.blocks)]
     trainable = sum(b.trainable_params for b in blocks if b.trainable) + description.head_params
@@ -328,15 +333,23 @@ class ModelPage(QWidget):
         self.unfreeze_slider.blockSignals(True)
         self.unfreeze_slider.setRange(0, d.max_unfreeze_blocks)
         self.unfreeze_slider.setValue(min(s.unfreeze_blocks, d.max_unfreeze_blocks))
-        self.unfreeze_slider.setEnabled(True)
+        scratch = weights_kind(s.weights) == "none"
+        self.unfreeze_slider.setEnabled(not scratch)
         self.unfreeze_slider.blockSignals(False)
-        shown = with_unfreeze(d, s.unfreeze_blocks)
+        shown = with_unfreeze(d, None if scratch else s.unfreeze_blocks)
         n = min(s.unfreeze_blocks, d.max_unfreeze_blocks)
+        self.network.set_description(shown)
+        share = shown.trainable_params / max(1, shown.total_params)
+        if scratch:
+            self.unfreeze_label.setText("from scratch: every block learns")
+            self.trainable_label.setText(
+                f"Without pretrained weights there is nothing to keep frozen: all "
+                f"<b>{format_params(shown.trainable_params)}</b> parameters train from the "
+                f"start, so the slider does not apply.")
+            return
         self.unfreeze_label.setText(
             "only the new head learns" if n == 0 else
             f"top {n} of {d.max_unfreeze_blocks} blocks fine-tuned")
-        self.network.set_description(shown)
-        share = shown.trainable_params / max(1, shown.total_params)
         self.trainable_label.setText(
             f"Trainable while fine-tuning: <b>{format_params(shown.trainable_params)}</b> of "
             f"{format_params(shown.total_params)} parameters ({share:.0%}). "

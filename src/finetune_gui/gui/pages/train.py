@@ -40,7 +40,7 @@ from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.plots import TrainingCurves
-from finetune_gui.gui.worker import JobRunner
+from finetune_gui.gui.worker import JobRunner, load_tensorflow
 
 PHASE_NAMES = {"head": "training the new head", "finetune": "fine-tuning",
                "scratch": "training from scratch"}
@@ -69,6 +69,7 @@ def training_job(
     """A job: train with the core, then read the run folder back for the Results page."""
     if "tensorflow" not in sys.modules:
         progress(LogMessage("Getting ready: loading TensorFlow (a few seconds the first time)…"))
+    load_tensorflow()
     from finetune_gui.core.errors import RunFolderError
     from finetune_gui.core.training import TrainingJob
 

@@ -3,6 +3,8 @@ where fine-tuning begins. Each curve is created once and only its data changes."
 
 from __future__ import annotations
 
+import math
+
 import pyqtgraph as pg
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
@@ -68,8 +70,15 @@ class TrainingCurves(QWidget):
         for line in self.phase_lines:
             line.setVisible(False)
 
+    def _set_epoch_ticks(self) -> None:
+        """Whole epochs only (no 'epoch 1.5'), at most about ten labels."""
+        step = max(1, math.ceil(len(self.epochs) / 10))
+        for plot in (self.loss_plot, self.accuracy_plot):
+            plot.getPlotItem().getAxis("bottom").setTickSpacing(major=step, minor=step)
+
     def add_epoch(self, epoch: int, metrics: dict[str, float | None]) -> None:
         self.epochs.append(epoch)
+        self._set_epoch_ticks()
         for key in SERIES:
             value = metrics.get(key)
             self.values[key].append(float("nan") if value is None else float(value))

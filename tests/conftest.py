@@ -1,0 +1,40 @@
+"""Shared fixtures: quiet TensorFlow, private app folders, and small generated datasets."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Never write into the real user's cache, log or Keras folders from a test.
+_private = Path(tempfile.mkdtemp(prefix="finetune-gui-tests-"))
+os.environ["FINETUNE_GUI_CACHE_DIR"] = str(_private / "cache")
+os.environ["FINETUNE_GUI_LOG_DIR"] = str(_private / "logs")
+os.environ["KERAS_HOME"] = str(_private / "keras")
+
+import pytest  # noqa: E402
+
+from finetune_gui.demo import make_shapes_dataset  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def shapes_dir(tmp_path_factory) -> Path:
+    """Three clearly different classes (red circles, blue squares, green triangles), 40 each, 48 px."""
+    return make_shapes_dataset(tmp_path_factory.mktemp("shapes") / "data", per_class=40, size=48, seed=1)
+
+
+@pytest.fixture
+def small_shapes(tmp_path) -> Path:
+    """A fresh small dataset a test may modify: 3 classes x 12 images of 32 px."""
+    return make_shapes_dataset(tmp_path / "data", per_class=12, size=32, seed=5)
+
+
+def folder_fingerprint(root: Path) -> dict[str, bytes]:
+    """Every file below `root` with its bytes: equal before and after means untouched."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }

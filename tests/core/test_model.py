@@ -1,0 +1,112 @@
+"""The classifier: built-in preprocessing equal to Keras's, block freezing, a self-contained file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from finetune_gui.core.model import (
+    build_classifier,
+    count_trainable,
+    describe_blocks,
+    preprocessing_layers,
+    set_trainable_blocks,
+)
+from finetune_gui.core.settings import TrainingSettings
+
+
+@pytest.mark.parametrize(
+    "mode,reference",
+    [
+        ("tf", "keras.applications.mobilenet_v2.preprocess_input"),
+        ("caffe", "keras.applications.resnet50.preprocess_input"),
+        ("torch", "keras.applications.densenet.preprocess_input"),
+    ],
+)
+def test_preprocessing_layers_match_keras_preprocess_input(mode, reference):
+    import keras
+
+    module, _, name = reference.rpartition(".")
+    keras_fn = getattr(eval(module, {"keras": keras}), name)  # noqa: S307 - fixed strings above
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    x = keras.ops.convert_to_tensor(pixels)
+    for layer in preprocessing_layers(mode):
+        x = layer(x)
+    np.testing.assert_allclose(np.asarray(x), keras_fn(pixels.copy()), rtol=1e-5, atol=1e-4)
+
+
+def test_classifier_outputs_probabilities_for_raw_pixels():
+    clf = build_classifier(TrainingSettings(backbone="mobilenetv3small", weights="none", image_size=32), 3)
+    probs = clf.model.predict(np.zeros((4, 32, 32, 3), "uint8"), verbose=0)
+    assert probs.shape == (4, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_two_classes_get_two_softmax_outputs():
+    clf = build_classifier(TrainingSettings(backbone="mobilenetv3small", weights="none", image_size=32), 2)
+    assert clf.model.output_shape == (None, 2)
+
+
+def test_unfreezing_more_blocks_trains_more_parameters_and_matches_the_description():
+    settings = TrainingSettings(backbone="mobilenetv2", weights="imagenet", image_size=32, unfreeze_blocks=3)
+    clf = build_classifier(settings.with_changes(weights="none"), 3)  # same shapes, no download
+    counts = [set_trainable_blocks(clf, n) for n in (0, 1, 3, 6)]
+    assert counts == sorted(counts) and len(set(counts)) == 4
+    assert counts[0] == 1280 * 3 + 3  # the head alone
+    described = describe_blocks(settings, 3)
+    assert described.trainable_params == counts[2]
+    assert [b.trainable for b in described.blocks].count(True) == 3
+    assert not described.blocks[0].trainable and described.blocks[0].name == "stem"
+
+
+def test_batchnorm_stays_in_inference_mode_when_unfrozen(tmp_path):
+    """With pretrained weights, a training-mode call must not change BatchNorm statistics."""
+    import keras
+
+    from finetune_gui.core.backbones import build_base, get_backbone
+
+    weights = tmp_path / "base.weights.h5"
+    build_base(get_backbone("mobilenetv2"), 32, None).save_weights(weights)
+    clf = build_classifier(TrainingSettings(backbone="mobilenetv2", weights=str(weights), image_size=32), 3)
+    set_trainable_blocks(clf, 2)
+    top = clf.base.layers[-10:]
+    assert any(l.trainable for l in top), "the top blocks are unfrozen"
+    norms = [l for l in top if isinstance(l, keras.layers.BatchNormalization)]
+    assert norms, "the top blocks hold BatchNorm layers"
+    before = [n.moving_mean.numpy().copy() for n in norms]
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    clf.model(pixels, training=True)
+    for norm, old in zip(norms, before, strict=True):
+        np.testing.assert_array_equal(norm.moving_mean.numpy(), old)
+
+
+def test_from_scratch_batchnorm_learns_its_statistics():
+    import keras
+
+    clf = build_classifier(TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32), 3)
+    set_trainable_blocks(clf, -1)
+    norm = next(l for l in clf.base.layers if isinstance(l, keras.layers.BatchNormalization))
+    before = norm.moving_mean.numpy().copy()
+    clf.model(np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32"), training=True)
+    assert not np.array_equal(norm.moving_mean.numpy(), before)
+    assert count_trainable(clf.model) == count_trainable(clf.base) + 1280 * 3 + 3
+
+
+def test_saved_model_loads_in_plain_keras_without_this_package(tmp_path):
+    clf = build_classifier(TrainingSettings(backbone="resnet50", weights="none", image_size=32), 3)
+    path = tmp_path / "model.keras"
+    clf.model.save(path)
+    pixels = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
+    np.save(tmp_path / "pixels.npy", pixels)
+    expected = clf.model.predict(pixels, verbose=0)
+    script = (
+        "import sys, numpy as np, keras\n"
+        "assert 'finetune_gui' not in sys.modules\n"
+        f"m = keras.models.load_model(r'{path}')\n"
+        f"print(repr(m.predict(np.load(r'{tmp_path / 'pixels.npy'}'), verbose=0).tolist()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=True)
+    np.testing.assert_allclose(np.array(eval(out.stdout.strip().splitlines()[-1])), expected, rtol=1e-4, atol=1e-5)  # noqa: S307
