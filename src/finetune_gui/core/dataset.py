@@ -247,7 +247,9 @@ def _check_root(root: Path) -> None:
     if not root.exists():
         raise DatasetError(f"The folder {root} does not exist.")
     if not root.is_dir():
-        raise DatasetError(f"{root} is a file, not a folder. Choose the folder that holds the class folders.")
+        raise DatasetError(
+            f"{root} is a file, not a folder. Choose the folder that holds the class folders."
+        )
     try:
         next(iter(root.iterdir()), None)
     except PermissionError as exc:

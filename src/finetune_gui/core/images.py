@@ -138,7 +138,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def inspect_image(path: Path) -> ImageInfo:
-    """Open and decode the whole file; return its size and content hash, or raise `ImageReadError`."""
+    """Decode the whole file; return its size and content hash, or raise `ImageReadError`."""
     data = read_bytes(path)
     image = _open_verified(data)
     try:
