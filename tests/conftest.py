@@ -38,3 +38,33 @@ def folder_fingerprint(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and not p.is_symlink()
     }
+
+
+@pytest.fixture(scope="session")
+def pretrained_base(tmp_path_factory, shapes_dir) -> Path:
+    """Weights of a MobileNetV2 base (48 px) trained from scratch on shapes, saved by the test.
+
+    This stands in for an ImageNet download, which this machine cannot make: a real weights
+    file, loaded through the same code path as any local file a user picks.
+    """
+    from finetune_gui.core.runfolder import RunFolder
+    from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training import TrainingJob
+
+    folder = tmp_path_factory.mktemp("pretraining")
+    settings = TrainingSettings(
+        backbone="mobilenetv2", weights="none", image_size=48, epochs_head=10, epochs_finetune=0,
+        batch_size=16, augment="none", patience=0, seed=3,
+    )
+    TrainingJob(shapes_dir, settings, folder / "run").run()
+    model = RunFolder.open(folder / "run").load_model()
+    base = next(layer for layer in model.layers if getattr(layer, "layers", None))
+    path = folder / "mobilenetv2_shapes_48.weights.h5"
+    base.save_weights(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def other_shapes_dir(tmp_path_factory) -> Path:
+    """The same three classes drawn with another seed: new images for fine-tuning."""
+    return make_shapes_dataset(tmp_path_factory.mktemp("shapes2") / "data", per_class=40, size=48, seed=9)

@@ -51,7 +51,10 @@ from finetune_gui.core.model import (
 from finetune_gui.core.pipeline import batches, decode_images
 from finetune_gui.core.settings import TrainingSettings
 
-EXPLODING_LOSS = 1e4
+# Diverged: the loss is 50x worse than on the first batch of the run (and above 20, which a
+# clipped cross-entropy on its own does not reach).
+EXPLODING_FACTOR = 50.0
+EXPLODING_FLOOR = 20.0
 PHASE_TITLES = {
     "head": "Phase 1: training the new head on the frozen base",
     "finetune": "Phase 2: fine-tuning the top blocks",
@@ -119,7 +122,10 @@ def _monitor_callback_class():
             loss = float((logs or {}).get("loss", 0.0))
             self.batches_done += 1
             epoch = self.first_epoch + self._epoch_in_phase
-            if not math.isfinite(loss) or loss > EXPLODING_LOSS:
+            if self.job.first_loss is None and math.isfinite(loss):
+                self.job.first_loss = loss
+            limit = max(EXPLODING_FLOOR, EXPLODING_FACTOR * (self.job.first_loss or 0.0))
+            if not math.isfinite(loss) or loss > limit:
                 what = "became NaN" if math.isnan(loss) else f"exploded to {loss:.3g}"
                 self.diverged = f"The training loss {what} in epoch {epoch}"
                 self.model.stop_training = True
@@ -216,6 +222,7 @@ class TrainingJob:
         self.views = max(1, int(views))
         self.gpu_lister = gpu_lister
         self.history: list[dict] = []
+        self.first_loss: float | None = None
         self.best = BestWeights()
         self.classifier = None
         self.batch_size = settings.batch_size
@@ -226,7 +233,10 @@ class TrainingJob:
         import keras
 
         self._prepare_folder()
-        split = self._resolve_split()
+        try:
+            split = self._resolve_split()
+        except Cancelled:
+            return self._finish_cancelled(None)
         self._write_start(split)
         keras.backend.clear_session()  # the GUI trains many times in one process
         keras.utils.set_random_seed(self.settings.seed)
@@ -484,7 +494,7 @@ class TrainingJob:
         """After each epoch: the history so far, so an interrupted run shows its curves."""
         rf.write_history(self.run_dir / rf.HISTORY_FILE, self.history)
 
-    def _finish_cancelled(self, split: DatasetSplit) -> RunResult:
+    def _finish_cancelled(self, split: DatasetSplit | None) -> RunResult:
         if self.classifier is not None and self.best.epoch is not None:
             self._restore_best()
             rf.save_model(self.classifier.model, self.run_dir / rf.MODEL_FILE)
@@ -494,7 +504,8 @@ class TrainingJob:
         self._write_results(None)
         self._write_status("cancelled", message=message, best_epoch=self.best.epoch)
         self.progress(LogMessage(message, "warning"))
-        return RunResult(self.run_dir, "cancelled", split.classes, self.history, None, message)
+        classes = split.classes if split is not None else []
+        return RunResult(self.run_dir, "cancelled", classes, self.history, None, message)
 
 
 def _all_layers(model) -> list:

@@ -1,0 +1,261 @@
+"""Training runs end to end on generated shapes: accuracy, the run folder, cancel, divergence."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from finetune_gui.core.errors import RunFolderError, TrainingDiverged
+from finetune_gui.core.events import BatchEnded, CancelToken, EpochEnded, LogMessage, PhaseStarted
+from finetune_gui.core.runfolder import RunFolder
+from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.training import TrainingJob
+
+
+def tuned(weights, **changes) -> TrainingSettings:
+    base = dict(
+        backbone="mobilenetv2",
+        weights=str(weights),
+        image_size=48,
+        epochs_head=4,
+        epochs_finetune=2,
+        unfreeze_blocks=2,
+        batch_size=16,
+        augment="light",
+        seed=0,
+        patience=3,
+    )
+    return TrainingSettings(**{**base, **changes})
+
+
+class Recorder:
+    def __init__(self, cancel_after_epoch: int | None = None, cancel: CancelToken | None = None):
+        self.events, self.cancel, self.cancel_after = [], cancel, cancel_after_epoch
+        self.batches_after_cancel = 0
+
+    def __call__(self, event):
+        self.events.append(event)
+        if self.cancel is not None and self.cancel.cancelled and isinstance(event, BatchEnded):
+            self.batches_after_cancel += 1
+        if isinstance(event, EpochEnded) and event.epoch == self.cancel_after:
+            self.cancel.cancel()
+
+    def of(self, kind):
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, other_shapes_dir, pretrained_base):
+    recorder = Recorder()
+    out = tmp_path_factory.mktemp("runs") / "fast"
+    result = TrainingJob(other_shapes_dir, tuned(pretrained_base), out, progress=recorder).run()
+    return result, recorder
+
+
+def test_fine_tuning_saved_weights_reaches_high_test_accuracy(finished_run):
+    result, _ = finished_run
+    assert result.status == "completed"
+    assert result.report.count == 18
+    assert result.report.accuracy >= 0.9
+
+
+def test_both_phases_run_in_order_with_a_lower_learning_rate(finished_run):
+    result, recorder = finished_run
+    phases = recorder.of(PhaseStarted)
+    assert [p.phase for p in phases] == ["head", "finetune"]
+    assert phases[1].trainable_params > phases[0].trainable_params
+    rates = {row["phase"]: row["lr"] for row in result.history}
+    assert rates["finetune"] == pytest.approx(rates["head"] / 10)
+    assert [row["epoch"] for row in result.history] == list(range(1, len(result.history) + 1))
+
+
+def test_the_run_folder_holds_everything_to_repeat_and_use_the_run(finished_run):
+    result, _ = finished_run
+    folder = result.run_dir
+    assert (folder / "labels.txt").read_text() == "circles\nsquares\ntriangles\n"
+    with open(folder / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(result.history) and {"loss", "val_accuracy", "phase"} <= set(rows[0])
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["accuracy"] == result.report.accuracy
+    assert len(metrics["confusion"]) == 3 and sum(map(sum, metrics["confusion"])) == 18
+    assert json.loads((folder / "run.json").read_text())["status"] == "completed"
+    run = RunFolder.open(folder)
+    assert run.settings == tuned(run.settings.weights)
+    split = json.loads((folder / "split.json").read_text())
+    assert len(split["train"]) + len(split["val"]) + len(split["test"]) == 120
+    assert not list(folder.glob(".*"))  # no temporary files left behind
+
+
+def test_saved_model_predicts_raw_pixels_like_the_report(finished_run):
+    import keras
+
+    from finetune_gui.core.images import load_rgb
+
+    result, _ = finished_run
+    model = keras.models.load_model(result.run_dir / "model.keras")
+    row = result.report.predictions[0]
+    probs = model.predict(load_rgb(row["path"], 48)[None], verbose=0)[0]
+    np.testing.assert_allclose(probs, row["probabilities"], atol=1e-4)
+
+
+def test_weights_none_changes_the_result(finished_run, other_shapes_dir, pretrained_base, tmp_path):
+    result, _ = finished_run
+    scratch = TrainingJob(other_shapes_dir, tuned("none"), tmp_path / "scratch").run()
+    assert scratch.history[0]["phase"] == "scratch"
+    assert scratch.report.accuracy != result.report.accuracy or not np.allclose(
+        [p["probabilities"] for p in scratch.report.predictions],
+        [p["probabilities"] for p in result.report.predictions],
+        atol=1e-3,
+    )
+
+
+def test_exact_mode_trains_through_the_whole_network_too(
+    other_shapes_dir, pretrained_base, tmp_path
+):
+    result = TrainingJob(
+        other_shapes_dir,
+        tuned(pretrained_base, cache_mode="exact", epochs_finetune=1),
+        tmp_path / "exact",
+    ).run()
+    assert result.status == "completed" and result.report.accuracy >= 0.8
+
+
+def test_cancel_stops_within_one_batch_and_keeps_the_best_weights(
+    other_shapes_dir, pretrained_base, tmp_path
+):
+    cancel = CancelToken()
+    recorder = Recorder(cancel_after_epoch=2, cancel=cancel)
+    result = TrainingJob(
+        other_shapes_dir,
+        tuned(pretrained_base, epochs_head=10),
+        tmp_path / "run",
+        progress=recorder,
+        cancel=cancel,
+    ).run()
+    assert result.status == "cancelled"
+    assert recorder.batches_after_cancel <= 1
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert "best weights (epoch" in result.message
+    facts = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert facts["status"] == "cancelled"
+    assert RunFolder.open(tmp_path / "run").load_model().output_shape == (None, 3)
+
+
+def test_cancel_before_any_epoch_saves_no_model_and_says_so(
+    small_shapes, pretrained_base, tmp_path
+):
+    cancel = CancelToken()
+    cancel.cancel()
+    result = TrainingJob(
+        small_shapes, tuned(pretrained_base), tmp_path / "run", cancel=cancel
+    ).run()
+    assert result.status == "cancelled" and "no model was saved" in result.message
+    assert not (tmp_path / "run" / "model.keras").exists()
+    with pytest.raises(RunFolderError, match="model.keras"):
+        RunFolder.open(tmp_path / "run")
+
+
+def test_an_exploding_loss_stops_with_advice_to_lower_the_learning_rate(small_shapes, tmp_path):
+    settings = TrainingSettings(
+        backbone="mobilenetv3small", weights="none", image_size=32, epochs_head=8,
+        epochs_finetune=0, optimizer="adam", lr_head=1.0, dense_units=64, augment="none", patience=0,
+    )
+    with pytest.raises(TrainingDiverged, match="lower learning rate") as caught:
+        TrainingJob(small_shapes, settings, tmp_path / "run").run()
+    assert "exploded" in str(caught.value) or "NaN" in str(caught.value)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
+
+
+def test_early_stopping_ends_a_phase_that_stops_improving(small_shapes, pretrained_base, tmp_path):
+    settings = tuned(pretrained_base, epochs_head=30, epochs_finetune=0, patience=1, lr_head=0.05)
+    result = TrainingJob(small_shapes, settings, tmp_path / "run").run()
+    assert len(result.history) < 30
+    best = min(row["val_loss"] for row in result.history)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["best_epoch"] == next(
+        row["epoch"] for row in result.history if row["val_loss"] == best
+    )
+
+
+def test_imbalanced_classes_turn_class_weights_on(tmp_path, pretrained_base):
+    from finetune_gui.demo import make_shapes_dataset
+
+    data = make_shapes_dataset(
+        tmp_path / "data", per_class={"circles": 40, "squares": 8, "triangles": 10}, size=32
+    )
+    recorder = Recorder()
+    TrainingJob(
+        data,
+        tuned(pretrained_base, epochs_head=1, epochs_finetune=0),
+        tmp_path / "run",
+        progress=recorder,
+    ).run()
+    weights_line = next(
+        e.text for e in recorder.of(LogMessage) if e.text.startswith("Class weights on")
+    )
+    values = [float(v) for v in weights_line.split(": ")[1].split(", ")]
+    assert values[0] < 1 < values[1]  # the big class counts less, the small ones more
+
+
+def test_a_non_empty_run_folder_is_refused_and_left_alone(small_shapes, pretrained_base, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("mine")
+    with pytest.raises(RunFolderError, match="already exists and is not empty"):
+        TrainingJob(small_shapes, tuned(pretrained_base), tmp_path / "run").run()
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["keep.txt"]
+
+
+def test_out_of_memory_retries_with_half_the_batch_and_says_so(
+    monkeypatch, small_shapes, pretrained_base, tmp_path
+):
+    import keras
+    import tensorflow as tf
+
+    real_fit, calls = keras.Model.fit, []
+
+    def fit_that_runs_out_once(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit_that_runs_out_once)
+    recorder = Recorder()
+    result = TrainingJob(
+        small_shapes,
+        tuned(pretrained_base, epochs_head=1, epochs_finetune=0),
+        tmp_path / "run",
+        progress=recorder,
+    ).run()
+    assert result.status == "completed"
+    assert any(
+        "Out of memory at batch size 16; retrying this phase with 8" in e.text
+        for e in recorder.of(LogMessage)
+    )
+
+
+def test_a_faked_modern_gpu_turns_on_mixed_precision_with_a_float32_output(
+    small_shapes, pretrained_base, tmp_path
+):
+    import keras
+
+    from finetune_gui.core.devices import GpuInfo
+
+    recorder = Recorder()
+    job = TrainingJob(
+        small_shapes,
+        tuned(pretrained_base, epochs_head=1, epochs_finetune=0),
+        tmp_path / "run",
+        progress=recorder,
+        gpu_lister=lambda: [GpuInfo("Fake A100", (8, 0))],
+    )
+    result = job.run()
+    assert any("Mixed precision (float16) is on" in e.text for e in recorder.of(LogMessage))
+    assert job.classifier.base.compute_dtype == "float16"
+    assert job.classifier.model.get_layer("probabilities").compute_dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"  # reset after the run
+    assert math.isfinite(result.history[0]["loss"])
