@@ -22,7 +22,9 @@ from finetune_gui.demo import make_shapes_dataset  # noqa: E402
 @pytest.fixture(scope="session")
 def shapes_dir(tmp_path_factory) -> Path:
     """Three clearly different classes (red circles, blue squares, green triangles), 40 each, 48 px."""
-    return make_shapes_dataset(tmp_path_factory.mktemp("shapes") / "data", per_class=40, size=48, seed=1)
+    return make_shapes_dataset(
+        tmp_path_factory.mktemp("shapes") / "data", per_class=40, size=48, seed=1
+    )
 
 
 @pytest.fixture
@@ -53,8 +55,15 @@ def pretrained_base(tmp_path_factory, shapes_dir) -> Path:
 
     folder = tmp_path_factory.mktemp("pretraining")
     settings = TrainingSettings(
-        backbone="mobilenetv2", weights="none", image_size=48, epochs_head=10, epochs_finetune=0,
-        batch_size=16, augment="none", patience=0, seed=3,
+        backbone="mobilenetv2",
+        weights="none",
+        image_size=48,
+        epochs_head=10,
+        epochs_finetune=0,
+        batch_size=16,
+        augment="none",
+        patience=0,
+        seed=3,
     )
     TrainingJob(shapes_dir, settings, folder / "run").run()
     model = RunFolder.open(folder / "run").load_model()
@@ -67,4 +76,6 @@ def pretrained_base(tmp_path_factory, shapes_dir) -> Path:
 @pytest.fixture(scope="session")
 def other_shapes_dir(tmp_path_factory) -> Path:
     """The same three classes drawn with another seed: new images for fine-tuning."""
-    return make_shapes_dataset(tmp_path_factory.mktemp("shapes2") / "data", per_class=40, size=48, seed=9)
+    return make_shapes_dataset(
+        tmp_path_factory.mktemp("shapes2") / "data", per_class=40, size=48, seed=9
+    )

@@ -32,28 +32,48 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("folder", type=Path)
     scan.add_argument("--json", action="store_true", help="print the full result as JSON")
 
-    train = commands.add_parser("train", help="fine-tune a backbone on an image folder")
-    train.add_argument("folder", type=Path)
-    train.add_argument("--out", type=Path, required=True, help="new folder for the run")
-    train.add_argument("--backbone", default="mobilenetv2", help="e.g. mobilenetv2, resnet50, efficientnetb0")
+    train = commands.add_parser(
+        "train",
+        help="fine-tune a backbone on an image folder",
+        description="Train on FOLDER into --out; or repeat a project made in the window with "
+        "--project FILE --out RUN; or continue an interrupted run with --resume RUN.",
+    )
+    train.add_argument("folder", type=Path, nargs="?")
+    train.add_argument("--out", type=Path, help="new folder for the run")
+    train.add_argument("--project", type=Path, help="a project file saved by the window")
+    train.add_argument("--resume", type=Path, metavar="RUN", help="continue an interrupted run")
+    train.add_argument(
+        "--backbone", default="mobilenetv2", help="e.g. mobilenetv2, resnet50, efficientnetb0"
+    )
     train.add_argument("--weights", default="imagenet", help="imagenet, none, or a weights file")
-    train.add_argument("--image-size", type=int, default=None, help="pixels (default: the backbone's)")
+    train.add_argument(
+        "--image-size", type=int, default=None, help="pixels (default: the backbone's)"
+    )
     train.add_argument("--epochs-head", type=int, default=5)
     train.add_argument("--epochs-finetune", type=int, default=5)
     train.add_argument("--unfreeze-blocks", type=int, default=2)
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--lr-head", type=float, default=1e-3)
     train.add_argument("--lr-finetune", type=float, default=None, help="default: lr-head / 10")
-    train.add_argument("--augment", default="light", choices=["none", "light", "standard", "strong"])
+    train.add_argument(
+        "--augment", default="light", choices=["none", "light", "standard", "strong"]
+    )
     train.add_argument("--val-fraction", type=float, default=0.15)
     train.add_argument("--test-fraction", type=float, default=0.15)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--dense-units", type=int, default=0, help="hidden layer in the head (0: none)")
+    train.add_argument(
+        "--dense-units", type=int, default=0, help="hidden layer in the head (0: none)"
+    )
     train.add_argument("--dropout", type=float, default=0.2)
     train.add_argument("--class-weights", default="auto", choices=["auto", "on", "off"])
     train.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs")
-    train.add_argument("--mode", dest="cache_mode", default="fast", choices=["fast", "exact"],
-                       help="fast: compute frozen layers once (default); exact: every epoch")
+    train.add_argument(
+        "--mode",
+        dest="cache_mode",
+        default="fast",
+        choices=["fast", "exact"],
+        help="fast: compute frozen layers once (default); exact: every epoch",
+    )
 
     evaluate = commands.add_parser("evaluate", help="score a trained run on a labelled folder")
     evaluate.add_argument("run", type=Path)
@@ -69,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="copy a run's model, labels and metrics elsewhere")
     export.add_argument("run", type=Path)
     export.add_argument("--format", default="keras", choices=["keras"])
-    export.add_argument("--to", type=Path, required=True, help="a folder, or a path ending in .keras")
+    export.add_argument(
+        "--to", type=Path, required=True, help="a folder, or a path ending in .keras"
+    )
     return parser
 
 
@@ -83,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Stopped.", file=sys.stderr)
         return EXIT_CANCELLED
-    except Exception as exc:  # noqa: BLE001 - the one place every error becomes a plain line
+    except Exception as exc:
         return report_error(exc)
 
 
@@ -133,12 +155,64 @@ def cmd_scan(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from finetune_gui.core.events import CancelToken
+    from finetune_gui.core.errors import UserError
     from finetune_gui.core.evaluation import format_report
-    from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.events import CancelToken
+    from finetune_gui.core.training import TrainingJob, resume_job
+
+    cancel = CancelToken()
+    progress = TerminalProgress()
+    if args.resume:
+        if args.folder or args.project or args.out:
+            raise UserError("--resume RUN takes no folder, --project or --out: it continues RUN.")
+        job = resume_job(args.resume, progress=progress, cancel=cancel)
+    elif args.project:
+        if args.folder or not args.out:
+            raise UserError("Use --project FILE with --out RUN and no folder.")
+        job = _job_from_project(args.project, args.out, progress, cancel)
+    else:
+        if not args.folder or not args.out:
+            raise UserError(
+                "Give the image folder and --out RUN (or --project FILE, or --resume RUN)."
+            )
+        job = TrainingJob(
+            args.folder, _settings_from_args(args), args.out, progress=progress, cancel=cancel
+        )
+    # Ctrl-C asks the run to stop after the current batch and keep its best weights.
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    try:
+        result = job.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if result.report is not None:
+        print(format_report(result.report))
+    print(f"{result.message} Run folder: {result.run_dir}")
+    return EXIT_OK if result.status == "completed" else EXIT_CANCELLED
+
+
+def _job_from_project(path: Path, out: Path, progress, cancel):
+    from finetune_gui.core.project import Project, ProjectError
     from finetune_gui.core.training import TrainingJob
 
-    settings = TrainingSettings(
+    project = Project.load(path)
+    if project.data_dir is None:
+        raise ProjectError(f"The project {path} has no image folder yet.")
+    if project.data_dir_missing:
+        raise ProjectError(project.missing_folder_message())
+    return TrainingJob(
+        project.data_dir,
+        project.settings,
+        out,
+        progress=progress,
+        cancel=cancel,
+        exclude=set(project.excluded),
+    )
+
+
+def _settings_from_args(args):
+    from finetune_gui.core.settings import TrainingSettings
+
+    return TrainingSettings(
         backbone=args.backbone,
         weights=args.weights,
         image_size=args.image_size,
@@ -158,24 +232,15 @@ def cmd_train(args) -> int:
         patience=args.patience,
         cache_mode=args.cache_mode,
     )
-    cancel = CancelToken()
-    # Ctrl-C asks the run to stop after the current batch and keep its best weights.
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
-    try:
-        result = TrainingJob(args.folder, settings, args.out, progress=TerminalProgress(), cancel=cancel).run()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if result.report is not None:
-        print(format_report(result.report))
-    print(f"{result.message} Run folder: {result.run_dir}")
-    return EXIT_OK if result.status == "completed" else EXIT_CANCELLED
 
 
 def cmd_evaluate(args) -> int:
     from finetune_gui.core.evaluation import format_report
     from finetune_gui.core.runfolder import evaluate_folder
 
-    report = evaluate_folder(args.run, args.folder, progress=TerminalProgress(enabled=not args.json))
+    report = evaluate_folder(
+        args.run, args.folder, progress=TerminalProgress(enabled=not args.json)
+    )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -197,11 +262,22 @@ def cmd_predict(args) -> int:
         raise UserError(f"No such image file: {', '.join(missing)}.")
     predictions = predict_images(args.run, args.images, top_k=args.top_k)
     if args.json:
-        print(json.dumps([
-            {"path": str(p.path), "error": p.error,
-             "top": [{"label": label, "probability": round(prob, 6)} for label, prob in p.top]}
-            for p in predictions
-        ], indent=2, ensure_ascii=False))
+        print(
+            json.dumps(
+                [
+                    {
+                        "path": str(p.path),
+                        "error": p.error,
+                        "top": [
+                            {"label": label, "probability": round(prob, 6)} for label, prob in p.top
+                        ],
+                    }
+                    for p in predictions
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
     else:
         for p in predictions:
             if p.error:
@@ -255,8 +331,13 @@ class TerminalProgress:
             eta = elapsed / event.done * (event.total - event.done) if event.done else None
             self._bar(event.stage, event.done, event.total, eta)
         elif isinstance(event, ev.BatchEnded):
-            self._bar(f"epoch {event.epoch} ({event.phase})", event.batch, event.batches,
-                      event.eta_seconds, f"loss {event.loss:.4f}")
+            self._bar(
+                f"epoch {event.epoch} ({event.phase})",
+                event.batch,
+                event.batches,
+                event.eta_seconds,
+                f"loss {event.loss:.4f}",
+            )
         elif isinstance(event, ev.EpochEnded):
             parts = [f"{k} {v:.4f}" for k, v in event.metrics.items() if k != "lr"]
             self._line(f"epoch {event.epoch} ({event.phase}): " + ", ".join(parts))
@@ -271,7 +352,9 @@ class TerminalProgress:
         width = 30
         filled = int(width * done / max(total, 1))
         eta_text = f" ETA {format_seconds(eta)}" if eta is not None else ""
-        self.stream.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}{eta_text} {extra}\033[K")
+        self.stream.write(
+            f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}{eta_text} {extra}\033[K"
+        )
         self.stream.flush()
 
     def _line(self, text: str) -> None:
@@ -284,8 +367,12 @@ class TerminalProgress:
 def format_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "?"
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+    seconds = round(seconds)
+    return (
+        f"{seconds // 60}:{seconds % 60:02d}"
+        if seconds < 3600
+        else f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+    )
 
 
 if __name__ == "__main__":

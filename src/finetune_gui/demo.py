@@ -34,7 +34,9 @@ def draw_shape(shape: str, colour, size: int, rng: random.Random) -> Image.Image
     elif shape == "rectangle":
         draw.rectangle(box, fill=fill)
     else:
-        draw.polygon([(x0 + extent / 2, y0), (x0, y0 + extent), (x0 + extent, y0 + extent)], fill=fill)
+        draw.polygon(
+            [(x0 + extent / 2, y0), (x0, y0 + extent), (x0 + extent, y0 + extent)], fill=fill
+        )
     return image.filter(ImageFilter.GaussianBlur(radius=rng.uniform(0, 0.8)))
 
 

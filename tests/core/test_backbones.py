@@ -17,10 +17,27 @@ from finetune_gui.core.backbones import (
 from finetune_gui.core.errors import SettingsError, WeightsError
 
 REQUIRED = [
-    "vgg16", "vgg19", "resnet50", "resnet101", "resnet152", "resnet50v2", "resnet101v2",
-    "resnet152v2", "inceptionv3", "xception", "mobilenetv2", "mobilenetv3small",
-    "mobilenetv3large", "efficientnetb0", "efficientnetb1", "efficientnetb2", "efficientnetb3",
-    "efficientnetv2b0", "efficientnetv2s", "densenet121", "convnexttiny",
+    "vgg16",
+    "vgg19",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnet50v2",
+    "resnet101v2",
+    "resnet152v2",
+    "inceptionv3",
+    "xception",
+    "mobilenetv2",
+    "mobilenetv3small",
+    "mobilenetv3large",
+    "efficientnetb0",
+    "efficientnetb1",
+    "efficientnetb2",
+    "efficientnetb3",
+    "efficientnetv2b0",
+    "efficientnetv2s",
+    "densenet121",
+    "convnexttiny",
 ]
 
 
@@ -30,18 +47,23 @@ def test_every_required_backbone_is_registered():
 
 def test_names_are_forgiving_and_unknown_names_list_the_choices():
     assert get_backbone("MobileNet-V2").name == "mobilenetv2"
-    with pytest.raises(SettingsError, match="Choose one of: .*resnet50"):
+    with pytest.raises(SettingsError, match=r"Choose one of: .*resnet50"):
         get_backbone("alexnet")
 
 
-@pytest.mark.parametrize("name", ["mobilenetv3small", "mobilenetv2", "efficientnetb0", "resnet50", "densenet121", "vgg16"])
+@pytest.mark.parametrize(
+    "name",
+    ["mobilenetv3small", "mobilenetv2", "efficientnetb0", "resnet50", "densenet121", "vgg16"],
+)
 def test_parameter_count_matches_the_built_model(name):
     spec = get_backbone(name)
     base = build_base(spec, 32, None)
     assert round(base.count_params() / 1e6, 2) == spec.params_millions
 
 
-@pytest.mark.parametrize("name", ["mobilenetv2", "resnet50", "efficientnetb0", "convnexttiny", "xception", "inceptionv3"])
+@pytest.mark.parametrize(
+    "name", ["mobilenetv2", "resnet50", "efficientnetb0", "convnexttiny", "xception", "inceptionv3"]
+)
 def test_every_block_cut_splits_the_network_exactly(name):
     """Bottom then top at each block boundary equals the whole base: no residual is cut."""
     import keras
@@ -129,7 +151,9 @@ def test_a_weights_file_for_another_architecture_is_a_clear_message(tmp_path):
         build_base(get_backbone("resnet50"), 32, str(path))
 
 
-@pytest.mark.parametrize("content,match", [(b"", "damaged|does not fit"), (b"not hdf5 at all", "damaged|does not fit")])
+@pytest.mark.parametrize(
+    "content,match", [(b"", "damaged|does not fit"), (b"not hdf5 at all", "damaged|does not fit")]
+)
 def test_a_damaged_weights_file_is_a_clear_message(tmp_path, content, match):
     path = tmp_path / "broken.weights.h5"
     path.write_bytes(content)

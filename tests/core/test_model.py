@@ -30,7 +30,7 @@ def test_preprocessing_layers_match_keras_preprocess_input(mode, reference):
     import keras
 
     module, _, name = reference.rpartition(".")
-    keras_fn = getattr(eval(module, {"keras": keras}), name)  # noqa: S307 - fixed strings above
+    keras_fn = getattr(eval(module, {"keras": keras}), name)
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
     x = keras.ops.convert_to_tensor(pixels)
     for layer in preprocessing_layers(mode):
@@ -39,19 +39,25 @@ def test_preprocessing_layers_match_keras_preprocess_input(mode, reference):
 
 
 def test_classifier_outputs_probabilities_for_raw_pixels():
-    clf = build_classifier(TrainingSettings(backbone="mobilenetv3small", weights="none", image_size=32), 3)
+    clf = build_classifier(
+        TrainingSettings(backbone="mobilenetv3small", weights="none", image_size=32), 3
+    )
     probs = clf.model.predict(np.zeros((4, 32, 32, 3), "uint8"), verbose=0)
     assert probs.shape == (4, 3)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_two_classes_get_two_softmax_outputs():
-    clf = build_classifier(TrainingSettings(backbone="mobilenetv3small", weights="none", image_size=32), 2)
+    clf = build_classifier(
+        TrainingSettings(backbone="mobilenetv3small", weights="none", image_size=32), 2
+    )
     assert clf.model.output_shape == (None, 2)
 
 
 def test_unfreezing_more_blocks_trains_more_parameters_and_matches_the_description():
-    settings = TrainingSettings(backbone="mobilenetv2", weights="imagenet", image_size=32, unfreeze_blocks=3)
+    settings = TrainingSettings(
+        backbone="mobilenetv2", weights="imagenet", image_size=32, unfreeze_blocks=3
+    )
     clf = build_classifier(settings.with_changes(weights="none"), 3)  # same shapes, no download
     counts = [set_trainable_blocks(clf, n) for n in (0, 1, 3, 6)]
     assert counts == sorted(counts) and len(set(counts)) == 4
@@ -70,11 +76,13 @@ def test_batchnorm_stays_in_inference_mode_when_unfrozen(tmp_path):
 
     weights = tmp_path / "base.weights.h5"
     build_base(get_backbone("mobilenetv2"), 32, None).save_weights(weights)
-    clf = build_classifier(TrainingSettings(backbone="mobilenetv2", weights=str(weights), image_size=32), 3)
+    clf = build_classifier(
+        TrainingSettings(backbone="mobilenetv2", weights=str(weights), image_size=32), 3
+    )
     set_trainable_blocks(clf, 2)
     top = clf.base.layers[-10:]
-    assert any(l.trainable for l in top), "the top blocks are unfrozen"
-    norms = [l for l in top if isinstance(l, keras.layers.BatchNormalization)]
+    assert any(layer.trainable for layer in top), "the top blocks are unfrozen"
+    norms = [layer for layer in top if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms, "the top blocks hold BatchNorm layers"
     before = [n.moving_mean.numpy().copy() for n in norms]
     pixels = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
@@ -86,11 +94,17 @@ def test_batchnorm_stays_in_inference_mode_when_unfrozen(tmp_path):
 def test_from_scratch_batchnorm_learns_its_statistics():
     import keras
 
-    clf = build_classifier(TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32), 3)
+    clf = build_classifier(
+        TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32), 3
+    )
     set_trainable_blocks(clf, -1)
-    norm = next(l for l in clf.base.layers if isinstance(l, keras.layers.BatchNormalization))
+    norm = next(
+        layer for layer in clf.base.layers if isinstance(layer, keras.layers.BatchNormalization)
+    )
     before = norm.moving_mean.numpy().copy()
-    clf.model(np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32"), training=True)
+    clf.model(
+        np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32"), training=True
+    )
     assert not np.array_equal(norm.moving_mean.numpy(), before)
     assert count_trainable(clf.model) == count_trainable(clf.base) + 1280 * 3 + 3
 
@@ -108,5 +122,9 @@ def test_saved_model_loads_in_plain_keras_without_this_package(tmp_path):
         f"m = keras.models.load_model(r'{path}')\n"
         f"print(repr(m.predict(np.load(r'{tmp_path / 'pixels.npy'}'), verbose=0).tolist()))\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=True)
-    np.testing.assert_allclose(np.array(eval(out.stdout.strip().splitlines()[-1])), expected, rtol=1e-4, atol=1e-5)  # noqa: S307
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    np.testing.assert_allclose(
+        np.array(eval(out.stdout.strip().splitlines()[-1])), expected, rtol=1e-4, atol=1e-5
+    )

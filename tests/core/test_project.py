@@ -10,8 +10,12 @@ from finetune_gui.core.project import Project, ProjectError
 from finetune_gui.core.settings import TrainingSettings
 
 
-def test_a_saved_project_opens_with_the_same_folder_settings_runs_and_exclusions(tmp_path, small_shapes):
-    settings = TrainingSettings(backbone="resnet50", weights="none", epochs_head=2, augment="strong")
+def test_a_saved_project_opens_with_the_same_folder_settings_runs_and_exclusions(
+    tmp_path, small_shapes
+):
+    settings = TrainingSettings(
+        backbone="resnet50", weights="none", epochs_head=2, augment="strong"
+    )
     excluded = small_shapes / "circles" / "circles_003.png"
     project = Project(small_shapes, settings, [tmp_path / "runs" / "a"], [excluded])
     saved = project.save(tmp_path / "mine")
@@ -29,8 +33,14 @@ def test_a_saved_project_opens_with_the_same_folder_settings_runs_and_exclusions
         (b'{"format": 1', "damaged"),
         (b'{"hello": "world"}', "not a finetune-gui project"),
         (b'{"app": "finetune-gui", "format": 99}', "newer version"),
-        (b'{"app": "finetune-gui", "format": 1, "settings": {"epochs_head": -4}}', "unusable settings"),
-        (b'{"app": "finetune-gui", "format": 1, "settings": {"colour": "red"}}', "unusable settings"),
+        (
+            b'{"app": "finetune-gui", "format": 1, "settings": {"epochs_head": -4}}',
+            "unusable settings",
+        ),
+        (
+            b'{"app": "finetune-gui", "format": 1, "settings": {"colour": "red"}}',
+            "unusable settings",
+        ),
     ],
 )
 def test_bad_project_files_give_a_plain_message_and_are_left_unchanged(tmp_path, content, match):

@@ -156,14 +156,22 @@ def test_cancel_before_any_epoch_saves_no_model_and_says_so(
     ).run()
     assert result.status == "cancelled" and "no model was saved" in result.message
     assert not (tmp_path / "run" / "model.keras").exists()
-    with pytest.raises(RunFolderError, match="model.keras"):
+    with pytest.raises(RunFolderError, match=r"model\.keras"):
         RunFolder.open(tmp_path / "run")
 
 
 def test_an_exploding_loss_stops_with_advice_to_lower_the_learning_rate(small_shapes, tmp_path):
     settings = TrainingSettings(
-        backbone="mobilenetv3small", weights="none", image_size=32, epochs_head=8,
-        epochs_finetune=0, optimizer="adam", lr_head=1.0, dense_units=64, augment="none", patience=0,
+        backbone="mobilenetv3small",
+        weights="none",
+        image_size=32,
+        epochs_head=8,
+        epochs_finetune=0,
+        optimizer="adam",
+        lr_head=1.0,
+        dense_units=64,
+        augment="none",
+        patience=0,
     )
     with pytest.raises(TrainingDiverged, match="lower learning rate") as caught:
         TrainingJob(small_shapes, settings, tmp_path / "run").run()

@@ -34,7 +34,9 @@ class AugmentSettings:
             if f.name != "flip" and not 0.0 <= getattr(self, f.name) <= (
                 50.0 if f.name == "noise" else 1.0
             ):
-                raise SettingsError(f"Augmentation '{f.name}' is out of range: {getattr(self, f.name)}.")
+                raise SettingsError(
+                    f"Augmentation '{f.name}' is out of range: {getattr(self, f.name)}."
+                )
 
     @property
     def is_off(self) -> bool:
@@ -94,7 +96,10 @@ def build_augmentation(settings: AugmentSettings, seed: int | None = None, name:
     if settings.contrast:
         steps.append(layers.RandomContrast(settings.contrast, value_range=(0, 255), seed=seed))
     if settings.noise:
-        steps.append(layers.GaussianNoise(settings.noise, seed=seed))
+        # GaussianNoise takes a std-dev in 0..1, so add it on the 0..1 scale.
+        steps.append(layers.Rescaling(1 / 255.0))
+        steps.append(layers.GaussianNoise(settings.noise / 255.0, seed=seed))
+        steps.append(layers.Rescaling(255.0))
     if steps:
         # Brightness, contrast and noise can leave 0..255; the model's input range is fixed.
         steps.append(layers.Lambda(lambda x: keras.ops.clip(x, 0.0, 255.0), name="clip_0_255"))

@@ -55,27 +55,131 @@ def _spec(name, keras_name, family, size, params, preprocess, block_end, speed, 
 BACKBONES: dict[str, BackboneSpec] = {
     s.name: s
     for s in [
-        _spec("mobilenetv3small", "MobileNetV3Small", "MobileNet", 224, 0.94, "none", _MOBILENETV3, "fastest, smallest; lower accuracy"),
+        _spec(
+            "mobilenetv3small",
+            "MobileNetV3Small",
+            "MobileNet",
+            224,
+            0.94,
+            "none",
+            _MOBILENETV3,
+            "fastest, smallest; lower accuracy",
+        ),
         _spec("mobilenetv2", "MobileNetV2", "MobileNet", 224, 2.26, "tf", _MOBILENETV2, _FAST),
-        _spec("mobilenetv3large", "MobileNetV3Large", "MobileNet", 224, 3.0, "none", _MOBILENETV3, _FAST),
-        _spec("efficientnetb0", "EfficientNetB0", "EfficientNet", 224, 4.05, "none", _EFFICIENTNET, "fast, accurate for its size"),
-        _spec("efficientnetb1", "EfficientNetB1", "EfficientNet", 240, 6.58, "none", _EFFICIENTNET, _MEDIUM),
-        _spec("efficientnetb2", "EfficientNetB2", "EfficientNet", 260, 7.77, "none", _EFFICIENTNET, _MEDIUM),
-        _spec("efficientnetb3", "EfficientNetB3", "EfficientNet", 300, 10.78, "none", _EFFICIENTNET, _MEDIUM),
-        _spec("efficientnetv2b0", "EfficientNetV2B0", "EfficientNetV2", 224, 5.92, "none", _EFFICIENTNET, "fast, accurate for its size"),
-        _spec("efficientnetv2s", "EfficientNetV2S", "EfficientNetV2", 384, 20.33, "none", _EFFICIENTNET, _SLOW),
+        _spec(
+            "mobilenetv3large",
+            "MobileNetV3Large",
+            "MobileNet",
+            224,
+            3.0,
+            "none",
+            _MOBILENETV3,
+            _FAST,
+        ),
+        _spec(
+            "efficientnetb0",
+            "EfficientNetB0",
+            "EfficientNet",
+            224,
+            4.05,
+            "none",
+            _EFFICIENTNET,
+            "fast, accurate for its size",
+        ),
+        _spec(
+            "efficientnetb1",
+            "EfficientNetB1",
+            "EfficientNet",
+            240,
+            6.58,
+            "none",
+            _EFFICIENTNET,
+            _MEDIUM,
+        ),
+        _spec(
+            "efficientnetb2",
+            "EfficientNetB2",
+            "EfficientNet",
+            260,
+            7.77,
+            "none",
+            _EFFICIENTNET,
+            _MEDIUM,
+        ),
+        _spec(
+            "efficientnetb3",
+            "EfficientNetB3",
+            "EfficientNet",
+            300,
+            10.78,
+            "none",
+            _EFFICIENTNET,
+            _MEDIUM,
+        ),
+        _spec(
+            "efficientnetv2b0",
+            "EfficientNetV2B0",
+            "EfficientNetV2",
+            224,
+            5.92,
+            "none",
+            _EFFICIENTNET,
+            "fast, accurate for its size",
+        ),
+        _spec(
+            "efficientnetv2s",
+            "EfficientNetV2S",
+            "EfficientNetV2",
+            384,
+            20.33,
+            "none",
+            _EFFICIENTNET,
+            _SLOW,
+        ),
         _spec("resnet50", "ResNet50", "ResNet", 224, 23.59, "caffe", _RESNET, _MEDIUM),
         _spec("resnet101", "ResNet101", "ResNet", 224, 42.66, "caffe", _RESNET, _SLOW),
         _spec("resnet152", "ResNet152", "ResNet", 224, 58.37, "caffe", _RESNET, _SLOW),
         _spec("resnet50v2", "ResNet50V2", "ResNetV2", 224, 23.56, "tf", _RESNET, _MEDIUM),
         _spec("resnet101v2", "ResNet101V2", "ResNetV2", 224, 42.63, "tf", _RESNET, _SLOW),
         _spec("resnet152v2", "ResNet152V2", "ResNetV2", 224, 58.33, "tf", _RESNET, _SLOW),
-        _spec("inceptionv3", "InceptionV3", "Inception", 299, 21.8, "tf", r"^\w+:mixed\d+$", _MEDIUM, min_size=75),
+        _spec(
+            "inceptionv3",
+            "InceptionV3",
+            "Inception",
+            299,
+            21.8,
+            "tf",
+            r"^\w+:mixed\d+$",
+            _MEDIUM,
+            min_size=75,
+        ),
         _spec("xception", "Xception", "Xception", 299, 20.86, "tf", _ADD, _SLOW, min_size=71),
-        _spec("densenet121", "DenseNet121", "DenseNet", 224, 7.04, "torch", r"^\w+:(conv\d_block\d+_concat|pool\d_pool)$", _MEDIUM),
-        _spec("convnexttiny", "ConvNeXtTiny", "ConvNeXt", 224, 27.82, "none", r"^(Add:|Sequential:.*downsampling)", _SLOW),
-        _spec("vgg16", "VGG16", "VGG", 224, 14.71, "caffe", _VGG, "slow and large; a classic baseline"),
-        _spec("vgg19", "VGG19", "VGG", 224, 20.02, "caffe", _VGG, "slow and large; a classic baseline"),
+        _spec(
+            "densenet121",
+            "DenseNet121",
+            "DenseNet",
+            224,
+            7.04,
+            "torch",
+            r"^\w+:(conv\d_block\d+_concat|pool\d_pool)$",
+            _MEDIUM,
+        ),
+        _spec(
+            "convnexttiny",
+            "ConvNeXtTiny",
+            "ConvNeXt",
+            224,
+            27.82,
+            "none",
+            r"^(Add:|Sequential:.*downsampling)",
+            _SLOW,
+        ),
+        _spec(
+            "vgg16", "VGG16", "VGG", 224, 14.71, "caffe", _VGG, "slow and large; a classic baseline"
+        ),
+        _spec(
+            "vgg19", "VGG19", "VGG", 224, 20.02, "caffe", _VGG, "slow and large; a classic baseline"
+        ),
     ]
 }
 
@@ -84,9 +188,7 @@ def get_backbone(name: str) -> BackboneSpec:
     """The registry entry for `name` (case-insensitive), or a `SettingsError` listing the choices."""
     key = name.strip().lower().replace("-", "").replace("_", "")
     if key not in BACKBONES:
-        raise SettingsError(
-            f"Unknown backbone '{name}'. Choose one of: {', '.join(BACKBONES)}."
-        )
+        raise SettingsError(f"Unknown backbone '{name}'. Choose one of: {', '.join(BACKBONES)}.")
     return BACKBONES[key]
 
 
@@ -114,7 +216,7 @@ def build_base(spec: BackboneSpec, image_size: int, weights: str | Path | None):
     if kind == "imagenet":
         try:
             return build(include_top=False, weights="imagenet", input_shape=shape)
-        except Exception as exc:  # noqa: BLE001 - Keras raises plain Exception on fetch failure
+        except Exception as exc:
             raise WeightsError(_download_message(spec, exc)) from exc
     base = build(include_top=False, weights=None, input_shape=shape)
     load_weights_file(base, spec, Path(weights))
@@ -122,7 +224,7 @@ def build_base(spec: BackboneSpec, image_size: int, weights: str | Path | None):
 
 
 def weights_kind(weights: str | Path | None) -> str:
-    """"none", "imagenet" or "file"."""
+    """ "none", "imagenet" or "file"."""
     if weights is None or str(weights).lower() in ("", "none"):
         return "none"
     if str(weights).lower() == "imagenet":
@@ -159,7 +261,12 @@ def _download_message(spec: BackboneSpec, exc: Exception) -> str:
 
 
 def _looks_corrupt(text: str) -> bool:
-    markers = ("truncated file", "Unable to open file", "file signature not found", "bad object header")
+    markers = (
+        "truncated file",
+        "Unable to open file",
+        "file signature not found",
+        "bad object header",
+    )
     return any(marker in text for marker in markers)
 
 
@@ -174,7 +281,7 @@ def load_weights_file(base, spec: BackboneSpec, path: Path) -> None:
         )
     try:
         base.load_weights(str(path))
-    except Exception as exc:  # noqa: BLE001 - h5py and Keras raise many types here
+    except Exception as exc:
         if _looks_corrupt(str(exc)):
             raise WeightsError(f"The weights file {path.name} is damaged or incomplete.") from exc
         raise WeightsError(

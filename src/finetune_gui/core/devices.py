@@ -6,6 +6,7 @@ faked list; `apply_plan` is the one place that changes TensorFlow's global state
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 MIXED_PRECISION_MIN_CAPABILITY = (7, 0)  # Volta and newer have float16 tensor cores
@@ -61,7 +62,9 @@ def detect_gpus() -> list[GpuInfo]:
             details = tf.config.experimental.get_device_details(device)
         except (ValueError, RuntimeError):
             details = {}
-        found.append(GpuInfo(details.get("device_name", device.name), details.get("compute_capability")))
+        found.append(
+            GpuInfo(details.get("device_name", device.name), details.get("compute_capability"))
+        )
     return found
 
 
@@ -71,11 +74,10 @@ def apply_plan(plan: DevicePlan):
     import tensorflow as tf
 
     for device in tf.config.list_physical_devices("GPU"):
-        try:
-            # Without this TensorFlow takes all GPU memory at start, and the GUI trains many times.
+        # Without memory growth TensorFlow takes all GPU memory at start, and the GUI trains many
+        # times; RuntimeError means the GPU is already initialised and the earlier setting stands.
+        with contextlib.suppress(RuntimeError):
             tf.config.experimental.set_memory_growth(device, True)
-        except RuntimeError:
-            pass  # already initialised in this process; the earlier setting stands
     keras.mixed_precision.set_global_policy("mixed_float16" if plan.mixed_precision else "float32")
     if plan.strategy == "mirrored":
         return tf.distribute.MirroredStrategy()

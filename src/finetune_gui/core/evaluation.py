@@ -72,14 +72,18 @@ def build_report(
 
     n = len(classes)
     y_true = np.asarray(y_true, dtype=int)
-    probabilities = np.asarray(probabilities, dtype=float)[:, :n] if len(y_true) else np.zeros((0, n))
+    probabilities = (
+        np.asarray(probabilities, dtype=float)[:, :n] if len(y_true) else np.zeros((0, n))
+    )
     y_pred = probabilities.argmax(axis=1) if len(y_true) else np.zeros(0, dtype=int)
     labels = list(range(n))
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0
     )
     per_class = [
-        ClassMetrics(classes[i], float(precision[i]), float(recall[i]), float(f1[i]), int(support[i]))
+        ClassMetrics(
+            classes[i], float(precision[i]), float(recall[i]), float(f1[i]), int(support[i])
+        )
         for i in labels
     ]
 
@@ -124,12 +128,14 @@ def build_report(
         roc_auc=roc_auc,
         confusion=confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         misclassified=wrong,
-        count=int(len(y_true)),
+        count=len(y_true),
         predictions=predictions,
     )
 
 
-def predict_probabilities(model, images: np.ndarray, batch_size: int = 32, callbacks=None) -> np.ndarray:
+def predict_probabilities(
+    model, images: np.ndarray, batch_size: int = 32, callbacks=None
+) -> np.ndarray:
     """Class probabilities for uint8 images, batch by batch."""
     if len(images) == 0:
         return np.zeros((0, model.output_shape[-1]), dtype="float32")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from finetune_gui.core.backbones import output_of
 from finetune_gui.core.events import (
     CancelToken,
     ProgressCallback,
@@ -21,7 +22,6 @@ from finetune_gui.core.events import (
     check_cancel,
     ignore_progress,
 )
-from finetune_gui.core.backbones import output_of
 from finetune_gui.core.model import Classifier
 from finetune_gui.core.storage import allocate
 
@@ -105,7 +105,9 @@ def extract_features(
         return [tf.cast(o, tf.float32) for o in (out if isinstance(out, list | tuple) else [out])]
 
     total = views * ((n + batch_size - 1) // batch_size)
-    progress(StageStarted(stage, total, f"Computing frozen layers once ({views} view(s) of {n} images)"))
+    progress(
+        StageStarted(stage, total, f"Computing frozen layers once ({views} view(s) of {n} images)")
+    )
     done = 0
     for view in range(views):
         for start in range(0, n, batch_size):

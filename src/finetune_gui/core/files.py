@@ -49,11 +49,10 @@ def atomic_path(target: Path | str, suffix: str = "") -> Iterator[Path]:
 
 def atomic_write_bytes(target: Path | str, data: bytes) -> None:
     """Write `data` to `target` all at once or not at all."""
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def atomic_write_text(target: Path | str, text: str) -> None:

@@ -219,7 +219,9 @@ def describe_blocks(settings: TrainingSettings, num_classes: int = 2) -> Network
     return NetworkDescription(blocks, head, trainable, total, max_unfreeze_blocks(ends))
 
 
-def recalibrate_batchnorm(model, images: np.ndarray, batch_size: int = 32, max_batches: int = 16) -> None:
+def recalibrate_batchnorm(
+    model, images: np.ndarray, batch_size: int = 32, max_batches: int = 16
+) -> None:
     """Recompute BatchNorm moving statistics for the current weights ("precise BN").
 
     From scratch on a small dataset the moving averages lag far behind weights that change fast,

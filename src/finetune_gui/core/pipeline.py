@@ -85,9 +85,7 @@ def batches(
             ds = ds.repeat()
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
-    signature = tuple(
-        tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in arrays
-    )
+    signature = tuple(tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in arrays)
 
     def generate():
         rng = np.random.default_rng(seed)

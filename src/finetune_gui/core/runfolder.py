@@ -131,7 +131,12 @@ class RunFolder:
 
     @property
     def history(self) -> list[dict]:
-        source = self.path / HISTORY_FILE
+        return self.read_history(self.path)
+
+    @staticmethod
+    def read_history(folder: Path) -> list[dict]:
+        """history.csv as a list of per-epoch dicts (empty when no epoch finished)."""
+        source = Path(folder) / HISTORY_FILE
         if not source.exists():
             return []
         rows = list(csv.DictReader(io.StringIO(source.read_text("utf-8"))))
@@ -148,7 +153,7 @@ class RunFolder:
 
         try:
             return keras.models.load_model(self.model_path)
-        except Exception as exc:  # noqa: BLE001 - zip, h5 and Keras errors alike mean "damaged"
+        except Exception as exc:  # zip, h5 and Keras errors alike mean "damaged"
             raise RunFolderError(f"The model file {self.model_path} cannot be loaded: {exc}") from exc
 
 

@@ -48,13 +48,10 @@ def allocate(shape: tuple[int, ...], dtype) -> np.ndarray:
         array = np.zeros(shape, dtype)
         _release_when_collected(array, nbytes)
         return array
-    handle = tempfile.NamedTemporaryFile(dir=spill_dir(), suffix=".npy", delete=False)
-    try:
+    with tempfile.NamedTemporaryFile(dir=spill_dir(), suffix=".npy", delete=False) as handle:
         array = np.memmap(handle, dtype=dtype, mode="w+", shape=shape)
-    finally:
-        handle.close()
-        if os.name == "posix":
-            os.unlink(handle.name)
+    if os.name == "posix":
+        os.unlink(handle.name)
     return array
 
 

@@ -40,12 +40,13 @@ from finetune_gui.core.events import (
     ignore_progress,
 )
 from finetune_gui.core.features import extract_features, head_model, top_model
+from finetune_gui.core.files import atomic_write_with
 from finetune_gui.core.model import (
     ALL_BLOCKS,
     build_classifier,
-    recalibrate_batchnorm,
     count_trainable,
     from_scratch,
+    recalibrate_batchnorm,
     set_trainable_blocks,
 )
 from finetune_gui.core.pipeline import batches, decode_images
@@ -81,6 +82,7 @@ class BestWeights:
     def __init__(self) -> None:
         self.value = math.inf
         self.epoch: int | None = None
+        self.improved = False  # since this process started (a resumed run may not have)
         self.saved: dict[int, tuple[object, list]] = {}
 
     def remember_start(self, layers) -> None:
@@ -88,10 +90,14 @@ class BestWeights:
         for layer in layers:
             self.saved.setdefault(id(layer), (layer, [w.copy() for w in layer.get_weights()]))
 
+    @property
+    def saved_this_session(self) -> bool:
+        return self.improved
+
     def update(self, value: float, epoch: int, layers) -> bool:
         if not value < self.value:
             return False
-        self.value, self.epoch = value, epoch
+        self.value, self.epoch, self.improved = value, epoch, True
         for layer in layers:
             self.saved[id(layer)] = (layer, [w.copy() for w in layer.get_weights()])
         return True
@@ -99,6 +105,12 @@ class BestWeights:
     def restore(self) -> None:
         for layer, weights in self.saved.values():
             layer.set_weights(weights)
+
+
+CHECKPOINT_DIR = "checkpoint"
+LAST_WEIGHTS = "last.weights.h5"
+BEST_WEIGHTS = "best.weights.h5"
+STATE_FILE = "state.json"
 
 
 def _monitor_callback_class():
@@ -162,6 +174,7 @@ def _monitor_callback_class():
             watched = row["val_loss"] if row["val_loss"] is not None else row["loss"]
             if self.job.best.update(watched, number, self.layers):
                 self.waited = 0
+                self.job.save_best_weights()
             else:
                 self.waited += 1
                 if self.job.settings.patience and self.waited >= self.job.settings.patience:
@@ -172,7 +185,11 @@ def _monitor_callback_class():
                         )
                     )
                     self.model.stop_training = True
-            self.job.progress(EpochEnded(self.phase, number, {k: v for k, v in row.items() if isinstance(v, float)}))
+            self.job.progress(
+                EpochEnded(
+                    self.phase, number, {k: v for k, v in row.items() if isinstance(v, float)}
+                )
+            )
             self.job.save_checkpoint()
 
     return TrainingMonitor
@@ -186,7 +203,11 @@ def _recalibration_callback_class():
 
         def __init__(self, classifier_model, images, batch_size):
             super().__init__()
-            self.classifier_model, self.images, self.batch_size = classifier_model, images, batch_size
+            self.classifier_model, self.images, self.batch_size = (
+                classifier_model,
+                images,
+                batch_size,
+            )
 
         def on_test_begin(self, logs=None):
             recalibrate_batchnorm(self.classifier_model, self.images, self.batch_size)
@@ -226,18 +247,23 @@ class TrainingJob:
         self.best = BestWeights()
         self.classifier = None
         self.batch_size = settings.batch_size
+        self.resume_state: dict | None = None
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RunResult:
         """Train, evaluate on the test split, write the run folder; return what happened."""
         import keras
 
-        self._prepare_folder()
-        try:
-            split = self._resolve_split()
-        except Cancelled:
-            return self._finish_cancelled(None)
-        self._write_start(split)
+        if self.resume_state is None:
+            self._prepare_folder()
+            try:
+                split = self._resolve_split()
+            except Cancelled:
+                return self._finish_cancelled(None)
+            self._write_start(split)
+        else:
+            split = self.data
+            self._write_status("running")
         keras.backend.clear_session()  # the GUI trains many times in one process
         keras.utils.set_random_seed(self.settings.seed)
         plan = plan_devices(self.gpu_lister())
@@ -255,13 +281,28 @@ class TrainingJob:
 
     def _train(self, split: DatasetSplit, strategy) -> RunResult:
         size = self.settings.resolved_image_size
-        train_x = decode_images([p for p, _ in split.train], size, progress=self.progress, cancel=self.cancel, stage="decode")
-        val_x = decode_images([p for p, _ in split.val], size, progress=self.progress, cancel=self.cancel, stage="decode")
+        train_x = decode_images(
+            [p for p, _ in split.train],
+            size,
+            progress=self.progress,
+            cancel=self.cancel,
+            stage="decode",
+        )
+        val_x = decode_images(
+            [p for p, _ in split.val],
+            size,
+            progress=self.progress,
+            cancel=self.cancel,
+            stage="decode",
+        )
         train_y = np.array([label for _, label in split.train], dtype="int32")
         val_y = np.array([label for _, label in split.val], dtype="int32")
         weights = self._sample_weights(train_y, len(split.classes))
         with strategy.scope():
             self.classifier = build_classifier(self.settings, len(split.classes))
+        if self.resume_state:
+            self.classifier.model.load_weights(self.run_dir / CHECKPOINT_DIR / LAST_WEIGHTS)
+            self.progress(LogMessage(f"Resuming after epoch {self.resume_state['epochs_done']}."))
         self.progress(
             LogMessage(
                 f"{self.classifier.spec.keras_name} at {size} px, {len(split.classes)} classes, "
@@ -277,7 +318,11 @@ class TrainingJob:
         rf.save_model(self.classifier.model, self.run_dir / rf.MODEL_FILE)
         report = self._evaluate(split)
         self._write_results(report)
-        message = f"Finished: test accuracy {report.accuracy:.1%} on {report.count} images." if report.count else "Finished (no test images)."
+        message = (
+            f"Finished: test accuracy {report.accuracy:.1%} on {report.count} images."
+            if report.count
+            else "Finished (no test images)."
+        )
         self._write_status("completed", message=message, best_epoch=self.best.epoch)
         self.progress(LogMessage(message))
         return RunResult(self.run_dir, "completed", split.classes, self.history, report, message)
@@ -287,7 +332,11 @@ class TrainingJob:
         s = self.settings
         if from_scratch(s):
             epochs = s.epochs_head + s.epochs_finetune
-            self.progress(LogMessage(f"No pretrained weights: the whole network trains from scratch for {epochs} epochs."))
+            self.progress(
+                LogMessage(
+                    f"No pretrained weights: the whole network trains from scratch for {epochs} epochs."
+                )
+            )
             yield "scratch", epochs, s.lr_head, ALL_BLOCKS
             return
         yield "head", s.epochs_head, s.lr_head, 0
@@ -296,19 +345,33 @@ class TrainingJob:
         elif s.epochs_finetune:
             self.progress(LogMessage("Fine-tuning skipped: 0 blocks are set to be unfrozen."))
 
+    def _remaining(self, phases):
+        """The phases still to run, shortened by the epochs a resumed run already did."""
+        done = self.resume_state.get("epochs_done", 0) if self.resume_state else 0
+        for phase, epochs, lr, blocks in phases:
+            skip = min(done, epochs)
+            done -= skip
+            yield phase, epochs - skip, lr, blocks
+
     def _train_exact(self, train_x, train_y, weights, val_x, val_y, strategy) -> None:
         import tensorflow as tf
 
         augment = self._augmentation()
         model = self.classifier.model
-        for phase, epochs, lr, blocks in self._phases():
+        for phase, epochs, lr, blocks in self._remaining(self._phases()):
             if not epochs:
                 continue
             with strategy.scope():
                 set_trainable_blocks(self.classifier, blocks)
 
             def make_train(batch_size):
-                ds = batches([train_x, train_y, weights], batch_size, shuffle=True, seed=self.settings.seed, repeat=True)
+                ds = batches(
+                    [train_x, train_y, weights],
+                    batch_size,
+                    shuffle=True,
+                    seed=self.settings.seed,
+                    repeat=True,
+                )
 
                 def prepare(x, y, w):
                     x = tf.cast(x, tf.float32)
@@ -319,7 +382,9 @@ class TrainingJob:
             extra = []
             if phase == "scratch":
                 extra = [_recalibration_callback_class()(model, train_x, self.batch_size)]
-            self._fit_phase(phase, model, make_train, len(train_y), (val_x, val_y), epochs, lr, strategy, extra)
+            self._fit_phase(
+                phase, model, make_train, len(train_y), (val_x, val_y), epochs, lr, strategy, extra
+            )
         if from_scratch(self.settings):
             self._restore_best()
             recalibrate_batchnorm(model, train_x, self.batch_size)
@@ -327,13 +392,31 @@ class TrainingJob:
     def _train_fast(self, train_x, train_y, weights, val_x, val_y, strategy) -> None:
         from finetune_gui.core.backbones import cut_layer
 
-        phases = list(self._phases())
+        phases = list(self._remaining(self._phases()))
         finetune = [p for p in phases if p[0] == "finetune"]
         cut = cut_layer(self.classifier.ends, finetune[0][3]) if finetune else None
         augment = self._augmentation()
         with strategy.scope():
-            train_cache = extract_features(self.classifier, train_x, cut=cut, augment=augment, views=self.views, batch_size=self.batch_size, progress=self.progress, cancel=self.cancel)
-            val_cache = extract_features(self.classifier, val_x, cut=cut, augment=None, batch_size=self.batch_size, progress=self.progress, cancel=self.cancel, stage="extract-val")
+            train_cache = extract_features(
+                self.classifier,
+                train_x,
+                cut=cut,
+                augment=augment,
+                views=self.views,
+                batch_size=self.batch_size,
+                progress=self.progress,
+                cancel=self.cancel,
+            )
+            val_cache = extract_features(
+                self.classifier,
+                val_x,
+                cut=cut,
+                augment=None,
+                batch_size=self.batch_size,
+                progress=self.progress,
+                cancel=self.cancel,
+                stage="extract-val",
+            )
         views = train_cache.views
         labels = np.tile(train_y, views)
         sample_weights = np.tile(weights, views)
@@ -352,11 +435,21 @@ class TrainingJob:
                 inputs, val_inputs = train_cache.at_cut, val_cache.at_cut
 
             def make_train(batch_size, inputs=inputs):
-                return batches([inputs, labels, sample_weights], batch_size, shuffle=True, seed=self.settings.seed, repeat=True)
+                return batches(
+                    [inputs, labels, sample_weights],
+                    batch_size,
+                    shuffle=True,
+                    seed=self.settings.seed,
+                    repeat=True,
+                )
 
-            self._fit_phase(phase, model, make_train, len(train_y), (val_inputs, val_y), epochs, lr, strategy)
+            self._fit_phase(
+                phase, model, make_train, len(train_y), (val_inputs, val_y), epochs, lr, strategy
+            )
 
-    def _fit_phase(self, phase, model, make_train, n_train, val, epochs, lr, strategy, extra_callbacks=()) -> None:
+    def _fit_phase(
+        self, phase, model, make_train, n_train, val, epochs, lr, strategy, extra_callbacks=()
+    ) -> None:
         """Compile (after every `trainable` change) and fit; on GPU out-of-memory, halve the batch."""
         import tensorflow as tf
 
@@ -373,25 +466,46 @@ class TrainingJob:
                     metrics=["accuracy"],
                 )
             self.progress(PhaseStarted(phase, epochs, first_epoch, count_trainable(model)))
-            self.progress(LogMessage(f"{PHASE_TITLES[phase]} ({count_trainable(model):,} trainable "
-                                     f"parameters, learning rate {lr:g})."))
+            self.progress(
+                LogMessage(
+                    f"{PHASE_TITLES[phase]} ({count_trainable(model):,} trainable "
+                    f"parameters, learning rate {lr:g})."
+                )
+            )
             monitor = monitor_class(self, phase, first_epoch, steps, trained_layers)
             monitor.epochs_total = epochs
             val_data = batches(list(val), self.batch_size) if len(val[1]) else None
             try:
-                model.fit(make_train(self.batch_size), epochs=epochs, steps_per_epoch=steps, validation_data=val_data, callbacks=[*extra_callbacks, monitor], verbose=0, shuffle=False)
+                model.fit(
+                    make_train(self.batch_size),
+                    epochs=epochs,
+                    steps_per_epoch=steps,
+                    validation_data=val_data,
+                    callbacks=[*extra_callbacks, monitor],
+                    verbose=0,
+                    shuffle=False,
+                )
             except tf.errors.ResourceExhaustedError as exc:
                 smaller = halve_batch(self.batch_size)
                 if smaller is None:
-                    raise UserError("Out of memory even with a batch of 1 image. Choose a smaller image size or backbone.") from exc
-                self.progress(LogMessage(f"Out of memory at batch size {self.batch_size}; retrying this phase with {smaller}.", "warning"))
+                    raise UserError(
+                        "Out of memory even with a batch of 1 image. Choose a smaller image size or backbone."
+                    ) from exc
+                self.progress(
+                    LogMessage(
+                        f"Out of memory at batch size {self.batch_size}; retrying this phase with {smaller}.",
+                        "warning",
+                    )
+                )
                 self.batch_size = smaller
                 del self.history[first_epoch - 1 :]
                 continue
             break
         if monitor.diverged:
             self._restore_best()
-            raise TrainingDiverged(f"{monitor.diverged}. Try a lower learning rate (for example {lr / 10:g}).")
+            raise TrainingDiverged(
+                f"{monitor.diverged}. Try a lower learning rate (for example {lr / 10:g})."
+            )
         if monitor.cancelled:
             raise Cancelled()
 
@@ -424,16 +538,27 @@ class TrainingJob:
         return per_class[labels].astype("float32")
 
     def _restore_best(self) -> None:
-        if self.best.epoch is not None:
+        best_file = self.run_dir / CHECKPOINT_DIR / BEST_WEIGHTS
+        if self.best.saved_this_session:
             self.best.restore()
+        elif self.best.epoch is not None and best_file.exists():
+            self.classifier.model.load_weights(best_file)
 
     def _evaluate(self, split: DatasetSplit) -> EvaluationReport:
         import keras
 
         size = self.settings.resolved_image_size
-        test_x = decode_images([p for p, _ in split.test], size, progress=self.progress, cancel=self.cancel, stage="evaluate")
+        test_x = decode_images(
+            [p for p, _ in split.test],
+            size,
+            progress=self.progress,
+            cancel=self.cancel,
+            stage="evaluate",
+        )
         test_y = np.array([label for _, label in split.test], dtype="int32")
-        self.progress(StageStarted("evaluate", len(test_y), f"Testing on {len(test_y)} held-out images"))
+        self.progress(
+            StageStarted("evaluate", len(test_y), f"Testing on {len(test_y)} held-out images")
+        )
         job = self
 
         class StopOnCancel(keras.callbacks.Callback):
@@ -441,7 +566,9 @@ class TrainingJob:
                 if job.cancel is not None and job.cancel.cancelled:
                     self.model.stop_predicting = True
 
-        probs = predict_probabilities(self.classifier.model, test_x, self.batch_size, [StopOnCancel()])
+        probs = predict_probabilities(
+            self.classifier.model, test_x, self.batch_size, [StopOnCancel()]
+        )
         check_cancel(self.cancel)
         return build_report(split.classes, test_y, probs, [p for p, _ in split.test])
 
@@ -451,13 +578,19 @@ class TrainingJob:
         if folder.exists() and not folder.is_dir():
             raise RunFolderError(f"Cannot use {folder} as the run folder: it is a file.")
         if folder.is_dir() and any(folder.iterdir()):
-            raise RunFolderError(f"The run folder {folder} already exists and is not empty; choose a new one.")
+            raise RunFolderError(
+                f"The run folder {folder} already exists and is not empty; choose a new one."
+            )
         if not folder.parent.is_dir():
-            raise RunFolderError(f"Cannot create {folder}: the folder {folder.parent} does not exist.")
+            raise RunFolderError(
+                f"Cannot create {folder}: the folder {folder.parent} does not exist."
+            )
         try:
             folder.mkdir(exist_ok=True)
         except OSError as exc:
-            raise RunFolderError(f"Cannot create the run folder {folder}: {exc.strerror or exc}.") from exc
+            raise RunFolderError(
+                f"Cannot create the run folder {folder}: {exc.strerror or exc}."
+            ) from exc
 
     def _resolve_split(self) -> DatasetSplit:
         data, s = self.data, self.settings
@@ -491,8 +624,28 @@ class TrainingJob:
             rf.write_json(self.run_dir / rf.METRICS_FILE, report.to_dict())
 
     def save_checkpoint(self) -> None:
-        """After each epoch: the history so far, so an interrupted run shows its curves."""
+        """After each epoch: weights, history and position, so a killed run can resume here."""
+        folder = self.run_dir / CHECKPOINT_DIR
+        folder.mkdir(exist_ok=True)
+        atomic_write_with(
+            folder / LAST_WEIGHTS, self.classifier.model.save_weights, suffix=".weights.h5"
+        )
         rf.write_history(self.run_dir / rf.HISTORY_FILE, self.history)
+        state = {
+            "epochs_done": len(self.history),
+            "best_value": self.best.value if math.isfinite(self.best.value) else None,
+            "best_epoch": self.best.epoch,
+            "batch_size": self.batch_size,
+            "first_loss": self.first_loss,
+        }
+        rf.write_json(folder / STATE_FILE, state)
+
+    def save_best_weights(self) -> None:
+        folder = self.run_dir / CHECKPOINT_DIR
+        folder.mkdir(exist_ok=True)
+        atomic_write_with(
+            folder / BEST_WEIGHTS, self.classifier.model.save_weights, suffix=".weights.h5"
+        )
 
     def _finish_cancelled(self, split: DatasetSplit | None) -> RunResult:
         if self.classifier is not None and self.best.epoch is not None:
@@ -506,6 +659,56 @@ class TrainingJob:
         self.progress(LogMessage(message, "warning"))
         classes = split.classes if split is not None else []
         return RunResult(self.run_dir, "cancelled", classes, self.history, None, message)
+
+
+def resume_job(
+    run_dir: Path | str,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+) -> TrainingJob:
+    """A job that continues an interrupted run from its last completed epoch.
+
+    Same settings and the same split as the run folder records; the image folder must still
+    be where the split says.
+    """
+    import json
+
+    run_dir = Path(run_dir).expanduser()
+    state_file = run_dir / CHECKPOINT_DIR / STATE_FILE
+    facts_file = run_dir / rf.RUN_FILE
+    if not facts_file.exists() or not (run_dir / rf.SETTINGS_FILE).exists():
+        raise RunFolderError(f"{run_dir} is not a run folder that can be resumed.")
+    facts = json.loads(facts_file.read_text("utf-8"))
+    if facts.get("status") == "completed":
+        raise RunFolderError(f"The run in {run_dir} already finished; there is nothing to resume.")
+    if not state_file.exists() or not (run_dir / CHECKPOINT_DIR / LAST_WEIGHTS).exists():
+        raise RunFolderError(
+            f"The run in {run_dir} stopped before its first epoch finished, so there is no "
+            f"checkpoint to resume from. Start a new run instead."
+        )
+    settings = TrainingSettings.from_dict(
+        json.loads((run_dir / rf.SETTINGS_FILE).read_text("utf-8"))
+    )
+    split = DatasetSplit.load(run_dir / rf.SPLIT_FILE)
+    missing = [
+        p for part in (split.train, split.val, split.test) for p, _ in part if not p.exists()
+    ]
+    if missing:
+        raise RunFolderError(
+            f"{len(missing)} image(s) of this run are no longer where they were (for example "
+            f"{missing[0]}); put the image folder back to resume."
+        )
+    state = json.loads(state_file.read_text("utf-8"))
+    job = TrainingJob(split, settings, run_dir, progress=progress, cancel=cancel)
+    job.resume_state = state
+    job.history = rf.RunFolder.read_history(run_dir)
+    job.batch_size = int(state.get("batch_size") or settings.batch_size)
+    job.first_loss = state.get("first_loss")
+    if state.get("best_value") is not None:
+        job.best.value = float(state["best_value"])
+        job.best.epoch = state.get("best_epoch")
+    return job
 
 
 def _all_layers(model) -> list:
