@@ -1,0 +1,165 @@
+"""The command line as a user meets it: exit codes, plain messages, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from tests.conftest import folder_fingerprint
+
+from finetune_gui.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, other_shapes_dir, pretrained_base):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    before = folder_fingerprint(other_shapes_dir)
+    code = main([
+        "train", str(other_shapes_dir), "--out", str(out), "--weights", str(pretrained_base),
+        "--image-size", "48", "--epochs-head", "3", "--epochs-finetune", "1", "--batch-size", "16",
+    ])  # fmt: skip
+    assert code == 0
+    assert folder_fingerprint(other_shapes_dir) == before  # the user's folder is only read
+    return out
+
+
+def test_scan_reports_classes_and_exits_0(small_shapes, capsys):
+    assert main(["scan", str(small_shapes)]) == 0
+    out = capsys.readouterr().out
+    assert "36 images in 3 classes" in out and "circles: 12 images (32x32 to 32x32)" in out
+
+
+def test_scan_json_lists_problems_and_exits_2_when_untrainable(tmp_path, capsys):
+    (tmp_path / "cats").mkdir()
+    (tmp_path / "cats" / "a.jpg").write_bytes(b"")
+    assert main(["scan", str(tmp_path), "--json"]) == 2
+    data = json.loads(capsys.readouterr().out)
+    assert data["can_train"] is False
+    assert {"path": str(tmp_path / "cats" / "a.jpg"), "reason": "empty file"} in data["problems"]
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["scan", "/no/such/folder"], "does not exist"),
+        (["train", "{data}", "--out", "{tmp}/r", "--backbone", "alexnet"], "Unknown backbone"),
+        (["train", "{data}", "--out", "{tmp}/r", "--epochs-head", "-2"], "epochs_head"),
+        (
+            ["train", "{data}", "--out", "{tmp}/r", "--weights", "{tmp}/missing.h5"],
+            "does not exist",
+        ),
+        (["train", "{data}"], "--out RUN"),
+        (["train", "--resume", "{tmp}/none"], "not a run folder"),
+        (["train", "--project", "{tmp}/p.ftproj", "--out", "{tmp}/r"], "does not exist"),
+        (["evaluate", "{tmp}/none", "{data}"], "not a run folder"),
+        (["predict", "{tmp}/none", "{data}/circles/circles_000.png"], "not a run folder"),
+        (["export", "{tmp}/none", "--to", "{tmp}/x"], "not a run folder"),
+    ],
+)
+def test_user_errors_exit_2_with_one_plain_line(argv, message, small_shapes, tmp_path, capsys):
+    argv = [a.format(data=small_shapes, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_unexpected_error_is_logged_not_shown(monkeypatch, small_shapes, capsys):
+    import finetune_gui.core.dataset as dataset
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(dataset, "scan_folder", broken)
+    assert main(["scan", str(small_shapes)]) == 1
+    err = capsys.readouterr().err
+    assert "Unexpected error: disk on fire" in err and "Traceback" not in err
+    from finetune_gui.applog import log_file
+
+    assert "RuntimeError: disk on fire" in log_file().read_text()
+
+
+def test_train_writes_a_complete_run_and_prints_the_report(trained_run):
+    names = {p.name for p in trained_run.iterdir()}
+    assert {
+        "model.keras",
+        "labels.txt",
+        "metrics.json",
+        "history.csv",
+        "settings.json",
+        "split.json",
+        "run.json",
+    } <= names
+    assert json.loads((trained_run / "metrics.json").read_text())["accuracy"] >= 0.9
+
+
+def test_evaluate_on_a_folder_prints_metrics_or_json(trained_run, other_shapes_dir, capsys):
+    assert main(["evaluate", str(trained_run), str(other_shapes_dir), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["count"] == 120 and report["accuracy"] >= 0.9
+    assert len(report["per_class"]) == 3 and len(report["confusion"]) == 3
+
+
+def test_evaluate_refuses_classes_the_model_never_saw(trained_run, small_shapes, capsys):
+    shutil.copytree(small_shapes / "circles", small_shapes / "hexagons")
+    assert main(["evaluate", str(trained_run), str(small_shapes)]) == 2
+    assert "not trained on: hexagons" in capsys.readouterr().err
+
+
+def test_predict_top_k_agrees_with_the_report_and_explains_unreadable_images(
+    trained_run, tmp_path, capsys
+):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    row = metrics["predictions"][0]
+    expected = metrics["classes"][row["predicted"]]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    assert (
+        main(["predict", str(trained_run), row["path"], str(broken), "--top-k", "2", "--json"]) == 0
+    )
+    first, second = json.loads(capsys.readouterr().out)
+    assert first["top"][0]["label"] == expected and len(first["top"]) == 2
+    assert first["top"][0]["probability"] == pytest.approx(max(row["probabilities"]), abs=1e-4)
+    assert second["error"] == "not an image" and second["top"] == []
+
+
+def test_export_copies_model_labels_and_metrics(trained_run, tmp_path, capsys):
+    assert main(["export", str(trained_run), "--to", str(tmp_path / "shipped")]) == 0
+    assert (tmp_path / "shipped" / "labels.txt").read_text() == "circles\nsquares\ntriangles\n"
+    import keras
+
+    model = keras.models.load_model(tmp_path / "shipped" / "model.keras")
+    assert model.output_shape == (None, 3)
+
+
+def test_export_to_a_path_under_a_file_fails_plainly_and_writes_nothing(
+    trained_run, tmp_path, capsys
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("I am a file")
+    assert main(["export", str(trained_run), "--to", str(blocker / "out")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert blocker.read_text() == "I am a file" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "a-file"
+    ]
+
+
+def test_train_from_a_saved_project_uses_its_settings_and_exclusions(
+    small_shapes, pretrained_base, tmp_path
+):
+    from finetune_gui.core.project import Project
+    from finetune_gui.core.settings import TrainingSettings
+
+    left_out = small_shapes / "circles" / "circles_000.png"
+    settings = TrainingSettings(
+        backbone="mobilenetv2", weights=str(pretrained_base), image_size=48, epochs_head=1,
+        epochs_finetune=0, batch_size=16, seed=4,
+    )  # fmt: skip
+    path = Project(small_shapes, settings, [], [left_out]).save(tmp_path / "p")
+    assert main(["train", "--project", str(path), "--out", str(tmp_path / "run")]) == 0
+    stored = json.loads((tmp_path / "run" / "settings.json").read_text())
+    assert stored["seed"] == 4 and stored["image_size"] == 48
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    every = [p for part in ("train", "val", "test") for p, _ in split[part]]
+    assert len(every) == 35 and "circles/circles_000.png" not in every
