@@ -16,6 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from finetune_gui.core.duplicates import (
+    DuplicateGroup,
+    duplicate_warnings,
+    find_duplicate_groups,
+    group_index,
+)
 from finetune_gui.core.errors import DatasetError
 from finetune_gui.core.events import (
     CancelToken,
@@ -50,6 +56,7 @@ class ImageRecord:
     width: int
     height: int
     sha1: str
+    phash: int | None = None  # perceptual fingerprint (core/duplicates.py)
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ class DatasetScan:
     problems: list[ImageProblem] = field(default_factory=list)
     excluded_classes: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    duplicate_groups: list[DuplicateGroup] = field(default_factory=list)
 
     @property
     def classes(self) -> list[str]:
@@ -161,6 +169,7 @@ class DatasetScan:
             "excluded_classes": dict(self.excluded_classes),
             "warnings": list(self.warnings),
             "total_images": len(self.records),
+            "duplicate_groups": [group.to_dict() for group in self.duplicate_groups],
         }
 
 
@@ -296,9 +305,12 @@ def scan_folder(
             scan.problems.append(ImageProblem(path, outcome))
         else:
             scan.records.append(
-                ImageRecord(path, label, split, outcome.width, outcome.height, outcome.sha1)
+                ImageRecord(
+                    path, label, split, outcome.width, outcome.height, outcome.sha1, outcome.phash
+                )
             )
     _exclude_small_classes(scan, class_names, folders_with_files)
+    scan.duplicate_groups = find_duplicate_groups(scan.records)
     _add_warnings(scan)
     return scan
 
@@ -364,6 +376,7 @@ def _add_warnings(scan: DatasetScan) -> None:
             f"{counts[small]} ({scan.imbalance_ratio:.1f}x). Class weights will be used so the "
             f"small class still counts."
         )
+    scan.warnings.extend(duplicate_warnings(scan.duplicate_groups, scan.layout))
     if scan.layout == "splits":
         train_classes = {r.label for r in scan.records if r.split == "train"}
         for name in scan.classes:
@@ -451,8 +464,9 @@ def split_dataset(
 ) -> DatasetSplit:
     """A stratified, seeded split; a split folder layout is used as given.
 
-    Our own loop rather than scikit-learn's: it must keep classes with 2 images and, later,
-    keep groups of duplicates together.
+    Our own loop rather than scikit-learn's: it keeps classes with 2 images, and it keeps each
+    group of duplicates (`scan.duplicate_groups`) in one split, so no copy of a training image
+    is scored as unseen.
     """
     _check_fractions(val_fraction, test_fraction)
     scan.require_trainable()
@@ -461,6 +475,7 @@ def split_dataset(
     rng = random.Random(seed)
     parts: dict[str, list[tuple[Path, int]]] = {"train": [], "val": [], "test": []}
     records = [r for r in scan.records if r.path not in exclude]
+    groups = group_index(scan.duplicate_groups)
 
     if scan.layout == "splits":
         for r in records:
@@ -468,18 +483,19 @@ def split_dataset(
         missing = [name for name in ("val", "test") if not parts[name]]
         fractions = {"val": val_fraction, "test": test_fraction}
         for name in missing:
-            taken = _carve(parts["train"], fractions[name], rng, len(classes))
+            taken = _carve(parts["train"], fractions[name], rng, len(classes), groups)
             parts[name] = taken
     else:
-        for name in classes:
-            items = [(r.path, index[name]) for r in records if r.label == name]
-            rng.shuffle(items)
-            n = len(items)
+        units = _units_by_label([(r.path, index[r.label]) for r in records], groups)
+        for label in range(len(classes)):
+            mine = units.get(label, [])
+            n = sum(len(unit) for unit in mine)
             n_test = _share(n, test_fraction)
             n_val = _share(n - n_test, val_fraction / max(1e-9, 1 - test_fraction))
-            parts["test"].extend(items[:n_test])
-            parts["val"].extend(items[n_test : n_test + n_val])
-            parts["train"].extend(items[n_test + n_val :])
+            test, val, train = _deal(mine, rng, [n_test, n_val])
+            parts["test"].extend(test)
+            parts["val"].extend(val)
+            parts["train"].extend(train)
     for items in parts.values():
         items.sort(key=lambda item: (item[1], str(item[0])))
     return DatasetSplit(scan.root, classes, parts["train"], parts["val"], parts["test"], seed)
@@ -492,13 +508,56 @@ def _share(n: int, fraction: float) -> int:
     return min(n - 1, max(1, round(n * fraction)))
 
 
-def _carve(train: list[tuple[Path, int]], fraction: float, rng: random.Random, n_classes: int):
+Item = tuple[Path, int]
+
+
+def _units_by_label(items: list[Item], groups: dict[Path, int]) -> dict[int, list[list[Item]]]:
+    """Items bundled so copies of one picture move together, each bundle under its most common
+    label (a cross-class copy follows the majority). Bundles keep the order of their first item.
+    """
+    bundles: list[list[Item]] = []
+    by_group: dict[int, list[Item]] = {}
+    for item in items:
+        number = groups.get(item[0])
+        if number is None:
+            bundles.append([item])
+        elif number in by_group:
+            by_group[number].append(item)
+        else:
+            by_group[number] = [item]
+            bundles.append(by_group[number])
+    per_label: dict[int, list[list[Item]]] = {}
+    for bundle in bundles:
+        label = Counter(item[1] for item in bundle).most_common(1)[0][0]
+        per_label.setdefault(label, []).append(bundle)
+    return per_label
+
+
+def _deal(units: list[list[Item]], rng: random.Random, shares: list[int]) -> list[list[Item]]:
+    """Shuffle whole units, fill each share in turn, the rest (and always the last unit) after.
+
+    With single-image units this is the plain shuffle-and-slice it replaced, seed for seed.
+    """
+    rng.shuffle(units)
+    parts: list[list[Item]] = [[] for _ in range(len(shares) + 1)]
+    for position, unit in enumerate(units):
+        target = len(shares)
+        if position < len(units) - 1:
+            target = next((k for k, share in enumerate(shares) if len(parts[k]) < share), target)
+        parts[target].extend(unit)
+    return parts
+
+
+def _carve(
+    train: list[Item], fraction: float, rng: random.Random, n_classes: int, groups: dict[Path, int]
+) -> list[Item]:
     """Move a stratified `fraction` of `train` out (for a split layout without val/ or test/)."""
+    units = _units_by_label(train, groups)
     taken = []
     for label in range(n_classes):
-        mine = [item for item in train if item[1] == label]
-        rng.shuffle(mine)
-        taken.extend(mine[: _share(len(mine), fraction)])
+        mine = units.get(label, [])
+        share = _share(sum(len(unit) for unit in mine), fraction)
+        taken.extend(_deal(mine, rng, [share])[0])
     chosen = set(taken)
     train[:] = [item for item in train if item not in chosen]
     return taken

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from finetune_gui.core.duplicates import hash_image
+
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 )
@@ -48,6 +50,7 @@ class ImageInfo:
     height: int
     sha1: str
     format: str
+    phash: int | None = None  # perceptual fingerprint for near-duplicate search (duplicates.py)
 
 
 def read_bytes(path: Path) -> bytes:
@@ -138,14 +141,18 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def inspect_image(path: Path) -> ImageInfo:
-    """Decode the whole file; return its size and content hash, or raise `ImageReadError`."""
+    """Decode the whole file; return its size, content hash and perceptual fingerprint, or raise
+    `ImageReadError`. The fingerprint comes from the pixels already decoded here: no second read.
+    """
     data = read_bytes(path)
     image = _open_verified(data)
     try:
         rgb = _to_rgb(image)
+        fingerprint = hash_image(rgb)
     except (OSError, ValueError) as exc:
         raise ImageReadError(CORRUPT) from exc
-    return ImageInfo(rgb.width, rgb.height, hashlib.sha1(data).hexdigest(), image.format or "")
+    sha1 = hashlib.sha1(data).hexdigest()
+    return ImageInfo(rgb.width, rgb.height, sha1, image.format or "", fingerprint)
 
 
 def load_rgb(path: Path, size: int | None = None) -> np.ndarray:
