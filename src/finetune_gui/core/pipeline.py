@@ -23,7 +23,7 @@ from finetune_gui.core.events import (
     ignore_progress,
 )
 from finetune_gui.core.images import ImageReadError, load_rgb
-from finetune_gui.core.storage import allocate
+from finetune_gui.core.storage import allocate, is_on_disk
 
 
 def decode_images(
@@ -69,14 +69,14 @@ def batches(
     seed: int = 0,
     repeat: bool = False,
 ):
-    """A tf.data pipeline over aligned arrays (in memory or memory-mapped) in batches.
+    """A tf.data pipeline over aligned arrays (in memory or on disk) in batches.
 
-    Batches are gathered by index so a memory-mapped cache is read one batch at a time.
+    Arrays on disk are gathered by index, so only one batch at a time is in memory.
     """
     import tensorflow as tf
 
     n = len(arrays[0])
-    in_memory = not any(isinstance(a, np.memmap) for a in arrays)
+    in_memory = not any(is_on_disk(a) for a in arrays)
     if in_memory and sum(a.nbytes for a in arrays) < 512 * 2**20:
         ds = tf.data.Dataset.from_tensor_slices(tuple(arrays))
         if shuffle:
@@ -93,7 +93,7 @@ def batches(
             order = rng.permutation(n) if shuffle else np.arange(n)
             for start in range(0, n, batch_size):
                 chosen = np.sort(order[start : start + batch_size])  # sorted: sequential reads
-                yield tuple(np.asarray(a[chosen]) for a in arrays)
+                yield tuple(a[chosen] for a in arrays)
             if not repeat:
                 return
 

@@ -1,7 +1,8 @@
-"""Large arrays in RAM up to a budget, memory-mapped files beyond it.
+"""Large arrays in RAM up to a budget, in a disk file beyond it.
 
-A dataset larger than memory then trains with bounded memory: the operating system pages the
-cache in and out.
+A dataset larger than memory then trains with bounded memory. The disk store reads and writes
+rows with pread/pwrite rather than a memory map: a map keeps every touched page resident, so the
+process would grow to the size of the data anyway.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -24,20 +26,97 @@ def memory_budget() -> int:
     return int(float(value) * 2**20) if value else _DEFAULT_BUDGET
 
 
-def spill_dir() -> Path:
+def cache_root() -> Path:
     from platformdirs import user_cache_dir
 
-    folder = Path(os.environ.get("FINETUNE_GUI_CACHE_DIR") or user_cache_dir("finetune-gui"))
-    folder = folder / "spill"
+    return Path(os.environ.get("FINETUNE_GUI_CACHE_DIR") or user_cache_dir("finetune-gui"))
+
+
+def spill_dir() -> Path:
+    folder = cache_root() / "spill"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
-def allocate(shape: tuple[int, ...], dtype) -> np.ndarray:
-    """A zeroed array in RAM if it fits the remaining budget, else a memory-mapped temp file.
+class DiskArray:
+    """A fixed-shape array in a file: `a[i] = x`, `a[i:j] = x`, `a[index_array]` and `a[i:j]`.
 
-    The file is unlinked at once (POSIX), so it disappears with the array, even after a crash.
+    Row reads of sorted indices coalesce into one read per contiguous run.
     """
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype, *, create: bool, delete: bool):
+        self.path = Path(path)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self.row_shape = self.shape[1:]
+        self.row_bytes = int(np.prod(self.row_shape)) * self.dtype.itemsize
+        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        self._fd = os.open(self.path, flags, 0o600)
+        if create:
+            os.ftruncate(self._fd, self.shape[0] * self.row_bytes)
+        if delete and os.name == "posix":
+            os.unlink(self.path)  # the data lives until the descriptor closes, even after a crash
+        self._finalizer = weakref.finalize(self, os.close, self._fd)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def nbytes(self) -> int:
+        return self.shape[0] * self.row_bytes
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def _rows(self, start: int, stop: int) -> np.ndarray:
+        data = os.pread(self._fd, (stop - start) * self.row_bytes, start * self.row_bytes)
+        return np.frombuffer(data, self.dtype).reshape((stop - start, *self.row_shape)).copy()
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            if step != 1:
+                return self[np.arange(start, stop, step)]
+            return self._rows(start, stop)
+        if isinstance(key, int | np.integer):
+            return self._rows(int(key), int(key) + 1)[0]
+        index = np.asarray(key, dtype=np.int64)
+        out = np.empty((len(index), *self.row_shape), self.dtype)
+        order = np.argsort(index, kind="stable")
+        sorted_index = index[order]
+        run_start = 0
+        for i in range(1, len(sorted_index) + 1):
+            if i == len(sorted_index) or sorted_index[i] != sorted_index[i - 1] + 1:
+                rows = self._rows(int(sorted_index[run_start]), int(sorted_index[i - 1]) + 1)
+                out[order[run_start:i]] = rows
+                run_start = i
+        return out
+
+    def __setitem__(self, key, value) -> None:
+        if isinstance(key, int | np.integer):
+            start, stop = int(key), int(key) + 1
+        elif isinstance(key, slice) and key.step in (None, 1):
+            start, stop, _ = key.indices(len(self))
+        else:
+            raise TypeError("DiskArray supports writing one row or a contiguous slice")
+        data = np.ascontiguousarray(value, dtype=self.dtype)
+        expected = (stop - start) * self.row_bytes
+        if data.nbytes != expected:
+            data = np.broadcast_to(data, (stop - start, *self.row_shape)).copy()
+        os.pwrite(self._fd, data.tobytes(), start * self.row_bytes)
+
+    def __array__(self, dtype=None, copy=None):
+        whole = self._rows(0, len(self))
+        return whole.astype(dtype) if dtype is not None else whole
+
+
+def is_on_disk(array) -> bool:
+    return isinstance(array, DiskArray)
+
+
+def allocate(shape: tuple[int, ...], dtype):
+    """A zeroed array in RAM if it fits the remaining budget, else an anonymous `DiskArray`."""
     global _in_memory_bytes
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     with _lock:
@@ -46,24 +125,17 @@ def allocate(shape: tuple[int, ...], dtype) -> np.ndarray:
             _in_memory_bytes += nbytes
     if fits:
         array = np.zeros(shape, dtype)
-        _release_when_collected(array, nbytes)
+        weakref.finalize(array, _release, nbytes)
         return array
-    with tempfile.NamedTemporaryFile(dir=spill_dir(), suffix=".npy", delete=False) as handle:
-        array = np.memmap(handle, dtype=dtype, mode="w+", shape=shape)
-    if os.name == "posix":
-        os.unlink(handle.name)
-    return array
+    handle, name = tempfile.mkstemp(dir=spill_dir(), suffix=".rows")
+    os.close(handle)
+    return DiskArray(Path(name), shape, dtype, create=True, delete=True)
 
 
-def _release_when_collected(array: np.ndarray, nbytes: int) -> None:
-    import weakref
-
-    def release() -> None:
-        global _in_memory_bytes
-        with _lock:
-            _in_memory_bytes -= nbytes
-
-    weakref.finalize(array, release)
+def _release(nbytes: int) -> None:
+    global _in_memory_bytes
+    with _lock:
+        _in_memory_bytes -= nbytes
 
 
 def in_memory_bytes() -> int:

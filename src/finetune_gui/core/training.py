@@ -280,6 +280,7 @@ class TrainingJob:
             reset_precision()
 
     def _train(self, split: DatasetSplit, strategy) -> RunResult:
+        self.split = split
         size = self.settings.resolved_image_size
         train_x = decode_images(
             [p for p, _ in split.train],
@@ -397,26 +398,10 @@ class TrainingJob:
         cut = cut_layer(self.classifier.ends, finetune[0][3]) if finetune else None
         augment = self._augmentation()
         with strategy.scope():
-            train_cache = extract_features(
-                self.classifier,
-                train_x,
-                cut=cut,
-                augment=augment,
-                views=self.views,
-                batch_size=self.batch_size,
-                progress=self.progress,
-                cancel=self.cancel,
+            train_cache = self._cached_extract(
+                train_x, self.split.train, cut, augment, self.views, "extract"
             )
-            val_cache = extract_features(
-                self.classifier,
-                val_x,
-                cut=cut,
-                augment=None,
-                batch_size=self.batch_size,
-                progress=self.progress,
-                cancel=self.cancel,
-                stage="extract-val",
-            )
+            val_cache = self._cached_extract(val_x, self.split.val, cut, None, 1, "extract-val")
         views = train_cache.views
         labels = np.tile(train_y, views)
         sample_weights = np.tile(weights, views)
@@ -446,6 +431,34 @@ class TrainingJob:
             self._fit_phase(
                 phase, model, make_train, len(train_y), (val_inputs, val_y), epochs, lr, strategy
             )
+
+    def _cached_extract(self, images, items, cut, augment, views, stage):
+        """Extract the frozen part's output, or reuse it from an earlier run with the same key."""
+        from finetune_gui.core import feature_cache
+
+        key = feature_cache.cache_key(
+            [p for p, _ in items],
+            backbone=self.settings.backbone,
+            weights=feature_cache.weights_identity(self.settings.weights),
+            size=self.settings.resolved_image_size,
+            augment=self.settings.augment.to_dict() if augment is not None else None,
+            views=views if augment is not None else 1,
+            cut=cut,
+            seed=self.settings.seed,
+            precision=self.classifier.base.compute_dtype,
+        )
+        found = feature_cache.load(key)
+        if found is not None:
+            self.progress(
+                LogMessage(f"Reusing the frozen layers' output from an earlier run ({stage}).")
+            )
+            return found
+        features = extract_features(
+            self.classifier, images, cut=cut, augment=augment, views=views,
+            batch_size=self.batch_size, progress=self.progress, cancel=self.cancel, stage=stage,
+        )  # fmt: skip
+        feature_cache.save(key, features)
+        return features
 
     def _fit_phase(
         self, phase, model, make_train, n_train, val, epochs, lr, strategy, extra_callbacks=()

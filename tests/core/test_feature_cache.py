@@ -1,0 +1,56 @@
+"""The fast path: frozen layers computed once and reused across runs with the same key."""
+
+from __future__ import annotations
+
+from finetune_gui.core.events import LogMessage, StageStarted
+from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.training import TrainingJob
+
+
+def _settings(weights, **changes):
+    base = dict(
+        backbone="mobilenetv2", weights=str(weights), image_size=48, epochs_head=2,
+        epochs_finetune=1, unfreeze_blocks=2, batch_size=16, augment="light", seed=0,
+    )  # fmt: skip
+    return TrainingSettings(**{**base, **changes})
+
+
+def _run(data, settings, out):
+    events = []
+    result = TrainingJob(data, settings, out, progress=events.append).run()
+    extracted = [
+        e.stage for e in events if isinstance(e, StageStarted) and e.stage.startswith("extract")
+    ]
+    reused = [e.text for e in events if isinstance(e, LogMessage) and e.text.startswith("Reusing")]
+    return result, extracted, reused
+
+
+def test_a_second_head_reuses_the_extraction_and_a_new_cut_does_not(
+    small_shapes, pretrained_base, tmp_path
+):
+    _, extracted, reused = _run(small_shapes, _settings(pretrained_base), tmp_path / "a")
+    assert extracted == ["extract", "extract-val"] and reused == []
+
+    # Another head, learning rate and epoch count: same frozen output, so no extraction.
+    other_head = _settings(
+        pretrained_base, dense_units=32, dropout=0.4, lr_head=3e-3, epochs_head=3
+    )
+    second, extracted, reused = _run(small_shapes, other_head, tmp_path / "b")
+    assert extracted == [] and len(reused) == 2
+    assert second.status == "completed"
+
+    # Unfreezing more blocks moves the cut: the stored activations no longer apply.
+    deeper = _settings(pretrained_base, unfreeze_blocks=4)
+    _, extracted, reused = _run(small_shapes, deeper, tmp_path / "c")
+    assert extracted == ["extract", "extract-val"] and reused == []
+
+
+def test_training_with_a_tiny_memory_budget_still_reaches_high_accuracy(
+    monkeypatch, other_shapes_dir, pretrained_base, tmp_path
+):
+    monkeypatch.setenv("FINETUNE_GUI_MEMORY_BUDGET_MB", "0.5")
+    monkeypatch.setenv("FINETUNE_GUI_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    result = TrainingJob(
+        other_shapes_dir, _settings(pretrained_base, epochs_head=4), tmp_path / "run"
+    ).run()
+    assert result.status == "completed" and result.report.accuracy >= 0.9
