@@ -267,3 +267,20 @@ def test_a_faked_modern_gpu_turns_on_mixed_precision_with_a_float32_output(
     assert job.classifier.model.get_layer("probabilities").compute_dtype == "float32"
     assert keras.mixed_precision.global_policy().name == "float32"  # reset after the run
     assert math.isfinite(result.history[0]["loss"])
+
+
+def test_a_failure_before_the_first_epoch_leaves_no_run_folder(small_shapes, tmp_path, monkeypatch):
+    from keras.src.utils import file_utils
+
+    from finetune_gui.core.errors import WeightsError
+
+    def offline(*args, **kwargs):
+        raise Exception(
+            "URL fetch failure on https://example.invalid/w/mobilenet_v2_no_top.h5: offline"
+        )
+
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    settings = TrainingSettings(backbone="mobilenetv2", weights="imagenet", image_size=32)
+    with pytest.raises(WeightsError, match="train from scratch"):
+        TrainingJob(small_shapes, settings, tmp_path / "run").run()
+    assert not (tmp_path / "run").exists()  # so the same command works after fixing the cause

@@ -9,6 +9,7 @@ touched only once, at the end.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -248,6 +249,7 @@ class TrainingJob:
         self.classifier = None
         self.batch_size = settings.batch_size
         self.resume_state: dict | None = None
+        self._created_folder = False
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -273,8 +275,8 @@ class TrainingJob:
             return self._train(split, strategy)
         except Cancelled:
             return self._finish_cancelled(split)
-        except TrainingDiverged as exc:
-            self._write_status("failed", message=str(exc))
+        except Exception as exc:
+            self._record_failure(exc)
             raise
         finally:
             reset_precision()
@@ -598,6 +600,7 @@ class TrainingJob:
             raise RunFolderError(
                 f"Cannot create {folder}: the folder {folder.parent} does not exist."
             )
+        self._created_folder = not folder.exists()
         try:
             folder.mkdir(exist_ok=True)
         except OSError as exc:
@@ -630,6 +633,14 @@ class TrainingJob:
             previous = json.loads(path.read_text("utf-8"))
         previous.update(rf.run_facts(status, **extra))
         rf.write_json(path, previous)
+
+    def _record_failure(self, exc: Exception) -> None:
+        """A run that failed before its first epoch leaves nothing behind (so the same --out
+        works on the next try); a later failure keeps its history and says why."""
+        if not self.history and self.resume_state is None and self._created_folder:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            return
+        self._write_status("failed", message=str(exc))
 
     def _write_results(self, report: EvaluationReport | None) -> None:
         rf.write_history(self.run_dir / rf.HISTORY_FILE, self.history)
