@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import platform
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui import __version__
-from finetune_gui.core.errors import ExportError, RunFolderError, UserError
+from finetune_gui.core.errors import RunFolderError, UserError
 from finetune_gui.core.evaluation import EvaluationReport
 from finetune_gui.core.files import atomic_write_text, atomic_write_with
 from finetune_gui.core.images import ImageReadError, load_rgb
@@ -188,46 +187,20 @@ def predict_images(
     return [results[Path(p)] for p in images]
 
 
-EXPORT_FORMATS = ("keras",)
+EXPORT_FORMATS = ("keras", "savedmodel", "tflite", "tflite-fp16", "tflite-int8", "onnx")
 
 
 def export_run(run: RunFolder | Path | str, to: Path | str, fmt: str = "keras") -> list[Path]:
-    """Copy the model with its labels and metrics to `to`.
+    """Export the model as `fmt`, verified, with labels.txt, metrics.json and a model card.
 
-    `to` ending in `.keras` names the model file (labels.txt and metrics.json go beside it);
-    otherwise `to` is a folder (created if its parent exists) that receives all three.
+    `to` ending in the format's suffix (e.g. `.keras`) names the model file (the rest goes
+    beside it); otherwise `to` is a folder (created if its parent exists) that receives all.
+    Returns the paths written. `core.export.export_model` has progress, cancel and the
+    verification numbers.
     """
-    run = run if isinstance(run, RunFolder) else RunFolder.open(run)
-    if fmt not in EXPORT_FORMATS:
-        raise ExportError(f"Unknown export format '{fmt}'; available: {', '.join(EXPORT_FORMATS)}.")
-    to = Path(to).expanduser()
-    if to.suffix.lower() == ".keras":
-        folder, model_target = to.parent, to
-    else:
-        folder, model_target = to, to / MODEL_FILE
-    _ensure_folder(folder)
-    written = []
-    pairs = [(run.model_path, model_target), (run.path / LABELS_FILE, folder / LABELS_FILE)]
-    if (run.path / METRICS_FILE).exists():
-        pairs.append((run.path / METRICS_FILE, folder / METRICS_FILE))
-    for source, target in pairs:
-        atomic_write_with(target, lambda tmp, s=source: shutil.copyfile(s, tmp), suffix=".part")
-        written.append(target)
-    return written
+    from finetune_gui.core.export import export_model
 
-
-def _ensure_folder(folder: Path) -> None:
-    if folder.is_dir():
-        return
-    for parent in [folder, *folder.parents]:
-        if parent.exists() and not parent.is_dir():
-            raise ExportError(f"Cannot export to {folder}: {parent} is a file, not a folder.")
-    if not folder.parent.is_dir():
-        raise ExportError(f"Cannot export to {folder}: the folder {folder.parent} does not exist.")
-    try:
-        folder.mkdir()
-    except OSError as exc:
-        raise ExportError(f"Cannot create the folder {folder}: {exc.strerror or exc}.") from exc
+    return export_model(run, fmt, to).written
 
 
 def evaluate_folder(
