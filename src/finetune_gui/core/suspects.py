@@ -1,0 +1,203 @@
+"""Images whose label the trained model confidently contradicts: likely labelling mistakes.
+
+Confident learning (Northcutt et al., 2021) on out-of-sample probabilities: each class gets a
+threshold, the mean probability the model gives that class on images labelled with it (its
+self-confidence). An image is suspect when some other class reaches that class's threshold while
+its own label stays under its own. Suspects are ranked by the margin p(suggested) - p(given).
+
+Out-of-sample, because a network agrees with the labels it was trained on, wrong ones included:
+- val and test images: the run's own model never trained on them; its probabilities are used.
+- train images: a logistic regression on the model's pooled backbone features, fitted with
+  k-fold cross-validation (scikit-learn `cross_val_predict`), so each image is scored by a
+  classifier that did not see it. With a pretrained, frozen backbone those features never saw a
+  label; a backbone trained on these labels has seen them, which makes wrong labels harder to
+  catch (never easier), so a suspect found is still worth a look.
+
+The user's folder is never touched: excluding a suspect adds it to `Project.excluded`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from finetune_gui.core.dataset import DatasetSplit
+from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
+
+DEFAULT_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class Suspect:
+    """One image that looks mislabelled, and what the model thinks it is."""
+
+    path: Path
+    given_label: str
+    suggested_label: str
+    confidence: float  # out-of-sample probability of the suggested class
+    score: float  # p(suggested) - p(given), -1..1: higher is a clearer contradiction
+    split: str = "train"  # where the image was in the run; says how it was scored
+
+    def to_dict(self) -> dict:
+        return {
+            "path": str(self.path),
+            "given_label": self.given_label,
+            "suggested_label": self.suggested_label,
+            "confidence": round(self.confidence, 4),
+            "score": round(self.score, 4),
+            "split": self.split,
+        }
+
+
+@dataclass
+class ScoredImages:
+    """Every image of a run with its given label and out-of-sample probabilities."""
+
+    paths: list[Path]
+    labels: np.ndarray  # (N,) given class index
+    parts: list[str]  # "train", "val" or "test"
+    probabilities: np.ndarray  # (N, K) out-of-sample
+    features: np.ndarray  # (N, C) pooled backbone features
+    classes: list[str]
+
+
+def load_run_split(run, data_root: Path | str | None = None) -> DatasetSplit:
+    """The run's train/val/test split (split.json), optionally with the image folder moved."""
+    from finetune_gui.core.errors import RunFolderError
+    from finetune_gui.core.runfolder import SPLIT_FILE
+
+    source = run.path / SPLIT_FILE
+    if not source.is_file():
+        raise RunFolderError(f"{run.path} has no {SPLIT_FILE}; the run's images are not known.")
+    return DatasetSplit.load(source, Path(data_root) if data_root is not None else None)
+
+
+def score_run_images(
+    run,
+    *,
+    model=None,
+    folds: int = DEFAULT_FOLDS,
+    exclude: set[Path] | frozenset[Path] = frozenset(),
+    data_root: Path | str | None = None,
+    batch_size: int = 32,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+) -> ScoredImages:
+    """Out-of-sample probabilities for every image the run used (see the module docstring)."""
+    from finetune_gui.core.classifier_parts import features_and_probabilities
+    from finetune_gui.core.pipeline import decode_images
+
+    split = load_run_split(run, data_root)
+    excluded = {Path(p) for p in exclude}
+    items = [
+        (path, label, part)
+        for part in ("train", "val", "test")
+        for path, label in getattr(split, part)
+        if path not in excluded
+    ]
+    paths = [path for path, _, _ in items]
+    labels = np.array([label for _, label, _ in items], dtype=int)
+    parts = [part for _, _, part in items]
+    images = decode_images(paths, run.image_size, progress=progress, cancel=cancel, stage="suspects")
+    model = model or run.load_model()
+    features, probabilities = features_and_probabilities(model, images, batch_size)
+    probabilities = probabilities[:, : len(split.classes)]
+    train = np.array([part == "train" for part in parts])
+    if train.any():
+        cross_validated = cross_validated_probabilities(
+            features[train], labels[train], len(split.classes), folds
+        )
+        if cross_validated is not None:
+            probabilities[train] = cross_validated
+    return ScoredImages(paths, labels, parts, probabilities, features, list(split.classes))
+
+
+def cross_validated_probabilities(
+    features: np.ndarray, labels: np.ndarray, n_classes: int, folds: int = DEFAULT_FOLDS
+) -> np.ndarray | None:
+    """k-fold logistic-regression probabilities (N, n_classes), or None when a class has fewer
+    than 2 images (nothing to hold out)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    present, counts = np.unique(labels, return_counts=True)
+    k = min(folds, int(counts.min()))
+    if k < 2 or len(present) < 2:
+        return None
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    folding = StratifiedKFold(n_splits=k, shuffle=True, random_state=0)
+    found = cross_val_predict(
+        classifier, features, labels, cv=folding, method="predict_proba"
+    )
+    full = np.zeros((len(labels), n_classes), dtype="float32")
+    full[:, present] = found  # columns of cross_val_predict follow the sorted labels present
+    return full
+
+
+def class_thresholds(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per class: the mean probability of that class over the images labelled with it."""
+    n_classes = probabilities.shape[1]
+    thresholds = np.ones(n_classes)  # a class nobody carries can never be suggested
+    for k in range(n_classes):
+        mine = labels == k
+        if mine.any():
+            thresholds[k] = float(probabilities[mine, k].mean())
+    return thresholds
+
+
+def rank_suspects(scored: ScoredImages) -> list[Suspect]:
+    """The confident-learning rule over scored images, clearest contradictions first."""
+    probabilities, labels = scored.probabilities, scored.labels
+    thresholds = class_thresholds(probabilities, labels)
+    found = []
+    for i, given in enumerate(labels):
+        row = probabilities[i]
+        others = [k for k in range(len(row)) if k != given and row[k] >= thresholds[k]]
+        if not others or row[given] >= thresholds[given]:
+            continue
+        suggested = max(others, key=lambda k: row[k])
+        found.append(
+            Suspect(
+                path=scored.paths[i],
+                given_label=scored.classes[given],
+                suggested_label=scored.classes[suggested],
+                confidence=float(row[suggested]),
+                score=float(row[suggested] - row[given]),
+                split=scored.parts[i],
+            )
+        )
+    found.sort(key=lambda s: s.score, reverse=True)
+    return found
+
+
+def find_suspect_labels(
+    run,
+    *,
+    model=None,
+    folds: int = DEFAULT_FOLDS,
+    exclude: set[Path] | frozenset[Path] = frozenset(),
+    data_root: Path | str | None = None,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+) -> list[Suspect]:
+    """Images of a run (`RunFolder`) whose label the model contradicts, most certain first.
+
+    `exclude`: images already left out (e.g. `Project.excluded`), not listed again.
+    """
+    scored = score_run_images(
+        run, model=model, folds=folds, exclude=exclude, data_root=data_root,
+        progress=progress, cancel=cancel,
+    )
+    return rank_suspects(scored)
+
+
+def exclude_from_project(project, paths) -> list[Path]:
+    """Add images to the project's exclusions (the folder is not touched); returns those added."""
+    known = set(project.excluded)
+    added = [Path(p) for p in dict.fromkeys(Path(p) for p in paths) if Path(p) not in known]
+    project.excluded.extend(added)
+    return added
