@@ -1,4 +1,5 @@
-"""The command line: `finetune-gui scan|train|evaluate|predict|export`, or the window with none.
+"""The command line: `finetune-gui scan|train|evaluate|predict|export|explain|report`, or the
+window with none.
 
 A thin layer over `core`: it parses, calls, and prints. User errors print one plain line and
 exit 2; anything unexpected is logged to a file and named in one line, never a bare traceback.
@@ -16,7 +17,7 @@ from pathlib import Path
 from finetune_gui import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
-SUBCOMMANDS = ("scan", "train", "evaluate", "predict", "export")
+SUBCOMMANDS = ("scan", "train", "evaluate", "predict", "export", "explain", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-agreement", type=float, default=None,
         help="share of check images on which the export must pick the Keras model's class "
         "(default 0.99; 0.9 for tflite-int8)",
+    )
+
+    explain = commands.add_parser(
+        "explain", help="show which part of an image made a run's model choose a class (Grad-CAM)"
+    )
+    explain.add_argument("run", type=Path)
+    explain.add_argument("image", type=Path)
+    explain.add_argument("--out", type=Path, required=True, help="PNG file: the heatmap over the image")
+    explain.add_argument(
+        "--class", dest="class_name", default=None, help="explain this class (default: the predicted one)"
+    )
+
+    report = commands.add_parser("report", help="write a run's report as one self-contained HTML file")
+    report.add_argument("run", type=Path)
+    report.add_argument("--out", type=Path, required=True, help="the .html file to write")
+    report.add_argument(
+        "--data", type=Path, default=None, help="where the run's image folder is now, if moved"
     )
     return parser
 
@@ -320,12 +338,43 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+def cmd_explain(args) -> int:
+    from finetune_gui.core.errors import UserError
+    from finetune_gui.core.gradcam import explain_image, write_png
+    from finetune_gui.core.images import ImageReadError
+    from finetune_gui.core.runfolder import RunFolder
+
+    if not args.image.is_file():
+        raise UserError(f"No such image file: {args.image}.")
+    run = RunFolder.open(args.run)
+    try:
+        explained = explain_image(run, args.image, args.class_name)
+    except ImageReadError as exc:
+        raise UserError(f"{args.image} cannot be read ({exc.reason}).") from exc
+    written = write_png(explained.overlay, args.out)
+    print(
+        f"{args.image}: {explained.label} {explained.probability:.1%}; heatmap of what points to "
+        f"{explained.label} written to {written}"
+    )
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from finetune_gui.core.report import write_report
+
+    written = write_report(args.run, args.out, data_root=args.data, progress=TerminalProgress())
+    print(f"wrote {written}")
+    return EXIT_OK
+
+
 COMMANDS = {
     "scan": cmd_scan,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
     "export": cmd_export,
+    "explain": cmd_explain,
+    "report": cmd_report,
 }
 
 
