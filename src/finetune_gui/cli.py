@@ -134,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         return _open_window(argv)
     args = build_parser().parse_args(argv)
     try:
+        from finetune_gui.quiet import import_tensorflow_quietly, route_warnings_to_log
+
+        route_warnings_to_log()
+        import_tensorflow_quietly()
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("Stopped.", file=sys.stderr)
