@@ -27,7 +27,11 @@ def import_tensorflow_quietly() -> None:
             os.dup2(log.fileno(), 2)
             try:
                 import keras  # noqa: F401
-                import tensorflow  # noqa: F401
+                import tensorflow
+
+                # The first device query initialises CUDA, which logs its own failure on a
+                # machine without a GPU; later queries are silent.
+                tensorflow.config.list_physical_devices("GPU")
             finally:
                 os.dup2(saved, 2)
     finally:
