@@ -22,6 +22,7 @@ from finetune_gui import __version__
 from finetune_gui.core.errors import UserError
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.demo import demo_dataset_dir
+from finetune_gui.gui.child_process import prepare_child_processes
 from finetune_gui.gui.logfile import log_dir
 from finetune_gui.gui.pages.augment import AugmentPage
 from finetune_gui.gui.pages.data import DataPage
@@ -51,6 +52,7 @@ class MainWindow(QMainWindow):
     def __init__(self, preferences: QSettings, runs_root: Path,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        prepare_child_processes()
         self.prefs = Preferences(preferences)
         self.state = ProjectState(runs_root, self)
         self.setWindowTitle("finetune-gui")

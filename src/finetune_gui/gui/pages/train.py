@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -22,25 +21,21 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.backbones import get_backbone, weights_kind
-from finetune_gui.core.dataset import DatasetScan
 from finetune_gui.core.errors import DatasetError, WeightsError
 from finetune_gui.core.events import (
     BatchEnded,
-    CancelToken,
     EpochEnded,
     LogMessage,
     PhaseStarted,
-    ProgressCallback,
     StageProgress,
     StageStarted,
-    ignore_progress,
 )
-from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.gui import engine_jobs
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.plots import TrainingCurves
-from finetune_gui.gui.worker import JobRunner, load_tensorflow
+from finetune_gui.gui.worker import JobRunner
 
 PHASE_NAMES = {"head": "training the new head", "finetune": "fine-tuning",
                "scratch": "training from scratch"}
@@ -57,29 +52,14 @@ def load_run(path: Path) -> LoadedRun:
     return LoadedRun(folder, folder.report, folder.history)
 
 
-def training_job(
-    scan: DatasetScan,
-    settings: TrainingSettings,
-    run_dir: Path,
-    exclude: frozenset[Path],
-    *,
-    progress: ProgressCallback = ignore_progress,
-    cancel: CancelToken | None = None,
-) -> tuple[object, LoadedRun | None]:
-    """A job: train with the core, then read the run folder back for the Results page."""
-    if "tensorflow" not in sys.modules:
-        progress(LogMessage("Getting ready: loading TensorFlow (a few seconds the first time)…"))
-    load_tensorflow()
+def with_loaded_run(result) -> tuple[object, LoadedRun | None]:
+    """After training (on the worker thread): read the run folder back for the Results page."""
     from finetune_gui.core.errors import RunFolderError
-    from finetune_gui.core.training import TrainingJob
 
-    result = TrainingJob(scan, settings, run_dir, progress=progress, cancel=cancel,
-                         exclude=exclude).run()
     try:
-        loaded = load_run(result.run_dir)
+        return result, load_run(result.run_dir)
     except RunFolderError:
-        loaded = None  # cancelled before the first epoch: nothing to show
-    return result, loaded
+        return result, None  # cancelled before the first epoch: nothing to show
 
 
 def new_run_dir(root: Path, backbone: str) -> Path:
@@ -242,8 +222,10 @@ class TrainPage(QWidget):
         self.progress.setRange(0, 0)
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.runner.start(training_job, self.state.scan, settings, run_dir,
-                          frozenset(self.state.excluded))
+        # A separate process: see child_process.py for why training never shares the GUI's.
+        self.runner.start(engine_jobs.train, self.state.scan, settings, run_dir,
+                          frozenset(self.state.excluded), separate_process=True,
+                          then=with_loaded_run)
         self.state.set_training(True)
 
     def cancel_training(self) -> None:

@@ -1,0 +1,27 @@
+"""Job functions that run in a child process (see `child_process`): no Qt, so the child starts
+with only the engine to import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from finetune_gui.core.dataset import DatasetScan
+from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback, ignore_progress
+from finetune_gui.core.settings import TrainingSettings
+
+
+def train(
+    scan: DatasetScan,
+    settings: TrainingSettings,
+    run_dir: Path,
+    exclude: frozenset[Path],
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+):
+    """Train with the core in this process; returns the core's `RunResult`."""
+    progress(LogMessage("Getting ready: loading TensorFlow…"))
+    from finetune_gui.core.training import TrainingJob
+
+    return TrainingJob(scan, settings, run_dir, progress=progress, cancel=cancel,
+                       exclude=exclude).run()

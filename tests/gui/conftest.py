@@ -1,0 +1,157 @@
+"""GUI test fixtures: offscreen Qt, private settings and folders, a window factory, one shared run."""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+_private = Path(tempfile.mkdtemp(prefix="finetune-gui-gui-tests-"))
+os.environ.setdefault("FINETUNE_GUI_LOG_DIR", str(_private / "logs"))
+
+import pytest  # noqa: E402
+from PySide6.QtCore import QObject, QSettings, QTimer  # noqa: E402
+
+from finetune_gui.demo import make_shapes_dataset  # noqa: E402
+
+TINY = {
+    "backbone": "mobilenetv3small",
+    "weights": "none",
+    "image_size": 32,
+    "epochs_head": 1,
+    "epochs_finetune": 1,
+    "batch_size": 16,
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_qsettings():
+    """Even a QSettings made with the default constructor must not touch the user's own."""
+    folder = _private / "qsettings"
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(folder))
+        QSettings.setPath(fmt, QSettings.Scope.SystemScope, str(folder / "system"))
+    return folder
+
+
+@pytest.fixture
+def prefs(tmp_path) -> QSettings:
+    return QSettings(str(tmp_path / "preferences.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, prefs):
+    """Build (and start) a main window on private preferences; closed after the test."""
+    from finetune_gui.gui.main_window import MainWindow
+
+    windows = []
+
+    def make(start: bool = True, settings: QSettings | None = None, wait_scan: bool = True):
+        window = MainWindow(settings or prefs, tmp_path / "runs")
+        qtbot.addWidget(window)
+        windows.append(window)
+        window.resize(1280, 860)
+        window.show()
+        if start:
+            if wait_scan:
+                with qtbot.waitSignal(window.pages["data"].scan_finished, timeout=30_000):
+                    window.start()
+            else:
+                window.start()
+        return window
+
+    yield make
+    for window in windows:
+        # A test that left a job running must not leave a thread behind.
+        for page in window.pages.values():
+            page.shutdown()
+        window.warm_up_runner.shutdown()
+
+
+@pytest.fixture(scope="session")
+def base_weights_file(tmp_path_factory) -> Path:
+    """A weights file for MobileNetV3Small at 32 px (random weights: we are offline). Training
+    from a weights file runs both phases, so the phase-2 marker can be checked."""
+    from finetune_gui.core.backbones import build_base, get_backbone
+
+    path = tmp_path_factory.mktemp("weights") / "mobilenetv3small-32.weights.h5"
+    build_base(get_backbone("mobilenetv3small"), 32, None).save_weights(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """One real tiny run on generated shapes, made by the core (no window), shared by tests that
+    read a finished run."""
+    from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training import train_folder
+
+    data = make_shapes_dataset(tmp_path_factory.mktemp("run-data") / "data", per_class=16,
+                               size=32, seed=3)
+    out = tmp_path_factory.mktemp("runs") / "shared-run"
+    result = train_folder(data, TrainingSettings(**TINY), out)
+    assert result.status == "completed"
+    return out
+
+
+class GapMeter(QObject):
+    """A 20 ms timer that records the longest time between two of its ticks: how long the
+    GUI thread's event loop was blocked.
+
+    Each tick re-arms faulthandler's watchdog, so when the loop stalls past `dump_after`, the
+    stacks of all threads at that moment are written to `stacks` (shown when a test fails).
+    """
+
+    def __init__(self, stacks_file: Path, interval_ms: int = 20, dump_after: float = 0.15):
+        super().__init__()
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.longest = 0.0
+        self.ticks = 0
+        self.long_gaps: list[tuple[float, float]] = []
+        self._last = self._last_cpu = 0.0
+        self._dump_after = dump_after
+        self._stacks_path = stacks_file
+        self._stacks = open(stacks_file, "w")  # noqa: SIM115 - faulthandler needs a real file
+
+    def start(self) -> None:
+        self._last, self._last_cpu = time.perf_counter(), time.thread_time()
+        self.timer.start()
+        faulthandler.dump_traceback_later(self._dump_after, repeat=False, file=self._stacks)
+
+    def stop(self) -> None:
+        self.timer.stop()
+        faulthandler.cancel_dump_traceback_later()
+
+    def _tick(self) -> None:
+        now, cpu = time.perf_counter(), time.thread_time()
+        self.longest = max(self.longest, now - self._last)
+        if now - self._last > 0.1:
+            # (wall seconds, of which this thread ran on a CPU): little CPU means the thread
+            # was waiting (for the operating system or a lock), not working.
+            self.long_gaps.append((round(now - self._last, 3), round(cpu - self._last_cpu, 3)))
+        self._last, self._last_cpu = now, cpu
+        self.ticks += 1
+        faulthandler.dump_traceback_later(self._dump_after, repeat=False, file=self._stacks)
+
+    def stacks(self) -> str:
+        """The thread stacks written during stalls (empty when there were none)."""
+        self._stacks.flush()
+        text = self._stacks_path.read_text()[:6000]
+        return f"gaps over 100 ms (wall s, GUI-thread CPU s): {self.long_gaps}\n{text}"
+
+    def close(self) -> None:
+        self.stop()
+        self._stacks.close()
+
+
+@pytest.fixture
+def gap_meter(tmp_path):
+    meter = GapMeter(tmp_path / "stalls.txt")
+    yield meter
+    meter.close()
