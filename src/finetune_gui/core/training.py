@@ -284,22 +284,8 @@ class TrainingJob:
     def _train(self, split: DatasetSplit, strategy) -> RunResult:
         self.split = split
         size = self.settings.resolved_image_size
-        train_x = decode_images(
-            [p for p, _ in split.train],
-            size,
-            progress=self.progress,
-            cancel=self.cancel,
-            stage="decode",
-        )
-        val_x = decode_images(
-            [p for p, _ in split.val],
-            size,
-            progress=self.progress,
-            cancel=self.cancel,
-            stage="decode",
-        )
-        train_y = np.array([label for _, label in split.train], dtype="int32")
-        val_y = np.array([label for _, label in split.val], dtype="int32")
+        train_x, train_y = self._decode(split.train, "decode")
+        val_x, val_y = self._decode(split.val, "decode")
         weights = self._sample_weights(train_y, len(split.classes))
         with strategy.scope():
             self.classifier = build_classifier(self.settings, len(split.classes))
@@ -559,18 +545,21 @@ class TrainingJob:
         elif self.best.epoch is not None and best_file.exists():
             self.classifier.model.load_weights(best_file)
 
+    def _decode(self, items: list[tuple[Path, int]], stage: str):
+        """One part of the split as uint8 pixels at the run's size, and its labels."""
+        pixels = decode_images(
+            [p for p, _ in items],
+            self.settings.resolved_image_size,
+            progress=self.progress,
+            cancel=self.cancel,
+            stage=stage,
+        )
+        return pixels, np.array([label for _, label in items], dtype="int32")
+
     def _evaluate(self, split: DatasetSplit) -> EvaluationReport:
         import keras
 
-        size = self.settings.resolved_image_size
-        test_x = decode_images(
-            [p for p, _ in split.test],
-            size,
-            progress=self.progress,
-            cancel=self.cancel,
-            stage="evaluate",
-        )
-        test_y = np.array([label for _, label in split.test], dtype="int32")
+        test_x, test_y = self._decode(split.test, "evaluate")
         self.progress(
             StageStarted("evaluate", len(test_y), f"Testing on {len(test_y)} held-out images")
         )
