@@ -74,9 +74,9 @@ def cam_layer(base) -> str | None:
 
     At a backbone's usual input size that is its output, its last block (7 x 7 at 224 px, as in
     the Grad-CAM paper). On small inputs the last block shrinks to 2 x 2, where every cell sees
-    the whole image and the heatmap comes out flat (measured on 48 px shapes: the right quadrant
-    won 3-8 times in 24, chance being 6), so the last block that is still fine enough is used
-    (at 48 px a 12 x 12 one: 20-22 in 24). None means the backbone's output.
+    the whole image and the heatmap comes out flat (measured on 48 px shapes: the quadrant
+    holding the shape won 3-8 times in 24, chance being 6), so the last block that is still fine
+    enough is used (at 48 px a 12 x 12 one: 20-24 in 24). None means the backbone's output.
     """
     import keras
 

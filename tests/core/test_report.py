@@ -1,0 +1,88 @@
+"""The HTML report: one self-contained file with the run's numbers, curves and pictures."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for insight_runs.py
+from finetune_gui.cli import main
+from finetune_gui.core.report_svg import Series, line_chart
+from insight_runs import PLANTED_COPY, flipped_run
+
+EMBEDDED_PNG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+@pytest.fixture(scope="module")
+def flipped(tmp_path_factory, pretrained_base):
+    return flipped_run(tmp_path_factory, pretrained_base)
+
+
+@pytest.fixture(scope="module")
+def written(flipped, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    assert main(["report", str(flipped.run_dir), "--out", str(out)]) == 0
+    return out, out.read_text("utf-8")
+
+
+def test_the_file_needs_nothing_beside_it(written):
+    out, html = written
+    references = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", html, flags=re.I)
+    assert references and all(r.startswith("data:image/png;base64,") for r in references)
+    assert not re.search(r"url\(|@import|<link|<script|https?://", html, flags=re.I)
+    assert [p.name for p in out.parent.iterdir()] == ["report.html"]  # no temporary file left
+
+
+def test_the_per_class_table_and_confusion_matrix_hold_the_run_numbers(flipped, written):
+    _, html = written
+    report = flipped.run.report
+    table = re.search(r'<table id="per-class">(.*?)</table>', html, flags=re.S).group(1)
+    for m in report.per_class:
+        row = re.search(rf"<tr><td>{m.name}</td>(.*?)</tr>", table).group(1)
+        assert re.findall(r"<td>([^<]*)</td>", row)[:4] == [
+            f"{m.precision:.3f}", f"{m.recall:.3f}", f"{m.f1:.3f}", str(m.support)
+        ]
+    assert f"{report.accuracy:.1%}" in html
+    confusion = re.search(r'<table id="confusion">(.*?)</table>', html, flags=re.S).group(1)
+    cells = [int(v) for v in re.findall(r"<td[^>]*>(\d+)</td>", confusion)]
+    assert cells == [v for row in report.confusion for v in row]
+
+
+def test_misclassified_and_suspect_images_are_embedded_with_heatmaps(flipped, written):
+    _, html = written
+    report = flipped.run.report
+    pictures = EMBEDDED_PNG.findall(html)
+    shown_wrong = min(len(report.misclassified), 12)
+    # Two pictures (the image and its heatmap) per misclassified image and per suspect.
+    assert len(pictures) >= 2 * (shown_wrong + len(flipped.flipped))
+    first = Image.open(io.BytesIO(base64.b64decode(pictures[0])))
+    assert first.format == "PNG" and first.size == (144, 144)
+    suspects = html[html.index("<h2>Suspect labels</h2>") : html.index("<h2>Map of the images</h2>")]
+    for path in flipped.flipped:
+        assert str(path) in suspects
+
+
+def test_dataset_settings_and_curves_are_there(flipped, written):
+    _, html = written
+    copy = PLANTED_COPY[2]
+    assert "Duplicate images" in html and copy in html  # the planted exact copy
+    assert "mobilenetv2" in html and "epochs_head" in html
+    assert html.count("<svg") == 3  # loss, accuracy and the map
+    assert html.count("<polyline") == 4  # training and validation, for loss and accuracy
+
+
+def test_line_chart_skips_missing_values_and_scales_to_the_data():
+    svg = line_chart(
+        [Series("a", [(1, 0.5), (2, None), (3, 2.0)], "#000")], title="t", markers=[(2, "best")]
+    )
+    points = re.search(r'<polyline points="([^"]+)"', svg).group(1).split()
+    assert len(points) == 2
+    ys = [float(p.split(",")[1]) for p in points]
+    assert ys[1] < ys[0]  # the larger value is drawn higher
+    assert "best" in svg and "None" not in svg

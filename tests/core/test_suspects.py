@@ -1,0 +1,103 @@
+"""Suspect labels: images moved into the wrong class folder rank at the top; the folder stays."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for insight_runs.py
+from finetune_gui.core.project import Project
+from finetune_gui.core.suspects import (
+    ScoredImages,
+    class_thresholds,
+    cross_validated_probabilities,
+    exclude_from_project,
+    find_suspect_labels,
+    rank_suspects,
+)
+from insight_runs import FLIPS_PER_CLASS, flipped_run, folder_bytes
+
+
+@pytest.fixture(scope="module")
+def flipped(tmp_path_factory, pretrained_base):
+    return flipped_run(tmp_path_factory, pretrained_base)
+
+
+@pytest.fixture(scope="module")
+def suspects(flipped):
+    return find_suspect_labels(flipped.run, model=flipped.model)
+
+
+def test_every_flipped_label_is_found_and_they_rank_first(flipped, suspects):
+    ranked = [s.path for s in suspects]
+    assert set(flipped.flipped) <= set(ranked)
+    # Measured: the 6 flipped images take ranks 1-6; 3 clean but ambiguous squares follow.
+    top = ranked[: len(flipped.flipped)]
+    assert len(set(top) & set(flipped.flipped)) >= len(flipped.flipped) - 1
+    assert len(suspects) <= 3 * len(flipped.flipped)
+
+
+def test_flipped_images_are_scored_out_of_sample_wherever_they_landed(flipped, suspects):
+    by_path = {s.path: s for s in suspects}
+    splits = {by_path[p].split for p in flipped.flipped}
+    assert "train" in splits  # the k-fold path is what found these
+    for path, true_class in flipped.flipped.items():
+        found = by_path[path]
+        assert found.suggested_label == true_class
+        assert found.given_label == path.parent.name
+        assert found.confidence > 0.5 and 0 < found.score <= 1
+
+
+def test_suspects_are_ranked_by_score(suspects):
+    scores = [s.score for s in suspects]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_excluded_images_are_not_listed_again_and_the_folder_is_untouched(flipped, suspects):
+    left_out = set(list(flipped.flipped)[:FLIPS_PER_CLASS])
+    again = find_suspect_labels(flipped.run, model=flipped.model, exclude=left_out)
+    assert not left_out & {s.path for s in again}
+    assert set(flipped.flipped) - left_out <= {s.path for s in again}
+    project = Project(data_dir=flipped.data)
+    assert exclude_from_project(project, [s.path for s in suspects[:3]] * 2) == [
+        s.path for s in suspects[:3]
+    ]
+    assert exclude_from_project(project, [suspects[0].path]) == []
+    assert folder_bytes(flipped.data) == flipped.fingerprint_before
+
+
+def scored(probabilities, labels) -> ScoredImages:
+    n = len(labels)
+    return ScoredImages(
+        [Path(f"img{i}.png") for i in range(n)], np.asarray(labels), ["test"] * n,
+        np.asarray(probabilities, dtype=float), np.zeros((n, 1)), ["a", "b", "c"],
+    )
+
+
+def test_the_rule_uses_per_class_thresholds_not_a_fixed_cut():
+    # Class c is never predicted confidently: its threshold is its mean self-confidence (0.4),
+    # so an image of "a" with p(c) = 0.45 is suspect although 0.45 is no majority.
+    probabilities = [
+        [0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.5, 0.05, 0.45],  # labelled a
+        [0.05, 0.9, 0.05], [0.05, 0.9, 0.05], [0.85, 0.1, 0.05],  # labelled b
+        [0.3, 0.3, 0.4], [0.3, 0.3, 0.4],  # labelled c
+    ]
+    labels = [0, 0, 0, 1, 1, 1, 2, 2]
+    thresholds = class_thresholds(np.asarray(probabilities), np.asarray(labels))
+    assert np.allclose(thresholds, [(0.9 + 0.9 + 0.5) / 3, (0.9 + 0.9 + 0.1) / 3, 0.4])
+    found = rank_suspects(scored(probabilities, labels))
+    assert [(s.path.name, s.given_label, s.suggested_label) for s in found] == [
+        ("img5.png", "b", "a"),  # 0.85 - 0.1: the clearer contradiction first
+        ("img2.png", "a", "c"),
+    ]
+
+
+def test_cross_validation_needs_two_images_of_every_class():
+    features = np.random.default_rng(0).normal(size=(7, 4))
+    assert cross_validated_probabilities(features, np.array([0, 0, 0, 1, 1, 1, 2]), 3) is None
+    probabilities = cross_validated_probabilities(features, np.array([0, 0, 0, 1, 1, 2, 2]), 4)
+    assert probabilities.shape == (7, 4)
+    assert np.allclose(probabilities.sum(axis=1), 1) and np.all(probabilities[:, 3] == 0)

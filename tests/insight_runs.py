@@ -1,0 +1,81 @@
+"""One trained run with planted label mistakes, shared by the insight tests (suspects, Grad-CAM,
+embedding map, comparison, report) so the model is trained once per test session.
+
+The run fine-tunes only a new head on the session's pretrained MobileNetV2 base (48 px, the
+`pretrained_base` fixture), as a user would on ImageNet weights: a frozen base never saw the
+wrong labels, so they stay detectable.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from finetune_gui.demo import make_shapes_dataset
+
+CLASSES = ("circles", "squares", "triangles")
+FLIPS_PER_CLASS = 2
+# Two images of each class are moved into the next class's folder: a wrong label.
+WRONG_FOLDER = {name: CLASSES[(i + 1) % len(CLASSES)] for i, name in enumerate(CLASSES)}
+PLANTED_COPY = ("circles", "circles_010.png", "zz_copy_of_circles_010.png")
+
+
+@dataclass
+class FlippedRun:
+    data: Path
+    run_dir: Path
+    flipped: dict[Path, str]  # path of each mislabelled image -> its true class
+    fingerprint_before: dict[str, bytes]
+    _model: object = field(default=None, repr=False)
+
+    @property
+    def run(self):
+        from finetune_gui.core.runfolder import RunFolder
+
+        return RunFolder.open(self.run_dir)
+
+    @property
+    def model(self):
+        """The trained model, loaded once; tests must not change it."""
+        if self._model is None:
+            self._model = self.run.load_model()
+        return self._model
+
+
+def folder_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _build(folder: Path, pretrained_base: Path) -> FlippedRun:
+    from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training import TrainingJob
+
+    data = make_shapes_dataset(folder / "data", per_class=40, size=48, seed=21)
+    flipped = {}
+    for name in CLASSES:
+        for i in range(FLIPS_PER_CLASS):
+            source = data / name / f"{name}_{i:03d}.png"
+            target = data / WRONG_FOLDER[name] / f"flipped_{source.name}"
+            source.rename(target)
+            flipped[target] = name
+    label, original, copy = PLANTED_COPY
+    shutil.copyfile(data / label / original, data / label / copy)
+    settings = TrainingSettings(
+        backbone="mobilenetv2", weights=str(pretrained_base), image_size=48, epochs_head=8,
+        epochs_finetune=0, batch_size=16, augment="none", patience=0, seed=0,
+    )
+    result = TrainingJob(data, settings, folder / "run").run()
+    assert result.status == "completed", result.message
+    return FlippedRun(data, folder / "run", flipped, folder_bytes(data))
+
+
+_BUILT: dict[Path, FlippedRun] = {}
+
+
+def flipped_run(tmp_path_factory, pretrained_base: Path) -> FlippedRun:
+    """The session's run (trained on first use)."""
+    key = tmp_path_factory.getbasetemp()
+    if key not in _BUILT:
+        _BUILT[key] = _build(tmp_path_factory.mktemp("flipped"), pretrained_base)
+    return _BUILT[key]
