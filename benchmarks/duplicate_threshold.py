@@ -31,7 +31,9 @@ def copies_of(image: Image.Image) -> list[Image.Image]:
         for quality in QUALITIES:
             for resample in RESAMPLERS:
                 w, h = image.size
-                small = image.resize((max(8, round(w * factor)), max(8, round(h * factor))), resample)
+                small = image.resize(
+                    (max(8, round(w * factor)), max(8, round(h * factor))), resample
+                )
                 buffer = io.BytesIO()
                 small.save(buffer, "JPEG", quality=quality)
                 out.append(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
@@ -90,14 +92,19 @@ METHODS = {
 def measure(name: str, images: list[Image.Image]) -> None:
     for method, (fingerprint, distance, threshold) in METHODS.items():
         prints = [fingerprint(image) for image in images]
-        copy_distances = np.array([
-            distance(fingerprint(copy), prints[k])
-            for k, image in enumerate(images[:COPIED_PER_SET])
-            for copy in copies_of(image)
-        ])
-        nearest = np.array([
-            min(distance(a, b) for j, b in enumerate(prints) if j != i) for i, a in enumerate(prints)
-        ])
+        copy_distances = np.array(
+            [
+                distance(fingerprint(copy), prints[k])
+                for k, image in enumerate(images[:COPIED_PER_SET])
+                for copy in copies_of(image)
+            ]
+        )
+        nearest = np.array(
+            [
+                min(distance(a, b) for j, b in enumerate(prints) if j != i)
+                for i, a in enumerate(prints)
+            ]
+        )
         print(
             f"{name:<11} {method:<28} copies p99 {np.percentile(copy_distances, 99):5.2f} "
             f"max {copy_distances.max():5.2f} found@{threshold:g} {np.mean(copy_distances <= threshold):6.1%} | "
