@@ -16,9 +16,11 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -155,13 +157,6 @@ class ExportResult:
     def n_images(self) -> int:
         return self.verification.n_images
 
-    def summary(self) -> str:
-        v = self.verification
-        return (
-            f"Verified on {v.n_images} {v.images}: same top class on {v.agreement:.1%}, "
-            f"largest probability difference {v.max_abs_diff:.2g}."
-        )
-
 
 def export_model(
     run: RunFolder | Path | str,
@@ -206,7 +201,7 @@ def export_model(
         progress(StageProgress("export", 1, len(STEPS)))
         check_cancel(cancel)
 
-        model = run.load_model()
+        model = _session.model(run)
         reference = _predict_keras_model(model, verify_images)
         built = out / model_target.name
         _convert(spec, run, model, built, calibration)
@@ -436,8 +431,8 @@ def _verification_paths(split: DatasetSplit, progress) -> tuple[list[Path], str]
             )
         )
     chosen = _spread(present, MAX_VERIFY_IMAGES)
-    counts = {name: sum(1 for n, _ in chosen if n == name) for name, _ in chosen}
     if kind == "held-out images":
+        counts = Counter(name for name, _ in chosen)  # insertion order: test, then validation
         kind = f"held-out images ({', '.join(f'{n} {name}' for name, n in counts.items())})"
     return [p for _, p in chosen], kind
 
@@ -477,9 +472,9 @@ def _convert(spec, run: RunFolder, model, target: Path, calibration) -> None:
             # The run's own file, byte for byte: what was trained is what is shipped.
             shutil.copyfile(run.model_path, target)
         elif spec.name == "savedmodel":
-            _copy_tree(_saved_model_of(run, model), target)
+            _copy_tree(_session.saved_model(run), target)
         elif spec.name.startswith("tflite"):
-            target.write_bytes(tflite_bytes(_saved_model_of(run, model), spec.name, calibration))
+            target.write_bytes(tflite_bytes(_session.saved_model(run), spec.name, calibration))
         elif spec.name == "onnx":
             target.write_bytes(onnx_bytes(model, run.image_size))
     except (ExportError, MemoryError):
@@ -502,37 +497,59 @@ def _serving_function(model, size: int):
     return serve, signature
 
 
-_saved_model_cache: dict[tuple, Path] = {}
+@dataclass
+class _LoadedModel:
+    key: tuple  # model file, its mtime and size, image size: a retrained file is a new key
+    model: object
+    saved_model: Path | None = None
 
 
-def _saved_model_of(run: RunFolder, model) -> Path:
-    """The run's model as a SavedModel, written once per session and model file.
+class _SessionModels:
+    """The last exported run's Keras model and SavedModel, kept for the next export.
 
-    Writing one traces the whole network (seconds for a small model, a minute for a large
-    one), and the SavedModel and all three TensorFlow Lite formats start from it; the
-    GUI often exports several of them in a row. Only the latest model is kept.
+    Loading a model takes seconds and writing a SavedModel traces the whole network (seconds
+    for a small model, a minute for a large one); the SavedModel and all three TensorFlow Lite
+    formats start from it, and the GUI often exports several formats in a row. Only the latest
+    model is kept, and its SavedModel is deleted when the next model or the process comes.
     """
-    stat = run.model_path.stat()
-    key = (str(run.model_path.resolve()), stat.st_mtime_ns, stat.st_size, run.image_size)
-    cached = _saved_model_cache.get(key)
-    if cached is not None and (cached / "saved_model.pb").is_file():
-        return cached
-    _forget_saved_models()
-    folder = Path(tempfile.mkdtemp(prefix="finetune-gui-savedmodel-")) / "saved_model"
-    try:
-        write_saved_model(model, run.image_size, folder)
-    except BaseException:
-        shutil.rmtree(folder.parent, ignore_errors=True)
-        raise
-    _saved_model_cache[key] = folder
-    return folder
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entry: _LoadedModel | None = None
+
+    def model(self, run: RunFolder):
+        with self.lock:
+            return self._entry(run).model
+
+    def saved_model(self, run: RunFolder) -> Path:
+        with self.lock:
+            entry = self._entry(run)
+            if entry.saved_model is None or not (entry.saved_model / "saved_model.pb").is_file():
+                folder = Path(tempfile.mkdtemp(prefix="finetune-gui-savedmodel-")) / "saved_model"
+                try:
+                    write_saved_model(entry.model, run.image_size, folder)
+                except BaseException:
+                    shutil.rmtree(folder.parent, ignore_errors=True)
+                    raise
+                entry.saved_model = folder
+            return entry.saved_model
+
+    def forget(self) -> None:
+        if self.entry is not None and self.entry.saved_model is not None:
+            shutil.rmtree(self.entry.saved_model.parent, ignore_errors=True)
+        self.entry = None
+
+    def _entry(self, run: RunFolder) -> _LoadedModel:
+        stat = run.model_path.stat()
+        key = (str(run.model_path.resolve()), stat.st_mtime_ns, stat.st_size, run.image_size)
+        if self.entry is None or self.entry.key != key:
+            self.forget()
+            self.entry = _LoadedModel(key, run.load_model())
+        return self.entry
 
 
-@atexit.register
-def _forget_saved_models() -> None:
-    for folder in _saved_model_cache.values():
-        shutil.rmtree(folder.parent, ignore_errors=True)
-    _saved_model_cache.clear()
+_session = _SessionModels()
+atexit.register(_session.forget)
 
 
 def write_saved_model(model, size: int, folder: Path) -> None:
@@ -575,9 +592,11 @@ def onnx_bytes(model, size: int) -> bytes:
     import tf2onnx
 
     serve, signature = _serving_function(model, size)
+    # autograph=False: `serve` has no Python control flow, and AutoGraph fails to parse the
+    # closure's source (a warning asking to report it to the TensorFlow team).
+    function = tf.function(serve, input_signature=signature, autograph=False)
     proto, _ = tf2onnx.convert.from_function(
-        tf.function(serve, input_signature=signature), input_signature=signature,
-        opset=ONNX_OPSET,
+        function, input_signature=signature, opset=ONNX_OPSET
     )
     # tf2onnx names the free batch dimension "unk__123"; a readable name helps in viewers.
     for value in [*proto.graph.input, *proto.graph.output]:
@@ -785,7 +804,7 @@ def model_card(
             "keras": keras.__version__,
         },
         "classes": list(run.classes),
-        "input": _input_card(size, quantisation),
+        "input": _input_card(size, backbone.preprocess, quantisation),
         "output": {
             "name": OUTPUT_NAME,
             "shape": [None, len(run.classes)],
@@ -811,7 +830,7 @@ def model_card(
     return card
 
 
-def _input_card(size: int, quantisation: tuple[dict, dict] | None) -> dict:
+def _input_card(size: int, preprocess: str, quantisation: tuple[dict, dict] | None) -> dict:
     data = {
         "name": INPUT_NAME,
         "shape": [None, size, size, 3],
@@ -819,7 +838,7 @@ def _input_card(size: int, quantisation: tuple[dict, dict] | None) -> dict:
         "pixel_range": [0, 255],
         "colour": "RGB",
         "resize": f"bilinear to {size} x {size} pixels, whole image, no crop",
-        "preprocessing": "inside the model; give raw pixels",
+        "preprocessing": f"inside the model ({PREPROCESSING[preprocess]}); give raw pixels",
     }
     if quantisation is not None:
         source, result = quantisation
@@ -1064,10 +1083,10 @@ def card_markdown(card: dict) -> str:
         f"- Backbone: {card['backbone']['keras_application']} "
         f"({card['backbone']['params_millions']} M parameters), weights: "
         f"{card['backbone']['weights']}",
-        f"- Image size {settings['image_size'] or card['input']['shape'][1]} px; "
-        f"{settings['epochs_head']} head epochs (lr {settings['lr_head']:g}), "
-        f"{settings['epochs_finetune']} fine-tune epochs unfreezing "
-        f"{settings['unfreeze_blocks']} block(s); batch {settings['batch_size']}, "
+        f"- Training at {card['input']['shape'][1]} px: {settings['epochs_head']} epoch(s) "
+        f"on the new head (learning rate {settings['lr_head']:g}), "
+        f"{settings['epochs_finetune']} epoch(s) of fine-tuning with the top "
+        f"{settings['unfreeze_blocks']} block(s) unfrozen; batch {settings['batch_size']}, "
         f"{settings['optimizer']}, augmentation {_augment_text(settings['augment'])}, "
         f"dropout {settings['dropout']:g}, seed {settings['seed']}",
         f"- Run status: {card['training']['status']}; best epoch: "
