@@ -25,7 +25,7 @@ from finetune_gui.core.errors import Cancelled, UserError
 from finetune_gui.core.events import CancelToken
 
 POLL_SECONDS = 0.1
-CHILD_NICENESS = 19
+CHILD_NICENESS = 10
 STOP_GRACE_SECONDS = 60  # a cancelled job ends within one batch; this is the last resort
 
 

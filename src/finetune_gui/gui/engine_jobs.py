@@ -25,3 +25,18 @@ def train(
 
     return TrainingJob(scan, settings, run_dir, progress=progress, cancel=cancel,
                        exclude=exclude).run()
+
+
+def export(
+    run_path: Path,
+    fmt: str,
+    target: Path,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+):
+    """Export and verify a run's model with the core; returns the core's `ExportResult`."""
+    progress(LogMessage("Getting ready: loading TensorFlow…"))
+    from finetune_gui.core.export import export_model
+
+    return export_model(run_path, fmt, target, progress=progress, cancel=cancel)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui import __version__
 from finetune_gui.core.errors import UserError
+from finetune_gui.core.project import Project
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.demo import demo_dataset_dir
 from finetune_gui.gui.child_process import prepare_child_processes
@@ -36,7 +37,7 @@ from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.step_list import StepList
 from finetune_gui.gui.worker import JobRunner, load_tensorflow
 
-PROJECT_FILTER = "finetune-gui projects (*.ftproj.json *.json);;All files (*)"
+PROJECT_FILTER = "finetune-gui projects (*.ftproj);;All files (*)"
 
 
 def warm_up(*, progress, cancel) -> None:
@@ -54,6 +55,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         prepare_child_processes()
         self.prefs = Preferences(preferences)
+        self.last_dialog: QMessageBox | None = None  # the latest dialog (tests look at it)
         self.state = ProjectState(runs_root, self)
         self.setWindowTitle("finetune-gui")
         self.setMinimumSize(960, 640)
@@ -227,8 +229,6 @@ class MainWindow(QMainWindow):
 
     def open_project(self, path: Path) -> bool:
         """Load a project file; a problem is shown in plain words and changes nothing."""
-        from finetune_gui.core.project import Project
-
         try:
             project = Project.load(path)
         except UserError as exc:
@@ -249,12 +249,37 @@ class MainWindow(QMainWindow):
                 continue
         self.state.set_current_run(current)
         self.state.set_data_dir(project.data_dir)
-        self.state.excluded = {Path(p) for p in project.excluded}
-        self.state.set_project_path(Path(path))
-        self.prefs.add_recent_project(Path(path))
-        self.prefs.set_last_folder("projects", Path(path).parent)
-        self.statusBar().showMessage(f"Opened {path}", 5000)
+        self.state.excluded = set(project.excluded)
+        self.state.set_project_path(project.path)
+        self.prefs.add_recent_project(project.path)
+        self.prefs.set_last_folder("projects", project.path.parent)
+        self.statusBar().showMessage(f"Opened {project.path}", 5000)
+        if project.data_dir_missing:
+            self.last_dialog = self._offer_to_locate(project)
         return True
+
+    def _offer_to_locate(self, project: Project) -> QMessageBox:
+        """The project's image folder has moved: ask where it is now (without blocking)."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Image folder not found")
+        box.setText(project.missing_folder_message())
+        locate = box.addButton("Choose its new location…", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
+
+        def decide(button) -> None:
+            if button is not locate:
+                return
+            folder = QFileDialog.getExistingDirectory(self, "Where is the image folder now?",
+                                                      str(Path.home()))
+            if folder:
+                project.relocate(Path(folder))
+                self.state.set_data_dir(project.data_dir)
+                self.state.excluded = set(project.excluded)
+
+        box.buttonClicked.connect(decide)
+        box.open()
+        return box
 
     def save_project(self) -> bool:
         if self.state.project_path is None:
@@ -264,14 +289,12 @@ class MainWindow(QMainWindow):
     def save_project_as(self) -> bool:
         start = self.prefs.last_folder("projects") or str(Path.home())
         path, _ = QFileDialog.getSaveFileName(self, "Save the project",
-                                              str(Path(start) / "project.ftproj.json"),
+                                              str(Path(start) / "project.ftproj"),
                                               PROJECT_FILTER)
         return bool(path) and self.save_project_to(Path(path))
 
     def save_project_to(self, path: Path) -> bool:
-        """Write the project file (folder, settings, runs) to `path`."""
-        from finetune_gui.core.project import Project
-
+        """Write the project file (folder, settings, runs) to `path` (.ftproj is added)."""
         project = Project(
             data_dir=self.state.data_dir,
             settings=self.state.settings,
@@ -279,15 +302,15 @@ class MainWindow(QMainWindow):
             excluded=sorted(self.state.excluded),
         )
         try:
-            project.save(path)
+            saved = project.save(path)
         except UserError as exc:
             self.last_dialog = show_error(self, exc, "", "saving the project",
                                           title="Cannot save project")
             return False
-        self.state.set_project_path(path)
-        self.prefs.add_recent_project(path)
-        self.prefs.set_last_folder("projects", path.parent)
-        self.statusBar().showMessage(f"Saved {path}", 5000)
+        self.state.set_project_path(saved)
+        self.prefs.add_recent_project(saved)
+        self.prefs.set_last_folder("projects", saved.parent)
+        self.statusBar().showMessage(f"Saved {saved}", 5000)
         return True
 
     # -- closing ------------------------------------------------------------------------------

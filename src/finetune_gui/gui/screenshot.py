@@ -49,12 +49,12 @@ class ScreenshotDirector(QObject):
         if page == "model":
             model = self.window.pages["model"]
             model.network_described.connect(lambda: self._capture(400))
-            model._refresh_network()
+            self.window.go_to("model")
         elif page == "augment":
             augment = self.window.pages["augment"]
             self.window.state.update_settings(augment="standard")
             augment.preview_shown.connect(lambda: self._capture(200))
-            augment.refresh_preview()
+            self.window.go_to("augment")
         elif page in ("train", "results", "export"):
             self.window.state.update_settings(**SCREENSHOT_SETTINGS)
             train = self.window.pages["train"]

@@ -144,7 +144,7 @@ class AugmentPage(QWidget):
         self.image_choice.setToolTip("The image to preview: one example of each class.")
         self.image_choice.currentIndexChanged.connect(self.refresh_preview)
         other = QPushButton("Other image…")
-        other.clicked.connect(self._choose_image)
+        other.clicked.connect(self.choose_image)
         self.redraw_button = QPushButton("New random draws")
         self.redraw_button.setToolTip("Show other random versions with the same settings.")
         self.redraw_button.clicked.connect(self._new_draws)
@@ -232,7 +232,7 @@ class AugmentPage(QWidget):
         self.image_choice.blockSignals(False)
         self.refresh_preview()
 
-    def _choose_image(self) -> None:
+    def choose_image(self) -> None:
         start = str(self.state.data_dir or Path.home())
         path, _ = QFileDialog.getOpenFileName(
             self, "Choose an image to preview", start,
@@ -251,8 +251,17 @@ class AugmentPage(QWidget):
             return None
         return (Path(path), self.state.settings.augment, self.seed)
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.refresh_preview()
+
     def refresh_preview(self) -> None:
-        """Preview the current settings, now or as soon as the running preview is done."""
+        """Preview the current settings, now or as soon as the running preview is done.
+
+        Only while the page is shown: there is nothing to look at otherwise.
+        """
+        if not self.isVisible():
+            return
         request = self._request()
         if request is None:
             self.preview_status.setText("Choose a folder of images first (step Data).")

@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QFileDialog,
     QFrame,
     QGroupBox,
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QProgressBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -22,8 +24,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
+from finetune_gui.core.events import (
+    CancelToken,
+    ProgressCallback,
+    StageProgress,
+    StageStarted,
+    ignore_progress,
+)
+from finetune_gui.core.export import FORMATS
 from finetune_gui.core.images import IMAGE_EXTENSIONS
+from finetune_gui.gui import engine_jobs
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -32,16 +42,6 @@ from finetune_gui.gui.worker import JobRunner, load_tensorflow
 
 THUMB = 64
 TOP_K = 3
-
-
-def export_job(
-    run_folder, target: Path, *, progress: ProgressCallback = ignore_progress,
-    cancel: CancelToken | None = None,
-) -> list[Path]:
-    """A job: copy model, labels and metrics to `target`."""
-    from finetune_gui.core.runfolder import export_run
-
-    return export_run(run_folder, target, fmt="keras")
 
 
 def predict_job(
@@ -113,7 +113,9 @@ class ExportPage(QWidget):
         self._model = None
         self._model_run: Path | None = None
         self._build()
+        self.export_runner.event.connect(self._on_export_event)
         self.export_runner.succeeded.connect(self._on_exported)
+        self.export_runner.cancelled.connect(self._on_export_cancelled)
         self.export_runner.failed.connect(self._on_export_failed)
         self.predict_runner.succeeded.connect(self._on_predicted)
         self.predict_runner.failed.connect(self._on_predict_failed)
@@ -124,9 +126,9 @@ class ExportPage(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(page_header(
             "Export and try",
-            "Save the trained model to use it elsewhere: model.keras opens with "
-            "keras.models.load_model and takes plain RGB pixels; labels.txt lists the classes "
-            "in output order; metrics.json holds the test results.",
+            "Save the trained model to use it elsewhere. Every format takes plain RGB pixels "
+            "(no preprocessing needed); labels.txt lists the classes in output order, "
+            "metrics.json holds the test results and model_card.md describes the model.",
         ))
         self.run_label = QLabel()
         layout.addWidget(self.run_label)
@@ -135,6 +137,22 @@ class ExportPage(QWidget):
 
         save_box = QGroupBox("Save the model")
         save = QVBoxLayout(save_box)
+        format_row = QHBoxLayout()
+        self.format_choice = QComboBox()
+        for spec in FORMATS.values():
+            self.format_choice.addItem(spec.title, spec.name)
+            self.format_choice.setItemData(self.format_choice.count() - 1, spec.purpose,
+                                           Qt.ItemDataRole.ToolTipRole)
+        self.format_choice.setToolTip("The kind of file to make. Every export is checked "
+                                      "against the trained model before it is saved.")
+        self.format_choice.currentIndexChanged.connect(self._show_format)
+        self.format_purpose = QLabel()
+        self.format_purpose.setWordWrap(True)
+        self.format_purpose.setStyleSheet("color:#4b5563;")
+        format_row.addWidget(QLabel("Format:"))
+        format_row.addWidget(self.format_choice)
+        format_row.addWidget(self.format_purpose, 1)
+        save.addLayout(format_row)
         row = QHBoxLayout()
         self.target = QLineEdit()
         self.target.setPlaceholderText("Folder to save into (created if needed)")
@@ -143,12 +161,20 @@ class ExportPage(QWidget):
         self.export_button = QPushButton("Save model")
         self.export_button.setObjectName("primaryButton")
         self.export_button.clicked.connect(self.export)
+        self.export_cancel = QPushButton("Cancel")
+        self.export_cancel.clicked.connect(self.export_runner.cancel)
+        self.export_cancel.hide()
         row.addWidget(self.target, 1)
         row.addWidget(browse)
         row.addWidget(self.export_button)
+        row.addWidget(self.export_cancel)
         save.addLayout(row)
+        self.export_progress = QProgressBar()
+        self.export_progress.hide()
+        save.addWidget(self.export_progress)
         self.export_result = Banner("success")
         save.addWidget(self.export_result)
+        self._show_format()
         layout.addWidget(save_box)
 
         try_box = QGroupBox("Try it on new images")
@@ -199,7 +225,12 @@ class ExportPage(QWidget):
         if folder:
             self.target.setText(folder)
 
+    def _show_format(self) -> None:
+        spec = FORMATS[self.format_choice.currentData()]
+        self.format_purpose.setText(spec.purpose)
+
     def export(self) -> None:
+        """Export the current run's model in the chosen format to the chosen folder."""
         run = self.state.current_run
         text = self.target.text().strip()
         if run is None or self.export_runner.is_running:
@@ -207,19 +238,44 @@ class ExportPage(QWidget):
         if not text:
             self.export_result.show_text("Choose a folder to save into first.", "warning")
             return
-        self.export_button.setEnabled(False)
-        self.export_result.show_text("Saving…", "info")
-        self.export_runner.start(export_job, run.folder, Path(text).expanduser())
+        self._set_exporting(True)
+        self.export_result.show_text("Converting, then checking the file against the trained "
+                                     "model…", "info")
+        # A separate process: converting holds Python's lock for long stretches.
+        self.export_runner.start(engine_jobs.export, run.path, self.format_choice.currentData(),
+                                 Path(text).expanduser(), separate_process=True)
 
-    def _on_exported(self, written: list[Path]) -> None:
-        self.export_button.setEnabled(True)
-        names = ", ".join(p.name for p in written)
-        folder = written[0].parent if written else ""
-        self.export_result.show_text(f"Saved {names} in {folder}.", "success")
-        self.exported.emit(written)
+    def _set_exporting(self, exporting: bool) -> None:
+        self.export_button.setEnabled(not exporting and self.state.current_run is not None)
+        self.format_choice.setEnabled(not exporting)
+        self.export_cancel.setVisible(exporting)
+        self.export_progress.setVisible(exporting)
+        self.export_progress.setRange(0, 0)
+
+    def _on_export_event(self, event: object) -> None:
+        if isinstance(event, StageStarted) and event.stage == "export":
+            self.export_progress.setRange(0, event.total)
+            self.export_progress.setValue(0)
+            self.export_progress.setFormat(event.text or "%v of %m")
+        elif isinstance(event, StageProgress) and event.stage == "export":
+            self.export_progress.setValue(event.done)
+
+    def _on_exported(self, result) -> None:
+        self._set_exporting(False)
+        names = ", ".join(p.name for p in result.written)
+        check = result.verification
+        self.export_result.show_text(
+            f"Saved {names} in {result.model_path.parent}.\nChecked on {check.n_images} "
+            f"{check.images}: the file gives the trained model's answer on "
+            f"{check.agreement:.1%} of them.", "success")
+        self.exported.emit(list(result.written))
+
+    def _on_export_cancelled(self) -> None:
+        self._set_exporting(False)
+        self.export_result.show_text("Export cancelled; nothing was written.", "warning")
 
     def _on_export_failed(self, exc: BaseException, trace: str) -> None:
-        self.export_button.setEnabled(True)
+        self._set_exporting(False)
         self.export_result.show_text("")
         show_error(self, exc, trace, "saving the model", title="Could not save")
 

@@ -299,8 +299,17 @@ class ModelPage(QWidget):
         classes = len(self.state.scan.classes) if self.state.scan else 2
         return (s.backbone, s.resolved_image_size, s.dense_units, classes)
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._refresh_network()
+
     def _refresh_network(self) -> None:
-        """Describe the network again if its shape changed, else just redraw the slider's part."""
+        """Describe the network again if its shape changed, else just redraw the slider's part.
+
+        Only while the page is shown: building a network costs a second or more of CPU.
+        """
+        if not self.isVisible():
+            return
         key = self._network_key()
         self._wanted_key = key
         if key == self._described_key and self.description is not None:

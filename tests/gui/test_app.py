@@ -1,0 +1,123 @@
+"""The window as a whole: first start, remembered sessions, project files, unexpected errors,
+and the screenshot mode."""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from finetune_gui.demo import demo_dataset_dir, make_shapes_dataset
+from finetune_gui.gui.app import install_excepthook, run_app
+from finetune_gui.gui.logfile import log_file
+from finetune_gui.gui.widgets.error_dialog import ErrorDialog
+
+
+def test_first_start_opens_the_demo_images_ready_to_train(make_window):
+    window = make_window()
+    assert window.state.data_dir == demo_dataset_dir()
+    assert window.current_step() == "data"
+    assert window.pages["train"].start_button.isEnabled()
+    assert window.state.settings.weights == "imagenet"
+
+
+def test_the_session_is_remembered_between_starts(qtbot, make_window, prefs):
+    first = make_window()
+    first.state.update_settings(backbone="efficientnetb0", epochs_head=7)
+    first.go_to("augment")
+    first.resize(1100, 700)
+    first.close()
+
+    second = make_window()
+    assert second.state.settings.backbone == "efficientnetb0"
+    assert second.state.settings.epochs_head == 7
+    assert second.current_step() == "augment"
+    # The offscreen screen is 800 px wide, so only the height can be restored exactly.
+    assert second.height() == 700
+    assert second.state.data_dir == demo_dataset_dir()
+
+
+def test_save_new_and_reopen_a_project(qtbot, make_window, tmp_path):
+    window = make_window()
+    window.state.update_settings(backbone="resnet50", unfreeze_blocks=4)
+    assert window.save_project_to(tmp_path / "shapes")
+    saved = tmp_path / "shapes.ftproj"
+    assert saved.is_file()
+    assert window.windowTitle().startswith("shapes.ftproj —")
+
+    window.new_project()
+    assert window.state.settings.backbone == "mobilenetv2"
+    assert window.state.data_dir is None
+
+    window._fill_recent_menu()
+    actions = [a for a in window.recent_menu.actions() if a.text() == str(saved)]
+    assert actions, "the saved project is listed under Open recent"
+    with qtbot.waitSignal(window.pages["data"].scan_finished, timeout=30_000):
+        actions[0].trigger()
+    assert window.state.settings.backbone == "resnet50"
+    assert window.state.settings.unfreeze_blocks == 4
+    assert window.state.data_dir == demo_dataset_dir()
+    assert not window.state.dirty
+
+
+def test_a_damaged_project_file_is_refused_in_plain_words(make_window, tmp_path):
+    window = make_window()
+    bad = tmp_path / "bad.ftproj"
+    bad.write_text("{ not json")
+    before = window.state.settings
+    assert not window.open_project(bad)
+    assert isinstance(window.last_dialog, ErrorDialog)
+    assert "damaged" in window.last_dialog.text()
+    assert window.state.settings == before
+    window.last_dialog.close()
+
+
+def test_a_project_whose_folder_moved_asks_for_the_new_place(qtbot, make_window, tmp_path,
+                                                              monkeypatch):
+    data = make_shapes_dataset(tmp_path / "photos", per_class=4, size=24)
+    window = make_window()
+    with qtbot.waitSignal(window.pages["data"].scan_finished, timeout=30_000):
+        window.state.set_data_dir(data)
+    window.save_project_to(tmp_path / "moving")
+    moved = data.rename(tmp_path / "photos-2025")
+
+    with qtbot.waitSignal(window.pages["data"].scan_finished, timeout=30_000):
+        window.open_project(tmp_path / "moving.ftproj")
+    box = window.last_dialog
+    assert isinstance(box, QMessageBox) and "was not found" in box.text()
+    monkeypatch.setattr("finetune_gui.gui.main_window.QFileDialog.getExistingDirectory",
+                        lambda *a, **k: str(moved))
+    locate = next(b for b in box.buttons() if b.text().startswith("Choose"))
+    with qtbot.waitSignal(window.pages["data"].scan_finished, timeout=30_000):
+        locate.click()
+    assert window.state.data_dir == moved
+    assert window.state.scan is not None and len(window.state.scan.classes) == 3
+
+
+def test_unexpected_errors_go_to_the_log_and_a_dialog_names_it(qtbot, make_window):
+    make_window()
+    previous = sys.excepthook
+    install_excepthook()
+    try:
+        try:
+            raise RuntimeError("a bug behind a button")
+        except RuntimeError:
+            sys.excepthook(*sys.exc_info())
+    finally:
+        sys.excepthook = previous
+    dialogs = [w for w in QApplication.topLevelWidgets() if isinstance(w, ErrorDialog)]
+    assert dialogs
+    dialog = dialogs[-1]
+    assert str(log_file()) in dialog.text()
+    assert "RuntimeError" in dialog.text() and "Traceback" not in dialog.text()
+    assert "Traceback" in dialog.detailedText()
+    assert "a bug behind a button" in log_file().read_text()
+    dialog.close()
+
+
+def test_screenshot_mode_writes_a_png_of_the_page(qtbot, tmp_path):
+    target = tmp_path / "shots" / "data.png"
+    assert run_app(["--screenshot", str(target), "--page", "data"]) == 0
+    image = QImage(str(target))
+    assert not image.isNull() and image.width() >= 1000

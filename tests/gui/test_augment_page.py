@@ -1,0 +1,70 @@
+"""The Augmentation page: a control per change, presets, and a preview made off the GUI thread."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtWidgets import QFileDialog
+
+from finetune_gui.core.augment import PRESETS
+
+
+@pytest.fixture
+def augment_page(qtbot, make_window):
+    window = make_window()
+    page = window.pages["augment"]
+    with qtbot.waitSignal(page.preview_shown, timeout=60_000):
+        window.go_to("augment")
+    return window, page
+
+
+def test_each_change_has_a_control(augment_page):
+    _, page = augment_page
+    assert set(page.sliders) == {"rotation", "zoom", "shift", "brightness", "contrast", "noise"}
+    assert page.flip.count() == 4
+    assert all(slider.toolTip() for slider, *_ in page.sliders.values())
+
+
+def test_moving_a_slider_changes_the_settings_and_refreshes_the_preview(qtbot, augment_page,
+                                                                      gap_meter):
+    window, page = augment_page
+    before = page.preview_labels[0].pixmap().toImage()
+    gap_meter.start()
+    with qtbot.waitSignal(page.preview_shown, timeout=30_000):
+        page.sliders["rotation"][0].setValue(45)
+        assert page.preview_status.text() == "Updating…"
+    gap_meter.stop()
+    assert window.state.settings.augment.rotation == 0.125  # 45 degrees of a full turn
+    assert page.sliders["rotation"][1].text() == "45°"
+    assert page.preview_labels[0].pixmap().toImage() != before
+    assert page.preset.currentText() == "Custom"
+    assert gap_meter.longest < 0.2, gap_meter.stacks()
+
+
+def test_quick_changes_are_previewed_once_with_the_newest_settings(qtbot, augment_page):
+    _, page = augment_page
+    starts = []
+    page.runner.running_changed.connect(lambda running: running and starts.append(1))
+    for value in (5, 10, 15, 20, 25):
+        page.sliders["zoom"][0].setValue(value)
+    qtbot.waitUntil(lambda: page._shown_request is not None
+                    and page._shown_request[1].zoom == 0.25, timeout=30_000)
+    assert len(starts) <= 2  # the running preview, then one for the newest settings
+
+
+def test_a_preset_sets_every_control(augment_page):
+    window, page = augment_page
+    page.preset.setCurrentIndex(page.preset.findData("strong"))
+    assert window.state.settings.augment == PRESETS["strong"]
+    assert page.flip.currentData() == "horizontal_and_vertical"
+    assert page.sliders["noise"][0].value() == 8
+    assert window.steps.status_text("augment") == "strong"
+
+
+def test_an_unreadable_preview_image_is_explained(qtbot, augment_page, tmp_path, monkeypatch):
+    _, page = augment_page
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(broken), ""))
+    with qtbot.waitSignal(page.runner.failed, timeout=30_000):
+        page.choose_image()
+    assert "cannot be shown" in page.preview_status.text()

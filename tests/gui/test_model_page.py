@@ -1,0 +1,101 @@
+"""The Model page: backbone table, weights source, unfreeze slider and picture, options."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QRadioButton,
+    QSlider,
+    QSpinBox,
+    QTableWidget,
+)
+
+from finetune_gui.core.backbones import BACKBONES
+
+
+@pytest.fixture
+def model_page(qtbot, make_window):
+    window = make_window()
+    page = window.pages["model"]
+    with qtbot.waitSignal(page.network_described, timeout=60_000):
+        window.go_to("model")
+    return window, page
+
+
+def test_every_backbone_is_listed_with_size_input_and_hint(model_page):
+    _, page = model_page
+    table: QTableWidget = page.backbone_table
+    assert table.rowCount() == len(BACKBONES)
+    rows = {table.item(r, 0).text(): [table.item(r, c).text() for c in range(1, 5)]
+            for r in range(table.rowCount())}
+    assert rows["ResNet50"] == ["ResNet", "23.6 M", "224 px", "medium speed, more accurate"]
+    assert rows["InceptionV3"][2] == "299 px"
+
+
+def test_every_control_explains_itself_in_a_tooltip(model_page):
+    _, page = model_page
+    controls = [w for kind in (QSpinBox, QDoubleSpinBox, QComboBox, QSlider, QRadioButton)
+                for w in page.findChildren(kind)]
+    assert len(controls) >= 18
+    missing = [w.objectName() or type(w).__name__ for w in controls if not w.toolTip()]
+    assert missing == []
+
+
+def test_unfreeze_slider_redraws_the_picture_and_the_count_at_once(qtbot, model_page):
+    window, page = model_page
+    description = page.description
+    assert page.unfreeze_slider.maximum() == description.max_unfreeze_blocks
+    page.unfreeze_slider.setValue(0)
+    assert window.state.settings.unfreeze_blocks == 0
+    assert not any(b.trainable for b in page.network.description.blocks)
+    assert "only the new head learns" in page.unfreeze_label.text()
+    page.unfreeze_slider.setValue(3)
+    trainable = [b.trainable for b in page.network.description.blocks]
+    assert trainable.count(True) == 3 and all(trainable[-3:])
+    assert page.network.description.trainable_params > description.head_params
+    assert window.steps.status_text("model") == "MobileNetV2, tune 3 blocks"
+
+
+def test_training_from_scratch_makes_every_block_trainable(qtbot, model_page):
+    window, page = model_page
+    qtbot.mouseClick(page.weights_buttons["none"], Qt.MouseButton.LeftButton)
+    assert window.state.settings.weights == "none"
+    assert not page.unfreeze_slider.isEnabled()
+    assert all(b.trainable for b in page.network.description.blocks)
+    assert "from scratch" in window.steps.status_text("model")
+
+
+def test_advanced_settings_fold_open_and_apply(qtbot, model_page):
+    window, page = model_page
+    options = page.options
+    assert not options.advanced.isVisible()
+    qtbot.mouseClick(options.advanced_toggle, Qt.MouseButton.LeftButton)
+    assert options.advanced.isVisible()
+    options.optimizer.setCurrentIndex(options.optimizer.findData("sgd"))
+    options.patience.setValue(0)
+    assert window.state.settings.optimizer == "sgd"
+    assert window.state.settings.patience == 0
+    assert options.patience.text() == "never stop early"
+
+
+def test_an_impossible_setting_is_refused_in_plain_words(model_page):
+    window, page = model_page
+    options = page.options
+    options.epochs_finetune.setValue(0)
+    options.epochs_head.setValue(0)
+    assert "at least one epoch" in page.error_banner.text()
+    assert window.state.settings.epochs_head == 5  # kept, and the control shows it again
+    assert options.epochs_head.value() == 5
+
+
+def test_a_smaller_image_size_is_kept_only_when_the_new_backbone_accepts_it(qtbot, model_page):
+    window, page = model_page
+    page.image_size.setCurrentIndex(page.image_size.findData(32))
+    assert window.state.settings.image_size == 32
+    page.select_backbone("inceptionv3")  # needs 75 px or more
+    assert window.state.settings.backbone == "inceptionv3"
+    assert window.state.settings.image_size is None
+    assert page.image_size.currentText() == "the network's own (299 px)"

@@ -1,0 +1,89 @@
+"""Results and Export pages on a finished run (one tiny run made once by the core)."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from finetune_gui.gui.pages.train import load_run
+from finetune_gui.gui.widgets.error_dialog import ErrorDialog
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def window(qtbot, make_window, trained_run):
+    window = make_window()
+    window.state.add_run(load_run(trained_run))
+    return window
+
+
+def test_results_show_metrics_matrix_and_mistakes(qtbot, window):
+    report = window.state.current_run.report
+    results = window.pages["results"]
+    window.go_to("results")
+    assert results.run_choice.currentText() == "shared-run"
+    assert f"{report.accuracy:.1%}" in results.headline.text()
+    assert results.metrics_table.rowCount() == len(report.classes) + 2
+    first = report.per_class[0]
+    assert results.metrics_table.item(0, 0).text() == first.name
+    assert results.metrics_table.item(0, 4).text() == str(first.support)
+    n = len(report.classes)
+    assert sum(results.matrix.count_at(i, j) for i in range(n) for j in range(n)) == report.count
+    assert results.gallery.count() == len(report.misclassified)
+    if report.misclassified:
+        qtbot.waitUntil(lambda: not results.runner.is_running, timeout=10_000)
+        worst = report.misclassified[0]
+        assert results.gallery.item(0).text().startswith(f"is {worst.true_label}")
+    assert window.steps.status_text("results").startswith("test accuracy")
+
+
+@pytest.mark.parametrize("diagonal", [True, False])
+def test_each_matrix_cell_opens_its_images(qtbot, window, diagonal):
+    report = window.state.current_run.report
+    results = window.pages["results"]
+    window.go_to("results")
+    n = len(report.classes)
+    cells = [(i, j) for i in range(n) for j in range(n)
+             if (i == j) == diagonal and report.confusion[i][j] > 0]
+    if not cells:
+        pytest.skip("this run has no such cell")
+    i, j = cells[0]
+    rect = results.matrix.visualRect(results.matrix.model().index(i, j))
+    qtbot.mouseClick(results.matrix.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    dialog = results.cell_dialogs[-1]
+    assert dialog.gallery.count() == report.confusion[i][j]
+    assert f"'{report.classes[i]}'" in dialog.windowTitle()
+    with qtbot.waitSignal(dialog.runner.succeeded, timeout=10_000, raising=False):
+        pass
+    dialog.close()
+
+
+def test_export_to_a_file_that_is_in_the_way_is_refused_plainly(qtbot, window, tmp_path):
+    export = window.pages["export"]
+    window.go_to("export")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("in the way")
+    export.target.setText(str(blocker / "model"))
+    with qtbot.waitSignal(export.export_runner.failed, timeout=120_000):
+        qtbot.mouseClick(export.export_button, Qt.MouseButton.LeftButton)
+    dialogs = [d for d in export.findChildren(ErrorDialog)]
+    assert dialogs and "is a file, not a folder" in dialogs[-1].text()
+    assert export.export_button.isEnabled()
+    dialogs[-1].close()
+
+
+def test_try_it_shows_top_three_and_explains_unreadable_files(qtbot, window, tmp_path):
+    export = window.pages["export"]
+    run = window.state.current_run
+    test_image = run.report.predictions[0]["path"]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 nothing")
+    with qtbot.waitSignal(export.predicted, timeout=120_000):
+        export.predict([test_image, broken])
+    assert export.predictions.rowCount() == 2
+    answers = [export.predictions.item(0, c).text() for c in (2, 3, 4)]
+    assert sorted(a.split()[0] for a in answers) == sorted(run.classes)
+    percents = [int(a.split()[1].rstrip("%")) for a in answers]
+    assert percents == sorted(percents, reverse=True)
+    assert export.predictions.item(1, 2).text().startswith("cannot read")
