@@ -750,8 +750,8 @@ def _failure_message(spec: ExportFormat, v: Verification) -> str:
     else:
         what = (
             f"picks the Keras model's class for only {v.judged_agreement:.1%} of "
-            f"{v.n_images} {v.images} (at least {v.min_agreement:.0%} needed); probabilities "
-            f"differ by up to {v.max_abs_diff:.3f}"
+            f"{v.n_images} {v.images}, where {v.min_agreement:.0%} is needed, and its "
+            f"probabilities differ by up to {v.max_abs_diff:.3f}"
         )
     advice = (
         " Full-integer quantisation loses this much on some models: export tflite-fp16 "
