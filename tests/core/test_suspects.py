@@ -15,6 +15,7 @@ from finetune_gui.core.suspects import (
     class_thresholds,
     cross_validated_probabilities,
     exclude_from_project,
+    features_saw_labels,
     find_suspect_labels,
     rank_suspects,
 )
@@ -101,3 +102,10 @@ def test_cross_validation_needs_two_images_of_every_class():
     probabilities = cross_validated_probabilities(features, np.array([0, 0, 0, 1, 1, 2, 2]), 4)
     assert probabilities.shape == (7, 4)
     assert np.allclose(probabilities.sum(axis=1), 1) and np.all(probabilities[:, 3] == 0)
+
+
+def test_runs_whose_backbone_learned_the_labels_are_told_apart(flipped):
+    settings = flipped.run.settings
+    assert not features_saw_labels(settings)  # a frozen base with a new head
+    assert features_saw_labels(settings.with_changes(weights="none"))
+    assert features_saw_labels(settings.with_changes(epochs_finetune=2, unfreeze_blocks=1))

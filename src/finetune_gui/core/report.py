@@ -28,6 +28,7 @@ from finetune_gui.core.report_svg import PALETTE, Series, line_chart, scatter_ch
 MAX_PICTURES = 12  # misclassified and suspect images shown, each
 MAX_LISTED = 40  # problem files and duplicate groups listed before "and N more"
 PICTURE_SIDE = 144
+MAX_MAP_POINTS = 3000
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -294,7 +295,7 @@ def _misclassified_section(run, model, report, max_pictures: int) -> str:
 
 def _suspects_and_map(run, model, data_root, max_pictures, progress, cancel) -> list[str]:
     from finetune_gui.core.embedding import far_from_class, project
-    from finetune_gui.core.suspects import rank_suspects, score_run_images
+    from finetune_gui.core.suspects import features_saw_labels, rank_suspects, score_run_images
 
     title = "<h2>Suspect labels</h2>"
     try:
@@ -304,10 +305,16 @@ def _suspects_and_map(run, model, data_root, max_pictures, progress, cancel) -> 
     except UserError as exc:
         return [title + f'<p class="warn">Could not be computed: {escape(str(exc))}</p>']
     suspects = rank_suspects(scored)
+    caveat = (
+        " The backbone itself learned from these labels, so mistakes among the training images"
+        " are harder to spot and some may be missing here."
+        if features_saw_labels(run.settings)
+        else ""
+    )
     intro = (
         '<p class="note">Images whose label the model contradicts, judged on predictions for '
         "images it did not train on (confident learning). Check them; the folder is not "
-        "changed.</p>"
+        f"changed.{caveat}</p>"
     )
     if suspects:
         index = {name: i for i, name in enumerate(scored.classes)}
@@ -326,11 +333,15 @@ def _suspects_and_map(run, model, data_root, max_pictures, progress, cancel) -> 
     given = [scored.classes[k] for k in scored.labels]
     points, variance = project(scored.features)
     outliers = far_from_class(scored.features, given)
+    if len(points) > MAX_MAP_POINTS:  # an SVG dot per image would make a huge file
+        keep = np.sort(np.random.default_rng(0).choice(len(points), MAX_MAP_POINTS, replace=False))
+        points, outliers, given = points[keep], outliers[keep], [given[i] for i in keep]
     share = " and ".join(f"{v:.0%}" for v in variance)
     chart = scatter_chart(points, given, scored.classes, title="Images as the model sees them",
                           marked=outliers)
     image_map = (
         f"<h2>Map of the images</h2><p class=\"note\">Pooled features of {len(points)} images "
+        f"{'(a sample) ' if len(scored.paths) > MAX_MAP_POINTS else ''}"
         f"projected by PCA (the axes hold {share or 'all'} of the variance); ringed: "
         f"{int(outliers.sum())} far from the rest of their class.</p>{chart}"
     )

@@ -195,6 +195,14 @@ def find_suspect_labels(
     return rank_suspects(scored)
 
 
+def features_saw_labels(settings) -> bool:
+    """True when the backbone itself was trained on the run's labels (from scratch, or with
+    blocks unfrozen), so k-fold scores of training images are less independent (see the top)."""
+    from finetune_gui.core.model import from_scratch
+
+    return from_scratch(settings) or bool(settings.epochs_finetune and settings.unfreeze_blocks)
+
+
 def exclude_from_project(project, paths) -> list[Path]:
     """Add images to the project's exclusions (the folder is not touched); returns those added."""
     known = set(project.excluded)
