@@ -27,6 +27,9 @@ def test_the_session_is_remembered_between_starts(qtbot, make_window, prefs):
     first.state.update_settings(backbone="efficientnetb0", epochs_head=7)
     first.go_to("augment")
     first.resize(1100, 700)
+    export = first.pages["export"]
+    export.target.setText("/tmp/models")
+    export.format_choice.setCurrentIndex(export.format_choice.findData("tflite"))
     first.close()
 
     second = make_window()
@@ -36,6 +39,7 @@ def test_the_session_is_remembered_between_starts(qtbot, make_window, prefs):
     # The offscreen screen is 800 px wide, so only the height can be restored exactly.
     assert second.height() == 700
     assert second.state.data_dir == demo_dataset_dir()
+    assert second.pages["export"].choices() == ("/tmp/models", "tflite")
 
 
 def test_save_new_and_reopen_a_project(qtbot, make_window, tmp_path):

@@ -68,7 +68,7 @@ class MainWindow(QMainWindow):
             "export": ExportPage(self.state),
         }
         self.steps = StepList(STEP_TITLES)
-        self.steps.setFixedWidth(220)
+        self.steps.setFixedWidth(250)
         self.stack = QStackedWidget()
         for key in STEPS:
             self.stack.addWidget(self.pages[key])
@@ -112,6 +112,8 @@ class MainWindow(QMainWindow):
             self._restore_session()
         else:
             self.state.set_data_dir(demo_dataset_dir())
+        self.pages["export"].restore_choices(self.prefs.last_folder("export"),
+                                             self.prefs.choice("export_format", "keras"))
         self.go_to(self.prefs.page if self.prefs.page in STEPS else "data")
 
     def _restore_session(self) -> None:
@@ -334,5 +336,8 @@ class MainWindow(QMainWindow):
         self.prefs.set_geometry(self.saveGeometry())
         self.prefs.page = self.current_step()
         self.prefs.remember_session(self.state.data_dir, self.state.settings, self.state.runs)
+        folder, fmt = self.pages["export"].choices()
+        self.prefs.set_last_folder("export", folder)
+        self.prefs.set_choice("export_format", fmt)
         self.prefs.sync()
 

@@ -91,6 +91,12 @@ class Preferences:
     def set_last_folder(self, purpose: str, folder: Path | str) -> None:
         self.store.setValue(f"folders/{purpose}", str(folder))
 
+    def choice(self, key: str, default: str = "") -> str:
+        return str(self.store.value(f"choices/{key}", default))
+
+    def set_choice(self, key: str, value: str) -> None:
+        self.store.setValue(f"choices/{key}", value)
+
     # -- recent projects ----------------------------------------------------------------------
     def recent_projects(self) -> list[Path]:
         return [Path(p) for p in self._json("recent_projects", [])]

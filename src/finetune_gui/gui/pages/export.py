@@ -199,6 +199,8 @@ class ExportPage(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(0, THUMB + 8)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        for column in range(2, 2 + TOP_K):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         trial.addWidget(self.predictions, 1)
         layout.addWidget(try_box, 1)
 
@@ -224,6 +226,16 @@ class ExportPage(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Save the model into", start)
         if folder:
             self.target.setText(folder)
+
+    def choices(self) -> tuple[str, str]:
+        """(destination folder, format) as last chosen, for the next session."""
+        return self.target.text().strip(), self.format_choice.currentData()
+
+    def restore_choices(self, folder: str, fmt: str) -> None:
+        self.target.setText(folder)
+        index = self.format_choice.findData(fmt)
+        if index >= 0:
+            self.format_choice.setCurrentIndex(index)
 
     def _show_format(self) -> None:
         spec = FORMATS[self.format_choice.currentData()]

@@ -53,6 +53,14 @@ TIPS = {
 }
 
 
+def _form(box: QGroupBox) -> QFormLayout:
+    """A form whose fields keep their natural width (a number box as wide as the window is hard
+    to read)."""
+    form = QFormLayout(box)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+    return form
+
+
 def _choices(combo: QComboBox, items: list[tuple[str, object]]) -> QComboBox:
     for text, value in items:
         combo.addItem(text, value)
@@ -84,7 +92,7 @@ class TrainingOptions(QWidget):
         row = QHBoxLayout()
 
         basics = QGroupBox("Training")
-        form = QFormLayout(basics)
+        form = _form(basics)
         self.epochs_head = QSpinBox()
         self.epochs_head.setRange(0, 500)
         self.epochs_finetune = QSpinBox()
@@ -98,7 +106,7 @@ class TrainingOptions(QWidget):
         row.addWidget(basics, 1)
 
         head = QGroupBox("New head")
-        head_form = QFormLayout(head)
+        head_form = _form(head)
         self.dense_units = QSpinBox()
         self.dense_units.setRange(0, 4096)
         self.dense_units.setSingleStep(64)
@@ -122,7 +130,7 @@ class TrainingOptions(QWidget):
         layout.addWidget(self.advanced_toggle)
 
         self.advanced = QGroupBox()
-        adv = QFormLayout(self.advanced)
+        adv = _form(self.advanced)
         self.lr_finetune = _choices(
             QComboBox(), [("automatic (a tenth of the head's)", None)]
             + [(f"{lr:g}", lr) for lr in LEARNING_RATES])

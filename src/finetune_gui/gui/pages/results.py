@@ -85,8 +85,10 @@ class ResultsPage(QWidget):
             ["Class", "Precision", "Recall", "F1", "Test images"])
         self.metrics_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.metrics_table.verticalHeader().setVisible(False)
-        self.metrics_table.horizontalHeader().setSectionResizeMode(
-            0, QHeaderView.ResizeMode.Stretch)
+        header = self.metrics_table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        for column in range(1, 5):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
         metrics_layout.addWidget(self.metrics_table)
         splitter.addWidget(metrics_box)
         matrix_box = QGroupBox("Confusion matrix (rows: true class, columns: prediction)")

@@ -273,7 +273,8 @@ class TrainPage(QWidget):
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
         self.progress.setValue(1 if status == "completed" else 0)
-        self.progress.setFormat("")
+        self.progress.setFormat({"completed": "done", "cancelled": "cancelled"}.get(status,
+                                                                                  "stopped"))
         self.status.setText(text)
         self.state.set_training(False)
         self._show_plan()

@@ -132,7 +132,8 @@ class ImageGallery(QListWidget):
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setMovement(QListView.Movement.Static)
         self.setIconSize(QSize(icon_size, icon_size))
-        self.setGridSize(QSize(icon_size + 56, icon_size + 58))
+        # Room for two caption lines such as "said triangles (100%)" without eliding.
+        self.setGridSize(QSize(icon_size + 84, icon_size + 48))
         self.setWordWrap(True)
         self.setSpacing(4)
         self.setUniformItemSizes(True)
