@@ -18,7 +18,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from compare_tutorial import make_weights, peak_rss_mb  # noqa: E402
+from compare_tutorial import make_weights, peak_rss_mb
 
 
 def main() -> None:
