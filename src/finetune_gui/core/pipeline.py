@@ -71,9 +71,15 @@ def batches(
 ):
     """A tf.data pipeline over aligned arrays (in memory or on disk) in batches.
 
-    Arrays on disk are gathered by index, so only one batch at a time is in memory.
+    Arrays on disk are gathered by index, so only one batch at a time is in memory. Under
+    MultiWorkerMirroredStrategy each worker runs the whole pipeline and keeps its share of each
+    batch (the DATA shard policy): there are no files to divide between workers, and with the
+    same seed every worker shuffles into the same order, so the shares do not overlap.
     """
     import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
 
     n = len(arrays[0])
     in_memory = not any(is_on_disk(a) for a in arrays)
@@ -83,7 +89,7 @@ def batches(
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
 
     signature = tuple(tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in arrays)
 
@@ -98,4 +104,4 @@ def batches(
                 return
 
     ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)

@@ -9,7 +9,9 @@ touched only once, at the end.
 from __future__ import annotations
 
 import math
+import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,13 +23,21 @@ from finetune_gui.core import runfolder as rf
 from finetune_gui.core.augment import build_augmentation
 from finetune_gui.core.dataset import DatasetScan, DatasetSplit, scan_folder, split_dataset
 from finetune_gui.core.devices import (
+    DevicePlan,
     apply_plan,
     detect_gpus,
     halve_batch,
+    multiworker_strategy,
     plan_devices,
     reset_precision,
 )
-from finetune_gui.core.errors import Cancelled, RunFolderError, TrainingDiverged, UserError
+from finetune_gui.core.errors import (
+    Cancelled,
+    RunFolderError,
+    SettingsError,
+    TrainingDiverged,
+    UserError,
+)
 from finetune_gui.core.evaluation import EvaluationReport, build_report, predict_probabilities
 from finetune_gui.core.events import (
     BatchEnded,
@@ -75,6 +85,7 @@ class RunResult:
     history: list[dict] = field(default_factory=list)
     report: EvaluationReport | None = None
     message: str = ""
+    wrote_run_folder: bool = True  # False on a worker that trained with others but is not the chief
 
 
 class BestWeights:
@@ -254,6 +265,47 @@ class TrainingJob:
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RunResult:
         """Train, evaluate on the test split, write the run folder; return what happened."""
+        plan = plan_devices(self.gpu_lister())
+        if plan.strategy == "multiworker":
+            import tensorflow as tf
+
+            multiworker_strategy()  # first: it cannot be made after any TensorFlow operation
+            if self.resume_state is not None:
+                raise SettingsError(
+                    "A run is resumed on one machine: unset TF_CONFIG and run `finetune-gui "
+                    "train --resume RUN` where the run folder is."
+                )
+            try:
+                return self._run(plan) if plan.is_chief else self._run_in_scratch_folder(plan)
+            except (tf.errors.UnavailableError, tf.errors.AbortedError) as exc:
+                raise UserError(
+                    f"Another process of the cluster stopped, so this one stopped too "
+                    f"({_collective_failure(exc)}). The chief's run folder keeps every finished "
+                    f"epoch: start all processes again, or unset TF_CONFIG and continue on one "
+                    f"machine with `finetune-gui train --resume RUN`."
+                ) from exc
+        return self._run(plan)
+
+    def _run_in_scratch_folder(self, plan: DevicePlan) -> RunResult:
+        """A worker that is not the chief trains in step with the others and saves when they do
+        (saving can take part in collective operations), but into a folder deleted at the end."""
+        chosen = self.run_dir
+        scratch = Path(tempfile.mkdtemp(prefix="finetune-gui-worker-"))
+        self.run_dir = scratch / "run"
+        try:
+            result = self._run(plan)
+        finally:
+            self.run_dir = chosen
+            shutil.rmtree(scratch, ignore_errors=True)
+        task = plan.cluster
+        result.message += (
+            f" This was {task.task_type} {task.index}: the chief writes the run folder, "
+            f"nothing was kept here."
+        )
+        result.run_dir, result.wrote_run_folder = chosen, False
+        return result
+
+    def _run(self, plan: DevicePlan) -> RunResult:
         import keras
 
         if self.resume_state is None:
@@ -268,7 +320,6 @@ class TrainingJob:
             self._write_status("running")
         keras.backend.clear_session()  # the GUI trains many times in one process
         keras.utils.set_random_seed(self.settings.seed)
-        plan = plan_devices(self.gpu_lister())
         self.progress(LogMessage(plan.summary))
         strategy = apply_plan(plan)
         try:
@@ -722,6 +773,12 @@ def resume_job(
         job.best.value = float(state["best_value"])
         job.best.epoch = state.get("best_epoch")
     return job
+
+
+def _collective_failure(exc: Exception) -> str:
+    """TensorFlow's reason without its internal function name: "...: The following tasks..."."""
+    text = re.sub(r"^\{\{[^}]*\}\}\s*", "", getattr(exc, "message", str(exc)))
+    return " ".join(text.split("\n")[:2]).strip()
 
 
 def _all_layers(model) -> list:
