@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-from finetune_gui import __version__
-
 EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
 SUBCOMMANDS = ("scan", "train", "evaluate", "predict", "export", "explain", "report")
 
@@ -26,7 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune a pretrained CNN on a folder of images. "
         "Run without a command to open the window.",
     )
-    parser.add_argument("--version", action="version", version=f"finetune-gui {__version__}")
+    parser.add_argument(
+        "--version",
+        action=PrintVersions,
+        help="show the versions of finetune-gui, Python, TensorFlow, Keras and Qt, and the GPU",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     scan = commands.add_parser("scan", help="check an image folder and report what is usable")
@@ -126,6 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", type=Path, default=None, help="where the run's image folder is now, if moved"
     )
     return parser
+
+
+class PrintVersions(argparse.Action):
+    """`--version`: what `finetune_gui.about.version_text` says, then exit 0."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from finetune_gui.about import version_text
+        from finetune_gui.quiet import route_warnings_to_log
+
+        route_warnings_to_log()
+        print(version_text())  # on stdout, as argparse's own version action does
+        parser.exit()
 
 
 def main(argv: list[str] | None = None) -> int:
