@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from finetune_gui.gui.pages.train import load_run
+from finetune_gui.gui.state import LoadedRun
 from finetune_gui.gui.widgets.error_dialog import ErrorDialog
 
 pytestmark = pytest.mark.slow
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def window(qtbot, make_window, trained_run):
     window = make_window()
-    window.state.add_run(load_run(trained_run))
+    window.state.add_run(LoadedRun.read(trained_run))
     return window
 
 

@@ -45,12 +45,12 @@ def install_excepthook() -> None:
         from PySide6.QtCore import QThread
         from PySide6.QtWidgets import QApplication
 
-        from finetune_gui.gui.logfile import log_exception
+        from finetune_gui.gui.logfile import log_trace
         from finetune_gui.gui.widgets.error_dialog import show_error
 
         app = QApplication.instance()
         if app is None or QThread.currentThread() is not app.thread():
-            log_exception("Unexpected error outside the GUI thread", trace)
+            log_trace("Unexpected error outside the GUI thread", trace)
             return
         show_error(app.activeWindow(), value, trace, "handling your last action",
                    title="Unexpected problem")
@@ -67,6 +67,7 @@ def run_app(argv: list[str]) -> int:
     from PySide6.QtWidgets import QApplication
 
     from finetune_gui.gui.logfile import setup_logging
+    from finetune_gui.quiet import route_warnings_to_log
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_NAME])
     app.setOrganizationName(APP_NAME)
@@ -74,6 +75,7 @@ def run_app(argv: list[str]) -> int:
     app.setApplicationDisplayName(APP_NAME)
     apply_style(app)
     setup_logging()
+    route_warnings_to_log()
     install_excepthook()
     if args.screenshot is not None:
         from finetune_gui.gui.screenshot import take_screenshot

@@ -8,6 +8,7 @@ from pathlib import Path
 from finetune_gui.core.dataset import DatasetScan
 from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback, ignore_progress
 from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.quiet import import_tensorflow_quietly
 
 
 def train(
@@ -21,6 +22,7 @@ def train(
 ):
     """Train with the core in this process; returns the core's `RunResult`."""
     progress(LogMessage("Getting ready: loading TensorFlow…"))
+    import_tensorflow_quietly()
     from finetune_gui.core.training import TrainingJob
 
     return TrainingJob(scan, settings, run_dir, progress=progress, cancel=cancel,
@@ -37,6 +39,7 @@ def export(
 ):
     """Export and verify a run's model with the core; returns the core's `ExportResult`."""
     progress(LogMessage("Getting ready: loading TensorFlow…"))
+    import_tensorflow_quietly()
     from finetune_gui.core.export import export_model
 
     return export_model(run_path, fmt, target, progress=progress, cancel=cancel)

@@ -1,35 +1,28 @@
-"""The app's log file: unexpected errors and their tracebacks go here, never to the user's face."""
+"""The GUI's side of the app's log file (`finetune_gui.applog` decides where it is).
+
+Two additions the GUI needs: records of the `logging` module go to the same file, and a
+traceback that arrives as text (from a worker thread or a child process, where the exception
+object no longer carries it) can be written too.
+"""
 
 from __future__ import annotations
 
+import datetime
 import logging
-import os
 from pathlib import Path
 
-LOG_NAME = "finetune-gui.log"
+from finetune_gui.applog import log_dir, log_file
+
+__all__ = ["log_dir", "log_file", "log_trace", "setup_logging"]
+
 _handler: logging.Handler | None = None
 
 
-def log_dir() -> Path:
-    """$FINETUNE_GUI_LOG_DIR (tests use it), else the platform's user log folder."""
-    override = os.environ.get("FINETUNE_GUI_LOG_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_log_dir("finetune-gui", appauthor=False))
-
-
-def log_file() -> Path:
-    return log_dir() / LOG_NAME
-
-
 def setup_logging() -> Path:
-    """Send the app's log records to the log file (once per process); return its path."""
+    """Send the app's `logging` records to the log file (once per process); return its path."""
     global _handler
     path = log_file()
     if _handler is None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         _handler = logging.FileHandler(path, encoding="utf-8")
         _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger("finetune_gui")
@@ -38,9 +31,10 @@ def setup_logging() -> Path:
     return path
 
 
-def log_exception(context: str, trace: str) -> Path:
-    """Write an unexpected error with its traceback to the log file; return the file's path."""
-    path = setup_logging()
-    logging.getLogger("finetune_gui.gui").error("%s\n%s", context, trace.rstrip())
-    _handler.flush()
+def log_trace(context: str, trace: str) -> Path:
+    """Append an unexpected error's traceback text to the log file; return the file's path."""
+    path = log_file()
+    stamp = datetime.datetime.now().isoformat(timespec="seconds")
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"--- {stamp} {context}\n{trace.rstrip()}\n\n")
     return path

@@ -30,9 +30,9 @@ from finetune_gui.gui.pages.data import DataPage
 from finetune_gui.gui.pages.export import ExportPage
 from finetune_gui.gui.pages.model import ModelPage
 from finetune_gui.gui.pages.results import ResultsPage
-from finetune_gui.gui.pages.train import TrainPage, load_run
+from finetune_gui.gui.pages.train import TrainPage
 from finetune_gui.gui.preferences import Preferences
-from finetune_gui.gui.state import STEP_TITLES, STEPS, ProjectState
+from finetune_gui.gui.state import STEP_TITLES, STEPS, LoadedRun, ProjectState
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.step_list import StepList
 from finetune_gui.gui.worker import JobRunner, load_tensorflow
@@ -68,7 +68,7 @@ class MainWindow(QMainWindow):
             "export": ExportPage(self.state),
         }
         self.steps = StepList(STEP_TITLES)
-        self.steps.setFixedWidth(250)
+        self.steps.setFixedWidth(270)
         self.stack = QStackedWidget()
         for key in STEPS:
             self.stack.addWidget(self.pages[key])
@@ -125,7 +125,7 @@ class MainWindow(QMainWindow):
         if runs:
             # A damaged last run is skipped; the Results page still lists the others.
             with contextlib.suppress(UserError):
-                self.state.set_current_run(load_run(runs[-1]))
+                self.state.set_current_run(LoadedRun.read(runs[-1]))
         folder = self.prefs.data_dir()
         if folder is not None and folder.is_dir():
             self.state.set_data_dir(folder)
@@ -245,7 +245,7 @@ class MainWindow(QMainWindow):
         current = None
         for run_path in reversed(runs):
             try:
-                current = load_run(run_path)
+                current = LoadedRun.read(run_path)
                 break
             except UserError:
                 continue

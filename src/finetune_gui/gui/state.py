@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Signal
 from finetune_gui.core.augment import PRESETS
 from finetune_gui.core.backbones import get_backbone, weights_kind
 from finetune_gui.core.dataset import DatasetScan, DatasetSplit, split_dataset
-from finetune_gui.core.errors import SettingsError
+from finetune_gui.core.errors import DatasetError, SettingsError
 from finetune_gui.core.settings import TrainingSettings
 
 STEPS = ("data", "model", "augment", "train", "results", "export")
@@ -44,6 +44,14 @@ class LoadedRun:
     folder: object  # core.runfolder.RunFolder
     report: object | None  # core.evaluation.EvaluationReport
     history: list[dict]
+
+    @classmethod
+    def read(cls, path: Path) -> LoadedRun:
+        """Open a run folder and parse its report (raises `RunFolderError` in plain words)."""
+        from finetune_gui.core.runfolder import RunFolder
+
+        folder = RunFolder.open(path)
+        return cls(folder, folder.report, folder.history)
 
     @property
     def path(self) -> Path:
@@ -75,6 +83,7 @@ class ProjectState(QObject):
         self.scanning = False
         self.settings = TrainingSettings()
         self.excluded: set[Path] = set()
+        self._split_cache: tuple[DatasetScan, tuple, DatasetSplit] | None = None
         self.runs: list[Path] = []
         self.current_run: LoadedRun | None = None
         self.training = False
@@ -108,13 +117,21 @@ class ProjectState(QObject):
         self.scan_changed.emit()
 
     def split(self) -> DatasetSplit:
-        """The split the next run will use (raises `DatasetError` with a plain reason)."""
-        if self.scan is None:
-            from finetune_gui.core.errors import DatasetError
+        """The split the next run will use (raises `DatasetError` with a plain reason).
 
+        Several pages ask after every settings change; the last answer is reused while the
+        scan and the split settings stay the same (a big folder takes a moment to split).
+        """
+        if self.scan is None:
             raise DatasetError("Choose a folder of images first (step Data).")
         s = self.settings
-        return split_dataset(self.scan, s.val_fraction, s.test_fraction, s.seed, self.excluded)
+        key = (s.val_fraction, s.test_fraction, s.seed, frozenset(self.excluded))
+        cached = self._split_cache
+        if cached is None or cached[0] is not self.scan or cached[1] != key:
+            split = split_dataset(self.scan, s.val_fraction, s.test_fraction, s.seed,
+                                  self.excluded)
+            self._split_cache = cached = (self.scan, key, split)
+        return cached[2]
 
     # -- settings -----------------------------------------------------------------------------
     def update_settings(self, **changes) -> str | None:

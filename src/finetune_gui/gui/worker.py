@@ -20,6 +20,7 @@ from PySide6.QtCore import QMutex, QMutexLocker, QObject, Qt, QThread, Signal, S
 from finetune_gui.core.errors import Cancelled
 from finetune_gui.core.events import BatchEnded, CancelToken, StageProgress
 from finetune_gui.gui.child_process import JobFailed, run_in_child
+from finetune_gui.quiet import import_tensorflow_quietly
 
 log = logging.getLogger(__name__)
 _IMPORT_LOCK = QMutex()
@@ -39,8 +40,7 @@ def load_tensorflow() -> None:
     """
     global _frozen
     with QMutexLocker(_IMPORT_LOCK):
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
+        import_tensorflow_quietly()  # its start-up chatter goes to the log file
 
         if not _frozen:
             # TensorFlow's import leaves ~300,000 objects that live as long as the process.

@@ -20,8 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.errors import UserError
-from finetune_gui.gui.pages.train import load_run
-from finetune_gui.gui.state import ProjectState
+from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.confusion_matrix import ConfusionMatrix
 from finetune_gui.gui.widgets.image_dialog import CellImagesDialog
@@ -130,7 +129,7 @@ class ResultsPage(QWidget):
         if not path or (current is not None and str(current.path) == path):
             return
         try:
-            self.state.set_current_run(load_run(Path(path)))
+            self.state.set_current_run(LoadedRun.read(Path(path)))
         except UserError as exc:
             self.notice.show_text(str(exc), "error")
 

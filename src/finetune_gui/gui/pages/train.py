@@ -44,20 +44,12 @@ STAGE_NAMES = {"decode": "Reading images", "extract": "Computing features of the
                "scan": "Checking files"}
 
 
-def load_run(path: Path) -> LoadedRun:
-    """Read a run folder and parse its report (call off the GUI thread for big reports)."""
-    from finetune_gui.core.runfolder import RunFolder
-
-    folder = RunFolder.open(path)
-    return LoadedRun(folder, folder.report, folder.history)
-
-
 def with_loaded_run(result) -> tuple[object, LoadedRun | None]:
     """After training (on the worker thread): read the run folder back for the Results page."""
     from finetune_gui.core.errors import RunFolderError
 
     try:
-        return result, load_run(result.run_dir)
+        return result, LoadedRun.read(result.run_dir)
     except RunFolderError:
         return result, None  # cancelled before the first epoch: nothing to show
 

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from finetune_gui.core.errors import UserError
-from finetune_gui.gui.logfile import log_exception
+from finetune_gui.gui.logfile import log_trace
 
 
 class ErrorDialog(QMessageBox):
@@ -33,7 +33,7 @@ def describe_failure(exc: BaseException, trace: str, doing: str) -> tuple[str, s
     """
     if isinstance(exc, UserError):
         return str(exc), trace, None
-    path = log_exception(f"Unexpected error while {doing}", trace or repr(exc))
+    path = log_trace(f"Unexpected error while {doing}", trace or repr(exc))
     message = (
         f"Something went wrong while {doing}: {type(exc).__name__}: {exc}\n\n"
         f"The details were written to {path}. The app is still usable."

@@ -53,7 +53,7 @@ class StepList(QListWidget):
         for key, title in steps.items():
             item = QListWidgetItem(title)
             item.setData(Qt.ItemDataRole.UserRole, key)
-            item.setSizeHint(QSize(220, 52))
+            item.setSizeHint(QSize(240, 52))
             self.addItem(item)
         self.currentRowChanged.connect(self._on_row_changed)
 

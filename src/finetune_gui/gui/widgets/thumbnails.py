@@ -133,7 +133,7 @@ class ImageGallery(QListWidget):
         self.setMovement(QListView.Movement.Static)
         self.setIconSize(QSize(icon_size, icon_size))
         # Room for two caption lines such as "said triangles (100%)" without eliding.
-        self.setGridSize(QSize(icon_size + 84, icon_size + 48))
+        self.setGridSize(QSize(icon_size + 110, icon_size + 48))
         self.setWordWrap(True)
         self.setSpacing(4)
         self.setUniformItemSizes(True)
