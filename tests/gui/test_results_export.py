@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PySide6.QtCore import Qt
 
@@ -87,3 +89,22 @@ def test_try_it_shows_top_three_and_explains_unreadable_files(qtbot, window, tmp
     percents = [int(a.split()[1].rstrip("%")) for a in answers]
     assert percents == sorted(percents, reverse=True)
     assert export.predictions.item(1, 2).text().startswith("cannot read")
+
+
+def test_mistakes_can_be_left_out_of_the_next_run_and_put_back(qtbot, window):
+    results = window.pages["results"]
+    data = window.pages["data"]
+    window.go_to("results")
+    if results.gallery.count() == 0:
+        pytest.skip("this run made no mistakes")
+    assert not results.leave_out_button.isEnabled()
+    results.gallery.item(0).setSelected(True)
+    qtbot.mouseClick(results.leave_out_button, Qt.MouseButton.LeftButton)
+    worst = window.state.current_run.report.misclassified[0].path
+    assert window.state.excluded == {Path(worst)}
+    assert window.state.dirty
+    window.go_to("data")
+    assert data.excluded_box.isVisible() and "1 image(s)" in data.excluded_note.text()
+    qtbot.mouseClick(data.put_back_button, Qt.MouseButton.LeftButton)
+    assert window.state.excluded == set()
+    assert not data.excluded_box.isVisible()

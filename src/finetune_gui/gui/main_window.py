@@ -251,7 +251,7 @@ class MainWindow(QMainWindow):
                 continue
         self.state.set_current_run(current)
         self.state.set_data_dir(project.data_dir)
-        self.state.excluded = set(project.excluded)
+        self.state.set_excluded(project.excluded)
         self.state.set_project_path(project.path)
         self.prefs.add_recent_project(project.path)
         self.prefs.set_last_folder("projects", project.path.parent)
@@ -277,7 +277,7 @@ class MainWindow(QMainWindow):
             if folder:
                 project.relocate(Path(folder))
                 self.state.set_data_dir(project.data_dir)
-                self.state.excluded = set(project.excluded)
+                self.state.set_excluded(project.excluded)
 
         box.buttonClicked.connect(decide)
         box.open()

@@ -68,6 +68,7 @@ class ProjectState(QObject):
     data_dir_changed = Signal()  # a new folder was chosen: the Data page scans it
     scan_changed = Signal()
     scanning_changed = Signal(bool)
+    excluded_changed = Signal()  # images left out of the next run
     settings_changed = Signal()
     runs_changed = Signal()
     current_run_changed = Signal()
@@ -91,6 +92,7 @@ class ProjectState(QObject):
         self.dirty = False
         for signal in (
             self.scan_changed,
+            self.excluded_changed,
             self.scanning_changed,
             self.runs_changed,
             self.current_run_changed,
@@ -107,6 +109,16 @@ class ProjectState(QObject):
         self._mark_dirty()
         self.data_dir_changed.emit()
         self.scan_changed.emit()
+        self.excluded_changed.emit()
+
+    def set_excluded(self, paths) -> None:
+        """Leave exactly these images out of the next run (e.g. ones with a wrong label)."""
+        self.excluded = {Path(p) for p in paths}
+        self._mark_dirty()
+        self.excluded_changed.emit()
+
+    def exclude(self, paths) -> None:
+        self.set_excluded(self.excluded | {Path(p) for p in paths})
 
     def set_scanning(self, scanning: bool) -> None:
         self.scanning = scanning

@@ -85,7 +85,9 @@ class DataPage(QWidget):
         self.runner.cancelled.connect(self._on_cancelled)
         state.data_dir_changed.connect(self._on_data_dir_changed)
         state.settings_changed.connect(self._show_split)
+        state.excluded_changed.connect(self._show_excluded)
         self._show_split()
+        self._show_excluded()
 
     # -- layout -------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -157,6 +159,18 @@ class DataPage(QWidget):
         self.tabs.addTab(self.class_table, "Classes")
         self.tabs.addTab(self.problem_table, "Problem files")
         layout.addWidget(self.tabs, 1)
+
+        excluded_row = QHBoxLayout()
+        self.excluded_note = QLabel()
+        self.excluded_note.setWordWrap(True)
+        self.put_back_button = QPushButton("Put them back")
+        self.put_back_button.setToolTip("Use every image again in the next run.")
+        self.put_back_button.clicked.connect(lambda: self.state.set_excluded(()))
+        excluded_row.addWidget(self.excluded_note, 1)
+        excluded_row.addWidget(self.put_back_button)
+        self.excluded_box = QWidget()
+        self.excluded_box.setLayout(excluded_row)
+        layout.addWidget(self.excluded_box)
 
         split_row = QHBoxLayout()
         val_tip = ("Images held back while training to check progress after each epoch and to "
@@ -314,6 +328,14 @@ class DataPage(QWidget):
             self.problem_table.setItem(row, 0, item)
             self.problem_table.setItem(row, 1, QTableWidgetItem(problem.reason))
         self.tabs.setTabText(1, f"Problem files ({len(scan.problems)})")
+        self._show_split()
+
+    def _show_excluded(self) -> None:
+        count = len(self.state.excluded)
+        self.excluded_box.setVisible(count > 0)
+        self.excluded_note.setText(
+            f"{count} image(s) are left out of the next run (marked on the Results page as "
+            f"probably wrongly labelled).")
         self._show_split()
 
     # -- split fractions ----------------------------------------------------------------------

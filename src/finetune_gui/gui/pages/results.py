@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QPushButton,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -104,7 +105,21 @@ class ResultsPage(QWidget):
         self.gallery_note.setStyleSheet("color:#4b5563;")
         gallery_layout.addWidget(self.gallery_note)
         self.gallery = ImageGallery(GALLERY_THUMB)
+        self.gallery.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.gallery.itemSelectionChanged.connect(self._on_gallery_selection)
         gallery_layout.addWidget(self.gallery)
+        leave_row = QHBoxLayout()
+        self.leave_out_button = QPushButton("Leave the selected images out of the next run")
+        self.leave_out_button.setToolTip(
+            "For images whose label is wrong: the next training run will not use them. "
+            "The Data page lists how many are left out and can put them back.")
+        self.leave_out_button.setEnabled(False)
+        self.leave_out_button.clicked.connect(self.leave_out_selected)
+        self.left_out_note = QLabel()
+        self.left_out_note.setStyleSheet("color:#4b5563;")
+        leave_row.addWidget(self.leave_out_button)
+        leave_row.addWidget(self.left_out_note, 1)
+        gallery_layout.addLayout(leave_row)
 
         vertical = QSplitter(Qt.Orientation.Vertical)
         vertical.addWidget(splitter)
@@ -200,6 +215,21 @@ class ResultsPage(QWidget):
                                    f"{item.predicted_label} with {item.confidence:.1%}")
         self.runner.shutdown()  # a gallery for an earlier run is no longer wanted
         self.runner.start(load_thumbnails, [item.path for item in wrong], GALLERY_THUMB)
+
+    def _on_gallery_selection(self) -> None:
+        self.leave_out_button.setEnabled(bool(self.gallery.selectedItems()))
+
+    def leave_out_selected(self) -> None:
+        """Mark the selected mistakes as left out of the next run (the user thinks their
+        label is wrong)."""
+        paths = [item.data(ImageGallery.PATH_ROLE) for item in self.gallery.selectedItems()]
+        if not paths:
+            return
+        self.state.exclude(paths)
+        self.left_out_note.setText(
+            f"{len(paths)} image(s) will be left out of the next run; {len(self.state.excluded)} "
+            f"in all.")
+        self.gallery.clearSelection()
 
     def _on_thumbnails(self, images) -> None:
         self.gallery.set_images(images)

@@ -97,7 +97,8 @@ class TrainPage(QWidget):
         self.runner.succeeded.connect(self._on_done)
         self.runner.failed.connect(self._on_failed)
         self.runner.cancelled.connect(self._on_cancelled)
-        for signal in (state.scan_changed, state.settings_changed, state.training_changed):
+        for signal in (state.scan_changed, state.settings_changed, state.training_changed,
+                       state.excluded_changed):
             signal.connect(self._show_plan)
         self._show_plan()
 
