@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint clean
+.PHONY: run test lint app clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: $(TEST_STAMP)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
+
+# The frozen app in dist/finetune-gui/ (PyInstaller), then its smoke test: docs/packaging.md.
+app: $(STAMP)
+	sh packaging/build.sh
+	sh packaging/smoke-test.sh
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
