@@ -35,7 +35,9 @@ def _train_in_background(data, run, weights) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def test_a_killed_run_resumes_from_its_last_epoch(other_shapes_dir, pretrained_base, tmp_path, capsys):
+def test_a_killed_run_resumes_from_its_last_epoch(
+    other_shapes_dir, pretrained_base, tmp_path, capsys
+):
     run = tmp_path / "run"
     process = _train_in_background(other_shapes_dir, run, pretrained_base)
     try:
