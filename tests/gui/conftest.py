@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faulthandler
+import gc
 import os
 import tempfile
 import time
@@ -117,6 +118,8 @@ class GapMeter(QObject):
         self.longest = 0.0
         self.ticks = 0
         self.long_gaps: list[tuple[float, float]] = []
+        self.long_collections: list[tuple[int, float]] = []
+        self._gc_started = 0.0
         self._last = self._last_cpu = 0.0
         self._dump_after = dump_after
         self._stacks_path = stacks_file
@@ -125,11 +128,23 @@ class GapMeter(QObject):
     def start(self) -> None:
         self._last, self._last_cpu = time.perf_counter(), time.thread_time()
         self.timer.start()
+        gc.callbacks.append(self._on_gc)
         faulthandler.dump_traceback_later(self._dump_after, repeat=False, file=self._stacks)
 
     def stop(self) -> None:
         self.timer.stop()
         faulthandler.cancel_dump_traceback_later()
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        """Garbage collections that stop every thread for a while (a suspect in any stall)."""
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._gc_started
+        if took > 0.05:
+            self.long_collections.append((info["generation"], round(took, 3)))
 
     def _tick(self) -> None:
         now, cpu = time.perf_counter(), time.thread_time()
@@ -146,7 +161,9 @@ class GapMeter(QObject):
         """The thread stacks written during stalls (empty when there were none)."""
         self._stacks.flush()
         text = self._stacks_path.read_text()[:6000]
-        return f"gaps over 100 ms (wall s, GUI-thread CPU s): {self.long_gaps}\n{text}"
+        return (f"gaps over 100 ms (wall s, GUI-thread CPU s): {self.long_gaps}\n"
+                f"garbage collections over 50 ms (generation, s): {self.long_collections}\n"
+                f"{text}")
 
     def close(self) -> None:
         self.stop()

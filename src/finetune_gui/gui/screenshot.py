@@ -53,6 +53,10 @@ class ScreenshotDirector(QObject):
         elif page == "augment":
             augment = self.window.pages["augment"]
             self.window.state.update_settings(augment="standard")
+            # A triangle shows rotation and flips; a circle looks the same after them.
+            triangle = next((i for i in range(augment.image_choice.count())
+                             if augment.image_choice.itemText(i).startswith("triangles")), 0)
+            augment.image_choice.setCurrentIndex(triangle)
             augment.preview_shown.connect(lambda: self._capture(200))
             self.window.go_to("augment")
         elif page in ("train", "results", "export"):

@@ -157,7 +157,9 @@ class AugmentPage(QWidget):
         preview.addWidget(self.preview_status)
         grid = QGridLayout()
         grid.setSpacing(6)
-        self.original_label = self._tile("original")
+        self.original_label = self._tile("the original image")
+        self.original_label.setStyleSheet(
+            "background:#eef1f4; border:2px solid #1f6feb; border-radius:4px;")
         grid.addWidget(self.original_label, 0, 0)
         self.preview_labels = []
         for index in range(PREVIEW_COUNT):
@@ -287,7 +289,7 @@ class AugmentPage(QWidget):
         augment = self.state.settings.augment
         self.preview_status.setText(
             "Augmentation is off: the model sees the images as they are." if augment.is_off
-            else "Top left: the original. The others: what training may see instead.")
+            else "Framed in blue: the original. The others: what training may see instead.")
         self.preview_shown.emit()
 
     def _on_preview_failed(self, exc: BaseException, trace: str) -> None:

@@ -131,16 +131,18 @@ class ImageGallery(QListWidget):
         self.setViewMode(QListView.ViewMode.IconMode)
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setMovement(QListView.Movement.Static)
-        self.setIconSize(QSize(icon_size, icon_size))
-        # Room for two caption lines such as "said triangles (100%)" without eliding.
-        self.setGridSize(QSize(icon_size + 110, icon_size + 48))
+        self.thumb_size = icon_size
+        # Qt wraps a caption at the picture's width: pictures padded to a wider area leave room
+        # for "said triangles (100%)" on one line.
+        self.setIconSize(QSize(icon_size + 64, icon_size))
+        self.setGridSize(QSize(icon_size + 84, icon_size + 48))
         self.setWordWrap(True)
         self.setSpacing(4)
         self.setUniformItemSizes(True)
 
     def add_image(self, path: str, caption: str, tooltip: str = "") -> QListWidgetItem:
         """Add one picture; its image arrives later through `set_image`."""
-        item = QListWidgetItem(QIcon(placeholder_pixmap(self.iconSize().width(), "…")), caption)
+        item = QListWidgetItem(self._icon(placeholder_pixmap(self.thumb_size, "…")), caption)
         item.setData(self.PATH_ROLE, path)
         item.setToolTip(tooltip or path)
         item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
@@ -149,12 +151,25 @@ class ImageGallery(QListWidget):
 
     def set_images(self, images: dict[str, QImage]) -> None:
         """Fill in pictures loaded by `load_thumbnails` (keyed by path)."""
-        size = self.iconSize().width()
+        size = self.thumb_size
         for row in range(self.count()):
             item = self.item(row)
             path = item.data(self.PATH_ROLE)
             if path in images:
-                item.setIcon(QIcon(to_pixmap(images[path], size)))
+                item.setIcon(self._icon(to_pixmap(images[path], size)))
+
+    def _icon(self, picture: QPixmap) -> QIcon:
+        """`picture` centred on a transparent canvas of the (wide) icon size."""
+        area = self.iconSize()
+        picture = picture.scaled(area, Qt.AspectRatioMode.KeepAspectRatio,
+                                 Qt.TransformationMode.SmoothTransformation)
+        canvas = QPixmap(area)
+        canvas.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(canvas)
+        painter.drawPixmap((area.width() - picture.width()) // 2,
+                           (area.height() - picture.height()) // 2, picture)
+        painter.end()
+        return QIcon(canvas)
 
     def paths(self) -> list[str]:
         return [self.item(row).data(self.PATH_ROLE) for row in range(self.count())]
