@@ -14,12 +14,14 @@ from finetune_gui.gui.logfile import log_file
 from finetune_gui.gui.widgets.error_dialog import ErrorDialog
 
 
-def test_first_start_opens_the_demo_images_ready_to_train(make_window):
+def test_first_start_opens_the_demo_images_ready_to_train(qtbot, make_window):
     window = make_window()
     assert window.state.data_dir == demo_dataset_dir()
     assert window.current_step() == "data"
     assert window.pages["train"].start_button.isEnabled()
     assert window.state.settings.weights == "imagenet"
+    qtbot.waitUntil(lambda: window.readiness.text() == "Ready", timeout=60_000)
+    assert window.versions.startswith("finetune-gui ") and "TensorFlow:" in window.versions
 
 
 def test_the_session_is_remembered_between_starts(qtbot, make_window, prefs):

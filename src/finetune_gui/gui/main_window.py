@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QUrl, Signal
@@ -40,9 +39,13 @@ from finetune_gui.gui.worker import JobRunner, load_tensorflow
 PROJECT_FILTER = "finetune-gui projects (*.ftproj);;All files (*)"
 
 
-def warm_up(*, progress, cancel) -> None:
-    """A job: import TensorFlow and Keras once, early, so the first real job starts quickly."""
+def warm_up(*, progress, cancel) -> str:
+    """A job: import TensorFlow and Keras once, early, so the first real job starts quickly;
+    returns the versions for the About dialog (collecting them needs TensorFlow)."""
     load_tensorflow()
+    from finetune_gui.about import version_text
+
+    return version_text()
 
 
 class MainWindow(QMainWindow):
@@ -56,6 +59,7 @@ class MainWindow(QMainWindow):
         prepare_child_processes()
         self.prefs = Preferences(preferences)
         self.last_dialog: QMessageBox | None = None  # the latest dialog (tests look at it)
+        self.versions = ""  # for the About dialog, once TensorFlow is loaded
         self.state = ProjectState(runs_root, self)
         self.setWindowTitle("finetune-gui")
         self.setMinimumSize(960, 640)
@@ -101,11 +105,8 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1280, 860)
-        if "tensorflow" not in sys.modules:
-            self.readiness.setText("Getting ready: loading TensorFlow…")
-            self.warm_up_runner.start(warm_up)
-        else:
-            self._on_ready()
+        self.readiness.setText("Getting ready: loading TensorFlow…")
+        self.warm_up_runner.start(warm_up)
         if project is not None:
             self.open_project(project)
         elif self.prefs.has_session:
@@ -136,7 +137,8 @@ class MainWindow(QMainWindow):
                     f"The last folder {folder} is gone; showing the demo images.", 10_000)
         self.state.set_project_path(None)
 
-    def _on_ready(self) -> None:
+    def _on_ready(self, versions: str) -> None:
+        self.versions = versions
         self.readiness.setText("Ready")
         self.ready.emit()
 
@@ -205,10 +207,10 @@ class MainWindow(QMainWindow):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
     def _about(self) -> None:
+        versions = self.versions or f"finetune-gui {__version__} (still loading TensorFlow)"
         QMessageBox.about(self, "About finetune-gui",
-                          f"finetune-gui {__version__}\n\nFine-tune a pretrained image classifier "
-                          f"on your own folder of images, without writing code.\n\n"
-                          f"Logs: {log_dir()}")
+                          "Fine-tune a pretrained image classifier on your own folder of images, "
+                          f"without writing code.\n\n{versions}\n\nLogs: {log_dir()}")
 
     # -- projects -----------------------------------------------------------------------------
     def new_project(self) -> None:
