@@ -146,6 +146,10 @@ class PrintVersions(argparse.Action):
 
 
 def main(argv: list[str] | None = None) -> int:
+    import multiprocessing
+
+    # A frozen app starts the GUI's child processes from this same executable.
+    multiprocessing.freeze_support()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help", "--version"):
         return _open_window(argv)
