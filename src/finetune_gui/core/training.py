@@ -781,6 +781,28 @@ def _collective_failure(exc: Exception) -> str:
     return " ".join(text.split("\n")[:2]).strip()
 
 
+def interrupted_runs(folder: Path | str) -> list[Path]:
+    """Run folders below `folder` that stopped mid-training (killed) and can be resumed.
+
+    A run counts when its run.json still says "running" and a checkpoint exists; newest first.
+    """
+    import json
+
+    found = []
+    root = Path(folder)
+    for run_dir in root.iterdir() if root.is_dir() else []:
+        facts_file = run_dir / rf.RUN_FILE
+        if not (run_dir / CHECKPOINT_DIR / STATE_FILE).exists() or not facts_file.exists():
+            continue
+        try:
+            status = json.loads(facts_file.read_text("utf-8")).get("status")
+        except (OSError, ValueError):
+            continue
+        if status == "running":
+            found.append(run_dir)
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
 def _all_layers(model) -> list:
     """Every layer of `model`, looking inside nested models."""
     found = []

@@ -29,6 +29,20 @@ def train(
                        exclude=exclude).run()
 
 
+def resume(
+    run_dir: Path,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+):
+    """Continue an interrupted run from its last completed epoch; returns the `RunResult`."""
+    progress(LogMessage("Getting ready: loading TensorFlow…"))
+    import_tensorflow_quietly()
+    from finetune_gui.core.training import resume_job
+
+    return resume_job(run_dir, progress=progress, cancel=cancel).run()
+
+
 def export(
     run_path: Path,
     fmt: str,

@@ -20,7 +20,9 @@ from PySide6.QtWidgets import (
 from finetune_gui import __version__
 from finetune_gui.core.errors import UserError
 from finetune_gui.core.project import Project
+from finetune_gui.core.runfolder import RunFolder
 from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.training import interrupted_runs
 from finetune_gui.demo import demo_dataset_dir
 from finetune_gui.gui.child_process import prepare_child_processes
 from finetune_gui.gui.logfile import log_dir
@@ -260,7 +262,34 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opened {project.path}", 5000)
         if project.data_dir_missing:
             self.last_dialog = self._offer_to_locate(project)
+        else:
+            self.offer_to_resume()
         return True
+
+    def offer_to_resume(self) -> QMessageBox | None:
+        """A run stopped mid-training (app closed, computer off): offer to continue it."""
+        interrupted = interrupted_runs(self.state.runs_root)
+        if not interrupted or self.state.training:
+            return None
+        run_dir = interrupted[0]
+        done = len(RunFolder.read_history(run_dir))
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Resume training?")
+        box.setText(f"The training run {run_dir.name} was interrupted after epoch {done}. "
+                    f"Continue it from there, with the same settings and images?")
+        resume = box.addButton("Resume", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
+
+        def decide(button) -> None:
+            if button is resume:
+                self.go_to("train")
+                self.pages["train"].resume_training(run_dir)
+
+        box.buttonClicked.connect(decide)
+        box.open()
+        self.last_dialog = box
+        return box
 
     def _offer_to_locate(self, project: Project) -> QMessageBox:
         """The project's image folder has moved: ask where it is now (without blocking)."""

@@ -204,20 +204,33 @@ class TrainPage(QWidget):
         settings = self.state.settings
         self.state.runs_root.mkdir(parents=True, exist_ok=True)
         run_dir = new_run_dir(self.state.runs_root, settings.backbone)
+        self._prepare_for_run(settings)
+        self.log.appendPlainText(f"— New run in {run_dir}")
+        # A separate process: see child_process.py for why training never shares the GUI's.
+        self.runner.start(engine_jobs.train, self.state.scan, settings, run_dir,
+                          frozenset(self.state.excluded), separate_process=True,
+                          then=with_loaded_run)
+        self.state.set_training(True)
+
+    def _prepare_for_run(self, settings) -> None:
         self.curves.clear()
         self.outcome.show_text("")
         self.results_button.hide()
         self._total_epochs = settings.epochs_head + settings.epochs_finetune
         self._phase = ""
         self._started_at = time.monotonic()
-        self.log.appendPlainText(f"— New run in {run_dir}")
         self.status.setText("Starting…")
         self.progress.setRange(0, 0)
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        # A separate process: see child_process.py for why training never shares the GUI's.
-        self.runner.start(engine_jobs.train, self.state.scan, settings, run_dir,
-                          frozenset(self.state.excluded), separate_process=True,
+
+    def resume_training(self, run_dir: Path) -> None:
+        """Continue a run that was interrupted (the app or the computer stopped mid-training)."""
+        if self.runner.is_running:
+            return
+        self._prepare_for_run(self.state.settings)
+        self.log.appendPlainText(f"— Resuming the interrupted run in {run_dir}")
+        self.runner.start(engine_jobs.resume, Path(run_dir), separate_process=True,
                           then=with_loaded_run)
         self.state.set_training(True)
 
