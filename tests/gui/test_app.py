@@ -127,3 +127,24 @@ def test_screenshot_mode_writes_a_png_of_the_page(qtbot, tmp_path):
     assert run_app(["--screenshot", str(target), "--page", "data"]) == 0
     image = QImage(str(target))
     assert not image.isNull() and image.width() >= 1000
+
+
+def test_without_a_screen_the_app_explains_instead_of_crashing():
+    from finetune_gui.gui.app import no_screen_message
+
+    headless = {"PATH": "/usr/bin"}
+    assert "No screen was found" in no_screen_message(headless, "linux")
+    assert no_screen_message({"DISPLAY": ":0"}, "linux") is None
+    assert no_screen_message({"WAYLAND_DISPLAY": "wayland-0"}, "linux") is None
+    assert no_screen_message({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+    assert no_screen_message(headless, "win32") is None
+
+
+def test_run_app_with_no_display_exits_2_with_the_message(monkeypatch, capsys):
+    from finetune_gui.gui.app import run_app
+
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert run_app([]) == 2
+    assert "finetune-gui --help" in capsys.readouterr().err

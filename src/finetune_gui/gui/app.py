@@ -58,12 +58,27 @@ def install_excepthook() -> None:
     sys.excepthook = hook
 
 
+def no_screen_message(environ=os.environ, system: str = sys.platform) -> str | None:
+    """Why the window cannot open here, or None. Without this check Qt aborts the process with
+    "could not connect to display" and a core dump."""
+    if not system.startswith("linux") or environ.get("QT_QPA_PLATFORM"):
+        return None
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("No screen was found (neither DISPLAY nor WAYLAND_DISPLAY is set), so the window "
+            "cannot open. Run finetune-gui on a desktop, or use the command line: "
+            "finetune-gui --help.")
+
+
 def run_app(argv: list[str]) -> int:
     """Open the window (or take a screenshot); return the process exit code."""
     args = parse_args(list(argv))
     if args.screenshot is not None:
         # A screenshot needs no screen; an explicit platform (e.g. xcb under Xvfb) still wins.
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    elif (reason := no_screen_message()) is not None:
+        print(reason, file=sys.stderr)
+        return 2
     from PySide6.QtWidgets import QApplication
 
     from finetune_gui.gui.logfile import setup_logging
