@@ -118,3 +118,18 @@ def test_split_fractions_change_the_settings_and_the_counts(qtbot, make_window):
     assert window.state.settings.val_fraction == 0.25
     assert window.state.settings.test_fraction == 0.10
     assert page.split_label.text() == "→ 78 images to learn from, 30 to validate, 12 to test."
+
+
+def test_transparent_images_get_white_thumbnails_not_black(qtbot, tmp_path):
+    from PIL import Image
+
+    from finetune_gui.gui.widgets.thumbnails import load_thumbnail
+
+    icon = Image.new("RGBA", (48, 48), (0, 0, 0, 0))
+    for x in range(20, 28):
+        for y in range(20, 28):
+            icon.putpixel((x, y), (30, 30, 30, 255))  # a dark glyph on a transparent sheet
+    icon.save(tmp_path / "glyph.png")
+    thumb = load_thumbnail(tmp_path / "glyph.png", 48)
+    assert thumb.pixelColor(2, 2).name() == "#ffffff"
+    assert thumb.pixelColor(24, 24).name() == "#1e1e1e"

@@ -20,6 +20,8 @@ def _plot(title: str, y_label: str, legend_offset: tuple[int, int]) -> pg.PlotWi
     item.setTitle(title, color="#1f2933", size="11pt")
     item.setLabel("bottom", "epoch")
     item.setLabel("left", y_label)
+    # No "(x0.001)" unit prefixes: a loss of 0.4 should read 0.4.
+    item.getAxis("left").enableAutoSIPrefix(False)
     # No grid: drawing it tripled the cost of each per-epoch repaint (measured: 15 -> 45 ms).
     item.addLegend(offset=legend_offset)
     item.setMouseEnabled(x=False, y=False)

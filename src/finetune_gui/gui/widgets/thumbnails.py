@@ -33,6 +33,19 @@ def array_to_qimage(pixels: np.ndarray) -> QImage:
     return image.copy()  # the numpy buffer goes away; the copy owns its pixels
 
 
+def on_white(image: QImage) -> QImage:
+    """Transparent pixels laid on white, as the engine does when it reads an image; a plain
+    conversion to RGB turns them black, and dark icons then vanish into black squares."""
+    if not image.hasAlphaChannel():
+        return image.convertToFormat(QImage.Format.Format_RGB32)
+    flat = QImage(image.size(), QImage.Format.Format_RGB32)
+    flat.fill(QColor("white"))
+    painter = QPainter(flat)
+    painter.drawImage(0, 0, image)
+    painter.end()
+    return flat
+
+
 def load_thumbnail(path: Path | str, size: int) -> QImage:
     """The image scaled to fit `size` x `size`, or a null QImage if it cannot be read.
 
@@ -46,7 +59,7 @@ def load_thumbnail(path: Path | str, size: int) -> QImage:
         reader.setScaledSize(original.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
     image = reader.read()
     if not image.isNull():
-        return image.convertToFormat(QImage.Format.Format_RGB32)
+        return on_white(image)
     try:
         pixels = load_rgb(Path(path))
     except ImageReadError:
