@@ -42,6 +42,7 @@ def make_data(work: Path, train_images: int, size: int) -> Path:
 
 
 def make_weights(work: Path, size: int) -> Path:
+    from finetune_gui.core.classifier_parts import split_classifier
     from finetune_gui.core.runfolder import RunFolder
     from finetune_gui.core.settings import TrainingSettings
     from finetune_gui.core.training import TrainingJob
@@ -58,7 +59,7 @@ def make_weights(work: Path, size: int) -> Path:
     run = work / f"pretrain-run-{size}-{time.time_ns()}"
     TrainingJob(data, settings, run).run()
     model = RunFolder.open(run).load_model()
-    next(layer for layer in model.layers if getattr(layer, "layers", None)).save_weights(path)
+    split_classifier(model).base.save_weights(path)
     return path
 
 

@@ -49,6 +49,7 @@ def pretrained_base(tmp_path_factory, shapes_dir) -> Path:
     This stands in for an ImageNet download, which this machine cannot make: a real weights
     file, loaded through the same code path as any local file a user picks.
     """
+    from finetune_gui.core.classifier_parts import split_classifier
     from finetune_gui.core.runfolder import RunFolder
     from finetune_gui.core.settings import TrainingSettings
     from finetune_gui.core.training import TrainingJob
@@ -67,7 +68,7 @@ def pretrained_base(tmp_path_factory, shapes_dir) -> Path:
     )
     TrainingJob(shapes_dir, settings, folder / "run").run()
     model = RunFolder.open(folder / "run").load_model()
-    base = next(layer for layer in model.layers if getattr(layer, "layers", None))
+    base = split_classifier(model).base
     path = folder / "mobilenetv2_shapes_48.weights.h5"
     base.save_weights(path)
     return path

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +134,3 @@ def prune(limit: int = MAX_CACHE_BYTES) -> None:
             break
         shutil.rmtree(folder, ignore_errors=True)
         total -= size
-
-
-def touch_time() -> float:
-    return time.time()

@@ -436,11 +436,17 @@ class TrainingJob:
         finetune = [p for p in phases if p[0] == "finetune"]
         cut = cut_layer(self.classifier.ends, finetune[0][3]) if finetune else None
         augment = self._augmentation()
+        from finetune_gui.core.feature_cache import weights_identity
+
+        # Hashes the whole weights file: once per run, not once per part of the split.
+        weights_id = weights_identity(self.settings.weights)
         with strategy.scope():
             train_cache = self._cached_extract(
-                train_x, self.split.train, cut, augment, self.views, "extract"
+                train_x, self.split.train, cut, augment, self.views, "extract", weights_id
             )
-            val_cache = self._cached_extract(val_x, self.split.val, cut, None, 1, "extract-val")
+            val_cache = self._cached_extract(
+                val_x, self.split.val, cut, None, 1, "extract-val", weights_id
+            )
         views = train_cache.views
         labels = np.tile(train_y, views)
         sample_weights = np.tile(weights, views)
@@ -471,14 +477,14 @@ class TrainingJob:
                 phase, model, make_train, len(train_y), (val_inputs, val_y), epochs, lr, strategy
             )
 
-    def _cached_extract(self, images, items, cut, augment, views, stage):
+    def _cached_extract(self, images, items, cut, augment, views, stage, weights_id):
         """Extract the frozen part's output, or reuse it from an earlier run with the same key."""
         from finetune_gui.core import feature_cache
 
         key = feature_cache.cache_key(
             [p for p, _ in items],
             backbone=self.settings.backbone,
-            weights=feature_cache.weights_identity(self.settings.weights),
+            weights=weights_id,
             size=self.settings.resolved_image_size,
             augment=self.settings.augment.to_dict() if augment is not None else None,
             views=views if augment is not None else 1,
