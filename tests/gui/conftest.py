@@ -39,6 +39,20 @@ def private_qsettings():
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def garbage_collected_on_the_gui_thread(qapp):
+    """As in the app (gui/app.py): windows from earlier tests must not be collected by a worker
+    thread, which crashed the suite once with a segfault."""
+    from finetune_gui.gui.app import collect_garbage_on_gui_thread
+
+    collect_garbage_on_gui_thread(qapp)
+    yield
+    import gc
+
+    qapp.garbage_collector.timer.stop()
+    gc.enable()
+
+
 @pytest.fixture
 def prefs(tmp_path) -> QSettings:
     return QSettings(str(tmp_path / "preferences.ini"), QSettings.Format.IniFormat)

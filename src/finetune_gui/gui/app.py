@@ -89,6 +89,7 @@ def run_app(argv: list[str]) -> int:
     app.setApplicationName(APP_NAME)
     app.setApplicationDisplayName(APP_NAME)
     apply_style(app)
+    collect_garbage_on_gui_thread(app)
     setup_logging()
     route_warnings_to_log()
     install_excepthook()
@@ -104,6 +105,16 @@ def run_app(argv: list[str]) -> int:
     window.show()
     window.start(args.project)
     return int(app.exec())
+
+
+def collect_garbage_on_gui_thread(app) -> None:
+    """Python's cyclic collector runs in whichever thread happens to allocate; when that is a
+    worker thread and the garbage holds Qt objects, Qt deletes them off their thread and the
+    process crashes at random (seen here: a segfault while a scan thread collected). pyqtgraph's
+    GarbageCollector turns automatic collection off and collects on a GUI-thread timer."""
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    app.garbage_collector = GarbageCollector(interval=1.0)
 
 
 def apply_style(app) -> None:
