@@ -135,6 +135,9 @@ def engine(args) -> dict:
         patience=0, cache_mode=args.mode,
     )  # fmt: skip
     out = Path(args.work) / f"engine-run-{time.time_ns()}"
+    # A fresh feature cache: reusing an earlier run's extraction would time a second run, not
+    # a first one.
+    os.environ["FINETUNE_GUI_CACHE_DIR"] = str(out.with_name(out.name + "-cache"))
     result = TrainingJob(args.data, settings, out, views=args.views).run()
     return {"accuracy": result.report.accuracy}
 
