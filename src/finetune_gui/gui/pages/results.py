@@ -119,6 +119,7 @@ class ResultsPage(QWidget):
         gallery_layout.setContentsMargins(0, 0, 0, 0)
         self.gallery_note = QLabel()
         self.gallery_note.setStyleSheet("color:#4b5563;")
+        self.gallery_note.setWordWrap(True)
         gallery_layout.addWidget(self.gallery_note)
         self.gallery = ImageGallery(GALLERY_THUMB)
         self.gallery.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)

@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.events import LogMessage, StageProgress, StageStarted
 from finetune_gui.gui import insight_jobs
+from finetune_gui.gui.pages.results_suspects import plain_failure
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner
-from finetune_gui.gui.widgets.error_dialog import describe_failure
 from finetune_gui.gui.widgets.heatmap import HeatmapPanel, HeatmapService
 from finetune_gui.gui.worker import JobRunner
 
@@ -107,9 +107,6 @@ class EmbeddingMapView(QWidget):
         item.hideAxis("bottom")
         item.setMenuEnabled(False)
         item.hideButtons()
-        self.legend = item.addLegend(offset=(8, 8), labelTextColor=DARK,
-                                     brush=pg.mkBrush(255, 255, 255, 220),
-                                     pen=pg.mkPen("#d1d5db"))
         self.rings = pg.ScatterPlotItem(symbol="o", size=RING, pen=pg.mkPen(DARK, width=2),
                                         brush=None)
         self.chosen = pg.ScatterPlotItem(symbol="o", size=RING + 6,
@@ -118,7 +115,15 @@ class EmbeddingMapView(QWidget):
         for extra in (self.rings, self.chosen):
             self.plot.addItem(extra)
             extra.sigClicked.connect(self._on_clicked)
-        splitter.addWidget(self.plot)
+        # The legend sits above the plot, where it never hides a dot.
+        plot_box = QWidget()
+        plot_layout = QVBoxLayout(plot_box)
+        plot_layout.setContentsMargins(0, 0, 0, 0)
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        plot_layout.addWidget(self.legend)
+        plot_layout.addWidget(self.plot, 1)
+        splitter.addWidget(plot_box)
         self.panel = HeatmapPanel(heatmaps, "The image under the dot you clicked.")
         splitter.addWidget(self.panel)
         splitter.setStretchFactor(0, 1)
@@ -142,7 +147,7 @@ class EmbeddingMapView(QWidget):
         for scatter in self.class_items.values():
             self.plot.removeItem(scatter)
         self.class_items.clear()
-        self.legend.clear()
+        self.legend.setText("")
         self.rings.clear()
         self.chosen.clear()
 
@@ -220,15 +225,12 @@ class EmbeddingMapView(QWidget):
         far = np.flatnonzero(found.outliers)
         self.rings.setData(pos=found.points[far] if len(far) else np.zeros((0, 2)),
                            data=list(far))
-        if wrong.any():
-            self.legend.addItem(pg.ScatterPlotItem(symbol="x", size=CROSS, pen=pg.mkPen(DARK),
-                                                   brush=pg.mkBrush("#9ca3af")),
-                                "model says another class")
-        if len(far):
-            self.legend.addItem(pg.ScatterPlotItem(symbol="o", size=RING - 6,
-                                                   pen=pg.mkPen(DARK, width=2), brush=None),
-                                "far from its class")
-        self.plot.getPlotItem().autoRange()
+        entries = [f"<span style='color:{class_colour(i, len(found.classes))}; "
+                   f"font-size:14pt'>●</span>&nbsp;{name}" for i, name in enumerate(found.classes)]
+        entries.append("<b>✕</b>&nbsp;model says another class")
+        entries.append("<span style='font-size:13pt'>◯</span>&nbsp;far from its class")
+        self.legend.setText("&nbsp;&nbsp;&nbsp; ".join(entries))
+        self.plot.getPlotItem().autoRange(padding=0.08)
         self.status.setText(
             f"{len(found.paths)} images. {int(wrong.sum())} the model puts in another class "
             f"(crosses); {len(far)} far from their class (rings).")
@@ -262,8 +264,7 @@ class EmbeddingMapView(QWidget):
     def _on_failed(self, exc: BaseException, trace: str) -> None:
         self._set_busy(False)
         self.status.setText("")
-        message, _, _ = describe_failure(exc, trace, "drawing the map")
-        self.problem.show_text(message, "error")
+        self.problem.show_text(plain_failure(exc, trace, "drawing the map"), "error")
         self.finished.emit("failed")
 
     # -- choosing a dot -----------------------------------------------------------------------

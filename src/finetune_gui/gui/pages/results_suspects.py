@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.events import LogMessage, StageProgress, StageStarted
 from finetune_gui.gui import insight_jobs
+from finetune_gui.gui.child_process import JobProcessDied
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner
 from finetune_gui.gui.widgets.error_dialog import describe_failure
@@ -36,6 +37,15 @@ THUMB = 56
 COLUMNS = ["", "Image", "Labelled as", "Model suggests", "Confidence", "Used for"]
 USED_FOR = {"train": "training", "val": "validation", "test": "testing"}
 LEFT_OUT = QColor("#9ca3af")
+
+
+def plain_failure(exc: BaseException, trace: str, doing: str) -> str:
+    """The sentence to show for a failed insight job (never a traceback)."""
+    if isinstance(exc, JobProcessDied):
+        return (f"The background process stopped while {doing} (often: the computer ran out of "
+                f"memory). Close other programs and try again; the log file has details.")
+    message, _, _ = describe_failure(exc, trace, doing)
+    return message
 
 
 def _cell(text: str, right: bool = False) -> QTableWidgetItem:
@@ -242,8 +252,7 @@ class SuspectsView(QWidget):
     def _on_failed(self, exc: BaseException, trace: str) -> None:
         self._set_busy(False)
         self.status.setText("")
-        message, _, _ = describe_failure(exc, trace, "looking for wrong labels")
-        self.problem.show_text(message, "error")
+        self.problem.show_text(plain_failure(exc, trace, "looking for wrong labels"), "error")
         self.finished.emit("failed")
 
     # -- leaving images out -------------------------------------------------------------------

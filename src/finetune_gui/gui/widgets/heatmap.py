@@ -30,6 +30,7 @@ from finetune_gui.gui.widgets.thumbnails import array_to_qimage, placeholder_pix
 from finetune_gui.gui.worker import JobRunner, load_tensorflow
 
 PANEL_SIDE = 240  # the picture's longest side on screen
+TEXT_WIDTH = 220  # the column beside the picture
 CACHE_SIZE = 24
 HOT = "#dc0000"
 COLD = "#00008c"
@@ -171,43 +172,50 @@ class HeatmapPanel(QWidget):
         self._picture = None
         self._path: Path | None = None
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
-        self.setFixedWidth(PANEL_SIDE + 24)
+        self.setFixedWidth(PANEL_SIDE + TEXT_WIDTH + 20)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 0, 6, 0)
+        layout.setContentsMargins(6, 0, 0, 0)
         layout.setSpacing(4)
         self.intro = QLabel(intro)
         self.intro.setWordWrap(True)
         self.intro.setStyleSheet("color:#4b5563;")
         layout.addWidget(self.intro)
-        self.title = QLabel()
-        self.title.setWordWrap(True)
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.title)
+        row = QHBoxLayout()
+        row.setSpacing(10)
         self.picture = QLabel()
         self.picture.setFixedSize(PANEL_SIDE, PANEL_SIDE)
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.picture.setStyleSheet("background:#f3f4f6; border-radius:4px;")
-        layout.addWidget(self.picture)
+        row.addWidget(self.picture, 0, Qt.AlignmentFlag.AlignTop)
+        text = QVBoxLayout()
+        text.setSpacing(6)
+        self.title = QLabel()
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.title.setFixedWidth(TEXT_WIDTH)
+        text.addWidget(self.title)
         self.caption = QLabel()
         self.caption.setWordWrap(True)
-        layout.addWidget(self.caption)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Heatmap for:"))
+        text.addWidget(self.caption)
+        self._heading = QLabel("Heatmap for:")
+        text.addWidget(self._heading)
         self.class_choice = QComboBox()
         self.class_choice.setToolTip("Which answer to explain: the heatmap shows where the "
                                      "model saw that class.")
         self.class_choice.currentIndexChanged.connect(self._ask)
-        row.addWidget(self.class_choice, 1)
-        layout.addLayout(row)
+        text.addWidget(self.class_choice)
         self.show_heat = QCheckBox("Show the heatmap")
         self.show_heat.setChecked(True)
         self.show_heat.setToolTip("Untick to see the image as it is.")
         self.show_heat.toggled.connect(self._draw)
-        layout.addWidget(self.show_heat)
+        text.addWidget(self.show_heat)
         self.meaning = QLabel()
         self.meaning.setWordWrap(True)
         self.meaning.setStyleSheet("color:#4b5563;")
-        layout.addWidget(self.meaning)
+        text.addWidget(self.meaning)
+        text.addStretch(1)
+        row.addLayout(text)
+        layout.addLayout(row)
         layout.addStretch(1)
         service.explained.connect(self._on_explained)
         service.failed.connect(self._on_failed)
@@ -236,6 +244,7 @@ class HeatmapPanel(QWidget):
         self.class_choice.setEnabled(len(choices) > 1)
         for widget in (self.class_choice, self.show_heat):
             widget.setVisible(True)
+        self._heading.setVisible(True)
         self._ask()
 
     def clear(self, text: str = "") -> None:
@@ -248,6 +257,7 @@ class HeatmapPanel(QWidget):
         self.class_choice.clear()
         for widget in (self.class_choice, self.show_heat):
             widget.setVisible(False)
+        self._heading.setVisible(False)
         self.picture.setPixmap(placeholder_pixmap(PANEL_SIDE, text or "no image chosen"))
 
     @property
