@@ -37,11 +37,13 @@ from finetune_gui.gui import engine_jobs
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
+from finetune_gui.gui.widgets.heatmap import HeatmapPanel, HeatmapService
 from finetune_gui.gui.widgets.thumbnails import load_thumbnail, to_pixmap
 from finetune_gui.gui.worker import JobRunner, load_tensorflow
 
 THUMB = 64
 TOP_K = 3
+RANKS = ("best answer", "second", "third")
 
 
 def predict_job(
@@ -112,6 +114,11 @@ class ExportPage(QWidget):
         self.predict_runner = JobRunner("predict", self)
         self._model = None
         self._model_run: Path | None = None
+        # Heatmaps reuse the model the predictions loaded; the two never use it at once.
+        self.heatmaps = HeatmapService("try-heatmaps", self)
+        self.heatmaps.runner.running_changed.connect(self._predict_waiting)
+        self._waiting: list[Path] = []
+        self._shown_predictions: list = []
         self._build()
         self.export_runner.event.connect(self._on_export_event)
         self.export_runner.succeeded.connect(self._on_exported)
@@ -195,13 +202,21 @@ class ExportPage(QWidget):
             ["", "Image", "Best answer", "Second", "Third"])
         self.predictions.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.predictions.verticalHeader().setVisible(False)
+        self.predictions.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.predictions.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.predictions.currentCellChanged.connect(self._show_heatmap)
         header = self.predictions.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(0, THUMB + 8)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         for column in range(2, 2 + TOP_K):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        trial.addWidget(self.predictions, 1)
+        answers = QHBoxLayout()
+        answers.addWidget(self.predictions, 1)
+        self.heatmap_panel = HeatmapPanel(
+            self.heatmaps, "Click a row: the heatmap shows where the model looked for its answer.")
+        answers.addWidget(self.heatmap_panel)
+        trial.addLayout(answers, 1)
         layout.addWidget(try_box, 1)
 
     # -- the run ------------------------------------------------------------------------------
@@ -210,6 +225,7 @@ class ExportPage(QWidget):
         ready = run is not None
         self.export_button.setEnabled(ready)
         self.drop_area.setEnabled(ready)
+        self.heatmaps.set_run(run.folder if ready else None)
         if not ready:
             self.run_label.setText("")
             self.notice.show_text("Train a model first (step Train); then save it here.", "info")
@@ -312,14 +328,29 @@ class ExportPage(QWidget):
         if self.predict_runner.is_running:
             self.predict_status.setText("Still busy with the previous images; try again.")
             return
+        self.heatmaps.pause(True)
+        if self.heatmaps.is_busy:  # it uses the model for a moment longer: wait for it
+            self._waiting = files
+            self.predict_status.setText("Classifying in a moment…")
+            return
         self.predict_status.setText(
             "Loading the model and classifying…" if self._model is None else "Classifying…")
         self._model_run = run.path
         self.predict_runner.start(predict_job, run.folder, files, self._model)
 
+    def _predict_waiting(self, heatmap_running: bool) -> None:
+        if not heatmap_running and self._waiting:
+            files, self._waiting = self._waiting, []
+            self.predict(files)
+
     def _on_predicted(self, outcome: tuple[object, list, dict[str, QImage]]) -> None:
         model, predictions, thumbnails = outcome
         self._model = model
+        if self._model_run is not None:
+            self.heatmaps.adopt_model(self._model_run, model)
+        self.heatmaps.pause(False)
+        self._shown_predictions = list(predictions)
+        self.heatmap_panel.clear()
         self.predictions.setRowCount(0)
         for prediction in predictions:
             row = self.predictions.rowCount()
@@ -342,13 +373,32 @@ class ExportPage(QWidget):
                     item.setFont(font)
                 self.predictions.setItem(row, column, item)
             self.predictions.setRowHeight(row, THUMB + 6)
-        self.predict_status.setText(f"{len(predictions)} image(s) classified.")
+        self.predict_status.setText(f"{len(predictions)} image(s) classified. Click a row to see "
+                                    f"where the model looked.")
+        if predictions:
+            self.predictions.setCurrentCell(0, 1)
         self.predicted.emit()
+
+    def _show_heatmap(self, row: int, column: int = 0, previous_row: int = -1, *_) -> None:
+        """The heatmap of a tried image, for its best answer (the others can be chosen)."""
+        if row == previous_row or not 0 <= row < len(self._shown_predictions):
+            return
+        prediction = self._shown_predictions[row]
+        if prediction.error or not prediction.top:
+            self.heatmap_panel.clear("cannot read this image")
+            return
+        best, probability = prediction.top[0]
+        self.heatmap_panel.show_image(
+            prediction.path, f"The model says <b>{best}</b> ({probability:.0%} sure).",
+            [(f"{rank}: {label} ({p:.0%})", label)
+             for rank, (label, p) in zip(RANKS, prediction.top, strict=False)])
 
     def _on_predict_failed(self, exc: BaseException, trace: str) -> None:
         self.predict_status.setText("")
+        self.heatmaps.pause(False)
         show_error(self, exc, trace, "classifying the images")
 
     def shutdown(self) -> None:
         self.export_runner.shutdown()
         self.predict_runner.shutdown()
+        self.heatmaps.shutdown()

@@ -16,14 +16,18 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from finetune_gui.core.errors import UserError
+from finetune_gui.gui.pages.results_map import EmbeddingMapView
+from finetune_gui.gui.pages.results_suspects import SuspectsView
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.confusion_matrix import ConfusionMatrix
+from finetune_gui.gui.widgets.heatmap import HeatmapPanel, HeatmapService
 from finetune_gui.gui.widgets.image_dialog import CellImagesDialog
 from finetune_gui.gui.widgets.thumbnails import ImageGallery, load_thumbnails
 from finetune_gui.gui.worker import JobRunner
@@ -39,8 +43,17 @@ def _number(value: float | None, percent: bool = False) -> QTableWidgetItem:
     return item
 
 
+def mistake_choices(true_label: str, predicted_label: str) -> list[tuple[str, str]]:
+    """Heatmap choices for an image the model got wrong: its answer first, then its label."""
+    if true_label == predicted_label:
+        return [(f"what it said: {predicted_label}", predicted_label)]
+    return [(f"what it said: {predicted_label}", predicted_label),
+            (f"the label: {true_label}", true_label)]
+
+
 class ResultsPage(QWidget):
-    """Run picker, per-class table, clickable confusion matrix, gallery of mistakes."""
+    """Run picker, per-class table, clickable confusion matrix, and tabs that look closer:
+    the mistakes with heatmaps, suspect labels, and a map of all images."""
 
     gallery_filled = Signal()
 
@@ -50,6 +63,8 @@ class ResultsPage(QWidget):
         self.runner = JobRunner("mistake-thumbnails", self)
         self.runner.succeeded.connect(self._on_thumbnails)
         self.cell_dialogs: list[CellImagesDialog] = []
+        self.heatmaps = HeatmapService("heatmaps", self)
+        self._mistakes: dict[str, object] = {}  # path -> evaluation.Misclassified
         self._build()
         state.runs_changed.connect(self._fill_runs)
         state.current_run_changed.connect(self._show_run)
@@ -99,14 +114,17 @@ class ResultsPage(QWidget):
         splitter.addWidget(matrix_box)
         splitter.setSizes([420, 420])
 
-        gallery_box = QGroupBox("Mistakes, most confident first")
+        gallery_box = QWidget()
         gallery_layout = QVBoxLayout(gallery_box)
+        gallery_layout.setContentsMargins(0, 0, 0, 0)
         self.gallery_note = QLabel()
         self.gallery_note.setStyleSheet("color:#4b5563;")
+        self.gallery_note.setWordWrap(True)
         gallery_layout.addWidget(self.gallery_note)
         self.gallery = ImageGallery(GALLERY_THUMB)
         self.gallery.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.gallery.itemSelectionChanged.connect(self._on_gallery_selection)
+        self.gallery.currentItemChanged.connect(self._show_mistake)
         gallery_layout.addWidget(self.gallery)
         leave_row = QHBoxLayout()
         self.leave_out_button = QPushButton("Leave the selected images out of the next run")
@@ -121,10 +139,23 @@ class ResultsPage(QWidget):
         leave_row.addWidget(self.left_out_note, 1)
         gallery_layout.addLayout(leave_row)
 
+        mistakes = QWidget()
+        mistakes_layout = QHBoxLayout(mistakes)
+        mistakes_layout.addWidget(gallery_box, 1)
+        self.heatmap_panel = HeatmapPanel(
+            self.heatmaps, "Click a mistake: the heatmap shows where the model looked.")
+        mistakes_layout.addWidget(self.heatmap_panel)
+        self.suspects = SuspectsView(self.state)
+        self.map_view = EmbeddingMapView(self.state, self.heatmaps)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(mistakes, "Mistakes, most confident first")
+        self.tabs.addTab(self.suspects, "Suspect labels")
+        self.tabs.addTab(self.map_view, "Map of all images")
+
         vertical = QSplitter(Qt.Orientation.Vertical)
         vertical.addWidget(splitter)
-        vertical.addWidget(gallery_box)
-        vertical.setSizes([330, 260])
+        vertical.addWidget(self.tabs)
+        vertical.setSizes([260, 420])
         layout.addWidget(vertical, 1)
 
     # -- runs ---------------------------------------------------------------------------------
@@ -158,6 +189,11 @@ class ResultsPage(QWidget):
         self.matrix.setColumnCount(0)
         self.gallery.clear()
         self.gallery_note.setText("")
+        self._mistakes = {}
+        self.heatmaps.set_run(run.folder if run is not None else None)
+        self.heatmap_panel.clear()
+        self.suspects.show_run()
+        self.map_view.show_run()
         if run is None:
             self.headline.setText("")
             self.notice.show_text("No results yet: train a model first (step Train).", "info")
@@ -207,6 +243,7 @@ class ResultsPage(QWidget):
             f"{len(report.misclassified)} test images were classified wrongly"
             + (f"; the {len(wrong)} most confident are shown." if more else ".")
             + " High confidence on a wrong answer often means a wrong label.")
+        self._mistakes = {str(item.path): item for item in wrong}
         for item in wrong:
             caption = (f"is {item.true_label}\nsaid {item.predicted_label} "
                        f"({item.confidence:.0%})")
@@ -218,6 +255,18 @@ class ResultsPage(QWidget):
 
     def _on_gallery_selection(self) -> None:
         self.leave_out_button.setEnabled(bool(self.gallery.selectedItems()))
+
+    def _show_mistake(self, item) -> None:
+        """The heatmap of the mistake the user clicked last."""
+        mistake = self._mistakes.get(item.data(ImageGallery.PATH_ROLE)) if item else None
+        if mistake is None:
+            self.heatmap_panel.clear()
+            return
+        self.heatmap_panel.show_image(
+            mistake.path,
+            f"Labelled <b>{mistake.true_label}</b>; the model said "
+            f"<b>{mistake.predicted_label}</b> ({mistake.confidence:.0%} sure).",
+            mistake_choices(mistake.true_label, mistake.predicted_label))
 
     def leave_out_selected(self) -> None:
         """Mark the selected mistakes as left out of the next run (the user thinks their
@@ -249,9 +298,25 @@ class ResultsPage(QWidget):
         verdict = "correctly" if true_index == predicted_index else "wrongly"
         title = (f"{len(paths)} image(s) of '{classes[true_index]}' {verdict} called "
                  f"'{classes[predicted_index]}'")
-        dialog = CellImagesDialog(title, items, self)
+        panel = HeatmapPanel(self.heatmaps, "Click an image: the heatmap shows where the model "
+                                            "looked.")
+        dialog = CellImagesDialog(title, items, self, side=panel)
+        true_label, predicted_label = classes[true_index], classes[predicted_index]
+
+        def show(item) -> None:
+            if item is None:
+                return
+            path = item.data(ImageGallery.PATH_ROLE)
+            panel.show_image(
+                path, f"Labelled <b>{true_label}</b>; the model said <b>{predicted_label}</b> "
+                      f"({probabilities[path][predicted_index]:.0%} sure).",
+                mistake_choices(true_label, predicted_label))
+
+        dialog.gallery.currentItemChanged.connect(show)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.heatmap_panel = panel
         dialog.destroyed.connect(lambda *_: self._forget_dialog(dialog))
+        dialog.finished.connect(lambda *_: self.heatmaps.forget(panel))
         self.cell_dialogs.append(dialog)
         dialog.show()
         return dialog
@@ -264,3 +329,6 @@ class ResultsPage(QWidget):
         self.runner.shutdown()
         for dialog in list(self.cell_dialogs):
             dialog.runner.shutdown()
+        self.heatmaps.shutdown()
+        self.suspects.shutdown()
+        self.map_view.shutdown()

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
 
 from finetune_gui.gui.widgets.thumbnails import ImageGallery, load_thumbnails
 from finetune_gui.gui.worker import JobRunner
@@ -13,11 +20,12 @@ THUMB = 96
 class CellImagesDialog(QDialog):
     """Non-modal: several can be open side by side while the user compares cells."""
 
-    def __init__(self, title: str, items: list[tuple[str, str]], parent: QWidget | None = None):
-        """`items` are (path, caption) pairs."""
+    def __init__(self, title: str, items: list[tuple[str, str]], parent: QWidget | None = None,
+                 side: QWidget | None = None):
+        """`items` are (path, caption) pairs; `side` (e.g. a heatmap panel) goes right of them."""
         super().__init__(parent)
         self.setWindowTitle(title)
-        self.resize(720, 480)
+        self.resize(720 if side is None else 1000, 480 if side is None else 560)
         layout = QVBoxLayout(self)
         heading = QLabel(title if items else f"{title}: there are no images in this cell.")
         heading.setWordWrap(True)
@@ -25,7 +33,13 @@ class CellImagesDialog(QDialog):
         self.gallery = ImageGallery(THUMB)
         for path, caption in items:
             self.gallery.add_image(path, caption)
-        layout.addWidget(self.gallery, 1)
+        if side is None:
+            layout.addWidget(self.gallery, 1)
+        else:
+            row = QHBoxLayout()
+            row.addWidget(self.gallery, 1)
+            row.addWidget(side)
+            layout.addLayout(row, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
         layout.addWidget(buttons)

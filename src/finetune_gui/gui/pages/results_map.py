@@ -1,0 +1,295 @@
+"""Results tab "Map": every image of the run as a dot, placed by how the model sees it.
+
+The map (`core.embedding.embedding_map`) reads every image through the model, so it is made in
+a child process (`insight_jobs.embedding`) with progress and cancel. Clicking a dot shows that
+image with its heatmap in the side panel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from finetune_gui.core.events import LogMessage, StageProgress, StageStarted
+from finetune_gui.gui import insight_jobs
+from finetune_gui.gui.pages.results_suspects import plain_failure
+from finetune_gui.gui.state import ProjectState
+from finetune_gui.gui.widgets.common import Banner
+from finetune_gui.gui.widgets.heatmap import HeatmapPanel, HeatmapService
+from finetune_gui.gui.worker import JobRunner
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf"]
+DOT, CROSS, RING = 9, 13, 22
+DARK = "#111827"
+CHOSEN = "#f59e0b"
+
+
+def class_colour(index: int, count: int) -> str:
+    """A distinct colour per class (Tableau's ten, then evenly spread hues)."""
+    if count <= len(PALETTE):
+        return PALETTE[index]
+    return pg.intColor(index, hues=count).name()
+
+
+class EmbeddingMapView(QWidget):
+    """Draw the map on request; a click on a dot shows that image."""
+
+    finished = Signal(str)  # "ok", "cancelled" or "failed"
+    point_chosen = Signal(int)
+
+    def __init__(self, state: ProjectState, heatmaps: HeatmapService,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.map = None  # core.embedding.EmbeddingMap
+        self.class_items: dict[str, pg.ScatterPlotItem] = {}
+        self._run_path = None
+        self.runner = JobRunner("embedding-map", self)
+        self.runner.event.connect(self._on_event)
+        self.runner.succeeded.connect(self._on_map)
+        self.runner.cancelled.connect(self._on_cancelled)
+        self.runner.failed.connect(self._on_failed)
+        self._build(heatmaps)
+        self.show_run()
+
+    def _build(self, heatmaps: HeatmapService) -> None:
+        layout = QVBoxLayout(self)
+        intro = QLabel(
+            "Each dot is one image, placed by how the model sees it: images it finds alike sit "
+            "close together. A cross is an image the model puts in another class than its "
+            "label; a ring, one far from the rest of its class. Click a dot to see the image.")
+        intro.setWordWrap(True)
+        intro.setStyleSheet("color:#4b5563;")
+        layout.addWidget(intro)
+        row = QHBoxLayout()
+        self.draw_button = QPushButton("Draw the map")
+        self.draw_button.setObjectName("primaryButton")
+        self.draw_button.setToolTip("Reads every image of this run with its model.")
+        self.draw_button.clicked.connect(self.draw)
+        self.method = QComboBox()
+        self.method.addItem("Quick layout (PCA)", "pca")
+        self.method.addItem("Separate the groups (t-SNE, slower)", "tsne")
+        self.method.setToolTip("PCA keeps real distances; t-SNE pulls groups apart more "
+                               "clearly, but distances between groups then mean little.")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.hide()
+        self.progress = QProgressBar()
+        self.progress.hide()
+        self.status = QLabel()
+        self.status.setStyleSheet("color:#4b5563;")
+        self.status.setWordWrap(True)
+        row.addWidget(self.draw_button)
+        row.addWidget(self.method)
+        row.addWidget(self.cancel_button)
+        row.addWidget(self.progress, 1)
+        row.addWidget(self.status, 2)
+        layout.addLayout(row)
+        self.problem = Banner("error")
+        layout.addWidget(self.problem)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.plot = pg.PlotWidget(background="w")
+        item = self.plot.getPlotItem()
+        item.hideAxis("left")
+        item.hideAxis("bottom")
+        item.setMenuEnabled(False)
+        item.hideButtons()
+        self.rings = pg.ScatterPlotItem(symbol="o", size=RING, pen=pg.mkPen(DARK, width=2),
+                                        brush=None)
+        self.chosen = pg.ScatterPlotItem(symbol="o", size=RING + 6,
+                                         pen=pg.mkPen(CHOSEN, width=3), brush=None)
+        self.chosen.setZValue(10)
+        for extra in (self.rings, self.chosen):
+            self.plot.addItem(extra)
+            extra.sigClicked.connect(self._on_clicked)
+        # The legend sits above the plot, where it never hides a dot.
+        plot_box = QWidget()
+        plot_layout = QVBoxLayout(plot_box)
+        plot_layout.setContentsMargins(0, 0, 0, 0)
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        plot_layout.addWidget(self.legend)
+        plot_layout.addWidget(self.plot, 1)
+        splitter.addWidget(plot_box)
+        self.panel = HeatmapPanel(heatmaps, "The image under the dot you clicked.")
+        splitter.addWidget(self.panel)
+        splitter.setStretchFactor(0, 1)
+        splitter.setCollapsible(1, False)
+        layout.addWidget(splitter, 1)
+
+    # -- the run ------------------------------------------------------------------------------
+    def show_run(self) -> None:
+        """Forget the map of another run; offer to draw this one's."""
+        if self.runner.is_running:
+            self.runner.cancel()
+        self._clear_plot()
+        self.problem.show_text("")
+        self.panel.clear()
+        run = self.state.current_run
+        self.draw_button.setEnabled(run is not None and not self.runner.is_running)
+        self.status.setText("" if run is None else "Press the button to draw this run's map.")
+
+    def _clear_plot(self) -> None:
+        self.map = None
+        for scatter in self.class_items.values():
+            self.plot.removeItem(scatter)
+        self.class_items.clear()
+        self.legend.setText("")
+        self.rings.clear()
+        self.chosen.clear()
+
+    # -- making the map -----------------------------------------------------------------------
+    def draw(self) -> None:
+        """Start making the map of the current run (in a child process)."""
+        run = self.state.current_run
+        if run is None or self.runner.is_running:
+            return
+        self._clear_plot()
+        self.panel.clear()
+        self.problem.show_text("")
+        self._set_busy(True)
+        self.status.setText("Starting…")
+        self._run_path = run.path
+        self.runner.start(insight_jobs.embedding, run.path, self.method.currentData(),
+                          separate_process=True)
+
+    def cancel(self) -> None:
+        if self.runner.is_running:
+            self.status.setText("Cancelling…")
+            self.runner.cancel()
+
+    def _set_busy(self, busy: bool) -> None:
+        self.draw_button.setEnabled(not busy and self.state.current_run is not None)
+        self.method.setEnabled(not busy)
+        self.cancel_button.setVisible(busy)
+        self.progress.setVisible(busy)
+        self.progress.setRange(0, 0)
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, LogMessage):
+            self.status.setText(event.text)
+        elif isinstance(event, StageStarted):
+            self.progress.setRange(0, max(1, event.total))
+            self.progress.setValue(0)
+            self.status.setText(event.text or "Reading the images…")
+        elif isinstance(event, StageProgress):
+            self.progress.setValue(event.done)
+            if event.done >= event.total:
+                self.progress.setRange(0, 0)
+                self.status.setText("Placing the images…")
+
+    def _on_map(self, found) -> None:
+        self._set_busy(False)
+        run = self.state.current_run
+        if run is None or run.path != self._run_path:
+            self.show_run()
+            self.finished.emit("cancelled")
+            return
+        self._show_map(found)
+        self.finished.emit("ok")
+
+    def _show_map(self, found) -> None:
+        self._clear_plot()
+        self.map = found
+        labels = found.classes_of_points
+        wrong = self.disagrees()
+        for index, name in enumerate(found.classes):
+            members = [i for i, label in enumerate(labels) if label == name]
+            colour = class_colour(index, len(found.classes))
+            scatter = pg.ScatterPlotItem(
+                symbol="o", size=DOT, pen=pg.mkPen("w", width=0.8), brush=pg.mkBrush(colour),
+                name=name, hoverable=True, tip=self._tip)
+            scatter.setData(
+                pos=found.points[members] if members else np.zeros((0, 2)),
+                data=members,
+                symbol=["x" if wrong[i] else "o" for i in members],
+                size=[CROSS if wrong[i] else DOT for i in members],
+                pen=[pg.mkPen(DARK, width=1) if wrong[i] else pg.mkPen("w", width=0.8)
+                     for i in members])
+            scatter.sigClicked.connect(self._on_clicked)
+            self.plot.addItem(scatter)
+            self.class_items[name] = scatter
+        far = np.flatnonzero(found.outliers)
+        self.rings.setData(pos=found.points[far] if len(far) else np.zeros((0, 2)),
+                           data=list(far))
+        entries = [f"<span style='color:{class_colour(i, len(found.classes))}; "
+                   f"font-size:14pt'>●</span>&nbsp;{name}" for i, name in enumerate(found.classes)]
+        entries.append("<b>✕</b>&nbsp;model says another class")
+        entries.append("<span style='font-size:13pt'>◯</span>&nbsp;far from its class")
+        self.legend.setText("&nbsp;&nbsp;&nbsp; ".join(entries))
+        self.plot.getPlotItem().autoRange(padding=0.08)
+        self.status.setText(
+            f"{len(found.paths)} images. {int(wrong.sum())} the model puts in another class "
+            f"(crosses); {len(far)} far from their class (rings).")
+
+    def disagrees(self) -> np.ndarray:
+        """Per point: the model's answer is not the image's label."""
+        found = self.map
+        return np.array([g is not None and g != p
+                         for g, p in zip(found.given, found.predicted, strict=True)], dtype=bool)
+
+    def _tip(self, x: float, y: float, data) -> str:
+        if self.map is None or data is None:
+            return ""
+        return self._describe(int(data))
+
+    def _describe(self, index: int) -> str:
+        found = self.map
+        given, predicted = found.given[index], found.predicted[index]
+        path = found.paths[index]
+        if given is None:
+            return f"{path.name}: the model says {predicted}"
+        if given == predicted:
+            return f"{path.name}: labelled {given}; the model agrees"
+        return f"{path.name}: labelled {given}; the model says {predicted}"
+
+    def _on_cancelled(self) -> None:
+        self._set_busy(False)
+        self.status.setText("Stopped before the map was drawn.")
+        self.finished.emit("cancelled")
+
+    def _on_failed(self, exc: BaseException, trace: str) -> None:
+        self._set_busy(False)
+        self.status.setText("")
+        self.problem.show_text(plain_failure(exc, trace, "drawing the map"), "error")
+        self.finished.emit("failed")
+
+    # -- choosing a dot -----------------------------------------------------------------------
+    def _on_clicked(self, item, points, event=None) -> None:
+        if len(points):
+            self.choose_point(int(points[0].data()))
+
+    def choose_point(self, index: int) -> None:
+        """Show image `index` of the map in the side panel, and ring its dot."""
+        found = self.map
+        if found is None:
+            return
+        self.chosen.setData(pos=found.points[[index]], data=[index])
+        given, predicted = found.given[index], found.predicted[index]
+        if given is not None and given != predicted:
+            caption = f"Labelled <b>{given}</b>; the model says <b>{predicted}</b>."
+            choices = [(f"what it says: {predicted}", predicted), (f"the label: {given}", given)]
+        else:
+            caption = (f"Labelled <b>{given}</b>; the model agrees." if given is not None
+                       else f"The model says <b>{predicted}</b>.")
+            choices = [(f"what it says: {predicted}", predicted)]
+        if found.outliers[index]:
+            caption += " Far from the rest of its class: worth a look."
+        self.panel.show_image(found.paths[index], caption, choices)
+        self.point_chosen.emit(index)
+
+    def shutdown(self) -> None:
+        self.runner.shutdown()

@@ -1,0 +1,295 @@
+"""Results tab "Suspect labels": images whose label the model contradicts, to check and leave out.
+
+The search reads every image of the run through the model, so it runs in a child process
+(`insight_jobs.suspect_labels`) with progress and cancel. Leaving an image out only adds it to
+the project's excluded set: the user's folder is never written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from finetune_gui.core.events import LogMessage, StageProgress, StageStarted
+from finetune_gui.gui import insight_jobs
+from finetune_gui.gui.child_process import JobProcessDied
+from finetune_gui.gui.state import ProjectState
+from finetune_gui.gui.widgets.common import Banner
+from finetune_gui.gui.widgets.error_dialog import describe_failure
+from finetune_gui.gui.widgets.thumbnails import load_thumbnails, to_pixmap
+from finetune_gui.gui.worker import JobRunner
+
+THUMB = 56
+COLUMNS = ["", "Image", "Labelled as", "Model suggests", "Confidence", "Used for"]
+USED_FOR = {"train": "training", "val": "validation", "test": "testing"}
+LEFT_OUT = QColor("#9ca3af")
+
+
+def plain_failure(exc: BaseException, trace: str, doing: str) -> str:
+    """The sentence to show for a failed insight job (never a traceback)."""
+    if isinstance(exc, JobProcessDied):
+        return (f"The background process stopped while {doing} (often: the computer ran out of "
+                f"memory). Close other programs and try again; the log file has details.")
+    message, _, _ = describe_failure(exc, trace, doing)
+    return message
+
+
+def _cell(text: str, right: bool = False) -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    if right:
+        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    return item
+
+
+class SuspectsView(QWidget):
+    """Find, list and leave out images that look mislabelled."""
+
+    finished = Signal(str)  # "ok", "cancelled" or "failed"
+
+    def __init__(self, state: ProjectState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.search: insight_jobs.SuspectSearch | None = None
+        self.runner = JobRunner("suspect-labels", self)
+        self.runner.event.connect(self._on_event)
+        self.runner.succeeded.connect(self._on_found)
+        self.runner.cancelled.connect(self._on_cancelled)
+        self.runner.failed.connect(self._on_failed)
+        self.thumb_runner = JobRunner("suspect-thumbnails", self)
+        self.thumb_runner.succeeded.connect(self._on_thumbnails)
+        self._build()
+        state.excluded_changed.connect(self._grey_left_out)
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        intro = QLabel(
+            "Images whose label the model confidently disagrees with, clearest first: often a "
+            "labelling mistake. Look at each; select the wrong ones and leave them out of the "
+            "next run (your image folder is not changed).")
+        intro.setWordWrap(True)
+        intro.setStyleSheet("color:#4b5563;")
+        layout.addWidget(intro)
+        row = QHBoxLayout()
+        self.find_button = QPushButton("Look for wrong labels")
+        self.find_button.setObjectName("primaryButton")
+        self.find_button.setToolTip("Reads every image of this run with its model (takes a "
+                                    "while for a big folder).")
+        self.find_button.clicked.connect(self.find)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.hide()
+        self.progress = QProgressBar()
+        self.progress.hide()
+        self.status = QLabel()
+        self.status.setStyleSheet("color:#4b5563;")
+        row.addWidget(self.find_button)
+        row.addWidget(self.cancel_button)
+        row.addWidget(self.progress, 1)
+        row.addWidget(self.status, 2)
+        layout.addLayout(row)
+        self.saw_labels_note = Banner("warning")
+        layout.addWidget(self.saw_labels_note)
+        self.problem = Banner("error")
+        layout.addWidget(self.problem)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(0, THUMB + 8)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        for column in range(2, len(COLUMNS)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.itemSelectionChanged.connect(self._on_selection)
+        layout.addWidget(self.table, 1)
+        leave_row = QHBoxLayout()
+        self.leave_out_button = QPushButton("Leave the selected images out of the next run")
+        self.leave_out_button.setToolTip(
+            "The project remembers them; the next training run does not use them. The Data "
+            "page lists them and can put them back. No file is moved or changed.")
+        self.leave_out_button.setEnabled(False)
+        self.leave_out_button.clicked.connect(self.leave_out_selected)
+        self.left_out_note = QLabel()
+        self.left_out_note.setStyleSheet("color:#4b5563;")
+        leave_row.addWidget(self.leave_out_button)
+        leave_row.addWidget(self.left_out_note, 1)
+        layout.addLayout(leave_row)
+        self.show_run()
+
+    # -- the run ------------------------------------------------------------------------------
+    def show_run(self) -> None:
+        """Forget what was found for another run; offer to search this one."""
+        if self.runner.is_running:
+            self.runner.cancel()
+        self.thumb_runner.shutdown()
+        self.search = None
+        self.table.setRowCount(0)
+        self.saw_labels_note.show_text("")
+        self.problem.show_text("")
+        self.left_out_note.setText("")
+        run = self.state.current_run
+        self.find_button.setEnabled(run is not None and not self.runner.is_running)
+        self.status.setText("" if run is None else
+                            "Press the button to check this run's labels.")
+
+    # -- the search ---------------------------------------------------------------------------
+    def find(self) -> None:
+        """Start the search on the current run (in a child process)."""
+        run = self.state.current_run
+        if run is None or self.runner.is_running:
+            return
+        self.table.setRowCount(0)
+        self.problem.show_text("")
+        self.saw_labels_note.show_text("")
+        self.left_out_note.setText("")
+        self._set_busy(True)
+        self.status.setText("Starting…")
+        self.runner.start(insight_jobs.suspect_labels, run.path, frozenset(self.state.excluded),
+                          separate_process=True)
+
+    def cancel(self) -> None:
+        if self.runner.is_running:
+            self.status.setText("Cancelling…")
+            self.runner.cancel()
+
+    def _set_busy(self, busy: bool) -> None:
+        self.find_button.setEnabled(not busy and self.state.current_run is not None)
+        self.cancel_button.setVisible(busy)
+        self.progress.setVisible(busy)
+        self.progress.setRange(0, 0)
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, LogMessage):
+            self.status.setText(event.text)
+        elif isinstance(event, StageStarted):
+            self.progress.setRange(0, max(1, event.total))
+            self.progress.setValue(0)
+            self.status.setText(event.text or "Reading the images…")
+        elif isinstance(event, StageProgress):
+            self.progress.setValue(event.done)
+            if event.done >= event.total:
+                self.progress.setRange(0, 0)
+                self.status.setText("Comparing each label with what the model sees…")
+
+    def _on_found(self, search: insight_jobs.SuspectSearch) -> None:
+        self._set_busy(False)
+        run = self.state.current_run
+        if run is None or run.path != search.run_path:
+            self.show_run()  # the user chose another run meanwhile
+            self.finished.emit("cancelled")
+            return
+        self.search = search
+        found = search.suspects
+        if found:
+            self.status.setText(f"{len(found)} of {search.images} images look mislabelled.")
+        else:
+            self.status.setText(f"No suspect labels among {search.images} images.")
+        if search.saw_labels:
+            self.saw_labels_note.show_text(
+                "This run trained the network's own layers on these labels (from scratch, or "
+                "with blocks unfrozen), so it may have learned some wrong labels by heart: "
+                "fewer mistakes among the training images can be found. A run that only trains "
+                "the last layer on pretrained weights finds more.")
+        self._fill(found)
+        self.finished.emit("ok")
+
+    def _fill(self, found: list) -> None:
+        self.table.setRowCount(0)
+        for suspect in found:
+            row = self.table.rowCount()
+            self.table.insertRow(row)
+            picture = QLabel()
+            picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self.table.setCellWidget(row, 0, picture)
+            name = _cell(suspect.path.name)
+            name.setData(Qt.ItemDataRole.UserRole, str(suspect.path))
+            name.setToolTip(str(suspect.path))
+            self.table.setItem(row, 1, name)
+            self.table.setItem(row, 2, _cell(suspect.given_label))
+            suggested = _cell(suspect.suggested_label)
+            font = suggested.font()
+            font.setBold(True)
+            suggested.setFont(font)
+            self.table.setItem(row, 3, suggested)
+            self.table.setItem(row, 4, _cell(f"{suspect.confidence:.0%}", right=True))
+            self.table.setItem(row, 5, _cell(USED_FOR.get(suspect.split, suspect.split)))
+            self.table.setRowHeight(row, THUMB + 6)
+        self._grey_left_out()
+        if found:
+            self.thumb_runner.start(load_thumbnails, [s.path for s in found], THUMB)
+
+    def _on_thumbnails(self, images) -> None:
+        for row in range(self.table.rowCount()):
+            image = images.get(self.table.item(row, 1).data(Qt.ItemDataRole.UserRole))
+            label = self.table.cellWidget(row, 0)
+            if label is not None:
+                label.setPixmap(QPixmap(to_pixmap(image, THUMB)).scaled(
+                    THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation))
+
+    def _on_cancelled(self) -> None:
+        self._set_busy(False)
+        self.status.setText("Stopped; nothing was changed.")
+        self.finished.emit("cancelled")
+
+    def _on_failed(self, exc: BaseException, trace: str) -> None:
+        self._set_busy(False)
+        self.status.setText("")
+        self.problem.show_text(plain_failure(exc, trace, "looking for wrong labels"), "error")
+        self.finished.emit("failed")
+
+    # -- leaving images out -------------------------------------------------------------------
+    def paths(self) -> list[Path]:
+        """The listed images, in rank order."""
+        return [Path(self.table.item(row, 1).data(Qt.ItemDataRole.UserRole))
+                for row in range(self.table.rowCount())]
+
+    def _selected_paths(self) -> list[Path]:
+        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
+        return [self.paths()[row] for row in rows]
+
+    def _on_selection(self) -> None:
+        self.leave_out_button.setEnabled(bool(self.table.selectionModel().selectedRows()))
+
+    def leave_out_selected(self) -> None:
+        """The selected images will not be used by the next run (the folder stays as it is)."""
+        paths = self._selected_paths()
+        if not paths:
+            return
+        self.state.exclude(paths)
+        self.left_out_note.setText(
+            f"{len(paths)} image(s) will be left out of the next run; {len(self.state.excluded)} "
+            f"in all. Train again (step Train) to see the effect.")
+        self.table.clearSelection()
+
+    def _grey_left_out(self) -> None:
+        excluded = self.state.excluded
+        for row, path in enumerate(self.paths()):
+            left_out = path in excluded
+            for column in range(1, len(COLUMNS)):
+                item = self.table.item(row, column)
+                item.setData(Qt.ItemDataRole.ForegroundRole,
+                             QBrush(LEFT_OUT) if left_out else None)
+            name = self.table.item(row, 1)
+            name.setText(f"{path.name}  (left out)" if left_out else path.name)
+
+    def shutdown(self) -> None:
+        self.runner.shutdown()
+        self.thumb_runner.shutdown()
