@@ -284,3 +284,31 @@ def test_a_failure_before_the_first_epoch_leaves_no_run_folder(small_shapes, tmp
     with pytest.raises(WeightsError, match="train from scratch"):
         TrainingJob(small_shapes, settings, tmp_path / "run").run()
     assert not (tmp_path / "run").exists()  # so the same command works after fixing the cause
+
+
+def test_checkpoint_weights_round_trip_and_refuse_another_network(tmp_path):
+    import keras
+
+    from finetune_gui.core.errors import RunFolderError
+    from finetune_gui.core.training import load_checkpoint_weights, save_checkpoint_weights
+
+    def network(width):
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(width, name="d"),
+                                 keras.layers.Dense(2, name="out")])
+
+    saved, fresh = network(3), network(3)
+    path = tmp_path / "last.weights.npz"
+    save_checkpoint_weights(saved, path)
+    load_checkpoint_weights(fresh, path)
+    for a, b in zip(saved.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    other = network(5)
+    before = [w.copy() for w in other.get_weights()]
+    with pytest.raises(RunFolderError, match="different network"):
+        load_checkpoint_weights(other, path)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(RunFolderError, match="cannot be read"):
+        load_checkpoint_weights(other, path)
+    for a, b in zip(before, other.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # a refused file changes nothing

@@ -120,9 +120,42 @@ class BestWeights:
 
 
 CHECKPOINT_DIR = "checkpoint"
-LAST_WEIGHTS = "last.weights.h5"
-BEST_WEIGHTS = "best.weights.h5"
+# Checkpoints are plain .npz files: Keras' save_weights took 1.1 s for a MobileNetV2 (one HDF5
+# dataset per variable), twice per epoch; a snapshot to numpy and np.savez take 0.04 s.
+LAST_WEIGHTS = "last.weights.npz"
+BEST_WEIGHTS = "best.weights.npz"
 STATE_FILE = "state.json"
+
+
+def save_checkpoint_weights(model, target: Path) -> None:
+    """All of `model`'s variables, in order and named by path, into one .npz file (atomic)."""
+    arrays = {f"w{i}": np.asarray(v.numpy()) for i, v in enumerate(model.weights)}
+    paths = np.array([v.path for v in model.weights])
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as out:
+            np.savez(out, paths=paths, **arrays)
+
+    atomic_write_with(target, write, suffix=".npz")
+
+
+def load_checkpoint_weights(model, source: Path) -> None:
+    """Set `model`'s variables from `save_checkpoint_weights`; refuse a file of another network."""
+    try:
+        with np.load(source, allow_pickle=False) as found:
+            arrays = [found[f"w{i}"] for i in range(len(found["paths"]))]
+    except (OSError, KeyError, ValueError) as exc:
+        raise RunFolderError(f"The checkpoint {source} cannot be read ({exc}).") from exc
+    variables = model.weights
+    # Shapes in order, not paths: a model built twice in one process gets a new root name.
+    if len(arrays) != len(variables) or any(
+        a.shape != tuple(v.shape) for a, v in zip(arrays, variables, strict=True)
+    ):
+        raise RunFolderError(
+            f"The checkpoint {source} belongs to a different network than this run's settings."
+        )
+    for variable, array in zip(variables, arrays, strict=True):
+        variable.assign(array)
 
 
 def _monitor_callback_class():
@@ -341,7 +374,9 @@ class TrainingJob:
         with strategy.scope():
             self.classifier = build_classifier(self.settings, len(split.classes))
         if self.resume_state:
-            self.classifier.model.load_weights(self.run_dir / CHECKPOINT_DIR / LAST_WEIGHTS)
+            load_checkpoint_weights(
+                self.classifier.model, self.run_dir / CHECKPOINT_DIR / LAST_WEIGHTS
+            )
             self.progress(LogMessage(f"Resuming after epoch {self.resume_state['epochs_done']}."))
         self.progress(
             LogMessage(
@@ -600,7 +635,7 @@ class TrainingJob:
         if self.best.saved_this_session:
             self.best.restore()
         elif self.best.epoch is not None and best_file.exists():
-            self.classifier.model.load_weights(best_file)
+            load_checkpoint_weights(self.classifier.model, best_file)
 
     def _decode(self, items: list[tuple[Path, int]], stage: str):
         """One part of the split as uint8 pixels at the run's size, and its labels."""
@@ -697,9 +732,7 @@ class TrainingJob:
         """After each epoch: weights, history and position, so a killed run can resume here."""
         folder = self.run_dir / CHECKPOINT_DIR
         folder.mkdir(exist_ok=True)
-        atomic_write_with(
-            folder / LAST_WEIGHTS, self.classifier.model.save_weights, suffix=".weights.h5"
-        )
+        save_checkpoint_weights(self.classifier.model, folder / LAST_WEIGHTS)
         rf.write_history(self.run_dir / rf.HISTORY_FILE, self.history)
         state = {
             "epochs_done": len(self.history),
@@ -713,9 +746,7 @@ class TrainingJob:
     def save_best_weights(self) -> None:
         folder = self.run_dir / CHECKPOINT_DIR
         folder.mkdir(exist_ok=True)
-        atomic_write_with(
-            folder / BEST_WEIGHTS, self.classifier.model.save_weights, suffix=".weights.h5"
-        )
+        save_checkpoint_weights(self.classifier.model, folder / BEST_WEIGHTS)
 
     def _finish_cancelled(self, split: DatasetSplit | None) -> RunResult:
         if self.classifier is not None and self.best.epoch is not None:
