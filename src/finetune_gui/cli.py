@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["fast", "exact"],
         help="fast: compute frozen layers once (default); exact: every epoch",
     )
+    train.add_argument(
+        "--views",
+        type=int,
+        default=1,
+        help="fast mode: augmented copies of each image computed once (default 1)",
+    )
 
     evaluate = commands.add_parser("evaluate", help="score a trained run on a labelled folder")
     evaluate.add_argument("run", type=Path)
@@ -289,6 +295,7 @@ def _settings_from_args(args):
         class_weights=args.class_weights,
         patience=args.patience,
         cache_mode=args.cache_mode,
+        views=args.views,
     )
 
 

@@ -39,6 +39,8 @@ def test_round_trip_through_a_dict():
         ({"augment": "wild"}, "Unknown augmentation preset"),
         ({"class_weights": "maybe"}, "class_weights"),
         ({"epochs_head": "5"}, "must be a number"),
+        ({"views": 0}, "views"),
+        ({"views": 2.5}, "whole number"),
     ],
 )
 def test_bad_values_are_refused_with_the_setting_named(changes, match):

@@ -312,3 +312,22 @@ def test_checkpoint_weights_round_trip_and_refuse_another_network(tmp_path):
         load_checkpoint_weights(other, path)
     for a, b in zip(before, other.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)  # a refused file changes nothing
+
+
+def test_the_views_setting_sets_how_many_augmented_copies_are_computed(
+    finished_run, small_shapes, pretrained_base, tmp_path
+):
+    from finetune_gui.core.events import StageStarted
+
+    def extraction(recorder):
+        return next(e for e in recorder.of(StageStarted) if e.stage == "extract")
+
+    _, default_recorder = finished_run
+    assert "(1 view(s) of" in extraction(default_recorder).text
+    recorder = Recorder()
+    settings = tuned(pretrained_base, epochs_head=1, epochs_finetune=0, views=3)
+    result = TrainingJob(small_shapes, settings, tmp_path / "run", progress=recorder).run()
+    train_images = len(json.loads((result.run_dir / "split.json").read_text())["train"])
+    started = extraction(recorder)
+    assert f"(3 view(s) of {train_images} images)" in started.text
+    assert started.total == 3 * -(-train_images // settings.batch_size)

@@ -38,6 +38,9 @@ class TrainingSettings:
     class_weights: str = "auto"  # "auto": on when the largest class is over 3x the smallest
     patience: int = 3  # early stopping on validation loss
     cache_mode: str = "fast"
+    # Augmented copies of each image the fast mode computes once (docs/benchmarks.md: 2 and 4
+    # copies measured no better than 1, and the frozen-layer pass costs K times as much).
+    views: int = 1
 
     def __post_init__(self) -> None:
         spec = get_backbone(self.backbone)
@@ -63,6 +66,9 @@ class TrainingSettings:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("class_weights", self.class_weights, CLASS_WEIGHT_MODES)
         _check_choice("cache_mode", self.cache_mode, CACHE_MODES)
+        _check_range("views", self.views, 1, 16)
+        if not isinstance(self.views, int):
+            raise SettingsError(f"Setting 'views' must be a whole number; got {self.views!r}.")
         if weights_kind(self.weights) == "file" and not Path(self.weights).is_file():
             raise SettingsError(f"The weights file {self.weights} does not exist.")
 

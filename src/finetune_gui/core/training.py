@@ -72,7 +72,6 @@ PHASE_TITLES = {
     "finetune": "Phase 2: fine-tuning the top blocks",
     "scratch": "Training the whole network from scratch",
 }
-DEFAULT_VIEWS = 2  # augmented copies per image in the fast path (see docs/benchmarks.md)
 
 
 @dataclass
@@ -276,7 +275,7 @@ class TrainingJob:
         progress: ProgressCallback = ignore_progress,
         cancel: CancelToken | None = None,
         exclude: frozenset[Path] | set[Path] = frozenset(),
-        views: int = DEFAULT_VIEWS,
+        views: int | None = None,
         gpu_lister: Callable[[], list] = detect_gpus,
     ) -> None:
         self.data = data
@@ -285,7 +284,7 @@ class TrainingJob:
         self.progress = progress
         self.cancel = cancel
         self.exclude = frozenset(Path(p) for p in exclude)
-        self.views = max(1, int(views))
+        self.views = settings.views if views is None else max(1, int(views))
         self.gpu_lister = gpu_lister
         self.history: list[dict] = []
         self.first_loss: float | None = None
