@@ -58,7 +58,7 @@ def test_save_report_writes_one_self_contained_file_and_offers_to_open_it(
 
     with qtbot.waitSignal(page.report_runner.succeeded, timeout=120_000):
         qtbot.mouseClick(page.report_button, Qt.MouseButton.LeftButton)
-        assert page.report_cancel.isVisibleTo(page) and page.report_progress.isVisibleTo(page)
+        assert page.report_cancel.isVisibleTo(page) and page.report_progress_box.isVisibleTo(page)
     assert Path(proposed[0]).name == "shared-run-report.html"
 
     written = out / "my report.html"

@@ -248,9 +248,17 @@ class ExportPage(QWidget):
         row.addWidget(self.report_button)
         row.addWidget(self.report_cancel)
         report.addLayout(row)
+        progress_row = QHBoxLayout()
+        self.report_status = QLabel()  # a busy bar shows no text: what happens is said here
+        self.report_status.setStyleSheet("color:#4b5563;")
         self.report_progress = QProgressBar()
-        self.report_progress.hide()
-        report.addWidget(self.report_progress)
+        progress_row.addWidget(self.report_status)
+        progress_row.addWidget(self.report_progress, 1)
+        self.report_progress_box = QWidget()
+        self.report_progress_box.setLayout(progress_row)
+        progress_row.setContentsMargins(0, 0, 0, 0)
+        self.report_progress_box.hide()
+        report.addWidget(self.report_progress_box)
         result_row = QHBoxLayout()
         self.report_result = Banner("success")
         self.report_open = QPushButton("Open")
@@ -381,7 +389,7 @@ class ExportPage(QWidget):
         self._set_reporting(True)
         self.report_result.show_text("")
         self.report_open.hide()
-        self.report_progress.setFormat("Loading the model…")
+        self.report_status.setText("Starting…")
         # A separate process: the report runs the model (heatmaps, suspects) with TensorFlow.
         self.report_runner.start(engine_jobs.report, run.path, target, scan,
                                  separate_process=True)
@@ -389,19 +397,20 @@ class ExportPage(QWidget):
     def _set_reporting(self, reporting: bool) -> None:
         self.report_button.setEnabled(not reporting and self.state.current_run is not None)
         self.report_cancel.setVisible(reporting)
-        self.report_progress.setVisible(reporting)
+        self.report_progress_box.setVisible(reporting)
         self.report_progress.setRange(0, 0)
+        self.report_progress.setFormat("%v of %m")
 
     def _on_report_event(self, event: object) -> None:
         if isinstance(event, StageStarted):
             self.report_progress.setRange(0, max(1, event.total))
             self.report_progress.setValue(0)
-            self.report_progress.setFormat(f"{event.text or event.stage}: %v of %m")
+            self.report_status.setText(event.text or event.stage.capitalize())
         elif isinstance(event, StageProgress):
             self.report_progress.setValue(event.done)
         elif isinstance(event, LogMessage):
             self.report_progress.setRange(0, 0)
-            self.report_progress.setFormat(event.text)
+            self.report_status.setText(event.text)
 
     def _on_report_written(self, path: Path) -> None:
         self._set_reporting(False)
