@@ -115,7 +115,6 @@ def _plot(title: str, y_label: str, legend_offset: tuple[int, int]) -> pg.PlotWi
     item.setLabel("bottom", "epoch")
     item.setLabel("left", y_label)
     item.getAxis("left").enableAutoSIPrefix(False)
-    item.getAxis("bottom").setTickSpacing(major=1, minor=1)
     item.addLegend(offset=legend_offset)
     item.setMouseEnabled(x=False, y=False)
     item.hideButtons()
@@ -318,6 +317,10 @@ class CompareRunsDialog(QDialog):
             plot.getPlotItem().clear()
         if comparison is None:
             return
+        longest = max((len(history) for history in comparison.histories), default=0)
+        step = max(1, math.ceil(longest / 10))  # whole epochs, at most about ten labels
+        for plot in (self.accuracy_plot, self.loss_plot):
+            plot.getPlotItem().getAxis("bottom").setTickSpacing(major=step, minor=step)
         for index, (name, history) in enumerate(zip(comparison.names, comparison.histories,
                                                     strict=True)):
             colour = RUN_COLOURS[index % len(RUN_COLOURS)]
