@@ -117,6 +117,7 @@ class DuplicatesPanel(QWidget):
         self._filling = 0  # generation of the fill in progress; a new scan abandons the old one
         self.preview_runner = JobRunner("duplicate-preview", self)
         self.preview_runner.succeeded.connect(self._on_preview)
+        self.preview_runner.failed.connect(lambda *_: self._start_pending_preview())
         self._build()
         state.excluded_changed.connect(self._show_excluded)
         self.show_groups([], {})
@@ -284,13 +285,18 @@ class DuplicatesPanel(QWidget):
 
     def _on_preview(self, result: tuple[Path, QImage]) -> None:
         path, image = result
-        if self._pending_preview is not None:
-            pending, self._pending_preview = self._pending_preview, None
-            self.preview_runner.start(load_preview, pending)
-            return
+        if self._start_pending_preview():
+            return  # the user clicked another copy meanwhile
         if path == self.chosen_path():
             self.preview.setPixmap(to_pixmap(image, PREVIEW_SIZE))
             self.preview_shown.emit()
+
+    def _start_pending_preview(self) -> bool:
+        if self._pending_preview is None:
+            return False
+        pending, self._pending_preview = self._pending_preview, None
+        self.preview_runner.start(load_preview, pending)
+        return True
 
     def _show_chosen(self) -> None:
         path = self.chosen_path()
