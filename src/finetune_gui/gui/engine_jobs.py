@@ -57,3 +57,22 @@ def export(
     from finetune_gui.core.export import export_model
 
     return export_model(run_path, fmt, target, progress=progress, cancel=cancel)
+
+
+def report(
+    run_path: Path,
+    out_html: Path,
+    scan: DatasetScan | None = None,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+) -> Path:
+    """Write the run's one-file HTML report with the core; returns the file's path.
+
+    `scan` is the window's scan of the run's image folder (saves checking it again), or None.
+    """
+    progress(LogMessage("Getting ready: loading TensorFlow…"))
+    import_tensorflow_quietly()
+    from finetune_gui.core.report import write_report
+
+    return write_report(run_path, out_html, scan=scan, progress=progress, cancel=cancel)

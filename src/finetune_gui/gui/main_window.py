@@ -27,6 +27,7 @@ from finetune_gui.demo import demo_dataset_dir
 from finetune_gui.gui.child_process import prepare_child_processes
 from finetune_gui.gui.logfile import log_dir
 from finetune_gui.gui.pages.augment import AugmentPage
+from finetune_gui.gui.pages.compare import CompareRunsDialog
 from finetune_gui.gui.pages.data import DataPage
 from finetune_gui.gui.pages.export import ExportPage
 from finetune_gui.gui.pages.model import ModelPage
@@ -92,6 +93,8 @@ class MainWindow(QMainWindow):
         self.state.settings_changed.connect(self._refresh_steps)
         self.state.project_changed.connect(self._refresh_title)
         self.pages["train"].show_results.connect(lambda: self.go_to("results"))
+        self.pages["train"].compare_runs.connect(self.show_comparison)
+        self.comparison: CompareRunsDialog | None = None  # made when first asked for
         self._build_menus()
         self._refresh_steps()
         self._refresh_title()
@@ -181,6 +184,14 @@ class MainWindow(QMainWindow):
                          QKeySequence.StandardKey.SaveAs)
         file_menu.addSeparator()
         self._add_action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        runs_menu = self.menuBar().addMenu("&Runs")
+        self.compare_action = self._add_action(runs_menu, "&Compare runs…",
+                                               self.show_comparison)
+        self.compare_action.setStatusTip("The project's runs side by side: settings that "
+                                         "differ, scores and validation curves.")
+        self.state.runs_changed.connect(
+            lambda: self.compare_action.setEnabled(len(self.state.runs) >= 2))
+        self.compare_action.setEnabled(False)
         help_menu = self.menuBar().addMenu("&Help")
         self._add_action(help_menu, "Open the &log folder", self._open_log_folder)
         self._add_action(help_menu, "&About finetune-gui", self._about)
@@ -192,6 +203,15 @@ class MainWindow(QMainWindow):
         action.triggered.connect(slot)
         menu.addAction(action)
         return action
+
+    def show_comparison(self) -> CompareRunsDialog:
+        """Open (or bring forward) the window that compares the project's runs."""
+        if self.comparison is None:
+            self.comparison = CompareRunsDialog(self.state, self)
+        self.comparison.show()
+        self.comparison.raise_()
+        self.comparison.activateWindow()
+        return self.comparison
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDoubleSpinBox,
@@ -32,6 +32,7 @@ from finetune_gui.core.events import (
     ignore_progress,
 )
 from finetune_gui.demo import demo_dataset_dir
+from finetune_gui.gui.pages.duplicates import DuplicatesPanel, shown_paths
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, help_label, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -52,9 +53,12 @@ def scan_with_examples(
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ) -> tuple[DatasetScan, dict[str, QImage]]:
-    """A job: check every file below `root`, then make thumbnails of each class's examples."""
+    """A job: check every file below `root`, then make thumbnails of each class's examples
+    and of the duplicates found."""
     scan = scan_folder(root, progress=progress, cancel=cancel)
     paths = [path for summary in scan.summaries for path in summary.examples[:EXAMPLES_SHOWN]]
+    listed = set(paths)
+    paths += [path for path in shown_paths(scan.duplicate_groups) if path not in listed]
     return scan, load_thumbnails(paths, THUMB_SIZE, progress=progress, cancel=cancel)
 
 
@@ -156,8 +160,10 @@ class DataPage(QWidget):
             0, QHeaderView.ResizeMode.Stretch)
         self.problem_table.horizontalHeader().setSectionResizeMode(
             1, QHeaderView.ResizeMode.ResizeToContents)
+        self.duplicates = DuplicatesPanel(self.state)
         self.tabs.addTab(self.class_table, "Classes")
         self.tabs.addTab(self.problem_table, "Problem files")
+        self.tabs.addTab(self.duplicates, "Duplicates")
         layout.addWidget(self.tabs, 1)
 
         excluded_row = QHBoxLayout()
@@ -289,6 +295,8 @@ class DataPage(QWidget):
         self.class_table.setRowCount(0)
         self.problem_table.setRowCount(0)
         self.tabs.setTabText(1, "Problem files")
+        self.duplicates.show_groups([], {})
+        self._show_duplicate_count(None)
         self._show_split()
 
     def _show_scan(self, scan: DatasetScan, thumbnails: dict[str, QImage]) -> None:
@@ -328,14 +336,24 @@ class DataPage(QWidget):
             self.problem_table.setItem(row, 0, item)
             self.problem_table.setItem(row, 1, QTableWidgetItem(problem.reason))
         self.tabs.setTabText(1, f"Problem files ({len(scan.problems)})")
+        self.duplicates.show_groups(scan.duplicate_groups, thumbnails)
+        self._show_duplicate_count(scan)
         self._show_split()
+
+    def _show_duplicate_count(self, scan: DatasetScan | None) -> None:
+        """The tab's title counts the groups; red when some copy has two different labels."""
+        groups = scan.duplicate_groups if scan is not None else []
+        self.tabs.setTabText(2, f"Duplicates ({len(groups)})" if scan is not None
+                             else "Duplicates")
+        conflict = any(group.conflict for group in groups)
+        self.tabs.tabBar().setTabTextColor(2, QColor("#b42318") if conflict else QColor())
 
     def _show_excluded(self) -> None:
         count = len(self.state.excluded)
         self.excluded_box.setVisible(count > 0)
         self.excluded_note.setText(
-            f"{count} image(s) are left out of the next run (marked on the Results page as "
-            f"probably wrongly labelled).")
+            f"{count} image(s) are left out of the next run (marked as wrongly labelled or "
+            f"duplicated, here or on the Results page); the files stay in your folder.")
         self._show_split()
 
     # -- split fractions ----------------------------------------------------------------------
@@ -368,3 +386,4 @@ class DataPage(QWidget):
 
     def shutdown(self) -> None:
         self.runner.shutdown()
+        self.duplicates.shutdown()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -24,8 +25,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.core.errors import UserError
 from finetune_gui.core.events import (
     CancelToken,
+    LogMessage,
     ProgressCallback,
     StageProgress,
     StageStarted,
@@ -58,6 +61,21 @@ def predict_job(
     predictions = predict_images(run_folder, paths, top_k=TOP_K, model=model)
     thumbnails = {str(p): load_thumbnail(p, THUMB) for p in paths}
     return model, predictions, thumbnails
+
+
+def unwritable_reason(target: Path) -> str:
+    """Why `target` cannot be written, in plain words ("" when it can): said at once, not after
+    the minutes the report takes."""
+    folder = target.parent
+    if not folder.exists():
+        return f"Cannot write {target}: the folder {folder} does not exist."
+    if not folder.is_dir():
+        return f"Cannot write {target}: {folder} is a file, not a folder."
+    if target.is_dir():
+        return f"Cannot write {target}: a folder of that name is in the way."
+    if not os.access(folder, os.W_OK):
+        return f"Cannot write {target}: you may not write in {folder}."
+    return ""
 
 
 def image_files(paths: list[Path]) -> list[Path]:
@@ -112,6 +130,9 @@ class ExportPage(QWidget):
         self.state = state
         self.export_runner = JobRunner("export", self)
         self.predict_runner = JobRunner("predict", self)
+        self.report_runner = JobRunner("report", self)
+        self.report_path: Path | None = None  # the last report written
+        self.last_dialog = None  # the latest error dialog (tests look at it)
         self._model = None
         self._model_run: Path | None = None
         # Heatmaps reuse the model the predictions loaded; the two never use it at once.
@@ -124,6 +145,10 @@ class ExportPage(QWidget):
         self.export_runner.succeeded.connect(self._on_exported)
         self.export_runner.cancelled.connect(self._on_export_cancelled)
         self.export_runner.failed.connect(self._on_export_failed)
+        self.report_runner.event.connect(self._on_report_event)
+        self.report_runner.succeeded.connect(self._on_report_written)
+        self.report_runner.cancelled.connect(self._on_report_cancelled)
+        self.report_runner.failed.connect(self._on_report_failed)
         self.predict_runner.succeeded.connect(self._on_predicted)
         self.predict_runner.failed.connect(self._on_predict_failed)
         state.current_run_changed.connect(self._show_run)
@@ -183,6 +208,7 @@ class ExportPage(QWidget):
         save.addWidget(self.export_result)
         self._show_format()
         layout.addWidget(save_box)
+        layout.addWidget(self._build_report_box())
 
         try_box = QGroupBox("Try it on new images")
         trial = QVBoxLayout(try_box)
@@ -219,11 +245,52 @@ class ExportPage(QWidget):
         trial.addLayout(answers, 1)
         layout.addWidget(try_box, 1)
 
+    def _build_report_box(self) -> QGroupBox:
+        box = QGroupBox("Report of this run")
+        report = QVBoxLayout(box)
+        row = QHBoxLayout()
+        about = QLabel("One web page with this run's settings, curves, scores, mistakes and "
+                       "likely wrong labels, to keep, print or send. Any web browser opens it.")
+        about.setWordWrap(True)
+        about.setStyleSheet("color:#4b5563;")
+        self.report_button = QPushButton("Save report…")
+        self.report_button.setToolTip("Choose where to save the report (an .html file).")
+        self.report_button.clicked.connect(self.choose_report_file)
+        self.report_cancel = QPushButton("Cancel")
+        self.report_cancel.clicked.connect(self.report_runner.cancel)
+        self.report_cancel.hide()
+        row.addWidget(about, 1)
+        row.addWidget(self.report_button)
+        row.addWidget(self.report_cancel)
+        report.addLayout(row)
+        progress_row = QHBoxLayout()
+        self.report_status = QLabel()  # a busy bar shows no text: what happens is said here
+        self.report_status.setStyleSheet("color:#4b5563;")
+        self.report_progress = QProgressBar()
+        progress_row.addWidget(self.report_status)
+        progress_row.addWidget(self.report_progress, 1)
+        self.report_progress_box = QWidget()
+        self.report_progress_box.setLayout(progress_row)
+        progress_row.setContentsMargins(0, 0, 0, 0)
+        self.report_progress_box.hide()
+        report.addWidget(self.report_progress_box)
+        result_row = QHBoxLayout()
+        self.report_result = Banner("success")
+        self.report_open = QPushButton("Open")
+        self.report_open.setToolTip("Show the report in your web browser.")
+        self.report_open.clicked.connect(self.open_report)
+        self.report_open.hide()
+        result_row.addWidget(self.report_result, 1)
+        result_row.addWidget(self.report_open)
+        report.addLayout(result_row)
+        return box
+
     # -- the run ------------------------------------------------------------------------------
     def _show_run(self) -> None:
         run = self.state.current_run
         ready = run is not None
         self.export_button.setEnabled(ready)
+        self.report_button.setEnabled(ready and not self.report_runner.is_running)
         self.drop_area.setEnabled(ready)
         self.heatmaps.set_run(run.folder if ready else None)
         if not ready:
@@ -306,6 +373,86 @@ class ExportPage(QWidget):
         self._set_exporting(False)
         self.export_result.show_text("")
         show_error(self, exc, trace, "saving the model", title="Could not save")
+
+    # -- report -------------------------------------------------------------------------------
+    def choose_report_file(self) -> None:
+        """Ask where to save the current run's report, then write it there."""
+        run = self.state.current_run
+        if run is None or self.report_runner.is_running:
+            return
+        folder = (self.report_path.parent if self.report_path else
+                  Path(self.target.text().strip() or Path.home()).expanduser())
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save the report", str(folder / f"{run.path.name}-report.html"),
+            "Web page (*.html)")
+        if path:
+            self.save_report(Path(path))
+
+    def save_report(self, target: Path) -> None:
+        """Write the current run's report to `target` in the background."""
+        run = self.state.current_run
+        if run is None or self.report_runner.is_running:
+            return
+        if target.suffix.lower() not in (".html", ".htm"):
+            target = target.with_name(target.name + ".html")
+        problem = unwritable_reason(target)
+        if problem:
+            self._show_report_failure(problem)
+            return
+        scan = self.state.scan
+        if scan is None or str(scan.root) != str(run.folder.facts.get("data", "")):
+            scan = None  # the window shows another folder: the report checks the run's own
+        self._set_reporting(True)
+        self.report_result.show_text("")
+        self.report_open.hide()
+        self.report_status.setText("Starting…")
+        # A separate process: the report runs the model (heatmaps, suspects) with TensorFlow.
+        self.report_runner.start(engine_jobs.report, run.path, target, scan,
+                                 separate_process=True)
+
+    def _set_reporting(self, reporting: bool) -> None:
+        self.report_button.setEnabled(not reporting and self.state.current_run is not None)
+        self.report_cancel.setVisible(reporting)
+        self.report_progress_box.setVisible(reporting)
+        self.report_progress.setRange(0, 0)
+        self.report_progress.setFormat("%v of %m")
+
+    def _on_report_event(self, event: object) -> None:
+        if isinstance(event, StageStarted):
+            self.report_progress.setRange(0, max(1, event.total))
+            self.report_progress.setValue(0)
+            self.report_status.setText(event.text or event.stage.capitalize())
+        elif isinstance(event, StageProgress):
+            self.report_progress.setValue(event.done)
+        elif isinstance(event, LogMessage):
+            self.report_progress.setRange(0, 0)
+            self.report_status.setText(event.text)
+
+    def _on_report_written(self, path: Path) -> None:
+        self._set_reporting(False)
+        self.report_path = Path(path)
+        self.report_result.show_text(f"Report saved as {path}", "success")
+        self.report_open.show()
+
+    def _on_report_cancelled(self) -> None:
+        self._set_reporting(False)
+        self.report_result.show_text("Report cancelled; nothing was written.", "warning")
+
+    def _on_report_failed(self, exc: BaseException, trace: str) -> None:
+        self._set_reporting(False)
+        self._show_report_failure(exc, trace)
+
+    def _show_report_failure(self, problem: BaseException | str, trace: str = "") -> None:
+        exc = UserError(problem) if isinstance(problem, str) else problem
+        self.report_result.show_text("")
+        self.report_open.hide()
+        self.last_dialog = show_error(self, exc, trace, "writing the report",
+                                      title="Could not save the report")
+
+    def open_report(self) -> None:
+        """Show the last report in the user's web browser."""
+        if self.report_path is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.report_path)))
 
     # -- try it -------------------------------------------------------------------------------
     def _choose_images(self) -> None:
@@ -399,6 +546,7 @@ class ExportPage(QWidget):
         show_error(self, exc, trace, "classifying the images")
 
     def shutdown(self) -> None:
+        self.report_runner.shutdown()
         self.export_runner.shutdown()
         self.predict_runner.shutdown()
         self.heatmaps.shutdown()

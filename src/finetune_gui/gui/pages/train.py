@@ -83,6 +83,7 @@ class TrainPage(QWidget):
 
     run_finished = Signal(str)  # "completed", "cancelled" or "failed"
     show_results = Signal()  # the user asked to see the results of the finished run
+    compare_runs = Signal()  # the user asked to see the project's runs side by side
 
     def __init__(self, state: ProjectState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -100,7 +101,9 @@ class TrainPage(QWidget):
         for signal in (state.scan_changed, state.settings_changed, state.training_changed,
                        state.excluded_changed):
             signal.connect(self._show_plan)
+        state.runs_changed.connect(self._show_compare)
         self._show_plan()
+        self._show_compare()
 
     def _build(self) -> None:
         layout = QVBoxLayout(self)
@@ -130,6 +133,11 @@ class TrainPage(QWidget):
         row.addWidget(self.cancel_button)
         self.status = QLabel("Ready.")
         row.addWidget(self.status, 1)
+        self.compare_button = QPushButton("Compare runs…")
+        self.compare_button.setToolTip("See the runs of this project side by side: what was set "
+                                       "differently and how they scored.")
+        self.compare_button.clicked.connect(self.compare_runs)
+        row.addWidget(self.compare_button)
         layout.addLayout(row)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
@@ -196,6 +204,14 @@ class TrainPage(QWidget):
         reason = "" if self.runner.is_running else self._why_not()
         self.blocker.show_text(reason, "warning")
         self.start_button.setEnabled(not self.runner.is_running and not reason)
+
+    def _show_compare(self) -> None:
+        """Comparing needs two runs; the button says so rather than hiding."""
+        enough = len(self.state.runs) >= 2
+        self.compare_button.setEnabled(enough)
+        self.compare_button.setToolTip(
+            "See the runs of this project side by side: what was set differently and how they "
+            "scored." if enough else "Train at least two runs to compare them.")
 
     # -- start and stop -----------------------------------------------------------------------
     def start_training(self) -> None:

@@ -1,0 +1,103 @@
+"""Comparing runs: two real tiny runs with one different setting, side by side in a table and in
+overlaid validation curves; the best score of a row is highlighted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from finetune_gui.core.compare import RunComparison
+from finetune_gui.core.runfolder import RunFolder
+from finetune_gui.gui.pages.compare import BEST_BRUSH, CompareRunsDialog
+from finetune_gui.gui.state import ProjectState
+
+
+@pytest.fixture(scope="module")
+def head_only_run(tmp_path_factory, trained_run) -> Path:
+    """A second run on the same images, without the fine-tuning phase."""
+    from finetune_gui.core.training import train_folder
+
+    shared = RunFolder.open(trained_run)
+    out = tmp_path_factory.mktemp("runs-compare") / "head-only"
+    result = train_folder(Path(shared.facts["data"]), shared.settings.with_changes(
+        epochs_finetune=0), out)
+    assert result.status == "completed"
+    return out
+
+
+def row_of(table, label: str) -> int:
+    rows = [r for r in range(table.rowCount())
+            if table.verticalHeaderItem(r) and table.verticalHeaderItem(r).text() == label]
+    assert len(rows) == 1, f"{label!r} is in {len(rows)} rows"
+    return rows[0]
+
+
+def row_texts(table, label: str) -> list[str]:
+    row = row_of(table, label)
+    return [table.item(row, c).text() for c in range(table.columnCount())]
+
+
+def highlighted(table, label: str) -> set[int]:
+    row = row_of(table, label)
+    return {c for c in range(table.columnCount())
+            if table.item(row, c).background() == BEST_BRUSH}
+
+
+@pytest.mark.slow
+def test_two_runs_side_by_side_show_the_differing_setting_both_scores_and_a_curve_each(
+        qtbot, make_window, trained_run, head_only_run):
+    window = make_window(start=False)
+    train = window.pages["train"]
+    window.state.set_runs([trained_run])
+    assert not train.compare_button.isEnabled() and not window.compare_action.isEnabled()
+    window.state.set_runs([trained_run, head_only_run])
+    assert train.compare_button.isEnabled() and window.compare_action.isEnabled()
+
+    qtbot.mouseClick(train.compare_button, Qt.MouseButton.LeftButton)
+    dialog = window.comparison
+    assert dialog is not None and dialog.isVisible()
+    table = dialog.table
+    assert [table.horizontalHeaderItem(c).text() for c in range(2)] == ["shared-run", "head-only"]
+    assert row_texts(table, "epochs of fine-tuning") == ["1", "0"]
+    settings_rows = range(row_of(table, "Settings that differ") + 1, row_of(table, "Scores"))
+    assert [table.verticalHeaderItem(r).text() for r in settings_rows] == [
+        "epochs of fine-tuning"]
+    accuracies = [RunFolder.open(p).report.accuracy for p in (trained_run, head_only_run)]
+    assert row_texts(table, "test accuracy") == [f"{a:.1%}" for a in accuracies]
+    assert row_texts(table, "epochs run") == ["2", "1"]
+    for plot in (dialog.accuracy_plot, dialog.loss_plot):
+        assert dialog.curve_count(plot) == 2
+        assert dialog.legend_names(plot) == ["shared-run", "head-only"]
+
+    # Unticking a run leaves one column and one curve, and says what to do.
+    item = dialog.run_list.findItems("head-only", Qt.MatchFlag.MatchExactly)[0]
+    item.setCheckState(Qt.CheckState.Unchecked)
+    assert table.columnCount() == 1 and dialog.curve_count(dialog.accuracy_plot) == 1
+    assert "at least two runs" in dialog.message.text()
+    window.show_comparison()
+    assert window.comparison is dialog  # the menu and the button bring the same window forward
+
+
+def test_the_best_score_of_each_row_is_highlighted_and_ties_are_not(qtbot, tmp_path):
+    dialog = CompareRunsDialog(ProjectState(tmp_path / "runs"))
+    qtbot.addWidget(dialog)
+    dialog.show_comparison(RunComparison(
+        names=["a", "b", "c"],
+        paths=[tmp_path / n for n in "abc"],
+        differing={"batch_size": [8, 16, 32]},
+        shared={},
+        metrics={"test accuracy": [0.8, 0.9, 0.7], "best val_loss": [0.5, 0.4, 0.6],
+                 "macro f1": [0.5, 0.5, 0.5], "epochs run": [3, 5, 4],
+                 "best val_accuracy": [0.9, 0.7, 0.9]},
+        histories=[[{"epoch": 1, "val_accuracy": 0.5, "val_loss": 1.0}], [], []],
+    ))
+    table = dialog.table
+    assert row_texts(dialog.table, "batch size") == ["8", "16", "32"]
+    assert highlighted(table, "test accuracy") == {1}
+    assert highlighted(table, "lowest validation loss") == {1}  # lower is better
+    assert highlighted(table, "best validation accuracy") == {0, 2}  # a tie for the best
+    assert highlighted(table, "F1 (mean over classes)") == set()  # all equal: nothing to prefer
+    assert highlighted(table, "epochs run") == set()  # a count, not a score
+    assert dialog.curve_count(dialog.accuracy_plot) == 1  # runs without history draw nothing
