@@ -130,7 +130,7 @@ def test_suspects_list_planted_wrong_labels_and_leave_them_out(qtbot, make_windo
             assert view.table.item(row, 2).text() == path.parent.name  # the given label
             assert view.table.item(row, 3).text() == flipped.flipped[path]  # the true class
     assert not view.saw_labels_note.isVisible()  # a frozen pretrained base saw no labels
-    assert "look mislabelled" in view.status.text()
+    assert "the model is sure they belong to another class" in view.status.text()
 
     view.table.clearSelection()
     selection = view.table.selectionModel()

@@ -89,6 +89,14 @@ def test_try_it_shows_top_three_and_explains_unreadable_files(qtbot, window, tmp
     percents = [int(a.split()[1].rstrip("%")) for a in answers]
     assert percents == sorted(percents, reverse=True)
     assert export.predictions.item(1, 2).text().startswith("cannot read")
+    assert not any(export.predictions.isColumnHidden(c) for c in (2, 3, 4))
+
+    # A model of two classes has no third answer: its column is hidden, not left empty.
+    from finetune_gui.core.runfolder import Prediction
+
+    two = [Prediction(Path(test_image), [("circles", 0.8), ("squares", 0.2)])]
+    export._on_predicted((export._model, two, {}))
+    assert [export.predictions.isColumnHidden(c) for c in (2, 3, 4)] == [False, False, True]
 
 
 def test_mistakes_can_be_left_out_of_the_next_run_and_put_back(qtbot, window):

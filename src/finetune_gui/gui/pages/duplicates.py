@@ -28,6 +28,7 @@ from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.thumbnails import load_thumbnail, to_pixmap
 from finetune_gui.gui.worker import JobRunner
 
+VERDICT_WIDTH = 330
 THUMB_SIZE = 56
 PREVIEW_SIZE = 260
 MAX_GROUPS_SHOWN = 200  # conflicts and leaks come first, so the ones that matter are shown
@@ -138,8 +139,11 @@ class DuplicatesPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setWordWrap(True)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        # The verdict wraps in a column of its own width; the copies take the rest. (Stretching
+        # the verdict instead pushed the pictures out of sight, behind a horizontal scroll.)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.setColumnWidth(0, VERDICT_WIDTH)
         self.splitter.addWidget(self.table)
         self.splitter.addWidget(self._build_detail())
         self.splitter.setStretchFactor(0, 1)

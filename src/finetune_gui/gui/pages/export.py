@@ -499,6 +499,10 @@ class ExportPage(QWidget):
         self._shown_predictions = list(predictions)
         self.heatmap_panel.clear()
         self.predictions.setRowCount(0)
+        # A model of two classes has no third answer: no empty "Third" column.
+        answers = max((len(p.top) for p in predictions), default=TOP_K)
+        for extra in range(TOP_K):
+            self.predictions.setColumnHidden(2 + extra, extra >= max(answers, 1))
         for prediction in predictions:
             row = self.predictions.rowCount()
             self.predictions.insertRow(row)

@@ -198,7 +198,12 @@ class SuspectsView(QWidget):
         self.search = search
         found = search.suspects
         if found:
-            self.status.setText(f"{len(found)} of {search.images} images look mislabelled.")
+            # Not "are mislabelled": on a correctly labelled folder the same list holds the
+            # images the model cannot tell apart yet (seen on real icons), and only the user can
+            # say which it is.
+            self.status.setText(
+                f"{len(found)} of {search.images} images: the model is sure they belong to "
+                f"another class. A wrong label, or a picture it cannot tell apart yet: look.")
         else:
             self.status.setText(f"No suspect labels among {search.images} images.")
         if search.saw_labels:
