@@ -23,6 +23,7 @@ from finetune_gui.core.events import (
     ignore_progress,
 )
 from finetune_gui.core.model import Classifier
+from finetune_gui.core.pipeline import INFERENCE_BATCH
 from finetune_gui.core.storage import allocate
 
 
@@ -91,6 +92,7 @@ def extract_features(
     import tensorflow as tf
 
     extractor = build_extractor(classifier, cut)
+    batch_size = min(batch_size, INFERENCE_BATCH)
     views = views if augment is not None else 1
     n = len(images)
     shapes = [tuple(s[1:]) for s in _output_shapes(extractor)]
