@@ -81,3 +81,35 @@ def test_cancel_stops_training_and_keeps_the_best_epoch(qtbot, make_window, base
     run = window.state.current_run
     assert run is not None and run.folder.status == "cancelled"
     assert "no test results" in window.pages["results"].notice.text()
+
+
+def test_cancel_while_the_frozen_layers_are_computed(qtbot, make_window, base_weights_file,
+                                                       gap_meter):
+    """The frozen-layer pass is the long wait before the first epoch: the window shows it,
+    stays responsive, and Cancel ends it without a run to show."""
+    from finetune_gui.core.events import PhaseStarted, StageProgress, StageStarted
+
+    window = make_window()
+    # 16 augmented copies of each image make the pass last long enough to cancel in it.
+    window.state.update_settings(**{**TINY, "weights": str(base_weights_file), "views": 16})
+    train = window.pages["train"]
+    window.go_to("train")
+    seen = []
+    train.runner.event.connect(seen.append)
+    gap_meter.start()
+    train.start_training()
+    qtbot.waitUntil(lambda: any(isinstance(e, StageProgress) and e.stage == "extract"
+                                for e in seen), timeout=120_000)
+    started = next(e for e in seen if isinstance(e, StageStarted) and e.stage == "extract")
+    assert "16 view(s)" in train.status.text() and "Computing frozen layers" in started.text
+    assert train.progress.maximum() == started.total
+    with qtbot.waitSignal(train.run_finished, timeout=60_000) as finished:
+        qtbot.mouseClick(train.cancel_button, Qt.MouseButton.LeftButton)
+    gap_meter.stop()
+    assert finished.args == ["cancelled"]
+    assert not any(isinstance(e, PhaseStarted) for e in seen)  # no epoch was trained
+    done = max(e.done for e in seen if isinstance(e, StageProgress) and e.stage == "extract")
+    assert done < started.total
+    assert "no model was saved" in train.outcome.text()
+    assert train.start_button.isEnabled()
+    assert gap_meter.longest < 0.5, f"GUI thread blocked for {gap_meter.longest * 1000:.0f} ms"
