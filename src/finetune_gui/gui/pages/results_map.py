@@ -14,19 +14,18 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
-from finetune_gui.core.events import LogMessage, StageProgress, StageStarted
 from finetune_gui.gui import insight_jobs
 from finetune_gui.gui.pages.results_suspects import plain_failure
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner
 from finetune_gui.gui.widgets.heatmap import HeatmapPanel, HeatmapService
+from finetune_gui.gui.widgets.job_row import JobStatusRow
 from finetune_gui.gui.worker import JobRunner
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -57,7 +56,6 @@ class EmbeddingMapView(QWidget):
         self.class_items: dict[str, pg.ScatterPlotItem] = {}
         self._run_path = None
         self.runner = JobRunner("embedding-map", self)
-        self.runner.event.connect(self._on_event)
         self.runner.succeeded.connect(self._on_map)
         self.runner.cancelled.connect(self._on_cancelled)
         self.runner.failed.connect(self._on_failed)
@@ -83,19 +81,13 @@ class EmbeddingMapView(QWidget):
         self.method.addItem("Separate the groups (t-SNE, slower)", "tsne")
         self.method.setToolTip("PCA keeps real distances; t-SNE pulls groups apart more "
                                "clearly, but distances between groups then mean little.")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.cancel_button.hide()
-        self.progress = QProgressBar()
-        self.progress.hide()
-        self.status = QLabel()
-        self.status.setStyleSheet("color:#4b5563;")
-        self.status.setWordWrap(True)
+        self.job_row = JobStatusRow(self.runner, "Placing the images…")
+        self.cancel_button = self.job_row.cancel_button
+        self.progress = self.job_row.progress
+        self.status = self.job_row.status
         row.addWidget(self.draw_button)
         row.addWidget(self.method)
-        row.addWidget(self.cancel_button)
-        row.addWidget(self.progress, 1)
-        row.addWidget(self.status, 2)
+        row.addWidget(self.job_row, 1)
         layout.addLayout(row)
         self.problem = Banner("error")
         layout.addWidget(self.problem)
@@ -167,29 +159,12 @@ class EmbeddingMapView(QWidget):
                           separate_process=True)
 
     def cancel(self) -> None:
-        if self.runner.is_running:
-            self.status.setText("Cancelling…")
-            self.runner.cancel()
+        self.job_row.cancel()
 
     def _set_busy(self, busy: bool) -> None:
         self.draw_button.setEnabled(not busy and self.state.current_run is not None)
         self.method.setEnabled(not busy)
-        self.cancel_button.setVisible(busy)
-        self.progress.setVisible(busy)
-        self.progress.setRange(0, 0)
-
-    def _on_event(self, event: object) -> None:
-        if isinstance(event, LogMessage):
-            self.status.setText(event.text)
-        elif isinstance(event, StageStarted):
-            self.progress.setRange(0, max(1, event.total))
-            self.progress.setValue(0)
-            self.status.setText(event.text or "Reading the images…")
-        elif isinstance(event, StageProgress):
-            self.progress.setValue(event.done)
-            if event.done >= event.total:
-                self.progress.setRange(0, 0)
-                self.status.setText("Placing the images…")
+        self.job_row.set_busy(busy)
 
     def _on_map(self, found) -> None:
         self._set_busy(False)

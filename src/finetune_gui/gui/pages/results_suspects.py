@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QProgressBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -24,12 +23,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.events import LogMessage, StageProgress, StageStarted
 from finetune_gui.gui import insight_jobs
 from finetune_gui.gui.child_process import JobProcessDied
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner
 from finetune_gui.gui.widgets.error_dialog import describe_failure
+from finetune_gui.gui.widgets.job_row import JobStatusRow
 from finetune_gui.gui.widgets.thumbnails import load_thumbnails, to_pixmap
 from finetune_gui.gui.worker import JobRunner
 
@@ -65,7 +64,6 @@ class SuspectsView(QWidget):
         self.state = state
         self.search: insight_jobs.SuspectSearch | None = None
         self.runner = JobRunner("suspect-labels", self)
-        self.runner.event.connect(self._on_event)
         self.runner.succeeded.connect(self._on_found)
         self.runner.cancelled.connect(self._on_cancelled)
         self.runner.failed.connect(self._on_failed)
@@ -89,17 +87,12 @@ class SuspectsView(QWidget):
         self.find_button.setToolTip("Reads every image of this run with its model (takes a "
                                     "while for a big folder).")
         self.find_button.clicked.connect(self.find)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.cancel_button.hide()
-        self.progress = QProgressBar()
-        self.progress.hide()
-        self.status = QLabel()
-        self.status.setStyleSheet("color:#4b5563;")
+        self.job_row = JobStatusRow(self.runner, "Comparing each label with what the model sees…")
+        self.cancel_button = self.job_row.cancel_button
+        self.progress = self.job_row.progress
+        self.status = self.job_row.status
         row.addWidget(self.find_button)
-        row.addWidget(self.cancel_button)
-        row.addWidget(self.progress, 1)
-        row.addWidget(self.status, 2)
+        row.addWidget(self.job_row, 1)
         layout.addLayout(row)
         self.saw_labels_note = Banner("warning")
         layout.addWidget(self.saw_labels_note)
@@ -165,28 +158,11 @@ class SuspectsView(QWidget):
                           separate_process=True)
 
     def cancel(self) -> None:
-        if self.runner.is_running:
-            self.status.setText("Cancelling…")
-            self.runner.cancel()
+        self.job_row.cancel()
 
     def _set_busy(self, busy: bool) -> None:
         self.find_button.setEnabled(not busy and self.state.current_run is not None)
-        self.cancel_button.setVisible(busy)
-        self.progress.setVisible(busy)
-        self.progress.setRange(0, 0)
-
-    def _on_event(self, event: object) -> None:
-        if isinstance(event, LogMessage):
-            self.status.setText(event.text)
-        elif isinstance(event, StageStarted):
-            self.progress.setRange(0, max(1, event.total))
-            self.progress.setValue(0)
-            self.status.setText(event.text or "Reading the images…")
-        elif isinstance(event, StageProgress):
-            self.progress.setValue(event.done)
-            if event.done >= event.total:
-                self.progress.setRange(0, 0)
-                self.status.setText("Comparing each label with what the model sees…")
+        self.job_row.set_busy(busy)
 
     def _on_found(self, search: insight_jobs.SuspectSearch) -> None:
         self._set_busy(False)
