@@ -186,7 +186,7 @@ def main() -> None:
     parser.add_argument("--unfreeze-blocks", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
-        "--views", type=int, nargs="+", default=[2], help="engine: augmented views per image"
+        "--views", type=int, nargs="+", default=[1], help="engine: augmented views per image"
     )
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--work", type=Path, default=Path("/tmp/finetune-gui-bench"))

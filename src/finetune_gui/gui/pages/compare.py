@@ -33,6 +33,7 @@ from finetune_gui.core.compare import RunComparison, compare_runs
 from finetune_gui.core.errors import UserError
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner
+from finetune_gui.gui.widgets.plots import epoch_plot
 
 # One colour per run, in tick order (matplotlib's tab10: tells ten runs apart, also in print).
 RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -108,19 +109,6 @@ def best_columns(comparison: RunComparison, metric: str) -> set[int]:
     return set() if len(winners) == len(values) else winners
 
 
-def _plot(title: str, y_label: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
-    widget = pg.PlotWidget(background="w")
-    item = widget.getPlotItem()
-    item.setTitle(title, color="#1f2933", size="11pt")
-    item.setLabel("bottom", "epoch")
-    item.setLabel("left", y_label)
-    item.getAxis("left").enableAutoSIPrefix(False)
-    item.addLegend(offset=legend_offset)
-    item.setMouseEnabled(x=False, y=False)
-    item.hideButtons()
-    return widget
-
-
 class CompareRunsDialog(QDialog):
     """Non-modal: it stays open beside the window and follows new runs."""
 
@@ -167,10 +155,10 @@ class CompareRunsDialog(QDialog):
         plots_layout = QHBoxLayout(plots)
         plots_layout.setContentsMargins(0, 0, 0, 0)
         # Legends where the curves usually are not: loss falls to the bottom, accuracy rises.
-        self.accuracy_plot = _plot("Validation accuracy (higher is better)", "accuracy",
+        self.accuracy_plot = epoch_plot("Validation accuracy (higher is better)", "accuracy",
                                    (-10, -40))
         self.accuracy_plot.getPlotItem().setYRange(0, 1, padding=0.02)
-        self.loss_plot = _plot("Validation loss (lower is better)", "loss", (-10, 10))
+        self.loss_plot = epoch_plot("Validation loss (lower is better)", "loss", (-10, 10))
         plots_layout.addWidget(self.accuracy_plot)
         plots_layout.addWidget(self.loss_plot)
         right.addWidget(plots)

@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QPushButton,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -25,7 +24,7 @@ from finetune_gui.core.errors import UserError
 from finetune_gui.gui.pages.results_map import EmbeddingMapView
 from finetune_gui.gui.pages.results_suspects import SuspectsView
 from finetune_gui.gui.state import LoadedRun, ProjectState
-from finetune_gui.gui.widgets.common import Banner, page_header
+from finetune_gui.gui.widgets.common import Banner, LeaveOutRow, page_header
 from finetune_gui.gui.widgets.confusion_matrix import ConfusionMatrix
 from finetune_gui.gui.widgets.heatmap import HeatmapPanel, HeatmapService
 from finetune_gui.gui.widgets.image_dialog import CellImagesDialog
@@ -126,17 +125,11 @@ class ResultsPage(QWidget):
         self.gallery.itemSelectionChanged.connect(self._on_gallery_selection)
         self.gallery.currentItemChanged.connect(self._show_mistake)
         gallery_layout.addWidget(self.gallery)
-        leave_row = QHBoxLayout()
-        self.leave_out_button = QPushButton("Leave the selected images out of the next run")
-        self.leave_out_button.setToolTip(
+        leave_row = LeaveOutRow(
             "For images whose label is wrong: the next training run will not use them. "
             "The Data page lists how many are left out and can put them back.")
-        self.leave_out_button.setEnabled(False)
+        self.leave_out_button, self.left_out_note = leave_row.button, leave_row.note
         self.leave_out_button.clicked.connect(self.leave_out_selected)
-        self.left_out_note = QLabel()
-        self.left_out_note.setStyleSheet("color:#4b5563;")
-        leave_row.addWidget(self.leave_out_button)
-        leave_row.addWidget(self.left_out_note, 1)
         gallery_layout.addLayout(leave_row)
 
         mistakes = QWidget()

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from finetune_gui.gui import insight_jobs
 from finetune_gui.gui.child_process import JobProcessDied
 from finetune_gui.gui.state import ProjectState
-from finetune_gui.gui.widgets.common import Banner
+from finetune_gui.gui.widgets.common import Banner, LeaveOutRow
 from finetune_gui.gui.widgets.error_dialog import describe_failure
 from finetune_gui.gui.widgets.job_row import JobStatusRow
 from finetune_gui.gui.widgets.thumbnails import load_thumbnails, to_pixmap
@@ -112,17 +112,11 @@ class SuspectsView(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.table.itemSelectionChanged.connect(self._on_selection)
         layout.addWidget(self.table, 1)
-        leave_row = QHBoxLayout()
-        self.leave_out_button = QPushButton("Leave the selected images out of the next run")
-        self.leave_out_button.setToolTip(
+        leave_row = LeaveOutRow(
             "The project remembers them; the next training run does not use them. The Data "
             "page lists them and can put them back. No file is moved or changed.")
-        self.leave_out_button.setEnabled(False)
+        self.leave_out_button, self.left_out_note = leave_row.button, leave_row.note
         self.leave_out_button.clicked.connect(self.leave_out_selected)
-        self.left_out_note = QLabel()
-        self.left_out_note.setStyleSheet("color:#4b5563;")
-        leave_row.addWidget(self.leave_out_button)
-        leave_row.addWidget(self.left_out_note, 1)
         layout.addLayout(leave_row)
         self.show_run()
 

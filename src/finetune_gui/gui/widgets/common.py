@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 BANNER_STYLES = {
     "info": "background:#e8f1fb; border:1px solid #b6d0ee; color:#173a5e;",
@@ -60,3 +60,17 @@ def help_label(text: str, tip: str) -> QLabel:
     label = QLabel(text)
     label.setToolTip(tip)
     return label
+
+
+class LeaveOutRow(QHBoxLayout):
+    """"Leave the selected images out of the next run" and a note of how many are left out."""
+
+    def __init__(self, tooltip: str) -> None:
+        super().__init__()
+        self.button = QPushButton("Leave the selected images out of the next run")
+        self.button.setToolTip(tooltip)
+        self.button.setEnabled(False)
+        self.note = QLabel()
+        self.note.setStyleSheet("color:#4b5563;")
+        self.addWidget(self.button)
+        self.addWidget(self.note, 1)

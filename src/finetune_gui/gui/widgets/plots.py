@@ -14,7 +14,8 @@ PHASE_PEN = pg.mkPen("#6b7280", width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine)
 SERIES = ("loss", "val_loss", "accuracy", "val_accuracy")
 
 
-def _plot(title: str, y_label: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
+def epoch_plot(title: str, y_label: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
+    """A plot of one value per epoch, titled, with its legend at `legend_offset`."""
     widget = pg.PlotWidget(background="w")
     item = widget.getPlotItem()
     item.setTitle(title, color="#1f2933", size="11pt")
@@ -37,8 +38,8 @@ class TrainingCurves(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         # Legends where the curves usually are not: loss falls to the bottom, accuracy rises.
-        self.loss_plot = _plot("Loss (lower is better)", "loss", (-10, 10))
-        self.accuracy_plot = _plot("Accuracy (higher is better)", "accuracy", (-10, -40))
+        self.loss_plot = epoch_plot("Loss (lower is better)", "loss", (-10, 10))
+        self.accuracy_plot = epoch_plot("Accuracy (higher is better)", "accuracy", (-10, -40))
         self.accuracy_plot.getPlotItem().setYRange(0, 1, padding=0.02)
         layout.addWidget(self.loss_plot)
         layout.addWidget(self.accuracy_plot)
