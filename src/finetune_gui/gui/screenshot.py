@@ -73,9 +73,13 @@ class ScreenshotDirector(QObject):
             QApplication.instance().exit(1)
             return
         if self.page == "results":
-            self.window.pages["results"].gallery_filled.connect(lambda: self._capture(300))
+            results = self.window.pages["results"]
             if not self.window.state.current_run.report.misclassified:
                 self._capture(300)
+                return
+            # The most confident mistake, chosen, with its heatmap beside the gallery.
+            results.heatmap_panel.shown.connect(lambda: self._capture(300))
+            results.gallery_filled.connect(lambda: results.gallery.setCurrentRow(0))
         elif self.page == "export":
             export = self.window.pages["export"]
             examples = [s.examples[0] for s in self.window.state.scan.summaries]
