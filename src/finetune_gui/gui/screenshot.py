@@ -83,7 +83,8 @@ class ScreenshotDirector(QObject):
         elif self.page == "export":
             export = self.window.pages["export"]
             examples = [s.examples[0] for s in self.window.state.scan.summaries]
-            export.predicted.connect(lambda: self._capture(300))
+            # The first tried image is explained at once: capture with its heatmap in place.
+            export.heatmap_panel.shown.connect(lambda: self._capture(300))
             export.predict(examples)
         else:
             self._capture(300)
