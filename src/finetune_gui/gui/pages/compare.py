@@ -56,7 +56,8 @@ SETTING_NAMES = {
     "seed": "random seed",
     "class_weights": "class weights",
     "patience": "patience (epochs)",
-    "cache_mode": "feature cache",
+    "cache_mode": "speed mode",
+    "views": "augmented copies per image",
 }
 METRIC_NAMES = {
     "status": "how it ended",
