@@ -141,6 +141,9 @@ def test_suspects_list_planted_wrong_labels_and_leave_them_out(qtbot, make_windo
                              | QItemSelectionModel.SelectionFlag.Rows)
     qtbot.mouseClick(view.leave_out_button, Qt.MouseButton.LeftButton)
     assert window.state.excluded == set(flipped.flipped)
+    count = len(flipped.flipped)
+    assert view.left_out_note.text().startswith(
+        f"{count} image(s) will be left out of the next run; {count} in all. Train again")
     assert folder_bytes(flipped.data) == flipped.fingerprint_before
     left_out = [view.table.item(r, 1).text() for r in range(len(listed))
                 if listed[r] in flipped.flipped]

@@ -128,6 +128,7 @@ class ResultsPage(QWidget):
         leave_row = LeaveOutRow(
             "For images whose label is wrong: the next training run will not use them. "
             "The Data page lists how many are left out and can put them back.")
+        self.leave_row = leave_row
         self.leave_out_button, self.left_out_note = leave_row.button, leave_row.note
         self.leave_out_button.clicked.connect(self.leave_out_selected)
         gallery_layout.addLayout(leave_row)
@@ -268,9 +269,7 @@ class ResultsPage(QWidget):
         if not paths:
             return
         self.state.exclude(paths)
-        self.left_out_note.setText(
-            f"{len(paths)} image(s) will be left out of the next run; {len(self.state.excluded)} "
-            f"in all.")
+        self.leave_row.say_left_out(len(paths), len(self.state.excluded))
         self.gallery.clearSelection()
 
     def _on_thumbnails(self, images) -> None:

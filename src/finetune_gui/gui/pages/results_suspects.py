@@ -115,6 +115,7 @@ class SuspectsView(QWidget):
         leave_row = LeaveOutRow(
             "The project remembers them; the next training run does not use them. The Data "
             "page lists them and can put them back. No file is moved or changed.")
+        self.leave_row = leave_row
         self.leave_out_button, self.left_out_note = leave_row.button, leave_row.note
         self.leave_out_button.clicked.connect(self.leave_out_selected)
         layout.addLayout(leave_row)
@@ -249,9 +250,8 @@ class SuspectsView(QWidget):
         if not paths:
             return
         self.state.exclude(paths)
-        self.left_out_note.setText(
-            f"{len(paths)} image(s) will be left out of the next run; {len(self.state.excluded)} "
-            f"in all. Train again (step Train) to see the effect.")
+        self.leave_row.say_left_out(len(paths), len(self.state.excluded),
+                                    "Train again (step Train) to see the effect.")
         self.table.clearSelection()
 
     def _grey_left_out(self) -> None:

@@ -74,3 +74,7 @@ class LeaveOutRow(QHBoxLayout):
         self.note.setStyleSheet("color:#4b5563;")
         self.addWidget(self.button)
         self.addWidget(self.note, 1)
+
+    def say_left_out(self, added: int, total: int, then: str = "") -> None:
+        self.note.setText(f"{added} image(s) will be left out of the next run; {total} in all."
+                          + (f" {then}" if then else ""))
