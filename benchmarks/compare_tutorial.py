@@ -42,10 +42,10 @@ def make_data(work: Path, train_images: int, size: int) -> Path:
 
 
 def make_weights(work: Path, size: int) -> Path:
-    from finetune_gui.core.classifier_parts import split_classifier
-    from finetune_gui.core.runfolder import RunFolder
+    from finetune_gui.core.model.parts import split_classifier
+    from finetune_gui.core.run.folder import RunFolder
     from finetune_gui.core.settings import TrainingSettings
-    from finetune_gui.core.training import TrainingJob
+    from finetune_gui.core.training.job import TrainingJob
     from finetune_gui.demo import make_shapes_dataset
 
     path = work / f"pretrained-mobilenetv2-{size}.weights.h5"
@@ -68,7 +68,7 @@ def tutorial(args) -> dict:
     import keras
     import tensorflow as tf
 
-    from finetune_gui.core.backbones import block_ends, cut_layer, get_backbone
+    from finetune_gui.core.model.backbones import block_ends, cut_layer, get_backbone
 
     keras.utils.set_random_seed(0)
     size, data = args.size, Path(args.data)
@@ -126,7 +126,7 @@ def tutorial(args) -> dict:
 
 def engine(args) -> dict:
     from finetune_gui.core.settings import TrainingSettings
-    from finetune_gui.core.training import TrainingJob
+    from finetune_gui.core.training.job import TrainingJob
 
     settings = TrainingSettings(
         backbone="mobilenetv2", weights=str(args.weights), image_size=args.size,

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from sklearn.datasets import load_sample_images
 
-from finetune_gui.core.duplicates import NEAR_THRESHOLD, fingerprint_distance, hash_image
+from finetune_gui.core.data.duplicates import NEAR_THRESHOLD, fingerprint_distance, hash_image
 from finetune_gui.demo import SHAPE_CLASSES, draw_shape
 
 FACTORS = (0.5, 0.67, 0.8, 1.25, 1.5, 2.0)

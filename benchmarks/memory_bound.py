@@ -35,7 +35,7 @@ def main() -> None:
         return
 
     from finetune_gui.core.settings import TrainingSettings
-    from finetune_gui.core.training import TrainingJob
+    from finetune_gui.core.training.job import TrainingJob
     from finetune_gui.demo import make_shapes_dataset
 
     data = args.work / f"data-{args.images}-{args.size}"

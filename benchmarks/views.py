@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from finetune_gui.core.settings import TrainingSettings
-    from finetune_gui.core.training import TrainingJob
+    from finetune_gui.core.training.job import TrainingJob
 
     args.work.mkdir(parents=True, exist_ok=True)
     weights = make_weights(args.work, args.size)

@@ -49,10 +49,10 @@ def pretrained_base(tmp_path_factory, shapes_dir) -> Path:
     This stands in for an ImageNet download, which this machine cannot make: a real weights
     file, loaded through the same code path as any local file a user picks.
     """
-    from finetune_gui.core.classifier_parts import split_classifier
-    from finetune_gui.core.runfolder import RunFolder
+    from finetune_gui.core.model.parts import split_classifier
+    from finetune_gui.core.run.folder import RunFolder
     from finetune_gui.core.settings import TrainingSettings
-    from finetune_gui.core.training import TrainingJob
+    from finetune_gui.core.training.job import TrainingJob
 
     folder = tmp_path_factory.mktemp("pretraining")
     settings = TrainingSettings(

@@ -27,7 +27,7 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-from finetune_gui.core.images import CORRUPT, EMPTY_FILE, NOT_AN_IMAGE, UNREADABLE
+from finetune_gui.core.data.images import CORRUPT, EMPTY_FILE, NOT_AN_IMAGE, UNREADABLE
 from finetune_gui.demo import make_shapes_dataset
 
 T = TypeVar("T")

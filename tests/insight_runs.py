@@ -31,7 +31,7 @@ class FlippedRun:
 
     @property
     def run(self):
-        from finetune_gui.core.runfolder import RunFolder
+        from finetune_gui.core.run.folder import RunFolder
 
         return RunFolder.open(self.run_dir)
 
@@ -49,7 +49,7 @@ def folder_bytes(root: Path) -> dict[str, bytes]:
 
 def _build(folder: Path, pretrained_base: Path) -> FlippedRun:
     from finetune_gui.core.settings import TrainingSettings
-    from finetune_gui.core.training import TrainingJob
+    from finetune_gui.core.training.job import TrainingJob
 
     data = make_shapes_dataset(folder / "data", per_class=40, size=48, seed=21)
     flipped = {}

@@ -24,7 +24,7 @@ def version_facts(gpu_lister: Callable[[], list] | None = None) -> dict[str, str
     import tensorflow as tf
 
     if gpu_lister is None:
-        from finetune_gui.core.devices import detect_gpus
+        from finetune_gui.core.training.devices import detect_gpus
 
         gpu_lister = detect_gpus
     return {

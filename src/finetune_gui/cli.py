@@ -198,7 +198,7 @@ def _open_window(argv: list[str]) -> int:
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_scan(args) -> int:
-    from finetune_gui.core.dataset import scan_folder, scan_summary_line
+    from finetune_gui.core.data.dataset import scan_folder, scan_summary_line
 
     scan = scan_folder(args.folder, progress=TerminalProgress(enabled=not args.json))
     if args.json:
@@ -220,9 +220,9 @@ def cmd_scan(args) -> int:
 
 def cmd_train(args) -> int:
     from finetune_gui.core.errors import UserError
-    from finetune_gui.core.evaluation import format_report
     from finetune_gui.core.events import CancelToken
-    from finetune_gui.core.training import TrainingJob, resume_job
+    from finetune_gui.core.run.evaluation import format_report
+    from finetune_gui.core.training.job import TrainingJob, resume_job
 
     cancel = CancelToken()
     progress = TerminalProgress()
@@ -256,7 +256,7 @@ def cmd_train(args) -> int:
 
 def _job_from_project(path: Path, out: Path, progress, cancel):
     from finetune_gui.core.project import Project, ProjectError
-    from finetune_gui.core.training import TrainingJob
+    from finetune_gui.core.training.job import TrainingJob
 
     project = Project.load(path)
     if project.data_dir is None:
@@ -300,8 +300,8 @@ def _settings_from_args(args):
 
 
 def cmd_evaluate(args) -> int:
-    from finetune_gui.core.evaluation import format_report
-    from finetune_gui.core.runfolder import evaluate_folder
+    from finetune_gui.core.run.evaluation import format_report
+    from finetune_gui.core.run.folder import evaluate_folder
 
     report = evaluate_folder(
         args.run, args.folder, progress=TerminalProgress(enabled=not args.json)
@@ -314,7 +314,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from finetune_gui.core.runfolder import predict_images
+    from finetune_gui.core.run.folder import predict_images
 
     if args.top_k < 1:
         from finetune_gui.core.errors import SettingsError
@@ -354,7 +354,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from finetune_gui.core.export import export_model
+    from finetune_gui.core.export.exporter import export_model
 
     result = export_model(
         args.run, args.format, args.to, progress=TerminalProgress(), data_root=args.data,
@@ -371,10 +371,10 @@ def cmd_export(args) -> int:
 
 
 def cmd_explain(args) -> int:
+    from finetune_gui.core.data.images import ImageReadError
     from finetune_gui.core.errors import UserError
-    from finetune_gui.core.gradcam import explain_image, write_png
-    from finetune_gui.core.images import ImageReadError
-    from finetune_gui.core.runfolder import RunFolder
+    from finetune_gui.core.insight.gradcam import explain_image, write_png
+    from finetune_gui.core.run.folder import RunFolder
 
     if not args.image.is_file():
         raise UserError(f"No such image file: {args.image}.")
@@ -392,7 +392,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from finetune_gui.core.report import write_report
+    from finetune_gui.core.insight.report import write_report
 
     written = write_report(args.run, args.out, data_root=args.data, progress=TerminalProgress())
     print(f"wrote {written}")

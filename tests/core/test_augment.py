@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from finetune_gui.core.augment import AugmentSettings, build_augmentation
+from finetune_gui.core.data.augment import AugmentSettings, build_augmentation
 
 SIZE = 33  # odd: the centre is a pixel
 
@@ -37,7 +37,7 @@ def test_geometry_is_one_layer_not_four():
 
 
 def test_a_flip_mirrors_exactly_about_half_the_time():
-    from finetune_gui.core.augment import _random_geometry_class
+    from finetune_gui.core.data.augment import _random_geometry_class
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (SIZE, SIZE, 3)).astype(np.float32)
@@ -91,7 +91,7 @@ def test_same_seed_same_draws_and_inference_leaves_images_alone():
 def test_presets_run_inside_tf_data_as_training_uses_them(preset):
     import tensorflow as tf
 
-    from finetune_gui.core.augment import PRESETS
+    from finetune_gui.core.data.augment import PRESETS
 
     augment = build_augmentation(PRESETS[preset], seed=0)
     images = np.random.default_rng(2).integers(0, 256, (8, SIZE, SIZE, 3)).astype(np.float32)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from finetune_gui.core import backbones
-from finetune_gui.core.backbones import (
+from finetune_gui.core.errors import SettingsError, WeightsError
+from finetune_gui.core.model import backbones
+from finetune_gui.core.model.backbones import (
     BACKBONES,
     block_ends,
     build_base,
@@ -14,7 +15,6 @@ from finetune_gui.core.backbones import (
     get_backbone,
     output_of,
 )
-from finetune_gui.core.errors import SettingsError, WeightsError
 
 REQUIRED = [
     "vgg16",

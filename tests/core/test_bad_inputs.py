@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finetune_gui.core.dataset import DatasetScan, scan_folder, split_dataset
+from finetune_gui.core.data.dataset import DatasetScan, scan_folder, split_dataset
+from finetune_gui.core.data.images import UNREADABLE, ImageReadError, inspect_image, load_rgb
 from finetune_gui.core.errors import DatasetError
-from finetune_gui.core.images import UNREADABLE, ImageReadError, inspect_image, load_rgb
 from finetune_gui.demo import make_shapes_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for corpus.py

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from finetune_gui.core.dataset import scan_folder
+from finetune_gui.core.data.dataset import scan_folder
 from finetune_gui.core.errors import Cancelled
 from finetune_gui.core.events import CancelToken, StageProgress, StageStarted
-from finetune_gui.core.runfolder import RunFolder
+from finetune_gui.core.run.folder import RunFolder
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.training import TrainingJob
+from finetune_gui.core.training.job import TrainingJob
 
 
 def cancel_when(stage: str, token: CancelToken, seen: list):

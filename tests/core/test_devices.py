@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from finetune_gui.core.devices import (
+from finetune_gui.core.training.devices import (
     GpuInfo,
     apply_plan,
     halve_batch,

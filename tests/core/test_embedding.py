@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for insight_runs.py
-from finetune_gui.core.compare import compare_runs
-from finetune_gui.core.embedding import embedding_map, far_from_class
-from finetune_gui.core.runfolder import METRICS_FILE, SETTINGS_FILE, RunFolder
+from finetune_gui.core.insight.embedding import embedding_map, far_from_class
+from finetune_gui.core.run.compare import compare_runs
+from finetune_gui.core.run.folder import METRICS_FILE, SETTINGS_FILE, RunFolder
 from finetune_gui.demo import make_shapes_dataset
 from insight_runs import flipped_run
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from finetune_gui.core.evaluation import EvaluationReport, build_report, format_report
+from finetune_gui.core.run.evaluation import EvaluationReport, build_report, format_report
 
 
 @pytest.fixture

@@ -22,11 +22,12 @@ import pytest
 from tests.conftest import folder_fingerprint
 
 from finetune_gui.cli import build_parser, main
-from finetune_gui.core import export as export_module
-from finetune_gui.core.dataset import DatasetSplit
+from finetune_gui.core.data.dataset import DatasetSplit
+from finetune_gui.core.data.images import load_rgb
 from finetune_gui.core.errors import Cancelled, ExportError
 from finetune_gui.core.events import CancelToken, LogMessage, StageProgress
-from finetune_gui.core.export import (
+from finetune_gui.core.export import exporter as export_module
+from finetune_gui.core.export.exporter import (
     CARD_JSON,
     CARD_MARKDOWN,
     FORMATS,
@@ -34,8 +35,7 @@ from finetune_gui.core.export import (
     export_model,
     judge,
 )
-from finetune_gui.core.images import load_rgb
-from finetune_gui.core.runfolder import EXPORT_FORMATS, RunFolder, export_run
+from finetune_gui.core.run.folder import EXPORT_FORMATS, RunFolder, export_run
 from finetune_gui.demo import make_shapes_dataset
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,7 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, data_dir) -> Path:
     from finetune_gui.core.settings import TrainingSettings
-    from finetune_gui.core.training import TrainingJob
+    from finetune_gui.core.training.job import TrainingJob
 
     settings = TrainingSettings(
         backbone="mobilenetv3small", weights="none", image_size=SIZE, epochs_head=1,

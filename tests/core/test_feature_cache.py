@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from finetune_gui.core.events import LogMessage, StageStarted
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.training import TrainingJob
+from finetune_gui.core.training.job import TrainingJob
 
 
 def _settings(weights, **changes):

@@ -11,9 +11,9 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for insight_runs.py
 from finetune_gui.cli import main
-from finetune_gui.core.classifier_parts import split_classifier
 from finetune_gui.core.errors import RunFolderError
-from finetune_gui.core.gradcam import cam_layer, gradcam, gradcam_batch, overlay
+from finetune_gui.core.insight.gradcam import cam_layer, gradcam, gradcam_batch, overlay
+from finetune_gui.core.model.parts import split_classifier
 from finetune_gui.demo import SHAPE_CLASSES
 from insight_runs import flipped_run
 
@@ -71,7 +71,7 @@ def test_heatmap_mass_concentrates_in_the_quadrant_holding_the_shape(flipped):
 
 
 def test_small_inputs_read_a_finer_block_and_full_size_inputs_the_last(flipped):
-    from finetune_gui.core.backbones import build_base, get_backbone
+    from finetune_gui.core.model.backbones import build_base, get_backbone
 
     assert cam_layer(split_classifier(flipped.model).base) == "block_3_expand_relu"  # 12 x 12
     assert cam_layer(build_base(get_backbone("mobilenetv2"), 224, None)) is None  # its 7 x 7 output

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from finetune_gui.core.model import (
+from finetune_gui.core.model.build import (
     build_classifier,
     count_trainable,
     describe_blocks,
@@ -72,7 +72,7 @@ def test_batchnorm_stays_in_inference_mode_when_unfrozen(tmp_path):
     """With pretrained weights, a training-mode call must not change BatchNorm statistics."""
     import keras
 
-    from finetune_gui.core.backbones import build_base, get_backbone
+    from finetune_gui.core.model.backbones import build_base, get_backbone
 
     weights = tmp_path / "base.weights.h5"
     build_base(get_backbone("mobilenetv2"), 32, None).save_weights(weights)

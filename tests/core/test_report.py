@@ -13,7 +13,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for insight_runs.py
 from finetune_gui.cli import main
-from finetune_gui.core.report_svg import Series, line_chart
+from finetune_gui.core.insight.report_svg import Series, line_chart
 from insight_runs import PLANTED_COPY, flipped_run
 
 EMBEDDED_PNG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from finetune_gui.core.dataset import is_hidden, scan_folder
-from finetune_gui.core.images import (
+from finetune_gui.core.data.dataset import is_hidden, scan_folder
+from finetune_gui.core.data.images import (
     CORRUPT,
     EMPTY_FILE,
     NOT_AN_IMAGE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from finetune_gui.core.augment import PRESETS, AugmentSettings, preview_augmentations
+from finetune_gui.core.data.augment import PRESETS, AugmentSettings, preview_augmentations
 from finetune_gui.core.errors import SettingsError
 from finetune_gui.core.settings import TrainingSettings
 

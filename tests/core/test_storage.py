@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from finetune_gui.core import storage
-from finetune_gui.core.pipeline import decode_images
-from finetune_gui.core.storage import DiskArray, allocate
+from finetune_gui.core.data import storage
+from finetune_gui.core.data.pipeline import decode_images
+from finetune_gui.core.data.storage import DiskArray, allocate
 
 
 def test_disk_array_reads_and_writes_rows_slices_and_index_lists(tmp_path):
@@ -46,7 +46,7 @@ def test_decoded_images_on_disk_equal_those_in_memory(monkeypatch, small_shapes)
 def test_batches_cover_every_row_once_per_epoch(monkeypatch, budget):
     import tensorflow as tf  # noqa: F401 - the pipeline is tf.data
 
-    from finetune_gui.core.pipeline import batches
+    from finetune_gui.core.data.pipeline import batches
 
     if budget:
         monkeypatch.setenv("FINETUNE_GUI_MEMORY_BUDGET_MB", budget)

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for insight_runs.py
-from finetune_gui.core.project import Project
-from finetune_gui.core.suspects import (
+from finetune_gui.core.insight.suspects import (
     ScoredImages,
     class_thresholds,
     cross_validated_probabilities,
@@ -19,6 +18,7 @@ from finetune_gui.core.suspects import (
     find_suspect_labels,
     rank_suspects,
 )
+from finetune_gui.core.project import Project
 from insight_runs import FLIPS_PER_CLASS, flipped_run, folder_bytes
 
 

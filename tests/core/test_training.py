@@ -11,9 +11,9 @@ import pytest
 
 from finetune_gui.core.errors import RunFolderError, TrainingDiverged
 from finetune_gui.core.events import BatchEnded, CancelToken, EpochEnded, LogMessage, PhaseStarted
-from finetune_gui.core.runfolder import RunFolder
+from finetune_gui.core.run.folder import RunFolder
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.training import TrainingJob
+from finetune_gui.core.training.job import TrainingJob
 
 
 def tuned(weights, **changes) -> TrainingSettings:
@@ -94,7 +94,7 @@ def test_the_run_folder_holds_everything_to_repeat_and_use_the_run(finished_run)
 def test_saved_model_predicts_raw_pixels_like_the_report(finished_run):
     import keras
 
-    from finetune_gui.core.images import load_rgb
+    from finetune_gui.core.data.images import load_rgb
 
     result, _ = finished_run
     model = keras.models.load_model(result.run_dir / "model.keras")
@@ -251,7 +251,7 @@ def test_a_faked_modern_gpu_turns_on_mixed_precision_with_a_float32_output(
 ):
     import keras
 
-    from finetune_gui.core.devices import GpuInfo
+    from finetune_gui.core.training.devices import GpuInfo
 
     recorder = Recorder()
     job = TrainingJob(
@@ -290,7 +290,7 @@ def test_checkpoint_weights_round_trip_and_refuse_another_network(tmp_path):
     import keras
 
     from finetune_gui.core.errors import RunFolderError
-    from finetune_gui.core.training import load_checkpoint_weights, save_checkpoint_weights
+    from finetune_gui.core.training.job import load_checkpoint_weights, save_checkpoint_weights
 
     def network(width):
         return keras.Sequential([keras.Input((4,)), keras.layers.Dense(width, name="d"),

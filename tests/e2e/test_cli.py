@@ -66,7 +66,7 @@ def test_user_errors_exit_2_with_one_plain_line(argv, message, small_shapes, tmp
 
 
 def test_an_unexpected_error_is_logged_not_shown(monkeypatch, small_shapes, capsys):
-    import finetune_gui.core.dataset as dataset
+    import finetune_gui.core.data.dataset as dataset
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")

@@ -111,7 +111,7 @@ def test_two_workers_on_localhost_train_one_model_that_only_the_chief_keeps(tmp_
     # image, computed here in one process, match those the two workers gathered into metrics.json.
     import keras
 
-    from finetune_gui.core.images import load_rgb
+    from finetune_gui.core.data.images import load_rgb
 
     metrics = json.loads((run / "metrics.json").read_text())
     model = keras.models.load_model(run / "model.keras")

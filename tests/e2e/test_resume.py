@@ -14,7 +14,7 @@ import pytest
 
 from finetune_gui.cli import main
 from finetune_gui.core.errors import RunFolderError
-from finetune_gui.core.training import resume_job
+from finetune_gui.core.training.job import resume_job
 
 
 def _epochs_written(run) -> int:

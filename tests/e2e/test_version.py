@@ -9,7 +9,7 @@ from importlib.metadata import version
 
 from finetune_gui import __version__
 from finetune_gui.about import version_facts, version_text
-from finetune_gui.core.devices import GpuInfo
+from finetune_gui.core.training.devices import GpuInfo
 
 
 def test_version_prints_every_version_on_stdout_and_nothing_else():

@@ -91,7 +91,7 @@ def make_window(qtbot, tmp_path, prefs):
 def base_weights_file(tmp_path_factory) -> Path:
     """A weights file for MobileNetV3Small at 32 px (random weights: we are offline). Training
     from a weights file runs both phases, so the phase-2 marker can be checked."""
-    from finetune_gui.core.backbones import build_base, get_backbone
+    from finetune_gui.core.model.backbones import build_base, get_backbone
 
     path = tmp_path_factory.mktemp("weights") / "mobilenetv3small-32.weights.h5"
     build_base(get_backbone("mobilenetv3small"), 32, None).save_weights(str(path))
@@ -104,7 +104,7 @@ def trained_run(tmp_path_factory, base_weights_file) -> Path:
     read a finished run. From a weights file: the fast path, less than half the time of
     training from scratch."""
     from finetune_gui.core.settings import TrainingSettings
-    from finetune_gui.core.training import train_folder
+    from finetune_gui.core.training.job import train_folder
 
     data = make_shapes_dataset(tmp_path_factory.mktemp("run-data") / "data", per_class=16,
                                size=32, seed=3)

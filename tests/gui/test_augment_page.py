@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtWidgets import QFileDialog
 
-from finetune_gui.core.augment import PRESETS
+from finetune_gui.core.data.augment import PRESETS
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from finetune_gui.core.compare import RunComparison
-from finetune_gui.core.runfolder import RunFolder
+from finetune_gui.core.run.compare import RunComparison
+from finetune_gui.core.run.folder import RunFolder
 from finetune_gui.gui.pages.compare import BEST_BRUSH, CompareRunsDialog
 from finetune_gui.gui.state import ProjectState
 
@@ -17,7 +17,7 @@ from finetune_gui.gui.state import ProjectState
 @pytest.fixture(scope="module")
 def head_only_run(tmp_path_factory, trained_run) -> Path:
     """A second run on the same images, without the fine-tuning phase."""
-    from finetune_gui.core.training import train_folder
+    from finetune_gui.core.training.job import train_folder
 
     shared = RunFolder.open(trained_run)
     out = tmp_path_factory.mktemp("runs-compare") / "head-only"

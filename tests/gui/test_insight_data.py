@@ -12,7 +12,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from tests.conftest import folder_fingerprint
 
-from finetune_gui.core.duplicates import DuplicateGroup
+from finetune_gui.core.data.duplicates import DuplicateGroup
 from finetune_gui.core.project import Project
 from finetune_gui.demo import make_shapes_dataset
 from finetune_gui.gui.pages.duplicates import group_verdict

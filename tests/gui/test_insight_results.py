@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QItemSelectionModel, QPoint, QPointF, Qt
 
-from finetune_gui.core.runfolder import RunFolder
-from finetune_gui.core.suspects import load_run_split
+from finetune_gui.core.insight.suspects import load_run_split
+from finetune_gui.core.run.folder import RunFolder
 from finetune_gui.gui.pages.results_map import class_colour
 from finetune_gui.gui.state import LoadedRun
 from finetune_gui.gui.widgets.heatmap import PANEL_SIDE

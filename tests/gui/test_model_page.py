@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QTableWidget,
 )
 
-from finetune_gui.core.backbones import BACKBONES
+from finetune_gui.core.model.backbones import BACKBONES
 
 
 @pytest.fixture

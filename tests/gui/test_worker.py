@@ -10,8 +10,8 @@ from PySide6.QtWidgets import QApplication
 
 from finetune_gui.core.errors import DatasetError, UserError
 from finetune_gui.core.events import BatchEnded, LogMessage, check_cancel
-from finetune_gui.gui.child_process import JobProcessDied
 from finetune_gui.gui.worker import JobRunner
+from finetune_gui.jobs.child_process import JobProcessDied
 
 from . import child_jobs
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from finetune_gui.core.augment import AugmentSettings, preset
-from finetune_gui.core.backbones import check_image_size, get_backbone, weights_kind
+from finetune_gui.core.data.augment import AugmentSettings, preset
 from finetune_gui.core.errors import SettingsError
+from finetune_gui.core.model.backbones import check_image_size, get_backbone, weights_kind
 
 CLASS_WEIGHT_MODES = ("auto", "on", "off")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")

@@ -20,11 +20,10 @@ from PySide6.QtWidgets import (
 from finetune_gui import __version__
 from finetune_gui.core.errors import UserError
 from finetune_gui.core.project import Project
-from finetune_gui.core.runfolder import RunFolder
+from finetune_gui.core.run.folder import RunFolder
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.training import interrupted_runs
+from finetune_gui.core.training.job import interrupted_runs
 from finetune_gui.demo import demo_dataset_dir
-from finetune_gui.gui.child_process import prepare_child_processes
 from finetune_gui.gui.logfile import log_dir
 from finetune_gui.gui.pages.augment import AugmentPage
 from finetune_gui.gui.pages.compare import CompareRunsDialog
@@ -38,6 +37,7 @@ from finetune_gui.gui.state import STEP_TITLES, STEPS, LoadedRun, ProjectState
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.step_list import StepList
 from finetune_gui.gui.worker import JobRunner, load_tensorflow
+from finetune_gui.jobs.child_process import prepare_child_processes
 
 PROJECT_FILTER = "finetune-gui projects (*.ftproj);;All files (*)"
 

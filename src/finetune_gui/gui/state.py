@@ -11,10 +11,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from finetune_gui.core.augment import PRESETS
-from finetune_gui.core.backbones import get_backbone, weights_kind
-from finetune_gui.core.dataset import DatasetScan, DatasetSplit, split_dataset
+from finetune_gui.core.data.augment import PRESETS
+from finetune_gui.core.data.dataset import DatasetScan, DatasetSplit, split_dataset
 from finetune_gui.core.errors import DatasetError, SettingsError
+from finetune_gui.core.model.backbones import get_backbone, weights_kind
 from finetune_gui.core.settings import TrainingSettings
 
 STEPS = ("data", "model", "augment", "train", "results", "export")
@@ -48,7 +48,7 @@ class LoadedRun:
     @classmethod
     def read(cls, path: Path) -> LoadedRun:
         """Open a run folder and parse its report (raises `RunFolderError` in plain words)."""
-        from finetune_gui.core.runfolder import RunFolder
+        from finetune_gui.core.run.folder import RunFolder
 
         folder = RunFolder.open(path)
         return cls(folder, folder.report, folder.history)

@@ -19,7 +19,7 @@ from PySide6.QtCore import QMutex, QMutexLocker, QObject, Qt, QThread, Signal, S
 
 from finetune_gui.core.errors import Cancelled
 from finetune_gui.core.events import BatchEnded, CancelToken, StageProgress
-from finetune_gui.gui.child_process import JobFailed, run_in_child
+from finetune_gui.jobs.child_process import JobFailed, run_in_child
 from finetune_gui.quiet import import_tensorflow_quietly
 
 log = logging.getLogger(__name__)

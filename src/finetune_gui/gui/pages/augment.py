@@ -25,9 +25,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.augment import PRESETS, AugmentSettings
+from finetune_gui.core.data.augment import PRESETS, AugmentSettings
+from finetune_gui.core.data.images import ImageReadError, load_rgb
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
-from finetune_gui.core.images import ImageReadError, load_rgb
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, help_label, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -65,7 +65,7 @@ def preview_job(
 ) -> tuple[QImage, list[QImage]]:
     """A job: the chosen image and `PREVIEW_COUNT` random augmentations of it, as QImages."""
     load_tensorflow()
-    from finetune_gui.core.augment import preview_augmentations
+    from finetune_gui.core.data.augment import preview_augmentations
 
     original = load_rgb(path, PREVIEW_SIZE)
     drawn = preview_augmentations(original, settings, count=PREVIEW_COUNT, seed=seed)

@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.compare import RunComparison, compare_runs
 from finetune_gui.core.errors import UserError
+from finetune_gui.core.run.compare import RunComparison, compare_runs
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner
 from finetune_gui.gui.widgets.plots import epoch_plot
@@ -221,7 +221,7 @@ class CompareRunsDialog(QDialog):
     # -- comparing ----------------------------------------------------------------------------
     def compare(self) -> None:
         """Compare the ticked runs that can be read; say which cannot, and why."""
-        from finetune_gui.core.runfolder import RunFolder
+        from finetune_gui.core.run.folder import RunFolder
 
         folders, problems = [], []
         for path in self.ticked_runs():

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.duplicates import DuplicateGroup
+from finetune_gui.core.data.duplicates import DuplicateGroup
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.thumbnails import load_thumbnail, to_pixmap

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.core.data.images import IMAGE_EXTENSIONS
 from finetune_gui.core.errors import UserError
 from finetune_gui.core.events import (
     CancelToken,
@@ -34,15 +35,14 @@ from finetune_gui.core.events import (
     StageStarted,
     ignore_progress,
 )
-from finetune_gui.core.export import FORMATS
-from finetune_gui.core.images import IMAGE_EXTENSIONS
-from finetune_gui.gui import engine_jobs
+from finetune_gui.core.export.exporter import FORMATS
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.heatmap import HeatmapPanel, HeatmapService
 from finetune_gui.gui.widgets.thumbnails import load_thumbnail, to_pixmap
 from finetune_gui.gui.worker import JobRunner, load_tensorflow
+from finetune_gui.jobs import engine as engine_jobs
 
 THUMB = 64
 TOP_K = 3
@@ -54,7 +54,7 @@ def predict_job(
     cancel: CancelToken | None = None,
 ) -> tuple[object, list, dict[str, QImage]]:
     """A job: load the model once (reused next time), predict top-3, make thumbnails."""
-    from finetune_gui.core.runfolder import predict_images
+    from finetune_gui.core.run.folder import predict_images
 
     load_tensorflow()
     model = model or run_folder.load_model()

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.backbones import BACKBONES, get_backbone, weights_kind
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
+from finetune_gui.core.model.backbones import BACKBONES, get_backbone, weights_kind
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.gui.pages.model_options import TrainingOptions
 from finetune_gui.gui.state import ProjectState
@@ -55,7 +55,7 @@ def describe_network(
 ):
     """A job: the blocks of the chosen backbone (builds it without weights; about a second)."""
     load_tensorflow()
-    from finetune_gui.core.model import describe_blocks
+    from finetune_gui.core.model.build import describe_blocks
 
     return describe_blocks(settings, num_classes)
 

@@ -20,13 +20,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.gui import insight_jobs
 from finetune_gui.gui.pages.results_suspects import plain_failure
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner
 from finetune_gui.gui.widgets.heatmap import HeatmapPanel, HeatmapService
 from finetune_gui.gui.widgets.job_row import JobStatusRow
 from finetune_gui.gui.worker import JobRunner
+from finetune_gui.jobs import insight as insight_jobs
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf"]

@@ -23,14 +23,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.gui import insight_jobs
-from finetune_gui.gui.child_process import JobProcessDied
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, LeaveOutRow
 from finetune_gui.gui.widgets.error_dialog import describe_failure
 from finetune_gui.gui.widgets.job_row import JobStatusRow
 from finetune_gui.gui.widgets.thumbnails import load_thumbnails, to_pixmap
 from finetune_gui.gui.worker import JobRunner
+from finetune_gui.jobs import insight as insight_jobs
+from finetune_gui.jobs.child_process import JobProcessDied
 
 THUMB = 56
 COLUMNS = ["", "Image", "Labelled as", "Model suggests", "Confidence", "Used for"]

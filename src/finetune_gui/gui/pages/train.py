@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.backbones import get_backbone, weights_kind
 from finetune_gui.core.errors import DatasetError, WeightsError
 from finetune_gui.core.events import (
     BatchEnded,
@@ -30,12 +29,13 @@ from finetune_gui.core.events import (
     StageProgress,
     StageStarted,
 )
-from finetune_gui.gui import engine_jobs
+from finetune_gui.core.model.backbones import get_backbone, weights_kind
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.plots import TrainingCurves
 from finetune_gui.gui.worker import JobRunner
+from finetune_gui.jobs import engine as engine_jobs
 
 PHASE_NAMES = {"head": "training the new head", "finetune": "fine-tuning",
                "scratch": "training from scratch"}

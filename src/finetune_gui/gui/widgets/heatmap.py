@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.gui import insight_jobs
 from finetune_gui.gui.widgets.error_dialog import describe_failure
 from finetune_gui.gui.widgets.thumbnails import array_to_qimage, placeholder_pixmap
 from finetune_gui.gui.worker import JobRunner, load_tensorflow
+from finetune_gui.jobs import insight as insight_jobs
 
 PANEL_SIDE = 240  # the picture's longest side on screen
 TEXT_WIDTH = 220  # the column beside the picture

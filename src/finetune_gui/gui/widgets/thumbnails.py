@@ -14,6 +14,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QImage, QImageReader, QPainter, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QWidget
 
+from finetune_gui.core.data.images import ImageReadError, load_rgb
 from finetune_gui.core.events import (
     CancelToken,
     ProgressCallback,
@@ -22,7 +23,6 @@ from finetune_gui.core.events import (
     check_cancel,
     ignore_progress,
 )
-from finetune_gui.core.images import ImageReadError, load_rgb
 
 
 def array_to_qimage(pixels: np.ndarray) -> QImage:

@@ -60,7 +60,7 @@ def features_and_probabilities(
     model, images: np.ndarray, batch_size: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pooled features (N, C) and probabilities (N, K) for uint8 images, in one pass."""
-    from finetune_gui.core.pipeline import INFERENCE_BATCH, batches
+    from finetune_gui.core.data.pipeline import INFERENCE_BATCH, batches
 
     batch_size = min(batch_size, INFERENCE_BATCH)
     probe = features_model(model)

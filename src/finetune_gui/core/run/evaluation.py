@@ -139,7 +139,7 @@ def predict_probabilities(
     """Class probabilities for uint8 images, batch by batch."""
     if len(images) == 0:
         return np.zeros((0, model.output_shape[-1]), dtype="float32")
-    from finetune_gui.core.pipeline import INFERENCE_BATCH, batches
+    from finetune_gui.core.data.pipeline import INFERENCE_BATCH, batches
 
     batch_size = min(batch_size, INFERENCE_BATCH)
     return np.asarray(

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune_gui.core.dataset import DatasetSplit
+from finetune_gui.core.data.dataset import DatasetSplit
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
 
 DEFAULT_FOLDS = 5
@@ -66,7 +66,7 @@ class ScoredImages:
 def load_run_split(run, data_root: Path | str | None = None) -> DatasetSplit:
     """The run's train/val/test split (split.json), optionally with the image folder moved."""
     from finetune_gui.core.errors import RunFolderError
-    from finetune_gui.core.runfolder import SPLIT_FILE
+    from finetune_gui.core.run.folder import SPLIT_FILE
 
     source = run.path / SPLIT_FILE
     if not source.is_file():
@@ -86,8 +86,8 @@ def score_run_images(
     cancel: CancelToken | None = None,
 ) -> ScoredImages:
     """Out-of-sample probabilities for every image the run used (see the module docstring)."""
-    from finetune_gui.core.classifier_parts import features_and_probabilities
-    from finetune_gui.core.pipeline import decode_images
+    from finetune_gui.core.data.pipeline import decode_images
+    from finetune_gui.core.model.parts import features_and_probabilities
 
     split = load_run_split(run, data_root)
     excluded = {Path(p) for p in exclude}
@@ -198,7 +198,7 @@ def find_suspect_labels(
 def features_saw_labels(settings) -> bool:
     """True when the backbone itself was trained on the run's labels (from scratch, or with
     blocks unfrozen), so k-fold scores of training images are less independent (see the top)."""
-    from finetune_gui.core.model import from_scratch
+    from finetune_gui.core.model.build import from_scratch
 
     return from_scratch(settings) or bool(settings.epochs_finetune and settings.unfreeze_blocks)
 

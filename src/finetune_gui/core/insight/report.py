@@ -19,11 +19,11 @@ import numpy as np
 from PIL import Image
 
 from finetune_gui import __version__
-from finetune_gui.core.compare import flat_settings
 from finetune_gui.core.errors import UserError
 from finetune_gui.core.events import CancelToken, ProgressCallback, check_cancel, ignore_progress
 from finetune_gui.core.files import atomic_write_text
-from finetune_gui.core.report_svg import PALETTE, Series, line_chart, scatter_chart
+from finetune_gui.core.insight.report_svg import PALETTE, Series, line_chart, scatter_chart
+from finetune_gui.core.run.compare import flat_settings
 
 MAX_PICTURES = 12  # misclassified and suspect images shown, each
 MAX_LISTED = 40  # problem files and duplicate groups listed before "and N more"
@@ -61,7 +61,7 @@ def write_report(
     `scan`: the folder's `DatasetScan` if the caller has one; otherwise the folder is scanned
     again (read only), and a folder that has gone is noted in the report instead.
     """
-    from finetune_gui.core.runfolder import RunFolder
+    from finetune_gui.core.run.folder import RunFolder
 
     run = run if isinstance(run, RunFolder) else RunFolder.open(run)
     out_html = Path(out_html).expanduser()
@@ -107,8 +107,8 @@ def _display_size(pixels: np.ndarray) -> np.ndarray:
 
 def _picture_cards(model, run, entries: list[tuple[Path, int, str]]) -> str:
     """Cards of (image, its Grad-CAM for the given class, caption HTML); unreadable ones noted."""
-    from finetune_gui.core.gradcam import gradcam_batch, overlay
-    from finetune_gui.core.images import ImageReadError, load_rgb
+    from finetune_gui.core.data.images import ImageReadError, load_rgb
+    from finetune_gui.core.insight.gradcam import gradcam_batch, overlay
 
     shown, inputs, classes, missing = [], [], [], []
     size = run.image_size
@@ -153,8 +153,8 @@ def _header(run) -> str:
 
 
 def _dataset_section(run, scan, data_root, progress, cancel) -> str:
-    from finetune_gui.core.dataset import scan_folder
-    from finetune_gui.core.suspects import load_run_split
+    from finetune_gui.core.data.dataset import scan_folder
+    from finetune_gui.core.insight.suspects import load_run_split
 
     parts = ["<h2>Dataset</h2>"]
     try:
@@ -294,8 +294,12 @@ def _misclassified_section(run, model, report, max_pictures: int) -> str:
 
 
 def _suspects_and_map(run, model, data_root, max_pictures, progress, cancel) -> list[str]:
-    from finetune_gui.core.embedding import far_from_class, project
-    from finetune_gui.core.suspects import features_saw_labels, rank_suspects, score_run_images
+    from finetune_gui.core.insight.embedding import far_from_class, project
+    from finetune_gui.core.insight.suspects import (
+        features_saw_labels,
+        rank_suspects,
+        score_run_images,
+    )
 
     title = "<h2>Suspect labels</h2>"
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finetune_gui.core.dataset import DatasetScan
+from finetune_gui.core.data.dataset import DatasetScan
 from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback, ignore_progress
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.quiet import import_tensorflow_quietly
@@ -23,7 +23,7 @@ def train(
     """Train with the core in this process; returns the core's `RunResult`."""
     progress(LogMessage("Getting ready: loading TensorFlow…"))
     import_tensorflow_quietly()
-    from finetune_gui.core.training import TrainingJob
+    from finetune_gui.core.training.job import TrainingJob
 
     return TrainingJob(scan, settings, run_dir, progress=progress, cancel=cancel,
                        exclude=exclude).run()
@@ -38,7 +38,7 @@ def resume(
     """Continue an interrupted run from its last completed epoch; returns the `RunResult`."""
     progress(LogMessage("Getting ready: loading TensorFlow…"))
     import_tensorflow_quietly()
-    from finetune_gui.core.training import resume_job
+    from finetune_gui.core.training.job import resume_job
 
     return resume_job(run_dir, progress=progress, cancel=cancel).run()
 
@@ -54,7 +54,7 @@ def export(
     """Export and verify a run's model with the core; returns the core's `ExportResult`."""
     progress(LogMessage("Getting ready: loading TensorFlow…"))
     import_tensorflow_quietly()
-    from finetune_gui.core.export import export_model
+    from finetune_gui.core.export.exporter import export_model
 
     return export_model(run_path, fmt, target, progress=progress, cancel=cancel)
 
@@ -73,6 +73,6 @@ def report(
     """
     progress(LogMessage("Getting ready: loading TensorFlow…"))
     import_tensorflow_quietly()
-    from finetune_gui.core.report import write_report
+    from finetune_gui.core.insight.report import write_report
 
     return write_report(run_path, out_html, scan=scan, progress=progress, cancel=cancel)

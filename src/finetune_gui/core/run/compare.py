@@ -53,7 +53,7 @@ class RunComparison:
 
 def compare_runs(runs: list) -> RunComparison:
     """Compare `RunFolder`s (or their paths): settings differences, metrics and histories."""
-    from finetune_gui.core.runfolder import RunFolder
+    from finetune_gui.core.run.folder import RunFolder
 
     folders = [r if isinstance(r, RunFolder) else RunFolder.open(r) for r in runs]
     settings = [flat_settings(f.settings.to_dict()) for f in folders]

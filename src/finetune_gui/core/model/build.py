@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from finetune_gui.core.backbones import (
+from finetune_gui.core.model.backbones import (
     BackboneSpec,
     block_ends,
     build_base,
@@ -124,7 +124,7 @@ def build_classifier(settings: TrainingSettings, num_classes: int) -> Classifier
 
 def from_scratch(settings: TrainingSettings) -> bool:
     """True when there are no pretrained weights: nothing to freeze, everything trains."""
-    from finetune_gui.core.backbones import weights_kind
+    from finetune_gui.core.model.backbones import weights_kind
 
     return weights_kind(settings.weights) == "none"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from finetune_gui.core.classifier_parts import ClassifierParts, split_classifier
+from finetune_gui.core.model.parts import ClassifierParts, split_classifier
 
 # Colour ramp for the heatmap: dark blue (nothing) through cyan, yellow to red (most).
 _RAMP_STOPS = np.array([0.0, 0.35, 0.65, 1.0])
@@ -110,7 +110,7 @@ def _forward(parts: ClassifierParts, x, block):
         activations = base(x, training=False)
         features = activations
     else:
-        from finetune_gui.core.backbones import output_of
+        from finetune_gui.core.model.backbones import output_of
 
         probe = keras.Model(base.inputs, [output_of(base, block), base.outputs[0]])
         activations, features = probe(x, training=False)
@@ -137,8 +137,8 @@ def gradcam(
 
 def explain_image(run, path: Path | str, class_name: str | None = None, model=None) -> Explanation:
     """Grad-CAM of one image file for a run (`RunFolder`): the predicted class unless named."""
+    from finetune_gui.core.data.images import load_rgb
     from finetune_gui.core.errors import UserError
-    from finetune_gui.core.images import load_rgb
 
     model = model or run.load_model()
     path = Path(path)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from finetune_gui.core.data.images import ImageReadError, load_rgb
+from finetune_gui.core.data.storage import allocate, is_on_disk
 from finetune_gui.core.errors import DatasetError
 from finetune_gui.core.events import (
     CancelToken,
@@ -22,8 +24,6 @@ from finetune_gui.core.events import (
     check_cancel,
     ignore_progress,
 )
-from finetune_gui.core.images import ImageReadError, load_rgb
-from finetune_gui.core.storage import allocate, is_on_disk
 
 # Images per forward pass when nothing is trained (frozen-layer pass, predictions). A batch's
 # activations dominate memory beside the stored arrays: MobileNetV2 at 224 px held 1.2 GB more

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from finetune_gui.core.backbones import output_of
+from finetune_gui.core.data.pipeline import INFERENCE_BATCH
+from finetune_gui.core.data.storage import allocate
 from finetune_gui.core.events import (
     CancelToken,
     ProgressCallback,
@@ -22,9 +23,8 @@ from finetune_gui.core.events import (
     check_cancel,
     ignore_progress,
 )
-from finetune_gui.core.model import Classifier
-from finetune_gui.core.pipeline import INFERENCE_BATCH
-from finetune_gui.core.storage import allocate
+from finetune_gui.core.model.backbones import output_of
+from finetune_gui.core.model.build import Classifier
 
 
 @dataclass

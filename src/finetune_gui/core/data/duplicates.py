@@ -65,7 +65,7 @@ def perceptual_hash(image: Path | str | np.ndarray | Image.Image) -> int:
         return hash_image(image)
     if isinstance(image, np.ndarray):
         return hash_image(Image.fromarray(np.asarray(image, dtype=np.uint8)))
-    from finetune_gui.core.images import load_rgb  # images.py imports this module
+    from finetune_gui.core.data.images import load_rgb  # images.py imports this module
 
     return hash_image(Image.fromarray(load_rgb(Path(image))))
 

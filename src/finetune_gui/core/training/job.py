@@ -19,18 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune_gui.core import runfolder as rf
-from finetune_gui.core.augment import build_augmentation
-from finetune_gui.core.dataset import DatasetScan, DatasetSplit, scan_folder, split_dataset
-from finetune_gui.core.devices import (
-    DevicePlan,
-    apply_plan,
-    detect_gpus,
-    halve_batch,
-    multiworker_strategy,
-    plan_devices,
-    reset_precision,
-)
+from finetune_gui.core.data.augment import build_augmentation
+from finetune_gui.core.data.dataset import DatasetScan, DatasetSplit, scan_folder, split_dataset
+from finetune_gui.core.data.pipeline import batches, decode_images
 from finetune_gui.core.errors import (
     Cancelled,
     RunFolderError,
@@ -38,7 +29,6 @@ from finetune_gui.core.errors import (
     TrainingDiverged,
     UserError,
 )
-from finetune_gui.core.evaluation import EvaluationReport, build_report, predict_probabilities
 from finetune_gui.core.events import (
     BatchEnded,
     CancelToken,
@@ -50,9 +40,8 @@ from finetune_gui.core.events import (
     check_cancel,
     ignore_progress,
 )
-from finetune_gui.core.features import extract_features, head_model, top_model
 from finetune_gui.core.files import atomic_write_with
-from finetune_gui.core.model import (
+from finetune_gui.core.model.build import (
     ALL_BLOCKS,
     build_classifier,
     count_trainable,
@@ -60,8 +49,19 @@ from finetune_gui.core.model import (
     recalibrate_batchnorm,
     set_trainable_blocks,
 )
-from finetune_gui.core.pipeline import batches, decode_images
+from finetune_gui.core.model.features import extract_features, head_model, top_model
+from finetune_gui.core.run import folder as rf
+from finetune_gui.core.run.evaluation import EvaluationReport, build_report, predict_probabilities
 from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.training.devices import (
+    DevicePlan,
+    apply_plan,
+    detect_gpus,
+    halve_batch,
+    multiworker_strategy,
+    plan_devices,
+    reset_precision,
+)
 
 # Diverged: the loss is 50x worse than on the first batch of the run (and above 20, which a
 # clipped cross-entropy on its own does not reach).
@@ -464,13 +464,13 @@ class TrainingJob:
             recalibrate_batchnorm(model, train_x, self.batch_size)
 
     def _train_fast(self, train_x, train_y, weights, val_x, val_y, strategy) -> None:
-        from finetune_gui.core.backbones import cut_layer
+        from finetune_gui.core.model.backbones import cut_layer
 
         phases = list(self._remaining(self._phases()))
         finetune = [p for p in phases if p[0] == "finetune"]
         cut = cut_layer(self.classifier.ends, finetune[0][3]) if finetune else None
         augment = self._augmentation()
-        from finetune_gui.core.feature_cache import weights_identity
+        from finetune_gui.core.training.feature_cache import weights_identity
 
         # Hashes the whole weights file: once per run, not once per part of the split.
         weights_id = weights_identity(self.settings.weights)
@@ -513,7 +513,7 @@ class TrainingJob:
 
     def _cached_extract(self, images, items, cut, augment, views, stage, weights_id):
         """Extract the frozen part's output, or reuse it from an earlier run with the same key."""
-        from finetune_gui.core import feature_cache
+        from finetune_gui.core.training import feature_cache
 
         key = feature_cache.cache_key(
             [p for p, _ in items],

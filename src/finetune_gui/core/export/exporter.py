@@ -28,8 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui import __version__
-from finetune_gui.core.backbones import get_backbone, weights_kind
-from finetune_gui.core.dataset import DatasetSplit
+from finetune_gui.core.data.dataset import DatasetSplit
 from finetune_gui.core.errors import DatasetError, ExportError, SettingsError
 from finetune_gui.core.events import (
     CancelToken,
@@ -41,7 +40,8 @@ from finetune_gui.core.events import (
     ignore_progress,
 )
 from finetune_gui.core.files import _describe_os_error
-from finetune_gui.core.runfolder import (
+from finetune_gui.core.model.backbones import get_backbone, weights_kind
+from finetune_gui.core.run.folder import (
     LABELS_FILE,
     METRICS_FILE,
     SPLIT_FILE,
@@ -456,7 +456,7 @@ def _spread(items: list, limit: int) -> list:
 
 
 def _decode(paths: list[Path], size: int, progress, cancel) -> np.ndarray:
-    from finetune_gui.core.pipeline import decode_images
+    from finetune_gui.core.data.pipeline import decode_images
 
     try:
         return np.asarray(decode_images(paths, size, progress=progress, cancel=cancel))

@@ -212,7 +212,7 @@ def multiworker_strategy():
     """
     import tensorflow as tf
 
-    from finetune_gui.core.keras_multiworker import repair_keras_for_multiworker
+    from finetune_gui.core.training.keras_multiworker import repair_keras_for_multiworker
 
     repair_keras_for_multiworker()
     try:

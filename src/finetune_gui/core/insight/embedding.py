@@ -71,10 +71,10 @@ def embedding_map(
     cancel: CancelToken | None = None,
 ) -> EmbeddingMap:
     """The map for `paths` (default: every image of the run's split) under a run's model."""
-    from finetune_gui.core.classifier_parts import features_and_probabilities
+    from finetune_gui.core.data.pipeline import decode_images
     from finetune_gui.core.errors import SettingsError
-    from finetune_gui.core.pipeline import decode_images
-    from finetune_gui.core.suspects import load_run_split
+    from finetune_gui.core.insight.suspects import load_run_split
+    from finetune_gui.core.model.parts import features_and_probabilities
 
     if method not in METHODS:
         raise SettingsError(f"Unknown map method '{method}'; choose one of {', '.join(METHODS)}.")

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui import __version__
+from finetune_gui.core.data.images import ImageReadError, load_rgb
 from finetune_gui.core.errors import RunFolderError, UserError
-from finetune_gui.core.evaluation import EvaluationReport
 from finetune_gui.core.files import atomic_write_text, atomic_write_with
-from finetune_gui.core.images import ImageReadError, load_rgb
+from finetune_gui.core.run.evaluation import EvaluationReport
 from finetune_gui.core.settings import TrainingSettings
 
 MODEL_FILE = "model.keras"
@@ -198,7 +198,7 @@ def export_run(run: RunFolder | Path | str, to: Path | str, fmt: str = "keras") 
     Returns the paths written. `core.export.export_model` has progress, cancel and the
     verification numbers.
     """
-    from finetune_gui.core.export import export_model
+    from finetune_gui.core.export.exporter import export_model
 
     return export_model(run, fmt, to).written
 
@@ -212,10 +212,10 @@ def evaluate_folder(
     batch_size: int = 32,
 ) -> EvaluationReport:
     """Score a run's model on a labelled folder (one subfolder per class, names as in training)."""
-    from finetune_gui.core.dataset import scan_folder
-    from finetune_gui.core.evaluation import build_report, predict_probabilities
+    from finetune_gui.core.data.dataset import scan_folder
+    from finetune_gui.core.data.pipeline import decode_images
     from finetune_gui.core.events import ignore_progress
-    from finetune_gui.core.pipeline import decode_images
+    from finetune_gui.core.run.evaluation import build_report, predict_probabilities
 
     progress = progress or ignore_progress
     run = run if isinstance(run, RunFolder) else RunFolder.open(run)

@@ -16,11 +16,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from finetune_gui.core.duplicates import (
+from finetune_gui.core.data.duplicates import (
     DuplicateGroup,
     duplicate_warnings,
     find_duplicate_groups,
     group_index,
+)
+from finetune_gui.core.data.images import (
+    IMAGE_EXTENSIONS,
+    UNREADABLE,
+    ImageReadError,
+    inspect_image,
 )
 from finetune_gui.core.errors import DatasetError
 from finetune_gui.core.events import (
@@ -30,12 +36,6 @@ from finetune_gui.core.events import (
     StageStarted,
     check_cancel,
     ignore_progress,
-)
-from finetune_gui.core.images import (
-    IMAGE_EXTENSIONS,
-    UNREADABLE,
-    ImageReadError,
-    inspect_image,
 )
 
 SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}

@@ -46,7 +46,7 @@ class HeatmapPicture:
 
 def _open_run(run_path: Path, progress: ProgressCallback, cancel: CancelToken | None):
     """The run folder and its model, in this process (TensorFlow imported first)."""
-    from finetune_gui.core.runfolder import RunFolder
+    from finetune_gui.core.run.folder import RunFolder
 
     run = RunFolder.open(run_path)  # before TensorFlow: a deleted run fails at once, plainly
     check_cancel(cancel)
@@ -67,13 +67,13 @@ def suspect_labels(
     cancel: CancelToken | None = None,
 ) -> SuspectSearch:
     """Images of the run whose label the model contradicts (`core.suspects`), most certain first."""
-    from finetune_gui.core.suspects import features_saw_labels, find_suspect_labels
+    from finetune_gui.core.insight.suspects import features_saw_labels, find_suspect_labels
 
     run, model = _open_run(Path(run_path), progress, cancel)
     found = find_suspect_labels(run, model=model, exclude=set(exclude), progress=progress,
                                 cancel=cancel)
     check_cancel(cancel)  # a cancel during the last, uncheckable step still wins
-    from finetune_gui.core.suspects import load_run_split
+    from finetune_gui.core.insight.suspects import load_run_split
 
     split = load_run_split(run)
     images = sum(1 for part in (split.train, split.val, split.test) for path, _ in part
@@ -89,7 +89,7 @@ def embedding(
     cancel: CancelToken | None = None,
 ):
     """The run's images as a 2-D map (`core.embedding.EmbeddingMap`)."""
-    from finetune_gui.core.embedding import embedding_map
+    from finetune_gui.core.insight.embedding import embedding_map
 
     run, model = _open_run(Path(run_path), progress, cancel)
     found = embedding_map(run, model=model, method=method, progress=progress, cancel=cancel)
@@ -102,8 +102,8 @@ def explain(run, path: Path, class_name: str | None, model=None) -> tuple[object
     too, for the caller to pass in next time. TensorFlow must already be imported."""
     from PIL import Image
 
-    from finetune_gui.core.gradcam import explain_image
-    from finetune_gui.core.images import load_rgb
+    from finetune_gui.core.data.images import load_rgb
+    from finetune_gui.core.insight.gradcam import explain_image
 
     model = model or run.load_model()
     explanation = explain_image(run, path, class_name, model=model)

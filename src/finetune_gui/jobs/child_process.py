@@ -98,7 +98,7 @@ def prepare_child_processes() -> None:
 
         # Only the light, Qt-free job module: TensorFlow is imported by each job, never by the
         # server, because forking a process in which TensorFlow started threads is unsafe.
-        context.set_forkserver_preload(["finetune_gui.gui.engine_jobs"])
+        context.set_forkserver_preload(["finetune_gui.jobs.engine"])
         forkserver.ensure_running()
 
 

@@ -1,0 +1,1 @@
+"""Reading the user's folder: images, scan, split, duplicates, decoding, storage, augmentation."""

@@ -1,0 +1,1 @@
+"""Model files a user takes away: formats, conversion, verification, model card."""

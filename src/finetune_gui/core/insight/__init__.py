@@ -1,0 +1,1 @@
+"""What the model learned: heatmaps, suspect labels, the image map, the report."""

@@ -1,0 +1,1 @@
+"""A finished run: its folder, evaluation, comparison."""

@@ -1,0 +1,1 @@
+"""Training a run: the job, devices, feature cache."""
