@@ -19,6 +19,8 @@ SUBCOMMANDS = ("scan", "train", "evaluate", "predict", "export", "explain", "rep
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from finetune_gui.core.export.formats import FORMATS as EXPORT_FORMATS
+
     parser = argparse.ArgumentParser(
         prog="finetune-gui",
         description="Fine-tune a pretrained CNN on a folder of images. "
@@ -100,8 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("run", type=Path)
     export.add_argument(
-        "--format", default="keras",
-        choices=["keras", "savedmodel", "tflite", "tflite-fp16", "tflite-int8", "onnx"],
+        "--format", default="keras", choices=list(EXPORT_FORMATS),
         help="onnx needs: pip install 'finetune-gui[onnx]'",
     )
     export.add_argument(
@@ -354,7 +355,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from finetune_gui.core.export.exporter import export_model
+    from finetune_gui.core.export.job import export_model
 
     result = export_model(
         args.run, args.format, args.to, progress=TerminalProgress(), data_root=args.data,

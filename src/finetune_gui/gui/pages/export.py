@@ -35,7 +35,7 @@ from finetune_gui.core.events import (
     StageStarted,
     ignore_progress,
 )
-from finetune_gui.core.export.exporter import FORMATS
+from finetune_gui.core.export.formats import FORMATS
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
