@@ -100,6 +100,7 @@ class ReportPanel(QGroupBox):
         report.addLayout(result_row)
 
     def show_run(self, run: LoadedRun | None) -> None:
+        """A report waits for a run, and for the report being written."""
         self.report_button.setEnabled(run is not None and not self.report_runner.is_running)
 
     def choose_report_file(self) -> None:

@@ -84,6 +84,7 @@ class SavePanel(QGroupBox):
         self._show_format()
 
     def show_run(self, run: LoadedRun | None) -> None:
+        """Saving waits for a run to save."""
         self.export_button.setEnabled(run is not None)
 
     def _choose_target(self) -> None:

@@ -145,6 +145,7 @@ class TryPanel(QGroupBox):
         trial.addLayout(answers, 1)
 
     def show_run(self, run: LoadedRun | None) -> None:
+        """Trying waits for a run; another run's model is loaded afresh."""
         self.drop_area.setEnabled(run is not None)
         self.heatmaps.set_run(run.folder if run is not None else None)
         if run is not None and self._model_run != run.path:
