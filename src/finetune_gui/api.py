@@ -2,8 +2,8 @@
 
 Scripts should import from here rather than from `finetune_gui.core`, whose layout may change.
 Every function takes keyword arguments and returns plain values (paths, numbers, dicts, small
-frozen dataclasses); a bad input raises `finetune_gui.api.UserError`
-with a plain message and changes nothing.
+frozen dataclasses); a bad input raises `api.UserError` with a plain message and changes
+nothing.
 
     from finetune_gui import api
 
