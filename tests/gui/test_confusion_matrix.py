@@ -24,7 +24,7 @@ def test_names_and_numbers_are_whole_at_the_default_size(qtbot, count):
     qtbot.wait(20)
     metrics = matrix.fontMetrics()
     header = matrix.horizontalHeader()
-    for j, name in enumerate(names):  # column names are written upwards, whole
+    for name in names:  # column names are written upwards, whole
         assert metrics.horizontalAdvance(f"said {name}") <= header.text_room(), name
     rows = matrix.verticalHeader()
     for i in range(count):
