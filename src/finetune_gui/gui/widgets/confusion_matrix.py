@@ -32,12 +32,14 @@ def _blend(rgb: tuple[int, int, int], share: float) -> QColor:
 
 
 class UpwardHeader(QHeaderView):
-    """A column header that writes each name from bottom to top, as tall as the longest name
-    (up to `longest_text` pixels; a longer name ends in "…" and its tooltip is whole)."""
+    """A column header that writes each name from bottom to top, wrapped onto as many lines as
+    the column is wide, so a long name costs a little height rather than being cut. The height
+    is capped at `longest_text` pixels (beyond it a name ends in "…"; its tooltip is whole)."""
 
-    padding = 8
+    padding = 6
+    wrap = Qt.TextFlag.TextWordWrap
 
-    def __init__(self, parent: QWidget | None = None, longest_text: int = 220) -> None:
+    def __init__(self, parent: QWidget | None = None, longest_text: int = 170) -> None:
         super().__init__(Qt.Orientation.Horizontal, parent)
         self.longest_text = longest_text
         self.setSectionsClickable(True)
@@ -47,13 +49,29 @@ class UpwardHeader(QHeaderView):
                                            Qt.ItemDataRole.DisplayRole) or "")
 
     def text_room(self) -> int:
-        """How many pixels a name may take (the header's height less its padding)."""
+        """How long a line of a name may be (the header's height less its padding)."""
         return self.height() - 2 * self.padding
+
+    def lines_across(self, width: int) -> int:
+        """Lines of text side by side in a column `width` pixels wide."""
+        return max(1, (width - self.padding) // self.fontMetrics().lineSpacing())
+
+    def fits(self, text: str, length: int, width: int) -> bool:
+        """Whether `text`, wrapped at `length` pixels, takes no more lines than `width` holds."""
+        box = self.fontMetrics().boundingRect(QRect(0, 0, length, 10_000), self.wrap, text)
+        return (box.width() <= length
+                and box.height() <= self.lines_across(width) * self.fontMetrics().lineSpacing())
 
     def sizeHint(self) -> QSize:
         hint = super().sizeHint()
-        widths = [self.fontMetrics().horizontalAdvance(self.label(i)) for i in range(self.count())]
-        hint.setHeight(min(max(widths, default=0), self.longest_text) + 2 * self.padding)
+        width = max(self.minimumSectionSize(), 1)
+        needed = 0
+        for i in range(self.count()):
+            length = 40
+            while length < self.longest_text and not self.fits(self.label(i), length, width):
+                length += 10
+            needed = max(needed, length)
+        hint.setHeight(min(needed, self.longest_text) + 2 * self.padding)
         return hint
 
     def sectionSizeFromContents(self, logical_index: int) -> QSize:
@@ -66,13 +84,16 @@ class UpwardHeader(QHeaderView):
         option.section = logical_index
         painter.save()
         self.style().drawControl(QStyle.ControlElement.CE_HeaderSection, option, painter, self)
-        metrics = self.fontMetrics()
-        text = metrics.elidedText(self.label(logical_index), Qt.TextElideMode.ElideRight,
-                                  rect.height() - 2 * self.padding)
-        painter.translate(rect.center().x() + (metrics.ascent() - metrics.descent()) / 2,
-                          rect.bottom() - self.padding)
+        length = rect.height() - 2 * self.padding
+        text = self.label(logical_index)
+        if not self.fits(text, length, rect.width()):
+            text = self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, length)
+        painter.translate(rect.left(), rect.bottom() - self.padding)
         painter.rotate(-90)
-        painter.drawText(0, 0, text)
+        # After the turn, x runs up the column and y across it.
+        painter.drawText(QRect(0, 0, length, rect.width()),
+                         int(self.wrap | Qt.AlignmentFlag.AlignLeft
+                             | Qt.AlignmentFlag.AlignVCenter), text)
         painter.restore()
 
 
