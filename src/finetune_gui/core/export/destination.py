@@ -15,7 +15,7 @@ from pathlib import Path
 from finetune_gui.core.errors import ExportError
 from finetune_gui.core.events import CancelToken, check_cancel
 from finetune_gui.core.export.formats import FORMATS, ExportFormat
-from finetune_gui.core.files import _describe_os_error
+from finetune_gui.core.files import _describe_os_error, give_user_permissions
 from finetune_gui.core.run.folder import RunFolder
 
 
@@ -90,11 +90,13 @@ def _stage(source: Path, target: Path) -> Path:
     try:
         if source.is_dir():
             temporary = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
+            give_user_permissions(temporary)
             copy_tree(source, temporary)
         else:
             handle, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
             os.close(handle)
             temporary = Path(name)
+            give_user_permissions(temporary)
             _copy_file(source, temporary)
     except OSError as exc:
         if temporary is not None:
