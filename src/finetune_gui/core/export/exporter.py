@@ -39,6 +39,8 @@ from finetune_gui.core.events import (
     check_cancel,
     ignore_progress,
 )
+from finetune_gui.core.export import web
+from finetune_gui.core.export.browser_check import classify_in_browser, require_chromium
 from finetune_gui.core.files import _describe_os_error
 from finetune_gui.core.model.backbones import get_backbone, weights_kind
 from finetune_gui.core.run.folder import (
@@ -114,6 +116,12 @@ FORMATS = {
             "ONNX Runtime in Python, C#, C++, Java or JavaScript, and tools that read ONNX.",
             FLOAT_MIN_AGREEMENT, 1e-3,
         ),
+        ExportFormat(
+            "web", "Web page (.html, works offline)", "model.html", ".html",
+            "One page anyone can open by double-click: drop pictures or use the webcam; the "
+            "model runs in the browser, offline (ONNX Runtime Web inside the page).",
+            FLOAT_MIN_AGREEMENT, 1e-3,
+        ),
     )
 }
 
@@ -177,8 +185,11 @@ def export_model(
     """
     run = run if isinstance(run, RunFolder) else RunFolder.open(run)
     spec = _format(fmt)
-    if fmt == "onnx":
+    if fmt in ("onnx", "web"):
         _require_onnx()
+    if fmt == "web":
+        web.require_runtime()
+        require_chromium()
     floor = spec.min_agreement if min_agreement is None else float(min_agreement)
     if not 0.0 <= floor <= 1.0:
         raise SettingsError(f"The minimum agreement must be between 0 and 1; got {min_agreement}.")
@@ -208,7 +219,8 @@ def export_model(
         progress(StageProgress("export", 2, len(STEPS)))
         check_cancel(cancel)
 
-        exported = _run_export(spec, built, verify_images)
+        # The web page is checked on the image files themselves: it prepares their pixels.
+        exported = _run_export(spec, built, verify_paths if fmt == "web" else verify_images)
         verification = judge(reference, exported, spec, floor, described)
         progress(LogMessage(f"{spec.title}: " + _verification_line(verification)))
         if not verification.passed:
@@ -477,6 +489,8 @@ def _convert(spec, run: RunFolder, model, target: Path, calibration) -> None:
             target.write_bytes(tflite_bytes(_session.saved_model(run), spec.name, calibration))
         elif spec.name == "onnx":
             target.write_bytes(onnx_bytes(model, run.image_size))
+        elif spec.name == "web":
+            target.write_text(web_page_for(run, onnx_bytes(model, run.image_size)), "utf-8")
     except (ExportError, MemoryError):
         raise
     except Exception as exc:  # converters raise anything; the user needs one line
@@ -678,6 +692,25 @@ def predict_onnx(path: Path, images: np.ndarray) -> np.ndarray:
     )
 
 
+def web_page_for(run: RunFolder, onnx_model: bytes) -> str:
+    config = web.page_config(
+        run.path.name, list(run.classes), run.image_size, run.report, run.facts,
+        INPUT_NAME, OUTPUT_NAME,
+    )
+    return web.web_page(onnx_model, config, web.require_runtime())
+
+
+def predict_web(path: Path, image_paths: list[Path]) -> np.ndarray:
+    classes = json.loads(_web_config_text(path))["classes"]
+    return classify_in_browser(path, image_paths, classes)
+
+
+def _web_config_text(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    start = text.index('<script type="application/json" id="ftg-config">')
+    return text[text.index(">", start) + 1 : text.index("</script>", start)]
+
+
 PREDICTORS: dict[str, Callable[[Path, np.ndarray], np.ndarray]] = {
     "keras": predict_keras_file,
     "savedmodel": predict_saved_model,
@@ -685,6 +718,7 @@ PREDICTORS: dict[str, Callable[[Path, np.ndarray], np.ndarray]] = {
     "tflite-fp16": predict_tflite,
     "tflite-int8": predict_tflite,
     "onnx": predict_onnx,
+    "web": predict_web,
 }
 
 
@@ -827,6 +861,12 @@ def model_card(
         "verification": verification.to_dict(),
         "usage_python": usage_snippet(spec, file_name, size, quantisation),
     }
+    if spec.name == "web":
+        config = web.page_config(
+            run.path.name, list(run.classes), size, report, run.facts, INPUT_NAME, OUTPUT_NAME
+        )
+        card["usage_web"] = web.api_doc(file_name, config)
+        card["web_runtime"] = web.runtime_facts(web.require_runtime())
     return card
 
 
@@ -1028,6 +1068,13 @@ _SNIPPETS = {
     ],
 }
 _SNIPPETS["tflite-fp16"] = _SNIPPETS["tflite"]
+_SNIPPETS["web"] = [
+    "import webbrowser",
+    "from pathlib import Path",
+    "",
+    "# The page needs no server: open it from the disk (or double-click it).",
+    'webbrowser.open(Path("{file}").resolve().as_uri())',
+]
 
 
 def usage_snippet(spec: ExportFormat, file_name: str, size: int, quantisation=None) -> str:
@@ -1122,6 +1169,18 @@ def card_markdown(card: dict) -> str:
                 f"{m['support']} |"
                 for m in metrics["per_class"]
             ],
+        ]
+    if "usage_web" in card:
+        runtime = card["web_runtime"]
+        lines += [
+            "",
+            "## Use it in a web browser",
+            "",
+            card["usage_web"].rstrip("\n"),
+            "",
+            f"Runtime inside the page: {runtime['package']} {runtime['version']} (npm, MIT "
+            f"licence); sha256 of its files: "
+            + ", ".join(f"{name} `{digest}`" for name, digest in runtime["files"].items()),
         ]
     lines += [
         "",

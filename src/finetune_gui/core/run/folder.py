@@ -187,7 +187,7 @@ def predict_images(
     return [results[Path(p)] for p in images]
 
 
-EXPORT_FORMATS = ("keras", "savedmodel", "tflite", "tflite-fp16", "tflite-int8", "onnx")
+EXPORT_FORMATS = ("keras", "savedmodel", "tflite", "tflite-fp16", "tflite-int8", "onnx", "web")
 
 
 def export_run(run: RunFolder | Path | str, to: Path | str, fmt: str = "keras") -> list[Path]:
