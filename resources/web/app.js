@@ -55,7 +55,6 @@
   }
 
   async function pixelsFromBlob(blob) {
-    const bytes = new Uint8Array(await blob.arrayBuffer());
     let bitmap;
     try {
       // No colour management: the app (Pillow) uses the stored values as they are.
@@ -66,8 +65,7 @@
       throw new Error("This browser cannot open this file as a picture.");
     }
     const rgb = drawnRgb(bitmap, bitmap.width, bitmap.height);
-    const facts = FinetunePixels.jpegFacts(bytes);
-    const pixels = FinetunePixels.appPixels(rgb, bitmap.width, bitmap.height, size, facts);
+    const pixels = FinetunePixels.resize(rgb, bitmap.width, bitmap.height, size);
     bitmap.close();
     return pixels;
   }

@@ -219,8 +219,10 @@ def export_model(
         progress(StageProgress("export", 2, len(STEPS)))
         check_cancel(cancel)
 
-        # The web page is checked on the image files themselves: it prepares their pixels.
-        exported = _run_export(spec, built, verify_paths if fmt == "web" else verify_images)
+        # The web page is checked on the image files themselves (it prepares their pixels), its
+        # answers read by the run's class names: a page that names the classes wrongly fails.
+        inputs = (verify_paths, list(run.classes)) if fmt == "web" else verify_images
+        exported = _run_export(spec, built, inputs)
         verification = judge(reference, exported, spec, floor, described)
         progress(LogMessage(f"{spec.title}: " + _verification_line(verification)))
         if not verification.passed:
@@ -700,15 +702,10 @@ def web_page_for(run: RunFolder, onnx_model: bytes) -> str:
     return web.web_page(onnx_model, config, web.require_runtime())
 
 
-def predict_web(path: Path, image_paths: list[Path]) -> np.ndarray:
-    classes = json.loads(_web_config_text(path))["classes"]
+def predict_web(path: Path, inputs: tuple[list[Path], list[str]]) -> np.ndarray:
+    """The page's probabilities for each image file, in the order of the given class names."""
+    image_paths, classes = inputs
     return classify_in_browser(path, image_paths, classes)
-
-
-def _web_config_text(path: Path) -> str:
-    text = path.read_text(encoding="utf-8")
-    start = text.index('<script type="application/json" id="ftg-config">')
-    return text[text.index(">", start) + 1 : text.index("</script>", start)]
 
 
 PREDICTORS: dict[str, Callable[[Path, np.ndarray], np.ndarray]] = {

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 from finetune_gui.core.errors import ExportError
@@ -31,7 +32,10 @@ _PLACEHOLDER = re.compile(r"\{\{(TITLE|CONFIG|MODEL|WASM|RUNTIME|PIXELS|APP)\}\}
 
 
 def web_folder() -> Path:
-    """The checkout's `web/` folder, where `npm ci` installs the runtime."""
+    """The checkout's `web/` folder, where `npm ci` installs the runtime, or the frozen app's."""
+    bundle = getattr(sys, "_MEIPASS", None)  # `make app` copies the runtime's files there
+    if bundle:
+        return Path(bundle) / "web"
     return Path(__file__).resolve().parents[4] / "web"
 
 
