@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=48)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=6, help="for each of the two phases")
+    parser.add_argument("--unfreeze-blocks", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("/tmp/finetune-gui-web-agreement"))
     args = parser.parse_args()
 
@@ -121,9 +122,9 @@ def main() -> None:
     data = make_real_folder(args.work / f"real-{time.time_ns()}", args.per_class, args.seed)
     weights = make_weights(args.work, args.size)
     settings = TrainingSettings(
-        backbone="mobilenetv2", weights=str(weights), image_size=args.size, epochs_head=args.epochs,
-        epochs_finetune=args.epochs, unfreeze_blocks=2, batch_size=32, augment="light", patience=0,
-        seed=args.seed, val_fraction=0.25, test_fraction=0.25,
+        backbone="mobilenetv2", weights=str(weights), image_size=args.size,
+        epochs_head=args.epochs, epochs_finetune=args.epochs, unfreeze_blocks=args.unfreeze_blocks,
+        batch_size=32, augment="light", patience=0, seed=args.seed, val_fraction=0.25, test_fraction=0.25,
     )  # fmt: skip
     run_dir = args.work / f"run-{time.time_ns()}"
     result = TrainingJob(data, settings, run_dir).run()
