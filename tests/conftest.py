@@ -15,8 +15,33 @@ os.environ["FINETUNE_GUI_LOG_DIR"] = str(_private / "logs")
 os.environ["KERAS_HOME"] = str(_private / "keras")
 
 import pytest  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 
 from finetune_gui.demo import make_shapes_dataset  # noqa: E402
+
+# Hypothesis: on a developer's machine, failing examples are kept in .hypothesis/ (ignored by git)
+# and replayed first on the next run. In CI (CI=true) the examples are derandomised, so a run can
+# be repeated exactly, and a failure prints the blob that reproduces it (@reproduce_failure).
+hypothesis_settings.register_profile(
+    "dev",
+    database=DirectoryBasedExampleDatabase(str(Path(__file__).parent.parent / ".hypothesis")),
+)
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile(
+    "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev"
+)
+
+# Fixtures that train a real model: every test that uses one (directly or through another
+# fixture) is marked slow, so `-m "not slow"` is the quick run the marker promises.
+TRAINING_FIXTURES = {"pretrained_base", "trained_run", "tiny", "flipped", "finished_run"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark every test that uses a training fixture as slow."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
