@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,6 +47,30 @@ class Recorder:
 
     def of(self, kind):
         return [e for e in self.events if isinstance(e, kind)]
+
+
+def saved_model_val_loss(run_dir) -> float:
+    """The validation loss of the model the run saved, computed here from its images: what the
+    user gets, not what the run says it kept."""
+    import keras
+
+    from finetune_gui.core.data.images import load_rgb
+
+    split = json.loads((run_dir / "split.json").read_text())
+    size = RunFolder.open(run_dir).image_size
+    pixels = np.stack([load_rgb(Path(split["root"]) / p, size) for p, _ in split["val"]])
+    labels = np.array([label for _, label in split["val"]])
+    model = keras.models.load_model(run_dir / "model.keras")
+    probabilities = model.predict(pixels, verbose=0)
+    loss = keras.losses.SparseCategoricalCrossentropy()(labels, probabilities)
+    return float(loss)
+
+
+def assert_the_saved_model_is_the_best_epochs(result) -> None:
+    best = min(row["val_loss"] for row in result.history)
+    last = result.history[-1]["val_loss"]
+    assert last > best + 1e-3, "the run must end on a worse epoch for this check to mean anything"
+    assert saved_model_val_loss(result.run_dir) == pytest.approx(best, rel=2e-3, abs=2e-4)
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +128,19 @@ def test_saved_model_predicts_raw_pixels_like_the_report(finished_run):
     np.testing.assert_allclose(probs, row["probabilities"], atol=1e-4)
 
 
-def test_weights_none_changes_the_result(finished_run, other_shapes_dir, pretrained_base, tmp_path):
+def test_weights_none_trains_from_scratch_to_well_above_chance(
+    finished_run, other_shapes_dir, tmp_path
+):
+    """From scratch on 84 images, BatchNorm statistics recomputed before each validation and at
+    the end keep the model from answering one class for everything (accuracy 1/3)."""
     result, _ = finished_run
     scratch = TrainingJob(other_shapes_dir, tuned("none"), tmp_path / "scratch").run()
     assert scratch.history[0]["phase"] == "scratch"
-    assert scratch.report.accuracy != result.report.accuracy or not np.allclose(
+    assert {row["phase"] for row in scratch.history} == {"scratch"}
+    predicted = {int(np.argmax(p["probabilities"])) for p in scratch.report.predictions}
+    assert len(predicted) > 1
+    assert scratch.report.accuracy >= 0.6  # chance is 0.33
+    assert not np.allclose(
         [p["probabilities"] for p in scratch.report.predictions],
         [p["probabilities"] for p in result.report.predictions],
         atol=1e-3,
@@ -125,25 +158,43 @@ def test_exact_mode_trains_through_the_whole_network_too(
     assert result.status == "completed" and result.report.accuracy >= 0.8
 
 
+class CancelAfterAWorseEpoch(Recorder):
+    """Cancels right after the first epoch whose validation loss is worse than the best so far,
+    so the weights in memory are not the best ones and "keeps the best weights" has to act."""
+
+    def __init__(self, cancel: CancelToken):
+        super().__init__(cancel=cancel)
+        self.best = math.inf
+
+    def __call__(self, event):
+        super().__call__(event)
+        if isinstance(event, EpochEnded) and not self.cancel.cancelled:
+            loss = event.metrics["val_loss"]
+            if loss > self.best:
+                self.cancel.cancel()
+            self.best = min(self.best, loss)
+
+
 def test_cancel_stops_within_one_batch_and_keeps_the_best_weights(
-    other_shapes_dir, pretrained_base, tmp_path
+    small_shapes, pretrained_base, tmp_path
 ):
     cancel = CancelToken()
-    recorder = Recorder(cancel_after_epoch=2, cancel=cancel)
+    recorder = CancelAfterAWorseEpoch(cancel)
     result = TrainingJob(
-        other_shapes_dir,
-        tuned(pretrained_base, epochs_head=10),
+        small_shapes,
+        tuned(pretrained_base, epochs_head=12, epochs_finetune=0, patience=12, lr_head=0.05),
         tmp_path / "run",
         progress=recorder,
         cancel=cancel,
     ).run()
     assert result.status == "cancelled"
     assert recorder.batches_after_cancel <= 1
-    assert [row["epoch"] for row in result.history] == [1, 2]
-    assert "best weights (epoch" in result.message
+    assert len(result.history) < 12
+    best_epoch = min(result.history, key=lambda row: row["val_loss"])["epoch"]
+    assert f"best weights (epoch {best_epoch})" in result.message
     facts = json.loads((tmp_path / "run" / "run.json").read_text())
     assert facts["status"] == "cancelled"
-    assert RunFolder.open(tmp_path / "run").load_model().output_shape == (None, 3)
+    assert_the_saved_model_is_the_best_epochs(result)
 
 
 def test_cancel_before_any_epoch_saves_no_model_and_says_so(
@@ -187,14 +238,40 @@ def test_early_stopping_ends_a_phase_that_stops_improving(small_shapes, pretrain
     assert json.loads((tmp_path / "run" / "run.json").read_text())["best_epoch"] == next(
         row["epoch"] for row in result.history if row["val_loss"] == best
     )
+    assert_the_saved_model_is_the_best_epochs(result)
 
 
-def test_imbalanced_classes_turn_class_weights_on(tmp_path, pretrained_base):
+def fit_recording_sample_weights(monkeypatch) -> list[dict[int, set[float]]]:
+    """Make every `fit` first read one epoch of its training batches and record, per class, the
+    sample weights that reach the loss."""
+    import keras
+
+    real_fit, seen = keras.Model.fit, []
+
+    def fit(self, data, *args, **kwargs):
+        weights: dict[int, set[float]] = {}
+        for _, labels, sample_weights in data.take(kwargs["steps_per_epoch"]):
+            for label, weight in zip(labels.numpy(), sample_weights.numpy(), strict=True):
+                weights.setdefault(int(label), set()).add(round(float(weight), 4))
+        seen.append(weights)
+        return real_fit(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    return seen
+
+
+def train_counts(run_dir) -> np.ndarray:
+    split = json.loads((run_dir / "split.json").read_text())
+    return np.bincount([label for _, label in split["train"]], minlength=3)
+
+
+def test_imbalanced_classes_turn_class_weights_on(tmp_path, pretrained_base, monkeypatch):
     from finetune_gui.demo import make_shapes_dataset
 
     data = make_shapes_dataset(
         tmp_path / "data", per_class={"circles": 40, "squares": 8, "triangles": 10}, size=32
     )
+    seen = fit_recording_sample_weights(monkeypatch)
     recorder = Recorder()
     TrainingJob(
         data,
@@ -209,6 +286,31 @@ def test_imbalanced_classes_turn_class_weights_on(tmp_path, pretrained_base):
     assert set(named) == {"circles", "squares", "triangles"}  # each weight says whose it is
     # the big class counts less, the small ones more
     assert float(named["circles"]) < 1 < float(named["squares"])
+    # ...and those are the weights the loss receives: n / (classes x count) for every image
+    counts = train_counts(tmp_path / "run")
+    expected = {c: {round(counts.sum() / (3 * counts[c]), 4)} for c in range(3)}
+    assert seen and all(weights == expected for weights in seen)
+    assert float(named["squares"]) == pytest.approx(next(iter(expected[1])), abs=0.01)
+
+
+def test_classes_within_3x_of_each_other_train_unweighted(tmp_path, pretrained_base, monkeypatch):
+    from finetune_gui.demo import make_shapes_dataset
+
+    data = make_shapes_dataset(
+        tmp_path / "data", per_class={"circles": 24, "squares": 12, "triangles": 12}, size=32
+    )
+    seen = fit_recording_sample_weights(monkeypatch)
+    recorder = Recorder()
+    TrainingJob(
+        data,
+        tuned(pretrained_base, epochs_head=1, epochs_finetune=0),
+        tmp_path / "run",
+        progress=recorder,
+    ).run()
+    counts = train_counts(tmp_path / "run")
+    assert counts.max() / counts.min() <= 3
+    assert not any(e.text.startswith("Class weights on") for e in recorder.of(LogMessage))
+    assert seen and all(weights == {0: {1.0}, 1: {1.0}, 2: {1.0}} for weights in seen)
 
 
 def test_a_non_empty_run_folder_is_refused_and_left_alone(small_shapes, pretrained_base, tmp_path):
@@ -225,13 +327,14 @@ def test_out_of_memory_retries_with_half_the_batch_and_says_so(
     import keras
     import tensorflow as tf
 
-    real_fit, calls = keras.Model.fit, []
+    real_fit, batch_sizes = keras.Model.fit, []
 
-    def fit_that_runs_out_once(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
+    def fit_that_runs_out_once(self, data, *args, **kwargs):
+        inputs, *_ = next(iter(data))
+        batch_sizes.append(int(inputs.shape[0]))  # the size of the batches this fit trains on
+        if len(batch_sizes) == 1:
             raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
-        return real_fit(self, *args, **kwargs)
+        return real_fit(self, data, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", fit_that_runs_out_once)
     recorder = Recorder()
@@ -246,6 +349,8 @@ def test_out_of_memory_retries_with_half_the_batch_and_says_so(
         "Out of memory at batch size 16; retrying this phase with 8" in e.text
         for e in recorder.of(LogMessage)
     )
+    assert batch_sizes == [16, 8]
+    assert len(result.history) == 1  # the failed attempt left no epoch behind
 
 
 def test_a_faked_modern_gpu_turns_on_mixed_precision_with_a_float32_output(
