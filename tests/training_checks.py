@@ -1,0 +1,45 @@
+"""Checks on what a run saved, shared by the core and command-line tests."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def saved_model_val_loss(run_dir) -> float:
+    """The validation loss of the model the run saved, computed here from its images: what the
+    user gets, not what the run says it kept."""
+    import keras
+
+    from finetune_gui.core.data.images import load_rgb
+    from finetune_gui.core.run.folder import RunFolder
+
+    run_dir = Path(run_dir)
+    split = json.loads((run_dir / "split.json").read_text())
+    size = RunFolder.open(run_dir).image_size
+    pixels = np.stack([load_rgb(Path(split["root"]) / p, size) for p, _ in split["val"]])
+    labels = np.array([label for _, label in split["val"]])
+    model = keras.models.load_model(run_dir / "model.keras")
+    probabilities = model.predict(pixels, verbose=0)
+    loss = keras.losses.SparseCategoricalCrossentropy()(labels, probabilities)
+    return float(loss)
+
+
+def history_rows(run_dir) -> list[dict]:
+    with open(Path(run_dir) / "history.csv") as handle:
+        return [{**row, "epoch": int(row["epoch"]), "val_loss": float(row["val_loss"])}
+                for row in csv.DictReader(handle)]
+
+
+def assert_the_saved_model_is_the_best_epochs(run_dir, *, ended_on_a_worse_epoch=True) -> None:
+    """The model.keras of the run has the lowest validation loss of its history (recomputed
+    here). When the run ended on a worse epoch, keeping the best one took a restore."""
+    history = history_rows(run_dir)
+    best = min(row["val_loss"] for row in history)
+    if ended_on_a_worse_epoch:
+        assert history[-1]["val_loss"] > best + 1e-3, "the run must end on a worse epoch"
+    assert saved_model_val_loss(run_dir) == pytest.approx(best, rel=2e-3, abs=2e-4)
