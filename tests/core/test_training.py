@@ -187,6 +187,7 @@ def test_cancel_before_any_epoch_saves_no_model_and_says_so(
         RunFolder.open(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_an_exploding_loss_stops_with_advice_to_lower_the_learning_rate(small_shapes, tmp_path):
     settings = TrainingSettings(
         backbone="mobilenetv3small",
