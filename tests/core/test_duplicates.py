@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from finetune_gui.cli import main
-from finetune_gui.core.data.dataset import scan_folder, split_dataset
 from finetune_gui.core.data import duplicates
+from finetune_gui.core.data.dataset import scan_folder, split_dataset
 from finetune_gui.core.data.duplicates import (
     DuplicateGroup,
     duplicate_warnings,

@@ -20,6 +20,7 @@ from finetune_gui.core.data.hashing import fingerprint_image, pixel_digest
 from finetune_gui.core.data.images import load_rgb
 from finetune_gui.core.data.similarity import confirmed_pairs
 
+
 @dataclass(frozen=True)
 class DuplicateGroup:
     """Images that are the same picture; `labels` and `splits` run parallel to `paths`."""
