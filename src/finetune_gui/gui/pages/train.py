@@ -30,6 +30,8 @@ from finetune_gui.core.events import (
     StageStarted,
 )
 from finetune_gui.core.model.backbones import get_backbone, weights_kind
+from finetune_gui.core.run.naming import new_run_dir
+from finetune_gui.core.training.plan import plan_summary, planned_epochs
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -52,17 +54,6 @@ def with_loaded_run(result) -> tuple[object, LoadedRun | None]:
         return result, LoadedRun.read(result.run_dir)
     except RunFolderError:
         return result, None  # cancelled before the first epoch: nothing to show
-
-
-def new_run_dir(root: Path, backbone: str) -> Path:
-    """A fresh, sortable folder name under `root` (not created here)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate = root / f"{stamp}-{backbone}"
-    number = 2
-    while candidate.exists():
-        candidate = root / f"{stamp}-{backbone}-{number}"
-        number += 1
-    return candidate
 
 
 def format_eta(seconds: float | None) -> str:
@@ -90,7 +81,6 @@ class TrainPage(QWidget):
         self.state = state
         self.runner = JobRunner("training", self)
         self._total_epochs = 0
-        self._phase = ""
         self._started_at = 0.0
         self.last_dialog: QMessageBox | None = None
         self._build()
@@ -188,10 +178,8 @@ class TrainPage(QWidget):
         spec = get_backbone(s.backbone)
         weights = {"imagenet": "ImageNet weights", "none": "no pretrained weights (from scratch)",
                    "file": f"weights from {Path(s.weights).name}"}[weights_kind(s.weights)]
-        phases = (f"{s.epochs_head + s.epochs_finetune} epochs" if weights_kind(s.weights) == "none"
-                  else f"{s.epochs_head} epochs for the head, then {s.epochs_finetune} fine-tuning "
-                       f"the top {s.unfreeze_blocks} blocks")
-        text = f"<b>{spec.keras_name}</b> at {s.resolved_image_size} px with {weights}; {phases}."
+        text = (f"<b>{spec.keras_name}</b> at {s.resolved_image_size} px with {weights}; "
+                f"{plan_summary(s)}.")
         scan = self.state.scan
         if scan is not None and scan.can_train:
             try:
@@ -232,8 +220,7 @@ class TrainPage(QWidget):
         self.curves.clear()
         self.outcome.show_text("")
         self.results_button.hide()
-        self._total_epochs = settings.epochs_head + settings.epochs_finetune
-        self._phase = ""
+        self._total_epochs = planned_epochs(settings)
         self._started_at = time.monotonic()
         self.status.setText("Starting…")
         self.progress.setRange(0, 0)
@@ -274,7 +261,6 @@ class TrainPage(QWidget):
                 f"Epoch {event.epoch}: loss {m.get('loss', float('nan')):.3f}, accuracy "
                 f"{m.get('accuracy', float('nan')):.1%}{val}")
         elif isinstance(event, PhaseStarted):
-            self._phase = event.phase
             if event.phase == "finetune":
                 self.curves.mark_phase_two(event.first_epoch)
             if event.phase == "scratch":
