@@ -26,8 +26,12 @@ def fingerprint_image(image: Image.Image) -> bytes:
     rgb = image.convert("RGB")
     digest = hashlib.blake2b(rgb.tobytes(), digest_size=DIGEST_BYTES)
     digest.update(np.array(rgb.size, dtype="<u4").tobytes())
-    # BOX averages every source pixel, so JPEG block noise and resize aliasing cancel out.
-    grey = rgb.convert("L").resize((GREY_SIDE, GREY_SIDE), Image.Resampling.BOX)
+    # Shrinking, BOX averages every source pixel, so JPEG block noise and resize aliasing cancel
+    # out; enlarging (a 24 px icon), BOX repeats pixels unevenly and BILINEAR does not.
+    enlarging = min(rgb.size) < GREY_SIDE
+    grey = rgb.convert("L").resize(
+        (GREY_SIDE, GREY_SIDE), Image.Resampling.BILINEAR if enlarging else Image.Resampling.BOX
+    )
     colour = rgb.resize((COLOUR_SIDE, COLOUR_SIDE), Image.Resampling.BOX)
     smallest_side = min(min(rgb.size), 65535)
     return (digest.digest() + smallest_side.to_bytes(4, "little") + grey.tobytes()
