@@ -3,7 +3,7 @@
 Two kinds, both confirmed on the pixels: an **exact copy** has the same pixels (identical files,
 or a PNG re-saved without change), a **near copy** is the same picture resized, recompressed,
 slightly cropped or brightened (`similarity.py`: a hash proposes, an aligned pixel check
-confirms). A group never chains: every member is confirmed against the group's first image, so
+confirms). A group never chains: every member is confirmed against every other member, so
 200 different handwritten "1"s that each resemble the next stay apart (docs/duplicates.md).
 """
 
@@ -59,8 +59,9 @@ def find_duplicate_groups(
 
     `hashes` are the fingerprints parallel to `records` (default: each record's `phash`); a
     record without one can still be an identical file. Exact copies (same file or same pixels)
-    group first; then each remaining image seeds a group of the images confirmed the same as
-    it, best-connected seeds first, so a chain A~B~C with A unlike C does not merge. Conflicts
+    group first; then each remaining image seeds a group, best-connected seeds first, and an
+    image joins only when it is confirmed the same as every member (complete linkage), so a
+    chain A~B~C with A unlike C does not merge. Conflicts
     come first, then leaks.
     """
     if hashes is None:
@@ -83,7 +84,10 @@ def find_duplicate_groups(
     for seed in sorted(heads, key=lambda h: (-len(partners[h]), h)):
         if seed in placed:
             continue
-        joined = [h for h in sorted(partners[seed]) if h not in placed]
+        joined: list[int] = []
+        for h in sorted(partners[seed] - placed, key=lambda h: (-len(partners[h]), h)):
+            if all(h in partners[m] for m in joined):  # complete linkage: like every member
+                joined.append(h)
         placed.update([seed, *joined])
         indices = [i for h in (seed, *joined) for i in members[h]]
         if len(indices) > 1:

@@ -29,6 +29,7 @@ SAME_PICTURE_CORRELATION = 0.985
 FLAT_CONTRAST = 4.0  # grey-level spread below which a thumbnail counts as nearly blank
 FLAT_DIFFERENCE = 2.0  # nearly blank pictures: largest rms grey-level difference of a copy
 COLOUR_DIFFERENCE = 16.0  # mean colour-level difference (4 x 4 cells) after matching brightness
+HUE_DIFFERENCE = 4.5  # the same, of what is left after taking out each cell's grey
 CROP = 0.05  # the largest crop (share of a side) a copy may have
 SCALE_STEPS = 4  # scales tried between no crop and the largest, each way
 VIEWS_TRIED = 3  # per axis: the best views by profile, tried in every combination
@@ -238,9 +239,11 @@ class PixelCheck:
         """Stage 2 for each pair: do images i and j show the same picture?"""
         verdicts = [None] * len(pairs)
         contrasty = []
+        agree = _colours_agree([self.fingerprints[i] for i, _ in pairs],
+                               [self.fingerprints[j] for _, j in pairs])
         for k, (i, j) in enumerate(pairs):
             a, b = self.fingerprints[i], self.fingerprints[j]
-            if not _colours_agree(a, b):
+            if not agree[k]:
                 verdicts[k] = False
                 continue
             grey_a, grey_b = grey_thumbnail(a), grey_thumbnail(b)
@@ -258,12 +261,24 @@ class PixelCheck:
         return verdicts
 
 
-def _colours_agree(a: bytes, b: bytes) -> bool:
-    """The 4 x 4 colour thumbnails match once brightness is matched (one gain for all)."""
-    colour_a = colour_thumbnail(a).reshape(4, 2, 4, 2, 3).mean(axis=(1, 3))
-    colour_b = colour_thumbnail(b).reshape(4, 2, 4, 2, 3).mean(axis=(1, 3))
-    gain = float((colour_a * colour_b).sum() / max(float((colour_a**2).sum()), 1e-6))
-    return float(np.abs(colour_b - gain * colour_a).mean()) <= COLOUR_DIFFERENCE
+def _colours_agree(first: Sequence[bytes], second: Sequence[bytes]) -> np.ndarray:
+    """For each pair: the 4 x 4 colour thumbnails match once brightness is matched (one gain for
+    all), and so do their hues (what is left after taking out each cell's grey, which a crop
+    barely moves). A dark and a light green triangle differ in hue by 5.6 levels or more, copies
+    by at most 3.5 (docs/duplicates.md)."""
+    if not first:
+        return np.zeros(0, bool)
+
+    def cells(prints: Sequence[bytes]) -> np.ndarray:
+        colours = np.stack([colour_thumbnail(f) for f in prints])
+        return colours.reshape(-1, 4, 2, 4, 2, 3).mean(axis=(2, 4))
+
+    colour_a, colour_b = cells(first), cells(second)
+    gain = (colour_a * colour_b).sum(axis=(1, 2, 3)) / np.maximum((colour_a**2).sum(axis=(1, 2, 3)), 1e-6)
+    left = colour_b - gain[:, None, None, None] * colour_a
+    hue_left = left - left.mean(axis=3, keepdims=True)
+    return ((np.abs(left).mean(axis=(1, 2, 3)) <= COLOUR_DIFFERENCE)
+            & (np.abs(hue_left).mean(axis=(1, 2, 3)) <= HUE_DIFFERENCE))
 
 
 def confirmed_pairs(fingerprints: Sequence[bytes]) -> list[tuple[int, int]]:
