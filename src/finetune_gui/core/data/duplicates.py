@@ -1,9 +1,9 @@
 """Copies of one picture in a folder: labelling conflicts and train/val/test leaks.
 
 Two kinds, both confirmed on the pixels: an **exact copy** has the same pixels (identical files,
-or a PNG re-saved without change), a **near copy** is the same picture resized, recompressed,
-slightly cropped or brightened (`similarity.py`: a hash proposes, an aligned pixel check
-confirms). A group never chains: every member is confirmed against every other member, so
+or a PNG re-saved without change), a **near copy** ("the same picture, resized or re-saved") is
+one resized, recompressed, slightly cropped or brightened (`similarity.py`: a hash proposes, an
+aligned pixel check confirms). A group never chains: every member is confirmed against every other member, so
 200 different handwritten "1"s that each resemble the next stay apart (docs/duplicates.md).
 """
 

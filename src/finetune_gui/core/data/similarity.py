@@ -1,14 +1,15 @@
 """Is this the same picture? Two stages on the fingerprints of `hashing.py`.
 
-1. Candidates: each 32 x 32 grey thumbnail shrunk to 8 x 8 and brought to zero mean and unit
-   contrast, so brightness changes do not matter; pairs within `CANDIDATE_DISTANCE` (mean
-   absolute difference) are proposed. This stage only prunes: on low-detail images (strokes,
-   icons, blank scans) different pictures land here often (docs/duplicates.md).
+1. Candidates: each 32 x 32 grey thumbnail blurred, shrunk to 8 x 8 and brought to zero mean
+   and unit contrast, so brightness changes do not matter; pairs within `CANDIDATE_DISTANCE`
+   (mean absolute difference) are proposed. This stage only prunes: on low-detail images
+   (strokes, icons, blank scans) different pictures land here often (docs/duplicates.md).
 2. Confirmation, on the pixels: the grey thumbnails are compared at the detail both images
-   have (32, 16 or 8 px) after aligning one on the other (magnified 0.96-1.04x, shifted by up
-   to 2 of 32 px: crops and resizes move the picture), by correlation, which
-   ignores brightness and contrast. Low-contrast pairs (blank scans) are compared by their
-   remaining difference in grey levels instead, and the colour thumbnails must agree.
+   have (32, 16 or 8 px), with one laid over the other only as a crop of up to 5% could move
+   it. The correlation must be high (it ignores brightness and contrast) and no block may
+   differ much (a copy differs a little everywhere, another picture a lot in one place); the
+   colours must agree in brightness and hue. Nearly blank pairs are compared by their
+   remaining difference in grey levels instead.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from finetune_gui.core.data.hashing import (
     smallest_side,
 )
 
+# Measured on real folders (benchmarks/duplicate_threshold.py, docs/duplicates.md).
 CANDIDATE_DISTANCE = 0.2
 SAME_PICTURE_CORRELATION = 0.985
 FLAT_CONTRAST = 4.0  # grey-level spread below which a thumbnail counts as nearly blank
@@ -34,9 +36,12 @@ CROP = 0.05  # the largest crop (share of a side) a copy may have
 SCALE_STEPS = 4  # scales tried between no crop and the largest, each way
 VIEWS_TRIED = 3  # per axis: the best views by profile, tried in every combination
 BLOCK_DIFFERENCE = 12.0  # grey levels: the most a copy may differ in one block
+# Blurs, in px of a 32 px side: for the comparison (a crop moves edges by part of a pixel),
+# for candidates (a crop moves the 8 x 8 cells) and for the block differences (resampling
+# changes single pixels; 2.5 let different digits through, docs/duplicates.md).
 BLUR = 1.0
 COARSE_BLUR = 2.0
-RESIDUAL_BLUR = 1.5  # px of a 32 px side
+RESIDUAL_BLUR = 1.5
 PAIRS_PER_BATCH = 512
 
 
