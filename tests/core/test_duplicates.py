@@ -81,7 +81,8 @@ def test_nothing_else_in_the_planted_folder_is_called_a_duplicate(planted):
 
 
 def test_clean_generated_data_gives_few_false_alarms(tmp_path):
-    # Measured with this fingerprint: 2 of 1440 images (0.14%); pHash at 10 bits flagged ~50%.
+    # Measured: 6 of 1440 images (0.42%); pHash at 10 bits flagged ~50%, the old 8 x 8
+    # thumbnail with single linkage 0.14% here but a group of 215 different digits elsewhere.
     images = flagged = 0
     for seed in range(4):
         for size in (48, 64):
@@ -89,7 +90,7 @@ def test_clean_generated_data_gives_few_false_alarms(tmp_path):
             images += len(scan.records)
             flagged += sum(len(g.paths) for g in scan.duplicate_groups)
     assert images == 1440
-    assert flagged / images <= 0.01
+    assert flagged / images <= 0.005  # issue 13: at most 0.5% of distinct images
 
 
 def test_copies_across_train_and_test_folders_are_a_leak(tmp_path):
