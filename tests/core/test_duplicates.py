@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from finetune_gui.cli import main
-from finetune_gui.core.data.dataset import scan_folder, split_dataset
 from finetune_gui.core.data.duplicates import (
     NEAR_THRESHOLD,
     find_duplicate_groups,
@@ -21,6 +20,8 @@ from finetune_gui.core.data.duplicates import (
     near_pairs,
     perceptual_hash,
 )
+from finetune_gui.core.data.scan import scan_folder
+from finetune_gui.core.data.split import split_dataset
 from finetune_gui.demo import make_shapes_dataset
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui import __version__
-from finetune_gui.core.data.dataset import DatasetSplit
+from finetune_gui.core.data.split import DatasetSplit
 from finetune_gui.core.errors import DatasetError, ExportError, SettingsError
 from finetune_gui.core.events import (
     CancelToken,

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui.core.data.augment import build_augmentation
-from finetune_gui.core.data.dataset import DatasetScan, DatasetSplit, scan_folder, split_dataset
 from finetune_gui.core.data.pipeline import batches, decode_images
+from finetune_gui.core.data.scan import DatasetScan, scan_folder
+from finetune_gui.core.data.split import DatasetSplit, split_dataset
 from finetune_gui.core.errors import (
     Cancelled,
     RunFolderError,
