@@ -385,15 +385,3 @@ def scan_summary_line(scan: DatasetScan) -> str:
     """One line for a terminal: classes and counts."""
     counts = ", ".join(f"{k}: {v}" for k, v in scan.class_counts.items())
     return f"{len(scan.records)} images in {len(scan.classes)} classes ({counts})"
-
-
-__all__ = [
-    "ClassSummary",
-    "DatasetScan",
-    "ImageProblem",
-    "ImageRecord",
-    "is_hidden",
-    "scan_folder",
-    "scan_summary_line",
-    "walk_files",
-]

@@ -194,6 +194,3 @@ def _carve(
     chosen = set(taken)
     train[:] = [item for item in train if item not in chosen]
     return taken
-
-
-__all__ = ["DatasetSplit", "split_dataset"]
