@@ -7,7 +7,8 @@ import json
 
 from finetune_gui.core.project import Project
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.training.job import TrainingJob, interrupted_runs
+from finetune_gui.core.training.checkpoint import interrupted_runs
+from finetune_gui.core.training.job import TrainingJob
 from finetune_gui.demo import make_shapes_dataset
 
 

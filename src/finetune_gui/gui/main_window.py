@@ -22,7 +22,7 @@ from finetune_gui.core.errors import UserError
 from finetune_gui.core.project import Project
 from finetune_gui.core.run.folder import RunFolder
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.training.job import interrupted_runs
+from finetune_gui.core.training.checkpoint import interrupted_runs
 from finetune_gui.demo import demo_dataset_dir
 from finetune_gui.gui.logfile import log_dir
 from finetune_gui.gui.pages.augment import AugmentPage

@@ -12,7 +12,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from finetune_gui.core.data.augment import PRESETS
-from finetune_gui.core.data.dataset import DatasetScan, DatasetSplit, split_dataset
+from finetune_gui.core.data.scan import DatasetScan
+from finetune_gui.core.data.split import DatasetSplit, split_dataset
 from finetune_gui.core.errors import DatasetError, SettingsError
 from finetune_gui.core.model.backbones import get_backbone
 from finetune_gui.core.model.build import from_scratch

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finetune_gui.core.data.dataset import DatasetScan
+from finetune_gui.core.data.scan import DatasetScan
 from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback, ignore_progress
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.quiet import import_tensorflow_quietly
@@ -38,9 +38,9 @@ def resume(
     """Continue an interrupted run from its last completed epoch; returns the `RunResult`."""
     progress(LogMessage("Getting ready: loading TensorFlow…"))
     import_tensorflow_quietly()
-    from finetune_gui.core.training.job import resume_job
+    from finetune_gui.core.training.job import TrainingJob
 
-    return resume_job(run_dir, progress=progress, cancel=cancel).run()
+    return TrainingJob.resume(run_dir, progress=progress, cancel=cancel).run()
 
 
 def export(

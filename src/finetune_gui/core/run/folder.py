@@ -196,8 +196,8 @@ def evaluate_folder(
     batch_size: int = 32,
 ) -> EvaluationReport:
     """Score a run's model on a labelled folder (one subfolder per class, names as in training)."""
-    from finetune_gui.core.data.dataset import scan_folder
     from finetune_gui.core.data.pipeline import decode_images
+    from finetune_gui.core.data.scan import scan_folder
     from finetune_gui.core.events import ignore_progress
     from finetune_gui.core.run.evaluation import build_report, predict_probabilities
 
