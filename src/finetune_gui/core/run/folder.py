@@ -9,7 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import platform
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,10 @@ SPLIT_FILE = "split.json"
 RUN_FILE = "run.json"
 HISTORY_COLUMNS = ["epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr"]
 RUN_FORMAT = 1
+# Written by the training job after each epoch (see core/training/job.py): a run with it can resume.
+CHECKPOINT_STATE = Path("checkpoint") / "state.json"
+# What a run folder's state means to a user; "interrupted" runs are offered for resume.
+RUN_STATES = ("completed", "cancelled", "failed", "interrupted", "running", "empty")
 
 
 def write_json(path: Path, data) -> None:
@@ -67,8 +73,91 @@ def run_facts(status: str, **extra) -> dict:
         "keras": keras.__version__,
         "python": platform.python_version(),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        # Which process writes the run: a run still "running" whose process is gone was killed.
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
         **extra,
     }
+
+
+def read_facts(run_dir: Path | str) -> dict:
+    """run.json as a dict; empty when it is missing or unreadable (a listing must not fail)."""
+    try:
+        facts = json.loads((Path(run_dir) / RUN_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return facts if isinstance(facts, dict) else {}
+
+
+def _process_alive(pid: object, host: object) -> bool:
+    """True when the process that wrote a run may still be training it.
+
+    A run written on another machine (a shared disk) cannot be checked from here, so it counts
+    as alive: offering to resume it could make two processes write one folder.
+    """
+    if host != socket.gethostname():
+        return True
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it exists
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():  # a zombie (killed, not yet reaped) trains nothing
+        with_state = stat.read_text().rsplit(")", 1)[-1].split()
+        return not with_state or with_state[0] != "Z"
+    return True
+
+
+def run_state(run_dir: Path | str) -> str:
+    """One of `RUN_STATES` for the run folder `run_dir`, read from its run.json."""
+    run_dir = Path(run_dir)
+    facts = read_facts(run_dir)
+    status = facts.get("status")
+    if status is None:
+        return "empty"
+    if status == "running":
+        if _process_alive(facts.get("pid"), facts.get("host")):
+            return "running"
+        return "interrupted" if (run_dir / CHECKPOINT_STATE).exists() else "failed"
+    if status == "interrupted" and not (run_dir / CHECKPOINT_STATE).exists():
+        return "cancelled"  # stopped before its first epoch: nothing to continue from
+    return status if status in RUN_STATES else "failed"
+
+
+def list_run_folders(root: Path | str) -> list[Path]:
+    """Every run folder directly below `root`, whatever its state, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir()
+             if p.is_dir() and ((p / RUN_FILE).is_file() or (p / SETTINGS_FILE).is_file())]
+    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def resumable_runs(root: Path | str) -> list[Path]:
+    """Run folders below `root` that stopped mid-training and can continue; newest first."""
+    found = [p for p in list_run_folders(root) if run_state(p) == "interrupted"]
+    return list(reversed(found))
+
+
+def mark_interrupted(run_dir: Path | str, reason: str) -> bool:
+    """A run stopped by closing the window (not by Cancel): offer it for resume next time.
+
+    Only a run that stopped unfinished changes; returns whether it did.
+    """
+    run_dir = Path(run_dir)
+    facts = read_facts(run_dir)
+    if facts.get("status") not in ("cancelled", "running"):
+        return False
+    if not (run_dir / CHECKPOINT_STATE).exists():
+        return False
+    facts.update(status="interrupted", message=reason)
+    write_json(run_dir / RUN_FILE, facts)
+    return True
 
 
 @dataclass

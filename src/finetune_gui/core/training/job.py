@@ -818,25 +818,11 @@ def _collective_failure(exc: Exception) -> str:
 
 
 def interrupted_runs(folder: Path | str) -> list[Path]:
-    """Run folders below `folder` that stopped mid-training (killed) and can be resumed.
+    """Run folders below `folder` that stopped mid-training and can be resumed; newest first.
 
-    A run counts when its run.json still says "running" and a checkpoint exists; newest first.
+    Killed (run.json says "running" but its process is gone) or stopped by closing the window.
     """
-    import json
-
-    found = []
-    root = Path(folder)
-    for run_dir in root.iterdir() if root.is_dir() else []:
-        facts_file = run_dir / rf.RUN_FILE
-        if not (run_dir / CHECKPOINT_DIR / STATE_FILE).exists() or not facts_file.exists():
-            continue
-        try:
-            status = json.loads(facts_file.read_text("utf-8")).get("status")
-        except (OSError, ValueError):
-            continue
-        if status == "running":
-            found.append(run_dir)
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+    return rf.resumable_runs(folder)
 
 
 def _all_layers(model) -> list:

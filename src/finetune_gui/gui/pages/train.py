@@ -30,6 +30,7 @@ from finetune_gui.core.events import (
     StageStarted,
 )
 from finetune_gui.core.model.backbones import get_backbone, weights_kind
+from finetune_gui.core.run.folder import RunFolder, mark_interrupted
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -92,6 +93,7 @@ class TrainPage(QWidget):
         self._total_epochs = 0
         self._phase = ""
         self._started_at = 0.0
+        self.run_dir: Path | None = None  # the run being trained
         self.last_dialog: QMessageBox | None = None
         self._build()
         self.runner.event.connect(self._on_event)
@@ -222,6 +224,8 @@ class TrainPage(QWidget):
         run_dir = new_run_dir(self.state.runs_root, settings.backbone)
         self._prepare_for_run(settings)
         self.log.appendPlainText(f"— New run in {run_dir}")
+        self.run_dir = run_dir
+        self.state.join_run(run_dir)
         # A separate process: see child_process.py for why training never shares the GUI's.
         self.runner.start(engine_jobs.train, self.state.scan, settings, run_dir,
                           frozenset(self.state.excluded), separate_process=True,
@@ -245,7 +249,11 @@ class TrainPage(QWidget):
         if self.runner.is_running:
             return
         self._prepare_for_run(self.state.settings)
+        # The epochs before the interruption too: the curves show the whole run.
+        self.curves.show_history(RunFolder.read_history(run_dir))
         self.log.appendPlainText(f"— Resuming the interrupted run in {run_dir}")
+        self.run_dir = Path(run_dir)
+        self.state.join_run(self.run_dir)
         self.runner.start(engine_jobs.resume, Path(run_dir), separate_process=True,
                           then=with_loaded_run)
         self.state.set_training(True)
@@ -321,6 +329,7 @@ class TrainPage(QWidget):
 
     def _on_failed(self, exc: BaseException, trace: str) -> None:
         self.log.appendPlainText(f"ERROR: {exc}")
+        self.state.forget_missing_runs()
         self._end("failed", "Stopped by an error.")
         if isinstance(exc, WeightsError):
             self.last_dialog = self._offer_weights_choice(str(exc))
@@ -354,4 +363,10 @@ class TrainPage(QWidget):
         return box
 
     def shutdown(self) -> None:
+        """Stop a running job for window close; a stopped run is kept for resume, not
+        recorded as cancelled (the user closed the window, not the run)."""
+        training = self.runner.is_running
         self.runner.shutdown()
+        if training and self.run_dir is not None:
+            mark_interrupted(self.run_dir, "Stopped when the window was closed; resume it to "
+                                           "continue from its last epoch.")
