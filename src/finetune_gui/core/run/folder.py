@@ -89,14 +89,8 @@ def read_facts(run_dir: Path | str) -> dict:
     return facts if isinstance(facts, dict) else {}
 
 
-def _process_alive(pid: object, host: object) -> bool:
-    """True when the process that wrote a run may still be training it.
-
-    A run written on another machine (a shared disk) cannot be checked from here, so it counts
-    as alive: offering to resume it could make two processes write one folder.
-    """
-    if host != socket.gethostname():
-        return True
+def process_running(pid: object) -> bool:
+    """True when the process `pid` of this machine exists and is not a zombie (ended, unreaped)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -106,10 +100,22 @@ def _process_alive(pid: object, host: object) -> bool:
     except PermissionError:
         return True  # someone else's process: it exists
     stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():  # a zombie (killed, not yet reaped) trains nothing
-        with_state = stat.read_text().rsplit(")", 1)[-1].split()
-        return not with_state or with_state[0] != "Z"
-    return True
+    try:
+        fields = stat.read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return True  # no /proc (macOS): kill(pid, 0) is all we can know
+    return not fields or fields[0] != "Z"
+
+
+def _process_alive(pid: object, host: object) -> bool:
+    """True when the process that wrote a run may still be training it.
+
+    A run written on another machine (a shared disk) cannot be checked from here, so it counts
+    as alive: offering to resume it could make two processes write one folder.
+    """
+    if host != socket.gethostname():
+        return True
+    return process_running(pid)
 
 
 def run_state(run_dir: Path | str) -> str:
@@ -323,3 +329,42 @@ def evaluate_folder(
     images = decode_images(paths, run.image_size, progress=progress, cancel=cancel, stage="evaluate")
     probabilities = predict_probabilities(run.load_model(), images, batch_size)
     return build_report(run.classes, labels, probabilities, paths)
+
+
+def evaluate_test_split(
+    run: RunFolder | Path | str,
+    *,
+    progress=None,
+    cancel=None,
+    batch_size: int = 32,
+) -> EvaluationReport:
+    """Score a run's kept model on its own test split (e.g. a cancelled run) and save the
+    report as its metrics.json; raises `RunFolderError` when the run has no test images."""
+    from finetune_gui.core.data.dataset import DatasetSplit
+    from finetune_gui.core.data.pipeline import decode_images
+    from finetune_gui.core.events import ignore_progress
+    from finetune_gui.core.run.evaluation import build_report, predict_probabilities
+
+    progress = progress or ignore_progress
+    run = run if isinstance(run, RunFolder) else RunFolder.open(run)
+    try:
+        split = DatasetSplit.load(run.path / SPLIT_FILE)
+    except (OSError, ValueError, KeyError) as exc:
+        raise RunFolderError(f"The run {run.path} has no readable list of its test images "
+                             f"({SPLIT_FILE}).") from exc
+    if not split.test:
+        raise RunFolderError(
+            f"The run {run.path.name} has no test images. Score it on a labelled folder: "
+            f"finetune-gui evaluate {run.path} FOLDER")
+    missing = [p for p, _ in split.test if not p.exists()]
+    if missing:
+        raise RunFolderError(f"{len(missing)} test image(s) of this run are no longer where they "
+                             f"were (for example {missing[0]}); put the image folder back.")
+    paths = [p for p, _ in split.test]
+    labels = np.array([label for _, label in split.test], dtype="int32")
+    images = decode_images(paths, run.image_size, progress=progress, cancel=cancel,
+                           stage="evaluate")
+    probabilities = predict_probabilities(run.load_model(), images, batch_size)
+    report = build_report(run.classes, labels, probabilities, paths)
+    write_json(run.path / METRICS_FILE, report.to_dict())
+    return report
