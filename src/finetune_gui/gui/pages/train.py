@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.errors import DatasetError, WeightsError
+from finetune_gui.core.errors import DatasetError, UserError, WeightsError
 from finetune_gui.core.events import (
     BatchEnded,
     EpochEnded,
@@ -30,7 +31,8 @@ from finetune_gui.core.events import (
     StageStarted,
 )
 from finetune_gui.core.model.backbones import get_backbone, weights_kind
-from finetune_gui.core.run.folder import RunFolder, mark_interrupted
+from finetune_gui.core.run.folder import SETTINGS_FILE, RunFolder, mark_interrupted
+from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -53,6 +55,15 @@ def with_loaded_run(result) -> tuple[object, LoadedRun | None]:
         return result, LoadedRun.read(result.run_dir)
     except RunFolderError:
         return result, None  # cancelled before the first epoch: nothing to show
+
+
+def run_settings(run_dir: Path) -> TrainingSettings | None:
+    """The settings a run folder was started with (None when they cannot be read)."""
+    try:
+        return TrainingSettings.from_dict(
+            json.loads((Path(run_dir) / SETTINGS_FILE).read_text("utf-8")))
+    except (OSError, ValueError, TypeError, UserError):
+        return None
 
 
 def new_run_dir(root: Path, backbone: str) -> Path:
@@ -248,7 +259,7 @@ class TrainPage(QWidget):
         """Continue a run that was interrupted (the app or the computer stopped mid-training)."""
         if self.runner.is_running:
             return
-        self._prepare_for_run(self.state.settings)
+        self._prepare_for_run(run_settings(run_dir) or self.state.settings)
         # The epochs before the interruption too: the curves show the whole run.
         self.curves.show_history(RunFolder.read_history(run_dir))
         self.log.appendPlainText(f"— Resuming the interrupted run in {run_dir}")
