@@ -14,12 +14,21 @@ import time
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
+from finetune_gui.core.project import Project
 from finetune_gui.core.run.folder import process_running, run_state
 from finetune_gui.demo import make_shapes_dataset
 
 from .conftest import TINY
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def quit_answers_yes(monkeypatch):
+    """'Training is running: stop it and quit?' is answered Yes (also when a failed test's
+    window is closed mid-run, which would otherwise wait for a click forever)."""
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: QMessageBox.StandardButton.Yes)
 
 
 def _long_settings(weights) -> dict:
@@ -38,8 +47,10 @@ def _start_and_wait_for_an_epoch(qtbot, window, data, weights):
     run_dir = train.run_dir
     # The run belongs to the project (and the autosave) before it has written anything.
     assert run_dir in window.state.runs
-    assert str(run_dir) in window.autosave_path.read_text()
+    assert run_dir in Project.load(window.autosave_path).runs
     qtbot.waitUntil(lambda: len(epochs) >= 1, timeout=180_000)
+    # The checkpoint follows the epoch's event by a moment.
+    qtbot.waitUntil((run_dir / "checkpoint" / "state.json").exists, timeout=30_000)
     return run_dir
 
 
@@ -49,13 +60,11 @@ def _run_names(window) -> list[str]:
 
 
 def test_quitting_mid_run_keeps_it_listed_and_offered_for_resume(
-    qtbot, make_window, tmp_path, base_weights_file, monkeypatch
+    qtbot, make_window, tmp_path, base_weights_file
 ):
     data = make_shapes_dataset(tmp_path / "data", per_class=10, size=32, seed=4)
     window = make_window()
     run_dir = _start_and_wait_for_an_epoch(qtbot, window, data, base_weights_file)
-    monkeypatch.setattr(QMessageBox, "question",
-                        lambda *a, **k: QMessageBox.StandardButton.Yes)
     assert window.close()
     assert run_state(run_dir) == "interrupted"
     assert (run_dir / "model.keras").exists()  # the best epoch so far is kept
