@@ -37,6 +37,7 @@ def test_test_fraction_0_trains_to_the_end_and_is_scored_later(tmp_path, capsys)
 
 
 def test_a_pre_split_folder_without_test_is_trained_the_same_way(tmp_path, capsys):
+    """(With the default fraction a test part is carved out of train/; with 0, none is.)"""
     source = make_shapes_dataset(tmp_path / "source", per_class=10, size=32, seed=13)
     data = tmp_path / "split"
     for part, keep in (("train", slice(0, 7)), ("val", slice(7, 10))):
@@ -46,4 +47,5 @@ def test_a_pre_split_folder_without_test_is_trained_the_same_way(tmp_path, capsy
             for image in sorted(class_dir.iterdir())[keep]:
                 shutil.copy(image, target / image.name)
     held_out = make_shapes_dataset(tmp_path / "held-out", per_class=3, size=32, seed=14)
-    _trains_without_test_score_then_evaluates(data, tmp_path / "run", held_out, capsys)
+    _trains_without_test_score_then_evaluates(data, tmp_path / "run", held_out, capsys,
+                                              ["--test-fraction", "0"])
