@@ -258,9 +258,9 @@ class ResultsPage(QWidget):
             self._offer("resume", run.path, "This run was interrupted before it finished. Resume "
                                             "it to continue from its last epoch.")
         else:
-            self._offer("evaluate", run.path, "This run stopped before it was tested; its best "
-                                              "epoch so far was kept and can be scored on the "
-                                              "run's test images.")
+            self._offer("evaluate", run.path, "This run has no test results: it stopped before "
+                                              "it was tested. Its best epoch so far was kept and "
+                                              "can be scored on the run's test images.")
 
     def _offer(self, action: str, run_dir: Path, text: str) -> None:
         self.notice.show_text(text, "warning")
