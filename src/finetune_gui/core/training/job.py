@@ -808,7 +808,9 @@ def resume_job(
     state = json.loads(state_file.read_text("utf-8"))
     job = TrainingJob(split, settings, run_dir, progress=progress, cancel=cancel)
     job.resume_state = state
-    job.history = rf.RunFolder.read_history(run_dir)
+    # history.csv is written just before state.json: a kill between the two leaves one row
+    # more than the checkpoint knows, and that epoch is trained again.
+    job.history = rf.RunFolder.read_history(run_dir)[: int(state.get("epochs_done", 0))]
     job.batch_size = int(state.get("batch_size") or settings.batch_size)
     job.first_loss = state.get("first_loss")
     if state.get("best_value") is not None:
