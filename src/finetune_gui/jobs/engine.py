@@ -76,3 +76,17 @@ def report(
     from finetune_gui.core.insight.report import write_report
 
     return write_report(run_path, out_html, scan=scan, progress=progress, cancel=cancel)
+
+
+def evaluate_test_split(
+    run_path: Path,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+):
+    """Score a run's kept weights on its test split and save the report; returns the report."""
+    progress(LogMessage("Getting ready: loading TensorFlow…"))
+    import_tensorflow_quietly()
+    from finetune_gui.core.run.folder import evaluate_test_split as evaluate
+
+    return evaluate(run_path, progress=progress, cancel=cancel)

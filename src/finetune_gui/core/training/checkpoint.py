@@ -151,7 +151,9 @@ def read_resume_point(run_dir: Path) -> ResumePoint:
     return ResumePoint(
         settings=settings,
         split=split,
-        history=rf.RunFolder.read_history(run_dir),
+        # history.csv is written just before state.json: a kill between the two leaves one row
+        # more than the checkpoint knows, and that epoch is trained again.
+        history=rf.RunFolder.read_history(run_dir)[: int(state.get("epochs_done", 0))],
         epochs_done=state.get("epochs_done", 0),
         batch_size=int(state.get("batch_size") or settings.batch_size),
         first_loss=state.get("first_loss"),
@@ -161,20 +163,8 @@ def read_resume_point(run_dir: Path) -> ResumePoint:
 
 
 def interrupted_runs(folder: Path | str) -> list[Path]:
-    """Run folders below `folder` that stopped mid-training (killed) and can be resumed.
+    """Run folders below `folder` that stopped mid-training and can be resumed; newest first.
 
-    A run counts when its run.json still says "running" and a checkpoint exists; newest first.
+    Killed (run.json says "running" but its process is gone) or stopped by closing the window.
     """
-    found = []
-    root = Path(folder)
-    for run_dir in root.iterdir() if root.is_dir() else []:
-        facts_file = run_dir / rf.RUN_FILE
-        if not (run_dir / CHECKPOINT_DIR / STATE_FILE).exists() or not facts_file.exists():
-            continue
-        try:
-            status = json.loads(facts_file.read_text("utf-8")).get("status")
-        except (OSError, ValueError):
-            continue
-        if status == "running":
-            found.append(run_dir)
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+    return rf.resumable_runs(folder)

@@ -203,14 +203,21 @@ class TrainingJob:
         check_cancel(self.cancel)
         self._restore_best()
         rf.save_model(self.classifier.model, self.run_dir / rf.MODEL_FILE)
-        report = evaluate_on_test_split(
-            self.classifier.model, split, size, self.batch_size, self.progress, self.cancel
+        # No test split (test fraction 0, or a pre-split folder without test/) is a legal choice:
+        # the run still finishes, and `evaluate RUN FOLDER` scores it on the user's own folder.
+        report = (
+            evaluate_on_test_split(
+                self.classifier.model, split, size, self.batch_size, self.progress, self.cancel
+            )
+            if split.test
+            else None
         )
         writer.write_results(self.history, report)
         message = (
             f"Finished: test accuracy {report.accuracy:.1%} on {report.count} images."
-            if report.count
-            else "Finished (no test images)."
+            if report is not None
+            else f"Finished. No test images were kept aside, so there is no test score; score "
+            f"the model on a labelled folder with: finetune-gui evaluate {self.run_dir} FOLDER"
         )
         writer.write_status("completed", message=message, best_epoch=self.best.epoch)
         self.progress(LogMessage(message))
