@@ -324,8 +324,8 @@ def evaluate_test_split(
 ) -> EvaluationReport:
     """Score a run's kept model on its own test split (e.g. a cancelled run) and save the
     report as its metrics.json; raises `RunFolderError` when the run has no test images."""
-    from finetune_gui.core.data.split import DatasetSplit
     from finetune_gui.core.data.pipeline import decode_images
+    from finetune_gui.core.data.split import DatasetSplit
     from finetune_gui.core.events import ignore_progress
     from finetune_gui.core.run.evaluation import build_report, predict_probabilities
 
