@@ -8,7 +8,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from finetune_gui.core.data.dataset import scan_folder, split_dataset
+from finetune_gui.core.data.scan import scan_folder
+from finetune_gui.core.data.split import split_dataset
 from finetune_gui.demo import make_shapes_dataset
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from finetune_gui.core.project import Project
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.training.job import interrupted_runs
+from finetune_gui.core.training.checkpoint import interrupted_runs
 from finetune_gui.demo import make_shapes_dataset
 
 pytestmark = pytest.mark.slow
@@ -85,4 +85,6 @@ def test_reopening_a_project_offers_to_resume_and_resuming_finishes_the_run(
     assert facts["status"] == "completed" and (run / "model.keras").exists()
     with open(run / "history.csv") as handle:
         assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [1, 2, 3, 4, 5]
+    # The curves show the whole run, the epochs before the interruption too.
+    assert train_page.curves.point_count("loss") == 5
     assert interrupted_runs(tmp_path / "runs") == []
