@@ -134,43 +134,49 @@ def test_exact_mode_trains_through_the_whole_network_too(
     assert result.status == "completed" and result.report.accuracy >= 0.8
 
 
-class CancelAfterAWorseEpoch(Recorder):
-    """Cancels right after the first epoch whose validation loss is worse than the best so far,
-    so the weights in memory are not the best ones and "keeps the best weights" has to act."""
+class SpoilsTheHeadAfter(Recorder):
+    """When epoch `epoch` has ended (and been kept, if it was the best so far), turns the output
+    layer's weights upside down: from then on the weights in memory are far from the best
+    epoch's, as after a bad stretch of training, so keeping the best weights has to act.
+    With a cancel token, cancels at that moment too."""
 
-    def __init__(self, cancel: CancelToken):
+    def __init__(self, epoch: int, cancel: CancelToken | None = None):
         super().__init__(cancel=cancel)
-        self.best = math.inf
+        self.epoch, self.job = epoch, None
 
     def __call__(self, event):
         super().__call__(event)
-        if isinstance(event, EpochEnded) and not self.cancel.cancelled:
-            loss = event.metrics["val_loss"]
-            if loss > self.best:
+        if isinstance(event, EpochEnded) and event.epoch == self.epoch:
+            head = self.job.classifier.model.get_layer("probabilities")
+            head.kernel.assign(-3.0 * head.kernel)
+            if self.cancel is not None:
                 self.cancel.cancel()
-            self.best = min(self.best, loss)
 
 
 def test_cancel_stops_within_one_batch_and_keeps_the_best_weights(
     small_shapes, pretrained_base, tmp_path
 ):
     cancel = CancelToken()
-    recorder = CancelAfterAWorseEpoch(cancel)
-    result = TrainingJob(
+    recorder = SpoilsTheHeadAfter(2, cancel)
+    job = TrainingJob(
         small_shapes,
-        tuned(pretrained_base, epochs_head=12, epochs_finetune=0, patience=12, lr_head=0.05),
+        tuned(pretrained_base, epochs_head=10, epochs_finetune=0),
         tmp_path / "run",
         progress=recorder,
         cancel=cancel,
-    ).run()
+    )
+    recorder.job = job
+    result = job.run()
     assert result.status == "cancelled"
     assert recorder.batches_after_cancel <= 1
-    assert len(result.history) < 12
+    assert [row["epoch"] for row in result.history] == [1, 2]
     best_epoch = min(result.history, key=lambda row: row["val_loss"])["epoch"]
     assert f"best weights (epoch {best_epoch})" in result.message
     facts = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert facts["status"] == "cancelled"
-    assert_the_saved_model_is_the_best_epochs(result.run_dir)
+    assert facts["status"] == "cancelled" and facts["best_epoch"] == best_epoch
+    # The saved model is the best epoch's (its validation loss, recomputed from the images),
+    # not the spoilt weights the run held when it was cancelled.
+    assert_the_saved_model_is_the_best_epochs(result.run_dir, ended_on_a_worse_epoch=False)
 
 
 def test_cancel_before_any_epoch_saves_no_model_and_says_so(
@@ -208,9 +214,17 @@ def test_an_exploding_loss_stops_with_advice_to_lower_the_learning_rate(small_sh
 
 
 def test_early_stopping_ends_a_phase_that_stops_improving(small_shapes, pretrained_base, tmp_path):
-    settings = tuned(pretrained_base, epochs_head=30, epochs_finetune=0, patience=1, lr_head=0.05)
-    result = TrainingJob(small_shapes, settings, tmp_path / "run").run()
-    assert len(result.history) < 30
+    recorder = SpoilsTheHeadAfter(2)  # epoch 3 is then worse than the best
+    job = TrainingJob(
+        small_shapes,
+        tuned(pretrained_base, epochs_head=30, epochs_finetune=0, patience=1),
+        tmp_path / "run",
+        progress=recorder,
+    )
+    recorder.job = job
+    result = job.run()
+    assert len(result.history) <= 3
+    assert any(e.text.startswith("Early stopping") for e in recorder.of(LogMessage))
     best = min(row["val_loss"] for row in result.history)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["best_epoch"] == next(
         row["epoch"] for row in result.history if row["val_loss"] == best
