@@ -73,30 +73,15 @@ def pretrained_base(tmp_path_factory, shapes_dir) -> Path:
 
     This stands in for an ImageNet download, which this machine cannot make: a real weights
     file, loaded through the same code path as any local file a user picks.
+    $FINETUNE_GUI_TEST_PRETRAINED_BASE names a file made earlier by `make_pretrained_base`
+    (tests/mutation_check.py makes it once, from the source as it is, for all its runs).
     """
-    from finetune_gui.core.model.parts import split_classifier
-    from finetune_gui.core.run.folder import RunFolder
-    from finetune_gui.core.settings import TrainingSettings
-    from finetune_gui.core.training.job import TrainingJob
+    from tests.training_checks import make_pretrained_base
 
-    folder = tmp_path_factory.mktemp("pretraining")
-    settings = TrainingSettings(
-        backbone="mobilenetv2",
-        weights="none",
-        image_size=48,
-        epochs_head=10,
-        epochs_finetune=0,
-        batch_size=16,
-        augment="none",
-        patience=0,
-        seed=3,
-    )
-    TrainingJob(shapes_dir, settings, folder / "run").run()
-    model = RunFolder.open(folder / "run").load_model()
-    base = split_classifier(model).base
-    path = folder / "mobilenetv2_shapes_48.weights.h5"
-    base.save_weights(path)
-    return path
+    made = os.environ.get("FINETUNE_GUI_TEST_PRETRAINED_BASE")
+    if made and Path(made).is_file():
+        return Path(made)
+    return make_pretrained_base(shapes_dir, tmp_path_factory.mktemp("pretraining"))
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "finetune_gui"
+SHARED_BASE: Path | None = None  # set by main: the pretrained stand-in every run shares
 
 
 class PatchError(Exception):
@@ -210,6 +211,8 @@ def _imports_from(env: dict[str, str]) -> Path:
 def run_tests(tests: tuple[str, ...], src: Path | None) -> tuple[int, str, float]:
     """pytest on `tests` with the package imported from `src` (the repository's when None)."""
     env = _environment(src)
+    if SHARED_BASE:
+        env["FINETUNE_GUI_TEST_PRETRAINED_BASE"] = str(SHARED_BASE)
     expected = (src or ROOT / "src").resolve()
     if not _imports_from(env).is_relative_to(expected):
         raise PatchError(f"{PACKAGE} would not be imported from {expected}")
@@ -219,6 +222,28 @@ def run_tests(tests: tuple[str, ...], src: Path | None) -> tuple[int, str, float
         env=env, cwd=ROOT, capture_output=True, text=True,
     )
     return done.returncode, done.stdout + done.stderr, time.monotonic() - started
+
+
+PRETRAIN = """
+import sys
+from pathlib import Path
+from finetune_gui.demo import make_shapes_dataset
+from tests.training_checks import make_pretrained_base
+folder = Path(sys.argv[1])
+shapes = make_shapes_dataset(folder / "shapes", per_class=40, size=48, seed=1)
+make_pretrained_base(shapes, folder)
+"""
+
+
+def make_shared_pretrained_base(folder: Path) -> Path:
+    """The tests' stand-in for ImageNet weights, trained once from the source as it is, so each
+    switch-off is caught by the tests that guard it rather than by a damaged fixture."""
+    env = _environment(None)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env["FINETUNE_GUI_CACHE_DIR"] = str(folder / "cache")
+    subprocess.run([sys.executable, "-c", PRETRAIN, str(folder)], env=env, cwd=ROOT, check=True,
+                   capture_output=True)
+    return folder / "mobilenetv2_shapes_48.weights.h5"
 
 
 def _first_failure(output: str) -> str:
@@ -295,11 +320,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.dry_run:
         return dry_run(chosen)
+    global SHARED_BASE
+    base_folder = Path(tempfile.mkdtemp(prefix="mutation-check-base-"))
+    try:
+        started = time.monotonic()
+        SHARED_BASE = make_shared_pretrained_base(base_folder)
+        print(f"pretrained stand-in made from the source as it is ({time.monotonic() - started:.0f} s)")
+        return _check_all(chosen, args.unmutated)
+    finally:
+        shutil.rmtree(base_folder, ignore_errors=True)
+
+
+def _check_all(chosen: list[Mutation], unmutated: bool) -> int:
     outcomes = {}
     for mutation in chosen:
         print(f"{mutation.name}: {mutation.switches_off}", flush=True)
         try:
-            outcomes[mutation.name] = check(mutation, args.unmutated)
+            outcomes[mutation.name] = check(mutation, unmutated)
         except PatchError as exc:
             print(f"  error: the switch-off no longer applies: {exc}")
             outcomes[mutation.name] = "error"

@@ -43,3 +43,30 @@ def assert_the_saved_model_is_the_best_epochs(run_dir, *, ended_on_a_worse_epoch
     if ended_on_a_worse_epoch:
         assert history[-1]["val_loss"] > best + 1e-3, "the run must end on a worse epoch"
     assert saved_model_val_loss(run_dir) == pytest.approx(best, rel=2e-3, abs=2e-4)
+
+
+def make_pretrained_base(shapes_dir: Path, folder: Path) -> Path:
+    """Train MobileNetV2 from scratch on the shapes (48 px, 10 epochs) and save its base's
+    weights: the conftest's `pretrained_base`."""
+    from finetune_gui.core.model.parts import split_classifier
+    from finetune_gui.core.run.folder import RunFolder
+    from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training.job import TrainingJob
+
+    settings = TrainingSettings(
+        backbone="mobilenetv2",
+        weights="none",
+        image_size=48,
+        epochs_head=10,
+        epochs_finetune=0,
+        batch_size=16,
+        augment="none",
+        patience=0,
+        seed=3,
+    )
+    TrainingJob(shapes_dir, settings, folder / "run").run()
+    model = RunFolder.open(folder / "run").load_model()
+    base = split_classifier(model).base
+    path = folder / "mobilenetv2_shapes_48.weights.h5"
+    base.save_weights(path)
+    return path
