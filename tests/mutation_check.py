@@ -247,8 +247,11 @@ def make_shared_pretrained_base(folder: Path) -> Path:
 
 
 def _first_failure(output: str) -> str:
-    return next((line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))),
-                "(no FAILED line)")
+    """The failed test and the first line of what it asserted."""
+    lines = output.splitlines()
+    test = next((line for line in lines if line.startswith(("FAILED", "ERROR"))), "(no FAILED line)")
+    said = next((line[1:].strip() for line in lines if line.startswith("E ")), "")
+    return f"{test}\n    {said[:200]}" if said else test
 
 
 def check(mutation: Mutation, unmutated: bool) -> str:
