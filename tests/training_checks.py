@@ -41,8 +41,11 @@ def assert_the_saved_model_is_the_best_epochs(run_dir, *, ended_on_a_worse_epoch
     history = history_rows(run_dir)
     best = min(row["val_loss"] for row in history)
     if ended_on_a_worse_epoch:
-        assert history[-1]["val_loss"] > best + 1e-3, "the run must end on a worse epoch"
-    assert saved_model_val_loss(run_dir) == pytest.approx(best, rel=2e-3, abs=2e-4)
+        assert history[-1]["val_loss"] > best + 1e-3, (
+            f"the run must end on a worse epoch (last {history[-1]['val_loss']}, best {best})")
+    saved = saved_model_val_loss(run_dir)
+    assert saved == pytest.approx(best, rel=2e-3, abs=2e-4), (
+        f"the saved model's validation loss is {saved:.6f}, the best epoch's {best:.6f}")
 
 
 def make_pretrained_base(shapes_dir: Path, folder: Path) -> Path:
