@@ -392,6 +392,7 @@ class TrainingJob:
         rf.save_model(self.classifier.model, self.run_dir / rf.MODEL_FILE)
         report = self._evaluate(split)
         self._write_results(report)
+        self._calibrate_unsure({"train": train_x, "val": val_x})
         message = (
             f"Finished: test accuracy {report.accuracy:.1%} on {report.count} images."
             if report.count
@@ -726,6 +727,16 @@ class TrainingJob:
         rf.write_history(self.run_dir / rf.HISTORY_FILE, self.history)
         if report is not None:
             rf.write_json(self.run_dir / rf.METRICS_FILE, report.to_dict())
+
+    def _calibrate_unsure(self, pixels: dict) -> None:
+        """The "not sure" rule and the dataset features, while the images are still decoded."""
+        from finetune_gui.core.run.unsure import unsure_rule
+
+        run = rf.RunFolder.open(self.run_dir)
+        unsure_rule(
+            run, model=self.classifier.model, pixels=pixels, progress=self.progress,
+            cancel=self.cancel,
+        )  # fmt: skip
 
     def save_checkpoint(self) -> None:
         """After each epoch: weights, history and position, so a killed run can resume here."""
