@@ -351,3 +351,25 @@ def card_text(rule: UnsureRule | None, fmt: str) -> str:
             f"rate on validation images)."
         )
     return text
+
+
+def unsure_for_export(run, model, out: Path, fmt: str) -> dict:
+    """The model card's "not sure" part; unsure.json is copied into `out` beside the model."""
+    rule = unsure_rule(run, model=model)
+    if rule is None:
+        return {"rule": None, "how_to_apply": card_text(None, fmt)}
+    (Path(out) / UNSURE_FILE).write_text((run.path / UNSURE_FILE).read_text("utf-8"), "utf-8")
+    return {
+        "rule": UNSURE_FILE,
+        "signals": list(rule.signals),
+        "min_confidence": rule.min_confidence,
+        "look_max_distance": rule.look.max_distance if "look" in rule.signals else None,
+        "content_max_distance": rule.content.max_distance if "content" in rule.signals else None,
+        "measured": {k: v for k, v in rule.measured.items() if k != "candidates"},
+        "how_to_apply": card_text(rule, fmt),
+    }
+
+
+def unsure_markdown(part: dict) -> str:
+    """The card's "Not sure" section, in Markdown."""
+    return "\n## Not sure\n\n" + part["how_to_apply"] + "\n"

@@ -217,8 +217,14 @@ class ExportPage(QWidget):
         self.drop_area.files_dropped.connect(self.predict)
         pick = QPushButton("Choose images…")
         pick.clicked.connect(self._choose_images)
+        self.sort_button = QPushButton("Sort a folder…")
+        self.sort_button.setToolTip("Copy every image of a folder into a sub-folder per class "
+                                    "(or \"not sure\"); the folder itself is not changed.")
+        self.sort_button.clicked.connect(self.open_sort_dialog)
+        self.sort_dialog = None
         row.addWidget(self.drop_area, 1)
         row.addWidget(pick)
+        row.addWidget(self.sort_button)
         trial.addLayout(row)
         self.predict_status = QLabel()
         self.predict_status.setStyleSheet("color:#4b5563;")
@@ -292,6 +298,7 @@ class ExportPage(QWidget):
         self.export_button.setEnabled(ready)
         self.report_button.setEnabled(ready and not self.report_runner.is_running)
         self.drop_area.setEnabled(ready)
+        self.sort_button.setEnabled(ready)
         self.heatmaps.set_run(run.folder if ready else None)
         if not ready:
             self.run_label.setText("")
@@ -518,6 +525,9 @@ class ExportPage(QWidget):
                 self.predictions.setItem(row, 2, problem)
             for column, (label, probability) in enumerate(prediction.top, start=2):
                 item = QTableWidgetItem(f"{label}  {probability:.0%}")
+                if column == 2 and prediction.unsure:
+                    item.setText(f"not sure ({label} {probability:.0%}?)")
+                    item.setToolTip(f"Not sure: {prediction.unsure}.")
                 if column == 2:
                     font = item.font()
                     font.setBold(True)
@@ -539,8 +549,11 @@ class ExportPage(QWidget):
             self.heatmap_panel.clear("cannot read this image")
             return
         best, probability = prediction.top[0]
+        said = (f"The model is <b>not sure</b> ({prediction.unsure}); its best guess is {best} "
+                f"({probability:.0%})." if prediction.unsure
+                else f"The model says <b>{best}</b> ({probability:.0%} sure).")
         self.heatmap_panel.show_image(
-            prediction.path, f"The model says <b>{best}</b> ({probability:.0%} sure).",
+            prediction.path, said,
             [(f"{rank}: {label} ({p:.0%})", label)
              for rank, (label, p) in zip(RANKS, prediction.top, strict=False)])
 
@@ -549,7 +562,19 @@ class ExportPage(QWidget):
         self.heatmaps.pause(False)
         show_error(self, exc, trace, "classifying the images")
 
+    def open_sort_dialog(self) -> None:
+        """"Sort a folder…" with the current run's model."""
+        from finetune_gui.gui.widgets.sort_folder import SortFolderDialog
+
+        run = self.state.current_run
+        if run is None:
+            return
+        self.sort_dialog = SortFolderDialog(run.path, self)
+        self.sort_dialog.show()
+
     def shutdown(self) -> None:
+        if self.sort_dialog is not None:
+            self.sort_dialog.runner.shutdown()
         self.report_runner.shutdown()
         self.export_runner.shutdown()
         self.predict_runner.shutdown()
