@@ -37,7 +37,7 @@ def test_try_it_says_not_sure_for_digits_and_names_the_class_for_shapes(
     qtbot, make_window, flipped, tmp_path
 ):
     window = open_run(make_window, flipped.run_dir, "export")
-    page = window.pages["export"]
+    page = window.pages["export"].try_panel
     digits = write_digits(tmp_path / "digits", 6)
     shape = flipped.data / "squares" / "squares_030.png"
     with qtbot.waitSignal(page.predicted, timeout=120_000):
@@ -51,7 +51,7 @@ def test_sort_a_folder_copies_by_class_in_a_child_process_and_offers_open(
     qtbot, make_window, flipped, tmp_path, monkeypatch
 ):
     window = open_run(make_window, flipped.run_dir, "export")
-    page = window.pages["export"]
+    page = window.pages["export"].try_panel
     source = messy_folder(tmp_path / "in", flipped.data)
     before = checksums(source)
     qtbot.mouseClick(page.sort_button, Qt.MouseButton.LeftButton)
@@ -73,7 +73,7 @@ def test_sort_a_folder_copies_by_class_in_a_child_process_and_offers_open(
 
 def test_sort_cancel_stops_the_child_and_keeps_the_source(qtbot, make_window, flipped, tmp_path):
     window = open_run(make_window, flipped.run_dir, "export")
-    page = window.pages["export"]
+    page = window.pages["export"].try_panel
     source = messy_folder(tmp_path / "in", flipped.data)
     before = checksums(source)
     page.open_sort_dialog()

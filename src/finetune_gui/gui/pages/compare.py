@@ -212,6 +212,8 @@ class CompareRunsDialog(QDialog):
             self.message.show_text("Left out, cannot be read: " + " ".join(problems), "warning")
         elif len(folders) < 2:
             self.message.show_text("Tick at least two runs to compare them.", "info")
+        elif self.comparison.data_warning:
+            self.message.show_text(self.comparison.data_warning, "warning")
         else:
             self.message.show_text("")
         self.show_comparison(self.comparison)
@@ -230,7 +232,9 @@ class CompareRunsDialog(QDialog):
             self.table.setColumnCount(0)
             return
         self.table.setColumnCount(len(comparison.names))
-        self.table.setHorizontalHeaderLabels(comparison.names)
+        # One part of the name per line: network, data folder, time, score.
+        self.table.setHorizontalHeaderLabels([name.replace(" · ", "\n")
+                                              for name in comparison.names])
         for column, path in enumerate(comparison.paths):
             header = self.table.horizontalHeaderItem(column)
             header.setToolTip(str(path))
