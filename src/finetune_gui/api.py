@@ -126,7 +126,7 @@ def evaluate(
 
 def predict(*, run: Path | str, images: list[Path | str], top_k: int = 3) -> list[Prediction]:
     """The `top_k` classes of each image, most likely first, in the order the images came."""
-    from finetune_gui.core.run.folder import predict_images
+    from finetune_gui.core.run.predict import predict_images
 
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise UserError(f"top_k must be a whole number, 1 or more; got {top_k!r}.")

@@ -25,7 +25,7 @@ def shapes_run(tmp_path_factory, other_shapes_dir, pretrained_base):
 
 
 def unsure_share(run, paths) -> float:
-    from finetune_gui.core.run.folder import predict_images
+    from finetune_gui.core.run.predict import predict_images
 
     predictions = predict_images(run, paths)
     assert not any(p.error for p in predictions)

@@ -134,6 +134,18 @@ def save(run, found: DatasetFeatures) -> None:
     atomic_write_with(run.path / FEATURES_FILE, write, suffix=".npz")
 
 
+def run_split(run, data_root: Path | str | None = None):
+    """The run's train/val/test split (split.json), optionally with the image folder moved."""
+    from finetune_gui.core.data.dataset import DatasetSplit
+    from finetune_gui.core.errors import RunFolderError
+    from finetune_gui.core.run.folder import SPLIT_FILE
+
+    source = run.path / SPLIT_FILE
+    if not source.is_file():
+        raise RunFolderError(f"{run.path} has no {SPLIT_FILE}; the run's images are not known.")
+    return DatasetSplit.load(source, Path(data_root) if data_root is not None else None)
+
+
 def dataset_features(
     run,
     *,
@@ -152,9 +164,7 @@ def dataset_features(
     if cached is not None:
         return cached
     from finetune_gui.core.data.pipeline import decode_images
-    from finetune_gui.core.insight.suspects import load_run_split
-
-    split = load_run_split(run, data_root)
+    split = run_split(run, data_root)
     model = model or run.load_model()
     seeing = probe_model(model)
     pixels = pixels or {}

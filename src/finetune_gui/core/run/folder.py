@@ -20,7 +20,6 @@ from finetune_gui import __version__
 from finetune_gui.core.errors import RunFolderError, UserError
 from finetune_gui.core.files import atomic_write_text, atomic_write_with
 from finetune_gui.core.run.evaluation import EvaluationReport
-from finetune_gui.core.run.predict import Prediction
 from finetune_gui.core.settings import TrainingSettings
 
 MODEL_FILE = "model.keras"
@@ -154,17 +153,6 @@ class RunFolder:
             return keras.models.load_model(self.model_path)
         except Exception as exc:  # zip, h5 and Keras errors alike mean "damaged"
             raise RunFolderError(f"The model file {self.model_path} cannot be loaded: {exc}") from exc
-
-
-def predict_images(
-    run: RunFolder | Path | str, images: list[Path | str], top_k: int = 3, model=None
-) -> list[Prediction]:
-    """Top-k classes and "not sure" for each image; an unreadable image gets an `error`, the
-    rest still predict (core.run.predict streams any number of images)."""
-    from finetune_gui.core.run.predict import predict_paths
-
-    run = run if isinstance(run, RunFolder) else RunFolder.open(run)
-    return list(predict_paths(run, images, top_k=top_k, model=model))
 
 
 def evaluate_folder(

@@ -135,6 +135,16 @@ def predict_paths(
             progress(StageProgress("predict", done, total or done))
 
 
+def predict_images(run, images: list[Path | str], top_k: int = 3, model=None) -> list[Prediction]:
+    """Top-k classes and "not sure" for each image of a short list; an unreadable image gets
+    an `error`, the rest still predict. `run` is a RunFolder or its path."""
+    if not hasattr(run, "classes"):
+        from finetune_gui.core.run.folder import RunFolder
+
+        run = RunFolder.open(run)
+    return list(predict_paths(run, images, top_k=top_k, model=model))
+
+
 def _load(path: Path, size: int) -> np.ndarray | str:
     try:
         return load_rgb(path, size)

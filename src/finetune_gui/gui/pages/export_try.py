@@ -40,7 +40,7 @@ def predict_job(
     cancel: CancelToken | None = None,
 ) -> tuple[object, list, dict[str, QImage]]:
     """A job: load the model once (reused next time), predict top-3, make thumbnails."""
-    from finetune_gui.core.run.folder import predict_images
+    from finetune_gui.core.run.predict import predict_images
 
     load_tensorflow()
     model = model or run_folder.load_model()
