@@ -52,13 +52,15 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Prediction:
-    """The top classes for one image; `error` says why an unreadable image has none."""
+    """The top classes for one image; `error` says why an unreadable image has none;
+    `unsure` is the reason the run's rule is not sure of it (None when it is)."""
 
     path: Path
     label: str | None
     probability: float | None
     top: list[tuple[str, float]]
     error: str | None = None
+    unsure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ def predict(*, run: Path | str, images: list[Path | str], top_k: int = 3) -> lis
             probability=p.top[0][1] if p.top else None,
             top=list(p.top),
             error=p.error,
+            unsure=p.unsure,
         )
         for p in predict_images(run, list(images), top_k=top_k)
     ]
