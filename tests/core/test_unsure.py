@@ -92,3 +92,20 @@ def json_split(run):
 
     split = load_run_split(run)
     return {"test": split.test}
+
+
+def test_the_report_and_the_model_card_say_how_to_apply_the_rule(shapes_run):
+    from finetune_gui.core.insight.report import _unsure_section
+    from finetune_gui.core.run.unsure import card_text, unsure_rule
+
+    rule = unsure_rule(shapes_run)
+    section = _unsure_section(shapes_run, None, None)
+    assert "<h2>Not sure</h2>" in section and "Chosen because" in section
+    for fmt in ("keras", "tflite", "onnx"):
+        text = card_text(rule, fmt)
+        assert text.startswith('Answer "not sure" when')
+        if "confidence" in rule.signals:
+            assert f"{rule.min_confidence:.6f}" in text
+        if fmt != "keras" and set(rule.signals) & {"look", "content"}:
+            fallback = rule.measured["confidence_only_min_confidence"]
+            assert f"below {fallback:.6f}" in text
