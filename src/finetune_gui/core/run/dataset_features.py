@@ -136,7 +136,7 @@ def save(run, found: DatasetFeatures) -> None:
 
 def run_split(run, data_root: Path | str | None = None):
     """The run's train/val/test split (split.json), optionally with the image folder moved."""
-    from finetune_gui.core.data.dataset import DatasetSplit
+    from finetune_gui.core.data.split import DatasetSplit
     from finetune_gui.core.errors import RunFolderError
     from finetune_gui.core.run.folder import SPLIT_FILE
 

@@ -73,7 +73,7 @@ class Prediction:
 
 def list_images(folder: Path | str) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Every non-hidden file below `folder` (sorted), and sub-folders that cannot be opened."""
-    from finetune_gui.core.data.dataset import walk_files
+    from finetune_gui.core.data.scan import walk_files
     from finetune_gui.core.errors import UserError
 
     folder = Path(folder).expanduser()
@@ -99,12 +99,12 @@ def predict_paths(
     `rule` is the run's "not sure" rule; by default it is read from the run (or calibrated
     once on first use, see core.run.unsure).
     """
-    from finetune_gui.core.run.dataset_features import probe, probe_model
+    from finetune_gui.core.run.dataset_features import probe
     from finetune_gui.core.run.unsure import unsure_rule
 
     model = model or run.load_model()
-    seeing = probe_model(model)
-    if rule is None:
+    seeing = _probe_or_none(model)
+    if rule is None and seeing is not None:
         rule = unsure_rule(run, model=model, progress=progress, cancel=cancel)
     k = max(1, min(top_k, len(run.classes)))
     size = run.image_size
@@ -118,10 +118,15 @@ def predict_paths(
             answers: dict = {}
             if readable:
                 pixels = np.stack([loaded[i] for i in readable])
-                early, pooled, probabilities = probe(seeing, pixels, len(run.classes))
-                verdicts = (
-                    rule.judge(early, pooled, probabilities) if rule else [None] * len(readable)
-                )
+                if seeing is None:
+                    probabilities = _probabilities(model, pixels, len(run.classes))
+                    verdicts = [None] * len(readable)
+                else:
+                    early, pooled, probabilities = probe(seeing, pixels, len(run.classes))
+                    verdicts = (
+                        rule.judge(early, pooled, probabilities) if rule
+                        else [None] * len(readable)
+                    )
                 answers = dict(zip(readable, zip(probabilities, verdicts, strict=True), strict=True))
             for i, path in enumerate(chunk):
                 if i in answers:
@@ -143,6 +148,24 @@ def predict_images(run, images: list[Path | str], top_k: int = 3, model=None) ->
 
         run = RunFolder.open(run)
     return list(predict_paths(run, images, top_k=top_k, model=model))
+
+
+def _probe_or_none(model):
+    """The features-and-probabilities probe, or None for a model this app did not build as one
+    backbone and head (such a model predicts, without "not sure")."""
+    from finetune_gui.core.errors import UserError
+    from finetune_gui.core.run.dataset_features import probe_model
+
+    try:
+        return probe_model(model)
+    except (UserError, KeyError, ValueError):
+        return None
+
+
+def _probabilities(model, pixels: np.ndarray, classes: int) -> np.ndarray:
+    from finetune_gui.core.run.evaluation import predict_probabilities
+
+    return np.asarray(predict_probabilities(model, pixels), np.float32)[:, :classes]
 
 
 def _load(path: Path, size: int) -> np.ndarray | str:
