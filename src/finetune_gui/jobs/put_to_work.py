@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback, ignore_progress
+from finetune_gui.core.errors import Cancelled
+from finetune_gui.core.events import (
+    CancelToken,
+    LogMessage,
+    ProgressCallback,
+    check_cancel,
+    ignore_progress,
+)
 from finetune_gui.quiet import import_tensorflow_quietly
 
 
@@ -22,7 +29,8 @@ def sort_folder(
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ):
-    """Copy `source`'s images into `out`/<class or "not sure">/ (`core.run.sort`)."""
+    """Copy `source`'s images into `out`/<class or "not sure">/ (`core.run.sort`); a cancel
+    ends as cancelled (the copies made so far stay)."""
     from finetune_gui.core.run.folder import RunFolder
     from finetune_gui.core.run.sort import check_destination, sort_folder
 
@@ -30,8 +38,12 @@ def sort_folder(
     check_destination(Path(source), Path(out))
     progress(LogMessage("Loading TensorFlow…"))
     import_tensorflow_quietly()
+    check_cancel(cancel)
     progress(LogMessage("Loading the model…"))
-    return sort_folder(run, source, out, progress=progress, cancel=cancel)
+    summary = sort_folder(run, source, out, progress=progress, cancel=cancel)
+    if summary.cancelled:
+        raise Cancelled()
+    return summary
 
 
 def similar(run, image: Path, model=None, top: int = 8):
