@@ -56,7 +56,8 @@ def test_sort_copies_every_readable_image_and_never_changes_the_source(run, tmp_
     assert {p.name for p, _ in summary.unreadable} == {"empty.png", "notes.txt", "broken.jpg", "fake.png"}
     assert all(reason for _, reason in summary.unreadable)
     predicted = csv_text(predict_paths(run.run, list_images(source)[0], model=run.model))
-    assert (tmp_path / "out" / CSV_NAME).read_text("utf-8") == predicted
+    with open(tmp_path / "out" / CSV_NAME, encoding="utf-8", newline="") as written:
+        assert written.read() == predicted
     rows = list(csv.DictReader((tmp_path / "out" / CSV_NAME).open(encoding="utf-8")))
     for row in rows:
         if not row["error"]:
