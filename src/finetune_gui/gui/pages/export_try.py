@@ -32,6 +32,7 @@ from finetune_gui.gui.worker import JobRunner, load_tensorflow
 
 THUMB = 64
 TOP_K = 3
+SURE_COLUMN = 2 + TOP_K  # after the answers: "not sure" and why, empty when the model is sure
 RANKS = ("best answer", "second", "third")
 
 
@@ -129,9 +130,9 @@ class TryPanel(QGroupBox):
         self.predict_status = QLabel()
         self.predict_status.setStyleSheet("color:#4b5563;")
         trial.addWidget(self.predict_status)
-        self.predictions = QTableWidget(0, 2 + TOP_K)
+        self.predictions = QTableWidget(0, 3 + TOP_K)
         self.predictions.setHorizontalHeaderLabels(
-            ["", "Image", "Best answer", "Second", "Third"])
+            ["", "Image", "Best answer", "Second", "Third", "Sure?"])
         self.predictions.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.predictions.verticalHeader().setVisible(False)
         self.predictions.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -141,7 +142,7 @@ class TryPanel(QGroupBox):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(0, THUMB + 8)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        for column in range(2, 2 + TOP_K):
+        for column in range(2, 3 + TOP_K):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         answers = QHBoxLayout()
         answers.addWidget(self.predictions, 1)
@@ -221,14 +222,14 @@ class TryPanel(QGroupBox):
                 self.predictions.setItem(row, 2, problem)
             for column, (label, probability) in enumerate(prediction.top, start=2):
                 item = QTableWidgetItem(f"{label}  {probability:.0%}")
-                if column == 2 and prediction.unsure:
-                    item.setText(f"not sure ({label} {probability:.0%}?)")
-                    item.setToolTip(f"Not sure: {prediction.unsure}.")
                 if column == 2:
                     font = item.font()
                     font.setBold(True)
                     item.setFont(font)
                 self.predictions.setItem(row, column, item)
+            if prediction.unsure:
+                self.predictions.setItem(
+                    row, SURE_COLUMN, QTableWidgetItem(f"not sure: {prediction.unsure}"))
             self.predictions.setRowHeight(row, THUMB + 6)
         self.predict_status.setText(f"{len(predictions)} image(s) classified. Click a row to see "
                                     f"where the model looked.")
