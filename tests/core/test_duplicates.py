@@ -21,7 +21,7 @@ from finetune_gui.core.data.duplicates import (
     find_duplicate_groups,
     perceptual_hash,
 )
-from finetune_gui.core.data.similarity import candidate_pairs
+from finetune_gui.core.data.similarity import _coarse, candidate_pairs
 from finetune_gui.demo import make_shapes_dataset
 
 
@@ -172,21 +172,16 @@ def test_pruned_candidate_search_finds_what_comparing_every_pair_finds():
     base = rng.integers(0, 256, size=(30, 32, 32, 3))
     noisy = np.clip(base[:15] + rng.integers(-40, 41, size=(15, 32, 32, 3)), 0, 255)
     prints = [perceptual_hash(a.astype(np.uint8)) for a in np.concatenate([base, noisy])]
-    coarse = [duplicates_coarse(p) for p in prints]
-    every = sorted(
-        (i, j)
-        for i in range(len(prints))
-        for j in range(i + 1, len(prints))
-        if np.abs(coarse[i] - coarse[j]).mean() <= 0.6
-    )
+    coarse = _coarse(prints)
+    rms = np.sqrt(((coarse[:, None, :] - coarse[None, :, :]) ** 2).mean(axis=2))
+    every = [(i, j) for i in range(len(prints)) for j in range(i + 1, len(prints)) if rms[i, j] <= 0.8]
     assert 5 <= len(every) < 60
-    assert candidate_pairs(prints, 0.6) == every
-
-
-def duplicates_coarse(fingerprint):
-    from finetune_gui.core.data.similarity import _coarse
-
-    return _coarse(fingerprint)
+    assert candidate_pairs(prints, close=0.8, far=0.8, nearest=0) == every
+    # Within `far`, each image's nearest neighbour is proposed too, however far the rest.
+    np.fill_diagonal(rms, np.inf)
+    nearest = {tuple(sorted((i, int(np.argmin(rms[i]))))) for i in range(len(prints))
+               if rms[i].min() <= 1.2}
+    assert set(candidate_pairs(prints, close=0.8, far=1.2, nearest=1)) == set(every) | nearest
 
 
 class Record:
@@ -197,7 +192,7 @@ class Record:
 def test_groups_do_not_chain_and_identical_files_need_no_fingerprint(monkeypatch):
     # a~b and b~c are confirmed, a and c are not alike: b goes with one of them, never both.
     prints = [perceptual_hash(np.full((8, 8, 3), v, np.uint8)) for v in (10, 20, 30)]
-    monkeypatch.setattr(duplicates, "confirmed_pairs", lambda fps: [(0, 1), (1, 2)])
+    monkeypatch.setattr(duplicates, "confirmed_pairs", lambda fps, look: [(0, 1), (1, 2)])
     records = [Record("a", "1"), Record("b", "2"), Record("c", "3"), Record("d", "4"), Record("e", "4")]
     groups = find_duplicate_groups(records, [*prints, None, None])
     found = [set(g.paths) for g in groups]
