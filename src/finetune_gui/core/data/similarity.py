@@ -26,30 +26,32 @@ from finetune_gui.core.data.hashing import (
     smallest_side,
 )
 
-# Measured on real folders (benchmarks/duplicate_threshold.py, docs/duplicates.md).
+# Measured on real folders (benchmarks/duplicate_threshold.py, docs/duplicates.md, 2026-12-01).
 CLOSE_DISTANCE = 0.2  # stage 1, rms of the coarse thumbnails: always a candidate
 NEIGHBOUR_DISTANCE = 0.65  # stage 1: a candidate when among the nearest `NEIGHBOURS`
 NEIGHBOURS = 4
 CANDIDATE_BLOCK = 512
-SAME_PICTURE_CORRELATION = 0.97
-MEAN_DIFFERENCE = 4.0  # grey levels: the most a copy may differ on average, brightness matched
+SAME_PICTURE_CORRELATION = 0.95
+MEAN_DIFFERENCE = 5.0  # grey levels: the most a copy may differ on average, brightness matched
 FLAT_CONTRAST = 4.0  # grey-level spread below which a thumbnail counts as nearly blank
 FLAT_DIFFERENCE = 2.0  # nearly blank pictures: largest rms grey-level difference of a copy
-COLOUR_DIFFERENCE = 16.0  # mean colour-level difference (4 x 4 cells) after matching brightness
-HUE_DIFFERENCE = 4.5  # the same, of what is left after taking out each cell's grey
+COLOUR_DIFFERENCE = 16.0  # mean colour-level difference (2 x 2 cells) after matching brightness
+HUE_DIFFERENCE = 6.0  # mean hue difference (4 x 4 cells): what is left after taking out grey
 CROP = 0.05  # the largest crop (share of a side) a copy may have
 SCALE_STEPS = 4  # scales tried between no crop and the largest, each way
 VIEWS_TRIED = 3  # per axis: the best views by profile, tried in every combination
 BRIGHTNESS = 1.15  # the largest brightness factor between copies (the issue plants +-10%)
-BLOCK_DIFFERENCE = 14.0  # grey levels: the most a copy may differ in one block
-# Blurs, in px of a 32 px side: for the comparison (a crop moves edges by part of a pixel),
+BLOCK_DIFFERENCE = 16.0  # grey levels: the most a copy may differ in one block
+STRUCTURE_FLOOR = (0.03 * 255) ** 2  # SSIM's C2: flat blocks count as alike
+LEAST_ALIKE = 0.7  # the lowest SSIM structure term a copy may have in any block
+# Blurs, in px of a 32 px side (in px above 32): for the comparison (a crop moves edges by part of a pixel),
 # for candidates (a crop moves the 8 x 8 cells) and for the block differences (resampling
 # changes single pixels; 2.5 let different digits through, docs/duplicates.md).
 BLUR = 1.0
 COARSE_BLUR = 2.0
 RESIDUAL_BLUR = 1.5
 PAIRS_PER_BATCH = 512
-LOOK_SIDES = (64, 48, 32, 24, 16, 8)  # comparison sides, px; 24 and above 32: the files again
+LOOK_SIDES = (64, 56, 48, 40, 32, 24, 16, 8)  # comparison sides, px; 24 and above 32: the files again
 
 Look = Callable[[int, int], "np.ndarray | None"]  # (image, side) -> grey levels, or None
 
@@ -183,7 +185,7 @@ def _masked_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.nd
     return (a_c * b_c).sum(axis=-1) / norms
 
 
-def _differences(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _differences(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
     """After scaling b's levels by the one factor that matches a best (a brightness change of
     up to `BRIGHTNESS` multiplies every level; white stays white): the mean grey-level
     difference left, and that in the block (an eighth of a side) where they differ most. A
@@ -200,7 +202,30 @@ def _differences(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[np.nda
     sums = left.reshape(shape).sum(axis=(2, 4))
     counts = mask.reshape(shape).sum(axis=(2, 4))
     worst = (sums / np.maximum(counts, np.maximum(block * block / 4, 1))).max(axis=(1, 2))
-    return left.sum(axis=(1, 2)) / count, worst
+    return left.sum(axis=(1, 2)) / count, worst, _least_alike_block(a, b, mask)
+
+
+def _least_alike_block(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The lowest contrast-and-structure term of SSIM over half-overlapping blocks of about an
+    eighth of a side: where both show the same edges it is near 1 even if they are a fraction
+    of a pixel apart; where one shows a mark the other lacks (a badge, a mouth) it drops."""
+    sub = max(1, a.shape[-1] // 16)
+    cells = a.shape[-1] // sub
+    a, b, mask = (x[:, : cells * sub, : cells * sub] for x in (a, b, mask))
+
+    def windows(x: np.ndarray) -> np.ndarray:  # sums over 2 x 2 sub-blocks, one sub-block apart
+        x = x.reshape(len(x), cells, sub, cells, sub).sum(axis=(2, 4))
+        return x[:, :-1, :-1] + x[:, 1:, :-1] + x[:, :-1, 1:] + x[:, 1:, 1:]
+
+    count = windows(mask)
+    full = count >= 2 * sub * sub  # at least half the block shown by both
+    n = np.maximum(count, 1)
+    mean_a, mean_b = windows(a * mask) / n, windows(b * mask) / n
+    var_a = windows(a * a * mask) / n - mean_a**2
+    var_b = windows(b * b * mask) / n - mean_b**2
+    cov = windows(a * b * mask) / n - mean_a * mean_b
+    term = (2 * cov + STRUCTURE_FLOOR) / (np.maximum(var_a + var_b, 0) + STRUCTURE_FLOOR)
+    return np.where(full, term, 1.0).min(axis=(1, 2))
 
 
 class PixelCheck:
@@ -228,6 +253,7 @@ class PixelCheck:
         view the largest difference left in any block of the picture (grey levels)."""
         best = np.full(len(pairs), -1.0)
         mean = np.full(len(pairs), 255.0)
+        alike = np.zeros(len(pairs))
         worst_block = np.full(len(pairs), 255.0)
         by_side: dict[int, list[int]] = {}
         for k, (i, j) in enumerate(pairs):
@@ -238,9 +264,9 @@ class PixelCheck:
         for side, chosen in by_side.items():
             for start in range(0, len(chosen), PAIRS_PER_BATCH):
                 batch = chosen[start : start + PAIRS_PER_BATCH]
-                best[batch], mean[batch], worst_block[batch] = self._best_alignment(
+                best[batch], mean[batch], worst_block[batch], alike[batch] = self._best_alignment(
                     [pairs[k] for k in batch], side)
-        return best, mean, worst_block
+        return best, mean, worst_block, alike
 
     def _grey(self, index: int, side: int) -> np.ndarray | None:
         """Image `index` as grey levels at `side` x `side`: from the fingerprint up to 32 px,
@@ -285,8 +311,8 @@ class PixelCheck:
                 best_laid[better] = laid[better]
                 best_mask[better] = mask[better]
         smooth = _blurring(side, RESIDUAL_BLUR)
-        mean, worst = _differences(smooth @ a @ smooth.T, smooth @ best_laid @ smooth.T, best_mask)
-        return best, mean, worst
+        mean, worst, alike = _differences(smooth @ a @ smooth.T, smooth @ best_laid @ smooth.T, best_mask)
+        return best, mean, worst, alike
 
     def same_picture(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
         """Stage 2 for each pair: do images i and j show the same picture?"""
@@ -307,32 +333,39 @@ class PixelCheck:
                 verdicts[k] = flat_a and flat_b and rms <= FLAT_DIFFERENCE
             else:
                 contrasty.append(k)
-        correlation, mean, worst_block = self.scores([pairs[k] for k in contrasty])
+        correlation, mean, worst_block, alike = self.scores([pairs[k] for k in contrasty])
         for n, k in enumerate(contrasty):
             verdicts[k] = bool(correlation[n] >= SAME_PICTURE_CORRELATION
+                               and alike[n] >= LEAST_ALIKE
                                and mean[n] <= MEAN_DIFFERENCE
                                and worst_block[n] <= BLOCK_DIFFERENCE)
         return verdicts
 
 
 def _colours_agree(first: Sequence[bytes], second: Sequence[bytes]) -> np.ndarray:
-    """For each pair: the 4 x 4 colour thumbnails match once brightness is matched (one gain for
-    all), and so do their hues (what is left after taking out each cell's grey, which a crop
-    barely moves). A dark and a light green triangle differ in hue by 5.6 levels or more, copies
-    by at most 3.5 (docs/duplicates.md)."""
+    """For each pair: the colour thumbnails in 2 x 2 cells match once brightness is matched
+    (one gain for all; a 5% crop barely moves a half-picture cell), and in 4 x 4 cells so do
+    their hues (what is left after taking out each cell's grey). Recoloured generated shapes
+    (a dark and a light green triangle) differ in hue by about 5-14 levels, cropped colour
+    icons by up to 5.6 (docs/duplicates.md)."""
     if not first:
         return np.zeros(0, bool)
 
-    def cells(prints: Sequence[bytes]) -> np.ndarray:
-        colours = np.stack([colour_thumbnail(f) for f in prints])
-        return colours.reshape(-1, 4, 2, 4, 2, 3).mean(axis=(2, 4))
+    def leftover(prints_a: Sequence[bytes], prints_b: Sequence[bytes], cells: int) -> np.ndarray:
+        def grid(prints: Sequence[bytes]) -> np.ndarray:
+            colours = np.stack([colour_thumbnail(f) for f in prints])
+            size = colours.shape[1] // cells
+            return colours.reshape(-1, cells, size, cells, size, 3).mean(axis=(2, 4))
 
-    colour_a, colour_b = cells(first), cells(second)
-    gain = (colour_a * colour_b).sum(axis=(1, 2, 3)) / np.maximum((colour_a**2).sum(axis=(1, 2, 3)), 1e-6)
-    left = colour_b - gain[:, None, None, None] * colour_a
-    hue_left = left - left.mean(axis=3, keepdims=True)
-    return ((np.abs(left).mean(axis=(1, 2, 3)) <= COLOUR_DIFFERENCE)
-            & (np.abs(hue_left).mean(axis=(1, 2, 3)) <= HUE_DIFFERENCE))
+        a, b = grid(prints_a), grid(prints_b)
+        gain = (a * b).sum(axis=(1, 2, 3)) / np.maximum((a**2).sum(axis=(1, 2, 3)), 1e-6)
+        return b - gain[:, None, None, None] * a
+
+    coarse = leftover(first, second, 2)
+    fine = leftover(first, second, 4)
+    hue = fine - fine.mean(axis=3, keepdims=True)
+    return ((np.abs(coarse).mean(axis=(1, 2, 3)) <= COLOUR_DIFFERENCE)
+            & (np.abs(hue).mean(axis=(1, 2, 3)) <= HUE_DIFFERENCE))
 
 
 def confirmed_pairs(fingerprints: Sequence[bytes], look: Look | None = None) -> list[tuple[int, int]]:
