@@ -233,7 +233,14 @@ class ResultsPage(QWidget):
         self.map_view.show_run()
         if run is None:
             self.headline.setText("")
-            self.notice.show_text("No results yet: train a model first (step Train).", "info")
+            listed = self.run_choice.currentData()
+            if listed and run_state(listed) == "running":
+                # A run whose window closed goes on in its own process: say so, not "train one".
+                self.notice.show_text(
+                    "This run is still training in the background; its results appear here "
+                    "when it finishes.", "info")
+            else:
+                self.notice.show_text("No results yet: train a model first (step Train).", "info")
             return
         self.run_action.hide()
         if report is None:
