@@ -51,6 +51,11 @@ BLUR = 1.0
 COARSE_BLUR = 2.0
 RESIDUAL_BLUR = 1.5
 PAIRS_PER_BATCH = 512
+# The quick first look (`PixelCheck.near_enough`): far outside what any copy showed at 16 px.
+ROUGH_SIDE = 16
+ROUGH_CORRELATION = 0.85
+ROUGH_MEAN = 12.0
+ROUGH_BLOCK = 40.0
 LOOK_SIDES = (64, 56, 48, 40, 32, 24, 16, 8)  # comparison sides, px; 24 and above 32: the files again
 
 Look = Callable[[int, int], "np.ndarray | None"]  # (image, side) -> grey levels, or None
@@ -242,6 +247,9 @@ class PixelCheck:
         self.look = look
         self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._looked: dict[tuple[int, int], np.ndarray] = {}
+        self._thumbnails: dict[int, np.ndarray] = {}
+        self._profiles: dict[tuple[int, int], np.ndarray] = {}
+        self._spread: np.ndarray | None = None  # each fingerprint's grey-level spread
 
     def _table(self, side: int) -> tuple[np.ndarray, np.ndarray]:
         if side not in self._tables:
@@ -278,27 +286,47 @@ class PixelCheck:
         return self._looked[index, side]
 
     def _levels(self, indices: list[int], side: int) -> np.ndarray:
-        levels = np.stack([self._grey(i, side) for i in indices])
+        """Blurred grey levels of `indices` at `side`: from all fingerprints at once (kept per
+        side) up to 32 px, from the files looked at again above."""
         blur = _blurring(side)
+        if GREY_SIDE % side == 0:
+            if side not in self._thumbnails:
+                thumbs = np.stack([grey_thumbnail(f) for f in self.fingerprints])
+                self._thumbnails[side] = (blur @ _shrink(thumbs, side) @ blur.T).astype(np.float32)
+            return self._thumbnails[side][np.asarray(indices, int)]
+        levels = np.stack([self._grey(i, side) for i in indices])
         return (blur @ levels.astype(np.float32) @ blur.T).astype(np.float32)
 
-    def _best_alignment(self, pairs: list[tuple[int, int]], side: int) -> tuple[np.ndarray, ...]:
+    def _laid_profiles(self, indices: list[int], side: int, axis: int, levels: np.ndarray) -> np.ndarray:
+        """The row (axis 1) or column (axis 2) means of `levels`, images `indices`, moved by every
+        view. From the fingerprints once per image (a folder of look-alikes has a few candidates
+        per image), from `levels` for the files looked at again."""
+        matrices, _ = self._table(side)
+        if GREY_SIDE % side:
+            return np.einsum("ps,vts->pvt", levels.mean(axis=3 - axis), matrices)
+        if (side, axis) not in self._profiles:
+            every = self._levels(list(range(len(self.fingerprints))), side).mean(axis=3 - axis)
+            self._profiles[side, axis] = np.einsum("ps,vts->pvt", every, matrices)  # no BLAS threads
+        return self._profiles[side, axis][np.asarray(indices, int)]
+
+    def _best_alignment(
+        self, pairs: list[tuple[int, int]], side: int, tried: int = VIEWS_TRIED
+    ) -> tuple[np.ndarray, ...]:
         matrices, shown = self._table(side)
         a = self._levels([i for i, _ in pairs], side)
         b = self._levels([j for _, j in pairs], side)
         chosen = []
         for axis in (1, 2):  # rows (y), then columns (x)
             profile_a = a.mean(axis=3 - axis)  # (pairs, side)
-            profile_b = b.mean(axis=3 - axis)
-            laid = np.tensordot(profile_b, matrices, axes=([1], [2]))  # (pairs, views, side)
+            laid = self._laid_profiles([j for _, j in pairs], side, axis, b)  # (pairs, views, side)
             scores = _masked_correlation(profile_a[:, None, :], laid, shown[None].astype(np.float32))
-            chosen.append(np.argsort(-scores, axis=1)[:, :VIEWS_TRIED])
+            chosen.append(np.argsort(-scores, axis=1)[:, :tried])
         best = np.full(len(pairs), -1.0)
         best_laid = np.zeros_like(a)
         best_mask = np.ones_like(a)
-        for y_rank in range(VIEWS_TRIED):
+        for y_rank in range(tried):
             rows_view = chosen[0][:, y_rank]
-            for x_rank in range(VIEWS_TRIED):
+            for x_rank in range(tried):
                 cols_view = chosen[1][:, x_rank]
                 laid = matrices[rows_view] @ b @ matrices[cols_view].transpose(0, 2, 1)
                 mask = shown[rows_view][:, :, None] & shown[cols_view][:, None, :]
@@ -314,25 +342,44 @@ class PixelCheck:
         mean, worst, alike = _differences(smooth @ a @ smooth.T, smooth @ best_laid @ smooth.T, best_mask)
         return best, mean, worst, alike
 
+    def near_enough(self, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+        """A quick first look, for each pair: at 16 px from the fingerprints, at the one view whose
+        profiles match best, are they close enough to be worth the full check? Most candidates
+        of a folder of look-alikes (handwritten digits) are far off even there; every copy in the
+        benchmark is well inside these bounds (docs/duplicates.md)."""
+        near = np.zeros(len(pairs), bool)
+        for start in range(0, len(pairs), PAIRS_PER_BATCH):
+            batch = list(pairs[start : start + PAIRS_PER_BATCH])
+            correlation, mean, worst, _ = self._best_alignment(batch, ROUGH_SIDE, tried=1)
+            near[start : start + len(batch)] = ((correlation >= ROUGH_CORRELATION) & (mean <= ROUGH_MEAN)
+                                                & (worst <= ROUGH_BLOCK))
+        return near
+
     def same_picture(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
         """Stage 2 for each pair: do images i and j show the same picture?"""
         verdicts = [None] * len(pairs)
         contrasty = []
         agree = _colours_agree([self.fingerprints[i] for i, _ in pairs],
                                [self.fingerprints[j] for _, j in pairs])
+        if self._spread is None:
+            self._spread = np.array([grey_thumbnail(f).std() for f in self.fingerprints])
         for k, (i, j) in enumerate(pairs):
             a, b = self.fingerprints[i], self.fingerprints[j]
             if not agree[k]:
                 verdicts[k] = False
                 continue
-            grey_a, grey_b = grey_thumbnail(a), grey_thumbnail(b)
-            flat_a, flat_b = grey_a.std() < FLAT_CONTRAST, grey_b.std() < FLAT_CONTRAST
+            flat_a, flat_b = self._spread[i] < FLAT_CONTRAST, self._spread[j] < FLAT_CONTRAST
             if flat_a or flat_b:
+                grey_a, grey_b = grey_thumbnail(a), grey_thumbnail(b)
                 difference = (grey_a - grey_a.mean()) - (grey_b - grey_b.mean())
                 rms = float(np.sqrt((difference**2).mean()))
                 verdicts[k] = flat_a and flat_b and rms <= FLAT_DIFFERENCE
             else:
                 contrasty.append(k)
+        for k, near in zip(list(contrasty), self.near_enough([pairs[k] for k in contrasty]), strict=True):
+            if not near:
+                verdicts[k] = False
+                contrasty.remove(k)
         correlation, mean, worst_block, alike = self.scores([pairs[k] for k in contrasty])
         for n, k in enumerate(contrasty):
             verdicts[k] = bool(correlation[n] >= SAME_PICTURE_CORRELATION
