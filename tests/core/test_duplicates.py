@@ -379,3 +379,23 @@ def test_icons_that_differ_only_in_a_small_badge_or_mouth_are_different_pictures
     assert found == [["face-smile.png", "smile_big.jpg"],
                      ["star.png", "star_cropped.png", "star_small.png"]]
     assert all(g.kind == "near" and not g.conflict for g in scan.duplicate_groups)
+
+
+def test_neighbouring_tiles_of_one_hazy_sky_are_different_pictures(tmp_path):
+    """Seven 32 px tiles cut side by side from the hazy horizon of scikit-learn's china.jpg look
+    alike (grey spread 13-16 levels, correlation 0.99), but no two are copies; a JPEG copy and
+    a cropped copy of two of them are still found."""
+    from sklearn.datasets import load_sample_images
+
+    photo = load_sample_images().images[0]
+    tiles = [Image.fromarray(photo[192:224, x : x + 32]) for x in range(320, 544, 32)]
+    folder = tmp_path / "sky"
+    folder.mkdir()
+    (tmp_path / "ground").mkdir()  # a second class: the scan wants two
+    Image.fromarray(photo[384:416, 0:32]).save(tmp_path / "ground" / "ground.png")
+    for n, tile in enumerate(tiles):
+        tile.save(folder / f"tile{n}.png")
+    tiles[1].save(folder / "copy1.jpg", "JPEG", quality=70)
+    tiles[4].crop((1, 0, 32, 31)).save(folder / "copy4.png")
+    groups = {frozenset(p.name for p in g.paths) for g in scan_folder(tmp_path).duplicate_groups}
+    assert groups == {frozenset({"tile1.png", "copy1.jpg"}), frozenset({"tile4.png", "copy4.png"})}

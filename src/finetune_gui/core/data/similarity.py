@@ -50,6 +50,10 @@ LEAST_ALIKE = 0.7  # the lowest SSIM structure term a copy may have in any block
 BLUR = 1.0
 COARSE_BLUR = 2.0
 RESIDUAL_BLUR = 1.5
+TEXTURE_BLUR = 1.0
+# Fine detail (grain, texture) at the best view, rows and columns taken out: copies 0.59-1,
+# neighbouring tiles of one hazy sky -0.25 to 0.32 (benchmark, docs/duplicates.md).
+TEXTURE_CORRELATION = 0.45
 PAIRS_PER_BATCH = 512
 # The quick first look (`PixelCheck.near_enough`): far outside what any copy showed at 16 px.
 ROUGH_SIDE = 16
@@ -262,6 +266,7 @@ class PixelCheck:
         best = np.full(len(pairs), -1.0)
         mean = np.full(len(pairs), 255.0)
         alike = np.zeros(len(pairs))
+        texture = np.zeros(len(pairs))
         worst_block = np.full(len(pairs), 255.0)
         by_side: dict[int, list[int]] = {}
         for k, (i, j) in enumerate(pairs):
@@ -272,9 +277,9 @@ class PixelCheck:
         for side, chosen in by_side.items():
             for start in range(0, len(chosen), PAIRS_PER_BATCH):
                 batch = chosen[start : start + PAIRS_PER_BATCH]
-                best[batch], mean[batch], worst_block[batch], alike[batch] = self._best_alignment(
-                    [pairs[k] for k in batch], side)
-        return best, mean, worst_block, alike
+                (best[batch], mean[batch], worst_block[batch], alike[batch],
+                 texture[batch]) = self._best_alignment([pairs[k] for k in batch], side)
+        return best, mean, worst_block, alike, texture
 
     def _grey(self, index: int, side: int) -> np.ndarray | None:
         """Image `index` as grey levels at `side` x `side`: from the fingerprint up to 32 px,
@@ -324,6 +329,7 @@ class PixelCheck:
         best = np.full(len(pairs), -1.0)
         best_laid = np.zeros_like(a)
         best_mask = np.ones_like(a)
+        best_views = np.zeros((len(pairs), 2), int)
         for y_rank in range(tried):
             rows_view = chosen[0][:, y_rank]
             for x_rank in range(tried):
@@ -338,9 +344,44 @@ class PixelCheck:
                 best = np.where(better, score, best)
                 best_laid[better] = laid[better]
                 best_mask[better] = mask[better]
+                best_views[better] = np.stack([rows_view, cols_view], axis=1)[better]
         smooth = _blurring(side, RESIDUAL_BLUR)
         mean, worst, alike = _differences(smooth @ a @ smooth.T, smooth @ best_laid @ smooth.T, best_mask)
-        return best, mean, worst, alike
+        texture = self._texture(pairs, side, best_views, best_mask) if tried > 1 else np.ones(len(pairs))
+        return best, mean, worst, alike, texture
+
+    def _texture(self, pairs: list[tuple[int, int]], side: int, views: np.ndarray,
+                 mask: np.ndarray) -> np.ndarray:
+        """For each pair, at its best view: the correlation of the fine detail (each image minus
+        its blur: grain, noise, texture), which a copy keeps where it is and a neighbouring
+        tile of one hazy sky does not."""
+        matrices, _ = self._table(side)
+        raw_a = np.stack([self._grey(i, side) for i, _ in pairs]).astype(np.float32)
+        raw_b = np.stack([self._grey(j, side) for _, j in pairs]).astype(np.float32)
+        laid = matrices[views[:, 0]] @ raw_b @ matrices[views[:, 1]].transpose(0, 2, 1)
+        blur = _blurring(side, TEXTURE_BLUR)
+        fine_a, fine_b = raw_a - blur @ raw_a @ blur.T, laid - blur @ laid @ blur.T
+        # Edges next to the part not shown are blurred with what is missing: leave a pixel out.
+        mask = mask > 0
+        inner = mask & np.roll(mask, 1, 1) & np.roll(mask, -1, 1) & np.roll(mask, 1, 2) & np.roll(mask, -1, 2)
+        weights = inner.astype(np.float32)
+
+        def without_lines(fine: np.ndarray) -> np.ndarray:  # a band or stripe goes on past a tile's edge
+            fine = fine * weights
+            rows = fine.sum(axis=2, keepdims=True) / np.maximum(weights.sum(axis=2, keepdims=True), 1)
+            fine = (fine - rows) * weights
+            cols = fine.sum(axis=1, keepdims=True) / np.maximum(weights.sum(axis=1, keepdims=True), 1)
+            return (fine - cols) * weights
+
+        fine_a, fine_b = without_lines(fine_a), without_lines(fine_b)
+        flat = inner.reshape(len(pairs), -1).astype(np.float32)
+        count = np.maximum(flat.sum(axis=1), 1)
+        a_c = fine_a.reshape(len(pairs), -1) * flat
+        b_c = fine_b.reshape(len(pairs), -1) * flat
+        a_c -= (a_c.sum(axis=1) / count)[:, None] * flat
+        b_c -= (b_c.sum(axis=1) / count)[:, None] * flat
+        norms = np.maximum(np.linalg.norm(a_c, axis=1) * np.linalg.norm(b_c, axis=1), 1e-6)
+        return (a_c * b_c).sum(axis=1) / norms
 
     def near_enough(self, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
         """A quick first look, for each pair: at 16 px from the fingerprints, at the one view whose
@@ -350,7 +391,7 @@ class PixelCheck:
         near = np.zeros(len(pairs), bool)
         for start in range(0, len(pairs), PAIRS_PER_BATCH):
             batch = list(pairs[start : start + PAIRS_PER_BATCH])
-            correlation, mean, worst, _ = self._best_alignment(batch, ROUGH_SIDE, tried=1)
+            correlation, mean, worst, _, _ = self._best_alignment(batch, ROUGH_SIDE, tried=1)
             near[start : start + len(batch)] = ((correlation >= ROUGH_CORRELATION) & (mean <= ROUGH_MEAN)
                                                 & (worst <= ROUGH_BLOCK))
         return near
@@ -380,12 +421,13 @@ class PixelCheck:
             if not near:
                 verdicts[k] = False
                 contrasty.remove(k)
-        correlation, mean, worst_block, alike = self.scores([pairs[k] for k in contrasty])
+        correlation, mean, worst_block, alike, texture = self.scores([pairs[k] for k in contrasty])
         for n, k in enumerate(contrasty):
             verdicts[k] = bool(correlation[n] >= SAME_PICTURE_CORRELATION
                                and alike[n] >= LEAST_ALIKE
                                and mean[n] <= MEAN_DIFFERENCE
-                               and worst_block[n] <= BLOCK_DIFFERENCE)
+                               and worst_block[n] <= BLOCK_DIFFERENCE
+                               and texture[n] >= TEXTURE_CORRELATION)
         return verdicts
 
 
