@@ -19,11 +19,16 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from finetune_gui.core.data.hashing import (
-    GREY_SIDE,
-    colour_thumbnail,
-    grey_thumbnail,
-    smallest_side,
+from finetune_gui.core.data.hashing import GREY_SIDE, grey_thumbnail, smallest_side
+from finetune_gui.core.data.pixel_measures import (
+    FLAT_CONTRAST,
+    blurring,
+    colours_agree,
+    crop_views,
+    differences,
+    masked_correlation,
+    resampling,
+    shrink,
 )
 
 # Measured on real folders (benchmarks/duplicate_threshold.py, docs/duplicates.md, 2026-12-01).
@@ -33,21 +38,13 @@ NEIGHBOURS = 4
 CANDIDATE_BLOCK = 512
 SAME_PICTURE_CORRELATION = 0.95
 MEAN_DIFFERENCE = 5.0  # grey levels: the most a copy may differ on average, brightness matched
-FLAT_CONTRAST = 4.0  # grey-level spread below which a thumbnail counts as nearly blank
 FLAT_DIFFERENCE = 2.0  # nearly blank pictures: largest rms grey-level difference of a copy
-COLOUR_DIFFERENCE = 16.0  # mean colour-level difference (2 x 2 cells) after matching brightness
-HUE_DIFFERENCE = 6.0  # mean hue difference (4 x 4 cells): what is left after taking out grey
-CROP = 0.05  # the largest crop (share of a side) a copy may have
-SCALE_STEPS = 4  # scales tried between no crop and the largest, each way
 VIEWS_TRIED = 3  # per axis: the best views by profile, tried in every combination
-BRIGHTNESS = 1.15  # the largest brightness factor between copies (the issue plants +-10%)
 BLOCK_DIFFERENCE = 16.0  # grey levels: the most a copy may differ in one block
-STRUCTURE_FLOOR = (0.03 * 255) ** 2  # SSIM's C2: flat blocks count as alike
 LEAST_ALIKE = 0.7  # the lowest SSIM structure term a copy may have in any block
-# Blurs, in px of a 32 px side (in px above 32): for the comparison (a crop moves edges by part of a pixel),
+# Blurs, in px of a 32 px side (in px above 32; the comparison blur is pixel_measures.BLUR):
 # for candidates (a crop moves the 8 x 8 cells) and for the block differences (resampling
 # changes single pixels; 2.5 let different digits through, docs/duplicates.md).
-BLUR = 1.0
 COARSE_BLUR = 2.0
 RESIDUAL_BLUR = 1.5
 TEXTURE_BLUR = 1.0
@@ -68,7 +65,7 @@ Look = Callable[[int, int], "np.ndarray | None"]  # (image, side) -> grey levels
 def _coarse(fingerprints: Sequence[bytes]) -> np.ndarray:
     """(n, 64): 8 x 8 grey levels at zero mean and unit contrast (a floor keeps blank images
     blank), one row per fingerprint."""
-    blur = _blurring(GREY_SIDE, COARSE_BLUR)
+    blur = blurring(GREY_SIDE, COARSE_BLUR)
     thumbs = np.stack([grey_thumbnail(f) for f in fingerprints])
     levels = (blur @ thumbs @ blur.T).reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4)).reshape(-1, 64)
     centred = levels - levels.mean(axis=1, keepdims=True)
@@ -130,113 +127,6 @@ def comparison_side(a: bytes, b: bytes, looks: bool = False) -> int:
     return next((s for s in sides if s <= side), sides[-1])
 
 
-def _shrink(levels: np.ndarray, side: int) -> np.ndarray:
-    factor = levels.shape[-1] // side
-    if factor == 1:
-        return levels
-    return levels.reshape(*levels.shape[:-2], side, factor, side, factor).mean(axis=(-3, -1))
-
-
-def _views(side: int) -> list[tuple[float, float]]:
-    """Every (scale, offset) of one axis that a crop of at most `CROP` can cause, in units of the
-    image: position u in image A shows what position (u - offset) / scale shows in image B.
-
-    B cropped from A: B's whole view lies inside A's (scale <= 1, 0 <= offset <= 1 - scale);
-    A cropped from B: the other way round. The offset may miss by half a pixel (rounding).
-    """
-    step, slack = 0.25 / side, 0.5 / side
-    views = []
-    shrink = np.linspace(1 - CROP, 1, SCALE_STEPS + 1)
-    for scale in (*shrink, *(1 / shrink[:-1])):
-        low, high = (0.0, 1 - scale) if scale <= 1 else (1 - scale, 0.0)
-        for offset in np.arange(low - slack, high + slack + step / 2, step):
-            views.append((float(scale), float(offset)))
-    return views
-
-
-def _resampling(side: int, views: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """For each view: the (side, side) linear-interpolation matrix taking B's pixels of one axis
-    to A's, and which of A's pixels B shows at all (a crop shows less)."""
-    matrices = np.zeros((len(views), side, side), np.float32)
-    shown = np.zeros((len(views), side), bool)
-    centres = (np.arange(side) + 0.5) / side
-    for k, (scale, offset) in enumerate(views):
-        source = (centres - offset) / scale * side - 0.5
-        shown[k] = (source >= -0.5) & (source <= side - 0.5)
-        source = np.clip(source, 0, side - 1)
-        below = np.floor(source).astype(int)
-        above = np.minimum(below + 1, side - 1)
-        weight = (source - below).astype(np.float32)
-        rows = np.arange(side)
-        np.add.at(matrices[k], (rows, below), 1 - weight)
-        np.add.at(matrices[k], (rows, above), weight)
-    return matrices, shown
-
-
-def _blurring(side: int, blur: float | None = None) -> np.ndarray:
-    """The (side, side) matrix of a Gaussian blur of `blur` px along one axis (rows sum to 1):
-    an edge that a crop moved by part of a pixel then still lines up."""
-    # In px of a 32 px side up to 32 px; beyond, in px: the closer look keeps its detail.
-    sigma = max((BLUR if blur is None else blur) * min(side, GREY_SIDE) / GREY_SIDE, 1e-3)
-    offsets = np.arange(side)[:, None] - np.arange(side)[None, :]
-    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
-    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def _masked_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Correlation of a and b over mask along the last axis; a floor on the contrast keeps a
-    nearly blank picture from matching anything."""
-    count = mask.sum(axis=-1, keepdims=True)
-    a_c = (a - (a * mask).sum(axis=-1, keepdims=True) / count) * mask
-    b_c = (b - (b * mask).sum(axis=-1, keepdims=True) / count) * mask
-    floor = FLAT_CONTRAST * np.sqrt(count[..., 0])
-    norms = np.maximum(np.linalg.norm(a_c, axis=-1), floor) * np.maximum(np.linalg.norm(b_c, axis=-1), floor)
-    return (a_c * b_c).sum(axis=-1) / norms
-
-
-def _differences(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
-    """After scaling b's levels by the one factor that matches a best (a brightness change of
-    up to `BRIGHTNESS` multiplies every level; white stays white): the mean grey-level
-    difference left, and that in the block (an eighth of a side) where they differ most. A
-    copy differs a little everywhere; a different picture (a smiling face beside a sad one, a
-    folder with another badge) a lot in one place."""
-    count = np.maximum(mask.sum(axis=(1, 2)), 1)
-    gain = (a * b * mask).sum(axis=(1, 2)) / np.maximum((b * b * mask).sum(axis=(1, 2)), 1e-6)
-    gain = np.clip(gain, 1 / BRIGHTNESS, BRIGHTNESS)
-    left = np.abs(a - np.clip(gain[:, None, None] * b, 0, 255)) * mask
-    side = a.shape[-1]
-    block = max(1, side // 8)
-    cells = side // block
-    shape = (len(a), cells, block, cells, block)
-    sums = left.reshape(shape).sum(axis=(2, 4))
-    counts = mask.reshape(shape).sum(axis=(2, 4))
-    worst = (sums / np.maximum(counts, np.maximum(block * block / 4, 1))).max(axis=(1, 2))
-    return left.sum(axis=(1, 2)) / count, worst, _least_alike_block(a, b, mask)
-
-
-def _least_alike_block(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The lowest contrast-and-structure term of SSIM over half-overlapping blocks of about an
-    eighth of a side: where both show the same edges it is near 1 even if they are a fraction
-    of a pixel apart; where one shows a mark the other lacks (a badge, a mouth) it drops."""
-    sub = max(1, a.shape[-1] // 16)
-    cells = a.shape[-1] // sub
-    a, b, mask = (x[:, : cells * sub, : cells * sub] for x in (a, b, mask))
-
-    def windows(x: np.ndarray) -> np.ndarray:  # sums over 2 x 2 sub-blocks, one sub-block apart
-        x = x.reshape(len(x), cells, sub, cells, sub).sum(axis=(2, 4))
-        return x[:, :-1, :-1] + x[:, 1:, :-1] + x[:, :-1, 1:] + x[:, 1:, 1:]
-
-    count = windows(mask)
-    full = count >= 2 * sub * sub  # at least half the block shown by both
-    n = np.maximum(count, 1)
-    mean_a, mean_b = windows(a * mask) / n, windows(b * mask) / n
-    var_a = windows(a * a * mask) / n - mean_a**2
-    var_b = windows(b * b * mask) / n - mean_b**2
-    cov = windows(a * b * mask) / n - mean_a * mean_b
-    term = (2 * cov + STRUCTURE_FLOOR) / (np.maximum(var_a + var_b, 0) + STRUCTURE_FLOOR)
-    return np.where(full, term, 1.0).min(axis=(1, 2))
-
-
 class PixelCheck:
     """Stage 2 for many pairs at once (numpy over pairs).
 
@@ -257,7 +147,7 @@ class PixelCheck:
 
     def _table(self, side: int) -> tuple[np.ndarray, np.ndarray]:
         if side not in self._tables:
-            self._tables[side] = _resampling(side, _views(side))
+            self._tables[side] = resampling(side, crop_views(side))
         return self._tables[side]
 
     def scores(self, pairs: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -285,7 +175,7 @@ class PixelCheck:
         """Image `index` as grey levels at `side` x `side`: from the fingerprint up to 32 px,
         above that from the file, looked at again (once per image and side)."""
         if GREY_SIDE % side == 0:
-            return _shrink(grey_thumbnail(self.fingerprints[index]), side)
+            return shrink(grey_thumbnail(self.fingerprints[index]), side)
         if (index, side) not in self._looked:
             self._looked[index, side] = self.look(index, side) if self.look else None
         return self._looked[index, side]
@@ -293,11 +183,11 @@ class PixelCheck:
     def _levels(self, indices: list[int], side: int) -> np.ndarray:
         """Blurred grey levels of `indices` at `side`: from all fingerprints at once (kept per
         side) up to 32 px, from the files looked at again above."""
-        blur = _blurring(side)
+        blur = blurring(side)
         if GREY_SIDE % side == 0:
             if side not in self._thumbnails:
                 thumbs = np.stack([grey_thumbnail(f) for f in self.fingerprints])
-                self._thumbnails[side] = (blur @ _shrink(thumbs, side) @ blur.T).astype(np.float32)
+                self._thumbnails[side] = (blur @ shrink(thumbs, side) @ blur.T).astype(np.float32)
             return self._thumbnails[side][np.asarray(indices, int)]
         levels = np.stack([self._grey(i, side) for i in indices])
         return (blur @ levels.astype(np.float32) @ blur.T).astype(np.float32)
@@ -324,7 +214,7 @@ class PixelCheck:
         for axis in (1, 2):  # rows (y), then columns (x)
             profile_a = a.mean(axis=3 - axis)  # (pairs, side)
             laid = self._laid_profiles([j for _, j in pairs], side, axis, b)  # (pairs, views, side)
-            scores = _masked_correlation(profile_a[:, None, :], laid, shown[None].astype(np.float32))
+            scores = masked_correlation(profile_a[:, None, :], laid, shown[None].astype(np.float32))
             chosen.append(np.argsort(-scores, axis=1)[:, :tried])
         best = np.full(len(pairs), -1.0)
         best_laid = np.zeros_like(a)
@@ -336,7 +226,7 @@ class PixelCheck:
                 cols_view = chosen[1][:, x_rank]
                 laid = matrices[rows_view] @ b @ matrices[cols_view].transpose(0, 2, 1)
                 mask = shown[rows_view][:, :, None] & shown[cols_view][:, None, :]
-                score = _masked_correlation(
+                score = masked_correlation(
                     a.reshape(len(pairs), -1), laid.reshape(len(pairs), -1),
                     mask.reshape(len(pairs), -1).astype(np.float32),
                 )
@@ -345,8 +235,8 @@ class PixelCheck:
                 best_laid[better] = laid[better]
                 best_mask[better] = mask[better]
                 best_views[better] = np.stack([rows_view, cols_view], axis=1)[better]
-        smooth = _blurring(side, RESIDUAL_BLUR)
-        mean, worst, alike = _differences(smooth @ a @ smooth.T, smooth @ best_laid @ smooth.T, best_mask)
+        smooth = blurring(side, RESIDUAL_BLUR)
+        mean, worst, alike = differences(smooth @ a @ smooth.T, smooth @ best_laid @ smooth.T, best_mask)
         texture = self._texture(pairs, side, best_views, best_mask) if tried > 1 else np.ones(len(pairs))
         return best, mean, worst, alike, texture
 
@@ -359,7 +249,7 @@ class PixelCheck:
         raw_a = np.stack([self._grey(i, side) for i, _ in pairs]).astype(np.float32)
         raw_b = np.stack([self._grey(j, side) for _, j in pairs]).astype(np.float32)
         laid = matrices[views[:, 0]] @ raw_b @ matrices[views[:, 1]].transpose(0, 2, 1)
-        blur = _blurring(side, TEXTURE_BLUR)
+        blur = blurring(side, TEXTURE_BLUR)
         fine_a, fine_b = raw_a - blur @ raw_a @ blur.T, laid - blur @ laid @ blur.T
         # Edges next to the part not shown are blurred with what is missing: leave a pixel out.
         mask = mask > 0
@@ -400,7 +290,7 @@ class PixelCheck:
         """Stage 2 for each pair: do images i and j show the same picture?"""
         verdicts = [None] * len(pairs)
         contrasty = []
-        agree = _colours_agree([self.fingerprints[i] for i, _ in pairs],
+        agree = colours_agree([self.fingerprints[i] for i, _ in pairs],
                                [self.fingerprints[j] for _, j in pairs])
         if self._spread is None:
             self._spread = np.array([grey_thumbnail(f).std() for f in self.fingerprints])
@@ -429,32 +319,6 @@ class PixelCheck:
                                and worst_block[n] <= BLOCK_DIFFERENCE
                                and texture[n] >= TEXTURE_CORRELATION)
         return verdicts
-
-
-def _colours_agree(first: Sequence[bytes], second: Sequence[bytes]) -> np.ndarray:
-    """For each pair: the colour thumbnails in 2 x 2 cells match once brightness is matched
-    (one gain for all; a 5% crop barely moves a half-picture cell), and in 4 x 4 cells so do
-    their hues (what is left after taking out each cell's grey). Recoloured generated shapes
-    (a dark and a light green triangle) differ in hue by about 5-14 levels, cropped colour
-    icons by up to 5.6 (docs/duplicates.md)."""
-    if not first:
-        return np.zeros(0, bool)
-
-    def leftover(prints_a: Sequence[bytes], prints_b: Sequence[bytes], cells: int) -> np.ndarray:
-        def grid(prints: Sequence[bytes]) -> np.ndarray:
-            colours = np.stack([colour_thumbnail(f) for f in prints])
-            size = colours.shape[1] // cells
-            return colours.reshape(-1, cells, size, cells, size, 3).mean(axis=(2, 4))
-
-        a, b = grid(prints_a), grid(prints_b)
-        gain = (a * b).sum(axis=(1, 2, 3)) / np.maximum((a**2).sum(axis=(1, 2, 3)), 1e-6)
-        return b - gain[:, None, None, None] * a
-
-    coarse = leftover(first, second, 2)
-    fine = leftover(first, second, 4)
-    hue = fine - fine.mean(axis=3, keepdims=True)
-    return ((np.abs(coarse).mean(axis=(1, 2, 3)) <= COLOUR_DIFFERENCE)
-            & (np.abs(hue).mean(axis=(1, 2, 3)) <= HUE_DIFFERENCE))
 
 
 def confirmed_pairs(fingerprints: Sequence[bytes], look: Look | None = None) -> list[tuple[int, int]]:
