@@ -57,6 +57,7 @@ ROUGH_SIDE = 16
 ROUGH_CORRELATION = 0.85
 ROUGH_MEAN = 12.0
 ROUGH_BLOCK = 40.0
+UNEVEN_SHRINK = 1.25  # a thumbnail shrunk by less than this from its image is uneven (see comparison_side)
 LOOK_SIDES = (64, 56, 48, 40, 32, 24, 16, 8)  # comparison sides, px; 24 and above 32: the files again
 
 Look = Callable[[int, int], "np.ndarray | None"]  # (image, side) -> grey levels, or None
@@ -121,10 +122,17 @@ def candidate_pairs(
 def comparison_side(a: bytes, b: bytes, looks: bool = False) -> int:
     """Compare at no more detail than the smaller image has: a copy halved to 16 px cannot
     match the 32 px original's strokes, only its 16 px view. Above 32 px (the fingerprint's
-    thumbnail) only when the files can be looked at again."""
-    side = min(smallest_side(a), smallest_side(b))
+    thumbnail) only when the files can be looked at again, and then also below 32 px for an
+    image of 33-39 px: its thumbnail took one pixel here and two there (BOX shrinking by less
+    than a quarter), so the thin strokes of a line icon resized to 35 px come out uneven
+    (19-29 grey levels off in one block); both read again at 24 px match within 3."""
+    sides_px = (smallest_side(a), smallest_side(b))
+    side = min(sides_px)
     sides = LOOK_SIDES if looks else tuple(s for s in LOOK_SIDES if GREY_SIDE % s == 0)
-    return next((s for s in sides if s <= side), sides[-1])
+    chosen = next((s for s in sides if s <= side), sides[-1])
+    if looks and chosen == GREY_SIDE and any(GREY_SIDE < s < GREY_SIDE * UNEVEN_SHRINK for s in sides_px):
+        chosen = next(s for s in sides if s < GREY_SIDE)
+    return chosen
 
 
 class PixelCheck:
