@@ -160,9 +160,12 @@ def score(folder: Path, planted: dict, same: set) -> dict:
     scan = scan_folder(folder)
     seconds = time.perf_counter() - started
     twins = {p: q for pair in same for p, q in (tuple(pair), tuple(pair)[::-1])}
-    pairs = {frozenset((copy, original)) for copy, (original, _) in planted.items()}
-    pairs |= {frozenset((copy, twins[original])) for copy, (original, _) in planted.items()
-              if original in twins} | same
+    picture_of = {p: min(p, twins.get(p, p)) for p in twins}  # one drawing, two files: one picture
+    picture_of.update({copy: picture_of.get(original, original) for copy, (original, _) in planted.items()})
+    shows: dict[Path, set[Path]] = {}  # picture -> every file that shows it
+    for path, picture in picture_of.items():
+        shows.setdefault(picture, {picture}).add(path)
+    pairs = {frozenset(p) for files in shows.values() for p in combinations(sorted(files), 2)}
     found = {frozenset(p) for g in scan.duplicate_groups for p in combinations(g.paths, 2)}
     copies_in = [sum(p.parent.name == "copies" for p in g.paths) + sum(p in twins for p in g.paths) // 2
                  for g in scan.duplicate_groups]

@@ -447,3 +447,13 @@ def test_thin_stroke_icons_shrunk_a_little_are_found_and_others_kept_apart(tmp_p
         flat.resize((side, side), filters[n % 3]).save(folder / f"{name}_{side}px.png")
     found = sorted(sorted(p.name for p in g.paths) for g in scan_folder(tmp_path).duplicate_groups)
     assert found == sorted(sorted([f"{name}.png", f"{name}_{34 + n}px.png"]) for n, name in enumerate(names))
+
+
+def test_a_folder_too_large_for_the_per_image_tables_gives_the_same_groups(digits_folder, monkeypatch):
+    # Above PER_IMAGE_BYTES the thumbnails and moved profiles are made per batch of pairs.
+    from finetune_gui.core.data import similarity
+
+    _, _, scan = digits_folder
+    expected = {frozenset(g.paths) for g in scan.duplicate_groups}
+    monkeypatch.setattr(similarity, "PER_IMAGE_BYTES", 0)
+    assert {frozenset(g.paths) for g in duplicates.find_duplicate_groups(scan.records)} == expected

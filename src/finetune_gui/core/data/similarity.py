@@ -52,9 +52,10 @@ TEXTURE_BLUR = 1.0
 # neighbouring tiles of one hazy sky -0.25 to 0.32 (benchmark, docs/duplicates.md).
 TEXTURE_CORRELATION = 0.45
 PAIRS_PER_BATCH = 512
+PER_IMAGE_BYTES = 64 * 2**20  # the most one table over all images may take (else per batch)
 # The quick first look (`PixelCheck.near_enough`): far outside what any copy showed at 16 px.
 ROUGH_SIDE = 16
-ROUGH_CORRELATION = 0.85
+ROUGH_CORRELATION = 0.8
 ROUGH_MEAN = 12.0
 ROUGH_BLOCK = 40.0
 UNEVEN_SHRINK = 1.25  # a thumbnail shrunk by less than this from its image is uneven (see comparison_side)
@@ -192,6 +193,9 @@ class PixelCheck:
         """Blurred grey levels of `indices` at `side`: from all fingerprints at once (kept per
         side) up to 32 px, from the files looked at again above."""
         blur = blurring(side)
+        if GREY_SIDE % side == 0 and not self._fits(side * side):
+            levels = np.stack([shrink(grey_thumbnail(self.fingerprints[i]), side) for i in indices])
+            return (blur @ levels @ blur.T).astype(np.float32)
         if GREY_SIDE % side == 0:
             if side not in self._thumbnails:
                 thumbs = np.stack([grey_thumbnail(f) for f in self.fingerprints])
@@ -200,12 +204,16 @@ class PixelCheck:
         levels = np.stack([self._grey(i, side) for i in indices])
         return (blur @ levels.astype(np.float32) @ blur.T).astype(np.float32)
 
+    def _fits(self, floats_per_image: int) -> bool:
+        """May a table of `floats_per_image` for every image be kept (`PER_IMAGE_BYTES`)?"""
+        return len(self.fingerprints) * floats_per_image * 4 <= PER_IMAGE_BYTES
+
     def _laid_profiles(self, indices: list[int], side: int, axis: int, levels: np.ndarray) -> np.ndarray:
         """The row (axis 1) or column (axis 2) means of `levels`, images `indices`, moved by every
         view. From the fingerprints once per image (a folder of look-alikes has a few candidates
         per image), from `levels` for the files looked at again."""
         matrices, _ = self._table(side)
-        if GREY_SIDE % side:
+        if GREY_SIDE % side or not self._fits(matrices.shape[0] * side):
             return np.einsum("ps,vts->pvt", levels.mean(axis=3 - axis), matrices)
         if (side, axis) not in self._profiles:
             every = self._levels(list(range(len(self.fingerprints))), side).mean(axis=3 - axis)
@@ -285,13 +293,15 @@ class PixelCheck:
         """A quick first look, for each pair: at 16 px from the fingerprints, at the one view whose
         profiles match best, are they close enough to be worth the full check? Most candidates
         of a folder of look-alikes (handwritten digits) are far off even there; every copy in the
-        benchmark is well inside these bounds (docs/duplicates.md)."""
-        near = np.zeros(len(pairs), bool)
-        for start in range(0, len(pairs), PAIRS_PER_BATCH):
-            batch = list(pairs[start : start + PAIRS_PER_BATCH])
-            correlation, mean, worst, _, _ = self._best_alignment(batch, ROUGH_SIDE, tried=1)
-            near[start : start + len(batch)] = ((correlation >= ROUGH_CORRELATION) & (mean <= ROUGH_MEAN)
-                                                & (worst <= ROUGH_BLOCK))
+        benchmark is well inside these bounds (docs/duplicates.md). A 33-39 px image's thumbnail
+        is uneven (`comparison_side`): such pairs always get the full check."""
+        near = np.array([any(GREY_SIDE < smallest_side(self.fingerprints[k]) < GREY_SIDE * UNEVEN_SHRINK
+                             for k in pair) for pair in pairs], bool)
+        rest = [k for k in range(len(pairs)) if not near[k]]
+        for start in range(0, len(rest), PAIRS_PER_BATCH):
+            batch = rest[start : start + PAIRS_PER_BATCH]
+            correlation, mean, worst, _, _ = self._best_alignment([pairs[k] for k in batch], ROUGH_SIDE, tried=1)
+            near[batch] = (correlation >= ROUGH_CORRELATION) & (mean <= ROUGH_MEAN) & (worst <= ROUGH_BLOCK)
         return near
 
     def same_picture(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
@@ -315,10 +325,10 @@ class PixelCheck:
                 verdicts[k] = flat_a and flat_b and rms <= FLAT_DIFFERENCE
             else:
                 contrasty.append(k)
-        for k, near in zip(list(contrasty), self.near_enough([pairs[k] for k in contrasty]), strict=True):
-            if not near:
-                verdicts[k] = False
-                contrasty.remove(k)
+        near = self.near_enough([pairs[k] for k in contrasty])
+        for k in np.asarray(contrasty, int)[~near]:
+            verdicts[k] = False
+        contrasty = [k for k, close in zip(contrasty, near, strict=True) if close]
         correlation, mean, worst_block, alike, texture = self.scores([pairs[k] for k in contrasty])
         for n, k in enumerate(contrasty):
             verdicts[k] = bool(correlation[n] >= SAME_PICTURE_CORRELATION
