@@ -128,7 +128,6 @@ def least_alike_block(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndar
     return np.where(full, term, 1.0).min(axis=(1, 2))
 
 
-
 def colours_agree(first: Sequence[bytes], second: Sequence[bytes]) -> np.ndarray:
     """For each pair: the colour thumbnails in 2 x 2 cells match once brightness is matched
     (one gain for all; a 5% crop barely moves a half-picture cell), and in 4 x 4 cells so do
