@@ -4,11 +4,9 @@ differences after matching brightness, the SSIM structure term per block, and co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from finetune_gui.core.data.hashing import GREY_SIDE, colour_thumbnail
+from finetune_gui.core.data.hashing import GREY_SIDE
 
 # Measured on real folders (benchmarks/duplicate_threshold.py, docs/duplicates.md, 2026-12-01).
 FLAT_CONTRAST = 4.0  # grey-level spread below which a thumbnail counts as nearly blank
@@ -128,22 +126,21 @@ def least_alike_block(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndar
     return np.where(full, term, 1.0).min(axis=(1, 2))
 
 
-def colours_agree(first: Sequence[bytes], second: Sequence[bytes]) -> np.ndarray:
-    """For each pair: the colour thumbnails in 2 x 2 cells match once brightness is matched
-    (one gain for all; a 5% crop barely moves a half-picture cell), and in 4 x 4 cells so do
-    their hues (what is left after taking out each cell's grey). Recoloured generated shapes
+def colours_agree(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """For each pair of colour thumbnails (`first[k]`, `second[k]`, each (8, 8, 3)): in 2 x 2
+    cells they match once brightness is matched (one gain for all; a 5% crop barely moves a
+    half-picture cell), and in 4 x 4 cells so do their hues (what is left after taking out each cell's grey). Recoloured generated shapes
     (a dark and a light green triangle) differ in hue by about 5-14 levels, cropped colour
     icons by up to 5.6 (docs/duplicates.md)."""
-    if not first:
+    if not len(first):
         return np.zeros(0, bool)
 
-    def leftover(prints_a: Sequence[bytes], prints_b: Sequence[bytes], cells: int) -> np.ndarray:
-        def grid(prints: Sequence[bytes]) -> np.ndarray:
-            colours = np.stack([colour_thumbnail(f) for f in prints])
+    def leftover(colours_a: np.ndarray, colours_b: np.ndarray, cells: int) -> np.ndarray:
+        def grid(colours: np.ndarray) -> np.ndarray:
             size = colours.shape[1] // cells
             return colours.reshape(-1, cells, size, cells, size, 3).mean(axis=(2, 4))
 
-        a, b = grid(prints_a), grid(prints_b)
+        a, b = grid(colours_a), grid(colours_b)
         gain = (a * b).sum(axis=(1, 2, 3)) / np.maximum((a**2).sum(axis=(1, 2, 3)), 1e-6)
         return b - gain[:, None, None, None] * a
 

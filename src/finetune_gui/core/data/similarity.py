@@ -22,7 +22,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from finetune_gui.core.data.hashing import GREY_SIDE, grey_thumbnail, smallest_side
+from finetune_gui.core.data.hashing import (
+    GREY_SIDE,
+    colour_thumbnail,
+    grey_thumbnail,
+    smallest_side,
+)
 from finetune_gui.core.data.pixel_measures import (
     FLAT_CONTRAST,
     blurring,
@@ -311,8 +316,13 @@ class PixelCheck:
         """Stage 2 for each pair: do images i and j show the same picture?"""
         verdicts = [None] * len(pairs)
         contrasty = []
-        agree = colours_agree([self.fingerprints[i] for i, _ in pairs],
-                               [self.fingerprints[j] for _, j in pairs])
+        agree = np.zeros(0, bool)
+        if pairs:
+            ends = np.asarray(pairs, int)
+            images = np.unique(ends)  # each image's colour thumbnail once
+            colours = np.stack([colour_thumbnail(self.fingerprints[i]) for i in images])
+            agree = colours_agree(colours[np.searchsorted(images, ends[:, 0])],
+                                  colours[np.searchsorted(images, ends[:, 1])])
         if self._spread is None:
             self._spread = np.array([grey_thumbnail(f).std() for f in self.fingerprints])
         for k, (i, j) in enumerate(pairs):
