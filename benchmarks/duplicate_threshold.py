@@ -3,11 +3,12 @@
 Run: python benchmarks/duplicate_threshold.py [--per-kind 40] [--folder /tmp/dup-bench]
 Four folders of distinct pictures from packages: the 1,797 handwritten digits of scikit-learn
 (8 x 8, written at 32 px), Adwaita's 48 px symbolic (line) icons and colour icons
-(/usr/share/icons/Adwaita, Debian package adwaita-icon-theme), and 64 px tiles of the two
+(/usr/share/icons/Adwaita, Debian package adwaita-icon-theme), and 32 px tiles of the two
 photos bundled with scikit-learn (featureless sky tiles left out). In each, copies of
 `--per-kind` pictures are planted per kind, each kind on different originals. The folder is
 scanned with `scan_folder`, as the app does, and every group is scored: a pair of files in one
-group is right when it is an original and its planted copy. Results: docs/duplicates.md.
+group is right when both show one picture: an original and its planted copy, or the two files
+of a drawing Adwaita ships twice (`SAME_DRAWING`) and their copies. Results: docs/duplicates.md.
 """
 
 from __future__ import annotations
