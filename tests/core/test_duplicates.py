@@ -379,3 +379,81 @@ def test_icons_that_differ_only_in_a_small_badge_or_mouth_are_different_pictures
     assert found == [["face-smile.png", "smile_big.jpg"],
                      ["star.png", "star_cropped.png", "star_small.png"]]
     assert all(g.kind == "near" and not g.conflict for g in scan.duplicate_groups)
+
+
+def test_neighbouring_tiles_of_one_hazy_sky_are_different_pictures(tmp_path):
+    """Seven 32 px tiles cut side by side from the hazy horizon of scikit-learn's china.jpg look
+    alike (grey spread 13-16 levels, correlation 0.99), but no two are copies; a JPEG copy and
+    a cropped copy of two of them are still found."""
+    from sklearn.datasets import load_sample_images
+
+    photo = load_sample_images().images[0]
+    tiles = [Image.fromarray(photo[192:224, x : x + 32]) for x in range(320, 544, 32)]
+    folder = tmp_path / "sky"
+    folder.mkdir()
+    (tmp_path / "ground").mkdir()  # a second class: the scan wants two
+    Image.fromarray(photo[384:416, 0:32]).save(tmp_path / "ground" / "ground.png")
+    for n, tile in enumerate(tiles):
+        tile.save(folder / f"tile{n}.png")
+    tiles[1].save(folder / "copy1.jpg", "JPEG", quality=70)
+    tiles[4].crop((1, 0, 32, 31)).save(folder / "copy4.png")
+    groups = {frozenset(p.name for p in g.paths) for g in scan_folder(tmp_path).duplicate_groups}
+    assert groups == {frozenset({"tile1.png", "copy1.jpg"}), frozenset({"tile4.png", "copy4.png"})}
+
+
+def line_icon(name: str, size: int = 48) -> Image.Image:
+    """A 48 px symbolic icon: black strokes of 1-2 px on a transparent ground."""
+    from PIL import ImageDraw
+
+    picture = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    pen = ImageDraw.Draw(picture)
+    ink = (30, 30, 30, 255)
+    if name == "search":
+        pen.ellipse((8, 8, 30, 30), outline=ink, width=2)
+        pen.line((27, 27, 40, 40), fill=ink, width=2)
+    elif name == "sun":
+        pen.ellipse((16, 16, 32, 32), outline=ink, width=2)
+        for (x0, y0, x1, y1) in ((24, 4, 24, 11), (24, 37, 24, 44), (4, 24, 11, 24), (37, 24, 44, 24),
+                                 (10, 10, 14, 14), (34, 34, 38, 38), (10, 38, 14, 34), (34, 14, 38, 10)):
+            pen.line((x0, y0, x1, y1), fill=ink, width=1)
+    elif name == "share":
+        for x, y in ((10, 24), (36, 10), (36, 38)):
+            pen.ellipse((x - 4, y - 4, x + 4, y + 4), outline=ink, width=1)
+        pen.line((13, 22, 33, 12), fill=ink, width=1)
+        pen.line((13, 26, 33, 36), fill=ink, width=1)
+    elif name == "mail":
+        pen.rectangle((6, 12, 42, 36), outline=ink, width=1)
+        pen.line((6, 12, 24, 26, 42, 12), fill=ink, width=1)
+    elif name == "mail-open":
+        pen.rectangle((6, 18, 42, 40), outline=ink, width=1)
+        pen.line((6, 18, 24, 6, 42, 18), fill=ink, width=1)
+        pen.line((6, 18, 24, 30, 42, 18), fill=ink, width=1)
+    return picture
+
+
+def test_thin_stroke_icons_shrunk_a_little_are_found_and_others_kept_apart(tmp_path):
+    # A 48 px line icon shrunk to 33-39 px: its 32 px thumbnail took one pixel here and two
+    # there, so the strokes came out 19-29 grey levels off in one block (Adwaita, benchmark).
+    names = ("search", "sun", "share", "mail", "mail-open")
+    folder = tmp_path / "symbols"
+    folder.mkdir()
+    (tmp_path / "other").mkdir()
+    line_icon("search").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / "other" / "flipped.png")
+    filters = (Image.Resampling.LANCZOS, Image.Resampling.BILINEAR, Image.Resampling.BICUBIC)
+    for n, name in enumerate(names):
+        line_icon(name).save(folder / f"{name}.png")
+        flat = Image.alpha_composite(Image.new("RGBA", (48, 48), "white"), line_icon(name)).convert("RGB")
+        side = 34 + n
+        flat.resize((side, side), filters[n % 3]).save(folder / f"{name}_{side}px.png")
+    found = sorted(sorted(p.name for p in g.paths) for g in scan_folder(tmp_path).duplicate_groups)
+    assert found == sorted(sorted([f"{name}.png", f"{name}_{34 + n}px.png"]) for n, name in enumerate(names))
+
+
+def test_a_folder_too_large_for_the_per_image_tables_gives_the_same_groups(digits_folder, monkeypatch):
+    # Above PER_IMAGE_BYTES the thumbnails and moved profiles are made per batch of pairs.
+    from finetune_gui.core.data import similarity
+
+    _, _, scan = digits_folder
+    expected = {frozenset(g.paths) for g in scan.duplicate_groups}
+    monkeypatch.setattr(similarity, "PER_IMAGE_BYTES", 0)
+    assert {frozenset(g.paths) for g in duplicates.find_duplicate_groups(scan.records)} == expected

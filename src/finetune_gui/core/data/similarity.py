@@ -6,11 +6,14 @@
    copy moves far on 8 x 8 but stays its original's nearest). This stage only prunes.
 2. Confirmation, on the pixels, at the detail both images have (64, 48, 32, 24, 16 or 8 px):
    up to 32 px from the fingerprint, otherwise from the two files, read again for candidate
-   pairs only (`look`). One image is laid over the other only as a crop of up to 5% could move
-   it; the correlation must be high, and after matching brightness (one factor) the grey
-   levels must differ little on average and in every block (a copy differs a little
-   everywhere, another picture a lot in one place); the colours must agree in brightness and
+   pairs only (`look`). A quick look at 16 px first drops the pairs far from any copy. One
+   image is laid over the other only as a crop of up to 5% could move it; the correlation must
+   be high, and after matching brightness (one factor) the grey levels must differ little on
+   average and in every block (a copy differs a little everywhere, another picture a lot in
+   one place); the fine detail (grain, texture) must sit in the same places, which tells a
+   copy from a neighbouring tile of one hazy sky; the colours must agree in brightness and
    hue. Nearly blank pairs are compared by their remaining difference in grey levels instead.
+   The measures themselves are in `pixel_measures.py`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ from finetune_gui.core.data.hashing import (
     grey_thumbnail,
     smallest_side,
 )
+from finetune_gui.core.data.pixel_measures import (
+    FLAT_CONTRAST,
+    blurring,
+    colours_agree,
+    crop_views,
+    differences,
+    masked_correlation,
+    resampling,
+    shrink,
+)
 
 # Measured on real folders (benchmarks/duplicate_threshold.py, docs/duplicates.md, 2026-12-01).
 CLOSE_DISTANCE = 0.2  # stage 1, rms of the coarse thumbnails: always a candidate
@@ -33,24 +46,27 @@ NEIGHBOURS = 4
 CANDIDATE_BLOCK = 512
 SAME_PICTURE_CORRELATION = 0.95
 MEAN_DIFFERENCE = 5.0  # grey levels: the most a copy may differ on average, brightness matched
-FLAT_CONTRAST = 4.0  # grey-level spread below which a thumbnail counts as nearly blank
 FLAT_DIFFERENCE = 2.0  # nearly blank pictures: largest rms grey-level difference of a copy
-COLOUR_DIFFERENCE = 16.0  # mean colour-level difference (2 x 2 cells) after matching brightness
-HUE_DIFFERENCE = 6.0  # mean hue difference (4 x 4 cells): what is left after taking out grey
-CROP = 0.05  # the largest crop (share of a side) a copy may have
-SCALE_STEPS = 4  # scales tried between no crop and the largest, each way
 VIEWS_TRIED = 3  # per axis: the best views by profile, tried in every combination
-BRIGHTNESS = 1.15  # the largest brightness factor between copies (the issue plants +-10%)
 BLOCK_DIFFERENCE = 16.0  # grey levels: the most a copy may differ in one block
-STRUCTURE_FLOOR = (0.03 * 255) ** 2  # SSIM's C2: flat blocks count as alike
 LEAST_ALIKE = 0.7  # the lowest SSIM structure term a copy may have in any block
-# Blurs, in px of a 32 px side (in px above 32): for the comparison (a crop moves edges by part of a pixel),
+# Blurs, in px of a 32 px side (in px above 32; the comparison blur is pixel_measures.BLUR):
 # for candidates (a crop moves the 8 x 8 cells) and for the block differences (resampling
 # changes single pixels; 2.5 let different digits through, docs/duplicates.md).
-BLUR = 1.0
 COARSE_BLUR = 2.0
 RESIDUAL_BLUR = 1.5
+TEXTURE_BLUR = 1.0
+# Fine detail (grain, texture) at the best view, rows and columns taken out: copies 0.59-1,
+# neighbouring tiles of one hazy sky -0.25 to 0.32 (benchmark, docs/duplicates.md).
+TEXTURE_CORRELATION = 0.45
 PAIRS_PER_BATCH = 512
+PER_IMAGE_BYTES = 64 * 2**20  # the most one table over all images may take (else per batch)
+# The quick first look (`PixelCheck.near_enough`): far outside what any copy showed at 16 px.
+ROUGH_SIDE = 16
+ROUGH_CORRELATION = 0.8
+ROUGH_MEAN = 12.0
+ROUGH_BLOCK = 40.0
+UNEVEN_SHRINK = 1.25  # a thumbnail shrunk by less than this from its image is uneven (see comparison_side)
 LOOK_SIDES = (64, 56, 48, 40, 32, 24, 16, 8)  # comparison sides, px; 24 and above 32: the files again
 
 Look = Callable[[int, int], "np.ndarray | None"]  # (image, side) -> grey levels, or None
@@ -59,7 +75,7 @@ Look = Callable[[int, int], "np.ndarray | None"]  # (image, side) -> grey levels
 def _coarse(fingerprints: Sequence[bytes]) -> np.ndarray:
     """(n, 64): 8 x 8 grey levels at zero mean and unit contrast (a floor keeps blank images
     blank), one row per fingerprint."""
-    blur = _blurring(GREY_SIDE, COARSE_BLUR)
+    blur = blurring(GREY_SIDE, COARSE_BLUR)
     thumbs = np.stack([grey_thumbnail(f) for f in fingerprints])
     levels = (blur @ thumbs @ blur.T).reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4)).reshape(-1, 64)
     centred = levels - levels.mean(axis=1, keepdims=True)
@@ -115,117 +131,17 @@ def candidate_pairs(
 def comparison_side(a: bytes, b: bytes, looks: bool = False) -> int:
     """Compare at no more detail than the smaller image has: a copy halved to 16 px cannot
     match the 32 px original's strokes, only its 16 px view. Above 32 px (the fingerprint's
-    thumbnail) only when the files can be looked at again."""
-    side = min(smallest_side(a), smallest_side(b))
+    thumbnail) only when the files can be looked at again, and then also below 32 px for an
+    image of 33-39 px: its thumbnail took one pixel here and two there (BOX shrinking by less
+    than a quarter), so the thin strokes of a line icon resized to 35 px come out uneven
+    (19-29 grey levels off in one block); both read again at 24 px match within 3."""
+    sides_px = (smallest_side(a), smallest_side(b))
+    side = min(sides_px)
     sides = LOOK_SIDES if looks else tuple(s for s in LOOK_SIDES if GREY_SIDE % s == 0)
-    return next((s for s in sides if s <= side), sides[-1])
-
-
-def _shrink(levels: np.ndarray, side: int) -> np.ndarray:
-    factor = levels.shape[-1] // side
-    if factor == 1:
-        return levels
-    return levels.reshape(*levels.shape[:-2], side, factor, side, factor).mean(axis=(-3, -1))
-
-
-def _views(side: int) -> list[tuple[float, float]]:
-    """Every (scale, offset) of one axis that a crop of at most `CROP` can cause, in units of the
-    image: position u in image A shows what position (u - offset) / scale shows in image B.
-
-    B cropped from A: B's whole view lies inside A's (scale <= 1, 0 <= offset <= 1 - scale);
-    A cropped from B: the other way round. The offset may miss by half a pixel (rounding).
-    """
-    step, slack = 0.25 / side, 0.5 / side
-    views = []
-    shrink = np.linspace(1 - CROP, 1, SCALE_STEPS + 1)
-    for scale in (*shrink, *(1 / shrink[:-1])):
-        low, high = (0.0, 1 - scale) if scale <= 1 else (1 - scale, 0.0)
-        for offset in np.arange(low - slack, high + slack + step / 2, step):
-            views.append((float(scale), float(offset)))
-    return views
-
-
-def _resampling(side: int, views: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """For each view: the (side, side) linear-interpolation matrix taking B's pixels of one axis
-    to A's, and which of A's pixels B shows at all (a crop shows less)."""
-    matrices = np.zeros((len(views), side, side), np.float32)
-    shown = np.zeros((len(views), side), bool)
-    centres = (np.arange(side) + 0.5) / side
-    for k, (scale, offset) in enumerate(views):
-        source = (centres - offset) / scale * side - 0.5
-        shown[k] = (source >= -0.5) & (source <= side - 0.5)
-        source = np.clip(source, 0, side - 1)
-        below = np.floor(source).astype(int)
-        above = np.minimum(below + 1, side - 1)
-        weight = (source - below).astype(np.float32)
-        rows = np.arange(side)
-        np.add.at(matrices[k], (rows, below), 1 - weight)
-        np.add.at(matrices[k], (rows, above), weight)
-    return matrices, shown
-
-
-def _blurring(side: int, blur: float | None = None) -> np.ndarray:
-    """The (side, side) matrix of a Gaussian blur of `blur` px along one axis (rows sum to 1):
-    an edge that a crop moved by part of a pixel then still lines up."""
-    # In px of a 32 px side up to 32 px; beyond, in px: the closer look keeps its detail.
-    sigma = max((BLUR if blur is None else blur) * min(side, GREY_SIDE) / GREY_SIDE, 1e-3)
-    offsets = np.arange(side)[:, None] - np.arange(side)[None, :]
-    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
-    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def _masked_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Correlation of a and b over mask along the last axis; a floor on the contrast keeps a
-    nearly blank picture from matching anything."""
-    count = mask.sum(axis=-1, keepdims=True)
-    a_c = (a - (a * mask).sum(axis=-1, keepdims=True) / count) * mask
-    b_c = (b - (b * mask).sum(axis=-1, keepdims=True) / count) * mask
-    floor = FLAT_CONTRAST * np.sqrt(count[..., 0])
-    norms = np.maximum(np.linalg.norm(a_c, axis=-1), floor) * np.maximum(np.linalg.norm(b_c, axis=-1), floor)
-    return (a_c * b_c).sum(axis=-1) / norms
-
-
-def _differences(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
-    """After scaling b's levels by the one factor that matches a best (a brightness change of
-    up to `BRIGHTNESS` multiplies every level; white stays white): the mean grey-level
-    difference left, and that in the block (an eighth of a side) where they differ most. A
-    copy differs a little everywhere; a different picture (a smiling face beside a sad one, a
-    folder with another badge) a lot in one place."""
-    count = np.maximum(mask.sum(axis=(1, 2)), 1)
-    gain = (a * b * mask).sum(axis=(1, 2)) / np.maximum((b * b * mask).sum(axis=(1, 2)), 1e-6)
-    gain = np.clip(gain, 1 / BRIGHTNESS, BRIGHTNESS)
-    left = np.abs(a - np.clip(gain[:, None, None] * b, 0, 255)) * mask
-    side = a.shape[-1]
-    block = max(1, side // 8)
-    cells = side // block
-    shape = (len(a), cells, block, cells, block)
-    sums = left.reshape(shape).sum(axis=(2, 4))
-    counts = mask.reshape(shape).sum(axis=(2, 4))
-    worst = (sums / np.maximum(counts, np.maximum(block * block / 4, 1))).max(axis=(1, 2))
-    return left.sum(axis=(1, 2)) / count, worst, _least_alike_block(a, b, mask)
-
-
-def _least_alike_block(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The lowest contrast-and-structure term of SSIM over half-overlapping blocks of about an
-    eighth of a side: where both show the same edges it is near 1 even if they are a fraction
-    of a pixel apart; where one shows a mark the other lacks (a badge, a mouth) it drops."""
-    sub = max(1, a.shape[-1] // 16)
-    cells = a.shape[-1] // sub
-    a, b, mask = (x[:, : cells * sub, : cells * sub] for x in (a, b, mask))
-
-    def windows(x: np.ndarray) -> np.ndarray:  # sums over 2 x 2 sub-blocks, one sub-block apart
-        x = x.reshape(len(x), cells, sub, cells, sub).sum(axis=(2, 4))
-        return x[:, :-1, :-1] + x[:, 1:, :-1] + x[:, :-1, 1:] + x[:, 1:, 1:]
-
-    count = windows(mask)
-    full = count >= 2 * sub * sub  # at least half the block shown by both
-    n = np.maximum(count, 1)
-    mean_a, mean_b = windows(a * mask) / n, windows(b * mask) / n
-    var_a = windows(a * a * mask) / n - mean_a**2
-    var_b = windows(b * b * mask) / n - mean_b**2
-    cov = windows(a * b * mask) / n - mean_a * mean_b
-    term = (2 * cov + STRUCTURE_FLOOR) / (np.maximum(var_a + var_b, 0) + STRUCTURE_FLOOR)
-    return np.where(full, term, 1.0).min(axis=(1, 2))
+    chosen = next((s for s in sides if s <= side), sides[-1])
+    if looks and chosen == GREY_SIDE and any(GREY_SIDE < s < GREY_SIDE * UNEVEN_SHRINK for s in sides_px):
+        chosen = next(s for s in sides if s < GREY_SIDE)
+    return chosen
 
 
 class PixelCheck:
@@ -242,10 +158,13 @@ class PixelCheck:
         self.look = look
         self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._looked: dict[tuple[int, int], np.ndarray] = {}
+        self._thumbnails: dict[int, np.ndarray] = {}
+        self._profiles: dict[tuple[int, int], np.ndarray] = {}
+        self._spread: np.ndarray | None = None  # each fingerprint's grey-level spread
 
     def _table(self, side: int) -> tuple[np.ndarray, np.ndarray]:
         if side not in self._tables:
-            self._tables[side] = _resampling(side, _views(side))
+            self._tables[side] = resampling(side, crop_views(side))
         return self._tables[side]
 
     def scores(self, pairs: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -254,6 +173,7 @@ class PixelCheck:
         best = np.full(len(pairs), -1.0)
         mean = np.full(len(pairs), 255.0)
         alike = np.zeros(len(pairs))
+        texture = np.zeros(len(pairs))
         worst_block = np.full(len(pairs), 255.0)
         by_side: dict[int, list[int]] = {}
         for k, (i, j) in enumerate(pairs):
@@ -264,45 +184,73 @@ class PixelCheck:
         for side, chosen in by_side.items():
             for start in range(0, len(chosen), PAIRS_PER_BATCH):
                 batch = chosen[start : start + PAIRS_PER_BATCH]
-                best[batch], mean[batch], worst_block[batch], alike[batch] = self._best_alignment(
-                    [pairs[k] for k in batch], side)
-        return best, mean, worst_block, alike
+                (best[batch], mean[batch], worst_block[batch], alike[batch],
+                 texture[batch]) = self._best_alignment([pairs[k] for k in batch], side)
+        return best, mean, worst_block, alike, texture
 
     def _grey(self, index: int, side: int) -> np.ndarray | None:
         """Image `index` as grey levels at `side` x `side`: from the fingerprint up to 32 px,
         above that from the file, looked at again (once per image and side)."""
         if GREY_SIDE % side == 0:
-            return _shrink(grey_thumbnail(self.fingerprints[index]), side)
+            return shrink(grey_thumbnail(self.fingerprints[index]), side)
         if (index, side) not in self._looked:
             self._looked[index, side] = self.look(index, side) if self.look else None
         return self._looked[index, side]
 
     def _levels(self, indices: list[int], side: int) -> np.ndarray:
+        """Blurred grey levels of `indices` at `side`: from all fingerprints at once (kept per
+        side) up to 32 px, from the files looked at again above."""
+        blur = blurring(side)
+        if GREY_SIDE % side == 0 and not self._fits(side * side):
+            levels = np.stack([shrink(grey_thumbnail(self.fingerprints[i]), side) for i in indices])
+            return (blur @ levels @ blur.T).astype(np.float32)
+        if GREY_SIDE % side == 0:
+            if side not in self._thumbnails:
+                thumbs = np.stack([grey_thumbnail(f) for f in self.fingerprints])
+                self._thumbnails[side] = (blur @ shrink(thumbs, side) @ blur.T).astype(np.float32)
+            return self._thumbnails[side][np.asarray(indices, int)]
         levels = np.stack([self._grey(i, side) for i in indices])
-        blur = _blurring(side)
         return (blur @ levels.astype(np.float32) @ blur.T).astype(np.float32)
 
-    def _best_alignment(self, pairs: list[tuple[int, int]], side: int) -> tuple[np.ndarray, ...]:
+    def _fits(self, floats_per_image: int) -> bool:
+        """May a table of `floats_per_image` for every image be kept (`PER_IMAGE_BYTES`)?"""
+        return len(self.fingerprints) * floats_per_image * 4 <= PER_IMAGE_BYTES
+
+    def _laid_profiles(self, indices: list[int], side: int, axis: int, levels: np.ndarray) -> np.ndarray:
+        """The row (axis 1) or column (axis 2) means of `levels`, images `indices`, moved by every
+        view. From the fingerprints once per image (a folder of look-alikes has a few candidates
+        per image), from `levels` for the files looked at again."""
+        matrices, _ = self._table(side)
+        if GREY_SIDE % side or not self._fits(matrices.shape[0] * side):
+            return np.einsum("ps,vts->pvt", levels.mean(axis=3 - axis), matrices)
+        if (side, axis) not in self._profiles:
+            every = self._levels(list(range(len(self.fingerprints))), side).mean(axis=3 - axis)
+            self._profiles[side, axis] = np.einsum("ps,vts->pvt", every, matrices)  # no BLAS threads
+        return self._profiles[side, axis][np.asarray(indices, int)]
+
+    def _best_alignment(
+        self, pairs: list[tuple[int, int]], side: int, tried: int = VIEWS_TRIED
+    ) -> tuple[np.ndarray, ...]:
         matrices, shown = self._table(side)
         a = self._levels([i for i, _ in pairs], side)
         b = self._levels([j for _, j in pairs], side)
         chosen = []
         for axis in (1, 2):  # rows (y), then columns (x)
             profile_a = a.mean(axis=3 - axis)  # (pairs, side)
-            profile_b = b.mean(axis=3 - axis)
-            laid = np.tensordot(profile_b, matrices, axes=([1], [2]))  # (pairs, views, side)
-            scores = _masked_correlation(profile_a[:, None, :], laid, shown[None].astype(np.float32))
-            chosen.append(np.argsort(-scores, axis=1)[:, :VIEWS_TRIED])
+            laid = self._laid_profiles([j for _, j in pairs], side, axis, b)  # (pairs, views, side)
+            scores = masked_correlation(profile_a[:, None, :], laid, shown[None].astype(np.float32))
+            chosen.append(np.argsort(-scores, axis=1)[:, :tried])
         best = np.full(len(pairs), -1.0)
         best_laid = np.zeros_like(a)
         best_mask = np.ones_like(a)
-        for y_rank in range(VIEWS_TRIED):
+        best_views = np.zeros((len(pairs), 2), int)
+        for y_rank in range(tried):
             rows_view = chosen[0][:, y_rank]
-            for x_rank in range(VIEWS_TRIED):
+            for x_rank in range(tried):
                 cols_view = chosen[1][:, x_rank]
                 laid = matrices[rows_view] @ b @ matrices[cols_view].transpose(0, 2, 1)
                 mask = shown[rows_view][:, :, None] & shown[cols_view][:, None, :]
-                score = _masked_correlation(
+                score = masked_correlation(
                     a.reshape(len(pairs), -1), laid.reshape(len(pairs), -1),
                     mask.reshape(len(pairs), -1).astype(np.float32),
                 )
@@ -310,62 +258,98 @@ class PixelCheck:
                 best = np.where(better, score, best)
                 best_laid[better] = laid[better]
                 best_mask[better] = mask[better]
-        smooth = _blurring(side, RESIDUAL_BLUR)
-        mean, worst, alike = _differences(smooth @ a @ smooth.T, smooth @ best_laid @ smooth.T, best_mask)
-        return best, mean, worst, alike
+                best_views[better] = np.stack([rows_view, cols_view], axis=1)[better]
+        smooth = blurring(side, RESIDUAL_BLUR)
+        mean, worst, alike = differences(smooth @ a @ smooth.T, smooth @ best_laid @ smooth.T, best_mask)
+        texture = self._texture(pairs, side, best_views, best_mask) if tried > 1 else np.ones(len(pairs))
+        return best, mean, worst, alike, texture
+
+    def _texture(self, pairs: list[tuple[int, int]], side: int, views: np.ndarray,
+                 mask: np.ndarray) -> np.ndarray:
+        """For each pair, at its best view: the correlation of the fine detail (each image minus
+        its blur: grain, noise, texture), which a copy keeps where it is and a neighbouring
+        tile of one hazy sky does not."""
+        matrices, _ = self._table(side)
+        raw_a = np.stack([self._grey(i, side) for i, _ in pairs]).astype(np.float32)
+        raw_b = np.stack([self._grey(j, side) for _, j in pairs]).astype(np.float32)
+        laid = matrices[views[:, 0]] @ raw_b @ matrices[views[:, 1]].transpose(0, 2, 1)
+        blur = blurring(side, TEXTURE_BLUR)
+        fine_a, fine_b = raw_a - blur @ raw_a @ blur.T, laid - blur @ laid @ blur.T
+        # Edges next to the part not shown are blurred with what is missing: leave a pixel out.
+        mask = mask > 0
+        inner = mask & np.roll(mask, 1, 1) & np.roll(mask, -1, 1) & np.roll(mask, 1, 2) & np.roll(mask, -1, 2)
+        weights = inner.astype(np.float32)
+
+        def without_lines(fine: np.ndarray) -> np.ndarray:  # a band or stripe goes on past a tile's edge
+            fine = fine * weights
+            rows = fine.sum(axis=2, keepdims=True) / np.maximum(weights.sum(axis=2, keepdims=True), 1)
+            fine = (fine - rows) * weights
+            cols = fine.sum(axis=1, keepdims=True) / np.maximum(weights.sum(axis=1, keepdims=True), 1)
+            return (fine - cols) * weights
+
+        fine_a, fine_b = without_lines(fine_a), without_lines(fine_b)
+        flat = inner.reshape(len(pairs), -1).astype(np.float32)
+        count = np.maximum(flat.sum(axis=1), 1)
+        a_c = fine_a.reshape(len(pairs), -1) * flat
+        b_c = fine_b.reshape(len(pairs), -1) * flat
+        a_c -= (a_c.sum(axis=1) / count)[:, None] * flat
+        b_c -= (b_c.sum(axis=1) / count)[:, None] * flat
+        norms = np.maximum(np.linalg.norm(a_c, axis=1) * np.linalg.norm(b_c, axis=1), 1e-6)
+        return (a_c * b_c).sum(axis=1) / norms
+
+    def near_enough(self, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+        """A quick first look, for each pair: at 16 px from the fingerprints, at the one view whose
+        profiles match best, are they close enough to be worth the full check? Most candidates
+        of a folder of look-alikes (handwritten digits) are far off even there; every copy in the
+        benchmark is well inside these bounds (docs/duplicates.md). A 33-39 px image's thumbnail
+        is uneven (`comparison_side`): such pairs always get the full check."""
+        near = np.array([any(GREY_SIDE < smallest_side(self.fingerprints[k]) < GREY_SIDE * UNEVEN_SHRINK
+                             for k in pair) for pair in pairs], bool)
+        rest = [k for k in range(len(pairs)) if not near[k]]
+        for start in range(0, len(rest), PAIRS_PER_BATCH):
+            batch = rest[start : start + PAIRS_PER_BATCH]
+            correlation, mean, worst, _, _ = self._best_alignment([pairs[k] for k in batch], ROUGH_SIDE, tried=1)
+            near[batch] = (correlation >= ROUGH_CORRELATION) & (mean <= ROUGH_MEAN) & (worst <= ROUGH_BLOCK)
+        return near
 
     def same_picture(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
         """Stage 2 for each pair: do images i and j show the same picture?"""
         verdicts = [None] * len(pairs)
         contrasty = []
-        agree = _colours_agree([self.fingerprints[i] for i, _ in pairs],
-                               [self.fingerprints[j] for _, j in pairs])
+        agree = np.zeros(0, bool)
+        if pairs:
+            ends = np.asarray(pairs, int)
+            images = np.unique(ends)  # each image's colour thumbnail once
+            colours = np.stack([colour_thumbnail(self.fingerprints[i]) for i in images])
+            agree = colours_agree(colours[np.searchsorted(images, ends[:, 0])],
+                                  colours[np.searchsorted(images, ends[:, 1])])
+        if self._spread is None:
+            self._spread = np.array([grey_thumbnail(f).std() for f in self.fingerprints])
         for k, (i, j) in enumerate(pairs):
             a, b = self.fingerprints[i], self.fingerprints[j]
             if not agree[k]:
                 verdicts[k] = False
                 continue
-            grey_a, grey_b = grey_thumbnail(a), grey_thumbnail(b)
-            flat_a, flat_b = grey_a.std() < FLAT_CONTRAST, grey_b.std() < FLAT_CONTRAST
+            flat_a, flat_b = self._spread[i] < FLAT_CONTRAST, self._spread[j] < FLAT_CONTRAST
             if flat_a or flat_b:
+                grey_a, grey_b = grey_thumbnail(a), grey_thumbnail(b)
                 difference = (grey_a - grey_a.mean()) - (grey_b - grey_b.mean())
                 rms = float(np.sqrt((difference**2).mean()))
                 verdicts[k] = flat_a and flat_b and rms <= FLAT_DIFFERENCE
             else:
                 contrasty.append(k)
-        correlation, mean, worst_block, alike = self.scores([pairs[k] for k in contrasty])
+        near = self.near_enough([pairs[k] for k in contrasty])
+        for k in np.asarray(contrasty, int)[~near]:
+            verdicts[k] = False
+        contrasty = [k for k, close in zip(contrasty, near, strict=True) if close]
+        correlation, mean, worst_block, alike, texture = self.scores([pairs[k] for k in contrasty])
         for n, k in enumerate(contrasty):
             verdicts[k] = bool(correlation[n] >= SAME_PICTURE_CORRELATION
                                and alike[n] >= LEAST_ALIKE
                                and mean[n] <= MEAN_DIFFERENCE
-                               and worst_block[n] <= BLOCK_DIFFERENCE)
+                               and worst_block[n] <= BLOCK_DIFFERENCE
+                               and texture[n] >= TEXTURE_CORRELATION)
         return verdicts
-
-
-def _colours_agree(first: Sequence[bytes], second: Sequence[bytes]) -> np.ndarray:
-    """For each pair: the colour thumbnails in 2 x 2 cells match once brightness is matched
-    (one gain for all; a 5% crop barely moves a half-picture cell), and in 4 x 4 cells so do
-    their hues (what is left after taking out each cell's grey). Recoloured generated shapes
-    (a dark and a light green triangle) differ in hue by about 5-14 levels, cropped colour
-    icons by up to 5.6 (docs/duplicates.md)."""
-    if not first:
-        return np.zeros(0, bool)
-
-    def leftover(prints_a: Sequence[bytes], prints_b: Sequence[bytes], cells: int) -> np.ndarray:
-        def grid(prints: Sequence[bytes]) -> np.ndarray:
-            colours = np.stack([colour_thumbnail(f) for f in prints])
-            size = colours.shape[1] // cells
-            return colours.reshape(-1, cells, size, cells, size, 3).mean(axis=(2, 4))
-
-        a, b = grid(prints_a), grid(prints_b)
-        gain = (a * b).sum(axis=(1, 2, 3)) / np.maximum((a**2).sum(axis=(1, 2, 3)), 1e-6)
-        return b - gain[:, None, None, None] * a
-
-    coarse = leftover(first, second, 2)
-    fine = leftover(first, second, 4)
-    hue = fine - fine.mean(axis=3, keepdims=True)
-    return ((np.abs(coarse).mean(axis=(1, 2, 3)) <= COLOUR_DIFFERENCE)
-            & (np.abs(hue).mean(axis=(1, 2, 3)) <= HUE_DIFFERENCE))
 
 
 def confirmed_pairs(fingerprints: Sequence[bytes], look: Look | None = None) -> list[tuple[int, int]]:
