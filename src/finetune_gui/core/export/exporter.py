@@ -39,8 +39,15 @@ from finetune_gui.core.events import (
     check_cancel,
     ignore_progress,
 )
+from finetune_gui.core.export.benchmark import (
+    SpeedMeasurement,
+    measure_speed,
+    record_export,
+    speed_card_lines,
+)
 from finetune_gui.core.files import _describe_os_error, give_user_permissions
 from finetune_gui.core.model.backbones import get_backbone, weights_kind
+from finetune_gui.core.run.ensemble import ensemble_card_lines, read_ensemble
 from finetune_gui.core.run.folder import (
     LABELS_FILE,
     METRICS_FILE,
@@ -61,7 +68,7 @@ ONNX_OPSET = 17
 # activations move probabilities by several hundredths, so int8 has a lower floor of 90%.
 FLOAT_MIN_AGREEMENT = 0.99
 INT8_MIN_AGREEMENT = 0.90
-STEPS = ("images", "convert", "verify", "card", "save")
+STEPS = ("images", "convert", "verify", "speed", "card", "save")
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,7 @@ class ExportResult:
     card_markdown: Path
     card_json: Path
     verification: Verification
+    speed: SpeedMeasurement | None = None  # size and time per image on this computer
 
     @property
     def agreement(self) -> float:
@@ -216,25 +224,34 @@ def export_model(
         progress(StageProgress("export", 3, len(STEPS)))
         check_cancel(cancel)
 
+        speed = measure_speed(spec.name, built, verify_images[0])
+        progress(LogMessage(f"{spec.title}: {speed.size_text}, {speed.ms_per_image:.1f} ms per "
+                            f"image (batch 1, median of {speed.runs} runs)."))
+        progress(StageProgress("export", 4, len(STEPS)))
+        check_cancel(cancel)
+
         shutil.copyfile(run.path / LABELS_FILE, out / LABELS_FILE)
         has_metrics = (run.path / METRICS_FILE).is_file()
         if has_metrics:
             shutil.copyfile(run.path / METRICS_FILE, out / METRICS_FILE)
         card = model_card(run, spec, built, model_target.name, split, verification, progress)
+        card["size_and_speed"] = speed.to_dict()
         (out / CARD_JSON).write_text(
             json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8"
         )
         (out / CARD_MARKDOWN).write_text(card_markdown(card), encoding="utf-8")
-        progress(StageProgress("export", 4, len(STEPS)))
+        progress(StageProgress("export", 5, len(STEPS)))
         check_cancel(cancel)
 
         names = [model_target.name, LABELS_FILE, *([METRICS_FILE] if has_metrics else [])]
         names += [CARD_MARKDOWN, CARD_JSON]
         written = _publish([(out / name, folder / name) for name in names], folder, cancel)
-        progress(StageProgress("export", 5, len(STEPS)))
+        progress(StageProgress("export", 6, len(STEPS)))
         progress(LogMessage(f"Exported {model_target} ({spec.title})."))
+        record_export(run.path, speed, model_target)
         return ExportResult(
-            fmt, model_target, written, folder / CARD_MARKDOWN, folder / CARD_JSON, verification
+            fmt, model_target, written, folder / CARD_MARKDOWN, folder / CARD_JSON, verification,
+            speed,
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -829,6 +846,9 @@ def model_card(
         "verification": verification.to_dict(),
         "usage_python": usage_snippet(spec, file_name, size, quantisation),
     }
+    members = read_ensemble(run)
+    if members is not None:
+        card["ensemble"] = members
     return card
 
 
@@ -1094,6 +1114,7 @@ def card_markdown(card: dict) -> str:
         f"- Run status: {card['training']['status']}; best epoch: "
         f"{card['training']['best_epoch']}",
         "",
+        *ensemble_card_lines(card.get("ensemble")),
         "## Data",
         "",
         f"- Folder: `{data['root']}`, {data['images']} images: {data['counts']['train']} "
@@ -1142,6 +1163,7 @@ def card_markdown(card: dict) -> str:
         f"- Largest difference of any class probability: {v['max_abs_diff']:.3g}",
         f"- Required: at least {v['min_agreement']:.0%} agreement; passed.",
         "",
+        *speed_card_lines(card.get("size_and_speed")),
         "## Use it in Python",
         "",
         "Run beside the model file and labels.txt:",

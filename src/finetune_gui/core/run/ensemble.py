@@ -281,6 +281,33 @@ def _write_run(out: Path, model, folders: list[RunFolder], split: dict,
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def ensemble_card_lines(ensemble: dict | None) -> list[str]:
+    """The model card's section on an ensemble's members (nothing for a single run)."""
+    if not ensemble:
+        return []
+    members = ensemble["members"]
+    lines = [
+        "## Ensemble",
+        "",
+        f"This model averages the class probabilities of {len(members)} runs, all inside the "
+        f"file. "
+        f"The backbone and training above are those of the member whose input size "
+        f"({ensemble['image_size']} px) the ensemble takes; each member's own is below. Test "
+        f"accuracy on the shared test split:",
+        "",
+        "| member | network | input | test accuracy |",
+        "|---|---|---|---|",
+    ]
+    for member in members:
+        resized = f", resized inside from {ensemble['image_size']} px" \
+            if member["resized_inside"] else ""
+        lines.append(f"| `{Path(member['path']).name}` | {member['backbone']} | "
+                     f"{member['image_size']} px{resized} | {member['test_accuracy']:.1%} |")
+    lines += [f"| the ensemble | | {ensemble['image_size']} px | "
+              f"{ensemble['test_accuracy']:.1%} |", ""]
+    return lines
+
+
 def format_result(result: EnsembleResult) -> str:
     """The ensemble's test accuracy beside each member's, as lines for the terminal."""
     width = max(len(m.name) for m in result.members)

@@ -36,6 +36,7 @@ from finetune_gui.core.events import (
     ignore_progress,
 )
 from finetune_gui.core.export.exporter import FORMATS
+from finetune_gui.gui.pages.export_speed import ExportSpeedTable
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -208,6 +209,8 @@ class ExportPage(QWidget):
         save.addWidget(self.export_result)
         self._show_format()
         layout.addWidget(save_box)
+        self.speed_table = ExportSpeedTable()
+        layout.addWidget(self.speed_table)
         layout.addWidget(self._build_report_box())
 
         try_box = QGroupBox("Try it on new images")
@@ -293,6 +296,7 @@ class ExportPage(QWidget):
         self.report_button.setEnabled(ready and not self.report_runner.is_running)
         self.drop_area.setEnabled(ready)
         self.heatmaps.set_run(run.folder if ready else None)
+        self.speed_table.show_run(run.path if ready else None)
         if not ready:
             self.run_label.setText("")
             self.notice.show_text("Train a model first (step Train); then save it here.", "info")
@@ -362,7 +366,11 @@ class ExportPage(QWidget):
         self.export_result.show_text(
             f"Saved {names} in {result.model_path.parent}.\nChecked on {check.n_images} "
             f"{check.images}: the file gives the trained model's answer on "
-            f"{check.agreement:.1%} of them.", "success")
+            f"{check.agreement:.1%} of them." + (
+                f" {result.speed.size_text}, {result.speed.ms_per_image:.1f} ms per image on "
+                f"this computer." if result.speed else ""), "success")
+        if self.state.current_run is not None:
+            self.speed_table.show_run(self.state.current_run.path)
         self.exported.emit(list(result.written))
 
     def _on_export_cancelled(self) -> None:
