@@ -16,9 +16,10 @@ from tests.conftest import folder_fingerprint
 from finetune_gui.core.data.dataset import DatasetSplit
 from finetune_gui.core.data.images import load_rgb
 from finetune_gui.core.errors import EnsembleError
+from finetune_gui.core.export.formats import FORMATS
 from finetune_gui.core.run.compare import compare_runs
 from finetune_gui.core.run.ensemble import ENSEMBLE_FILE, combine_runs
-from finetune_gui.core.run.folder import EXPORT_FORMATS, RunFolder
+from finetune_gui.core.run.folder import RunFolder
 from finetune_gui.demo import make_shapes_dataset
 
 SIZES = (32, 40)
@@ -97,9 +98,9 @@ def test_each_member_is_scored_on_the_same_images_beside_the_ensemble(ensemble, 
 
 @pytest.mark.slow
 def test_the_ensemble_exports_to_every_format_and_passes_verification(ensemble, tmp_path):
-    from finetune_gui.core.export.exporter import export_model
+    from finetune_gui.core.export.job import export_model
 
-    for fmt in EXPORT_FORMATS:
+    for fmt in FORMATS:
         # As in test_export: int8 of a network trained one epoch from scratch is only required
         # to be written and reported truthfully; every float format must pass the 99% floor.
         floor = 0.0 if fmt == "tflite-int8" else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from finetune_gui.cli.terminal import EXIT_OK, TerminalProgress
+from finetune_gui.core.export.formats import FORMATS
 
 
 def add_parsers(commands) -> None:
@@ -14,8 +15,7 @@ def add_parsers(commands) -> None:
     )
     export.add_argument("run", type=Path)
     export.add_argument(
-        "--format", default="keras",
-        choices=["keras", "savedmodel", "tflite", "tflite-fp16", "tflite-int8", "onnx"],
+        "--format", default="keras", choices=list(FORMATS),
         help="onnx needs: pip install 'finetune-gui[onnx]'",
     )
     export.add_argument(
@@ -33,7 +33,7 @@ def add_parsers(commands) -> None:
 
 
 def cmd_export(args) -> int:
-    from finetune_gui.core.export.exporter import export_model
+    from finetune_gui.core.export.job import export_model
 
     result = export_model(
         args.run, args.format, args.to, progress=TerminalProgress(), data_root=args.data,

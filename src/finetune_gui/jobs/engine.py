@@ -54,7 +54,7 @@ def export(
     """Export and verify a run's model with the core; returns the core's `ExportResult`."""
     progress(LogMessage("Getting ready: loading TensorFlow…"))
     import_tensorflow_quietly()
-    from finetune_gui.core.export.exporter import export_model
+    from finetune_gui.core.export.job import export_model
 
     return export_model(run_path, fmt, target, progress=progress, cancel=cancel)
 

@@ -106,7 +106,8 @@ def measure_speed(fmt: str, path: Path, image: np.ndarray) -> SpeedMeasurement:
 
 def _single_image_runner(fmt: str, path: Path, pixels: np.ndarray) -> Callable[[], object]:
     """A function that classifies `pixels` once with the file's own runtime, loaded once."""
-    from finetune_gui.core.export import exporter
+    from finetune_gui.core.export.runtimes import dequantise, quantise
+    from finetune_gui.core.export.serving import INPUT_NAME, OUTPUT_NAME, SIGNATURE
 
     if fmt == "keras":
         import keras
@@ -116,9 +117,9 @@ def _single_image_runner(fmt: str, path: Path, pixels: np.ndarray) -> Callable[[
     if fmt == "savedmodel":
         import tensorflow as tf
 
-        serve = tf.saved_model.load(str(path)).signatures[exporter.SIGNATURE]
+        serve = tf.saved_model.load(str(path)).signatures[SIGNATURE]
         tensor = tf.constant(pixels)
-        return lambda: serve(**{exporter.INPUT_NAME: tensor})[exporter.OUTPUT_NAME].numpy()
+        return lambda: serve(**{INPUT_NAME: tensor})[OUTPUT_NAME].numpy()
     if fmt.startswith("tflite"):
         import tensorflow as tf
 
@@ -129,19 +130,19 @@ def _single_image_runner(fmt: str, path: Path, pixels: np.ndarray) -> Callable[[
         result = interpreter.get_output_details()[0]
         interpreter.resize_tensor_input(source["index"], list(pixels.shape))
         interpreter.allocate_tensors()
-        values = exporter.quantise(pixels, source)
+        values = quantise(pixels, source)
 
         def run_tflite():
             interpreter.set_tensor(source["index"], values)
             interpreter.invoke()
-            return exporter.dequantise(interpreter.get_tensor(result["index"]), result)
+            return dequantise(interpreter.get_tensor(result["index"]), result)
 
         return run_tflite
     if fmt == "onnx":
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return lambda: session.run([exporter.OUTPUT_NAME], {exporter.INPUT_NAME: pixels})[0]
+        return lambda: session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0]
     raise ValueError(f"no runtime for the format {fmt!r}")
 
 

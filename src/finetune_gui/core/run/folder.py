@@ -187,22 +187,6 @@ def predict_images(
     return [results[Path(p)] for p in images]
 
 
-EXPORT_FORMATS = ("keras", "savedmodel", "tflite", "tflite-fp16", "tflite-int8", "onnx")
-
-
-def export_run(run: RunFolder | Path | str, to: Path | str, fmt: str = "keras") -> list[Path]:
-    """Export the model as `fmt`, verified, with labels.txt, metrics.json and a model card.
-
-    `to` ending in the format's suffix (e.g. `.keras`) names the model file (the rest goes
-    beside it); otherwise `to` is a folder (created if its parent exists) that receives all.
-    Returns the paths written. `core.export.export_model` has progress, cancel and the
-    verification numbers.
-    """
-    from finetune_gui.core.export.exporter import export_model
-
-    return export_model(run, fmt, to).written
-
-
 def evaluate_folder(
     run: RunFolder | Path | str,
     folder: Path | str,

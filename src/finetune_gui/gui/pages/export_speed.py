@@ -3,8 +3,6 @@ size and its time per image on this computer, measured at export (core.export.be
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -18,7 +16,8 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.export.benchmark import read_exports, size_text
-from finetune_gui.core.export.exporter import FORMATS
+from finetune_gui.core.export.formats import FORMATS
+from finetune_gui.gui.state import LoadedRun
 
 COLUMNS = ("Format", "File size", "Time per image", "Saved as")
 
@@ -46,9 +45,9 @@ class ExportSpeedTable(QGroupBox):
         layout.addWidget(self.table)
         self.show_run(None)
 
-    def show_run(self, run_path: Path | None) -> None:
+    def show_run(self, run: LoadedRun | None) -> None:
         """Fill the table from the run's record of its exports."""
-        entries = read_exports(run_path) if run_path is not None else []
+        entries = read_exports(run.path) if run is not None else []
         self.table.setRowCount(len(entries))
         for row, entry in enumerate(entries):
             cells = (
