@@ -16,6 +16,7 @@ from tests.conftest import folder_fingerprint
 from finetune_gui.core.data.dataset import DatasetSplit
 from finetune_gui.core.data.images import load_rgb
 from finetune_gui.core.errors import EnsembleError
+from finetune_gui.core.export.benchmark import file_size, read_exports, size_text
 from finetune_gui.core.export.formats import FORMATS
 from finetune_gui.core.run.compare import compare_runs
 from finetune_gui.core.run.ensemble import ENSEMBLE_FILE, combine_runs
@@ -112,6 +113,18 @@ def test_the_ensemble_exports_to_every_format_and_passes_verification(ensemble, 
         card = json.loads(result.card_json.read_text())
         assert card["classes"] == RunFolder.open(ensemble.path).classes
         assert card["input"]["shape"] == [None, 40, 40, 3]
+        assert [m["test_accuracy"] for m in card["ensemble"]["members"]] == [
+            m.test_accuracy for m in ensemble.members]
+        # Size and time per image, measured in the format's own runtime, in both cards.
+        speed = card["size_and_speed"]
+        assert speed["format"] == fmt and speed["batch"] == 1 and speed["ms_per_image"] > 0
+        assert speed["size_bytes"] == file_size(result.model_path) > 0
+        page = result.card_markdown.read_text()
+        assert "## Ensemble" in page and "## Size and speed on the computer" in page
+        assert f"{size_text(speed['size_bytes'])} ({speed['size_bytes']:,} bytes)" in page
+    recorded = read_exports(ensemble.path)
+    assert [e["format"] for e in recorded] == list(FORMATS)
+    assert all(Path(e["path"]).is_relative_to(tmp_path) for e in recorded)
 
 
 # -- refusals: one sentence, nothing written, no model loaded ----------------------------------
