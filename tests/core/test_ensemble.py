@@ -15,9 +15,10 @@ from tests.conftest import folder_fingerprint
 
 from finetune_gui.core.data.dataset import DatasetSplit
 from finetune_gui.core.data.images import load_rgb
-from finetune_gui.core.errors import EnsembleError
+from finetune_gui.core.errors import EnsembleError, RunFolderError
 from finetune_gui.core.export.benchmark import file_size, read_exports, size_text
 from finetune_gui.core.export.formats import FORMATS
+from finetune_gui.core.model.parts import features_model, split_classifier
 from finetune_gui.core.run.compare import compare_runs
 from finetune_gui.core.run.ensemble import ENSEMBLE_FILE, combine_runs
 from finetune_gui.core.run.folder import RunFolder
@@ -75,6 +76,10 @@ def test_the_saved_model_is_the_mean_of_the_members_on_the_test_split(ensemble, 
     np.testing.assert_allclose(np.asarray(saved(images)), expected, atol=1e-5)
     assert ensemble.accuracy == pytest.approx(np.mean(expected.argmax(axis=1) == labels))
     assert run.report.accuracy == ensemble.accuracy and run.report.count == len(labels)
+    # Heatmaps, the map and suspects need one backbone: an ensemble says so plainly.
+    for look_inside in (split_classifier, features_model):
+        with pytest.raises(RunFolderError, match="This run is an ensemble of several runs"):
+            look_inside(saved)
 
 
 @pytest.mark.slow

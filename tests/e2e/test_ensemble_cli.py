@@ -78,7 +78,7 @@ def test_runs_on_another_split_are_refused_in_one_line(members, shapes_dir, tmp_
     capsys.readouterr()
     assert main(["ensemble", str(members[0]), str(other), "--out", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err
-    assert err == (f"error: These runs cannot be combined: run-32 and other-seed split the "
-                   f"images into training, validation and test differently, so no test image "
-                   f"is unseen by every member.\n")
+    assert err == ("error: These runs cannot be combined: run-32 and other-seed split the "
+                   "images into training, validation and test differently, so no test image "
+                   "is unseen by every member.\n")
     assert not (tmp_path / "e").exists()
