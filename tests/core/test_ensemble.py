@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from tests.compare_runs import FILES, fake_run
 from tests.conftest import folder_fingerprint
+from tests.core.test_export_web import needs_browser
 
 from finetune_gui.core.data.dataset import DatasetSplit
 from finetune_gui.core.data.images import load_rgb
@@ -102,11 +103,14 @@ def test_each_member_is_scored_on_the_same_images_beside_the_ensemble(ensemble, 
     assert comparison.differing["ensemble of"] == [None, None, ("run-32", "run-40")]
 
 
+FILE_FORMATS = [f for f in FORMATS if f != "web"]
+
+
 @pytest.mark.slow
-def test_the_ensemble_exports_to_every_format_and_passes_verification(ensemble, tmp_path):
+def test_the_ensemble_exports_to_every_file_format_and_passes_verification(ensemble, tmp_path):
     from finetune_gui.core.export.job import export_model
 
-    for fmt in FORMATS:
+    for fmt in FILE_FORMATS:
         # As in test_export: int8 of a network trained one epoch from scratch is only required
         # to be written and reported truthfully; every float format must pass the 99% floor.
         floor = 0.0 if fmt == "tflite-int8" else None
@@ -128,8 +132,23 @@ def test_the_ensemble_exports_to_every_format_and_passes_verification(ensemble, 
         assert "## Ensemble" in page and "## Size and speed on the computer" in page
         assert f"{size_text(speed['size_bytes'])} ({speed['size_bytes']:,} bytes)" in page
     recorded = read_exports(ensemble.path)
-    assert [e["format"] for e in recorded] == list(FORMATS)
-    assert all(Path(e["path"]).is_relative_to(tmp_path) for e in recorded)
+    assert [e["format"] for e in recorded][:len(FILE_FORMATS)] == FILE_FORMATS
+    assert all(Path(e["path"]).is_relative_to(tmp_path) for e in recorded
+               if e["format"] != "web")
+
+
+@pytest.mark.slow
+@needs_browser
+def test_the_ensemble_exports_to_a_web_page_checked_and_timed_in_the_browser(ensemble, tmp_path):
+    from finetune_gui.core.export.job import export_model
+
+    result = export_model(ensemble.path, "web", tmp_path / "page")
+    assert result.verification.passed and result.verification.agreement >= 0.99
+    speed = json.loads(result.card_json.read_text())["size_and_speed"]
+    assert speed["runtime"].startswith("the page's own classify() in headless Chromium")
+    assert speed["size_bytes"] == result.model_path.stat().st_size
+    assert 0 < speed["fastest_ms"] <= speed["ms_per_image"] <= speed["slowest_ms"]
+    assert speed["runs"] >= 5
 
 
 # -- refusals: one sentence, nothing written, no model loaded ----------------------------------

@@ -16,11 +16,12 @@ def add_parsers(commands) -> None:
     export.add_argument("run", type=Path)
     export.add_argument(
         "--format", default="keras", choices=list(FORMATS),
-        help="onnx needs: pip install 'finetune-gui[onnx]'",
+        help="onnx and web need: pip install 'finetune-gui[onnx]'; web also needs Chromium "
+        "and the runtime (npm ci --prefix web)",
     )
     export.add_argument(
         "--to", type=Path, required=True,
-        help="a folder, or a file path ending in .keras, .tflite or .onnx",
+        help="a folder, or a file path ending in .keras, .tflite, .onnx or .html",
     )
     export.add_argument(
         "--data", type=Path, default=None, help="where the run's image folder is now, if moved"

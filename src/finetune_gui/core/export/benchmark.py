@@ -38,6 +38,8 @@ RUNTIMES = {
     "tflite-fp16": "TensorFlow Lite interpreter (XNNPACK on CPU)",
     "tflite-int8": "TensorFlow Lite interpreter, integer kernels",
     "onnx": "ONNX Runtime, CPU execution provider",
+    "web": "the page's own classify() in headless Chromium (ONNX Runtime Web, WebAssembly), "
+           "from the picture file's bytes",
 }
 
 
@@ -85,9 +87,27 @@ def this_computer() -> str:
     return f"{platform.system()} {processor}, {os.cpu_count()} logical cores"
 
 
-def measure_speed(fmt: str, path: Path, image: np.ndarray) -> SpeedMeasurement:
-    """Time one-image predictions of the exported `path` (format `fmt`) on `image` (H x W x 3)."""
-    classify = _single_image_runner(fmt, Path(path), np.asarray(image, dtype=np.float32)[None])
+def measure_speed(
+    fmt: str, path: Path, image: np.ndarray, image_file: Path | None = None
+) -> SpeedMeasurement:
+    """Time one-image predictions of the exported `path` (format `fmt`) on `image` (H x W x 3);
+    the web page is timed in the browser on `image_file`, the picture `image` was read from."""
+    if fmt == "web":
+        if image_file is None:
+            raise ValueError("the web page is timed on an image file")
+        times = _time_in_browser(Path(path), Path(image_file))
+    else:
+        pixels = np.asarray(image, dtype=np.float32)[None]
+        times = _time_calls(_single_image_runner(fmt, Path(path), pixels))
+    return SpeedMeasurement(
+        format=fmt, size_bytes=file_size(path), ms_per_image=statistics.median(times),
+        fastest_ms=min(times), slowest_ms=max(times), runs=len(times),
+        warm_up_runs=WARM_UP_RUNS, batch=1, runtime=RUNTIMES[fmt], computer=this_computer(),
+        measured=time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def _time_calls(classify: Callable[[], object]) -> list[float]:
+    """Milliseconds of each timed call, after the warm-up calls."""
     for _ in range(WARM_UP_RUNS):
         classify()
     times: list[float] = []
@@ -97,11 +117,36 @@ def measure_speed(fmt: str, path: Path, image: np.ndarray) -> SpeedMeasurement:
         begin = time.perf_counter()
         classify()
         times.append((time.perf_counter() - begin) * 1000)
-    return SpeedMeasurement(
-        format=fmt, size_bytes=file_size(path), ms_per_image=statistics.median(times),
-        fastest_ms=min(times), slowest_ms=max(times), runs=len(times),
-        warm_up_runs=WARM_UP_RUNS, batch=1, runtime=RUNTIMES[fmt], computer=this_computer(),
-        measured=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return times
+
+
+# The same loop as _time_calls, run inside the page so the browser's own clock times it.
+_BROWSER_LOOP = """(async (text, warm, least, most, budget) => {
+  const bytes = Uint8Array.from(atob(text), c => c.charCodeAt(0));
+  const picture = new Blob([bytes]);
+  for (let i = 0; i < warm; i++) await window.finetuneGui.classify(picture);
+  const times = [];
+  const started = performance.now();
+  while (times.length < most && (times.length < least || performance.now() - started < budget)) {
+    const begin = performance.now();
+    await window.finetuneGui.classify(picture);
+    times.push(performance.now() - begin);
+  }
+  return times;
+})"""
+
+
+def _time_in_browser(page: Path, image_file: Path) -> list[float]:
+    import base64
+
+    from finetune_gui.core.export.browser_check import Browser
+
+    text = base64.b64encode(image_file.read_bytes()).decode()
+    with Browser(page) as browser:
+        browser.wait_ready()
+        times = browser.evaluate(f"{_BROWSER_LOOP}({json.dumps(text)}, {WARM_UP_RUNS}, "
+                                 f"{MIN_RUNS}, {MAX_RUNS}, {TIME_BUDGET * 1000})")
+    return [float(t) for t in times]
 
 
 def _single_image_runner(fmt: str, path: Path, pixels: np.ndarray) -> Callable[[], object]:

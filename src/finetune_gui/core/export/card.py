@@ -13,6 +13,7 @@ import numpy as np
 from finetune_gui import __version__
 from finetune_gui.core.data.dataset import DatasetSplit
 from finetune_gui.core.events import ProgressCallback, ignore_progress
+from finetune_gui.core.export import web
 from finetune_gui.core.export.dataset_summary import dataset_summary
 from finetune_gui.core.export.formats import ExportFormat
 from finetune_gui.core.export.serving import INPUT_NAME, OUTPUT_NAME
@@ -91,6 +92,12 @@ def model_card(
     members = read_ensemble(run)
     if members is not None:
         card["ensemble"] = members
+    if spec.name == "web":
+        config = web.page_config(
+            run.path.name, list(run.classes), size, report, run.facts, INPUT_NAME, OUTPUT_NAME
+        )
+        card["usage_web"] = web.api_doc(file_name, config)
+        card["web_runtime"] = web.runtime_facts(web.require_runtime())
     return card
 
 

@@ -90,6 +90,18 @@ def card_markdown(card: dict) -> str:
                 for m in metrics["per_class"]
             ],
         ]
+    if "usage_web" in card:
+        runtime = card["web_runtime"]
+        lines += [
+            "",
+            "## Use it in a web browser",
+            "",
+            card["usage_web"].rstrip("\n"),
+            "",
+            f"Runtime inside the page: {runtime['package']} {runtime['version']} (npm, MIT "
+            f"licence); sha256 of its files: "
+            + ", ".join(f"{name} `{digest}`" for name, digest in runtime["files"].items()),
+        ]
     lines += [
         "",
         "## Verification of this file",

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui.core.errors import ExportError
+from finetune_gui.core.export import web
 from finetune_gui.core.export.destination import copy_tree
 from finetune_gui.core.export.formats import ExportFormat
-from finetune_gui.core.export.serving import SIGNATURE, serving_function
+from finetune_gui.core.export.serving import INPUT_NAME, OUTPUT_NAME, SIGNATURE, serving_function
 from finetune_gui.core.export.session import session_models
 from finetune_gui.core.run.folder import RunFolder
 
@@ -49,6 +50,8 @@ def convert(
             target.write_bytes(tflite_bytes(session_models.saved_model(run), spec.name, calibration))
         elif spec.name == "onnx":
             target.write_bytes(onnx_bytes(model, run.image_size))
+        elif spec.name == "web":
+            target.write_text(web_page_for(run, onnx_bytes(model, run.image_size)), "utf-8")
     except (ExportError, MemoryError):
         raise
     except Exception as exc:  # converters raise anything; the user needs one line
@@ -101,3 +104,12 @@ def onnx_bytes(model, size: int) -> bytes:
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
     return proto.SerializeToString()
 
+
+
+def web_page_for(run: RunFolder, onnx_model: bytes) -> str:
+    """The self-contained page: the ONNX model, the runtime and the page code in one file."""
+    config = web.page_config(
+        run.path.name, list(run.classes), run.image_size, run.report, run.facts,
+        INPUT_NAME, OUTPUT_NAME,
+    )
+    return web.web_page(onnx_model, config, web.require_runtime())

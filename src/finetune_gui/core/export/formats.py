@@ -65,6 +65,12 @@ FORMATS = {
             "ONNX Runtime in Python, C#, C++, Java or JavaScript, and tools that read ONNX.",
             FLOAT_MIN_AGREEMENT, 1e-3,
         ),
+        ExportFormat(
+            "web", "Web page (.html, works offline)", "model.html", ".html",
+            "One page anyone can open by double-click: drop pictures or use the webcam; the "
+            "model runs in the browser, offline (ONNX Runtime Web inside the page).",
+            FLOAT_MIN_AGREEMENT, 1e-3,
+        ),
     )
 }
 

@@ -26,7 +26,9 @@ from finetune_gui.core.events import (
     check_cancel,
     ignore_progress,
 )
+from finetune_gui.core.export import web
 from finetune_gui.core.export.benchmark import SpeedMeasurement, measure_speed, record_export
+from finetune_gui.core.export.browser_check import require_chromium
 from finetune_gui.core.export.card import CARD_JSON, CARD_MARKDOWN, model_card
 from finetune_gui.core.export.card_markdown import card_markdown
 from finetune_gui.core.export.check_images import (
@@ -93,8 +95,11 @@ def export_model(
     """
     run = run if isinstance(run, RunFolder) else RunFolder.open(run)
     spec = export_format(fmt)
-    if fmt == "onnx":
+    if fmt in ("onnx", "web"):
         require_onnx()
+    if fmt == "web":
+        web.require_runtime()
+        require_chromium()
     floor = spec.min_agreement if min_agreement is None else float(min_agreement)
     if not 0.0 <= floor <= 1.0:
         raise SettingsError(f"The minimum agreement must be between 0 and 1; got {min_agreement}.")
@@ -124,7 +129,10 @@ def export_model(
         progress(StageProgress("export", 2, len(STEPS)))
         check_cancel(cancel)
 
-        exported = run_export(spec, built, verify_images)
+        # The web page is checked on the image files themselves (it prepares their pixels), its
+        # answers read by the run's class names: a page that names the classes wrongly fails.
+        inputs = (verify_paths, list(run.classes)) if fmt == "web" else verify_images
+        exported = run_export(spec, built, inputs)
         verification = judge(reference, exported, spec, floor, described)
         progress(LogMessage(f"{spec.title}: " + verification_line(verification)))
         if not verification.passed:
@@ -132,7 +140,7 @@ def export_model(
         progress(StageProgress("export", 3, len(STEPS)))
         check_cancel(cancel)
 
-        speed = measure_speed(spec.name, built, verify_images[0])
+        speed = measure_speed(spec.name, built, verify_images[0], verify_paths[0])
         progress(LogMessage(f"{spec.title}: {speed.size_text}, {speed.ms_per_image:.1f} ms per "
                             f"image (batch 1, median of {speed.runs} runs)."))
         progress(StageProgress("export", 4, len(STEPS)))

@@ -89,6 +89,14 @@ def predict_onnx(path: Path, images: np.ndarray) -> np.ndarray:
     )
 
 
+def predict_web(path: Path, inputs: tuple[list[Path], list[str]]) -> np.ndarray:
+    """The page's probabilities for each image file, in the order of the given class names."""
+    from finetune_gui.core.export.browser_check import classify_in_browser
+
+    image_paths, classes = inputs
+    return classify_in_browser(path, image_paths, classes)
+
+
 PREDICTORS: dict[str, Callable[[Path, np.ndarray], np.ndarray]] = {
     "keras": predict_keras_file,
     "savedmodel": predict_saved_model,
@@ -96,6 +104,7 @@ PREDICTORS: dict[str, Callable[[Path, np.ndarray], np.ndarray]] = {
     "tflite-fp16": predict_tflite,
     "tflite-int8": predict_tflite,
     "onnx": predict_onnx,
+    "web": predict_web,
 }
 
 

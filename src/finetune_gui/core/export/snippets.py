@@ -73,6 +73,13 @@ _SNIPPETS = {
     ],
 }
 _SNIPPETS["tflite-fp16"] = _SNIPPETS["tflite"]
+_SNIPPETS["web"] = [
+    "import webbrowser",
+    "from pathlib import Path",
+    "",
+    "# The page needs no server: open it from the disk (or double-click it).",
+    'webbrowser.open(Path("{file}").resolve().as_uri())',
+]
 
 
 def usage_snippet(spec: ExportFormat, file_name: str, size: int, quantisation=None) -> str:
