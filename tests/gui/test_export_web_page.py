@@ -26,7 +26,7 @@ def _missing_tools() -> str | None:
 def test_the_export_page_lists_the_web_page_with_its_purpose(qtbot, make_window, trained_run):
     window = make_window()
     window.state.add_run(LoadedRun.read(trained_run))
-    export = window.pages["export"]
+    export = window.pages["export"].save_panel
     titles = [export.format_choice.itemText(i) for i in range(export.format_choice.count())]
     assert "Web page (.html, works offline)" in titles
     export.format_choice.setCurrentIndex(export.format_choice.findData("web"))
@@ -38,7 +38,7 @@ def test_exporting_a_web_page_from_the_window(qtbot, make_window, trained_run, t
     window = make_window()
     window.state.add_run(LoadedRun.read(trained_run))
     window.go_to("export")
-    export = window.pages["export"]
+    export = window.pages["export"].save_panel
     export.format_choice.setCurrentIndex(export.format_choice.findData("web"))
     target = tmp_path / "shipped"
     export.target.setText(str(target))

@@ -21,6 +21,7 @@ from finetune_gui.core.data.duplicates import (
     duplicate_warnings,
     find_duplicate_groups,
     group_index,
+    takes_unit,
 )
 from finetune_gui.core.data.images import (
     IMAGE_EXTENSIONS,
@@ -56,7 +57,7 @@ class ImageRecord:
     width: int
     height: int
     sha1: str
-    phash: int | None = None  # perceptual fingerprint (core/duplicates.py)
+    phash: bytes | None = None  # fingerprint for finding copies (core/data/hashing.py)
 
 
 @dataclass(frozen=True)
@@ -543,7 +544,10 @@ def _deal(units: list[list[Item]], rng: random.Random, shares: list[int]) -> lis
     for position, unit in enumerate(units):
         target = len(shares)
         if position < len(units) - 1:
-            target = next((k for k, share in enumerate(shares) if len(parts[k]) < share), target)
+            target = next(
+                (k for k, share in enumerate(shares) if takes_unit(len(parts[k]), len(unit), share)),
+                target,
+            )
         parts[target].extend(unit)
     return parts
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from finetune_gui.core.data.duplicates import hash_image
+from finetune_gui.core.data.hashing import fingerprint_image
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -50,7 +50,7 @@ class ImageInfo:
     height: int
     sha1: str
     format: str
-    phash: int | None = None  # perceptual fingerprint for near-duplicate search (duplicates.py)
+    phash: bytes | None = None  # fingerprint for finding copies of one picture (hashing.py)
 
 
 def read_bytes(path: Path) -> bytes:
@@ -150,7 +150,7 @@ def inspect_image(path: Path) -> ImageInfo:
     image = _open_verified(data)
     try:
         rgb = _to_rgb(image)
-        fingerprint = hash_image(rgb)
+        fingerprint = fingerprint_image(rgb)
     except (OSError, ValueError) as exc:
         raise ImageReadError(CORRUPT) from exc
     sha1 = hashlib.sha1(data).hexdigest()
