@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 from sklearn.datasets import load_digits, load_sample_images
 
-from finetune_gui.core.data.dataset import scan_folder
+from finetune_gui.core.data.scan import scan_folder
 
 ICONS = Path("/usr/share/icons/Adwaita/48x48")
 KINDS = ("exact", "resized", "jpeg", "crop", "brightness", "flattened")

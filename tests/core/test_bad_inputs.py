@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from finetune_gui.core.data.dataset import DatasetScan, scan_folder, split_dataset
 from finetune_gui.core.data.images import UNREADABLE, ImageReadError, inspect_image, load_rgb
+from finetune_gui.core.data.scan import DatasetScan, scan_folder
+from finetune_gui.core.data.split import split_dataset
 from finetune_gui.core.errors import DatasetError
 from finetune_gui.demo import make_shapes_dataset
 

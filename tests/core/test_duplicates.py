@@ -14,14 +14,15 @@ from PIL import Image
 
 from finetune_gui.cli import main
 from finetune_gui.core.data import duplicates
-from finetune_gui.core.data.dataset import scan_folder, split_dataset
 from finetune_gui.core.data.duplicates import (
     DuplicateGroup,
     duplicate_warnings,
     find_duplicate_groups,
     perceptual_hash,
 )
+from finetune_gui.core.data.scan import scan_folder
 from finetune_gui.core.data.similarity import candidate_pairs
+from finetune_gui.core.data.split import split_dataset
 from finetune_gui.demo import make_shapes_dataset
 
 

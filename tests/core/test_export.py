@@ -22,8 +22,8 @@ import pytest
 from tests.conftest import folder_fingerprint
 
 from finetune_gui.cli import main
-from finetune_gui.core.data.dataset import DatasetSplit
 from finetune_gui.core.data.images import load_rgb
+from finetune_gui.core.data.split import DatasetSplit
 from finetune_gui.core.errors import Cancelled, ExportError
 from finetune_gui.core.events import CancelToken, LogMessage, StageProgress
 from finetune_gui.core.export import runtimes

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finetune_gui.core.data.dataset import DatasetScan
+from finetune_gui.core.data.scan import DatasetScan
 from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback, ignore_progress
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.quiet import import_tensorflow_quietly
@@ -38,9 +38,9 @@ def resume(
     """Continue an interrupted run from its last completed epoch; returns the `RunResult`."""
     progress(LogMessage("Getting ready: loading TensorFlow…"))
     import_tensorflow_quietly()
-    from finetune_gui.core.training.job import resume_job
+    from finetune_gui.core.training.job import TrainingJob
 
-    return resume_job(run_dir, progress=progress, cancel=cancel).run()
+    return TrainingJob.resume(run_dir, progress=progress, cancel=cancel).run()
 
 
 def export(
@@ -76,3 +76,17 @@ def report(
     from finetune_gui.core.insight.report import write_report
 
     return write_report(run_path, out_html, scan=scan, progress=progress, cancel=cancel)
+
+
+def evaluate_test_split(
+    run_path: Path,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+):
+    """Score a run's kept weights on its test split and save the report; returns the report."""
+    progress(LogMessage("Getting ready: loading TensorFlow…"))
+    import_tensorflow_quietly()
+    from finetune_gui.core.run.folder import evaluate_test_split as evaluate
+
+    return evaluate(run_path, progress=progress, cancel=cancel)

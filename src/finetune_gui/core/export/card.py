@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui import __version__
-from finetune_gui.core.data.dataset import DatasetSplit
+from finetune_gui.core.data.split import DatasetSplit
 from finetune_gui.core.events import ProgressCallback, ignore_progress
 from finetune_gui.core.export import web
 from finetune_gui.core.export.dataset_summary import dataset_summary

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune_gui.core.data.dataset import DatasetSplit
+from finetune_gui.core.data.split import DatasetSplit
 from finetune_gui.core.errors import DatasetError, ExportError
 from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback
 from finetune_gui.core.run.folder import SPLIT_FILE, RunFolder

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from finetune_gui.core.data.dataset import DatasetSplit
+from finetune_gui.core.data.split import DatasetSplit
 from finetune_gui.core.events import (
     ProgressCallback,
     StageProgress,
