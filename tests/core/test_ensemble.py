@@ -14,8 +14,8 @@ from tests.compare_runs import FILES, fake_run
 from tests.conftest import folder_fingerprint
 from tests.core.test_export_web import needs_browser
 
-from finetune_gui.core.data.dataset import DatasetSplit
 from finetune_gui.core.data.images import load_rgb
+from finetune_gui.core.data.split import DatasetSplit
 from finetune_gui.core.errors import EnsembleError, RunFolderError
 from finetune_gui.core.export.benchmark import file_size, read_exports, size_text
 from finetune_gui.core.export.formats import FORMATS

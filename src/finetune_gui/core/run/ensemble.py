@@ -173,7 +173,7 @@ def combine_runs(
 
     `data_root` is where the runs' images are now, if their folder was moved.
     """
-    from finetune_gui.core.data.dataset import DatasetSplit
+    from finetune_gui.core.data.split import DatasetSplit
     from finetune_gui.core.run.compare import readable_name
 
     folders = [r if isinstance(r, RunFolder) else RunFolder.open(r) for r in runs]
