@@ -53,7 +53,7 @@ def icons(symbolic: bool) -> list[Image.Image]:
     return pictures
 
 
-def photo_tiles(side: int = 64) -> list[Image.Image]:
+def photo_tiles(side: int = 32) -> list[Image.Image]:
     tiles = []
     for photo in load_sample_images().images:
         for y in range(0, photo.shape[0] - side + 1, side):
@@ -181,7 +181,7 @@ def main() -> None:
     print("| folder | images | scan s | pair precision | distinct flagged | largest group | groups > planted+1 | "
           + " | ".join(KINDS) + " |")
     for seed, (name, pictures) in enumerate(sets.items()):
-        per_kind = min(args.per_kind, len(pictures) // (2 * len(KINDS)))
+        per_kind = min(args.per_kind, len(pictures) // (len(KINDS) + 1))
         planted = write_folder(args.folder / name.replace(" ", "_"), pictures, per_kind, seed)
         r = score(args.folder / name.replace(" ", "_"), planted)
         print(f"| {name} | {r['images']} | {r['seconds']:.1f} | {r['precision']:.1%} | "

@@ -49,6 +49,7 @@ from finetune_gui.core.export.verify import (
     verification_line,
 )
 from finetune_gui.core.run.folder import LABELS_FILE, METRICS_FILE, RunFolder
+from finetune_gui.core.run.unsure import UNSURE_FILE, unsure_for_export, unsure_markdown
 
 STEPS = ("images", "convert", "verify", "speed", "card", "save")
 
@@ -123,6 +124,8 @@ def export_model(
         check_cancel(cancel)
 
         model = session_models.model(run)
+        # First: the web page reads the rule from the run's facts while it is built.
+        not_sure = unsure_for_export(run, model, out, spec.name)
         reference = predict_keras_model(model, verify_images)
         built = out / model_target.name
         convert(spec, run, model, built, calibration)
@@ -152,15 +155,18 @@ def export_model(
             shutil.copyfile(run.path / METRICS_FILE, out / METRICS_FILE)
         card = model_card(run, spec, built, model_target.name, split, verification, progress)
         card["size_and_speed"] = speed.to_dict()
+        card["not_sure"] = not_sure
         (out / CARD_JSON).write_text(
             json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8"
         )
-        (out / CARD_MARKDOWN).write_text(card_markdown(card), encoding="utf-8")
+        (out / CARD_MARKDOWN).write_text(
+            card_markdown(card) + unsure_markdown(not_sure), encoding="utf-8"
+        )
         progress(StageProgress("export", 5, len(STEPS)))
         check_cancel(cancel)
 
         names = [model_target.name, LABELS_FILE, *([METRICS_FILE] if has_metrics else [])]
-        names += [CARD_MARKDOWN, CARD_JSON]
+        names += [CARD_MARKDOWN, CARD_JSON, *([UNSURE_FILE] if (out / UNSURE_FILE).is_file() else [])]
         written = publish([(out / name, folder / name) for name in names], folder, cancel)
         progress(StageProgress("export", 6, len(STEPS)))
         progress(LogMessage(f"Exported {model_target} ({spec.title})."))
