@@ -301,6 +301,8 @@ def unsure_rule(
     from finetune_gui.core.run.folder import write_json
 
     model = model or run.load_model()
+    if POOL_LAYER not in [layer.name for layer in model.layers]:
+        return None  # an ensemble (core/run/ensemble.py): no single feature space to measure in
     found = dataset_features(
         run, model=model, pixels=pixels, data_root=data_root, progress=progress, cancel=cancel
     )
@@ -373,6 +375,10 @@ def card_text(rule: UnsureRule | None, fmt: str) -> str:
 def unsure_for_export(run, model, out: Path, fmt: str) -> dict:
     """The model card's "not sure" part; unsure.json is copied into `out` beside the model."""
     rule = unsure_rule(run, model=model)
+    if rule is None and (run.path / "ensemble.json").is_file():
+        return {"rule": None, "how_to_apply": (
+            "No \"not sure\" rule: this model is an ensemble of several runs, with no single "
+            "feature space to measure distances in; each member run has its own rule.")}
     if rule is None:
         return {"rule": None, "how_to_apply": card_text(None, fmt)}
     (Path(out) / UNSURE_FILE).write_text((run.path / UNSURE_FILE).read_text("utf-8"), "utf-8")

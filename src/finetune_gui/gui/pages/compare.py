@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from finetune_gui.core.errors import UserError
 from finetune_gui.core.run.compare import RunComparison, compare_runs
 from finetune_gui.core.settings import setting_label
+from finetune_gui.gui.pages.compare_combine import CombineBar
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner
 from finetune_gui.gui.widgets.plots import epoch_plot
@@ -142,6 +143,8 @@ class CompareRunsDialog(QDialog):
         splitter.setSizes([240, 940])
         layout.addWidget(splitter, 1)
 
+        self.combine_bar = CombineBar(self.state)
+        layout.addWidget(self.combine_bar)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
         layout.addWidget(buttons)
@@ -204,6 +207,7 @@ class CompareRunsDialog(QDialog):
             except UserError as exc:
                 problems.append(str(exc))
         self.comparison = compare_runs(folders) if folders else None
+        self.combine_bar.set_runs([folder.path for folder in folders])
         self._colour_run_list([folder.path for folder in folders])
         if not self.state.runs:
             self.message.show_text("This project has no runs yet: train a model first (step "
@@ -297,6 +301,10 @@ class CompareRunsDialog(QDialog):
                           for row in history]
                 plot.plot(epochs, values, name=name, connect="finite", pen=pg.mkPen(colour,
                           width=2), symbol="o", symbolSize=6, symbolBrush=colour, symbolPen=None)
+
+    def shutdown(self) -> None:
+        """Stop combining runs, if it is under way (window close)."""
+        self.combine_bar.shutdown()
 
     def curve_count(self, plot: pg.PlotWidget) -> int:
         """How many runs have a curve with points in `plot`."""
