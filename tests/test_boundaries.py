@@ -31,6 +31,8 @@ WITHOUT_TENSORFLOW = (
     "finetune_gui.core.run.folder",
     "finetune_gui.core.run.compare",
     "finetune_gui.core.run.naming",
+    "finetune_gui.core.run.ensemble",
+    "finetune_gui.core.export.benchmark",
     "finetune_gui.core.training.plan",
 )
 

@@ -52,13 +52,15 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Prediction:
-    """The top classes for one image; `error` says why an unreadable image has none."""
+    """The top classes for one image; `error` says why an unreadable image has none;
+    `unsure` is the reason the run's rule is not sure of it (None when it is)."""
 
     path: Path
     label: str | None
     probability: float | None
     top: list[tuple[str, float]]
     error: str | None = None
+    unsure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def evaluate(
 
 def predict(*, run: Path | str, images: list[Path | str], top_k: int = 3) -> list[Prediction]:
     """The `top_k` classes of each image, most likely first, in the order the images came."""
-    from finetune_gui.core.run.folder import predict_images
+    from finetune_gui.core.run.predict import predict_images
 
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise UserError(f"top_k must be a whole number, 1 or more; got {top_k!r}.")
@@ -140,6 +142,7 @@ def predict(*, run: Path | str, images: list[Path | str], top_k: int = 3) -> lis
             probability=p.top[0][1] if p.top else None,
             top=list(p.top),
             error=p.error,
+            unsure=p.unsure,
         )
         for p in predict_images(run, list(images), top_k=top_k)
     ]

@@ -380,7 +380,7 @@ def test_cancel_before_saving_leaves_nothing(run_dir, tmp_path):
     token = CancelToken()
 
     def progress(event):
-        if isinstance(event, StageProgress) and event.stage == "export" and event.done == 4:
+        if isinstance(event, StageProgress) and event.stage == "export" and event.done == 5:
             token.cancel()  # the model is converted, verified and carded, not yet saved
 
     with pytest.raises(Cancelled):

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from finetune_gui.core.errors import SettingsError, UserError
 from finetune_gui.core.model.backbones import get_backbone
-from finetune_gui.core.run.folder import RunFolder, predict_images
+from finetune_gui.core.run.folder import RunFolder
+from finetune_gui.core.run.predict import predict_images
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.core.training.job import TrainingJob
 from finetune_gui.demo import make_shapes_dataset

@@ -75,7 +75,9 @@ def test_two_runs_side_by_side_show_the_differing_setting_both_scores_and_a_curv
         assert dialog.legend_names(plot) == names
 
     # Unticking a run leaves one column and one curve, and says what to do.
-    item = dialog.run_list.findItems("head-only", Qt.MatchFlag.MatchExactly)[0]
+    listed = [dialog.run_list.item(i) for i in range(dialog.run_list.count())]
+    assert sorted(i.text() for i in listed) == sorted(names)  # the list names runs as the table
+    (item,) = [i for i in listed if i.data(Qt.ItemDataRole.UserRole) == str(head_only_run)]
     item.setCheckState(Qt.CheckState.Unchecked)
     assert table.columnCount() == 1 and dialog.curve_count(dialog.accuracy_plot) == 1
     assert "at least two runs" in dialog.message.text()

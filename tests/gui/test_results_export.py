@@ -93,7 +93,7 @@ def test_try_it_shows_top_three_and_explains_unreadable_files(qtbot, window, tmp
     assert not any(export.predictions.isColumnHidden(c) for c in (2, 3, 4))
 
     # A model of two classes has no third answer: its column is hidden, not left empty.
-    from finetune_gui.core.run.folder import Prediction
+    from finetune_gui.core.run.predict import Prediction
 
     two = [Prediction(Path(test_image), [("circles", 0.8), ("squares", 0.2)])]
     export._on_predicted((export._model, two, {}))

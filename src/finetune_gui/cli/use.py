@@ -15,11 +15,17 @@ def add_parsers(commands) -> None:
     evaluate.add_argument("folder", type=Path)
     evaluate.add_argument("--json", action="store_true")
 
-    predict = commands.add_parser("predict", help="classify images with a trained run")
+    predict = commands.add_parser(
+        "predict", help="classify images (or every image in folders) with a trained run"
+    )
     predict.add_argument("run", type=Path)
-    predict.add_argument("images", type=Path, nargs="+")
+    predict.add_argument("images", type=Path, nargs="+", help="image files and/or folders")
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--json", action="store_true")
+    predict.add_argument(
+        "--csv", type=Path, default=None, metavar="OUT.csv",
+        help="write one row per file: top class, confidence, unsure, top-k, error",
+    )
 
 
 def cmd_evaluate(args) -> int:
@@ -37,36 +43,70 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from finetune_gui.core.run.folder import predict_images
+    from finetune_gui.core.errors import SettingsError, UserError
+    from finetune_gui.core.run.folder import RunFolder
+    from finetune_gui.core.run.predict import PredictionCsv, list_images, predict_paths
 
     if args.top_k < 1:
-        from finetune_gui.core.errors import SettingsError
-
         raise SettingsError("--top-k must be 1 or more.")
-    missing = [str(p) for p in args.images if not p.is_file()]
+    missing = [str(p) for p in args.images if not p.exists()]
     if missing:
-        from finetune_gui.core.errors import UserError
-
-        raise UserError(f"No such image file: {', '.join(missing)}.")
-    predictions = predict_images(args.run, args.images, top_k=args.top_k)
+        raise UserError(f"No such image file or folder: {', '.join(missing)}.")
+    paths: list[Path] = []
+    for given in args.images:
+        paths += list_images(given)[0] if given.is_dir() else [given]
+    if not paths:
+        raise UserError("The folder(s) given hold no files to classify.")
+    run = RunFolder.open(args.run)
+    progress = TerminalProgress(enabled=not args.json)
+    found = predict_paths(run, paths, top_k=args.top_k, total=len(paths), progress=progress)
+    errors = unsure = count = 0
+    as_json = []
+    with _csv_file(args.csv) as handle:
+        table = PredictionCsv(handle) if handle else None
+        for p in found:
+            count += 1
+            errors += p.error is not None
+            unsure += p.unsure is not None
+            if table:
+                table.write(p)
+            if args.json:
+                as_json.append(p.to_dict())
+            elif not table:
+                print(_prediction_line(p))
     if args.json:
-        print(json.dumps([_prediction_dict(p) for p in predictions], indent=2, ensure_ascii=False))
-    else:
-        for p in predictions:
-            if p.error:
-                print(f"{p.path}: cannot be read ({p.error})")
-            else:
-                ranked = ", ".join(f"{label} {prob:.1%}" for label, prob in p.top)
-                print(f"{p.path}: {ranked}")
-    return EXIT_USER_ERROR if all(p.error for p in predictions) else EXIT_OK
+        print(json.dumps(as_json, indent=2, ensure_ascii=False))
+    elif table:
+        print(
+            f"wrote {args.csv}: {count} file(s), {unsure} not sure, {errors} unreadable"
+        )
+    return EXIT_USER_ERROR if errors == count else EXIT_OK
 
 
-def _prediction_dict(p) -> dict:
-    return {
-        "path": str(p.path),
-        "error": p.error,
-        "top": [{"label": label, "probability": round(prob, 6)} for label, prob in p.top],
-    }
+def _prediction_line(p) -> str:
+    if p.error:
+        return f"{p.path}: cannot be read ({p.error})"
+    ranked = ", ".join(f"{label} {prob:.1%}" for label, prob in p.top)
+    return f"{p.path}: " + (f"not sure ({p.unsure}); " if p.unsure else "") + ranked
+
+
+def _csv_file(path: Path | None):
+    import contextlib
+
+    if path is None:
+        return contextlib.nullcontext(None)
+    from finetune_gui.core.errors import UserError
+
+    if not path.parent.is_dir():
+        raise UserError(f"Cannot write {path}: the folder {path.parent} does not exist.")
+    from finetune_gui.core.files import atomic_path
+
+    @contextlib.contextmanager
+    def opened():
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+            yield handle
+
+    return opened()
 
 
 COMMANDS = {"evaluate": cmd_evaluate, "predict": cmd_predict}

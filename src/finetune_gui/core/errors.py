@@ -29,6 +29,10 @@ class ExportError(UserError):
     """A file could not be written where the user asked."""
 
 
+class EnsembleError(UserError):
+    """Runs cannot be combined (other classes or split), or the ensemble cannot be saved."""
+
+
 class TrainingDiverged(UserError):
     """The loss became NaN or exploded."""
 

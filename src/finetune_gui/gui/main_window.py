@@ -459,6 +459,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Stopping background work…")
         for page in self.pages.values():
             page.shutdown()
+        if self.comparison is not None:
+            self.comparison.shutdown()
         self.warm_up_runner.shutdown()
         super().closeEvent(event)
 

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from finetune_gui.core.data.hashing import fingerprint_image, pixel_digest
-from finetune_gui.core.data.images import load_rgb
+from finetune_gui.core.data.images import ImageReadError, load_rgb
 from finetune_gui.core.data.similarity import confirmed_pairs
 
 
@@ -73,7 +73,14 @@ def find_duplicate_groups(
         owner[i] = exact.setdefault(key, exact.setdefault(("file", record.sha1), i))
     heads = sorted({owner[i] for i in range(len(records)) if hashes[owner[i]] is not None})
     partners: dict[int, set[int]] = {h: set() for h in heads}
-    for a, b in confirmed_pairs([hashes[h] for h in heads]):
+    def look(index: int, side: int) -> np.ndarray | None:
+        try:
+            pixels = load_rgb(Path(records[heads[index]].path), side)
+        except (ImageReadError, OSError):
+            return None  # gone or changed since the scan: compare on the fingerprint
+        return np.asarray(Image.fromarray(pixels).convert("L"), np.float32)
+
+    for a, b in confirmed_pairs([hashes[h] for h in heads], look):
         partners[heads[a]].add(heads[b])
         partners[heads[b]].add(heads[a])
     members: dict[int, list[int]] = {}

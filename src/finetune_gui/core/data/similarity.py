@@ -1,20 +1,24 @@
 """Is this the same picture? Two stages on the fingerprints of `hashing.py`.
 
 1. Candidates: each 32 x 32 grey thumbnail blurred, shrunk to 8 x 8 and brought to zero mean
-   and unit contrast, so brightness changes do not matter; pairs within `CANDIDATE_DISTANCE`
-   (mean absolute difference) are proposed. This stage only prunes: on low-detail images
-   (strokes, icons, blank scans) different pictures land here often (docs/duplicates.md).
-2. Confirmation, on the pixels: the grey thumbnails are compared at the detail both images
-   have (32, 16 or 8 px), with one laid over the other only as a crop of up to 5% could move
-   it. The correlation must be high (it ignores brightness and contrast) and no block may
-   differ much (a copy differs a little everywhere, another picture a lot in one place); the
-   colours must agree in brightness and hue. Nearly blank pairs are compared by their
-   remaining difference in grey levels instead.
+   and unit contrast, so brightness changes do not matter; pairs within `CLOSE_DISTANCE` (rms),
+   and each image's `NEIGHBOURS` nearest within `NEIGHBOUR_DISTANCE`, are proposed (a cropped
+   copy moves far on 8 x 8 but stays its original's nearest). This stage only prunes.
+2. Confirmation, on the pixels, at the detail both images have (64, 48, 32, 24, 16 or 8 px):
+   up to 32 px from the fingerprint, otherwise from the two files, read again for candidate
+   pairs only (`look`). A quick look at 16 px first drops the pairs far from any copy. One
+   image is laid over the other only as a crop of up to 5% could move it; the correlation must
+   be high, and after matching brightness (one factor) the grey levels must differ little on
+   average and in every block (a copy differs a little everywhere, another picture a lot in
+   one place); the fine detail (grain, texture) must sit in the same places, which tells a
+   copy from a neighbouring tile of one hazy sky; the colours must agree in brightness and
+   hue. Nearly blank pairs are compared by their remaining difference in grey levels instead.
+   The measures themselves are in `pixel_measures.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -24,151 +28,120 @@ from finetune_gui.core.data.hashing import (
     grey_thumbnail,
     smallest_side,
 )
+from finetune_gui.core.data.pixel_measures import (
+    FLAT_CONTRAST,
+    blurring,
+    colours_agree,
+    crop_views,
+    differences,
+    masked_correlation,
+    resampling,
+    shrink,
+)
 
-# Measured on real folders (benchmarks/duplicate_threshold.py, docs/duplicates.md).
-CANDIDATE_DISTANCE = 0.2
-SAME_PICTURE_CORRELATION = 0.985
-FLAT_CONTRAST = 4.0  # grey-level spread below which a thumbnail counts as nearly blank
+# Measured on real folders (benchmarks/duplicate_threshold.py, docs/duplicates.md, 2026-12-01).
+CLOSE_DISTANCE = 0.2  # stage 1, rms of the coarse thumbnails: always a candidate
+NEIGHBOUR_DISTANCE = 0.65  # stage 1: a candidate when among the nearest `NEIGHBOURS`
+NEIGHBOURS = 4
+CANDIDATE_BLOCK = 512
+SAME_PICTURE_CORRELATION = 0.95
+MEAN_DIFFERENCE = 5.0  # grey levels: the most a copy may differ on average, brightness matched
 FLAT_DIFFERENCE = 2.0  # nearly blank pictures: largest rms grey-level difference of a copy
-COLOUR_DIFFERENCE = 16.0  # mean colour-level difference (4 x 4 cells) after matching brightness
-HUE_DIFFERENCE = 4.5  # the same, of what is left after taking out each cell's grey
-CROP = 0.05  # the largest crop (share of a side) a copy may have
-SCALE_STEPS = 4  # scales tried between no crop and the largest, each way
 VIEWS_TRIED = 3  # per axis: the best views by profile, tried in every combination
-BLOCK_DIFFERENCE = 12.0  # grey levels: the most a copy may differ in one block
-# Blurs, in px of a 32 px side: for the comparison (a crop moves edges by part of a pixel),
+BLOCK_DIFFERENCE = 16.0  # grey levels: the most a copy may differ in one block
+LEAST_ALIKE = 0.7  # the lowest SSIM structure term a copy may have in any block
+# Blurs, in px of a 32 px side (in px above 32; the comparison blur is pixel_measures.BLUR):
 # for candidates (a crop moves the 8 x 8 cells) and for the block differences (resampling
 # changes single pixels; 2.5 let different digits through, docs/duplicates.md).
-BLUR = 1.0
 COARSE_BLUR = 2.0
 RESIDUAL_BLUR = 1.5
+TEXTURE_BLUR = 1.0
+# Fine detail (grain, texture) at the best view, rows and columns taken out: copies 0.59-1,
+# neighbouring tiles of one hazy sky -0.25 to 0.32 (benchmark, docs/duplicates.md).
+TEXTURE_CORRELATION = 0.45
 PAIRS_PER_BATCH = 512
+PER_IMAGE_BYTES = 64 * 2**20  # the most one table over all images may take (else per batch)
+# The quick first look (`PixelCheck.near_enough`): far outside what any copy showed at 16 px.
+ROUGH_SIDE = 16
+ROUGH_CORRELATION = 0.8
+ROUGH_MEAN = 12.0
+ROUGH_BLOCK = 40.0
+UNEVEN_SHRINK = 1.25  # a thumbnail shrunk by less than this from its image is uneven (see comparison_side)
+LOOK_SIDES = (64, 56, 48, 40, 32, 24, 16, 8)  # comparison sides, px; 24 and above 32: the files again
+
+Look = Callable[[int, int], "np.ndarray | None"]  # (image, side) -> grey levels, or None
 
 
-def _coarse(fingerprint: bytes) -> np.ndarray:
-    """8 x 8 grey levels at zero mean and unit contrast (a floor keeps blank images blank)."""
-    blur = _blurring(GREY_SIDE, COARSE_BLUR)
-    levels = (blur @ grey_thumbnail(fingerprint) @ blur.T).reshape(8, 4, 8, 4).mean(axis=(1, 3)).ravel()
-    centred = levels - levels.mean()
-    return centred / max(float(centred.std()), FLAT_CONTRAST)
+def _coarse(fingerprints: Sequence[bytes]) -> np.ndarray:
+    """(n, 64): 8 x 8 grey levels at zero mean and unit contrast (a floor keeps blank images
+    blank), one row per fingerprint."""
+    blur = blurring(GREY_SIDE, COARSE_BLUR)
+    thumbs = np.stack([grey_thumbnail(f) for f in fingerprints])
+    levels = (blur @ thumbs @ blur.T).reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4)).reshape(-1, 64)
+    centred = levels - levels.mean(axis=1, keepdims=True)
+    return (centred / np.maximum(centred.std(axis=1, keepdims=True), FLAT_CONTRAST)).astype(np.float64)
 
 
 def candidate_pairs(
-    fingerprints: Sequence[bytes], distance: float = CANDIDATE_DISTANCE
+    fingerprints: Sequence[bytes],
+    close: float = CLOSE_DISTANCE,
+    far: float = NEIGHBOUR_DISTANCE,
+    nearest: int = NEIGHBOURS,
 ) -> list[tuple[int, int]]:
-    """(i, j), i < j, whose coarse thumbnails are within `distance` (stage 1).
+    """(i, j), i < j, proposed for stage 2: coarse thumbnails within `close` (rms), or within
+    `far` when one is among the other's `nearest` neighbours.
 
-    A weighted sum with weights of at most 1/64 differs between two thumbnails by no more than
-    their mean absolute difference, so after sorting by one such sum (top half minus bottom
-    half) each image is compared only with its neighbours in that order.
+    A copy is nearly always its original's nearest neighbour, even a crop whose coarse thumbnail
+    moved far (docs/duplicates.md); a folder of look-alikes (handwritten digits) has many
+    pairs within `far`, and only the neighbours go on. The key (top half minus bottom half,
+    weights 1/64) differs by no more than the rms distance, so after sorting by it each block of
+    images is compared only with the images whose key is within `far`.
     """
-    if len(fingerprints) < 2:
+    count = len(fingerprints)
+    if count < 2:
         return []
-    coarse = np.stack([_coarse(f) for f in fingerprints]).astype(np.float32)
-    top_minus_bottom = (coarse[:, :32].sum(axis=1) - coarse[:, 32:].sum(axis=1)) / 64
-    left_minus_right = (coarse.reshape(-1, 8, 8)[:, :, :4].sum(axis=(1, 2))
-                        - coarse.reshape(-1, 8, 8)[:, :, 4:].sum(axis=(1, 2))) / 64
-    order = np.argsort(top_minus_bottom, kind="stable")
-    ranked = top_minus_bottom[order]
-    found = []
-    for position, i in enumerate(order):
-        stop = int(np.searchsorted(ranked, ranked[position] + distance, side="right"))
-        others = order[position + 1 : stop]
-        others = others[np.abs(left_minus_right[others] - left_minus_right[i]) <= distance]
-        if not len(others):
-            continue
-        close = others[np.abs(coarse[others] - coarse[i]).mean(axis=1) <= distance]
-        found.extend((min(int(i), int(j)), max(int(i), int(j))) for j in close)
+    coarse = _coarse(fingerprints)
+    key = (coarse[:, :32].sum(axis=1) - coarse[:, 32:].sum(axis=1)) / 64
+    order = np.argsort(key, kind="stable")
+    ranked, sorted_coarse = key[order], coarse[order]
+    squares = (sorted_coarse**2).sum(axis=1)
+    found: set[tuple[int, int]] = set()
+    for start in range(0, count, CANDIDATE_BLOCK):
+        stop = min(start + CANDIDATE_BLOCK, count)
+        # Every image within `far` of a row, before or after it: its nearest are among them.
+        low = int(np.searchsorted(ranked, ranked[start] - far, side="left"))
+        high = int(np.searchsorted(ranked, ranked[stop - 1] + far, side="right"))
+        products = sorted_coarse[start:stop] @ sorted_coarse[low:high].T
+        squared = squares[start:stop, None] + squares[None, low:high] - 2 * products
+        rms = np.sqrt(np.maximum(squared, 0) / 64)
+        rms[np.arange(stop - start), np.arange(start, stop) - low] = np.inf  # not itself
+        wanted = rms <= close
+        if nearest > 0:
+            k = min(nearest, high - low - 1)
+            if k > 0:
+                closest = np.argpartition(rms, k - 1, axis=1)[:, :k]
+                rows = np.arange(stop - start)[:, None]
+                wanted[rows, closest] |= rms[rows, closest] <= far
+        rows, cols = np.nonzero(wanted)
+        first, second = order[start + rows], order[low + cols]
+        found.update(zip(np.minimum(first, second).tolist(), np.maximum(first, second).tolist(), strict=True))
     return sorted(found)
 
 
-def comparison_side(a: bytes, b: bytes) -> int:
+def comparison_side(a: bytes, b: bytes, looks: bool = False) -> int:
     """Compare at no more detail than the smaller image has: a copy halved to 16 px cannot
-    match the 32 px original's strokes, only its 16 px view."""
-    side = min(smallest_side(a), smallest_side(b))
-    return 32 if side >= 32 else 16 if side >= 16 else 8
-
-
-def _shrink(levels: np.ndarray, side: int) -> np.ndarray:
-    factor = levels.shape[-1] // side
-    if factor == 1:
-        return levels
-    return levels.reshape(*levels.shape[:-2], side, factor, side, factor).mean(axis=(-3, -1))
-
-
-def _views(side: int) -> list[tuple[float, float]]:
-    """Every (scale, offset) of one axis that a crop of at most `CROP` can cause, in units of the
-    image: position u in image A shows what position (u - offset) / scale shows in image B.
-
-    B cropped from A: B's whole view lies inside A's (scale <= 1, 0 <= offset <= 1 - scale);
-    A cropped from B: the other way round. The offset may miss by half a pixel (rounding).
-    """
-    step, slack = 0.25 / side, 0.5 / side
-    views = []
-    shrink = np.linspace(1 - CROP, 1, SCALE_STEPS + 1)
-    for scale in (*shrink, *(1 / shrink[:-1])):
-        low, high = (0.0, 1 - scale) if scale <= 1 else (1 - scale, 0.0)
-        for offset in np.arange(low - slack, high + slack + step / 2, step):
-            views.append((float(scale), float(offset)))
-    return views
-
-
-def _resampling(side: int, views: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """For each view: the (side, side) linear-interpolation matrix taking B's pixels of one axis
-    to A's, and which of A's pixels B shows at all (a crop shows less)."""
-    matrices = np.zeros((len(views), side, side), np.float32)
-    shown = np.zeros((len(views), side), bool)
-    centres = (np.arange(side) + 0.5) / side
-    for k, (scale, offset) in enumerate(views):
-        source = (centres - offset) / scale * side - 0.5
-        shown[k] = (source >= -0.5) & (source <= side - 0.5)
-        source = np.clip(source, 0, side - 1)
-        below = np.floor(source).astype(int)
-        above = np.minimum(below + 1, side - 1)
-        weight = (source - below).astype(np.float32)
-        rows = np.arange(side)
-        np.add.at(matrices[k], (rows, below), 1 - weight)
-        np.add.at(matrices[k], (rows, above), weight)
-    return matrices, shown
-
-
-def _blurring(side: int, blur: float | None = None) -> np.ndarray:
-    """The (side, side) matrix of a Gaussian blur of `BLUR` of a 32 px side along one axis (rows
-    sum to 1): an edge that a crop moved by part of a pixel then still lines up."""
-    sigma = max((BLUR if blur is None else blur) * side / GREY_SIDE, 1e-3)
-    offsets = np.arange(side)[:, None] - np.arange(side)[None, :]
-    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
-    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def _masked_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Correlation of a and b over mask along the last axis; a floor on the contrast keeps a
-    nearly blank picture from matching anything."""
-    count = mask.sum(axis=-1, keepdims=True)
-    a_c = (a - (a * mask).sum(axis=-1, keepdims=True) / count) * mask
-    b_c = (b - (b * mask).sum(axis=-1, keepdims=True) / count) * mask
-    floor = FLAT_CONTRAST * np.sqrt(count[..., 0])
-    norms = np.maximum(np.linalg.norm(a_c, axis=-1), floor) * np.maximum(np.linalg.norm(b_c, axis=-1), floor)
-    return (a_c * b_c).sum(axis=-1) / norms
-
-
-def _worst_block(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """After matching b's brightness and contrast to a's: the mean grey-level difference in the
-    block (an eighth of a side) where they differ most. A copy differs a little everywhere; a
-    different picture (a smiling face beside a sad one) differs a lot in one place."""
-    count = mask.sum(axis=(1, 2))
-    mean_a = (a * mask).sum(axis=(1, 2)) / count
-    mean_b = (b * mask).sum(axis=(1, 2)) / count
-    a_c, b_c = (a - mean_a[:, None, None]) * mask, (b - mean_b[:, None, None]) * mask
-    gain = (a_c * b_c).sum(axis=(1, 2)) / np.maximum((b_c * b_c).sum(axis=(1, 2)), 1e-6)
-    left = np.abs(a_c - gain[:, None, None] * b_c)
-    side = a.shape[-1]
-    block = max(1, side // 8)
-    cells = side // block
-    shape = (len(a), cells, block, cells, block)
-    sums = left.reshape(shape).sum(axis=(2, 4))
-    counts = mask.reshape(shape).sum(axis=(2, 4))
-    return (sums / np.maximum(counts, 1)).max(axis=(1, 2))
+    match the 32 px original's strokes, only its 16 px view. Above 32 px (the fingerprint's
+    thumbnail) only when the files can be looked at again, and then also below 32 px for an
+    image of 33-39 px: its thumbnail took one pixel here and two there (BOX shrinking by less
+    than a quarter), so the thin strokes of a line icon resized to 35 px come out uneven
+    (19-29 grey levels off in one block); both read again at 24 px match within 3."""
+    sides_px = (smallest_side(a), smallest_side(b))
+    side = min(sides_px)
+    sides = LOOK_SIDES if looks else tuple(s for s in LOOK_SIDES if GREY_SIDE % s == 0)
+    chosen = next((s for s in sides if s <= side), sides[-1])
+    if looks and chosen == GREY_SIDE and any(GREY_SIDE < s < GREY_SIDE * UNEVEN_SHRINK for s in sides_px):
+        chosen = next(s for s in sides if s < GREY_SIDE)
+    return chosen
 
 
 class PixelCheck:
@@ -180,56 +153,104 @@ class PixelCheck:
     shifted or scaled further than a crop allows is another picture.
     """
 
-    def __init__(self, fingerprints: Sequence[bytes]) -> None:
+    def __init__(self, fingerprints: Sequence[bytes], look: Look | None = None) -> None:
         self.fingerprints = fingerprints
+        self.look = look
         self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._looked: dict[tuple[int, int], np.ndarray] = {}
+        self._thumbnails: dict[int, np.ndarray] = {}
+        self._profiles: dict[tuple[int, int], np.ndarray] = {}
+        self._spread: np.ndarray | None = None  # each fingerprint's grey-level spread
 
     def _table(self, side: int) -> tuple[np.ndarray, np.ndarray]:
         if side not in self._tables:
-            self._tables[side] = _resampling(side, _views(side))
+            self._tables[side] = resampling(side, crop_views(side))
         return self._tables[side]
 
-    def scores(self, pairs: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    def scores(self, pairs: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For each (i, j), with j laid over i as a crop would: the best correlation, and at that
         view the largest difference left in any block of the picture (grey levels)."""
         best = np.full(len(pairs), -1.0)
+        mean = np.full(len(pairs), 255.0)
+        alike = np.zeros(len(pairs))
+        texture = np.zeros(len(pairs))
         worst_block = np.full(len(pairs), 255.0)
         by_side: dict[int, list[int]] = {}
         for k, (i, j) in enumerate(pairs):
-            side = comparison_side(self.fingerprints[i], self.fingerprints[j])
+            side = comparison_side(self.fingerprints[i], self.fingerprints[j], self.look is not None)
+            if GREY_SIDE % side and (self._grey(i, side) is None or self._grey(j, side) is None):
+                side = GREY_SIDE if side > GREY_SIDE else 16  # a file not read again: its fingerprint
             by_side.setdefault(side, []).append(k)
         for side, chosen in by_side.items():
             for start in range(0, len(chosen), PAIRS_PER_BATCH):
                 batch = chosen[start : start + PAIRS_PER_BATCH]
-                best[batch], worst_block[batch] = self._best_alignment([pairs[k] for k in batch], side)
-        return best, worst_block
+                (best[batch], mean[batch], worst_block[batch], alike[batch],
+                 texture[batch]) = self._best_alignment([pairs[k] for k in batch], side)
+        return best, mean, worst_block, alike, texture
+
+    def _grey(self, index: int, side: int) -> np.ndarray | None:
+        """Image `index` as grey levels at `side` x `side`: from the fingerprint up to 32 px,
+        above that from the file, looked at again (once per image and side)."""
+        if GREY_SIDE % side == 0:
+            return shrink(grey_thumbnail(self.fingerprints[index]), side)
+        if (index, side) not in self._looked:
+            self._looked[index, side] = self.look(index, side) if self.look else None
+        return self._looked[index, side]
 
     def _levels(self, indices: list[int], side: int) -> np.ndarray:
-        levels = np.stack([_shrink(grey_thumbnail(self.fingerprints[i]), side) for i in indices])
-        blur = _blurring(side)
+        """Blurred grey levels of `indices` at `side`: from all fingerprints at once (kept per
+        side) up to 32 px, from the files looked at again above."""
+        blur = blurring(side)
+        if GREY_SIDE % side == 0 and not self._fits(side * side):
+            levels = np.stack([shrink(grey_thumbnail(self.fingerprints[i]), side) for i in indices])
+            return (blur @ levels @ blur.T).astype(np.float32)
+        if GREY_SIDE % side == 0:
+            if side not in self._thumbnails:
+                thumbs = np.stack([grey_thumbnail(f) for f in self.fingerprints])
+                self._thumbnails[side] = (blur @ shrink(thumbs, side) @ blur.T).astype(np.float32)
+            return self._thumbnails[side][np.asarray(indices, int)]
+        levels = np.stack([self._grey(i, side) for i in indices])
         return (blur @ levels.astype(np.float32) @ blur.T).astype(np.float32)
 
-    def _best_alignment(self, pairs: list[tuple[int, int]], side: int) -> np.ndarray:
+    def _fits(self, floats_per_image: int) -> bool:
+        """May a table of `floats_per_image` for every image be kept (`PER_IMAGE_BYTES`)?"""
+        return len(self.fingerprints) * floats_per_image * 4 <= PER_IMAGE_BYTES
+
+    def _laid_profiles(self, indices: list[int], side: int, axis: int, levels: np.ndarray) -> np.ndarray:
+        """The row (axis 1) or column (axis 2) means of `levels`, images `indices`, moved by every
+        view. From the fingerprints once per image (a folder of look-alikes has a few candidates
+        per image), from `levels` for the files looked at again."""
+        matrices, _ = self._table(side)
+        if GREY_SIDE % side or not self._fits(matrices.shape[0] * side):
+            return np.einsum("ps,vts->pvt", levels.mean(axis=3 - axis), matrices)
+        if (side, axis) not in self._profiles:
+            every = self._levels(list(range(len(self.fingerprints))), side).mean(axis=3 - axis)
+            self._profiles[side, axis] = np.einsum("ps,vts->pvt", every, matrices)  # no BLAS threads
+        return self._profiles[side, axis][np.asarray(indices, int)]
+
+    def _best_alignment(
+        self, pairs: list[tuple[int, int]], side: int, tried: int = VIEWS_TRIED
+    ) -> tuple[np.ndarray, ...]:
         matrices, shown = self._table(side)
         a = self._levels([i for i, _ in pairs], side)
         b = self._levels([j for _, j in pairs], side)
         chosen = []
         for axis in (1, 2):  # rows (y), then columns (x)
             profile_a = a.mean(axis=3 - axis)  # (pairs, side)
-            profile_b = b.mean(axis=3 - axis)
-            laid = np.einsum("vab,pb->pva", matrices, profile_b)
-            scores = _masked_correlation(profile_a[:, None, :], laid, shown[None].astype(np.float32))
-            chosen.append(np.argsort(-scores, axis=1)[:, :VIEWS_TRIED])
+            laid = self._laid_profiles([j for _, j in pairs], side, axis, b)  # (pairs, views, side)
+            scores = masked_correlation(profile_a[:, None, :], laid, shown[None].astype(np.float32))
+            chosen.append(np.argsort(-scores, axis=1)[:, :tried])
         best = np.full(len(pairs), -1.0)
         best_laid = np.zeros_like(a)
         best_mask = np.ones_like(a)
-        for y_rank in range(VIEWS_TRIED):
+        best_views = np.zeros((len(pairs), 2), int)
+        for y_rank in range(tried):
             rows_view = chosen[0][:, y_rank]
-            for x_rank in range(VIEWS_TRIED):
+            for x_rank in range(tried):
                 cols_view = chosen[1][:, x_rank]
                 laid = matrices[rows_view] @ b @ matrices[cols_view].transpose(0, 2, 1)
                 mask = shown[rows_view][:, :, None] & shown[cols_view][:, None, :]
-                score = _masked_correlation(
+                score = masked_correlation(
                     a.reshape(len(pairs), -1), laid.reshape(len(pairs), -1),
                     mask.reshape(len(pairs), -1).astype(np.float32),
                 )
@@ -237,57 +258,103 @@ class PixelCheck:
                 best = np.where(better, score, best)
                 best_laid[better] = laid[better]
                 best_mask[better] = mask[better]
-        smooth = _blurring(side, RESIDUAL_BLUR)
-        return best, _worst_block(smooth @ a @ smooth.T, smooth @ best_laid @ smooth.T, best_mask)
+                best_views[better] = np.stack([rows_view, cols_view], axis=1)[better]
+        smooth = blurring(side, RESIDUAL_BLUR)
+        mean, worst, alike = differences(smooth @ a @ smooth.T, smooth @ best_laid @ smooth.T, best_mask)
+        texture = self._texture(pairs, side, best_views, best_mask) if tried > 1 else np.ones(len(pairs))
+        return best, mean, worst, alike, texture
+
+    def _texture(self, pairs: list[tuple[int, int]], side: int, views: np.ndarray,
+                 mask: np.ndarray) -> np.ndarray:
+        """For each pair, at its best view: the correlation of the fine detail (each image minus
+        its blur: grain, noise, texture), which a copy keeps where it is and a neighbouring
+        tile of one hazy sky does not."""
+        matrices, _ = self._table(side)
+        raw_a = np.stack([self._grey(i, side) for i, _ in pairs]).astype(np.float32)
+        raw_b = np.stack([self._grey(j, side) for _, j in pairs]).astype(np.float32)
+        laid = matrices[views[:, 0]] @ raw_b @ matrices[views[:, 1]].transpose(0, 2, 1)
+        blur = blurring(side, TEXTURE_BLUR)
+        fine_a, fine_b = raw_a - blur @ raw_a @ blur.T, laid - blur @ laid @ blur.T
+        # Edges next to the part not shown are blurred with what is missing: leave a pixel out.
+        mask = mask > 0
+        inner = mask & np.roll(mask, 1, 1) & np.roll(mask, -1, 1) & np.roll(mask, 1, 2) & np.roll(mask, -1, 2)
+        weights = inner.astype(np.float32)
+
+        def without_lines(fine: np.ndarray) -> np.ndarray:  # a band or stripe goes on past a tile's edge
+            fine = fine * weights
+            rows = fine.sum(axis=2, keepdims=True) / np.maximum(weights.sum(axis=2, keepdims=True), 1)
+            fine = (fine - rows) * weights
+            cols = fine.sum(axis=1, keepdims=True) / np.maximum(weights.sum(axis=1, keepdims=True), 1)
+            return (fine - cols) * weights
+
+        fine_a, fine_b = without_lines(fine_a), without_lines(fine_b)
+        flat = inner.reshape(len(pairs), -1).astype(np.float32)
+        count = np.maximum(flat.sum(axis=1), 1)
+        a_c = fine_a.reshape(len(pairs), -1) * flat
+        b_c = fine_b.reshape(len(pairs), -1) * flat
+        a_c -= (a_c.sum(axis=1) / count)[:, None] * flat
+        b_c -= (b_c.sum(axis=1) / count)[:, None] * flat
+        norms = np.maximum(np.linalg.norm(a_c, axis=1) * np.linalg.norm(b_c, axis=1), 1e-6)
+        return (a_c * b_c).sum(axis=1) / norms
+
+    def near_enough(self, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+        """A quick first look, for each pair: at 16 px from the fingerprints, at the one view whose
+        profiles match best, are they close enough to be worth the full check? Most candidates
+        of a folder of look-alikes (handwritten digits) are far off even there; every copy in the
+        benchmark is well inside these bounds (docs/duplicates.md). A 33-39 px image's thumbnail
+        is uneven (`comparison_side`): such pairs always get the full check."""
+        near = np.array([any(GREY_SIDE < smallest_side(self.fingerprints[k]) < GREY_SIDE * UNEVEN_SHRINK
+                             for k in pair) for pair in pairs], bool)
+        rest = [k for k in range(len(pairs)) if not near[k]]
+        for start in range(0, len(rest), PAIRS_PER_BATCH):
+            batch = rest[start : start + PAIRS_PER_BATCH]
+            correlation, mean, worst, _, _ = self._best_alignment([pairs[k] for k in batch], ROUGH_SIDE, tried=1)
+            near[batch] = (correlation >= ROUGH_CORRELATION) & (mean <= ROUGH_MEAN) & (worst <= ROUGH_BLOCK)
+        return near
 
     def same_picture(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
         """Stage 2 for each pair: do images i and j show the same picture?"""
         verdicts = [None] * len(pairs)
         contrasty = []
-        agree = _colours_agree([self.fingerprints[i] for i, _ in pairs],
-                               [self.fingerprints[j] for _, j in pairs])
+        agree = np.zeros(0, bool)
+        if pairs:
+            ends = np.asarray(pairs, int)
+            images = np.unique(ends)  # each image's colour thumbnail once
+            colours = np.stack([colour_thumbnail(self.fingerprints[i]) for i in images])
+            agree = colours_agree(colours[np.searchsorted(images, ends[:, 0])],
+                                  colours[np.searchsorted(images, ends[:, 1])])
+        if self._spread is None:
+            self._spread = np.array([grey_thumbnail(f).std() for f in self.fingerprints])
         for k, (i, j) in enumerate(pairs):
             a, b = self.fingerprints[i], self.fingerprints[j]
             if not agree[k]:
                 verdicts[k] = False
                 continue
-            grey_a, grey_b = grey_thumbnail(a), grey_thumbnail(b)
-            flat_a, flat_b = grey_a.std() < FLAT_CONTRAST, grey_b.std() < FLAT_CONTRAST
+            flat_a, flat_b = self._spread[i] < FLAT_CONTRAST, self._spread[j] < FLAT_CONTRAST
             if flat_a or flat_b:
+                grey_a, grey_b = grey_thumbnail(a), grey_thumbnail(b)
                 difference = (grey_a - grey_a.mean()) - (grey_b - grey_b.mean())
                 rms = float(np.sqrt((difference**2).mean()))
                 verdicts[k] = flat_a and flat_b and rms <= FLAT_DIFFERENCE
             else:
                 contrasty.append(k)
-        correlation, worst_block = self.scores([pairs[k] for k in contrasty])
+        near = self.near_enough([pairs[k] for k in contrasty])
+        for k in np.asarray(contrasty, int)[~near]:
+            verdicts[k] = False
+        contrasty = [k for k, close in zip(contrasty, near, strict=True) if close]
+        correlation, mean, worst_block, alike, texture = self.scores([pairs[k] for k in contrasty])
         for n, k in enumerate(contrasty):
             verdicts[k] = bool(correlation[n] >= SAME_PICTURE_CORRELATION
-                               and worst_block[n] <= BLOCK_DIFFERENCE)
+                               and alike[n] >= LEAST_ALIKE
+                               and mean[n] <= MEAN_DIFFERENCE
+                               and worst_block[n] <= BLOCK_DIFFERENCE
+                               and texture[n] >= TEXTURE_CORRELATION)
         return verdicts
 
 
-def _colours_agree(first: Sequence[bytes], second: Sequence[bytes]) -> np.ndarray:
-    """For each pair: the 4 x 4 colour thumbnails match once brightness is matched (one gain for
-    all), and so do their hues (what is left after taking out each cell's grey, which a crop
-    barely moves). A dark and a light green triangle differ in hue by 5.6 levels or more, copies
-    by at most 3.5 (docs/duplicates.md)."""
-    if not first:
-        return np.zeros(0, bool)
-
-    def cells(prints: Sequence[bytes]) -> np.ndarray:
-        colours = np.stack([colour_thumbnail(f) for f in prints])
-        return colours.reshape(-1, 4, 2, 4, 2, 3).mean(axis=(2, 4))
-
-    colour_a, colour_b = cells(first), cells(second)
-    gain = (colour_a * colour_b).sum(axis=(1, 2, 3)) / np.maximum((colour_a**2).sum(axis=(1, 2, 3)), 1e-6)
-    left = colour_b - gain[:, None, None, None] * colour_a
-    hue_left = left - left.mean(axis=3, keepdims=True)
-    return ((np.abs(left).mean(axis=(1, 2, 3)) <= COLOUR_DIFFERENCE)
-            & (np.abs(hue_left).mean(axis=(1, 2, 3)) <= HUE_DIFFERENCE))
-
-
-def confirmed_pairs(fingerprints: Sequence[bytes]) -> list[tuple[int, int]]:
-    """(i, j), i < j, that both stages call the same picture."""
+def confirmed_pairs(fingerprints: Sequence[bytes], look: Look | None = None) -> list[tuple[int, int]]:
+    """(i, j), i < j, that both stages call the same picture; `look(i, side)` gives image i's
+    grey levels at up to 64 px from its file, for a closer look than the fingerprint's."""
     candidates = candidate_pairs(fingerprints)
-    verdicts = PixelCheck(fingerprints).same_picture(candidates)
+    verdicts = PixelCheck(fingerprints, look).same_picture(candidates)
     return [pair for pair, same in zip(candidates, verdicts, strict=True) if same]

@@ -20,6 +20,7 @@ from finetune_gui.core.export.serving import INPUT_NAME, OUTPUT_NAME
 from finetune_gui.core.export.snippets import usage_snippet
 from finetune_gui.core.export.verify import Verification
 from finetune_gui.core.model.backbones import get_backbone, weights_kind
+from finetune_gui.core.run.ensemble import read_ensemble
 from finetune_gui.core.run.folder import LABELS_FILE, RunFolder
 
 CARD_MARKDOWN = "model_card.md"
@@ -88,6 +89,9 @@ def model_card(
         "verification": verification.to_dict(),
         "usage_python": usage_snippet(spec, file_name, size, quantisation),
     }
+    members = read_ensemble(run)
+    if members is not None:
+        card["ensemble"] = members
     if spec.name == "web":
         config = web.page_config(
             run.path.name, list(run.classes), size, report, run.facts, INPUT_NAME, OUTPUT_NAME

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from finetune_gui.core.export.benchmark import speed_card_lines
+from finetune_gui.core.run.ensemble import ensemble_card_lines
+
 
 def card_markdown(card: dict) -> str:
     """The model card as a page a person reads."""
@@ -55,6 +58,7 @@ def card_markdown(card: dict) -> str:
         f"- Run status: {card['training']['status']}; best epoch: "
         f"{card['training']['best_epoch']}",
         "",
+        *ensemble_card_lines(card.get("ensemble")),
         "## Data",
         "",
         f"- Folder: `{data['root']}`, {data['images']} images: {data['counts']['train']} "
@@ -115,6 +119,7 @@ def card_markdown(card: dict) -> str:
         f"- Largest difference of any class probability: {v['max_abs_diff']:.3g}",
         f"- Required: at least {v['min_agreement']:.0%} agreement; passed.",
         "",
+        *speed_card_lines(card.get("size_and_speed")),
         "## Use it in Python",
         "",
         "Run beside the model file and labels.txt:",

@@ -27,6 +27,7 @@ from finetune_gui.core.events import (
     ignore_progress,
 )
 from finetune_gui.core.export import web
+from finetune_gui.core.export.benchmark import SpeedMeasurement, measure_speed, record_export
 from finetune_gui.core.export.browser_check import require_chromium
 from finetune_gui.core.export.card import CARD_JSON, CARD_MARKDOWN, model_card
 from finetune_gui.core.export.card_markdown import card_markdown
@@ -48,8 +49,9 @@ from finetune_gui.core.export.verify import (
     verification_line,
 )
 from finetune_gui.core.run.folder import LABELS_FILE, METRICS_FILE, RunFolder
+from finetune_gui.core.run.unsure import UNSURE_FILE, unsure_for_export, unsure_markdown
 
-STEPS = ("images", "convert", "verify", "card", "save")
+STEPS = ("images", "convert", "verify", "speed", "card", "save")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class ExportResult:
     card_markdown: Path
     card_json: Path
     verification: Verification
+    speed: SpeedMeasurement | None = None  # size and time per image on this computer
 
     @property
     def agreement(self) -> float:
@@ -121,6 +124,8 @@ def export_model(
         check_cancel(cancel)
 
         model = session_models.model(run)
+        # First: the web page reads the rule from the run's facts while it is built.
+        not_sure = unsure_for_export(run, model, out, spec.name)
         reference = predict_keras_model(model, verify_images)
         built = out / model_target.name
         convert(spec, run, model, built, calibration)
@@ -138,25 +143,37 @@ def export_model(
         progress(StageProgress("export", 3, len(STEPS)))
         check_cancel(cancel)
 
+        speed = measure_speed(spec.name, built, verify_images[0], verify_paths[0])
+        progress(LogMessage(f"{spec.title}: {speed.size_text}, {speed.ms_per_image:.1f} ms per "
+                            f"image (batch 1, median of {speed.runs} runs)."))
+        progress(StageProgress("export", 4, len(STEPS)))
+        check_cancel(cancel)
+
         shutil.copyfile(run.path / LABELS_FILE, out / LABELS_FILE)
         has_metrics = (run.path / METRICS_FILE).is_file()
         if has_metrics:
             shutil.copyfile(run.path / METRICS_FILE, out / METRICS_FILE)
         card = model_card(run, spec, built, model_target.name, split, verification, progress)
+        card["size_and_speed"] = speed.to_dict()
+        card["not_sure"] = not_sure
         (out / CARD_JSON).write_text(
             json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8"
         )
-        (out / CARD_MARKDOWN).write_text(card_markdown(card), encoding="utf-8")
-        progress(StageProgress("export", 4, len(STEPS)))
+        (out / CARD_MARKDOWN).write_text(
+            card_markdown(card) + unsure_markdown(not_sure), encoding="utf-8"
+        )
+        progress(StageProgress("export", 5, len(STEPS)))
         check_cancel(cancel)
 
         names = [model_target.name, LABELS_FILE, *([METRICS_FILE] if has_metrics else [])]
-        names += [CARD_MARKDOWN, CARD_JSON]
+        names += [CARD_MARKDOWN, CARD_JSON, *([UNSURE_FILE] if (out / UNSURE_FILE).is_file() else [])]
         written = publish([(out / name, folder / name) for name in names], folder, cancel)
-        progress(StageProgress("export", 5, len(STEPS)))
+        progress(StageProgress("export", 6, len(STEPS)))
         progress(LogMessage(f"Exported {model_target} ({spec.title})."))
+        record_export(run.path, speed, model_target)
         return ExportResult(
-            fmt, model_target, written, folder / CARD_MARKDOWN, folder / CARD_JSON, verification
+            fmt, model_target, written, folder / CARD_MARKDOWN, folder / CARD_JSON, verification,
+            speed,
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

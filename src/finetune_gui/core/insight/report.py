@@ -73,6 +73,7 @@ def write_report(
     report = run.report
     sections.append(_metrics_section(report))
     sections.append(_confusion_section(report))
+    sections.append(_unsure_section(run, model, data_root))
     check_cancel(cancel)
     sections.append(_misclassified_section(run, model, report, max_pictures))
     check_cancel(cancel)
@@ -353,6 +354,21 @@ def _suspects_and_map(run, model, data_root, max_pictures, progress, cancel) -> 
 
 
 # -- helpers ----------------------------------------------------------------------------------
+def _unsure_section(run, model, data_root) -> str:
+    """The run's "not sure" rule in words, with the shares it was chosen on."""
+    from finetune_gui.core.run.unsure import card_text, unsure_rule
+
+    rule = unsure_rule(run, model=model, data_root=data_root)
+    text = card_text(rule, "keras")
+    if rule is not None:
+        chosen = rule.measured.get("candidates", {}).get("+".join(rule.signals), {})
+        text += (
+            f" Chosen because: {rule.measured.get('chosen_because', '')}; on the training "
+            f"images it says not sure for {chosen.get('training_unsure', 0):.1%}."
+        )
+    return f"<h2>Not sure</h2><p>{escape(text)}</p>"
+
+
 def _key_value_table(rows) -> str:
     body = "".join(
         f'<tr><th>{escape(str(k))}</th><td class="text">{escape(str(v))}</td></tr>' for k, v in rows

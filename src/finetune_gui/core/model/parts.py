@@ -38,18 +38,30 @@ def split_classifier(model) -> ClassifierParts:
     nested = [i for i, layer in enumerate(layers) if isinstance(layer, keras.Model)]
     names = [layer.name for layer in layers]
     if len(nested) != 1 or POOL_LAYER not in names or names[-1] != OUTPUT_LAYER:
-        raise RunFolderError(
-            f"The model {model.name} is not one this app built (backbone, '{POOL_LAYER}', "
-            f"'{OUTPUT_LAYER}'), so it cannot be looked inside."
-        )
+        raise _cannot_look_inside(model)
     at = nested[0]
     preprocess = [layer for layer in layers[:at] if not isinstance(layer, keras.layers.InputLayer)]
     return ClassifierParts(model, preprocess, layers[at], layers[at + 1 :])
 
 
+def _cannot_look_inside(model) -> RunFolderError:
+    if model.name.startswith("ensemble_of_"):  # core/run/ensemble.py: several backbones inside
+        return RunFolderError(
+            "This run is an ensemble of several runs, with no single backbone to look inside; "
+            "open one of its members (listed in its ensemble.json) for heatmaps, the map and "
+            "likely wrong labels.")
+    return RunFolderError(
+        f"The model {model.name} is not one this app built (backbone, '{POOL_LAYER}', "
+        f"'{OUTPUT_LAYER}'), so it cannot be looked inside."
+    )
+
+
 def features_model(model):
     """pixels -> [pooled backbone features, class probabilities], sharing the model's weights."""
     import keras
+
+    if POOL_LAYER not in [layer.name for layer in model.layers]:
+        raise _cannot_look_inside(model)
 
     return keras.Model(
         model.inputs, [model.get_layer(POOL_LAYER).output, model.outputs[0]], name="insight_probe"

@@ -14,6 +14,7 @@ LOWER_IS_BETTER = frozenset({"best val_loss"})
 # Rows that say which images a run learned from; they lead the differences when they differ.
 DATA_FOLDER = "data folder"
 DATA_IMAGES = "images (hash of names and classes)"
+ENSEMBLE_OF = "ensemble of"  # the member runs' folder names; None for a run trained alone
 
 
 @dataclass
@@ -78,7 +79,8 @@ def compare_runs(runs: list) -> RunComparison:
     from finetune_gui.core.run.folder import RunFolder
 
     folders = [r if isinstance(r, RunFolder) else RunFolder.open(r) for r in runs]
-    settings = [{**data_identity(f), **flat_settings(f.settings.to_dict())} for f in folders]
+    settings = [{**data_identity(f), ENSEMBLE_OF: _members_of(f),
+                 **flat_settings(f.settings.to_dict())} for f in folders]
     keys = [DATA_FOLDER, DATA_IMAGES, *sorted({key for s in settings for key in s}
                                             - {DATA_FOLDER, DATA_IMAGES})]
     differing, shared = {}, {}
@@ -159,6 +161,12 @@ def data_identity(folder) -> dict[str, str | None]:
             DATA_IMAGES: f"{len(lines)} images, {digest}"}
 
 
+def _members_of(folder) -> tuple[str, ...] | None:
+    """The folder names of an ensemble run's members (from its run.json), else None."""
+    members = folder.facts.get("ensemble_of")
+    return tuple(Path(m).name for m in members) if members else None
+
+
 def readable_name(folder) -> str:
     """"MobileNetV3Small · shapes · 01 Dec 16:20 · 87.5%": what, on what, when, how well."""
     from finetune_gui.core.errors import UserError
@@ -168,6 +176,8 @@ def readable_name(folder) -> str:
         network = get_backbone(folder.settings.backbone).keras_name
     except UserError:
         network = folder.settings.backbone
+    if _members_of(folder):
+        network = f"Ensemble of {len(_members_of(folder))}"
     data = data_identity(folder)[DATA_FOLDER]
     try:
         when = time.strftime("%d %b %H:%M",

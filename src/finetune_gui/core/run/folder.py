@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui import __version__
-from finetune_gui.core.data.images import ImageReadError, load_rgb
 from finetune_gui.core.errors import RunFolderError, UserError
 from finetune_gui.core.files import atomic_write_text, atomic_write_with
 from finetune_gui.core.run.evaluation import EvaluationReport
@@ -249,37 +248,6 @@ class RunFolder:
             return keras.models.load_model(self.model_path)
         except Exception as exc:  # zip, h5 and Keras errors alike mean "damaged"
             raise RunFolderError(f"The model file {self.model_path} cannot be loaded: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class Prediction:
-    path: Path
-    top: list[tuple[str, float]]
-    error: str | None = None
-
-
-def predict_images(
-    run: RunFolder | Path | str, images: list[Path | str], top_k: int = 3, model=None
-) -> list[Prediction]:
-    """Top-k classes for each image; an unreadable image gets an `error`, the rest still predict."""
-    run = run if isinstance(run, RunFolder) else RunFolder.open(run)
-    model = model or run.load_model()
-    size = run.image_size
-    pixels, readable, results = [], [], {}
-    for raw in images:
-        path = Path(raw)
-        try:
-            pixels.append(load_rgb(path, size))
-            readable.append(path)
-        except ImageReadError as exc:
-            results[path] = Prediction(path, [], exc.reason)
-    if pixels:
-        probabilities = np.asarray(model.predict(np.stack(pixels), verbose=0))
-        k = max(1, min(top_k, len(run.classes)))
-        for path, probs in zip(readable, probabilities, strict=True):
-            order = np.argsort(probs)[::-1][:k]
-            results[path] = Prediction(path, [(run.classes[i], float(probs[i])) for i in order])
-    return [results[Path(p)] for p in images]
 
 
 def evaluate_folder(

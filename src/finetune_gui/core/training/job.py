@@ -38,6 +38,7 @@ from finetune_gui.core.model.build import (
     set_trainable_blocks,
 )
 from finetune_gui.core.run import folder as rf
+from finetune_gui.core.run.unsure import unsure_rule
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.core.training.checkpoint import ResumePoint, RunCheckpoint, read_resume_point
 from finetune_gui.core.training.cluster import run_on_cluster
@@ -213,6 +214,9 @@ class TrainingJob:
             else None
         )
         writer.write_results(self.history, report)
+        # "Not sure" and the dataset features, while the images are still decoded.
+        unsure_rule(rf.RunFolder.open(self.run_dir), model=self.classifier.model, pixels={
+            "train": train_x, "val": val_x}, progress=self.progress, cancel=self.cancel)
         message = (
             f"Finished: test accuracy {report.accuracy:.1%} on {report.count} images."
             if report is not None

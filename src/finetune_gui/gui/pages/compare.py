@@ -7,6 +7,7 @@ it runs on the GUI thread when the ticks change; no model is loaded.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -30,8 +31,10 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.errors import UserError
-from finetune_gui.core.run.compare import RunComparison, compare_runs
+from finetune_gui.core.run.compare import RunComparison, compare_runs, readable_names
+from finetune_gui.core.run.folder import RunFolder, run_state
 from finetune_gui.core.settings import setting_label
+from finetune_gui.gui.pages.compare_combine import CombineBar
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner
 from finetune_gui.gui.widgets.plots import epoch_plot
@@ -142,6 +145,8 @@ class CompareRunsDialog(QDialog):
         splitter.setSizes([240, 940])
         layout.addWidget(splitter, 1)
 
+        self.combine_bar = CombineBar(self.state)
+        layout.addWidget(self.combine_bar)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
         layout.addWidget(buttons)
@@ -154,8 +159,9 @@ class CompareRunsDialog(QDialog):
         self.run_list.blockSignals(True)
         self.run_list.clear()
         newest_first = list(reversed(self.state.runs))
-        for number, path in enumerate(newest_first):
-            item = QListWidgetItem(Path(path).name)
+        for number, (path, name) in enumerate(zip(newest_first, _list_names(newest_first),
+                                                  strict=True)):
+            item = QListWidgetItem(name)
             item.setData(Qt.ItemDataRole.UserRole, str(path))
             item.setToolTip(str(path))
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
@@ -204,6 +210,7 @@ class CompareRunsDialog(QDialog):
             except UserError as exc:
                 problems.append(str(exc))
         self.comparison = compare_runs(folders) if folders else None
+        self.combine_bar.set_runs([folder.path for folder in folders])
         self._colour_run_list([folder.path for folder in folders])
         if not self.state.runs:
             self.message.show_text("This project has no runs yet: train a model first (step "
@@ -298,6 +305,10 @@ class CompareRunsDialog(QDialog):
                 plot.plot(epochs, values, name=name, connect="finite", pen=pg.mkPen(colour,
                           width=2), symbol="o", symbolSize=6, symbolBrush=colour, symbolPen=None)
 
+    def shutdown(self) -> None:
+        """Stop combining runs, if it is under way (window close)."""
+        self.combine_bar.shutdown()
+
     def curve_count(self, plot: pg.PlotWidget) -> int:
         """How many runs have a curve with points in `plot`."""
         return sum(1 for item in plot.getPlotItem().listDataItems()
@@ -305,3 +316,15 @@ class CompareRunsDialog(QDialog):
 
     def legend_names(self, plot: pg.PlotWidget) -> list[str]:
         return [label.text for _, label in plot.getPlotItem().legend.items]
+
+
+
+def _list_names(paths) -> list[str]:
+    """Each run as the table names it (network, data, time, score; alike ones get their folder
+    name), or its folder name and state while it has no model yet."""
+    folders: dict[int, RunFolder] = {}
+    for index, path in enumerate(paths):
+        with contextlib.suppress(UserError):  # no model yet: before its first epoch, ...
+            folders[index] = RunFolder.open(path)
+    named = dict(zip(folders, readable_names(list(folders.values())), strict=True))
+    return [named.get(i, f"{Path(p).name} ({run_state(p)})") for i, p in enumerate(paths)]

@@ -36,6 +36,7 @@ from finetune_gui.gui.pages.duplicates import DuplicatesPanel, shown_paths
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, help_label, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
+from finetune_gui.gui.widgets.similar_images import SimilarImagesPanel
 from finetune_gui.gui.widgets.thumbnails import ThumbnailStrip, load_thumbnails
 from finetune_gui.gui.worker import JobRunner
 
@@ -164,6 +165,9 @@ class DataPage(QWidget):
         self.tabs.addTab(self.class_table, "Classes")
         self.tabs.addTab(self.problem_table, "Problem files")
         self.tabs.addTab(self.duplicates, "Duplicates")
+        # After a run: the dataset's images nearest to a picked one, as the model sees them.
+        self.similar = SimilarImagesPanel(self.state)
+        self.tabs.addTab(self.similar, "Similar images")
         layout.addWidget(self.tabs, 1)
 
         excluded_row = QHBoxLayout()
@@ -387,3 +391,4 @@ class DataPage(QWidget):
     def shutdown(self) -> None:
         self.runner.shutdown()
         self.duplicates.shutdown()
+        self.similar.shutdown()

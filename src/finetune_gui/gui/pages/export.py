@@ -2,7 +2,7 @@
 
 The page shows the current run and holds three panels, each with its own background job:
 saving the model (export_save), the run's report (export_report) and trying the model on new
-images (export_try).
+images (export_try); under the first, the size and speed of each format exported (export_speed).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from finetune_gui.gui.pages.export_report import ReportPanel
 from finetune_gui.gui.pages.export_save import SavePanel
+from finetune_gui.gui.pages.export_speed import ExportSpeedTable
 from finetune_gui.gui.pages.export_try import TryPanel
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
@@ -35,6 +36,10 @@ class ExportPage(QWidget):
         layout.addWidget(self.notice)
         self.save_panel = SavePanel(state)
         layout.addWidget(self.save_panel)
+        self.speed_table = ExportSpeedTable()
+        layout.addWidget(self.speed_table)
+        self.save_panel.exported.connect(
+            lambda _: self.speed_table.show_run(self.state.current_run))
         self.report_panel = ReportPanel(state, lambda: self.save_panel.target.text())
         layout.addWidget(self.report_panel)
         self.try_panel = TryPanel(state)
@@ -44,7 +49,7 @@ class ExportPage(QWidget):
 
     def _show_run(self) -> None:
         run = self.state.current_run
-        for panel in (self.save_panel, self.report_panel, self.try_panel):
+        for panel in (self.save_panel, self.speed_table, self.report_panel, self.try_panel):
             panel.show_run(run)
         if run is None:
             self.run_label.setText("")

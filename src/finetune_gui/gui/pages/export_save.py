@@ -145,7 +145,9 @@ class SavePanel(QGroupBox):
         self.export_result.show_text(
             f"Saved {names} in {result.model_path.parent}.\nChecked on {check.n_images} "
             f"{check.images}: the file gives the trained model's answer on "
-            f"{check.agreement:.1%} of them.", "success")
+            f"{check.agreement:.1%} of them." + (
+                f" {result.speed.size_text}, {result.speed.ms_per_image:.1f} ms per image on "
+                f"this computer." if result.speed else ""), "success")
         self.exported.emit(list(result.written))
 
     def _on_export_cancelled(self) -> None:

@@ -32,6 +32,7 @@ from finetune_gui.gui.worker import JobRunner, load_tensorflow
 
 THUMB = 64
 TOP_K = 3
+SURE_COLUMN = 2 + TOP_K  # after the answers: "not sure" and why, empty when the model is sure
 RANKS = ("best answer", "second", "third")
 
 
@@ -40,7 +41,7 @@ def predict_job(
     cancel: CancelToken | None = None,
 ) -> tuple[object, list, dict[str, QImage]]:
     """A job: load the model once (reused next time), predict top-3, make thumbnails."""
-    from finetune_gui.core.run.folder import predict_images
+    from finetune_gui.core.run.predict import predict_images
 
     load_tensorflow()
     model = model or run_folder.load_model()
@@ -117,15 +118,21 @@ class TryPanel(QGroupBox):
         self.drop_area.files_dropped.connect(self.predict)
         pick = QPushButton("Choose images…")
         pick.clicked.connect(self._choose_images)
+        self.sort_button = QPushButton("Sort a folder…")
+        self.sort_button.setToolTip("Copy every image of a folder into a sub-folder per class "
+                                    "(or \"not sure\"); the folder itself is not changed.")
+        self.sort_button.clicked.connect(self.open_sort_dialog)
+        self.sort_dialog = None
         row.addWidget(self.drop_area, 1)
         row.addWidget(pick)
+        row.addWidget(self.sort_button)
         trial.addLayout(row)
         self.predict_status = QLabel()
         self.predict_status.setStyleSheet("color:#4b5563;")
         trial.addWidget(self.predict_status)
-        self.predictions = QTableWidget(0, 2 + TOP_K)
+        self.predictions = QTableWidget(0, 3 + TOP_K)
         self.predictions.setHorizontalHeaderLabels(
-            ["", "Image", "Best answer", "Second", "Third"])
+            ["", "Image", "Best answer", "Second", "Third", "Sure?"])
         self.predictions.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.predictions.verticalHeader().setVisible(False)
         self.predictions.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -135,7 +142,7 @@ class TryPanel(QGroupBox):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(0, THUMB + 8)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        for column in range(2, 2 + TOP_K):
+        for column in range(2, 3 + TOP_K):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         answers = QHBoxLayout()
         answers.addWidget(self.predictions, 1)
@@ -147,6 +154,7 @@ class TryPanel(QGroupBox):
     def show_run(self, run: LoadedRun | None) -> None:
         """Trying waits for a run; another run's model is loaded afresh."""
         self.drop_area.setEnabled(run is not None)
+        self.sort_button.setEnabled(run is not None)
         self.heatmaps.set_run(run.folder if run is not None else None)
         if run is not None and self._model_run != run.path:
             self._model = None  # a different run: load its model on the next prediction
@@ -219,6 +227,9 @@ class TryPanel(QGroupBox):
                     font.setBold(True)
                     item.setFont(font)
                 self.predictions.setItem(row, column, item)
+            if prediction.unsure:
+                self.predictions.setItem(
+                    row, SURE_COLUMN, QTableWidgetItem(f"not sure: {prediction.unsure}"))
             self.predictions.setRowHeight(row, THUMB + 6)
         self.predict_status.setText(f"{len(predictions)} image(s) classified. Click a row to see "
                                     f"where the model looked.")
@@ -235,8 +246,11 @@ class TryPanel(QGroupBox):
             self.heatmap_panel.clear("cannot read this image")
             return
         best, probability = prediction.top[0]
+        said = (f"The model is <b>not sure</b> ({prediction.unsure}); its best guess is {best} "
+                f"({probability:.0%})." if prediction.unsure
+                else f"The model says <b>{best}</b> ({probability:.0%} sure).")
         self.heatmap_panel.show_image(
-            prediction.path, f"The model says <b>{best}</b> ({probability:.0%} sure).",
+            prediction.path, said,
             [(f"{rank}: {label} ({p:.0%})", label)
              for rank, (label, p) in zip(RANKS, prediction.top, strict=False)])
 
@@ -246,6 +260,18 @@ class TryPanel(QGroupBox):
         show_error(self, exc, trace, "classifying the images")
 
 
+    def open_sort_dialog(self) -> None:
+        """"Sort a folder…" with the current run's model."""
+        from finetune_gui.gui.widgets.sort_folder import SortFolderDialog
+
+        run = self.state.current_run
+        if run is None:
+            return
+        self.sort_dialog = SortFolderDialog(run.path, self)
+        self.sort_dialog.show()
+
     def shutdown(self) -> None:
+        if self.sort_dialog is not None:
+            self.sort_dialog.runner.shutdown()
         self.predict_runner.shutdown()
         self.heatmaps.shutdown()

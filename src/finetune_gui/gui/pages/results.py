@@ -31,6 +31,7 @@ from finetune_gui.gui.widgets.common import Banner, LeaveOutRow, page_header
 from finetune_gui.gui.widgets.confusion_matrix import ConfusionMatrix
 from finetune_gui.gui.widgets.heatmap import HeatmapPanel, HeatmapService
 from finetune_gui.gui.widgets.image_dialog import CellImagesDialog
+from finetune_gui.gui.widgets.similar_images import SimilarImagesPanel
 from finetune_gui.gui.widgets.thumbnails import ImageGallery, load_thumbnails
 from finetune_gui.gui.worker import JobRunner
 from finetune_gui.jobs import engine as engine_jobs
@@ -178,6 +179,8 @@ class ResultsPage(QWidget):
         self.tabs.addTab(mistakes, "Mistakes, most confident first")
         self.tabs.addTab(self.suspects, "Suspect labels")
         self.tabs.addTab(self.map_view, "Map of all images")
+        self.similar = SimilarImagesPanel(self.state)
+        self.tabs.addTab(self.similar, "Similar images")
 
         vertical = QSplitter(Qt.Orientation.Vertical)
         vertical.addWidget(splitter)
@@ -230,7 +233,14 @@ class ResultsPage(QWidget):
         self.map_view.show_run()
         if run is None:
             self.headline.setText("")
-            self.notice.show_text("No results yet: train a model first (step Train).", "info")
+            listed = self.run_choice.currentData()
+            if listed and run_state(listed) == "running":
+                # A run whose window closed goes on in its own process: say so, not "train one".
+                self.notice.show_text(
+                    "This run is still training in the background; its results appear here "
+                    "when it finishes.", "info")
+            else:
+                self.notice.show_text("No results yet: train a model first (step Train).", "info")
             return
         self.run_action.hide()
         if report is None:
@@ -405,3 +415,4 @@ class ResultsPage(QWidget):
         self.heatmaps.shutdown()
         self.suspects.shutdown()
         self.map_view.shutdown()
+        self.similar.shutdown()

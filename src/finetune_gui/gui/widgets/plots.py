@@ -81,6 +81,13 @@ class TrainingCurves(QWidget):
         for line in self.phase_lines:
             line.setVisible(False)
         self._set_epoch_ticks()  # an empty plot too: its axis reads 0, 1, not 0.2 ... 0.8
+        # An emptied curve keeps the view where the last run left it (seen: a new run's empty
+        # loss plot read 0.6 ... 1.2 and epochs 1 ... 5); start from the empty plot's view.
+        loss, accuracy = self.loss_plot.getPlotItem(), self.accuracy_plot.getPlotItem()
+        loss.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+        loss.enableAutoRange()
+        accuracy.setXRange(0, 1, padding=0.02)
+        accuracy.enableAutoRange(axis="x")
 
     def _set_epoch_ticks(self) -> None:
         """Whole epochs only (no 'epoch 1.5'), at most about ten labels."""

@@ -1,0 +1,23 @@
+"""The ensemble job, run in a child process (see `child_process`): no Qt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback, ignore_progress
+from finetune_gui.quiet import import_tensorflow_quietly
+
+
+def combine(
+    run_paths: list[Path],
+    out: Path,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+):
+    """Combine runs into an ensemble run with the core; returns the core's `EnsembleResult`."""
+    progress(LogMessage("Getting ready: loading TensorFlow…"))
+    import_tensorflow_quietly()
+    from finetune_gui.core.run.ensemble import combine_runs
+
+    return combine_runs(run_paths, out, progress=progress, cancel=cancel)

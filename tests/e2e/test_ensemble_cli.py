@@ -1,0 +1,84 @@
+"""`finetune-gui ensemble` as a user meets it: two runs trained from the command line become one
+run, scored beside its members, that exports (with its size and speed) and predicts like any
+run; runs that differ are refused with one plain line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tests.conftest import folder_fingerprint
+
+from finetune_gui.cli import main
+from finetune_gui.core.run.folder import RunFolder
+
+pytestmark = pytest.mark.slow
+
+TINY = ["--backbone", "mobilenetv3small", "--weights", "none", "--epochs-head", "1",
+        "--epochs-finetune", "0", "--batch-size", "16", "--augment", "none"]
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory, shapes_dir) -> list[Path]:
+    """The same folder and seed (so the same split) at 32 and 48 px."""
+    root = tmp_path_factory.mktemp("cli-ensemble")
+    runs = []
+    for size in ("32", "48"):
+        out = root / f"run-{size}"
+        assert main(["train", str(shapes_dir), "--out", str(out), "--image-size", size,
+                     *TINY]) == 0
+        runs.append(out)
+    return runs
+
+
+def test_ensemble_prints_each_member_beside_the_ensemble_and_saves_a_run(
+        members, tmp_path, capsys):
+    before = [folder_fingerprint(run) for run in members]
+    out = tmp_path / "together"
+    capsys.readouterr()
+    assert main(["ensemble", *map(str, members), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    report = RunFolder.open(out).report
+    saved = json.loads((out / "ensemble.json").read_text())["members"]
+    assert printed[0] == f"Test accuracy on the shared test split ({report.count} images):"
+    assert printed[1].startswith("  MobileNetV3Small · data · ")
+    assert printed[1].endswith(f"{saved[0]['test_accuracy']:6.1%}  (its 32 px input resized "
+                               f"inside from 48 px)")
+    assert printed[2].endswith(f"{saved[1]['test_accuracy']:6.1%}")
+    assert printed[3].startswith("  ensemble (mean of the members' class probabilities)")
+    assert printed[3].endswith(f"{report.accuracy:6.1%}")
+    assert printed[4] == f"Saved as a run in {out}"
+    assert [folder_fingerprint(run) for run in members] == before
+
+    # The ensemble is a run: export it (size and speed in the card), then predict with it.
+    assert main(["export", str(out), "--format", "tflite", "--to", str(tmp_path / "app")]) == 0
+    card = json.loads((tmp_path / "app" / "model_card.json").read_text())
+    assert card["size_and_speed"]["size_bytes"] == (tmp_path / "app" / "model.tflite").stat().st_size
+    assert len(card["ensemble"]["members"]) == 2
+    image = next((Path(RunFolder.open(out).facts["data"]) / "circles").iterdir())
+    capsys.readouterr()
+    assert main(["predict", str(out), str(image), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)[0]
+    assert answer["error"] is None and len(answer["top"]) == 3
+
+
+def test_ensemble_json_has_the_members_and_the_ensemble(members, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["ensemble", *map(str, members), "--out", str(tmp_path / "e"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["test_accuracy"] == RunFolder.open(tmp_path / "e").report.accuracy
+    assert [m["path"] for m in data["members"]] == [str(p) for p in members]
+
+
+def test_runs_on_another_split_are_refused_in_one_line(members, shapes_dir, tmp_path, capsys):
+    other = tmp_path / "other-seed"
+    assert main(["train", str(shapes_dir), "--out", str(other), "--image-size", "32",
+                 "--seed", "7", *TINY]) == 0
+    capsys.readouterr()
+    assert main(["ensemble", str(members[0]), str(other), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: These runs cannot be combined: run-32 and other-seed split the "
+                   "images into training, validation and test differently, so no test image "
+                   "is unseen by every member.\n")
+    assert not (tmp_path / "e").exists()
