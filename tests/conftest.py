@@ -15,8 +15,33 @@ os.environ["FINETUNE_GUI_LOG_DIR"] = str(_private / "logs")
 os.environ["KERAS_HOME"] = str(_private / "keras")
 
 import pytest  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 
 from finetune_gui.demo import make_shapes_dataset  # noqa: E402
+
+# Hypothesis: on a developer's machine, failing examples are kept in .hypothesis/ (ignored by git)
+# and replayed first on the next run. In CI (CI=true) the examples are derandomised, so a run can
+# be repeated exactly, and a failure prints the blob that reproduces it (@reproduce_failure).
+hypothesis_settings.register_profile(
+    "dev",
+    database=DirectoryBasedExampleDatabase(str(Path(__file__).parent.parent / ".hypothesis")),
+)
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile(
+    "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev"
+)
+
+# Fixtures that train a real model: every test that uses one (directly or through another
+# fixture) is marked slow, so `-m "not slow"` is the quick run the marker promises.
+TRAINING_FIXTURES = {"pretrained_base", "trained_run", "tiny", "flipped", "finished_run"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark every test that uses a training fixture as slow."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -48,30 +73,15 @@ def pretrained_base(tmp_path_factory, shapes_dir) -> Path:
 
     This stands in for an ImageNet download, which this machine cannot make: a real weights
     file, loaded through the same code path as any local file a user picks.
+    $FINETUNE_GUI_TEST_PRETRAINED_BASE names a file made earlier by `make_pretrained_base`
+    (tests/mutation_check.py makes it once, from the source as it is, for all its runs).
     """
-    from finetune_gui.core.model.parts import split_classifier
-    from finetune_gui.core.run.folder import RunFolder
-    from finetune_gui.core.settings import TrainingSettings
-    from finetune_gui.core.training.job import TrainingJob
+    from tests.training_checks import make_pretrained_base
 
-    folder = tmp_path_factory.mktemp("pretraining")
-    settings = TrainingSettings(
-        backbone="mobilenetv2",
-        weights="none",
-        image_size=48,
-        epochs_head=10,
-        epochs_finetune=0,
-        batch_size=16,
-        augment="none",
-        patience=0,
-        seed=3,
-    )
-    TrainingJob(shapes_dir, settings, folder / "run").run()
-    model = RunFolder.open(folder / "run").load_model()
-    base = split_classifier(model).base
-    path = folder / "mobilenetv2_shapes_48.weights.h5"
-    base.save_weights(path)
-    return path
+    made = os.environ.get("FINETUNE_GUI_TEST_PRETRAINED_BASE")
+    if made and Path(made).is_file():
+        return Path(made)
+    return make_pretrained_base(shapes_dir, tmp_path_factory.mktemp("pretraining"))
 
 
 @pytest.fixture(scope="session")

@@ -51,31 +51,34 @@ def test_names_are_forgiving_and_unknown_names_list_the_choices():
         get_backbone("alexnet")
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["mobilenetv3small", "mobilenetv2", "efficientnetb0", "resnet50", "densenet121", "vgg16"],
-)
-def test_parameter_count_matches_the_built_model(name):
-    spec = get_backbone(name)
-    base = build_base(spec, 32, None)
-    assert round(base.count_params() / 1e6, 2) == spec.params_millions
+# Built in the quick run; the other 15 (seconds each, up to a minute for the largest on a busy
+# 2-core machine) are marked slow and run in `make test`.
+QUICK = {"mobilenetv3small", "mobilenetv2", "efficientnetb0", "resnet50", "densenet121", "vgg16"}
+EVERY_BACKBONE = [
+    pytest.param(name, marks=() if name in QUICK else pytest.mark.slow) for name in sorted(BACKBONES)
+]
 
 
-@pytest.mark.parametrize(
-    "name", ["mobilenetv2", "resnet50", "efficientnetb0", "convnexttiny", "xception", "inceptionv3"]
-)
-def test_every_block_cut_splits_the_network_exactly(name):
-    """Bottom then top at each block boundary equals the whole base: no residual is cut."""
+def test_every_backbone_is_checked_below():
+    assert len(EVERY_BACKBONE) == len(REQUIRED) == 21
+
+
+@pytest.mark.parametrize("name", EVERY_BACKBONE)
+def test_every_backbone_builds_with_its_parameter_count_and_splits_exactly_at_each_block(name):
+    """The size the picker shows is the built model's, and bottom then top at a block boundary
+    equals the whole base: no residual is cut."""
     import keras
 
     spec = get_backbone(name)
     size = max(32, spec.min_size)
     base = build_base(spec, size, None)
+    assert base.output_shape[0] is None and len(base.output_shape) == 4
+    assert round(base.count_params() / 1e6, 2) == spec.params_millions
     ends = block_ends(base, spec)
     assert len(ends) >= 5
     x = np.random.default_rng(0).uniform(-1, 1, (2, size, size, 3)).astype("float32")
     whole = np.asarray(base(x, training=False))
-    for n in (1, 2, len(ends) // 2, len(ends) - 1):
+    for n in sorted({1, 2, len(ends) // 2, len(ends) - 1}):
         cut = cut_layer(ends, n)
         bottom = keras.Model(base.input, output_of(base, cut))
         top = keras.Model(output_of(base, cut), base.output)
@@ -168,3 +171,28 @@ def test_missing_and_wrong_type_weights_files_are_refused(tmp_path):
     text.write_text("x")
     with pytest.raises(WeightsError, match="not a Keras weights file"):
         backbones.load_weights_file(None, get_backbone("vgg16"), text)
+
+
+def test_a_keras_notop_h5_download_file_loads_into_the_base(tmp_path):
+    """The README's offline route: a Keras `..._no_top.h5` file, as keras.applications downloads
+    it (the legacy HDF5 layout, one group per layer), copied by hand and chosen as a weights file."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    spec = get_backbone("mobilenetv2")
+    donor = build_base(spec, 32, None)
+    rng = np.random.default_rng(2)
+    for w in donor.weights:
+        if "kernel" in w.path:
+            w.assign(rng.normal(0, 0.05, w.shape).astype("float32"))
+    path = tmp_path / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    with h5py.File(path, "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(handle, donor)
+    loaded = build_base(spec, 32, str(path))
+    fresh = build_base(spec, 32, None)
+    for mine, given in zip(loaded.weights, donor.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(mine), np.asarray(given), err_msg=mine.path)
+    assert sum(
+        not np.array_equal(np.asarray(a), np.asarray(b))
+        for a, b in zip(loaded.weights, fresh.weights, strict=True)
+    ) >= len([w for w in donor.weights if "kernel" in w.path])

@@ -48,7 +48,9 @@ def test_roc_auc_one_vs_rest_and_cells_open_their_images(report):
     # Of the 5 non-triangles, 4 get a lower triangle score than the triangle (0.8); img4 gets 0.9.
     assert report.roc_auc["triangle"] == pytest.approx(0.8)
     assert report.roc_auc["circle"] == pytest.approx(1.0)
-    assert 0 < report.roc_auc["macro"] <= 1
+    # Squares: img3 (0.8) outranks all 4 others, img4 (0.05) only ties img0: 4.5 of 8 pairs.
+    assert report.roc_auc["square"] == pytest.approx(4.5 / 8)
+    assert report.roc_auc["macro"] == pytest.approx((1.0 + 4.5 / 8 + 0.8) / 3)
     assert report.files_in_cell(0, 1) == ["img2.png"]
     assert report.files_in_cell(0, 0) == ["img0.png", "img1.png"]
 

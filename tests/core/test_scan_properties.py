@@ -48,7 +48,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin
 FUZZ = settings(
     max_examples=100,
     deadline=None,
-    database=None,  # nothing written into the source tree
+    # The example database (or, in CI, derandomising) comes from the profile in tests/conftest.py.
     suppress_health_check=[HealthCheck.too_slow],
 )
 EXACT_REASONS = {EMPTY_FILE, NOT_AN_IMAGE, CORRUPT, UNREADABLE}

@@ -37,6 +37,7 @@ def test_every_flipped_label_is_found_and_they_rank_first(flipped, suspects):
     assert set(flipped.flipped) <= set(ranked)
     # Measured: the 6 flipped images take ranks 1-6; 3 clean but ambiguous squares follow.
     top = ranked[: len(flipped.flipped)]
+    # docs/insight.md: 6 of 6 measured; at least 5 asked, as the pretrained stand-in varies.
     assert len(set(top) & set(flipped.flipped)) >= len(flipped.flipped) - 1
     assert len(suspects) <= 3 * len(flipped.flipped)
 

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from tests.training_checks import assert_the_saved_model_is_the_best_epochs
 
 from finetune_gui.core.errors import RunFolderError, TrainingDiverged
 from finetune_gui.core.events import BatchEnded, CancelToken, EpochEnded, LogMessage, PhaseStarted
@@ -103,11 +104,19 @@ def test_saved_model_predicts_raw_pixels_like_the_report(finished_run):
     np.testing.assert_allclose(probs, row["probabilities"], atol=1e-4)
 
 
-def test_weights_none_changes_the_result(finished_run, other_shapes_dir, pretrained_base, tmp_path):
+def test_weights_none_trains_from_scratch_to_well_above_chance(
+    finished_run, other_shapes_dir, tmp_path
+):
+    """From scratch on 84 images, BatchNorm statistics recomputed before each validation and at
+    the end keep the model from answering one class for everything (accuracy 1/3)."""
     result, _ = finished_run
     scratch = TrainingJob(other_shapes_dir, tuned("none"), tmp_path / "scratch").run()
     assert scratch.history[0]["phase"] == "scratch"
-    assert scratch.report.accuracy != result.report.accuracy or not np.allclose(
+    assert {row["phase"] for row in scratch.history} == {"scratch"}
+    predicted = {int(np.argmax(p["probabilities"])) for p in scratch.report.predictions}
+    assert len(predicted) > 1
+    assert scratch.report.accuracy >= 0.6  # chance is 0.33
+    assert not np.allclose(
         [p["probabilities"] for p in scratch.report.predictions],
         [p["probabilities"] for p in result.report.predictions],
         atol=1e-3,
@@ -125,25 +134,49 @@ def test_exact_mode_trains_through_the_whole_network_too(
     assert result.status == "completed" and result.report.accuracy >= 0.8
 
 
+class SpoilsTheHeadAfter(Recorder):
+    """When epoch `epoch` has ended (and been kept, if it was the best so far), turns the output
+    layer's weights upside down: from then on the weights in memory are far from the best
+    epoch's, as after a bad stretch of training, so keeping the best weights has to act.
+    With a cancel token, cancels at that moment too."""
+
+    def __init__(self, epoch: int, cancel: CancelToken | None = None):
+        super().__init__(cancel=cancel)
+        self.epoch, self.job = epoch, None
+
+    def __call__(self, event):
+        super().__call__(event)
+        if isinstance(event, EpochEnded) and event.epoch == self.epoch:
+            head = self.job.classifier.model.get_layer("probabilities")
+            head.kernel.assign(-3.0 * head.kernel)
+            if self.cancel is not None:
+                self.cancel.cancel()
+
+
 def test_cancel_stops_within_one_batch_and_keeps_the_best_weights(
-    other_shapes_dir, pretrained_base, tmp_path
+    small_shapes, pretrained_base, tmp_path
 ):
     cancel = CancelToken()
-    recorder = Recorder(cancel_after_epoch=2, cancel=cancel)
-    result = TrainingJob(
-        other_shapes_dir,
-        tuned(pretrained_base, epochs_head=10),
+    recorder = SpoilsTheHeadAfter(2, cancel)
+    job = TrainingJob(
+        small_shapes,
+        tuned(pretrained_base, epochs_head=10, epochs_finetune=0),
         tmp_path / "run",
         progress=recorder,
         cancel=cancel,
-    ).run()
+    )
+    recorder.job = job
+    result = job.run()
     assert result.status == "cancelled"
     assert recorder.batches_after_cancel <= 1
     assert [row["epoch"] for row in result.history] == [1, 2]
-    assert "best weights (epoch" in result.message
+    best_epoch = min(result.history, key=lambda row: row["val_loss"])["epoch"]
+    assert f"best weights (epoch {best_epoch})" in result.message
     facts = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert facts["status"] == "cancelled"
-    assert RunFolder.open(tmp_path / "run").load_model().output_shape == (None, 3)
+    assert facts["status"] == "cancelled" and facts["best_epoch"] == best_epoch
+    # The saved model is the best epoch's (its validation loss, recomputed from the images),
+    # not the spoilt weights the run held when it was cancelled.
+    assert_the_saved_model_is_the_best_epochs(result.run_dir, ended_on_a_worse_epoch=False)
 
 
 def test_cancel_before_any_epoch_saves_no_model_and_says_so(
@@ -160,6 +193,7 @@ def test_cancel_before_any_epoch_saves_no_model_and_says_so(
         RunFolder.open(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_an_exploding_loss_stops_with_advice_to_lower_the_learning_rate(small_shapes, tmp_path):
     settings = TrainingSettings(
         backbone="mobilenetv3small",
@@ -180,21 +214,55 @@ def test_an_exploding_loss_stops_with_advice_to_lower_the_learning_rate(small_sh
 
 
 def test_early_stopping_ends_a_phase_that_stops_improving(small_shapes, pretrained_base, tmp_path):
-    settings = tuned(pretrained_base, epochs_head=30, epochs_finetune=0, patience=1, lr_head=0.05)
-    result = TrainingJob(small_shapes, settings, tmp_path / "run").run()
-    assert len(result.history) < 30
+    recorder = SpoilsTheHeadAfter(2)  # epoch 3 is then worse than the best
+    job = TrainingJob(
+        small_shapes,
+        tuned(pretrained_base, epochs_head=30, epochs_finetune=0, patience=1),
+        tmp_path / "run",
+        progress=recorder,
+    )
+    recorder.job = job
+    result = job.run()
+    assert len(result.history) <= 3
+    assert any(e.text.startswith("Early stopping") for e in recorder.of(LogMessage))
     best = min(row["val_loss"] for row in result.history)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["best_epoch"] == next(
         row["epoch"] for row in result.history if row["val_loss"] == best
     )
+    assert_the_saved_model_is_the_best_epochs(result.run_dir)
 
 
-def test_imbalanced_classes_turn_class_weights_on(tmp_path, pretrained_base):
+def fit_recording_sample_weights(monkeypatch) -> list[dict[int, set[float]]]:
+    """Make every `fit` first read one epoch of its training batches and record, per class, the
+    sample weights that reach the loss."""
+    import keras
+
+    real_fit, seen = keras.Model.fit, []
+
+    def fit(self, data, *args, **kwargs):
+        weights: dict[int, set[float]] = {}
+        for _, labels, sample_weights in data.take(kwargs["steps_per_epoch"]):
+            for label, weight in zip(labels.numpy(), sample_weights.numpy(), strict=True):
+                weights.setdefault(int(label), set()).add(round(float(weight), 4))
+        seen.append(weights)
+        return real_fit(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    return seen
+
+
+def train_counts(run_dir) -> np.ndarray:
+    split = json.loads((run_dir / "split.json").read_text())
+    return np.bincount([label for _, label in split["train"]], minlength=3)
+
+
+def test_imbalanced_classes_turn_class_weights_on(tmp_path, pretrained_base, monkeypatch):
     from finetune_gui.demo import make_shapes_dataset
 
     data = make_shapes_dataset(
         tmp_path / "data", per_class={"circles": 40, "squares": 8, "triangles": 10}, size=32
     )
+    seen = fit_recording_sample_weights(monkeypatch)
     recorder = Recorder()
     TrainingJob(
         data,
@@ -209,6 +277,31 @@ def test_imbalanced_classes_turn_class_weights_on(tmp_path, pretrained_base):
     assert set(named) == {"circles", "squares", "triangles"}  # each weight says whose it is
     # the big class counts less, the small ones more
     assert float(named["circles"]) < 1 < float(named["squares"])
+    # ...and those are the weights the loss receives: n / (classes x count) for every image
+    counts = train_counts(tmp_path / "run")
+    expected = {c: {round(counts.sum() / (3 * counts[c]), 4)} for c in range(3)}
+    assert seen and all(weights == expected for weights in seen)
+    assert float(named["squares"]) == pytest.approx(next(iter(expected[1])), abs=0.01)
+
+
+def test_classes_within_3x_of_each_other_train_unweighted(tmp_path, pretrained_base, monkeypatch):
+    from finetune_gui.demo import make_shapes_dataset
+
+    data = make_shapes_dataset(
+        tmp_path / "data", per_class={"circles": 24, "squares": 12, "triangles": 12}, size=32
+    )
+    seen = fit_recording_sample_weights(monkeypatch)
+    recorder = Recorder()
+    TrainingJob(
+        data,
+        tuned(pretrained_base, epochs_head=1, epochs_finetune=0),
+        tmp_path / "run",
+        progress=recorder,
+    ).run()
+    counts = train_counts(tmp_path / "run")
+    assert counts.max() / counts.min() <= 3
+    assert not any(e.text.startswith("Class weights on") for e in recorder.of(LogMessage))
+    assert seen and all(weights == {0: {1.0}, 1: {1.0}, 2: {1.0}} for weights in seen)
 
 
 def test_a_non_empty_run_folder_is_refused_and_left_alone(small_shapes, pretrained_base, tmp_path):
@@ -225,13 +318,14 @@ def test_out_of_memory_retries_with_half_the_batch_and_says_so(
     import keras
     import tensorflow as tf
 
-    real_fit, calls = keras.Model.fit, []
+    real_fit, batch_sizes = keras.Model.fit, []
 
-    def fit_that_runs_out_once(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
+    def fit_that_runs_out_once(self, data, *args, **kwargs):
+        inputs, *_ = next(iter(data))
+        batch_sizes.append(int(inputs.shape[0]))  # the size of the batches this fit trains on
+        if len(batch_sizes) == 1:
             raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
-        return real_fit(self, *args, **kwargs)
+        return real_fit(self, data, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", fit_that_runs_out_once)
     recorder = Recorder()
@@ -246,6 +340,8 @@ def test_out_of_memory_retries_with_half_the_batch_and_says_so(
         "Out of memory at batch size 16; retrying this phase with 8" in e.text
         for e in recorder.of(LogMessage)
     )
+    assert batch_sizes == [16, 8]
+    assert len(result.history) == 1  # the failed attempt left no epoch behind
 
 
 def test_a_faked_modern_gpu_turns_on_mixed_precision_with_a_float32_output(

@@ -121,3 +121,47 @@ def test_two_workers_on_localhost_train_one_model_that_only_the_chief_keeps(tmp_
     here = model.predict(pixels, verbose=0)
     gathered = np.array([p["probabilities"] for p in predictions])
     np.testing.assert_allclose(here, gathered, atol=1e-4)
+
+
+def test_a_worker_that_dies_stops_the_chief_with_a_plain_message(tmp_path):
+    """docs/distributed.md: when one process stops, the others stop too and say what to do;
+    the chief's run folder keeps every finished epoch, to resume on one machine."""
+    data = make_shapes_dataset(tmp_path / "data", per_class=12, size=32)
+    ports = free_local_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    processes, logs = [], []
+    for index in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        command = [
+            sys.executable, "-m", "finetune_gui", "train", str(data), "--out", f"RUN_{index}",
+            "--weights", "none", "--backbone", "mobilenetv3small", "--image-size", "32",
+            "--epochs-head", "200", "--epochs-finetune", "0", "--batch-size", "8",
+            "--patience", "0",
+        ]  # fmt: skip
+        logs.append(tmp_path / f"worker{index}.log")
+        with open(logs[-1], "wb") as out:
+            processes.append(subprocess.Popen(command, env=env, cwd=tmp_path, stdout=out,
+                                              stderr=subprocess.STDOUT))
+    chief, worker = processes
+    history = tmp_path / "RUN_0" / "history.csv"
+    try:
+        deadline = time.monotonic() + WORKER_TIMEOUT_S
+        while time.monotonic() < deadline and chief.poll() is None and (
+            not history.exists() or len(history.read_text().strip().splitlines()) < 2
+        ):
+            time.sleep(0.2)
+        assert chief.poll() is None, logs[0].read_text(errors="replace")[-3000:]
+        worker.kill()
+        worker.wait()
+        chief.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    out = logs[0].read_text(errors="replace")
+    assert chief.returncode == 2, out[-3000:]
+    assert "Another process of the cluster stopped, so this one stopped too" in out
+    assert "finetune-gui train --resume RUN" in out and "{{function_node" not in out
+    assert len(history.read_text().strip().splitlines()) >= 2  # finished epochs are kept

@@ -36,7 +36,7 @@ def _train_in_background(data, run, weights) -> subprocess.Popen:
 
 
 def test_a_killed_run_resumes_from_its_last_epoch(
-    other_shapes_dir, pretrained_base, tmp_path, capsys
+    other_shapes_dir, pretrained_base, tmp_path, capsys, monkeypatch
 ):
     run = tmp_path / "run"
     process = _train_in_background(other_shapes_dir, run, pretrained_base)
@@ -55,7 +55,25 @@ def test_a_killed_run_resumes_from_its_last_epoch(
     assert json.loads((run / "run.json").read_text())["status"] == "running"
     assert not (run / "model.keras").exists()
 
+    # The resumed training starts from the checkpoint's weights, not from the pretrained base
+    # and a new head: record the weights the first fit after resuming starts from.
+    import keras
+    import numpy as np
+
+    with np.load(run / "checkpoint" / "last.weights.npz") as saved:
+        checkpoint = [saved[f"w{i}"] for i in range(len(saved["paths"]))]
+    real_fit, started_from = keras.Model.fit, []
+
+    def recording_fit(self, *args, **kwargs):
+        if not started_from:
+            started_from.append([np.asarray(v.numpy()) for v in self.weights])
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
     assert main(["train", "--resume", str(run)]) == 0
+    assert len(started_from[0]) == len(checkpoint)
+    for mine, saved in zip(started_from[0], checkpoint, strict=True):
+        np.testing.assert_array_equal(mine, saved)
     out = capsys.readouterr().out
     assert "Test accuracy" in out
     with open(run / "history.csv") as handle:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from finetune_gui.demo import demo_dataset_dir, make_shapes_dataset
 from finetune_gui.gui.app import install_excepthook, run_app
 from finetune_gui.gui.logfile import log_file
+from finetune_gui.gui.state import STEPS
 from finetune_gui.gui.widgets.error_dialog import ErrorDialog
 
 
@@ -122,11 +124,36 @@ def test_unexpected_errors_go_to_the_log_and_a_dialog_names_it(qtbot, make_windo
     dialog.close()
 
 
-def test_screenshot_mode_writes_a_png_of_the_page(qtbot, tmp_path):
-    target = tmp_path / "shots" / "data.png"
-    assert run_app(["--screenshot", str(target), "--page", "data"]) == 0
+TRAINED_PAGES = ("train", "results", "export")
+
+
+@pytest.mark.parametrize(
+    "page", [pytest.param(p, marks=pytest.mark.slow if p in TRAINED_PAGES else ()) for p in STEPS]
+)
+def test_screenshot_mode_writes_a_png_of_every_page(qtbot, tmp_path, monkeypatch, page):
+    """Each page is captured in the state its screenshot is for: shown, after a real (tiny)
+    training run for train, results and export."""
+    from finetune_gui.gui.screenshot import ScreenshotDirector
+
+    captured = {}
+    real_save = ScreenshotDirector._save
+
+    def save_and_record(director) -> None:
+        window = director.window
+        captured["step"] = window.current_step()
+        run = window.state.current_run
+        captured["run_status"] = run.folder.status if run is not None else None
+        captured["tried"] = window.pages["export"].try_panel.predictions.rowCount()
+        real_save(director)
+
+    monkeypatch.setattr(ScreenshotDirector, "_save", save_and_record)
+    target = tmp_path / "shots" / f"{page}.png"
+    assert run_app(["--screenshot", str(target), "--page", page]) == 0
     image = QImage(str(target))
     assert not image.isNull() and image.width() >= 1000
+    assert captured["step"] == page
+    assert captured["run_status"] == ("completed" if page in TRAINED_PAGES else None)
+    assert (captured["tried"] > 0) == (page == "export")
 
 
 def test_without_a_screen_the_app_explains_instead_of_crashing():

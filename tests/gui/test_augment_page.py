@@ -39,7 +39,10 @@ def test_moving_a_slider_changes_the_settings_and_refreshes_the_preview(qtbot, a
     assert page.preset.currentText() == "Custom"
     # The preview runs TensorFlow in this process (a child process would take seconds to
     # start); its garbage collection may pause the window briefly, never for long.
-    assert gap_meter.longest < 0.5, gap_meter.stacks()
+    # (conftest.GapMeter: the GUI thread's own work is bounded tightly, the wall gap, which a
+    # loaded machine stretches, generously)
+    assert gap_meter.longest_busy < 0.5, gap_meter.stacks()
+    assert gap_meter.longest < 2.0, gap_meter.stacks()
 
 
 def test_quick_changes_are_previewed_once_with_the_newest_settings(qtbot, augment_page):

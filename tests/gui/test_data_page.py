@@ -75,11 +75,11 @@ def test_a_scan_can_be_cancelled_and_the_window_stays_usable(qtbot, make_window,
     window = make_window()
     page = window.pages["data"]
     monkeypatch.setattr("finetune_gui.gui.pages.data.scan_folder", slow_scan)
-    with qtbot.waitSignal(page.runner.event, timeout=5000):
+    with qtbot.waitSignal(page.runner.event, timeout=60_000):
         window.state.set_data_dir(tmp_path)
     assert page.progress_box.isVisible() and window.state.scanning
     assert window.steps.status_text("data") == "checking the images…"
-    with qtbot.waitSignal(page.runner.cancelled, timeout=5000):
+    with qtbot.waitSignal(page.runner.cancelled, timeout=60_000):
         qtbot.mouseClick(page.cancel_button, Qt.MouseButton.LeftButton)
     assert not page.progress_box.isVisible() and not window.state.scanning
     assert "cancelled" in page.summary.text()

@@ -97,14 +97,17 @@ def test_user_journey(qtbot, make_window, monkeypatch, tmp_path, base_weights_fi
         window.go_to("data")
         window.go_to("train")
     gap_meter.stop()
-    print(f"longest GUI stall while training: {gap_meter.longest * 1000:.0f} ms",
+    print(f"longest GUI stall while training: {gap_meter.longest * 1000:.0f} ms "
+          f"({gap_meter.longest_busy * 1000:.0f} ms of it working)",
           gap_meter.long_gaps)
     assert finished.args == ["completed"]
     assert points_seen == [(1, 1, 1), (2, 2, 2), (3, 3, 3)]
     assert marker_at == [2.5] and train.curves.phase_lines[0].isVisible()
     assert gap_meter.ticks > 50
-    assert gap_meter.longest < 0.2, (
-        f"GUI thread blocked for {gap_meter.longest * 1000:.0f} ms; stacks:\n{gap_meter.stacks()}")
+    # The GUI thread never works 200 ms at a stretch; a wait for a core on a loaded machine
+    # is allowed, a freeze is not (conftest.GapMeter).
+    assert gap_meter.longest_busy < 0.2, gap_meter.stacks()
+    assert gap_meter.longest < 2.0, gap_meter.stacks()
     assert "Epoch 3" in train.log.toPlainText()
 
     # -- Results: the confusion matrix is filled and its cells open their images --------------
@@ -149,6 +152,12 @@ def test_user_journey(qtbot, make_window, monkeypatch, tmp_path, base_weights_fi
     with qtbot.waitSignal(trial.predicted, timeout=60_000):
         drop_files(trial.drop_area, examples)
     assert trial.predictions.rowCount() == 2
-    for row in range(2):
+    # The answers are the exported model's own, best first, as it scores these images here.
+    from finetune_gui.core.data.images import load_rgb
+
+    labels = ["circles", "squares", "triangles"]
+    for row, image in enumerate(examples):
+        probabilities = loaded.predict(load_rgb(image, 32)[None], verbose=0)[0]
+        expected = [f"{labels[k]}  {probabilities[k]:.0%}" for k in np.argsort(-probabilities)]
         answers = [trial.predictions.item(row, column).text() for column in (2, 3, 4)]
-        assert all("%" in text for text in answers)
+        assert answers == expected

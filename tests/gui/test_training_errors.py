@@ -114,4 +114,5 @@ def test_cancel_while_the_frozen_layers_are_computed(qtbot, make_window, base_we
     assert done < started.total
     assert "no model was saved" in train.outcome.text()
     assert train.start_button.isEnabled()
-    assert gap_meter.longest < 0.5, f"GUI thread blocked for {gap_meter.longest * 1000:.0f} ms"
+    assert gap_meter.longest_busy < 0.5, gap_meter.stacks()  # see conftest.GapMeter
+    assert gap_meter.longest < 2.0, gap_meter.stacks()

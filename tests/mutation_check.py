@@ -1,0 +1,358 @@
+"""Switch each headline behaviour off in a copy of the source and check that its tests fail.
+
+    python tests/mutation_check.py                 # every switch-off, one after the other
+    python tests/mutation_check.py --list          # what each one switches off, and its tests
+    python tests/mutation_check.py restore-best    # only the ones named
+    python tests/mutation_check.py --unmutated     # first check the guarding tests pass as is
+    python tests/mutation_check.py --dry-run       # only apply each patch and show the diff
+
+Each switch-off is a small patch of one function, found by name (or one line, found by pattern)
+in a temporary copy of `src/`; a patch that does not apply exactly stops the check with an error,
+so a refactor can never make it pass silently. The tests that guard the behaviour then run on
+the copy (PYTHONPATH puts it first, for child processes too), and the switch-off is caught when
+they fail. Exit status: 0 when every switch-off was caught, 1 when one survived, 2 when a patch
+or a test run could not be made. Minutes per switch-off: each trains small real models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "finetune_gui"
+SHARED_BASE: Path | None = None  # set by main: the pretrained stand-in every run shares
+
+
+class PatchError(Exception):
+    """A switch-off could not be applied exactly as written."""
+
+
+@dataclass(frozen=True)
+class ReplaceBody:
+    """Replace the whole body of the function `name` ("Class.method" or "function")."""
+
+    name: str
+    body: str
+
+
+@dataclass(frozen=True)
+class ReplaceLine:
+    """Replace the one line matching `pattern` (a regex over one line) by `replacement` (which
+    may use the pattern's groups), inside the function `within` if given, else anywhere in the
+    package. It must match exactly once."""
+
+    pattern: str
+    replacement: str
+    within: str | None = None
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    switches_off: str
+    patch: ReplaceBody | ReplaceLine
+    tests: tuple[str, ...]
+
+
+T = "tests/core/test_training.py::"
+MUTATIONS = [
+    Mutation(
+        "restore-best",
+        "restoring the best weights after early stopping and on cancel",
+        ReplaceBody("TrainingJob._restore_best", "return None"),
+        (T + "test_early_stopping_ends_a_phase_that_stops_improving",
+         T + "test_cancel_stops_within_one_batch_and_keeps_the_best_weights"),
+    ),
+    Mutation(
+        "batchnorm-recalibration",
+        "recomputing BatchNorm statistics when training from scratch (--weights none)",
+        ReplaceBody("recalibrate_batchnorm", "return None"),
+        (T + "test_weights_none_trains_from_scratch_to_well_above_chance",),
+    ),
+    Mutation(
+        "class-weights",
+        "class weights: the log line still says they are on, the loss gets all ones",
+        ReplaceLine(r"^(\s*)return per_class\[labels\]\.astype\(\"float32\"\)\s*$",
+                    r'\1return np.ones(len(labels), dtype="float32")'),
+        (T + "test_imbalanced_classes_turn_class_weights_on",),
+    ),
+    Mutation(
+        "class-weights-always",
+        "the 3x rule: class weights on even for classes of similar size",
+        ReplaceLine(r"^(\s*)use = mode == \"on\" or .*$", r"\1use = True"),
+        (T + "test_classes_within_3x_of_each_other_train_unweighted",),
+    ),
+    Mutation(
+        "out-of-memory-halving",
+        "halving the batch after out-of-memory: the message says it, the batch stays",
+        ReplaceLine(r"^(\s*)self\.batch_size = (.+)$", r"\1_ = \2", within="TrainingJob._fit_phase"),
+        (T + "test_out_of_memory_retries_with_half_the_batch_and_says_so",),
+    ),
+    Mutation(
+        "memory-budget",
+        "the memory budget: every large array stays in RAM, nothing spills to disk",
+        ReplaceBody("allocate", "return np.zeros(shape, dtype)"),
+        ("tests/core/test_feature_cache.py::"
+         "test_training_with_a_tiny_memory_budget_spills_to_disk_and_still_reaches_high_accuracy",),
+    ),
+    Mutation(
+        "resume-weights",
+        "loading the checkpoint's weights when a run resumes (epochs still continue)",
+        ReplaceBody("RunCheckpoint.load_last", "return None"),
+        ("tests/e2e/test_resume.py::test_a_killed_run_resumes_from_its_last_epoch",),
+    ),
+    Mutation(
+        "duplicate-group-majority",
+        "a cross-class duplicate group dealt with the class of its last copy, not its majority",
+        ReplaceLine(r"^(\s*)label = Counter\(item\[1\] for item in bundle\)\.most_common\(1\)\[0\]\[0\]$",
+                    r"\1label = bundle[-1][1]"),
+        ("tests/core/test_split_groups.py",),
+    ),
+]
+
+
+# -- patching ---------------------------------------------------------------------------------
+def _functions(tree: ast.Module):
+    """(qualified name, node) of every function and method, "Class.method" for methods."""
+    def walk(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                yield prefix + child.name, child
+                yield from walk(child, prefix + child.name + ".")
+            elif isinstance(child, ast.ClassDef):
+                yield from walk(child, prefix + child.name + ".")
+    yield from walk(tree, "")
+
+
+def _find_function(package: Path, name: str) -> tuple[Path, ast.FunctionDef]:
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found += [(path, node) for qualified, node in _functions(tree) if qualified == name]
+    if len(found) != 1:
+        where = ", ".join(str(p.relative_to(package.parent)) for p, _ in found) or "nowhere"
+        raise PatchError(f"function {name} must be defined exactly once; found: {where}")
+    return found[0]
+
+
+def _replace_body(package: Path, patch: ReplaceBody) -> Path:
+    path, node = _find_function(package, patch.name)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    first = node.body[0].lineno - 1
+    indent = re.match(r"\s*", lines[first]).group(0)
+    body = textwrap.indent(textwrap.dedent(patch.body).strip() + "\n", indent)
+    lines[first:node.end_lineno] = [f"{indent}# mutation_check: body replaced\n", body]
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def _replace_line(package: Path, patch: ReplaceLine) -> Path:
+    pattern = re.compile(patch.pattern)
+    if patch.within:
+        path, node = _find_function(package, patch.within)
+        candidates = [(path, range(node.lineno - 1, node.end_lineno))]
+    else:
+        candidates = [
+            (path, range(len(path.read_text(encoding="utf-8").splitlines())))
+            for path in sorted(package.rglob("*.py"))
+        ]
+    hits = []
+    for path, span in candidates:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        hits += [(path, i) for i in span if pattern.match(lines[i].rstrip("\n"))]
+    if len(hits) != 1:
+        where = ", ".join(f"{p.relative_to(package.parent)}:{i + 1}" for p, i in hits) or "nowhere"
+        raise PatchError(f"/{patch.pattern}/ must match exactly one line; matched: {where}")
+    path, i = hits[0]
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[i] = pattern.sub(patch.replacement, lines[i].rstrip("\n")) + "\n"
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def apply(mutation: Mutation, src: Path) -> Path:
+    """Patch the copy of the source in `src`; return the file changed (checked to compile)."""
+    package = src / PACKAGE
+    if isinstance(mutation.patch, ReplaceBody):
+        path = _replace_body(package, mutation.patch)
+    else:
+        path = _replace_line(package, mutation.patch)
+    compile(path.read_text(encoding="utf-8"), str(path), "exec")
+    return path
+
+
+# -- running ----------------------------------------------------------------------------------
+def _environment(src: Path | None) -> dict[str, str]:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    first = [str(src)] if src is not None else [str(ROOT / "src")]
+    env["PYTHONPATH"] = os.pathsep.join([*first, *filter(None, [os.environ.get("PYTHONPATH")])])
+    return env
+
+
+def _imports_from(env: dict[str, str]) -> Path:
+    out = subprocess.run(
+        [sys.executable, "-c", f"import {PACKAGE}; print({PACKAGE}.__file__)"],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    return Path(out.stdout.strip()).resolve()
+
+
+def run_tests(tests: tuple[str, ...], src: Path | None) -> tuple[int, str, float]:
+    """pytest on `tests` with the package imported from `src` (the repository's when None)."""
+    env = _environment(src)
+    if SHARED_BASE:
+        env["FINETUNE_GUI_TEST_PRETRAINED_BASE"] = str(SHARED_BASE)
+    expected = (src or ROOT / "src").resolve()
+    if not _imports_from(env).is_relative_to(expected):
+        raise PatchError(f"{PACKAGE} would not be imported from {expected}")
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+        env=env, cwd=ROOT, capture_output=True, text=True,
+    )
+    return done.returncode, done.stdout + done.stderr, time.monotonic() - started
+
+
+PRETRAIN = """
+import sys
+from pathlib import Path
+from finetune_gui.demo import make_shapes_dataset
+from tests.training_checks import make_pretrained_base
+folder = Path(sys.argv[1])
+shapes = make_shapes_dataset(folder / "shapes", per_class=40, size=48, seed=1)
+make_pretrained_base(shapes, folder)
+"""
+
+
+def make_shared_pretrained_base(folder: Path) -> Path:
+    """The tests' stand-in for ImageNet weights, trained once from the source as it is, so each
+    switch-off is caught by the tests that guard it rather than by a damaged fixture."""
+    env = _environment(None)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env["FINETUNE_GUI_CACHE_DIR"] = str(folder / "cache")
+    subprocess.run([sys.executable, "-c", PRETRAIN, str(folder)], env=env, cwd=ROOT, check=True,
+                   capture_output=True)
+    return folder / "mobilenetv2_shapes_48.weights.h5"
+
+
+def _first_failure(output: str) -> str:
+    """The failed test and the first line of what it asserted."""
+    lines = output.splitlines()
+    test = next((line for line in lines if line.startswith(("FAILED", "ERROR"))), "(no FAILED line)")
+    said = next((line[1:].strip() for line in lines if line.startswith("E ")), "")
+    return f"{test}\n    {said[:200]}" if said else test
+
+
+def check(mutation: Mutation, unmutated: bool) -> str:
+    """'caught', 'survived' or 'error', printing why."""
+    if unmutated:
+        code, output, took = run_tests(mutation.tests, None)
+        if code != 0:
+            print(f"  error: its tests fail without the switch-off ({took:.0f} s)\n"
+                  f"{textwrap.indent(output[-3000:], '    ')}")
+            return "error"
+        print(f"  unmutated: tests pass ({took:.0f} s)")
+    with tempfile.TemporaryDirectory(prefix="mutation-check-") as scratch:
+        src = Path(scratch) / "src"
+        shutil.copytree(ROOT / "src", src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        changed = apply(mutation, src)
+        print(f"  patched {changed.relative_to(src)}")
+        code, output, took = run_tests(mutation.tests, src)
+    if code == 1:
+        print(f"  caught in {took:.0f} s: {_first_failure(output)}")
+        return "caught"
+    if code == 0:
+        print(f"  SURVIVED: {len(mutation.tests)} test(s) passed with it switched off ({took:.0f} s)")
+        return "survived"
+    print(f"  error: pytest exit code {code} ({took:.0f} s)\n{textwrap.indent(output[-3000:], '    ')}")
+    return "error"
+
+
+def dry_run(chosen: list[Mutation]) -> int:
+    """Apply each patch to a fresh copy and print the unified diff; 2 if one does not apply."""
+    import difflib
+
+    failed = 0
+    for mutation in chosen:
+        with tempfile.TemporaryDirectory(prefix="mutation-check-") as scratch:
+            src = Path(scratch) / "src"
+            shutil.copytree(ROOT / "src", src, ignore=shutil.ignore_patterns("__pycache__"))
+            try:
+                changed = apply(mutation, src)
+            except PatchError as exc:
+                print(f"{mutation.name}: does not apply: {exc}")
+                failed += 1
+                continue
+            relative = changed.relative_to(src)
+            before = (ROOT / "src" / relative).read_text(encoding="utf-8").splitlines()
+            after = changed.read_text(encoding="utf-8").splitlines()
+            print(f"{mutation.name}:")
+            print("\n".join(difflib.unified_diff(before, after, str(relative), str(relative),
+                                                 n=1, lineterm="")))
+    return 2 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", help="only these switch-offs (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the switch-offs and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="apply each patch to a copy and print the change; run no tests")
+    parser.add_argument("--unmutated", action="store_true",
+                        help="first run each switch-off's tests on the source as it is")
+    args = parser.parse_args(argv)
+    by_name = {m.name: m for m in MUTATIONS}
+    unknown = [n for n in args.names if n not in by_name]
+    if unknown:
+        parser.error(f"unknown switch-off(s) {unknown}; choose from {sorted(by_name)}")
+    chosen = [by_name[n] for n in args.names] or MUTATIONS
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}: {m.switches_off}\n    " + "\n    ".join(m.tests))
+        return 0
+    if args.dry_run:
+        return dry_run(chosen)
+    global SHARED_BASE
+    base_folder = Path(tempfile.mkdtemp(prefix="mutation-check-base-"))
+    try:
+        started = time.monotonic()
+        SHARED_BASE = make_shared_pretrained_base(base_folder)
+        print(f"pretrained stand-in made from the source as it is ({time.monotonic() - started:.0f} s)")
+        return _check_all(chosen, args.unmutated)
+    finally:
+        shutil.rmtree(base_folder, ignore_errors=True)
+
+
+def _check_all(chosen: list[Mutation], unmutated: bool) -> int:
+    outcomes = {}
+    for mutation in chosen:
+        print(f"{mutation.name}: {mutation.switches_off}", flush=True)
+        try:
+            outcomes[mutation.name] = check(mutation, unmutated)
+        except PatchError as exc:
+            print(f"  error: the switch-off no longer applies: {exc}")
+            outcomes[mutation.name] = "error"
+        sys.stdout.flush()
+    caught = sum(o == "caught" for o in outcomes.values())
+    print(f"\n{caught} of {len(outcomes)} switch-offs caught.")
+    for name, outcome in outcomes.items():
+        if outcome != "caught":
+            print(f"  {name}: {outcome}")
+    if any(o == "error" for o in outcomes.values()):
+        return 2
+    return 0 if caught == len(outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
