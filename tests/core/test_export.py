@@ -80,7 +80,12 @@ def exports(run_dir, tmp_path_factory) -> dict[str, ExportResult]:
         # reported truthfully (test_int8_numbers_match_an_independent_check).
         floor = 0.0 if fmt == "tflite-int8" else None
         results[fmt] = export_model(run_dir, fmt, root / fmt, min_agreement=floor)
-    assert folder_fingerprint(run_dir) == before
+    after = folder_fingerprint(run_dir)
+    # The run keeps a log of what was exported from it (size and speed, for the Export page's
+    # table); everything the run was made of stays byte for byte.
+    logged = json.loads(after.pop("exports.json"))
+    assert after == before
+    assert sorted({entry["format"] for entry in logged}) == sorted(FILE_FORMATS)
     return results
 
 
@@ -115,12 +120,14 @@ def test_labels_metrics_and_cards_are_written_beside_the_model(exports, run_dir,
     result = exports[fmt]
     folder = result.model_path.parent
     assert result.model_path.name == FORMATS[fmt].file_name
+    # unsure.json: the run's "not sure" rule, which the card tells how to apply.
     assert {p.name for p in folder.iterdir()} == {
-        result.model_path.name, "labels.txt", "metrics.json", CARD_MARKDOWN, CARD_JSON
+        result.model_path.name, "labels.txt", "metrics.json", CARD_MARKDOWN, CARD_JSON,
+        "unsure.json",
     }
     assert result.written == [
         result.model_path, folder / "labels.txt", folder / "metrics.json",
-        folder / CARD_MARKDOWN, folder / CARD_JSON,
+        folder / CARD_MARKDOWN, folder / CARD_JSON, folder / "unsure.json",
     ]
     assert (folder / "labels.txt").read_bytes() == (run_dir / "labels.txt").read_bytes()
     assert (folder / "metrics.json").read_bytes() == (run_dir / "metrics.json").read_bytes()
@@ -407,7 +414,7 @@ def test_onnx_without_its_packages_says_what_to_install(run_dir, tmp_path, monke
 def test_export_run_keeps_its_signature_and_names_the_keras_file(run_dir, tmp_path):
     written = export_run(run_dir, tmp_path / "shapes.keras")
     assert [p.name for p in written] == [
-        "shapes.keras", "labels.txt", "metrics.json", CARD_MARKDOWN, CARD_JSON
+        "shapes.keras", "labels.txt", "metrics.json", CARD_MARKDOWN, CARD_JSON, "unsure.json"
     ]
     assert all(p.parent == tmp_path for p in written)
     assert _sha256(tmp_path / "shapes.keras") == _sha256(run_dir / "model.keras")

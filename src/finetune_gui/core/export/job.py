@@ -58,7 +58,7 @@ STEPS = ("images", "convert", "verify", "speed", "card", "save")
 class ExportResult:
     format: str
     model_path: Path
-    written: list[Path]  # model, labels.txt, metrics.json (when the run has it), both cards
+    written: list[Path]  # model, labels.txt, metrics.json (if the run has it), cards, unsure.json
     card_markdown: Path
     card_json: Path
     verification: Verification
