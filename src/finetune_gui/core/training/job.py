@@ -62,11 +62,18 @@ from finetune_gui.core.training.devices import (
     plan_devices,
     reset_precision,
 )
+from finetune_gui.core.training.head_solver import solve_head_phase, solves_head
+from finetune_gui.core.training.selection import criterion, kept_model
 
 # Diverged: the loss is 50x worse than on the first batch of the run (and above 20, which a
 # clipped cross-entropy on its own does not reach).
 EXPLODING_FACTOR = 50.0
 EXPLODING_FLOOR = 20.0
+# A head with a hidden layer is not convex: it trains until validation stops improving, with
+# this many epochs at most and at least this much patience (5 fixed epochs stopped it while
+# validation accuracy was still climbing, issue 12).
+HIDDEN_HEAD_EPOCH_LIMIT = 200
+HIDDEN_HEAD_MIN_PATIENCE = 5
 PHASE_TITLES = {
     "head": "Phase 1: training the new head on the frozen base",
     "finetune": "Phase 2: fine-tuning the top blocks",
@@ -215,17 +222,18 @@ def _monitor_callback_class():
                 "lr": float(self.model.optimizer.learning_rate.numpy()),
             }
             self.job.history.append(row)
-            watched = row["val_loss"] if row["val_loss"] is not None else row["loss"]
+            watched = criterion(row["val_accuracy"], row["val_loss"], row["loss"])
             if self.job.best.update(watched, number, self.layers):
                 self.waited = 0
                 self.job.save_best_weights()
             else:
                 self.waited += 1
-                if self.job.settings.patience and self.waited >= self.job.settings.patience:
+                patience = self.job.phase_patience(self.phase)
+                if patience and self.waited >= patience:
                     self.job.progress(
                         LogMessage(
-                            f"Early stopping: validation loss did not improve for "
-                            f"{self.waited} epochs (best at epoch {self.job.best.epoch})."
+                            f"Early stopping: validation accuracy (loss breaking ties) did not "
+                            f"improve for {self.waited} epochs (best at epoch {self.job.best.epoch})."
                         )
                     )
                     self.model.stop_training = True
@@ -389,6 +397,7 @@ class TrainingJob:
             self._train_exact(train_x, train_y, weights, val_x, val_y, strategy)
         check_cancel(self.cancel)
         self._restore_best()
+        kept = self._kept_model()
         rf.save_model(self.classifier.model, self.run_dir / rf.MODEL_FILE)
         report = self._evaluate(split)
         self._write_results(report)
@@ -397,7 +406,10 @@ class TrainingJob:
             if report.count
             else "Finished (no test images)."
         )
-        self._write_status("completed", message=message, best_epoch=self.best.epoch)
+        extra = {"kept_model": kept} if kept else {}
+        if getattr(self, "head_search", None):
+            extra["head_l2_tried"] = self.head_search
+        self._write_status("completed", message=message, best_epoch=self.best.epoch, **extra)
         self.progress(LogMessage(message))
         return RunResult(self.run_dir, "completed", split.classes, self.history, report, message)
 
@@ -413,19 +425,30 @@ class TrainingJob:
             )
             yield "scratch", epochs, s.lr_head, ALL_BLOCKS
             return
-        yield "head", s.epochs_head, s.lr_head, 0
+        if solves_head(s):
+            yield "head", 1, s.lr_head, 0  # solved to the optimum: one row of history
+        elif s.cache_mode == "fast" and s.epochs_head and s.patience:
+            yield "head", max(s.epochs_head, HIDDEN_HEAD_EPOCH_LIMIT), s.lr_head, 0
+        else:
+            yield "head", s.epochs_head, s.lr_head, 0
         if s.epochs_finetune and s.unfreeze_blocks:
             yield "finetune", s.epochs_finetune, s.resolved_lr_finetune, s.unfreeze_blocks
         elif s.epochs_finetune:
             self.progress(LogMessage("Fine-tuning skipped: 0 blocks are set to be unfrozen."))
 
     def _remaining(self, phases):
-        """The phases still to run, shortened by the epochs a resumed run already did."""
-        done = self.resume_state.get("epochs_done", 0) if self.resume_state else 0
-        for phase, epochs, lr, blocks in phases:
-            skip = min(done, epochs)
-            done -= skip
-            yield phase, epochs - skip, lr, blocks
+        """The phases still to run: a resumed run skips the epochs it did, and a whole phase
+        once a later one has begun (a phase may have stopped early, before its limit)."""
+        phases = list(phases)
+        if not self.resume_state:
+            yield from phases
+            return
+        done = {}
+        for row in self.history:
+            done[row["phase"]] = done.get(row["phase"], 0) + 1
+        for index, (phase, epochs, lr, blocks) in enumerate(phases):
+            later_begun = any(done.get(p[0]) for p in phases[index + 1 :])
+            yield phase, 0 if later_begun else max(0, epochs - done.get(phase, 0)), lr, blocks
 
     def _train_exact(self, train_x, train_y, weights, val_x, val_y, strategy) -> None:
         import tensorflow as tf
@@ -487,6 +510,11 @@ class TrainingJob:
         for phase, epochs, lr, blocks in phases:
             if not epochs:
                 continue
+            if phase == "head" and solves_head(self.settings):
+                self._solve_head(train_cache.pooled, labels, sample_weights, val_cache, val_y)
+                continue
+            if phase == "finetune" and not any(r["phase"] == phase for r in self.history):
+                self.best.restore()  # phase 2 starts from the best head, not the last epoch
             if phase == "head":
                 with strategy.scope():
                     set_trainable_blocks(self.classifier, 0)
@@ -510,6 +538,22 @@ class TrainingJob:
             self._fit_phase(
                 phase, model, make_train, len(train_y), (val_inputs, val_y), epochs, lr, strategy
             )
+
+    def phase_patience(self, phase: str) -> int:
+        """Epochs without improvement before a phase stops (0: never)."""
+        patience = self.settings.patience
+        if phase == "head" and patience and self.settings.cache_mode == "fast":
+            return max(patience, HIDDEN_HEAD_MIN_PATIENCE)
+        return patience
+
+    def _solve_head(self, pooled, labels, sample_weights, val_cache, val_y) -> None:
+        self.head_search = solve_head_phase(self, pooled, labels, sample_weights, val_cache, val_y)
+
+    def _kept_model(self) -> str | None:
+        kept, note = kept_model(self.history, self.best.epoch)
+        if note:
+            self.progress(LogMessage(note))
+        return kept
 
     def _cached_extract(self, images, items, cut, augment, views, stage, weights_id):
         """Extract the frozen part's output, or reuse it from an earlier run with the same key."""
