@@ -116,11 +116,12 @@ def test_labels_metrics_and_cards_are_written_beside_the_model(exports, run_dir,
     folder = result.model_path.parent
     assert result.model_path.name == FORMATS[fmt].file_name
     assert {p.name for p in folder.iterdir()} == {
-        result.model_path.name, "labels.txt", "metrics.json", CARD_MARKDOWN, CARD_JSON
+        result.model_path.name, "labels.txt", "metrics.json", CARD_MARKDOWN, CARD_JSON,
+        "load_image.py",
     }
     assert result.written == [
         result.model_path, folder / "labels.txt", folder / "metrics.json",
-        folder / CARD_MARKDOWN, folder / CARD_JSON,
+        folder / CARD_MARKDOWN, folder / CARD_JSON, folder / "load_image.py",
     ]
     assert (folder / "labels.txt").read_bytes() == (run_dir / "labels.txt").read_bytes()
     assert (folder / "metrics.json").read_bytes() == (run_dir / "metrics.json").read_bytes()
@@ -270,6 +271,7 @@ def test_usage_example_in_the_card_runs_and_gives_the_keras_answer(
     assert len(snippet.strip().splitlines()) <= 10
     image = data_dir / "squares" / "squares_003.png"
     monkeypatch.chdir(exports[fmt].model_path.parent)
+    monkeypatch.syspath_prepend(str(exports[fmt].model_path.parent))  # as `python x.py` there
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -446,7 +448,7 @@ def test_onnx_without_its_packages_says_what_to_install(run_dir, tmp_path, monke
 def test_export_run_keeps_its_signature_and_names_the_keras_file(run_dir, tmp_path):
     written = export_run(run_dir, tmp_path / "shapes.keras")
     assert [p.name for p in written] == [
-        "shapes.keras", "labels.txt", "metrics.json", CARD_MARKDOWN, CARD_JSON
+        "shapes.keras", "labels.txt", "metrics.json", CARD_MARKDOWN, CARD_JSON, "load_image.py"
     ]
     assert all(p.parent == tmp_path for p in written)
     assert _sha256(tmp_path / "shapes.keras") == _sha256(run_dir / "model.keras")

@@ -39,6 +39,7 @@ from finetune_gui.core.events import (
     check_cancel,
     ignore_progress,
 )
+from finetune_gui.core.export.templates import LOADER_FILE, LOADER_TEMPLATE  # the card's loader
 from finetune_gui.core.files import _describe_os_error
 from finetune_gui.core.model.backbones import get_backbone, weights_kind
 from finetune_gui.core.run.folder import (
@@ -225,11 +226,12 @@ def export_model(
             json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8"
         )
         (out / CARD_MARKDOWN).write_text(card_markdown(card), encoding="utf-8")
+        shutil.copyfile(LOADER_TEMPLATE, out / LOADER_FILE)
         progress(StageProgress("export", 4, len(STEPS)))
         check_cancel(cancel)
 
         names = [model_target.name, LABELS_FILE, *([METRICS_FILE] if has_metrics else [])]
-        names += [CARD_MARKDOWN, CARD_JSON]
+        names += [CARD_MARKDOWN, CARD_JSON, LOADER_FILE]
         written = _publish([(out / name, folder / name) for name in names], folder, cancel)
         progress(StageProgress("export", 5, len(STEPS)))
         progress(LogMessage(f"Exported {model_target} ({spec.title})."))
@@ -959,17 +961,15 @@ def tree_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-_OPEN_IMAGE = (
-    'image = Image.open("photo.jpg").convert("RGB").resize(({size}, {size}), '
-    "Image.Resampling.BILINEAR)"
-)
+_OPEN_IMAGE = 'image = load_image("photo.jpg", {size})  # as training loaded it'
+_IMPORT_LOADER = "from load_image import load_image  # load_image.py, beside the model"
 _LABELS = 'labels = open("labels.txt", encoding="utf-8").read().splitlines()'
 _PRINT = "print(labels[probabilities.argmax()], round(float(probabilities.max()), 3))"
 _SNIPPETS = {
     "keras": [
         "import keras",
         "import numpy as np",
-        "from PIL import Image",
+        _IMPORT_LOADER,
         "",
         'model = keras.models.load_model("{file}")',
         _LABELS,
@@ -981,7 +981,7 @@ _SNIPPETS = {
     "savedmodel": [
         "import numpy as np",
         "import tensorflow as tf",
-        "from PIL import Image",
+        _IMPORT_LOADER,
         "",
         'serve = tf.saved_model.load("{file}").signatures["serving_default"]',
         _LABELS,
@@ -993,7 +993,7 @@ _SNIPPETS = {
     "tflite": [
         "import numpy as np",
         "import tensorflow as tf  # or: from ai_edge_litert.interpreter import Interpreter",
-        "from PIL import Image",
+        _IMPORT_LOADER,
         "",
         'classify = tf.lite.Interpreter(model_path="{file}").get_signature_runner()',
         _LABELS,
@@ -1005,7 +1005,7 @@ _SNIPPETS = {
     "tflite-int8": [
         "import numpy as np",
         "import tensorflow as tf  # or: from ai_edge_litert.interpreter import Interpreter",
-        "from PIL import Image",
+        _IMPORT_LOADER,
         'classify = tf.lite.Interpreter(model_path="{file}").get_signature_runner()',
         "(scale, zero), (out_scale, out_zero) = {input_q}, {output_q}  # from the model card",
         _LABELS,
@@ -1017,7 +1017,7 @@ _SNIPPETS = {
     "onnx": [
         "import numpy as np",
         "import onnxruntime as ort",
-        "from PIL import Image",
+        _IMPORT_LOADER,
         "",
         'session = ort.InferenceSession("{file}", providers=["CPUExecutionProvider"])',
         _LABELS,

@@ -40,6 +40,7 @@ from finetune_gui.core.events import (
     check_cancel,
     ignore_progress,
 )
+from finetune_gui.core.export.templates import LOADER_FILE, LOADER_TEMPLATE
 from finetune_gui.core.files import atomic_write_with
 from finetune_gui.core.model.build import (
     ALL_BLOCKS,
@@ -746,6 +747,7 @@ class TrainingJob:
         rf.write_json(self.run_dir / rf.SETTINGS_FILE, self.settings.to_dict())
         split.save(self.run_dir / rf.SPLIT_FILE)
         rf.write_labels(self.run_dir / rf.LABELS_FILE, split.classes)
+        shutil.copyfile(LOADER_TEMPLATE, self.run_dir / LOADER_FILE)  # the README's loader
         self._write_status("running", data=str(split.root), counts=split.counts())
 
     def _write_status(self, status: str, **extra) -> None:
