@@ -83,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="fast mode: augmented copies of each image computed once (default 1)",
     )
+    train.add_argument(
+        "--auto",
+        action="store_true",
+        help="try unfreeze depths, learning rates and head regularisation on the validation "
+        "images first, then train the best (its settings are saved with the run)",
+    )
+    train.add_argument(
+        "--budget", type=float, default=None, metavar="MINUTES",
+        help="time for --auto to try settings (default 10)",
+    )  # fmt: skip
 
     evaluate = commands.add_parser("evaluate", help="score a trained run on a labelled folder")
     evaluate.add_argument("run", type=Path)
@@ -226,6 +236,10 @@ def cmd_train(args) -> int:
 
     cancel = CancelToken()
     progress = TerminalProgress()
+    if args.budget is not None and not args.auto:
+        raise UserError("--budget MINUTES sets the time for --auto; add --auto or leave it out.")
+    if args.auto and (args.resume or args.project):
+        raise UserError("--auto chooses settings for a new run from a folder: use FOLDER --out RUN.")
     if args.resume:
         if args.folder or args.project or args.out:
             raise UserError("--resume RUN takes no folder, --project or --out: it continues RUN.")
@@ -242,6 +256,8 @@ def cmd_train(args) -> int:
         job = TrainingJob(
             args.folder, _settings_from_args(args), args.out, progress=progress, cancel=cancel
         )
+        if args.auto:
+            job = _AutoRun(args, job.settings, progress, cancel)
     # Ctrl-C asks the run to stop after the current batch and keep its best weights.
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     try:
@@ -252,6 +268,22 @@ def cmd_train(args) -> int:
         print(format_report(result.report))
     print(f"{result.message} Run folder: {result.run_dir}" if result.wrote_run_folder else result.message)
     return EXIT_OK if result.status == "completed" else EXIT_CANCELLED
+
+
+class _AutoRun:
+    """`train --auto`: choose settings within the budget, then run them (same .run() as a job)."""
+
+    def __init__(self, args, settings, progress, cancel) -> None:
+        self.args, self.settings, self.progress, self.cancel = args, settings, progress, cancel
+
+    def run(self):
+        from finetune_gui.core.training.auto import DEFAULT_BUDGET_MINUTES, auto_train
+
+        budget = DEFAULT_BUDGET_MINUTES if self.args.budget is None else self.args.budget
+        return auto_train(
+            self.args.folder, self.settings, self.args.out,
+            budget_minutes=budget, progress=self.progress, cancel=self.cancel,
+        )  # fmt: skip
 
 
 def _job_from_project(path: Path, out: Path, progress, cancel):

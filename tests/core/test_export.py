@@ -220,6 +220,10 @@ def test_model_card_describes_the_file_the_model_and_the_data(exports, run_dir, 
     assert len(data["content_sha256"]) == 64
     assert card["test_metrics"]["accuracy"] == metrics["accuracy"]
     assert card["test_metrics"]["images"] == 6
+    low, high = card["test_metrics"]["accuracy_interval_95"]
+    assert low <= metrics["accuracy"] <= high
+    assert f"(95% interval {low:.1%}-{high:.1%}) on 6 test images" in markdown
+    assert "Only 6 test images: this is a rough estimate" in markdown
     assert card["verification"] == result.verification.to_dict()
     assert card["training"]["status"] == "completed"
     for text in (

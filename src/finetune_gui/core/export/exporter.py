@@ -886,6 +886,8 @@ def _metrics_card(report) -> dict | None:
     return {
         "images": report.count,
         "accuracy": report.accuracy,
+        "accuracy_interval_95": report.accuracy_interval,
+        "rough_estimate_note": report.rough_note,
         "macro_avg": report.macro_avg,
         "weighted_avg": report.weighted_avg,
         "per_class": [asdict(m) for m in report.per_class],
@@ -1040,6 +1042,15 @@ def usage_snippet(spec: ExportFormat, file_name: str, size: int, quantisation=No
     return "\n".join(line.format(**values) for line in _SNIPPETS[spec.name]) + "\n"
 
 
+def _card_interval(metrics: dict) -> str:
+    interval = metrics.get("accuracy_interval_95")
+    return f" (95% interval {interval[0]:.1%}-{interval[1]:.1%})" if interval else ""
+
+
+def _card_range(interval) -> str:
+    return f"{interval[0]:.3f}-{interval[1]:.3f}" if interval else "-"
+
+
 def card_markdown(card: dict) -> str:
     """The model card as a page a person reads."""
     v = card["verification"]
@@ -1112,14 +1123,15 @@ def card_markdown(card: dict) -> str:
         lines.append("Not measured: the run ended before its test images were evaluated.")
     else:
         lines += [
-            f"Accuracy {metrics['accuracy']:.1%} on {metrics['images']} test images; "
-            f"macro F1 {metrics['macro_avg'].get('f1', 0):.3f}.",
+            f"Accuracy {metrics['accuracy']:.1%}{_card_interval(metrics)} on "
+            f"{metrics['images']} test images; macro F1 {metrics['macro_avg'].get('f1', 0):.3f}.",
+            *([metrics["rough_estimate_note"]] if metrics.get("rough_estimate_note") else []),
             "",
-            "| class | precision | recall | F1 | images |",
-            "|---|---|---|---|---|",
+            "| class | precision | recall | recall 95% interval | F1 | images |",
+            "|---|---|---|---|---|---|",
             *[
-                f"| {m['name']} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
-                f"{m['support']} |"
+                f"| {m['name']} | {m['precision']:.3f} | {m['recall']:.3f} | "
+                f"{_card_range(m.get('recall_interval'))} | {m['f1']:.3f} | {m['support']} |"
                 for m in metrics["per_class"]
             ],
         ]
