@@ -32,16 +32,19 @@ def describe(value: float) -> str:
     return f"training loss {value:.4f}"
 
 
-def kept_model_note(best_phase: str | None, head_value: float, finetune_value: float) -> str:
-    """The log line saying whether fine-tuning earned its place on validation."""
+def _scores(row: dict) -> str:
+    if row.get("val_accuracy") is None:
+        return f"training loss {row['loss']:.4f}"
+    return f"validation accuracy {row['val_accuracy']:.1%}, loss {row['val_loss']:.4f}"
+
+
+def kept_model_note(best_phase: str | None, head: dict, tuned: dict) -> str:
+    """The log line saying whether fine-tuning earned its place on validation (best rows)."""
     if best_phase == "finetune":
-        return (
-            f"Fine-tuning kept: {describe(finetune_value)} against {describe(head_value)} "
-            f"for the head alone."
-        )
+        return f"Fine-tuning kept: {_scores(tuned)}, against {_scores(head)} for the head alone."
     return (
-        f"Fine-tuning did not beat the head alone on validation ({describe(finetune_value)} "
-        f"against {describe(head_value)}), so the head-only model is kept."
+        f"Fine-tuning did not beat the head alone on validation ({_scores(tuned)}, against "
+        f"{_scores(head)}), so the head-only model is kept."
     )
 
 
@@ -53,8 +56,8 @@ def kept_model(history: list[dict], best_epoch: int | None) -> tuple[str | None,
         return None, ""
     best_phase = next((r["phase"] for r in history if r["epoch"] == best_epoch), None)
 
-    def best_of(rows: list[dict]) -> float:
-        return min(criterion(r["val_accuracy"], r["val_loss"], r["loss"]) for r in rows)
+    def best_of(rows: list[dict]) -> dict:
+        return min(rows, key=lambda r: criterion(r["val_accuracy"], r["val_loss"], r["loss"]))
 
     note = kept_model_note(best_phase, best_of(head), best_of(tuned))
     return ("fine-tuned" if best_phase == "finetune" else "head-only"), note
