@@ -222,7 +222,9 @@ def tutorial(pool: Path, weights: Path, size: int, seed: int, classes, test) -> 
         [keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.03),
          keras.layers.RandomZoom(0.1), keras.layers.RandomTranslation(0.05, 0.05)]
     )  # fmt: skip
-    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(size, size, 3))
+    base = keras.applications.MobileNetV2(
+        include_top=False, weights=None, input_shape=(size, size, 3)
+    )
     base.load_weights(weights)
     base.trainable = False
     inputs = keras.Input((size, size, 3))
@@ -267,31 +269,38 @@ def main() -> None:
         "faces": lambda: make_faces(args.work / "faces", args.skimage_data),
     }
     results = args.results or args.work / "results.jsonl"
+    sets = {}
     for name in args.sets:
         root = makers[name]()
         classes = sorted(p.name for p in (root / "pool").iterdir())
         test = load_folder(root / "test", classes, args.size)
         n_pool = sum(1 for _ in (root / "pool").rglob("*.png"))
-        print(f"\n{name}: {len(classes)} classes, {n_pool} pool / {len(test[1])} test", flush=True)
-        for seed in args.seeds:
+        print(f"{name}: {len(classes)} classes, {n_pool} pool / {len(test[1])} test", flush=True)
+        sets[name] = (root, classes, test)
+    # Seeds outermost: a benchmark stopped early still has every set at the first seed.
+    for seed in args.seeds:
+        for name, (root, classes, test) in sets.items():
             for recipe in args.recipes:
-                kept = ""
-                if recipe == "default":
-                    (acc, kept), wall = timed(engine_run, root / "pool", weights, args.size,
-                                              seed, args.work, test)  # fmt: skip
-                elif recipe == "auto":
-                    (acc, kept), wall = timed(engine_run, root / "pool", weights, args.size,
-                                              seed, args.work, test, auto=args.auto_budget)  # fmt: skip
-                elif recipe == "probe":
-                    acc, wall = timed(probe, root / "pool", weights, args.size, classes, test)
-                else:
-                    acc, wall = timed(tutorial, root / "pool", weights, args.size, seed,
-                                      classes, test)  # fmt: skip
-                row = {"set": name, "seed": seed, "recipe": recipe, "accuracy": acc,
-                       "seconds": round(wall, 1), "kept": kept, "test_images": len(test[1])}  # fmt: skip
+                row = run_recipe(recipe, root / "pool", weights, args, seed, classes, test)
+                row = {"set": name, "seed": seed, **row, "test_images": len(test[1])}
                 print(json.dumps(row), flush=True)
                 with open(results, "a") as handle:
                     handle.write(json.dumps(row) + "\n")
+
+
+def run_recipe(recipe: str, pool: Path, weights: Path, args, seed: int, classes, test) -> dict:
+    """One recipe on one set and seed: its test accuracy, wall time and what the run kept."""
+    kept = ""
+    if recipe in ("default", "auto"):
+        budget = args.auto_budget if recipe == "auto" else None
+        (accuracy, kept), wall = timed(
+            engine_run, pool, weights, args.size, seed, args.work, test, auto=budget
+        )
+    elif recipe == "probe":
+        accuracy, wall = timed(probe, pool, weights, args.size, classes, test)
+    else:
+        accuracy, wall = timed(tutorial, pool, weights, args.size, seed, classes, test)
+    return {"recipe": recipe, "accuracy": accuracy, "seconds": round(wall, 1), "kept": kept}
 
 
 if __name__ == "__main__":
