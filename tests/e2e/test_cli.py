@@ -55,6 +55,9 @@ def test_scan_json_lists_problems_and_exits_2_when_untrainable(tmp_path, capsys)
         (["evaluate", "{tmp}/none", "{data}"], "not a run folder"),
         (["predict", "{tmp}/none", "{data}/circles/circles_000.png"], "not a run folder"),
         (["export", "{tmp}/none", "--to", "{tmp}/x"], "not a run folder"),
+        (["train", "{data}", "--out", "{tmp}/r", "--budget", "5"], "add --auto"),
+        (["train", "--resume", "{tmp}/r", "--auto"], "--auto chooses settings"),
+        (["train", "{data}", "--out", "{tmp}/r", "--auto", "--budget", "0"], "positive number"),
     ],
 )
 def test_user_errors_exit_2_with_one_plain_line(argv, message, small_shapes, tmp_path, capsys):
