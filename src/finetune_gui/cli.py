@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         "images first, then train the best (its settings are saved with the run)",
     )
     train.add_argument(
+        "--kfold",
+        action="store_true",
+        help="folders under 2,000 images: also a 5-fold estimate of the head on the frozen "
+        "base over all training and validation images (more images than the test split)",
+    )
+    train.add_argument(
         "--budget", type=float, default=None, metavar="MINUTES",
         help="time for --auto to try settings (default 10)",
     )  # fmt: skip
@@ -254,8 +260,9 @@ def cmd_train(args) -> int:
                 "Give the image folder and --out RUN (or --project FILE, or --resume RUN)."
             )
         job = TrainingJob(
-            args.folder, _settings_from_args(args), args.out, progress=progress, cancel=cancel
-        )
+            args.folder, _settings_from_args(args), args.out, progress=progress, cancel=cancel,
+            kfold=args.kfold,
+        )  # fmt: skip
         if args.auto:
             job = _AutoRun(args, job.settings, progress, cancel)
     # Ctrl-C asks the run to stop after the current batch and keep its best weights.

@@ -80,3 +80,20 @@ def test_auto_train_saves_the_chosen_settings_and_the_table(
     saved = json.loads((tmp_path / "run" / "settings.json").read_text())
     assert TrainingSettings.from_dict(saved) == settings(pretrained_base)
     assert "Settings tried (* chosen)" in result.message and "* top 1 blocks" in result.message
+
+
+def test_kfold_adds_an_estimate_over_training_and_validation_images(
+    small_shapes, pretrained_base, tmp_path
+):
+    from finetune_gui.core.run.evaluation import format_report
+
+    run = settings(pretrained_base, epochs_finetune=0)
+    result = TrainingJob(small_shapes, run, tmp_path / "run", kfold=True).run()
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    kfold = metrics["kfold"]
+    counts = json.loads((tmp_path / "run" / "run.json").read_text())["counts"]
+    assert kfold["images"] == counts["train"] + counts["val"]
+    assert 0.0 <= kfold["interval"][0] <= kfold["accuracy"] <= kfold["interval"][1] <= 1.0
+    assert f"-fold estimate on all {kfold['images']} training and validation images" in (
+        format_report(result.report)
+    )

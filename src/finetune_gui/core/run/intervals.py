@@ -44,7 +44,8 @@ def rough_note(total: int) -> str:
         return ""
     return (
         f"Only {total} test image{'s' if total != 1 else ''}: this is a rough estimate; "
-        f"the 95% interval shows how far the true accuracy may lie from it."
+        f"the 95% interval shows how far the true accuracy may lie from it (train with "
+        f"--kfold for an estimate over all training and validation images)."
     )
 
 

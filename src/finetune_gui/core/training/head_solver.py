@@ -81,7 +81,10 @@ def fit_softmax(
     """
     from scipy.optimize import minimize
 
-    x = np.asarray(features, dtype=np.float64)
+    x = np.asarray(features)
+    # float32 features (the cache's) keep float32 products: half the time, and the objective is
+    # summed in float64 below; float64 input stays float64 (the exactness tests use it).
+    x = x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
     y = np.asarray(labels, dtype=np.int64)
     n, d = x.shape
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
@@ -92,14 +95,14 @@ def fit_softmax(
     def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
         params = flat.reshape(d + 1, n_classes)
         kernel, bias = params[:-1], params[-1]
-        logits = x @ kernel + bias
+        logits = (x @ kernel.astype(x.dtype)).astype(np.float64) + bias
         logits -= logits.max(axis=1, keepdims=True)
         log_norm = np.log(np.exp(logits).sum(axis=1))
         log_p = logits - log_norm[:, None]
         loss = -(w * (onehot * log_p).sum(axis=1)).sum() + 0.5 * l2 * (kernel**2).sum()
         residual = (np.exp(log_p) - onehot) * w[:, None]
         grad = np.empty_like(params)
-        grad[:-1] = x.T @ residual + l2 * kernel
+        grad[:-1] = (x.T @ residual.astype(x.dtype)).astype(np.float64) + l2 * kernel
         grad[-1] = residual.sum(axis=0)
         return loss, grad.ravel()
 
@@ -131,9 +134,10 @@ def search_softmax_head(
 
     Without validation images nothing can choose, so `fallback_l2` is fitted alone.
     """
-    train = np.asarray(train_features, dtype=np.float64)
+    given = np.asarray(train_features)
+    train = given.astype(np.float64)
     scaler = _Standardiser(train)
-    z_train = scaler(train)
+    z_train = scaler(train).astype(given.dtype if given.dtype == np.float32 else np.float64)
     has_val = val_features is not None and val_labels is not None and len(val_labels) > 0
     z_val = scaler(np.asarray(val_features, dtype=np.float64)) if has_val else None
     strengths = sorted(grid, reverse=True) if has_val else [fallback_l2]
@@ -237,3 +241,26 @@ def solve_head_phase(job, pooled, labels, sample_weights, val_cache, val_y) -> l
     job.progress(EpochEnded("head", number, metrics))
     job.save_checkpoint()
     return search.tried
+
+
+def kfold_for_run(job, pooled, labels, val_pooled, val_labels) -> dict | None:
+    """The k-fold estimate over a small run's training and validation images (None above
+    `KFOLD_BELOW` images, where the test split is large enough on its own)."""
+    from finetune_gui.core.events import LogMessage
+    from finetune_gui.core.run.kfold import KFOLD_BELOW, kfold_head_accuracy
+
+    n_train = len(job.split.train)  # the first view of each training image (rows repeat per view)
+    images = np.concatenate([np.asarray(pooled)[:n_train], np.asarray(val_pooled)])
+    targets = np.concatenate([np.asarray(labels)[:n_train], val_labels])
+    if n_train + len(val_labels) >= KFOLD_BELOW:
+        job.progress(LogMessage(f"No k-fold estimate: {KFOLD_BELOW:,} images or more."))
+        return None
+    try:
+        estimate = kfold_head_accuracy(
+            images, targets, job.classifier.head_layers[-1].units, seed=job.settings.seed
+        )
+    except ValueError as exc:
+        job.progress(LogMessage(f"No k-fold estimate: {exc}", "warning"))
+        return None
+    job.progress(LogMessage(estimate.text() + "."))
+    return estimate.to_dict()

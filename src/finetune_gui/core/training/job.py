@@ -63,7 +63,7 @@ from finetune_gui.core.training.devices import (
     plan_devices,
     reset_precision,
 )
-from finetune_gui.core.training.head_solver import solve_head_phase, solves_head
+from finetune_gui.core.training.head_solver import kfold_for_run, solve_head_phase, solves_head
 from finetune_gui.core.training.selection import criterion, kept_model
 
 # Diverged: the loss is 50x worse than on the first batch of the run (and above 20, which a
@@ -286,6 +286,7 @@ class TrainingJob:
         exclude: frozenset[Path] | set[Path] = frozenset(),
         views: int | None = None,
         gpu_lister: Callable[[], list] = detect_gpus,
+        kfold: bool = False,
     ) -> None:
         self.data = data
         self.settings = settings
@@ -295,6 +296,8 @@ class TrainingJob:
         self.exclude = frozenset(Path(p) for p in exclude)
         self.views = settings.views if views is None else max(1, int(views))
         self.gpu_lister = gpu_lister
+        self.kfold = kfold  # also estimate by k-fold on the cached features (small folders)
+        self.kfold_estimate: dict | None = None
         self.history: list[dict] = []
         self.first_loss: float | None = None
         self.best = BestWeights()
@@ -401,6 +404,7 @@ class TrainingJob:
         kept = self._kept_model()
         rf.save_model(self.classifier.model, self.run_dir / rf.MODEL_FILE)
         report = self._evaluate(split)
+        report.kfold = self.kfold_estimate
         self._write_results(report)
         message = (
             f"Finished: test accuracy {report.accuracy:.1%} on {report.count} images."
@@ -549,6 +553,8 @@ class TrainingJob:
 
     def _solve_head(self, pooled, labels, sample_weights, val_cache, val_y) -> None:
         self.head_search = solve_head_phase(self, pooled, labels, sample_weights, val_cache, val_y)
+        if self.kfold:
+            self.kfold_estimate = kfold_for_run(self, pooled, labels, val_cache.pooled, val_y)
 
     def _kept_model(self) -> str | None:
         kept, note = kept_model(self.history, self.best.epoch)
