@@ -249,6 +249,34 @@ def timed(function, *args, **kwargs):
     return value, time.monotonic() - start
 
 
+def summarise(results: Path) -> str:
+    """The results file as the markdown table in docs/benchmarks.md (means over the seeds run)."""
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    lines = [
+        "| set | recipe | seeds | test accuracy per seed | mean | mean wall time | kept |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    order = ["default", "auto", "probe", "tutorial"]
+    for name in dict.fromkeys(r["set"] for r in rows):
+        for recipe in order:
+            found = sorted(
+                (r for r in rows if r["set"] == name and r["recipe"] == recipe),
+                key=lambda r: r["seed"],
+            )
+            if not found:
+                continue
+            accuracies = " / ".join(f"{r['accuracy']:.3f}" for r in found)
+            mean = sum(r["accuracy"] for r in found) / len(found)
+            seconds = sum(r["seconds"] for r in found) / len(found)
+            kept = ", ".join(r["kept"] for r in found if r["kept"])
+            seeds = ",".join(str(r["seed"]) for r in found)
+            lines.append(
+                f"| {name} | {recipe} | {seeds} | {accuracies} | **{mean:.3f}** | "
+                f"{seconds:.0f} s | {kept} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/quality"))
@@ -259,7 +287,11 @@ def main() -> None:
     parser.add_argument("--auto-budget", type=float, default=1.0, help="minutes")
     parser.add_argument("--skimage-data", type=Path, default=None)
     parser.add_argument("--results", type=Path, default=None, help="append JSON lines here")
+    parser.add_argument("--summarise", type=Path, default=None, help="print a results file's table")
     args = parser.parse_args()
+    if args.summarise:
+        print(summarise(args.summarise))
+        return
     args.work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("FINETUNE_GUI_CACHE_DIR", str(args.work / "cache"))
     weights = pretrain_base(args.work, args.size)
