@@ -100,3 +100,17 @@ def test_presets_run_inside_tf_data_as_training_uses_them(preset):
     assert out.shape == images.shape
     assert out.min() >= 0.0 and out.max() <= 255.0
     assert not np.allclose(out, images)
+
+
+@pytest.mark.parametrize("preset", ["light", "standard", "strong"])
+def test_no_preset_turns_an_image_upside_down(preset):
+    """The Augmentation page says not to flip text upside down; the presets must agree."""
+    from finetune_gui.core.data.augment import PRESETS
+
+    image = np.zeros((SIZE, SIZE, 3), np.float32)
+    image[: SIZE // 3] = 255.0  # a bright band along the top
+    draws = _draws(PRESETS[preset], image, count=64, seed=5)
+    brightness = draws.sum(axis=-1)
+    top, bottom = brightness[:, : SIZE // 2].sum(axis=(1, 2)), brightness[:, SIZE // 2 + 1:].sum(
+        axis=(1, 2))
+    assert (top > bottom).all(), f"{(top <= bottom).sum()} of 64 draws put the top at the bottom"

@@ -108,7 +108,7 @@ def test_offline_imagenet_download_names_the_file_and_the_two_ways_out(monkeypat
         build_base(get_backbone("mobilenetv2"), 96, "imagenet")
     message = str(caught.value)
     assert "mobilenet_v2_weights_96_no_top.h5" in message
-    assert "local weights file" in message and "'none'" in message
+    assert "local weights file" in message and "train from scratch without pretrained weights" in message
 
 
 def test_a_damaged_cached_download_is_removed_with_a_message(monkeypatch, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from finetune_gui.core.data.augment import PRESETS, AugmentSettings, preview_augmentations
 from finetune_gui.core.errors import SettingsError
-from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.settings import SETTINGS_INFO, TrainingSettings, setting_label
 
 
 def test_defaults_follow_the_recipe():
@@ -41,6 +41,10 @@ def test_round_trip_through_a_dict():
         ({"epochs_head": "5"}, "must be a number"),
         ({"views": 0}, "views"),
         ({"views": 2.5}, "whole number"),
+        ({"batch_size": 2.5}, "'batch_size' must be a whole number"),
+        ({"l2": 2.0}, "'l2' must be between 0.0 and 1.0"),
+        ({"lr_finetune": 0.0}, "lr_finetune"),
+        ({"cache_mode": "turbo"}, "'cache_mode' must be one of fast, exact"),
     ],
 )
 def test_bad_values_are_refused_with_the_setting_named(changes, match):
@@ -72,3 +76,19 @@ def test_augmentation_preview_draws_differ_and_stay_in_the_pixel_range():
     assert len({d.tobytes() for d in draws}) > 1
     unchanged = preview_augmentations(image, PRESETS["none"], count=2)
     assert all((d == image).all() for d in unchanged)
+
+
+def test_every_setting_is_described_once_with_a_name_and_help():
+    assert list(SETTINGS_INFO) == list(TrainingSettings.__dataclass_fields__)
+    labels = [info.label for info in SETTINGS_INFO.values()]
+    assert len(set(labels)) == len(labels)
+    assert all(info.label and info.help.endswith(".") for info in SETTINGS_INFO.values())
+    assert setting_label("epochs_finetune") == "epochs of fine-tuning"
+    assert setting_label("augment.flip") == "augmentation: flip"
+    assert SETTINGS_INFO["views"].low == 1 and SETTINGS_INFO["optimizer"].choices == (
+        "adam", "sgd", "rmsprop")
+
+
+def test_optional_settings_accept_none_as_derived():
+    s = TrainingSettings(image_size=None, lr_finetune=None, lr_head=0.002)
+    assert (s.resolved_image_size, s.resolved_lr_finetune) == (224, pytest.approx(0.0002))

@@ -205,8 +205,10 @@ def test_imbalanced_classes_turn_class_weights_on(tmp_path, pretrained_base):
     weights_line = next(
         e.text for e in recorder.of(LogMessage) if e.text.startswith("Class weights on")
     )
-    values = [float(v) for v in weights_line.split(": ")[1].split(", ")]
-    assert values[0] < 1 < values[1]  # the big class counts less, the small ones more
+    named = dict(pair.rsplit(" ", 1) for pair in weights_line.split(": ")[1].split(", "))
+    assert set(named) == {"circles", "squares", "triangles"}  # each weight says whose it is
+    # the big class counts less, the small ones more
+    assert float(named["circles"]) < 1 < float(named["squares"])
 
 
 def test_a_non_empty_run_folder_is_refused_and_left_alone(small_shapes, pretrained_base, tmp_path):

@@ -166,3 +166,90 @@ def test_train_from_a_saved_project_uses_its_settings_and_exclusions(
     split = json.loads((tmp_path / "run" / "split.json").read_text())
     every = [p for part in ("train", "val", "test") for p, _ in split[part]]
     assert len(every) == 35 and "circles/circles_000.png" not in every
+
+
+# -- the train options are made from TrainingSettings ------------------------------------------
+def non_default_values() -> dict:
+    """A value other than the default for every setting, made from its description, so a new
+    setting is covered without touching this test."""
+    from finetune_gui.core.settings import SETTINGS_INFO, default_value, value_type
+
+    chosen = {"backbone": "resnet50", "weights": "none", "image_size": 96, "lr_finetune": 3e-5}
+    for name, info in SETTINGS_INFO.items():
+        if name in chosen:
+            continue
+        default, kind = default_value(name), value_type(name)
+        if info.choices:
+            chosen[name] = next(c for c in info.choices if c != default)
+        elif kind is bool:
+            chosen[name] = not default
+        elif kind is int:
+            chosen[name] = default + 1
+        elif kind is float:
+            chosen[name] = round(default * 2, 6) if default else 0.001
+        else:
+            raise AssertionError(f"no test value for setting {name!r} of type {kind}")
+    return chosen
+
+
+def as_flags(values: dict) -> list[str]:
+    from finetune_gui.cli.settings_options import setting_flag
+
+    argv = []
+    for name, value in values.items():
+        flag = setting_flag(name)
+        if isinstance(value, bool):
+            argv.append(flag if value else "--no-" + flag[2:])
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def test_every_setting_has_a_train_flag_listed_in_help(capsys):
+    from finetune_gui.cli.settings_options import setting_flag
+    from finetune_gui.core.settings import SETTINGS_INFO, TrainingSettings
+
+    flags = [setting_flag(name) for name in SETTINGS_INFO]
+    assert set(SETTINGS_INFO) == {f for f in TrainingSettings.__dataclass_fields__}
+    assert len(set(flags)) == len(flags) and {"--optimizer", "--l2", "--mode"} <= set(flags)
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--help"])
+    assert stop.value.code == 0
+    help_text = capsys.readouterr().out
+    missing = [flag for flag in flags if f"{flag} " not in help_text]
+    assert missing == []
+    assert "(default: adam)" in help_text and "Penalises large weights" in help_text
+
+
+def test_train_flags_round_trip_into_settings():
+    from finetune_gui.cli import build_parser
+    from finetune_gui.cli.settings_options import settings_from_args
+    from finetune_gui.core.settings import TrainingSettings
+
+    parser = build_parser()
+    untouched = settings_from_args(parser.parse_args(["train", "data", "--out", "run"]))
+    assert untouched == TrainingSettings()  # defaults come from the dataclass
+    values = non_default_values()
+    args = parser.parse_args(["train", "data", "--out", "run", *as_flags(values)])
+    settings = settings_from_args(args)
+    assert settings == TrainingSettings(**values)
+    assert all(getattr(settings, k) != getattr(TrainingSettings(), k) for k in values)
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--l2", "2"], "'l2' must be between 0.0 and 1.0"),
+        (["--optimizer", "lion"], "invalid choice: 'lion'"),
+        (["--batch-size", "2.5"], "invalid int value"),
+    ],
+)
+def test_out_of_range_train_flags_are_refused_plainly(flags, message, small_shapes, tmp_path,
+                                                      capsys):
+    argv = ["train", str(small_shapes), "--out", str(tmp_path / "r"), *flags]
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse refuses a wrong type or choice itself
+        code = stop.code
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

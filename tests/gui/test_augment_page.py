@@ -57,7 +57,7 @@ def test_a_preset_sets_every_control(augment_page):
     window, page = augment_page
     page.preset.setCurrentIndex(page.preset.findData("strong"))
     assert window.state.settings.augment == PRESETS["strong"]
-    assert page.flip.currentData() == "horizontal_and_vertical"
+    assert page.flip.currentData() == "horizontal"  # the page says: do not flip upside down
     assert page.sliders["noise"][0].value() == 8
     assert window.steps.status_text("augment") == "strong"
 

@@ -59,7 +59,10 @@ def test_two_runs_side_by_side_show_the_differing_setting_both_scores_and_a_curv
     dialog = window.comparison
     assert dialog is not None and dialog.isVisible()
     table = dialog.table
-    assert [table.horizontalHeaderItem(c).text() for c in range(2)] == ["shared-run", "head-only"]
+    names = dialog.comparison.names  # network · data folder · time · test accuracy
+    assert [n.split(" · ")[:2] for n in names] == [["MobileNetV3Small", "data"]] * 2
+    assert [table.horizontalHeaderItem(c).text() for c in range(2)] == [
+        n.replace(" · ", "\n") for n in names]
     assert row_texts(table, "epochs of fine-tuning") == ["1", "0"]
     settings_rows = range(row_of(table, "Settings that differ") + 1, row_of(table, "Scores"))
     assert [table.verticalHeaderItem(r).text() for r in settings_rows] == [
@@ -69,7 +72,7 @@ def test_two_runs_side_by_side_show_the_differing_setting_both_scores_and_a_curv
     assert row_texts(table, "epochs run") == ["2", "1"]
     for plot in (dialog.accuracy_plot, dialog.loss_plot):
         assert dialog.curve_count(plot) == 2
-        assert dialog.legend_names(plot) == ["shared-run", "head-only"]
+        assert dialog.legend_names(plot) == names
 
     # Unticking a run leaves one column and one curve, and says what to do.
     item = dialog.run_list.findItems("head-only", Qt.MatchFlag.MatchExactly)[0]
@@ -101,3 +104,19 @@ def test_the_best_score_of_each_row_is_highlighted_and_ties_are_not(qtbot, tmp_p
     assert highlighted(table, "F1 (mean over classes)") == set()  # all equal: nothing to prefer
     assert highlighted(table, "epochs run") == set()  # a count, not a score
     assert dialog.curve_count(dialog.accuracy_plot) == 1  # runs without history draw nothing
+
+
+def test_runs_on_different_data_show_the_folder_warn_and_rank_nothing(qtbot, tmp_path):
+    from tests.compare_runs import FILES, fake_run
+
+    state = ProjectState(tmp_path / "runs")
+    state.set_runs([fake_run(tmp_path / "flowers-run", "/photos/flowers", FILES, accuracy_hits=4),
+                    fake_run(tmp_path / "faces-run", "/photos/faces", FILES, accuracy_hits=2)])
+    dialog = CompareRunsDialog(state)
+    qtbot.addWidget(dialog)
+    dialog.tick(state.runs)
+    table = dialog.table
+    assert row_texts(table, "data folder") == ["/photos/flowers", "/photos/faces"]
+    assert "different images" in dialog.message.text()
+    assert highlighted(table, "test accuracy") == set()
+    assert table.horizontalHeaderItem(0).text().startswith("MobileNetV3Small\nflowers\n")

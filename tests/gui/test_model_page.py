@@ -81,6 +81,36 @@ def test_advanced_settings_fold_open_and_apply(qtbot, model_page):
     assert options.patience.text() == "never stop early"
 
 
+def test_options_are_named_and_explained_by_the_settings_own_description(model_page):
+    from PySide6.QtWidgets import QFormLayout, QLabel
+
+    from finetune_gui.core.settings import SETTINGS_INFO
+
+    _, page = model_page
+    rows = {}
+    for form in page.options.findChildren(QFormLayout):
+        for r in range(form.rowCount()):
+            label = form.itemAt(r, QFormLayout.ItemRole.LabelRole).widget()
+            field = form.itemAt(r, QFormLayout.ItemRole.FieldRole).widget()
+            assert isinstance(label, QLabel)
+            rows[field.objectName()] = (label.text(), label.toolTip(), field.toolTip())
+    assert len(rows) == 14
+    for key, (text, label_tip, field_tip) in rows.items():
+        info = SETTINGS_INFO[key]
+        assert text.lower() == f"{info.label}:".lower() and label_tip == field_tip == info.help
+    assert rows["l2"][0] == "Weight penalty (L2):"
+
+
+def test_the_train_page_says_the_plan_the_engine_will_run(qtbot, model_page):
+    window, page = model_page
+    plan = window.pages["train"].plan
+    assert "5 epochs for the new head, then 5 epochs fine-tuning the top 2 blocks" in plan.text()
+    page.unfreeze_slider.setValue(0)
+    assert "5 epochs for the new head; no fine-tuning: 0 blocks" in plan.text()
+    qtbot.mouseClick(page.weights_buttons["none"], Qt.MouseButton.LeftButton)
+    assert "10 epochs training the whole network from scratch" in plan.text()
+
+
 def test_an_impossible_setting_is_refused_in_plain_words(model_page):
     window, page = model_page
     options = page.options

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +25,32 @@ def _describe_os_error(target: Path, exc: OSError) -> str:
     return f"Cannot write {target}: {exc.strerror or exc}."
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    # Elsewhere the only way to read it is to set it; the lock keeps our own threads out.
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def give_user_permissions(path: Path | str) -> None:
+    """Give a file or folder made by `tempfile` (always private, 0600/0700) the permissions any
+    other program's new file gets: 0666 or 0777 less the user's umask."""
+    path = Path(path)
+    base = 0o777 if path.is_dir() else 0o666
+    os.chmod(path, base & ~current_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path | str, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success rename it onto `target`, else delete it."""
@@ -38,6 +65,7 @@ def atomic_path(target: Path | str, suffix: str = "") -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        give_user_permissions(tmp)
         yield tmp
         os.replace(tmp, target)
     except OSError as exc:

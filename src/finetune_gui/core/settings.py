@@ -1,11 +1,17 @@
-"""Every choice that shapes a training run, with safe defaults, checked in one place."""
+"""Every choice that shapes a training run, with safe defaults, checked in one place.
+
+Each field is declared once, with its `SettingInfo` (plain name, help, CLI flag, range or
+choices); the command line's train options, the Model page's tips, the run comparison's labels
+and the range checks below are all made from it. Adding a setting is one `setting(...)` line.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+import typing
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from finetune_gui.core.data.augment import AugmentSettings, preset
+from finetune_gui.core.data.augment import PRESETS, AugmentSettings, preset
 from finetune_gui.core.errors import SettingsError
 from finetune_gui.core.model.backbones import check_image_size, get_backbone, weights_kind
 
@@ -15,32 +21,109 @@ CACHE_MODES = ("fast", "exact")
 
 
 @dataclass(frozen=True)
+class SettingInfo:
+    """How a setting is named, explained and bounded, for every face of the app."""
+
+    label: str  # a plain name, lower case: "epochs for the new head"
+    help: str  # one or two plain sentences: the Model page's tip and the CLI's help
+    flag: str = ""  # the CLI flag; "" means "--" + the field name with dashes
+    low: float | None = None  # inclusive bounds, checked when the settings are made
+    high: float | None = None
+    choices: tuple[str, ...] = ()  # the accepted words (for the CLI: the words it takes)
+
+
+def setting(default=MISSING, *, factory=MISSING, **info) -> Field:
+    """A `TrainingSettings` field with its `SettingInfo`."""
+    return field(default=default, default_factory=factory, metadata={"info": SettingInfo(**info)})
+
+
+@dataclass(frozen=True)
 class TrainingSettings:
     """A complete description of one run; saved with it so it can be repeated exactly."""
 
-    backbone: str = "mobilenetv2"
-    weights: str = "imagenet"  # "imagenet", "none", or a path to a weights file
-    image_size: int | None = None  # None: the backbone's default
-    epochs_head: int = 5
-    epochs_finetune: int = 5
-    unfreeze_blocks: int = 2
-    batch_size: int = 32
-    lr_head: float = 1e-3
-    lr_finetune: float | None = None  # None: lr_head / 10
-    optimizer: str = "adam"
-    augment: AugmentSettings = field(default_factory=lambda: preset("light"))
-    dense_units: int = 0  # 0: no hidden dense layer in the head
-    dropout: float = 0.2
-    l2: float = 0.0
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    seed: int = 0
-    class_weights: str = "auto"  # "auto": on when the largest class is over 3x the smallest
-    patience: int = 3  # early stopping on validation loss
-    cache_mode: str = "fast"
+    backbone: str = setting(
+        "mobilenetv2", label="network",
+        help="The pretrained network to start from, e.g. mobilenetv2, resnet50, efficientnetb0.")
+    weights: str = setting(
+        "imagenet", label="starting weights",
+        help="Where the network's starting weights come from: imagenet, none (train from "
+             "scratch), or a weights file.")
+    image_size: int | None = setting(
+        None, label="image size (px)",
+        help="Images are resized to this many pixels a side; default: the network's own size.")
+    epochs_head: int = setting(
+        5, label="epochs for the new head", low=0, high=10_000,
+        help="Rounds over all training images while only the new head learns. The backbone "
+             "stays as it is. 5 is usually enough.")
+    epochs_finetune: int = setting(
+        5, label="epochs of fine-tuning", low=0, high=10_000,
+        help="Rounds over the training images after the top blocks of the backbone are "
+             "unfrozen. Set 0 to skip fine-tuning.")
+    unfreeze_blocks: int = setting(
+        2, label="blocks fine-tuned", low=0, high=1_000,
+        help="How many blocks at the top of the backbone learn during fine-tuning.")
+    batch_size: int = setting(
+        32, label="batch size", low=1, high=4096,
+        help="How many images the model looks at before each small correction. Smaller uses "
+             "less memory; 32 is a safe choice.")
+    lr_head: float = setting(
+        1e-3, label="learning rate (head)", low=1e-8, high=1.0,
+        help="How big each correction is while the head learns. Too big and training jumps "
+             "around; too small and it barely moves. 0.001 is a safe choice.")
+    lr_finetune: float | None = setting(
+        None, label="learning rate (fine-tuning)", low=1e-9, high=1.0,
+        help="Correction size while the backbone is fine-tuned. Automatic (the default) uses a "
+             "tenth of the head's rate, so the pretrained weights change gently.")
+    optimizer: str = setting(
+        "adam", label="optimizer", choices=OPTIMIZERS,
+        help="The method that applies the corrections. Adam adapts itself and is the safe "
+             "choice.")
+    # setting() returns a field with a default_factory: each instance gets its own preset value
+    augment: AugmentSettings = setting(  # noqa: RUF009
+        factory=lambda: preset("light"), label="augmentation", choices=tuple(PRESETS),
+        help="How strongly training images are randomly changed (flips, turns, zoom, colour) so "
+             "the model learns the subject rather than the picture.")
+    dense_units: int = setting(
+        0, label="extra layer units", low=0, high=8192,
+        help="An extra layer of this many units before the answer. 0 (none) works well for "
+             "most data sets; try 128 or 256 for many classes.")
+    dropout: float = setting(
+        0.2, label="dropout", low=0.0, high=0.95,
+        help="Randomly ignores this share of features while training so the model cannot rely "
+             "on a few of them. Helps against learning the training images by heart.")
+    l2: float = setting(
+        0.0, label="weight penalty (L2)", low=0.0, high=1.0,
+        help="Penalises large weights in the head. 0 turns it off; 0.0001 is a mild setting.")
+    val_fraction: float = setting(
+        0.15, label="share for validation",
+        help="The share of images set aside to watch training (early stopping, best epoch).")
+    test_fraction: float = setting(
+        0.15, label="share for the test",
+        help="The share of images kept out of training and scored once, at the end.")
+    seed: int = setting(
+        0, label="random seed",
+        help="The number that fixes every random choice (split, shuffling, augmentation), so "
+             "the same settings give the same result.")
+    class_weights: str = setting(
+        "auto", label="class weights", choices=CLASS_WEIGHT_MODES,
+        help="Count images of small classes more, so the model does not ignore them. "
+             "Automatic turns this on when the largest class is over 3x the smallest.")
+    patience: int = setting(
+        3, label="early-stopping patience (epochs)", low=0, high=1000,
+        help="Stop a phase early when the validation loss has not improved for this many "
+             "epochs. 0 never stops early.")
+    cache_mode: str = setting(
+        "fast", label="speed mode", flag="--mode", choices=CACHE_MODES,
+        help="Fast computes the frozen part of the network once per image and reuses it "
+             "every epoch. Exact runs every image through the whole network each epoch, "
+             "with a new random augmentation each time: several times slower.")
     # Augmented copies of each image the fast mode computes once (docs/benchmarks.md: 2 and 4
     # copies measured no better than 1, and the frozen-layer pass costs K times as much).
-    views: int = 1
+    views: int = setting(
+        1, label="augmented copies per image", low=1, high=16,
+        help="Fast mode: how many randomly augmented copies of each image are computed once "
+             "and reused. Each copy costs one more pass over the data; more than 1 measured no "
+             "better on our test folders, but may help a very small folder.")
 
     def __post_init__(self) -> None:
         spec = get_backbone(self.backbone)
@@ -50,25 +133,10 @@ class TrainingSettings:
         elif isinstance(self.augment, dict):
             object.__setattr__(self, "augment", AugmentSettings.from_dict(self.augment))
         check_image_size(spec, self.resolved_image_size)
-        _check_range("epochs_head", self.epochs_head, 0, 10_000)
-        _check_range("epochs_finetune", self.epochs_finetune, 0, 10_000)
+        for name, info in SETTINGS_INFO.items():
+            _check(name, getattr(self, name), info, value_type(name))
         if self.epochs_head + self.epochs_finetune < 1:
             raise SettingsError("Train for at least one epoch (head or fine-tune).")
-        _check_range("unfreeze_blocks", self.unfreeze_blocks, 0, 1_000)
-        _check_range("batch_size", self.batch_size, 1, 4096)
-        _check_range("lr_head", self.lr_head, 1e-8, 1.0, exclusive_low=False)
-        if self.lr_finetune is not None:
-            _check_range("lr_finetune", self.lr_finetune, 1e-9, 1.0)
-        _check_range("dense_units", self.dense_units, 0, 8192)
-        _check_range("dropout", self.dropout, 0.0, 0.95)
-        _check_range("l2", self.l2, 0.0, 1.0)
-        _check_range("patience", self.patience, 0, 1000)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("class_weights", self.class_weights, CLASS_WEIGHT_MODES)
-        _check_choice("cache_mode", self.cache_mode, CACHE_MODES)
-        _check_range("views", self.views, 1, 16)
-        if not isinstance(self.views, int):
-            raise SettingsError(f"Setting 'views' must be a whole number; got {self.views!r}.")
         if weights_kind(self.weights) == "file" and not Path(self.weights).is_file():
             raise SettingsError(f"The weights file {self.weights} does not exist.")
 
@@ -97,10 +165,56 @@ class TrainingSettings:
         return cls(**data)
 
 
-def _check_range(name, value, low, high, exclusive_low=False) -> None:
+# name -> SettingInfo, in declaration order (the order the CLI lists them)
+SETTINGS_INFO: dict[str, SettingInfo] = {f.name: f.metadata["info"] for f in fields(TrainingSettings)}
+_HINTS = typing.get_type_hints(TrainingSettings)
+
+
+def value_type(name: str) -> type:
+    """The type a setting's value has when set: `int` for "int | None"."""
+    hint = _HINTS[name]
+    options = [t for t in typing.get_args(hint) if t is not type(None)]
+    return options[0] if options else hint
+
+
+def may_be_unset(name: str) -> bool:
+    """True for a setting whose None means "derived" (the backbone's size, a tenth of lr_head)."""
+    return type(None) in typing.get_args(_HINTS[name])
+
+
+def default_value(name: str) -> object:
+    """A setting's default as a user would type it (the augmentation preset's name, not its
+    values)."""
+    spec = next(f for f in fields(TrainingSettings) if f.name == name)
+    value = spec.default if spec.default is not MISSING else spec.default_factory()
+    if isinstance(value, AugmentSettings):
+        return next(key for key, known in PRESETS.items() if known == value)
+    return value
+
+
+def setting_label(key: str) -> str:
+    """A plain name for a setting key such as "unfreeze_blocks" or "augment.flip"."""
+    if key.startswith("augment."):
+        return f"augmentation: {key.split('.', 1)[1]}"
+    info = SETTINGS_INFO.get(key)
+    return info.label if info else key.replace("_", " ")
+
+
+def _check(name: str, value, info: SettingInfo, kind: type) -> None:
+    if value is None and may_be_unset(name):
+        return
+    if info.low is not None or info.high is not None:
+        _check_range(name, value, info.low, info.high)
+        if kind is int and not isinstance(value, int):
+            raise SettingsError(f"Setting '{name}' must be a whole number; got {value!r}.")
+    if info.choices and kind is str:
+        _check_choice(name, value, info.choices)
+
+
+def _check_range(name, value, low, high) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise SettingsError(f"Setting '{name}' must be a number; got {value!r}.")
-    if value < low or value > high or (exclusive_low and value == low):
+    if value < low or value > high:
         raise SettingsError(f"Setting '{name}' must be between {low} and {high}; got {value}.")
 
 

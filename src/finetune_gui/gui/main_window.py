@@ -36,6 +36,7 @@ from finetune_gui.gui.preferences import Preferences
 from finetune_gui.gui.state import STEP_TITLES, STEPS, LoadedRun, ProjectState
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.step_list import StepList
+from finetune_gui.gui.widgets.user_guide import UserGuide
 from finetune_gui.gui.worker import JobRunner, load_tensorflow
 from finetune_gui.jobs.child_process import prepare_child_processes
 
@@ -95,6 +96,7 @@ class MainWindow(QMainWindow):
         self.pages["train"].show_results.connect(lambda: self.go_to("results"))
         self.pages["train"].compare_runs.connect(self.show_comparison)
         self.comparison: CompareRunsDialog | None = None  # made when first asked for
+        self.user_guide: UserGuide | None = None
         self._build_menus()
         self._refresh_steps()
         self._refresh_title()
@@ -193,6 +195,8 @@ class MainWindow(QMainWindow):
             lambda: self.compare_action.setEnabled(len(self.state.runs) >= 2))
         self.compare_action.setEnabled(False)
         help_menu = self.menuBar().addMenu("&Help")
+        self.guide_action = self._add_action(help_menu, "&User guide", self.show_user_guide,
+                                             QKeySequence.StandardKey.HelpContents)
         self._add_action(help_menu, "Open the &log folder", self._open_log_folder)
         self._add_action(help_menu, "&About finetune-gui", self._about)
 
@@ -222,6 +226,14 @@ class MainWindow(QMainWindow):
         for path in recent:
             action = self.recent_menu.addAction(str(path))
             action.triggered.connect(lambda _checked=False, p=path: self.open_project(p))
+
+    def show_user_guide(self) -> UserGuide:
+        """Open (or bring forward) the offline user guide."""
+        if self.user_guide is None:
+            self.user_guide = UserGuide(self)
+        self.user_guide.show()
+        self.user_guide.raise_()
+        return self.user_guide
 
     def _open_log_folder(self) -> None:
         folder = log_dir()

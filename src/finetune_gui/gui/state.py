@@ -14,7 +14,8 @@ from PySide6.QtCore import QObject, Signal
 from finetune_gui.core.data.augment import PRESETS
 from finetune_gui.core.data.dataset import DatasetScan, DatasetSplit, split_dataset
 from finetune_gui.core.errors import DatasetError, SettingsError
-from finetune_gui.core.model.backbones import get_backbone, weights_kind
+from finetune_gui.core.model.backbones import get_backbone
+from finetune_gui.core.model.build import from_scratch
 from finetune_gui.core.settings import TrainingSettings
 
 STEPS = ("data", "model", "augment", "train", "results", "export")
@@ -213,7 +214,7 @@ class ProjectState(QObject):
         if step == "model":
             s = self.settings
             name = get_backbone(s.backbone).keras_name
-            if weights_kind(s.weights) == "none":
+            if from_scratch(s):
                 return StepStatus(True, f"{name}, from scratch")
             return StepStatus(True, f"{name}, tune {s.unfreeze_blocks} blocks")
         if step == "augment":

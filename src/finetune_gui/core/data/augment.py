@@ -59,8 +59,10 @@ PRESETS: dict[str, AugmentSettings] = {
     "standard": AugmentSettings(
         flip="horizontal", rotation=0.08, zoom=0.15, shift=0.1, brightness=0.1, contrast=0.1
     ),
+    # No preset flips upside down: the Augmentation page tells users not to flip text that way,
+    # and most photos (faces, scenes, objects on a table) are never seen upside down either.
     "strong": AugmentSettings(
-        flip="horizontal_and_vertical",
+        flip="horizontal",
         rotation=0.15,
         zoom=0.25,
         shift=0.15,

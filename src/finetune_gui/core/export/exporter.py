@@ -40,7 +40,7 @@ from finetune_gui.core.events import (
     ignore_progress,
 )
 from finetune_gui.core.export.templates import LOADER_FILE, LOADER_TEMPLATE  # the card's loader
-from finetune_gui.core.files import _describe_os_error
+from finetune_gui.core.files import _describe_os_error, give_user_permissions
 from finetune_gui.core.model.backbones import get_backbone, weights_kind
 from finetune_gui.core.run.folder import (
     LABELS_FILE,
@@ -336,11 +336,13 @@ def _stage(source: Path, target: Path) -> Path:
     try:
         if source.is_dir():
             temporary = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
+            give_user_permissions(temporary)
             _copy_tree(source, temporary)
         else:
             handle, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
             os.close(handle)
             temporary = Path(name)
+            give_user_permissions(temporary)
             _copy_file(source, temporary)
     except OSError as exc:
         if temporary is not None:

@@ -251,12 +251,12 @@ def _download_message(spec: BackboneSpec, exc: Exception) -> str:
         return (
             f"The cached ImageNet weights file {cached} was damaged or incomplete, so it was "
             f"removed, and it could not be downloaded again. Connect to the internet and retry, "
-            f"choose a local weights file, or train from scratch with weights 'none'."
+            f"choose a local weights file, or train from scratch without pretrained weights."
         )
     return (
         f"Could not download the ImageNet weights for {spec.keras_name} ({file_name}); "
         f"the computer may be offline. Either choose a local weights file for "
-        f"{spec.keras_name} without its top, or train from scratch with weights 'none'."
+        f"{spec.keras_name} without its top, or train from scratch without pretrained weights."
     )
 
 
@@ -286,8 +286,8 @@ def load_weights_file(base, spec: BackboneSpec, path: Path) -> None:
             raise WeightsError(f"The weights file {path.name} is damaged or incomplete.") from exc
         raise WeightsError(
             f"The weights file {path.name} does not fit {spec.keras_name} without its top "
-            f"at this input size. Use a file saved from the same backbone "
-            f"(include_top=False), or weights 'none'."
+            f"at this input size. Use a file saved from the same network without its top "
+            f"layers, or train from scratch without pretrained weights."
         ) from exc
 
 

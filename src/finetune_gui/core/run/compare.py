@@ -2,27 +2,49 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # Higher is better for every metric except those named here.
 LOWER_IS_BETTER = frozenset({"best val_loss"})
+# Rows that say which images a run learned from; they lead the differences when they differ.
+DATA_FOLDER = "data folder"
+DATA_IMAGES = "images (hash of names and classes)"
 
 
 @dataclass
 class RunComparison:
     """Column i of every table is run i."""
 
-    names: list[str]  # run folder names, made unique when two are alike
+    names: list[str]  # network · data folder · time · test accuracy, unique
     paths: list[Path]
     differing: dict[str, list]  # setting -> value per run, only settings that differ
     shared: dict[str, object]  # settings every run had alike
     metrics: dict[str, list[float | int | str | None]]  # metric -> value per run
     histories: list[list[dict]] = field(default_factory=list)
 
+    @property
+    def same_data(self) -> bool:
+        """True when every run learned from the same images (or it cannot be told)."""
+        return DATA_FOLDER not in self.differing and DATA_IMAGES not in self.differing
+
+    @property
+    def data_warning(self) -> str:
+        """One sentence for runs on different images; empty when they share their data."""
+        if self.same_data:
+            return ""
+        return ("These runs learned from different images, so their scores are not comparable "
+                "and none is marked best.")
+
     def best_run(self, metric: str) -> int | None:
-        """Index of the run with the best value of a numeric metric (None: no run has one)."""
+        """Index of the run with the best value of a numeric metric (None: no run has one, or
+        the runs were trained on different data, where a score says nothing about the other)."""
+        if not self.same_data:
+            return None
         values = [
             (v, i) for i, v in enumerate(self.metrics.get(metric, []))
             if isinstance(v, int | float) and not math.isnan(v)
@@ -56,8 +78,9 @@ def compare_runs(runs: list) -> RunComparison:
     from finetune_gui.core.run.folder import RunFolder
 
     folders = [r if isinstance(r, RunFolder) else RunFolder.open(r) for r in runs]
-    settings = [flat_settings(f.settings.to_dict()) for f in folders]
-    keys = sorted({key for s in settings for key in s})
+    settings = [{**data_identity(f), **flat_settings(f.settings.to_dict())} for f in folders]
+    keys = [DATA_FOLDER, DATA_IMAGES, *sorted({key for s in settings for key in s}
+                                            - {DATA_FOLDER, DATA_IMAGES})]
     differing, shared = {}, {}
     for key in keys:
         values = [s.get(key) for s in settings]
@@ -66,7 +89,7 @@ def compare_runs(runs: list) -> RunComparison:
         else:
             differing[key] = values
     return RunComparison(
-        names=_unique_names(folders),
+        names=readable_names(folders),
         paths=[f.path for f in folders],
         differing=differing,
         shared=shared,
@@ -117,11 +140,50 @@ def _metrics(folders) -> dict[str, list]:
     return rows
 
 
-def _unique_names(folders) -> list[str]:
-    names = [f.path.name for f in folders]
-    if len(set(names)) == len(names):
-        return names
-    return [f"{f.path.parent.name}/{f.path.name}" for f in folders]
+def data_identity(folder) -> dict[str, str | None]:
+    """The data folder a run learned from and a short hash of its images' names and classes.
+
+    Read from the run's split.json (small), so comparing stays fast; the parts (train, val,
+    test) are left out of the hash: another split of the same images is a setting, not other
+    data. None where a run does not record it.
+    """
+    try:
+        split = json.loads((folder.path / "split.json").read_text("utf-8"))
+        classes = split["classes"]
+        lines = sorted(f"{name}\t{classes[int(label)]}" for part in ("train", "val", "test")
+                       for name, label in split[part])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return {DATA_FOLDER: folder.facts.get("data"), DATA_IMAGES: None}
+    digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:12]
+    return {DATA_FOLDER: split.get("root") or folder.facts.get("data"),
+            DATA_IMAGES: f"{len(lines)} images, {digest}"}
+
+
+def readable_name(folder) -> str:
+    """"MobileNetV3Small · shapes · 01 Dec 16:20 · 87.5%": what, on what, when, how well."""
+    from finetune_gui.core.errors import UserError
+    from finetune_gui.core.model.backbones import get_backbone
+
+    try:
+        network = get_backbone(folder.settings.backbone).keras_name
+    except UserError:
+        network = folder.settings.backbone
+    data = data_identity(folder)[DATA_FOLDER]
+    try:
+        when = time.strftime("%d %b %H:%M",
+                             time.strptime(folder.facts["updated"], "%Y-%m-%dT%H:%M:%S"))
+    except (KeyError, ValueError, TypeError):
+        when = time.strftime("%d %b %H:%M", time.localtime(folder.path.stat().st_mtime))
+    report = folder.report
+    score = f"{report.accuracy:.1%}" if report is not None else folder.status
+    return " · ".join([network, Path(data).name if data else "unknown data", when, score])
+
+
+def readable_names(folders) -> list[str]:
+    """Each run's readable name; runs alike in all four get their folder name added."""
+    names = [readable_name(f) for f in folders]
+    return [f"{name} ({folder.path.name})" if names.count(name) > 1 else name
+            for name, folder in zip(names, folders, strict=True)]
 
 
 def _text(value) -> str:

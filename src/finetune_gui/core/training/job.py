@@ -381,7 +381,7 @@ class TrainingJob:
         size = self.settings.resolved_image_size
         train_x, train_y = self._decode(split.train, "decode")
         val_x, val_y = self._decode(split.val, "decode")
-        weights = self._sample_weights(train_y, len(split.classes))
+        weights = self._sample_weights(train_y, split.classes)
         with strategy.scope():
             self.classifier = build_classifier(self.settings, len(split.classes))
         if self.resume_state:
@@ -668,7 +668,8 @@ class TrainingJob:
             "rmsprop": keras.optimizers.RMSprop,
         }[self.settings.optimizer](learning_rate=lr)
 
-    def _sample_weights(self, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    def _sample_weights(self, labels: np.ndarray, classes: list[str]) -> np.ndarray:
+        n_classes = len(classes)
         counts = np.bincount(labels, minlength=n_classes).astype(float)
         present = counts[counts > 0]
         ratio = present.max() / present.min() if len(present) else 1.0
@@ -677,7 +678,9 @@ class TrainingJob:
         if not use:
             return np.ones(len(labels), dtype="float32")
         per_class = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 0.0)
-        self.progress(LogMessage("Class weights on: " + ", ".join(f"{w:.2f}" for w in per_class)))
+        # Named, so "8.12" can be read as "the rare class counts eight times".
+        self.progress(LogMessage("Class weights on (a rarer class counts more): " + ", ".join(
+            f"{name} {weight:.2f}" for name, weight in zip(classes, per_class, strict=True))))
         return per_class[labels].astype("float32")
 
     def _restore_best(self) -> None:

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.errors import UserError
 from finetune_gui.core.run.compare import RunComparison, compare_runs
+from finetune_gui.core.settings import setting_label
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner
 from finetune_gui.gui.widgets.plots import epoch_plot
@@ -39,26 +40,6 @@ from finetune_gui.gui.widgets.plots import epoch_plot
 RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                "#7f7f7f", "#bcbd22", "#17becf")
 BEST_BRUSH = QBrush(QColor("#d1fadf"))
-SETTING_NAMES = {
-    "backbone": "network",
-    "weights": "starting weights",
-    "image_size": "image size (px)",
-    "epochs_head": "epochs for the new head",
-    "epochs_finetune": "epochs of fine-tuning",
-    "unfreeze_blocks": "blocks fine-tuned",
-    "batch_size": "batch size",
-    "lr_head": "learning rate (head)",
-    "lr_finetune": "learning rate (fine-tuning)",
-    "dense_units": "extra layer size",
-    "l2": "L2 penalty",
-    "val_fraction": "share for validation",
-    "test_fraction": "share for the test",
-    "seed": "random seed",
-    "class_weights": "class weights",
-    "patience": "patience (epochs)",
-    "cache_mode": "speed mode",
-    "views": "augmented copies per image",
-}
 METRIC_NAMES = {
     "status": "how it ended",
     "test accuracy": "test accuracy",
@@ -73,13 +54,6 @@ METRIC_NAMES = {
 # Scores where one run can be better than another; counts such as "epochs run" are not.
 SCORES = ("test accuracy", "macro f1", "macro roc-auc", "best val_loss", "best val_accuracy")
 PERCENTAGES = ("test accuracy", "best val_accuracy")
-
-
-def setting_name(key: str) -> str:
-    """A plain name for a setting key such as "unfreeze_blocks" or "augment.flip"."""
-    if key.startswith("augment."):
-        return f"augmentation: {key.split('.', 1)[1]}"
-    return SETTING_NAMES.get(key, key.replace("_", " "))
 
 
 def value_text(value, key: str = "") -> str:
@@ -238,6 +212,8 @@ class CompareRunsDialog(QDialog):
             self.message.show_text("Left out, cannot be read: " + " ".join(problems), "warning")
         elif len(folders) < 2:
             self.message.show_text("Tick at least two runs to compare them.", "info")
+        elif self.comparison.data_warning:
+            self.message.show_text(self.comparison.data_warning, "warning")
         else:
             self.message.show_text("")
         self.show_comparison(self.comparison)
@@ -256,7 +232,9 @@ class CompareRunsDialog(QDialog):
             self.table.setColumnCount(0)
             return
         self.table.setColumnCount(len(comparison.names))
-        self.table.setHorizontalHeaderLabels(comparison.names)
+        # One part of the name per line: network, data folder, time, score.
+        self.table.setHorizontalHeaderLabels([name.replace(" · ", "\n")
+                                              for name in comparison.names])
         for column, path in enumerate(comparison.paths):
             header = self.table.horizontalHeaderItem(column)
             header.setToolTip(str(path))
@@ -286,7 +264,7 @@ class CompareRunsDialog(QDialog):
                 filler.setBackground(QBrush(QColor("#f3f4f6")))
                 self.table.setItem(row, 0, filler)
                 continue
-            name = setting_name(key) if kind == "setting" else METRIC_NAMES.get(key, key)
+            name = setting_label(key) if kind == "setting" else METRIC_NAMES.get(key, key)
             header = QTableWidgetItem(name)
             header.setToolTip(key)
             self.table.setVerticalHeaderItem(row, header)

@@ -450,9 +450,16 @@ class ExportPage(QWidget):
                                       title="Could not save the report")
 
     def open_report(self) -> None:
-        """Show the last report in the user's web browser."""
-        if self.report_path is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.report_path)))
+        """Show the last report in the user's web browser, or say where it is when none opens."""
+        if self.report_path is None:
+            return
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.report_path))):
+            self.report_result.show_text(
+                f"Opened in your web browser: {self.report_path}", "success")
+        else:
+            self.report_result.show_text(
+                f"No web browser could be found to open the report. It is saved as "
+                f"{self.report_path}; open that file from your file manager.", "warning")
 
     # -- try it -------------------------------------------------------------------------------
     def _choose_images(self) -> None:

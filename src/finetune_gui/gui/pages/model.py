@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
 from finetune_gui.core.model.backbones import BACKBONES, get_backbone, weights_kind
+from finetune_gui.core.model.build import from_scratch
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.gui.pages.model_options import TrainingOptions
 from finetune_gui.gui.state import ProjectState
@@ -342,7 +343,7 @@ class ModelPage(QWidget):
         self.unfreeze_slider.blockSignals(True)
         self.unfreeze_slider.setRange(0, d.max_unfreeze_blocks)
         self.unfreeze_slider.setValue(min(s.unfreeze_blocks, d.max_unfreeze_blocks))
-        scratch = weights_kind(s.weights) == "none"
+        scratch = from_scratch(s)
         self.unfreeze_slider.setEnabled(not scratch)
         self.unfreeze_slider.blockSignals(False)
         shown = with_unfreeze(d, None if scratch else s.unfreeze_blocks)

@@ -16,44 +16,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.settings import SETTINGS_INFO, TrainingSettings
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import help_label
 
 LEARNING_RATES = (0.01, 0.003, 0.001, 0.0003, 0.0001, 0.00003, 0.00001)
 BATCH_SIZES = (8, 16, 32, 64, 128)
-
-TIPS = {
-    "epochs_head": "Rounds over all training images while only the new head learns. The backbone "
-                   "stays as it is. 5 is usually enough.",
-    "epochs_finetune": "Rounds over the training images after the top blocks of the backbone are "
-                       "unfrozen. Set 0 to skip fine-tuning.",
-    "batch_size": "How many images the model looks at before each small correction. Smaller uses "
-                  "less memory; 32 is a safe choice.",
-    "lr_head": "How big each correction is while the head learns. Too big and training jumps "
-               "around; too small and it barely moves. 0.001 is a safe choice.",
-    "dense_units": "An extra layer of this many units before the answer. 0 (none) works well for "
-                   "most data sets; try 128 or 256 for many classes.",
-    "dropout": "Randomly ignores this share of features while training so the model cannot rely "
-               "on a few of them. Helps against learning the training images by heart.",
-    "lr_finetune": "Correction size while the backbone is fine-tuned. Automatic uses a tenth of "
-                   "the head's rate, so the pretrained weights change gently.",
-    "optimizer": "The method that applies the corrections. Adam adapts itself and is the safe "
-                 "choice.",
-    "l2": "Penalises large weights in the head. 0 turns it off; 0.0001 is a mild setting.",
-    "class_weights": "Count images of small classes more, so the model does not ignore them. "
-                     "Automatic turns this on when the largest class is over 3× the smallest.",
-    "patience": "Stop a phase early when the validation loss has not improved for this many "
-                "epochs. 0 never stops early.",
-    "seed": "The number that fixes every random choice (split, shuffling, augmentation), so the "
-            "same settings give the same result.",
-    "cache_mode": "Fast computes the frozen part of the network once per image and reuses it "
-                  "every epoch. Exact runs every image through the whole network each epoch, "
-                  "with a new random augmentation each time: several times slower.",
-    "views": "Fast mode: how many randomly augmented copies of each image are computed once "
-             "and reused. Each copy costs one more pass over the data; more than 1 measured no "
-             "better on our test folders, but may help a very small folder.",
-}
 
 
 def _form(box: QGroupBox) -> QFormLayout:
@@ -102,10 +70,10 @@ class TrainingOptions(QWidget):
         self.epochs_finetune.setRange(0, 500)
         self.batch_size = _choices(QComboBox(), [(str(b), b) for b in BATCH_SIZES])
         self.lr_head = _choices(QComboBox(), [(f"{lr:g}", lr) for lr in LEARNING_RATES])
-        self._add(form, "Epochs, head only:", self.epochs_head, "epochs_head")
-        self._add(form, "Epochs, fine-tuning:", self.epochs_finetune, "epochs_finetune")
-        self._add(form, "Batch size:", self.batch_size, "batch_size")
-        self._add(form, "Learning rate:", self.lr_head, "lr_head")
+        self._add(form, self.epochs_head, "epochs_head")
+        self._add(form, self.epochs_finetune, "epochs_finetune")
+        self._add(form, self.batch_size, "batch_size")
+        self._add(form, self.lr_head, "lr_head")
         row.addWidget(basics, 1)
 
         head = QGroupBox("New head")
@@ -118,8 +86,8 @@ class TrainingOptions(QWidget):
         self.dropout.setRange(0.0, 0.9)
         self.dropout.setSingleStep(0.05)
         self.dropout.setDecimals(2)
-        self._add(head_form, "Extra layer units:", self.dense_units, "dense_units")
-        self._add(head_form, "Dropout:", self.dropout, "dropout")
+        self._add(head_form, self.dense_units, "dense_units")
+        self._add(head_form, self.dropout, "dropout")
         row.addWidget(head, 1)
         layout.addLayout(row)
 
@@ -152,16 +120,16 @@ class TrainingOptions(QWidget):
         self.seed.setRange(0, 2**31 - 1)
         self.cache_mode = _choices(QComboBox(), [("fast (reuse frozen features)", "fast"),
                                                  ("exact (slower)", "exact")])
-        self._add(adv, "Fine-tuning learning rate:", self.lr_finetune, "lr_finetune")
-        self._add(adv, "Optimizer:", self.optimizer, "optimizer")
-        self._add(adv, "Weight penalty (L2):", self.l2, "l2")
-        self._add(adv, "Class weights:", self.class_weights, "class_weights")
-        self._add(adv, "Early stopping patience:", self.patience, "patience")
-        self._add(adv, "Random seed:", self.seed, "seed")
-        self._add(adv, "Speed mode:", self.cache_mode, "cache_mode")
+        self._add(adv, self.lr_finetune, "lr_finetune")
+        self._add(adv, self.optimizer, "optimizer")
+        self._add(adv, self.l2, "l2")
+        self._add(adv, self.class_weights, "class_weights")
+        self._add(adv, self.patience, "patience")
+        self._add(adv, self.seed, "seed")
+        self._add(adv, self.cache_mode, "cache_mode")
         self.views = QSpinBox()
         self.views.setRange(1, 16)
-        self._add(adv, "Augmented copies per image:", self.views, "views")
+        self._add(adv, self.views, "views")
         self.advanced.hide()
         layout.addWidget(self.advanced)
 
@@ -174,10 +142,12 @@ class TrainingOptions(QWidget):
                       self.class_weights, self.cache_mode):
             combo.currentIndexChanged.connect(self._commit)
 
-    def _add(self, form: QFormLayout, text: str, widget: QWidget, key: str) -> None:
-        widget.setToolTip(TIPS[key])
+    def _add(self, form: QFormLayout, widget: QWidget, key: str) -> None:
+        """A form row named and explained by the setting's own description (core/settings.py)."""
+        info = SETTINGS_INFO[key]
+        widget.setToolTip(info.help)
         widget.setObjectName(key)
-        form.addRow(help_label(text, TIPS[key]), widget)
+        form.addRow(help_label(f"{info.label[0].upper()}{info.label[1:]}:", info.help), widget)
 
     def _toggle_advanced(self, shown: bool) -> None:
         self.advanced.setVisible(shown)

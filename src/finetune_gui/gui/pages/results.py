@@ -149,7 +149,8 @@ class ResultsPage(QWidget):
         vertical = QSplitter(Qt.Orientation.Vertical)
         vertical.addWidget(splitter)
         vertical.addWidget(self.tabs)
-        vertical.setSizes([260, 420])
+        # The matrix needs the room: at 260 px a 7-class matrix under its header showed 2 rows.
+        vertical.setSizes([400, 300])
         layout.addWidget(vertical, 1)
 
     # -- runs ---------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ from finetune_gui.core.events import (
     StageStarted,
 )
 from finetune_gui.core.model.backbones import get_backbone, weights_kind
+from finetune_gui.core.run.naming import new_run_dir
+from finetune_gui.core.training.plan import plan_summary, planned_epochs
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -52,17 +54,6 @@ def with_loaded_run(result) -> tuple[object, LoadedRun | None]:
         return result, LoadedRun.read(result.run_dir)
     except RunFolderError:
         return result, None  # cancelled before the first epoch: nothing to show
-
-
-def new_run_dir(root: Path, backbone: str) -> Path:
-    """A fresh, sortable folder name under `root` (not created here)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate = root / f"{stamp}-{backbone}"
-    number = 2
-    while candidate.exists():
-        candidate = root / f"{stamp}-{backbone}-{number}"
-        number += 1
-    return candidate
 
 
 def format_eta(seconds: float | None) -> str:
@@ -90,7 +81,7 @@ class TrainPage(QWidget):
         self.state = state
         self.runner = JobRunner("training", self)
         self._total_epochs = 0
-        self._phase = ""
+        self._stage_total = 1
         self._started_at = 0.0
         self.last_dialog: QMessageBox | None = None
         self._build()
@@ -101,6 +92,7 @@ class TrainPage(QWidget):
         for signal in (state.scan_changed, state.settings_changed, state.training_changed,
                        state.excluded_changed):
             signal.connect(self._show_plan)
+        state.data_dir_changed.connect(self._forget_last_run)
         state.runs_changed.connect(self._show_compare)
         self._show_plan()
         self._show_compare()
@@ -139,11 +131,18 @@ class TrainPage(QWidget):
         self.compare_button.clicked.connect(self.compare_runs)
         row.addWidget(self.compare_button)
         layout.addLayout(row)
+        # The words sit beside the bar, not on it: drawn on the bar, the colour boundary of the
+        # filled part cut them in two colours and made them hard to read.
+        progress_row = QHBoxLayout()
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.progress.setFormat("")
-        layout.addWidget(self.progress)
+        self.progress.setTextVisible(False)
+        self.progress_text = QLabel()
+        self.progress_text.setMinimumWidth(260)
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.progress_text)
+        layout.addLayout(progress_row)
 
         self.outcome = Banner("success")
         self.results_button = QPushButton("See the results →")
@@ -164,9 +163,46 @@ class TrainPage(QWidget):
         self.log.setMaximumBlockCount(5000)
         self.log.setFont(QFont("monospace", 9))
         self.log.setPlaceholderText("Messages from training appear here.")
+        # The log stays at its newest line unless the user scrolled up to read something.
+        self._log_follows = True
+        log_bar = self.log.verticalScrollBar()
+        log_bar.valueChanged.connect(
+            lambda value: setattr(self, "_log_follows", value >= log_bar.maximum()))
+        log_bar.rangeChanged.connect(self._keep_log_at_newest_line)
         splitter.addWidget(self.log)
         splitter.setSizes([360, 140])
         layout.addWidget(splitter, 1)
+
+    # -- the log and the progress words ------------------------------------------------------
+    def _keep_log_at_newest_line(self) -> None:
+        if self._log_follows:
+            bar = self.log.verticalScrollBar()
+            bar.setValue(bar.maximum())
+
+    def _append_log(self, text: str) -> None:
+        self.log.appendPlainText(text)
+        self._keep_log_at_newest_line()
+
+    def _clear_log(self) -> None:
+        """A new run starts on an empty log; earlier runs stay in the Runs list."""
+        self.log.clear()
+        self._log_follows = True
+
+    def _show_progress(self, done: int, total: int, text: str) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.progress_text.setText(text)
+
+    def _forget_last_run(self) -> None:
+        """A new folder: the last run's curves and outcome belong to other data, so they go."""
+        if self.runner.is_running:
+            return
+        self.curves.clear()
+        self.outcome.show_text("")
+        self.results_button.hide()
+        self._clear_log()
+        self._show_progress(0, 1, "")
+        self.status.setText("Ready.")
 
     # -- what will be trained -----------------------------------------------------------------
     def _why_not(self) -> str:
@@ -188,10 +224,8 @@ class TrainPage(QWidget):
         spec = get_backbone(s.backbone)
         weights = {"imagenet": "ImageNet weights", "none": "no pretrained weights (from scratch)",
                    "file": f"weights from {Path(s.weights).name}"}[weights_kind(s.weights)]
-        phases = (f"{s.epochs_head + s.epochs_finetune} epochs" if weights_kind(s.weights) == "none"
-                  else f"{s.epochs_head} epochs for the head, then {s.epochs_finetune} fine-tuning "
-                       f"the top {s.unfreeze_blocks} blocks")
-        text = f"<b>{spec.keras_name}</b> at {s.resolved_image_size} px with {weights}; {phases}."
+        text = (f"<b>{spec.keras_name}</b> at {s.resolved_image_size} px with {weights}; "
+                f"{plan_summary(s)}.")
         scan = self.state.scan
         if scan is not None and scan.can_train:
             try:
@@ -221,7 +255,7 @@ class TrainPage(QWidget):
         self.state.runs_root.mkdir(parents=True, exist_ok=True)
         run_dir = new_run_dir(self.state.runs_root, settings.backbone)
         self._prepare_for_run(settings)
-        self.log.appendPlainText(f"— New run in {run_dir}")
+        self._append_log(f"— New run in {run_dir}")
         # A separate process: see child_process.py for why training never shares the GUI's.
         self.runner.start(engine_jobs.train, self.state.scan, settings, run_dir,
                           frozenset(self.state.excluded), separate_process=True,
@@ -229,14 +263,14 @@ class TrainPage(QWidget):
         self.state.set_training(True)
 
     def _prepare_for_run(self, settings) -> None:
+        self._clear_log()
         self.curves.clear()
         self.outcome.show_text("")
         self.results_button.hide()
-        self._total_epochs = settings.epochs_head + settings.epochs_finetune
-        self._phase = ""
+        self._total_epochs = planned_epochs(settings)
         self._started_at = time.monotonic()
         self.status.setText("Starting…")
-        self.progress.setRange(0, 0)
+        self._show_progress(0, 0, "")
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
 
@@ -245,7 +279,7 @@ class TrainPage(QWidget):
         if self.runner.is_running:
             return
         self._prepare_for_run(self.state.settings)
-        self.log.appendPlainText(f"— Resuming the interrupted run in {run_dir}")
+        self._append_log(f"— Resuming the interrupted run in {run_dir}")
         self.runner.start(engine_jobs.resume, Path(run_dir), separate_process=True,
                           then=with_loaded_run)
         self.state.set_training(True)
@@ -259,9 +293,8 @@ class TrainPage(QWidget):
     # -- progress -----------------------------------------------------------------------------
     def _on_event(self, event: object) -> None:
         if isinstance(event, BatchEnded):
-            self.progress.setRange(0, event.batches)
-            self.progress.setValue(event.batch)
-            self.progress.setFormat(f"batch %v of %m   {format_eta(event.eta_seconds)}")
+            self._show_progress(event.batch, event.batches, f"batch {event.batch} of "
+                                f"{event.batches}   {format_eta(event.eta_seconds)}")
             self.status.setText(
                 f"Epoch {event.epoch} of up to {self._total_epochs}, "
                 f"{PHASE_NAMES.get(event.phase, event.phase)}; loss {event.loss:.3f}")
@@ -270,33 +303,30 @@ class TrainPage(QWidget):
             m = event.metrics
             val = (f", validation loss {m['val_loss']:.3f}, validation accuracy "
                    f"{m['val_accuracy']:.1%}" if m.get("val_loss") is not None else "")
-            self.log.appendPlainText(
+            self._append_log(
                 f"Epoch {event.epoch}: loss {m.get('loss', float('nan')):.3f}, accuracy "
                 f"{m.get('accuracy', float('nan')):.1%}{val}")
         elif isinstance(event, PhaseStarted):
-            self._phase = event.phase
             if event.phase == "finetune":
                 self.curves.mark_phase_two(event.first_epoch)
             if event.phase == "scratch":
                 self._total_epochs = event.epochs
         elif isinstance(event, StageStarted):
-            self.progress.setRange(0, max(1, event.total))
-            self.progress.setValue(0)
-            self.progress.setFormat("%v of %m")
+            self._stage_total = max(1, event.total)
+            self._show_progress(0, self._stage_total, f"0 of {self._stage_total}")
             self.status.setText(event.text or STAGE_NAMES.get(event.stage, event.stage))
         elif isinstance(event, StageProgress):
-            self.progress.setValue(event.done)
+            self._show_progress(event.done, self._stage_total,
+                                f"{event.done} of {self._stage_total}")
         elif isinstance(event, LogMessage):
             prefix = "" if event.level == "info" else f"{event.level.upper()}: "
-            self.log.appendPlainText(prefix + event.text)
+            self._append_log(prefix + event.text)
 
     # -- endings ------------------------------------------------------------------------------
     def _end(self, status: str, text: str) -> None:
         self.cancel_button.setEnabled(False)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1 if status == "completed" else 0)
-        self.progress.setFormat({"completed": "done", "cancelled": "cancelled"}.get(status,
-                                                                                  "stopped"))
+        self._show_progress(1 if status == "completed" else 0, 1,
+                            {"completed": "done", "cancelled": "cancelled"}.get(status, "stopped"))
         self.status.setText(text)
         self.state.set_training(False)
         self._show_plan()
@@ -320,7 +350,7 @@ class TrainPage(QWidget):
         self._end("cancelled", "Cancelled.")
 
     def _on_failed(self, exc: BaseException, trace: str) -> None:
-        self.log.appendPlainText(f"ERROR: {exc}")
+        self._append_log(f"ERROR: {exc}")
         self._end("failed", "Stopped by an error.")
         if isinstance(exc, WeightsError):
             self.last_dialog = self._offer_weights_choice(str(exc))
@@ -333,10 +363,14 @@ class TrainPage(QWidget):
         box.setIcon(QMessageBox.Icon.Warning)
         box.setWindowTitle("Pretrained weights unavailable")
         box.setText(message)
-        box.setInformativeText("How would you like to continue?")
-        scratch = box.addButton("Train from scratch", QMessageBox.ButtonRole.AcceptRole)
-        choose = box.addButton("Choose a weights file…", QMessageBox.ButtonRole.ActionRole)
+        box.setInformativeText(
+            "A weights file saved from the same network keeps what it learned on millions of "
+            "photos. Training from scratch starts from nothing: it needs far more images and "
+            "epochs to reach the same accuracy.")
+        choose = box.addButton("Choose a weights file…", QMessageBox.ButtonRole.AcceptRole)
+        scratch = box.addButton("Train from scratch", QMessageBox.ButtonRole.ActionRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(choose)  # the better choice is the one Enter picks
 
         def decide(button) -> None:
             if button is scratch:

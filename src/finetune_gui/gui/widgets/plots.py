@@ -14,8 +14,15 @@ PHASE_PEN = pg.mkPen("#6b7280", width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine)
 SERIES = ("loss", "val_loss", "accuracy", "val_accuracy")
 
 
-def epoch_plot(title: str, y_label: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
-    """A plot of one value per epoch, titled, with its legend at `legend_offset`."""
+# The key to the colours is part of the title, above the plot: a legend inside it covered the
+# "fine-tuning starts" label whenever fine-tuning began near the right edge.
+TITLE_KEY = ('&nbsp;&nbsp;&nbsp;<span style="color:#1f77b4">━━ training</span>'
+             '&nbsp;&nbsp;<span style="color:#ff7f0e">━━ validation</span>')
+
+
+def epoch_plot(title: str, y_label: str,
+               legend_offset: tuple[int, int] | None = None) -> pg.PlotWidget:
+    """A plot of one value per epoch, titled, with a legend at `legend_offset` if one is given."""
     widget = pg.PlotWidget(background="w")
     item = widget.getPlotItem()
     item.setTitle(title, color="#1f2933", size="11pt")
@@ -24,7 +31,8 @@ def epoch_plot(title: str, y_label: str, legend_offset: tuple[int, int]) -> pg.P
     # No "(x0.001)" unit prefixes: a loss of 0.4 should read 0.4.
     item.getAxis("left").enableAutoSIPrefix(False)
     # No grid: drawing it tripled the cost of each per-epoch repaint (measured: 15 -> 45 ms).
-    item.addLegend(offset=legend_offset)
+    if legend_offset is not None:
+        item.addLegend(offset=legend_offset)
     item.setMouseEnabled(x=False, y=False)
     item.hideButtons()
     return widget
@@ -37,9 +45,8 @@ class TrainingCurves(QWidget):
         super().__init__(parent)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        # Legends where the curves usually are not: loss falls to the bottom, accuracy rises.
-        self.loss_plot = epoch_plot("Loss (lower is better)", "loss", (-10, 10))
-        self.accuracy_plot = epoch_plot("Accuracy (higher is better)", "accuracy", (-10, -40))
+        self.loss_plot = epoch_plot("Loss (lower is better)" + TITLE_KEY, "loss")
+        self.accuracy_plot = epoch_plot("Accuracy (higher is better)" + TITLE_KEY, "accuracy")
         self.accuracy_plot.getPlotItem().setYRange(0, 1, padding=0.02)
         layout.addWidget(self.loss_plot)
         layout.addWidget(self.accuracy_plot)
@@ -73,6 +80,7 @@ class TrainingCurves(QWidget):
             curve.setData([], [])
         for line in self.phase_lines:
             line.setVisible(False)
+        self._set_epoch_ticks()  # an empty plot too: its axis reads 0, 1, not 0.2 ... 0.8
 
     def _set_epoch_ticks(self) -> None:
         """Whole epochs only (no 'epoch 1.5'), at most about ten labels."""

@@ -64,9 +64,6 @@ class StepList(QListWidget):
     def select(self, key: str) -> None:
         self.setCurrentRow(self._keys.index(key))
 
-    def current_key(self) -> str:
-        return self._keys[max(0, self.currentRow())]
-
     def set_status(self, key: str, status: StepStatus) -> None:
         row = self._keys.index(key)
         item = self.item(row)

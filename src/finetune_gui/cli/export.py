@@ -1,0 +1,52 @@
+"""`export`: a run's model written for other programs, verified, with a model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from finetune_gui.cli.terminal import EXIT_OK, TerminalProgress
+
+
+def add_parsers(commands) -> None:
+    """Add the `export` command."""
+    export = commands.add_parser(
+        "export", help="write a run's model for other programs, verified, with a model card"
+    )
+    export.add_argument("run", type=Path)
+    export.add_argument(
+        "--format", default="keras",
+        choices=["keras", "savedmodel", "tflite", "tflite-fp16", "tflite-int8", "onnx"],
+        help="onnx needs: pip install 'finetune-gui[onnx]'",
+    )
+    export.add_argument(
+        "--to", type=Path, required=True,
+        help="a folder, or a file path ending in .keras, .tflite or .onnx",
+    )
+    export.add_argument(
+        "--data", type=Path, default=None, help="where the run's image folder is now, if moved"
+    )
+    export.add_argument(
+        "--min-agreement", type=float, default=None,
+        help="share of check images on which the export must pick the Keras model's class "
+        "(default 0.99; 0.9 for tflite-int8)",
+    )
+
+
+def cmd_export(args) -> int:
+    from finetune_gui.core.export.exporter import export_model
+
+    result = export_model(
+        args.run, args.format, args.to, progress=TerminalProgress(), data_root=args.data,
+        min_agreement=args.min_agreement,
+    )
+    for path in result.written:
+        print(f"wrote {path}")
+    v = result.verification
+    print(
+        f"verified on {v.n_images} {v.images}: same top class as the Keras model on "
+        f"{v.agreement:.1%}, largest probability difference {v.max_abs_diff:.2g}"
+    )
+    return EXIT_OK
+
+
+COMMANDS = {"export": cmd_export}

@@ -1,0 +1,57 @@
+"""What a run will do, phase by phase, decided from its settings alone (no model, no data),
+so the window and the terminal say the same thing the engine then does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from finetune_gui.core.model.build import ALL_BLOCKS, from_scratch
+from finetune_gui.core.settings import TrainingSettings
+
+
+@dataclass(frozen=True)
+class PhasePlan:
+    """One phase of training as planned: `phase` is the name the engine's events use."""
+
+    phase: str  # "head", "finetune" or "scratch"
+    epochs: int
+    learning_rate: float
+    unfrozen_blocks: int  # ALL_BLOCKS: the whole network; 0: only the new head
+    sentence: str  # e.g. "5 epochs fine-tuning the top 2 blocks"
+
+
+def phase_plan(settings: TrainingSettings) -> list[PhasePlan]:
+    """The phases that will train, in order; a phase with no epochs is left out."""
+    s = settings
+    if from_scratch(s):
+        epochs = s.epochs_head + s.epochs_finetune
+        sentence = f"{_count(epochs, 'epoch')} training the whole network from scratch"
+        return [PhasePlan("scratch", epochs, s.lr_head, ALL_BLOCKS, sentence)]
+    phases = []
+    if s.epochs_head:
+        phases.append(PhasePlan("head", s.epochs_head, s.lr_head, 0,
+                                f"{_count(s.epochs_head, 'epoch')} for the new head"))
+    if s.epochs_finetune and s.unfreeze_blocks:
+        phases.append(PhasePlan(
+            "finetune", s.epochs_finetune, s.resolved_lr_finetune, s.unfreeze_blocks,
+            f"{_count(s.epochs_finetune, 'epoch')} fine-tuning the top "
+            f"{_count(s.unfreeze_blocks, 'block')}"))
+    return phases
+
+
+def plan_summary(settings: TrainingSettings) -> str:
+    """The plan as one plain sentence part: "5 epochs for the new head, then 5 epochs
+    fine-tuning the top 2 blocks"."""
+    text = ", then ".join(p.sentence for p in phase_plan(settings))
+    if settings.epochs_finetune and not settings.unfreeze_blocks and not from_scratch(settings):
+        text += "; no fine-tuning: 0 blocks are set to be unfrozen"
+    return text
+
+
+def planned_epochs(settings: TrainingSettings) -> int:
+    """How many epochs the run will train at most (early stopping may end a phase sooner)."""
+    return sum(p.epochs for p in phase_plan(settings))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

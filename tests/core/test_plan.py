@@ -1,0 +1,56 @@
+"""The phase plan the window shows is the one the engine runs; new run folders never collide."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from finetune_gui.core.model.build import ALL_BLOCKS
+from finetune_gui.core.run.naming import new_run_dir
+from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.training.job import TrainingJob
+from finetune_gui.core.training.plan import phase_plan, plan_summary, planned_epochs
+
+
+@pytest.mark.parametrize(
+    "changes,summary",
+    [
+        ({}, "5 epochs for the new head, then 5 epochs fine-tuning the top 2 blocks"),
+        ({"weights": "none", "epochs_head": 3, "epochs_finetune": 1},
+         "4 epochs training the whole network from scratch"),
+        ({"epochs_head": 1, "unfreeze_blocks": 1, "epochs_finetune": 2},
+         "1 epoch for the new head, then 2 epochs fine-tuning the top 1 block"),
+        ({"epochs_finetune": 0}, "5 epochs for the new head"),
+        ({"unfreeze_blocks": 0},
+         "5 epochs for the new head; no fine-tuning: 0 blocks are set to be unfrozen"),
+        ({"epochs_head": 0}, "5 epochs fine-tuning the top 2 blocks"),
+    ],
+)
+def test_the_plan_is_said_in_plain_words_and_matches_the_engine(changes, summary):
+    settings = TrainingSettings(**changes)
+    assert plan_summary(settings) == summary
+    # The engine's own phase sequence (phases with epochs), read from the training job.
+    quiet_job = SimpleNamespace(settings=settings, progress=lambda event: None)
+    engine = [(p, e, lr, b) for p, e, lr, b in TrainingJob._phases(quiet_job) if e]
+    planned = [(p.phase, p.epochs, p.learning_rate, p.unfrozen_blocks)
+               for p in phase_plan(settings)]
+    assert planned == engine
+    assert planned_epochs(settings) == sum(e for _, e, _, _ in engine)
+
+
+def test_from_scratch_unfreezes_everything_at_the_head_rate():
+    (only,) = phase_plan(TrainingSettings(weights="none", lr_head=0.01))
+    assert (only.phase, only.unfrozen_blocks, only.learning_rate) == ("scratch", ALL_BLOCKS, 0.01)
+
+
+def test_new_run_folders_are_named_by_time_and_backbone_and_never_reused(tmp_path, monkeypatch):
+    import finetune_gui.core.run.naming as naming
+
+    monkeypatch.setattr(naming.time, "strftime", lambda fmt: "20260114-093000")
+    first = new_run_dir(tmp_path, "resnet50")
+    assert first.parent == tmp_path and first.name.endswith("-resnet50") and not first.exists()
+    first.mkdir()
+    second = new_run_dir(tmp_path, "resnet50")
+    assert second != first and not second.exists()
+    assert (first.name, second.name) == ("20260114-093000-resnet50", "20260114-093000-resnet50-2")
