@@ -85,3 +85,9 @@ def test_accuracy_and_each_class_carry_a_wilson_interval_that_survives_metrics_j
     assert tuple(data["accuracy_interval"]) == report.accuracy_interval
     assert "rough estimate" in data["rough_estimate_note"]
     assert EvaluationReport.from_dict(data) == report
+
+
+def test_no_test_images_give_an_empty_report_not_a_crash():
+    empty = build_report(["a", "b"], np.zeros(0, dtype=int), np.zeros((0, 2)), [])
+    assert empty.count == 0 and empty.accuracy == 0.0 and empty.confusion == [[0, 0], [0, 0]]
+    assert empty.accuracy_interval == (0.0, 1.0) and empty.rough_note == ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from finetune_gui.core.training.selection import criterion, kept_model
+from finetune_gui.core.training.selection import criterion, improves, kept_model
 
 
 def test_more_images_right_beats_a_lower_loss_and_the_loss_breaks_ties():
@@ -35,3 +35,10 @@ def test_fine_tuned_is_kept_when_it_wins():
 
 def test_nothing_to_say_without_a_fine_tuning_phase():
     assert kept_model(rows([("head", 0.8, 0.5)]), best_epoch=1) == (None, "")
+
+
+def test_a_loss_gain_below_noise_at_equal_accuracy_is_no_improvement():
+    head = criterion(1.0, 0.014700, 0.1)
+    assert not improves(criterion(1.0, 0.014699, 0.1), head)
+    assert improves(criterion(1.0, 0.0062, 0.1), head)
+    assert improves(criterion(0.95 + 1 / 18, 0.9, 0.1), criterion(0.95, 0.01, 0.1))

@@ -110,9 +110,12 @@ def build_report(
     )
     y_pred = probabilities.argmax(axis=1) if len(y_true) else np.zeros(0, dtype=int)
     labels = list(range(n))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    if not len(y_true):  # no test images (a split made without a test part): nothing to score
+        precision = recall = f1 = support = np.zeros(n)
+    else:
+        precision, recall, f1, support = precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, zero_division=0
+        )
     hits = [int(((y_true == i) & (y_pred == i)).sum()) for i in labels]
     predicted = [int((y_pred == i).sum()) for i in labels]
     per_class = [
@@ -129,6 +132,8 @@ def build_report(
     ]
 
     def average(kind: str) -> dict[str, float]:
+        if not len(y_true):
+            return {"precision": 0.0, "recall": 0.0, "f1": 0.0}
         p, r, f, _ = precision_recall_fscore_support(
             y_true, y_pred, labels=labels, average=kind, zero_division=0
         )
@@ -167,7 +172,9 @@ def build_report(
         macro_avg=average("macro"),
         weighted_avg=average("weighted"),
         roc_auc=roc_auc,
-        confusion=confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        confusion=confusion_matrix(y_true, y_pred, labels=labels).tolist()
+        if len(y_true)
+        else [[0] * n for _ in range(n)],
         misclassified=wrong,
         count=len(y_true),
         predictions=predictions,

@@ -64,7 +64,7 @@ from finetune_gui.core.training.devices import (
     reset_precision,
 )
 from finetune_gui.core.training.head_solver import kfold_for_run, solve_head_phase, solves_head
-from finetune_gui.core.training.selection import criterion, kept_model
+from finetune_gui.core.training.selection import criterion, improves, kept_model
 
 # Diverged: the loss is 50x worse than on the first batch of the run (and above 20, which a
 # clipped cross-entropy on its own does not reach).
@@ -114,7 +114,7 @@ class BestWeights:
         return self.improved
 
     def update(self, value: float, epoch: int, layers) -> bool:
-        if not value < self.value:
+        if not improves(value, self.value):
             return False
         self.value, self.epoch, self.improved = value, epoch, True
         for layer in layers:

@@ -25,6 +25,16 @@ def criterion(val_accuracy: float | None, val_loss: float | None, train_loss: fl
     return -val_accuracy + _TIE_BREAK_SCALE * loss
 
 
+# Equal accuracy and a validation loss lower by less than this is no improvement: fine-tuning
+# at a negligible rate "won" on a loss 1e-7 lower and replaced the head it had not changed.
+MIN_LOSS_GAIN = 1e-3
+
+
+def improves(new: float, old: float) -> bool:
+    """True when criterion value `new` is better than `old` by more than noise."""
+    return new < old - _TIE_BREAK_SCALE * MIN_LOSS_GAIN
+
+
 def describe(value: float) -> str:
     """The criterion as a user reads it: 'validation accuracy 83.3%'."""
     if value <= 0:
