@@ -180,13 +180,28 @@ def test_an_exploding_loss_stops_with_advice_to_lower_the_learning_rate(small_sh
 
 
 def test_early_stopping_ends_a_phase_that_stops_improving(small_shapes, pretrained_base, tmp_path):
-    settings = tuned(pretrained_base, epochs_head=30, epochs_finetune=0, patience=1, lr_head=0.05)
+    from finetune_gui.core.training.selection import criterion
+
+    # A hidden layer makes the head non-convex: it trains (up to 200 epochs) until validation
+    # stops improving for max(patience, 5) epochs, then keeps its best epoch.
+    settings = tuned(
+        pretrained_base, epochs_head=30, epochs_finetune=0, patience=1, lr_head=0.05,
+        dense_units=16,
+    )  # fmt: skip
     result = TrainingJob(small_shapes, settings, tmp_path / "run").run()
-    assert len(result.history) < 30
-    best = min(row["val_loss"] for row in result.history)
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["best_epoch"] == next(
-        row["epoch"] for row in result.history if row["val_loss"] == best
-    )
+    assert 6 <= len(result.history) < 200
+    scores = [criterion(r["val_accuracy"], r["val_loss"], r["loss"]) for r in result.history]
+    best_epoch = json.loads((tmp_path / "run" / "run.json").read_text())["best_epoch"]
+    assert scores[best_epoch - 1] == min(scores)
+    assert len(result.history) - best_epoch >= 5  # the patience it waited
+
+
+def test_a_head_without_hidden_layer_is_solved_in_one_step(small_shapes, pretrained_base, tmp_path):
+    settings = tuned(pretrained_base, epochs_head=30, epochs_finetune=0)
+    result = TrainingJob(small_shapes, settings, tmp_path / "run").run()
+    assert [r["phase"] for r in result.history] == ["head"]
+    tried = json.loads((tmp_path / "run" / "run.json").read_text())["head_l2_tried"]
+    assert result.history[0]["val_accuracy"] == max(r["val_accuracy"] for r in tried)
 
 
 def test_imbalanced_classes_turn_class_weights_on(tmp_path, pretrained_base):
