@@ -104,9 +104,11 @@ def test_options_are_named_and_explained_by_the_settings_own_description(model_p
 def test_the_train_page_says_the_plan_the_engine_will_run(qtbot, model_page):
     window, page = model_page
     plan = window.pages["train"].plan
-    assert "5 epochs for the new head, then 5 epochs fine-tuning the top 2 blocks" in plan.text()
+    assert "the new head solved in one step, then 5 epochs fine-tuning the top 2 blocks" in (
+        plan.text()
+    )
     page.unfreeze_slider.setValue(0)
-    assert "5 epochs for the new head; no fine-tuning: 0 blocks" in plan.text()
+    assert "the new head solved in one step; no fine-tuning: 0 blocks" in plan.text()
     qtbot.mouseClick(page.weights_buttons["none"], Qt.MouseButton.LeftButton)
     assert "10 epochs training the whole network from scratch" in plan.text()
 

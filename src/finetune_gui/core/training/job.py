@@ -430,7 +430,7 @@ class TrainingJob:
             )
             yield "scratch", epochs, s.lr_head, ALL_BLOCKS
             return
-        if solves_head(s):
+        if solves_head(s) and s.epochs_head:
             yield "head", 1, s.lr_head, 0  # solved to the optimum: one row of history
         elif s.cache_mode == "fast" and s.epochs_head and s.patience:
             yield "head", max(s.epochs_head, HIDDEN_HEAD_EPOCH_LIMIT), s.lr_head, 0

@@ -27,8 +27,18 @@ def phase_plan(settings: TrainingSettings) -> list[PhasePlan]:
         epochs = s.epochs_head + s.epochs_finetune
         sentence = f"{_count(epochs, 'epoch')} training the whole network from scratch"
         return [PhasePlan("scratch", epochs, s.lr_head, ALL_BLOCKS, sentence)]
+    from finetune_gui.core.training.head_solver import solves_head
+    from finetune_gui.core.training.job import HIDDEN_HEAD_EPOCH_LIMIT
+
     phases = []
-    if s.epochs_head:
+    if s.epochs_head and solves_head(s):
+        phases.append(PhasePlan("head", 1, s.lr_head, 0, "the new head solved in one step"))
+    elif s.epochs_head and s.cache_mode == "fast" and s.patience:
+        limit = max(s.epochs_head, HIDDEN_HEAD_EPOCH_LIMIT)
+        phases.append(PhasePlan("head", limit, s.lr_head, 0,
+                                f"the new head until validation stops improving (at most "
+                                f"{limit} epochs)"))
+    elif s.epochs_head:
         phases.append(PhasePlan("head", s.epochs_head, s.lr_head, 0,
                                 f"{_count(s.epochs_head, 'epoch')} for the new head"))
     if s.epochs_finetune and s.unfreeze_blocks:
