@@ -42,3 +42,9 @@ def test_a_loss_gain_below_noise_at_equal_accuracy_is_no_improvement():
     assert not improves(criterion(1.0, 0.014699, 0.1), head)
     assert improves(criterion(1.0, 0.0062, 0.1), head)
     assert improves(criterion(0.95 + 1 / 18, 0.9, 0.1), criterion(0.95, 0.01, 0.1))
+
+
+def test_the_same_count_in_float32_and_float64_is_a_tie_decided_by_the_loss():
+    head = criterion(20 / 22, 0.2468, 0.1)  # the solved head, numpy float64
+    tuned = criterion(0.9090909361839294, 0.2751, 0.1)  # Keras' float32 of 20/22, worse loss
+    assert not improves(tuned, head)

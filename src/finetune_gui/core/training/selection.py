@@ -22,7 +22,9 @@ def criterion(val_accuracy: float | None, val_loss: float | None, train_loss: fl
     if val_accuracy is None or val_loss is None or not math.isfinite(val_accuracy):
         return train_loss if math.isfinite(train_loss) else math.inf
     loss = min(val_loss, _LOSS_CAP) if math.isfinite(val_loss) else _LOSS_CAP
-    return -val_accuracy + _TIE_BREAK_SCALE * loss
+    # Rounded: Keras reports 20/22 as 0.9090909361839294 (float32), numpy as 0.9090909090909091;
+    # unrounded, a fine-tuning epoch with the same count and a worse loss replaced the head.
+    return -round(val_accuracy, 6) + _TIE_BREAK_SCALE * loss
 
 
 # Equal accuracy and a validation loss lower by less than this is no improvement: fine-tuning
