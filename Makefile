@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint app clean
+.PHONY: run test lint app clean web-runtime
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,14 @@ run: $(STAMP)
 	@sh packaging/qt-system-libs.sh
 	$(BIN)/finetune-gui
 
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) web-runtime
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests
+
+# What the web export needs to be built and checked: the pinned ONNX Runtime Web from npm
+# (web/package-lock.json, integrity-checked by npm ci) and Chromium. Quick when both are there;
+# if either cannot be installed, the web tests are skipped with the reason and `make test` goes on.
+web-runtime:
+	@sh packaging/web-runtime.sh
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks

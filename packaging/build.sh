@@ -16,6 +16,11 @@ if ! "$PY" -c "import PyInstaller" 2>/dev/null; then
     echo "Installing PyInstaller into $("$PY" -c 'import sys; print(sys.prefix)')."
     "$PY" -m pip install --quiet "pyinstaller>=6.10,<7"
 fi
+# The web export's runtime, pinned in web/package-lock.json (see finetune-gui.spec).
+if [ ! -f web/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm ]; then
+    npm ci --prefix web --ignore-scripts --no-audit --no-fund --loglevel=error \
+        || echo "npm ci failed: the app's web export will say how to install the runtime."
+fi
 started=$(date +%s)
 "$PY" -m PyInstaller --noconfirm --log-level WARN \
     --distpath dist --workpath build packaging/finetune-gui.spec

@@ -159,7 +159,7 @@ def export(
 
     `data` is where the run's image folder is now, if it was moved.
     """
-    from finetune_gui.core.export.exporter import export_model
+    from finetune_gui.core.export.job import export_model
 
     result = export_model(
         run, format, to, progress=progress, data_root=data, min_agreement=min_agreement

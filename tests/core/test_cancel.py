@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from finetune_gui.core.data.dataset import scan_folder
+from finetune_gui.core.data.scan import scan_folder
 from finetune_gui.core.errors import Cancelled
 from finetune_gui.core.events import CancelToken, StageProgress, StageStarted
 from finetune_gui.core.run.folder import RunFolder

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from finetune_gui.core.data.dataset import DatasetSplit, scan_folder, split_dataset
+from finetune_gui.core.data.scan import scan_folder
+from finetune_gui.core.data.split import DatasetSplit, split_dataset
 from finetune_gui.core.errors import DatasetError
 from finetune_gui.demo import make_shapes_dataset
 

@@ -13,14 +13,16 @@ import pytest
 from PIL import Image
 
 from finetune_gui.cli import main
-from finetune_gui.core.data.dataset import scan_folder, split_dataset
+from finetune_gui.core.data import duplicates
 from finetune_gui.core.data.duplicates import (
-    NEAR_THRESHOLD,
+    DuplicateGroup,
+    duplicate_warnings,
     find_duplicate_groups,
-    fingerprint_distance,
-    near_pairs,
     perceptual_hash,
 )
+from finetune_gui.core.data.scan import scan_folder
+from finetune_gui.core.data.similarity import candidate_pairs
+from finetune_gui.core.data.split import split_dataset
 from finetune_gui.demo import make_shapes_dataset
 
 
@@ -80,7 +82,8 @@ def test_nothing_else_in_the_planted_folder_is_called_a_duplicate(planted):
 
 
 def test_clean_generated_data_gives_few_false_alarms(tmp_path):
-    # Measured with this fingerprint: 2 of 1440 images (0.14%); pHash at 10 bits flagged ~50%.
+    # Measured: 6 of 1440 images (0.42%); pHash at 10 bits flagged ~50%, the old 8 x 8
+    # thumbnail with single linkage 0.14% here but a group of 215 different digits elsewhere.
     images = flagged = 0
     for seed in range(4):
         for size in (48, 64):
@@ -88,7 +91,7 @@ def test_clean_generated_data_gives_few_false_alarms(tmp_path):
             images += len(scan.records)
             flagged += sum(len(g.paths) for g in scan.duplicate_groups)
     assert images == 1440
-    assert flagged / images <= 0.01
+    assert flagged / images <= 0.005  # issue 13: at most 0.5% of distinct images
 
 
 def test_copies_across_train_and_test_folders_are_a_leak(tmp_path):
@@ -165,32 +168,166 @@ def test_fingerprint_is_the_same_from_a_file_pixels_or_an_image(planted):
     assert record.phash == perceptual_hash(path)
 
 
-def test_pruned_pair_search_finds_what_comparing_every_pair_finds():
+def test_pruned_candidate_search_finds_what_comparing_every_pair_finds():
     rng = np.random.default_rng(0)
-    base = rng.integers(0, 256, size=(40, 64))
-    noisy = np.clip(base[:20] + rng.integers(-6, 7, size=(20, 64)), 0, 255)
-    levels = np.concatenate([base, noisy]).astype(np.uint8)
-    prints = [int.from_bytes(row.tobytes(), "big") for row in levels]
+    base = rng.integers(0, 256, size=(30, 32, 32, 3))
+    noisy = np.clip(base[:15] + rng.integers(-40, 41, size=(15, 32, 32, 3)), 0, 255)
+    prints = [perceptual_hash(a.astype(np.uint8)) for a in np.concatenate([base, noisy])]
+    coarse = [duplicates_coarse(p) for p in prints]
     every = sorted(
-        (i, j, fingerprint_distance(prints[i], prints[j]))
+        (i, j)
         for i in range(len(prints))
         for j in range(i + 1, len(prints))
-        if fingerprint_distance(prints[i], prints[j]) <= NEAR_THRESHOLD
+        if np.abs(coarse[i] - coarse[j]).mean() <= 0.6
     )
-    # Some noisy copies fall inside the threshold and some just outside: both edges are exercised.
-    assert 10 <= len(every) < 20
-    assert near_pairs(prints) == every
+    assert 5 <= len(every) < 60
+    assert candidate_pairs(prints, 0.6) == every
 
 
-def test_groups_are_transitive_and_exact_files_need_no_fingerprint():
-    class Record:
-        def __init__(self, name, sha1, label="a", split=None):
-            self.path, self.sha1, self.label, self.split = Path(name), sha1, label, split
+def duplicates_coarse(fingerprint):
+    from finetune_gui.core.data.similarity import _coarse
 
-    levels = np.full(64, 100, dtype=np.uint8)
-    a, b, c = (int.from_bytes((levels + k).tobytes(), "big") for k in (0, 3, 6))
+    return _coarse(fingerprint)
+
+
+class Record:
+    def __init__(self, name, sha1, label="a", split=None):
+        self.path, self.sha1, self.label, self.split = Path(name), sha1, label, split
+
+
+def test_groups_do_not_chain_and_identical_files_need_no_fingerprint(monkeypatch):
+    # a~b and b~c are confirmed, a and c are not alike: b goes with one of them, never both.
+    prints = [perceptual_hash(np.full((8, 8, 3), v, np.uint8)) for v in (10, 20, 30)]
+    monkeypatch.setattr(duplicates, "confirmed_pairs", lambda fps: [(0, 1), (1, 2)])
     records = [Record("a", "1"), Record("b", "2"), Record("c", "3"), Record("d", "4"), Record("e", "4")]
-    groups = find_duplicate_groups(records, [a, b, c, None, None])
-    assert [set(g.paths) for g in groups] == [{Path("a"), Path("b"), Path("c")}, {Path("d"), Path("e")}]
-    assert [g.kind for g in groups] == ["near", "exact"]
-    assert groups[0].max_distance == 3.0
+    groups = find_duplicate_groups(records, [*prints, None, None])
+    found = [set(g.paths) for g in groups]
+    assert found in (
+        [{Path("a"), Path("b")}, {Path("d"), Path("e")}],
+        [{Path("b"), Path("c")}, {Path("d"), Path("e")}],
+    )
+    assert sorted(g.kind for g in groups) == ["exact", "near"]
+
+
+def test_conflict_example_names_two_files_of_different_classes():
+    paths = (Path("/d/cats/a.png"), Path("/d/cats/b.png"), Path("/d/dogs/c.png"))
+    group = DuplicateGroup(paths, "exact", ("cats", "cats", "dogs"), (None, None, None), True, False)
+    [_, conflict] = duplicate_warnings([group])
+    assert "a.png (cats) and c.png (dogs)" in conflict and "one label is wrong" in conflict
+
+
+def page_with_mark(x: int, y: int) -> Image.Image:
+    page = Image.new("RGB", (96, 96), "white")
+    page.paste((40, 40, 40), (x, y, x + 5, y + 5))
+    return page
+
+
+def test_mostly_blank_pages_and_line_art_are_not_called_copies(tmp_path):
+    from PIL import ImageDraw
+
+    for name in ("pages", "drawings"):
+        (tmp_path / name).mkdir()
+    for k, (x, y) in enumerate(((10, 10), (60, 15), (20, 70), (70, 70), (45, 45))):
+        page_with_mark(x, y).save(tmp_path / "pages" / f"page{k}.png")
+    for k in range(5):
+        drawing = Image.new("RGB", (64, 64), "white")
+        pen = ImageDraw.Draw(drawing)
+        pen.ellipse((8, 8, 56, 56), outline="black", width=2)
+        pen.line((32, 32, 32 + 20 * np.cos(k * 1.2), 32 + 20 * np.sin(k * 1.2)), fill="black", width=2)
+        drawing.save(tmp_path / "drawings" / f"clock{k}.png")
+    page_with_mark(10, 10).save(tmp_path / "pages" / "copy.jpg", quality=80)
+    scan = scan_folder(tmp_path)
+    assert [{p.name for p in g.paths} for g in scan.duplicate_groups] == [{"page0.png", "copy.jpg"}]
+
+
+def test_split_keeps_requested_fractions_within_one_group(tmp_path):
+    root = make_shapes_dataset(tmp_path / "data", per_class=40, size=48, seed=8)
+    original = root / "circles" / "circles_000.png"
+    for k, scale in enumerate((1.25, 1.5, 1.75, 2.0, 0.8)):
+        resized_jpeg_copy(original, root / "circles" / f"copy{k}.jpg", scale, 90)
+    scan = scan_folder(root)
+    big = max(len(g.paths) for g in scan.duplicate_groups)
+    assert big == 6
+    for seed in range(8):
+        split = split_dataset(scan, 0.25, 0.25, seed=seed)
+        circles = [p for part in (split.train, split.val, split.test) for p, label in part if label == 0]
+        n = len(circles)
+        for part, fraction in ((split.test, 0.25), (split.val, 0.25)):
+            got = sum(1 for _, label in part if label == 0)
+            assert abs(got - n * fraction) <= big / 2 + 1, (seed, got, n)
+
+
+def planted_copy(picture: Image.Image, kind: str, step: int) -> tuple[Image.Image, str]:
+    """A copy of one kind the issue names (resized 50-200%, JPEG 60-95, crop up to 5%,
+    brightness +-10%, transparency flattened on white), varied by `step`."""
+    w, h = picture.size
+    if kind == "resized":
+        factor = (0.5, 0.8, 1.5, 2.0)[step % 4]
+        return picture.resize((round(w * factor), round(h * factor)), Image.Resampling.LANCZOS), "png"
+    if kind == "jpeg":
+        return picture, f"jpg:{(60, 75, 95)[step % 3]}"
+    if kind == "crop":
+        cut = (1, 1, 0)[step % 3], (0, 1, 1)[step % 3]  # px of 32: up to 3%, on either side
+        return picture.crop((cut[0], cut[1], w - cut[1], h - cut[0])), "png"
+    if kind == "brightness":
+        from PIL import ImageEnhance
+
+        return ImageEnhance.Brightness(picture).enhance((0.9, 1.1, 0.95)[step % 3]), "png"
+    return picture, "png"  # flattened: the original is saved with transparency below
+
+
+def with_transparent_paper(picture: Image.Image) -> Image.Image:
+    rgba = np.asarray(picture.convert("RGBA")).copy()
+    rgba[..., 3] = np.where(rgba[..., :3].min(axis=2) == 255, 0, 255)  # white paper: clear
+    return Image.fromarray(rgba, "RGBA")
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory):
+    """300 handwritten digits (scikit-learn's, 8 x 8 written at 32 px: strokes, low detail) in
+    their classes, with three planted copies of each kind, each on its own original."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    root = tmp_path_factory.mktemp("digits")
+    kinds = ("exact", "resized", "jpeg", "crop", "brightness", "flattened")
+    planted = {}
+    for k in range(300):
+        levels = np.uint8(255 - digits.images[k] * 255 / 16)
+        picture = Image.fromarray(levels).resize((32, 32), Image.Resampling.BILINEAR).convert("RGB")
+        folder = root / str(digits.target[k])
+        folder.mkdir(exist_ok=True)
+        kind = kinds[k // 3] if k < 3 * len(kinds) else None
+        if kind == "flattened":
+            with_transparent_paper(picture).save(folder / f"d{k:03d}.png")
+        else:
+            picture.save(folder / f"d{k:03d}.png")
+        if kind:
+            copy, suffix = planted_copy(picture, kind, k)
+            target = folder / f"copy{k:03d}_{kind}"
+            if suffix.startswith("jpg"):
+                copy.save(target.with_suffix(".jpg"), quality=int(suffix[4:]))
+            else:
+                copy.save(target.with_suffix(".png"))
+            planted[k] = (folder / f"d{k:03d}.png", kind)
+    return root, planted, scan_folder(root)
+
+
+def test_every_kind_of_planted_copy_is_found_with_its_original_only(digits_folder):
+    root, planted, scan = digits_folder
+    groups = {frozenset(p.name for p in g.paths) for g in scan.duplicate_groups}
+    for k, (original, kind) in planted.items():
+        copy = next(root.rglob(f"copy{k:03d}_{kind}.*"))
+        assert frozenset({original.name, copy.name}) in groups, kind
+    assert len(groups) == len(planted)  # no distinct digit called a copy, no group over 2
+    kinds = {g.paths[0].stem.split("_")[-1]: g.kind for g in scan.duplicate_groups}
+    assert kinds["exact"] == kinds["flattened"] == "exact"  # the same pixels on white
+    assert kinds["jpeg"] == kinds["crop"] == "near"
+
+
+def test_distinct_handwritten_digits_are_not_grouped(digits_folder):
+    # 4,000 digits once made a group of 215 different "1"s (issue 13); here 300 of them.
+    _, planted, scan = digits_folder
+    originals = {path for path, _ in planted.values()}
+    for group in scan.duplicate_groups:
+        assert len(group.paths) == 2 and len(set(group.paths) & originals) == 1

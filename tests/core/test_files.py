@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune_gui.core.export.exporter import _publish
+from finetune_gui.core.export.destination import publish
 from finetune_gui.core.files import atomic_write_text, atomic_write_with, current_umask
 from finetune_gui.core.project import Project
 
@@ -49,7 +49,7 @@ def test_exported_files_and_folders_follow_the_umask(tmp_path, umask):
     out = tmp_path / "shipped"
     pairs = [(source / "model.tflite", out / "model.tflite"),
              (source / "saved_model", out / "saved_model")]
-    _publish(pairs, out, cancel=None)
+    publish(pairs, out, cancel=None)
     assert mode(out / "model.tflite") == 0o666 & ~umask
     assert mode(out / "saved_model") == 0o777 & ~umask
     assert mode(out / "saved_model" / "saved_model.pb") == 0o666 & ~umask

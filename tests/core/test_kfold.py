@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from finetune_gui.core.run.intervals import wilson_interval
-from finetune_gui.core.run.kfold import kfold_head_accuracy
+from finetune_gui.core.training.kfold import kfold_head_accuracy
 
 
 def blobs(n_per_class: int, spread: float, seed: int):
@@ -31,7 +31,7 @@ def test_the_accuracy_is_the_share_of_images_right_over_all_folds():
     found = kfold_head_accuracy(x, y, 3, folds=4)
     assert found.interval == wilson_interval(round(found.accuracy * 60), 60)
     assert found.accuracy == pytest.approx(np.mean(found.fold_accuracies), abs=0.02)
-    assert "4-fold estimate on all 60 images" in found.text()
+    assert "4-fold estimate on all 60 training and validation images" in found.text()
 
 
 def test_a_class_of_one_image_is_refused_plainly():

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from finetune_gui.core.data.images import load_rgb
-from finetune_gui.core.export.exporter import LOADER_TEMPLATE
+from finetune_gui.core.export.templates import LOADER_TEMPLATE
 
 SIZE = 40
 
@@ -61,7 +61,7 @@ def exif_rotated_jpeg(path):
 
 
 def big_jpeg(path):
-    Image.fromarray(gradient((640, 480))).save(path, "JPEG", quality=90)  # decoded via draft
+    Image.fromarray(gradient((640, 480))).save(path, "JPEG", quality=90)  # full decode, no draft
 
 
 MAKERS = {

@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 
-from finetune_gui.core.data.dataset import scan_folder, split_dataset
+from finetune_gui.core.data.scan import scan_folder
+from finetune_gui.core.data.split import split_dataset
 from finetune_gui.core.events import LogMessage
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.core.training.auto import auto_train, choose_settings

@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from finetune_gui.core.data.dataset import is_hidden, scan_folder
 from finetune_gui.core.data.images import (
     CORRUPT,
     EMPTY_FILE,
@@ -31,6 +30,7 @@ from finetune_gui.core.data.images import (
     inspect_image,
     load_rgb,
 )
+from finetune_gui.core.data.scan import is_hidden, scan_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for corpus.py
 from corpus import (

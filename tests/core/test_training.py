@@ -307,7 +307,10 @@ def test_checkpoint_weights_round_trip_and_refuse_another_network(tmp_path):
     import keras
 
     from finetune_gui.core.errors import RunFolderError
-    from finetune_gui.core.training.job import load_checkpoint_weights, save_checkpoint_weights
+    from finetune_gui.core.training.checkpoint import (
+        load_checkpoint_weights,
+        save_checkpoint_weights,
+    )
 
     def network(width):
         return keras.Sequential([keras.Input((4,)), keras.layers.Dense(width, name="d"),

@@ -69,12 +69,12 @@ def test_user_errors_exit_2_with_one_plain_line(argv, message, small_shapes, tmp
 
 
 def test_an_unexpected_error_is_logged_not_shown(monkeypatch, small_shapes, capsys):
-    import finetune_gui.core.data.dataset as dataset
+    import finetune_gui.core.data.scan as scan_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(dataset, "scan_folder", broken)
+    monkeypatch.setattr(scan_module, "scan_folder", broken)
     assert main(["scan", str(small_shapes)]) == 1
     err = capsys.readouterr().err
     assert "Unexpected error: disk on fire" in err and "Traceback" not in err

@@ -14,7 +14,7 @@ import pytest
 
 from finetune_gui.cli import main
 from finetune_gui.core.errors import RunFolderError
-from finetune_gui.core.training.job import resume_job
+from finetune_gui.core.training.job import TrainingJob
 
 
 def _epochs_written(run) -> int:
@@ -73,9 +73,9 @@ def test_resume_refuses_a_finished_run_and_a_run_without_checkpoint(small_shapes
     (run / "run.json").write_text('{"status": "completed"}')
     (run / "settings.json").write_text("{}")
     with pytest.raises(RunFolderError, match="already finished"):
-        resume_job(run)
+        TrainingJob.resume(run)
     (run / "run.json").write_text('{"status": "running"}')
     with pytest.raises(RunFolderError, match="no checkpoint"):
-        resume_job(run)
+        TrainingJob.resume(run)
     with pytest.raises(RunFolderError, match="not a run folder"):
-        resume_job(tmp_path / "nothing")
+        TrainingJob.resume(tmp_path / "nothing")

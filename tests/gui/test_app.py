@@ -29,7 +29,7 @@ def test_the_session_is_remembered_between_starts(qtbot, make_window, prefs):
     first.state.update_settings(backbone="efficientnetb0", epochs_head=7)
     first.go_to("augment")
     first.resize(1100, 700)
-    export = first.pages["export"]
+    export = first.pages["export"].save_panel
     export.target.setText("/tmp/models")
     export.format_choice.setCurrentIndex(export.format_choice.findData("tflite"))
     first.close()

@@ -9,7 +9,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QFileDialog
 
-from finetune_gui.core.data.dataset import DatasetScan
+from finetune_gui.core.data.scan import DatasetScan
 from finetune_gui.core.events import StageProgress, StageStarted, check_cancel
 from finetune_gui.demo import make_shapes_dataset
 

@@ -63,7 +63,7 @@ def test_planted_copies_are_listed_conflict_first_with_files_classes_and_verdict
     assert captions == {"triangles_003.png": "triangles", "zz_was_a_triangle.png": "circles"}
     # Row 1: the resized JPEG beside its original, harmless.
     assert row_paths(panel, 1) == set(planted["near"])
-    assert "near copies" in row_text(panel, 1) and "class squares" in row_text(panel, 1)
+    assert "the same picture, resized or re-saved" in row_text(panel, 1) and "class squares" in row_text(panel, 1)
     assert "harmless" in row_text(panel, 1)
     # The thumbnails were loaded by the scan job, not drawn as "unreadable" placeholders.
     assert all(not b.icon().isNull() for row in panel.buttons for b in row)

@@ -23,7 +23,7 @@ def export_page(qtbot, make_window, trained_run):
     window = make_window(start=False)
     window.state.add_run(LoadedRun.read(trained_run))
     window.go_to("export")
-    return window.pages["export"]
+    return window.pages["export"].report_panel
 
 
 def answer_save_dialog(monkeypatch, path: Path) -> list[str]:

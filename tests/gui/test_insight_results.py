@@ -90,7 +90,7 @@ def test_a_confusion_matrix_cell_shows_heatmaps_of_its_images(qtbot, make_window
 
 def test_try_it_shows_a_heatmap_of_the_best_answer(qtbot, make_window, trained_run):
     window = open_run(make_window, trained_run)
-    export = window.pages["export"]
+    export = window.pages["export"].try_panel
     window.go_to("export")
     image = Path(window.state.current_run.report.predictions[0]["path"])
     panel = export.heatmap_panel

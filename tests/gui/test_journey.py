@@ -128,7 +128,7 @@ def test_user_journey(qtbot, make_window, monkeypatch, tmp_path, base_weights_fi
 
     # -- Export: save to a folder, then load the file with plain Keras ------------------------
     window.go_to("export")
-    export = window.pages["export"]
+    export = window.pages["export"].save_panel
     target = tmp_path / "exported"
     export.target.setText(str(target))
     with qtbot.waitSignal(export.exported, timeout=60_000):
@@ -145,9 +145,10 @@ def test_user_journey(qtbot, make_window, monkeypatch, tmp_path, base_weights_fi
     # -- Try it: drop two images, see the top-3 answers ---------------------------------------
     examples = [demo_dataset_dir() / "circles" / "circles_000.jpg",
                 demo_dataset_dir() / "squares" / "squares_000.jpg"]
-    with qtbot.waitSignal(export.predicted, timeout=60_000):
-        drop_files(export.drop_area, examples)
-    assert export.predictions.rowCount() == 2
+    trial = window.pages["export"].try_panel
+    with qtbot.waitSignal(trial.predicted, timeout=60_000):
+        drop_files(trial.drop_area, examples)
+    assert trial.predictions.rowCount() == 2
     for row in range(2):
-        answers = [export.predictions.item(row, column).text() for column in (2, 3, 4)]
+        answers = [trial.predictions.item(row, column).text() for column in (2, 3, 4)]
         assert all("%" in text for text in answers)

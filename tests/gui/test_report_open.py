@@ -10,7 +10,7 @@ from PySide6.QtGui import QDesktopServices
 def saved_report(make_window, tmp_path):
     window = make_window(start=False)
     window.go_to("export")
-    page = window.pages["export"]
+    page = window.pages["export"].report_panel
     report = tmp_path / "shapes-report.html"
     report.write_text("<p>report</p>")
     page._on_report_written(report)  # what the report job's success does

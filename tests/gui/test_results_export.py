@@ -70,7 +70,7 @@ def test_each_matrix_cell_opens_its_images(qtbot, window, diagonal):
 
 
 def test_export_to_a_file_that_is_in_the_way_is_refused_plainly(qtbot, window, tmp_path):
-    export = window.pages["export"]
+    export = window.pages["export"].save_panel
     window.go_to("export")
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("in the way")
@@ -84,7 +84,7 @@ def test_export_to_a_file_that_is_in_the_way_is_refused_plainly(qtbot, window, t
 
 
 def test_try_it_shows_top_three_and_explains_unreadable_files(qtbot, window, tmp_path):
-    export = window.pages["export"]
+    export = window.pages["export"].try_panel
     run = window.state.current_run
     test_image = run.report.predictions[0]["path"]
     broken = tmp_path / "broken.jpg"

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 from finetune_gui.core.project import Project
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.training.job import TrainingJob, interrupted_runs
+from finetune_gui.core.training.checkpoint import interrupted_runs
+from finetune_gui.core.training.job import TrainingJob
 from finetune_gui.demo import make_shapes_dataset
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended (as a killed training process has)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
 
 
 def _interrupted_run(runs_root, data, weights):
@@ -32,6 +42,7 @@ def _interrupted_run(runs_root, data, weights):
     (run / "checkpoint" / "state.json").write_text(json.dumps(state))
     facts = json.loads((run / "run.json").read_text())
     facts["status"] = "running"
+    facts["pid"] = dead_pid()  # the killed process
     (run / "run.json").write_text(json.dumps(facts))
     for name in ("model.keras", "metrics.json"):
         (run / name).unlink()
@@ -61,4 +72,6 @@ def test_reopening_a_project_offers_to_resume_and_resuming_finishes_the_run(
     assert facts["status"] == "completed" and (run / "model.keras").exists()
     with open(run / "history.csv") as handle:
         assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [1, 2, 3]
+    # The curves show the whole run, the two epochs before the interruption too.
+    assert train_page.curves.point_count("loss") == 3
     assert interrupted_runs(tmp_path / "runs") == []

@@ -81,6 +81,8 @@ def test_cancel_stops_training_and_keeps_the_best_epoch(qtbot, make_window, base
     run = window.state.current_run
     assert run is not None and run.folder.status == "cancelled"
     assert "no test results" in window.pages["results"].notice.text()
+    # The kept weights can be scored from Results (issue 14).
+    assert window.pages["results"].run_action.text() == "Evaluate the kept best weights"
 
 
 def test_cancel_while_the_frozen_layers_are_computed(qtbot, make_window, base_weights_file,

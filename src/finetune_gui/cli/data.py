@@ -17,7 +17,7 @@ def add_parsers(commands) -> None:
 
 
 def cmd_scan(args) -> int:
-    from finetune_gui.core.data.dataset import scan_folder, scan_summary_line
+    from finetune_gui.core.data.scan import scan_folder, scan_summary_line
 
     scan = scan_folder(args.folder, progress=TerminalProgress(enabled=not args.json))
     if args.json:

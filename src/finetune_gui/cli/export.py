@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from finetune_gui.cli.terminal import EXIT_OK, TerminalProgress
+from finetune_gui.core.export.formats import FORMATS
 
 
 def add_parsers(commands) -> None:
@@ -14,13 +15,13 @@ def add_parsers(commands) -> None:
     )
     export.add_argument("run", type=Path)
     export.add_argument(
-        "--format", default="keras",
-        choices=["keras", "savedmodel", "tflite", "tflite-fp16", "tflite-int8", "onnx"],
-        help="onnx needs: pip install 'finetune-gui[onnx]'",
+        "--format", default="keras", choices=list(FORMATS),
+        help="onnx and web need: pip install 'finetune-gui[onnx]'; web also needs Chromium "
+        "and the runtime (npm ci --prefix web)",
     )
     export.add_argument(
         "--to", type=Path, required=True,
-        help="a folder, or a file path ending in .keras, .tflite or .onnx",
+        help="a folder, or a file path ending in .keras, .tflite, .onnx or .html",
     )
     export.add_argument(
         "--data", type=Path, default=None, help="where the run's image folder is now, if moved"
@@ -33,7 +34,7 @@ def add_parsers(commands) -> None:
 
 
 def cmd_export(args) -> int:
-    from finetune_gui.core.export.exporter import export_model
+    from finetune_gui.core.export.job import export_model
 
     result = export_model(
         args.run, args.format, args.to, progress=TerminalProgress(), data_root=args.data,

@@ -45,7 +45,7 @@ def cmd_train(args) -> int:
     from finetune_gui.core.errors import UserError
     from finetune_gui.core.events import CancelToken
     from finetune_gui.core.run.evaluation import format_report
-    from finetune_gui.core.training.job import TrainingJob, resume_job
+    from finetune_gui.core.training.job import TrainingJob
 
     cancel = CancelToken()
     progress = TerminalProgress()
@@ -56,7 +56,7 @@ def cmd_train(args) -> int:
     if args.resume:
         if args.folder or args.project or args.out:
             raise UserError("--resume RUN takes no folder, --project or --out: it continues RUN.")
-        job = resume_job(args.resume, progress=progress, cancel=cancel)
+        job = TrainingJob.resume(args.resume, progress=progress, cancel=cancel)
     elif args.project:
         if args.folder or not args.out:
             raise UserError("Use --project FILE with --out RUN and no folder.")
@@ -97,6 +97,7 @@ class _AutoRun:
         return auto_train(
             self.args.folder, self.settings, self.args.out,
             budget_minutes=budget, progress=self.progress, cancel=self.cancel,
+            kfold=self.args.kfold,
         )  # fmt: skip
 
 

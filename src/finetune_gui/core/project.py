@@ -32,6 +32,8 @@ class Project:
     runs: list[Path] = field(default_factory=list)
     excluded: list[Path] = field(default_factory=list)  # images left out of the next run
     path: Path | None = None  # where this project was loaded from or saved to
+    # For an autosaved copy: the project file it is a copy of (None for an untitled project).
+    origin: Path | None = None
 
     @property
     def data_dir_missing(self) -> bool:
@@ -40,7 +42,7 @@ class Project:
 
     def to_dict(self) -> dict:
         base = self.path.parent if self.path else None
-        return {
+        data = {
             "format": PROJECT_FORMAT,
             "app": "finetune-gui",
             "data_dir": _portable(self.data_dir, base),
@@ -48,6 +50,9 @@ class Project:
             "runs": [_portable(r, base) for r in self.runs],
             "excluded": [str(p) for p in self.excluded],
         }
+        if self.origin is not None:
+            data["origin"] = str(self.origin)
+        return data
 
     def save(self, path: Path | str | None = None) -> Path:
         target = Path(path) if path is not None else self.path
@@ -91,6 +96,7 @@ class Project:
             runs=[p for p in (_resolve(r, base) for r in data.get("runs", [])) if p is not None],
             excluded=[Path(p) for p in data.get("excluded", [])],
             path=path,
+            origin=Path(data["origin"]) if data.get("origin") else None,
         )
 
     def relocate(self, new_data_dir: Path | str) -> None:

@@ -20,9 +20,8 @@ from PySide6.QtWidgets import (
 from finetune_gui import __version__
 from finetune_gui.core.errors import UserError
 from finetune_gui.core.project import Project
-from finetune_gui.core.run.folder import RunFolder
+from finetune_gui.core.run.folder import RunFolder, resumable_runs
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.training.job import interrupted_runs
 from finetune_gui.demo import demo_dataset_dir
 from finetune_gui.gui.logfile import log_dir
 from finetune_gui.gui.pages.augment import AugmentPage
@@ -33,6 +32,14 @@ from finetune_gui.gui.pages.model import ModelPage
 from finetune_gui.gui.pages.results import ResultsPage
 from finetune_gui.gui.pages.train import TrainPage
 from finetune_gui.gui.preferences import Preferences
+from finetune_gui.gui.session import (
+    BackgroundRunWatcher,
+    autosave,
+    default_autosave_path,
+    differs_from_origin,
+    read_autosave,
+    runs_with_listing,
+)
 from finetune_gui.gui.state import STEP_TITLES, STEPS, LoadedRun, ProjectState
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.step_list import StepList
@@ -58,8 +65,9 @@ class MainWindow(QMainWindow):
     ready = Signal()  # TensorFlow is loaded
 
     def __init__(self, preferences: QSettings, runs_root: Path,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, autosave_path: Path | None = None) -> None:
         super().__init__(parent)
+        self.autosave_path = autosave_path or default_autosave_path(runs_root)
         prepare_child_processes()
         self.prefs = Preferences(preferences)
         self.last_dialog: QMessageBox | None = None  # the latest dialog (tests look at it)
@@ -95,6 +103,10 @@ class MainWindow(QMainWindow):
         self.state.project_changed.connect(self._refresh_title)
         self.pages["train"].show_results.connect(lambda: self.go_to("results"))
         self.pages["train"].compare_runs.connect(self.show_comparison)
+        self.state.run_joined.connect(lambda _path: autosave(self.state, self.autosave_path))
+        self.state.resume_requested.connect(self._resume)
+        self.background_runs = BackgroundRunWatcher(self.state, self)
+        self.background_runs.run_changed.connect(self._on_background_run_changed)
         self.comparison: CompareRunsDialog | None = None  # made when first asked for
         self.user_guide: UserGuide | None = None
         self._build_menus()
@@ -106,7 +118,8 @@ class MainWindow(QMainWindow):
 
     # -- start-up -----------------------------------------------------------------------------
     def start(self, project: Path | None = None) -> None:
-        """Open `project`, else the last session, else (first start) the demo images."""
+        """Open `project`, else the autosaved or last session, else (first start) the demo
+        images; then offer to resume a run that was interrupted."""
         geometry = self.prefs.geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -114,12 +127,18 @@ class MainWindow(QMainWindow):
             self.resize(1280, 860)
         self.readiness.setText("Getting ready: loading TensorFlow…")
         self.warm_up_runner.start(warm_up)
+        autosaved = read_autosave(self.autosave_path)
         if project is not None:
             self.open_project(project)
+        elif autosaved is not None:
+            self._restore_autosave(autosaved)
         elif self.prefs.has_session:
             self._restore_session()
         else:
             self.state.set_data_dir(demo_dataset_dir())
+        if project is None:
+            self._list_all_runs()
+            self.offer_to_resume()
         self.pages["export"].restore_choices(self.prefs.last_folder("export"),
                                              self.prefs.choice("export_format", "keras"))
         self.go_to(self.prefs.page if self.prefs.page in STEPS else "data")
@@ -143,6 +162,51 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(
                     f"The last folder {folder} is gone; showing the demo images.", 10_000)
         self.state.set_project_path(None)
+
+    def _restore_autosave(self, project: Project) -> None:
+        """Continue where the last window stopped, however it stopped (closed, killed)."""
+        self.state.set_settings(project.settings)
+        self.state.set_runs([Path(p) for p in project.runs if Path(p).is_dir()])
+        if project.data_dir is not None and project.data_dir.is_dir():
+            self.state.set_data_dir(project.data_dir)
+            self.state.set_excluded(project.excluded)
+        else:
+            self.state.set_data_dir(demo_dataset_dir())
+            if project.data_dir is not None:
+                self.statusBar().showMessage(
+                    f"The last folder {project.data_dir} is gone; showing the demo images.",
+                    10_000)
+        origin = project.origin if project.origin and project.origin.is_file() else None
+        self.state.set_project_path(origin)
+        if origin is None or differs_from_origin(project):
+            self.state._mark_dirty()
+
+    def _list_all_runs(self) -> None:
+        """Every run folder under the runs location joins the list, whatever its state; the
+        newest readable one is shown; runs another process is still training are watched."""
+        runs = runs_with_listing(self.state.runs, self.state.runs_root)
+        self.state.set_runs(runs)
+        if self.state.current_run is None:
+            for run_path in reversed(runs):
+                with contextlib.suppress(UserError):
+                    self.state.set_current_run(LoadedRun.read(run_path))
+                    break
+        training = self.background_runs.watch_background_runs()
+        if training:
+            self.statusBar().showMessage(
+                f"{len(training)} run(s) are still training in the background (started by a "
+                f"window that closed); the Runs list shows them when they finish.", 15_000)
+
+    def _on_background_run_changed(self, path: Path, now: str) -> None:
+        self.state.runs_changed.emit()  # the Runs list shows each run's state
+        self.statusBar().showMessage(f"The run {path.name} that trained in the background is "
+                                     f"now {now}.", 10_000)
+        if now == "interrupted":
+            self.offer_to_resume()
+
+    def _resume(self, run_dir: Path) -> None:
+        self.go_to("train")
+        self.pages["train"].resume_training(run_dir)
 
     def _on_ready(self, versions: str) -> None:
         self.versions = versions
@@ -289,6 +353,7 @@ class MainWindow(QMainWindow):
         self.state.set_data_dir(project.data_dir)
         self.state.set_excluded(project.excluded)
         self.state.set_project_path(project.path)
+        self._list_all_runs()
         self.prefs.add_recent_project(project.path)
         self.prefs.set_last_folder("projects", project.path.parent)
         self.statusBar().showMessage(f"Opened {project.path}", 5000)
@@ -300,23 +365,26 @@ class MainWindow(QMainWindow):
 
     def offer_to_resume(self) -> QMessageBox | None:
         """A run stopped mid-training (app closed, computer off): offer to continue it."""
-        interrupted = interrupted_runs(self.state.runs_root)
+        interrupted = resumable_runs(self.state.runs_root)
         if not interrupted or self.state.training:
             return None
         run_dir = interrupted[0]
         done = len(RunFolder.read_history(run_dir))
+        others = len(interrupted) - 1
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("Resume training?")
         box.setText(f"The training run {run_dir.name} was interrupted after epoch {done}. "
                     f"Continue it from there, with the same settings and images?")
+        if others:
+            box.setInformativeText(f"{others} other interrupted run(s) can be resumed from the "
+                                   f"Results page.")
         resume = box.addButton("Resume", QMessageBox.ButtonRole.AcceptRole)
         box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
 
         def decide(button) -> None:
             if button is resume:
-                self.go_to("train")
-                self.pages["train"].resume_training(run_dir)
+                self._resume(run_dir)
 
         box.buttonClicked.connect(decide)
         box.open()
@@ -399,6 +467,7 @@ class MainWindow(QMainWindow):
         self.prefs.set_geometry(self.saveGeometry())
         self.prefs.page = self.current_step()
         self.prefs.remember_session(self.state.data_dir, self.state.settings, self.state.runs)
+        autosave(self.state, self.autosave_path)
         folder, fmt = self.pages["export"].choices()
         self.prefs.set_last_folder("export", folder)
         self.prefs.set_choice("export_format", fmt)

@@ -81,11 +81,11 @@ class ScreenshotDirector(QObject):
             results.heatmap_panel.shown.connect(lambda: self._capture(300))
             results.gallery_filled.connect(lambda: results.gallery.setCurrentRow(0))
         elif self.page == "export":
-            export = self.window.pages["export"]
+            trial = self.window.pages["export"].try_panel
             examples = [s.examples[0] for s in self.window.state.scan.summaries]
             # The first tried image is explained at once: capture with its heatmap in place.
-            export.heatmap_panel.shown.connect(lambda: self._capture(300))
-            export.predict(examples)
+            trial.heatmap_panel.shown.connect(lambda: self._capture(300))
+            trial.predict(examples)
         else:
             self._capture(300)
 

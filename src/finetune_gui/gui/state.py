@@ -12,7 +12,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from finetune_gui.core.data.augment import PRESETS
-from finetune_gui.core.data.dataset import DatasetScan, DatasetSplit, split_dataset
+from finetune_gui.core.data.scan import DatasetScan
+from finetune_gui.core.data.split import DatasetSplit, split_dataset
 from finetune_gui.core.errors import DatasetError, SettingsError
 from finetune_gui.core.model.backbones import get_backbone
 from finetune_gui.core.model.build import from_scratch
@@ -72,6 +73,8 @@ class ProjectState(QObject):
     excluded_changed = Signal()  # images left out of the next run
     settings_changed = Signal()
     runs_changed = Signal()
+    run_joined = Signal(object)  # a run started (its folder): it is part of the project from now
+    resume_requested = Signal(object)  # a page asks to continue an interrupted run (its folder)
     current_run_changed = Signal()
     training_changed = Signal(bool)
     project_changed = Signal()  # file path or unsaved-changes flag
@@ -84,6 +87,8 @@ class ProjectState(QObject):
         self.scan: DatasetScan | None = None
         self.scanning = False
         self.settings = TrainingSettings()
+        # "Find good settings for me": minutes to try settings before the run, None when off.
+        self.auto_budget_minutes: float | None = None
         self.excluded: set[Path] = set()
         self._split_cache: tuple[DatasetScan, tuple, DatasetSplit] | None = None
         self.runs: list[Path] = []
@@ -163,6 +168,15 @@ class ProjectState(QObject):
         self._mark_dirty()
         self.settings_changed.emit()
 
+    def set_auto_budget(self, minutes: float | None) -> None:
+        """Try settings on the validation images for `minutes` before the next run (None: off)."""
+        if minutes is not None and minutes <= 0:
+            raise ValueError(f"The time to find settings must be positive; got {minutes}.")
+        if minutes == self.auto_budget_minutes:
+            return
+        self.auto_budget_minutes = minutes
+        self.settings_changed.emit()
+
     # -- runs ---------------------------------------------------------------------------------
     def set_training(self, training: bool) -> None:
         self.training = training
@@ -175,6 +189,25 @@ class ProjectState(QObject):
             self._mark_dirty()
             self.runs_changed.emit()
         self.set_current_run(run)
+
+    def join_run(self, path: Path) -> None:
+        """A run that just started joins the project, before it has written anything: closing
+        or killing the window from now on cannot make the project forget it."""
+        path = Path(path)
+        if path not in self.runs:
+            self.runs.append(path)
+            self._mark_dirty()
+            self.runs_changed.emit()
+        self.run_joined.emit(path)
+
+    def forget_missing_runs(self) -> None:
+        """Drop runs whose folder is gone (a run that failed before its first epoch leaves none)."""
+        kept = [p for p in self.runs if Path(p).is_dir()]
+        if kept != self.runs:
+            self.set_runs(kept)
+
+    def request_resume(self, path: Path) -> None:
+        self.resume_requested.emit(Path(path))
 
     def set_runs(self, runs: list[Path]) -> None:
         self.runs = list(runs)

@@ -17,16 +17,19 @@ import multiprocessing
 import os
 import pickle
 import queue as queue_module
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 from finetune_gui.core.errors import Cancelled, UserError
 from finetune_gui.core.events import CancelToken
+from finetune_gui.core.run.folder import process_running
 
 POLL_SECONDS = 0.1
 CHILD_NICENESS = 10
 STOP_GRACE_SECONDS = 60  # a cancelled job ends within one batch; this is the last resort
+PARENT_CHECK_SECONDS = 1.0
 
 
 class JobProcessDied(UserError):
@@ -57,24 +60,56 @@ def _picklable(error: BaseException) -> BaseException:
     return error
 
 
-def _child_main(fn: Callable[..., Any], args: tuple, kwargs: dict, results, stop) -> None:
+class _EventSender:
+    """The child's `progress`: sends each event while the window waiting for them is alive.
+
+    When the window dies (killed, crashed) the job goes on and finishes its run folder, which
+    the next window lists. Its events are dropped from then on: nobody reads them, and a full
+    pipe would otherwise keep the finished process from exiting.
+    """
+
+    def __init__(self, results, parent_pid: int) -> None:
+        self.results = results
+        self.parent_pid = parent_pid
+        self._alive = True
+        self._checked = time.monotonic()
+
+    def parent_alive(self, now: bool = False) -> bool:
+        if self._alive and (now or time.monotonic() - self._checked > PARENT_CHECK_SECONDS):
+            self._checked = time.monotonic()
+            self._alive = process_running(self.parent_pid)
+        return self._alive
+
+    def __call__(self, event: object) -> None:
+        if self.parent_alive():
+            self.results.put(("event", event, ""))
+
+    def send_outcome(self, outcome: tuple) -> None:
+        if self.parent_alive(now=True):
+            self.results.put(outcome)
+            self.results.close()
+            self.results.join_thread()  # make sure the outcome is written before the exit
+        else:
+            self.results.cancel_join_thread()
+
+
+def _child_main(fn: Callable[..., Any], args: tuple, kwargs: dict, results, stop,
+                parent_pid: int) -> None:
     """Entry point of the child process: run `fn`, send events and the outcome to `results`."""
     if hasattr(os, "nice"):
         # Training takes every core it can get; at a lower priority it still does, unless the
         # window needs a moment (on a two-core laptop the window otherwise waits its turn).
         os.nice(CHILD_NICENESS)
     token = _SharedCancelToken(stop)
+    sender = _EventSender(results, parent_pid)
     try:
-        value = fn(*args, progress=lambda event: results.put(("event", event, "")), cancel=token,
-                   **kwargs)
+        value = fn(*args, progress=sender, cancel=token, **kwargs)
     except Cancelled:
-        results.put(("cancelled", None, ""))
+        sender.send_outcome(("cancelled", None, ""))
     except BaseException as exc:
-        results.put(("error", _picklable(exc), traceback.format_exc()))
+        sender.send_outcome(("error", _picklable(exc), traceback.format_exc()))
     else:
-        results.put(("ok", value, ""))
-    results.close()
-    results.join_thread()  # make sure the outcome is written before the process exits
+        sender.send_outcome(("ok", value, ""))
 
 
 def _context():
@@ -117,7 +152,8 @@ def run_in_child(
     context = _context()
     results = context.Queue()
     stop = context.Event()
-    process = context.Process(target=_child_main, args=(fn, args, kwargs, results, stop),
+    process = context.Process(target=_child_main,
+                              args=(fn, args, kwargs, results, stop, os.getpid()),
                               name=f"finetune-gui-{fn.__name__}", daemon=True)
     process.start()
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finetune_gui.core.data.dataset import DatasetScan
+from finetune_gui.core.data.scan import DatasetScan
 from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback, ignore_progress
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.quiet import import_tensorflow_quietly
@@ -29,6 +29,25 @@ def train(
                        exclude=exclude).run()
 
 
+def train_auto(
+    scan: DatasetScan,
+    settings: TrainingSettings,
+    run_dir: Path,
+    exclude: frozenset[Path],
+    budget_minutes: float,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+):
+    """Find good settings within `budget_minutes`, then train them; returns the `RunResult`."""
+    progress(LogMessage("Getting ready: loading TensorFlow…"))
+    import_tensorflow_quietly()
+    from finetune_gui.core.training.auto import auto_train
+
+    return auto_train(scan, settings, run_dir, budget_minutes=budget_minutes, progress=progress,
+                      cancel=cancel, exclude=exclude)
+
+
 def resume(
     run_dir: Path,
     *,
@@ -38,9 +57,9 @@ def resume(
     """Continue an interrupted run from its last completed epoch; returns the `RunResult`."""
     progress(LogMessage("Getting ready: loading TensorFlow…"))
     import_tensorflow_quietly()
-    from finetune_gui.core.training.job import resume_job
+    from finetune_gui.core.training.job import TrainingJob
 
-    return resume_job(run_dir, progress=progress, cancel=cancel).run()
+    return TrainingJob.resume(run_dir, progress=progress, cancel=cancel).run()
 
 
 def export(
@@ -54,7 +73,7 @@ def export(
     """Export and verify a run's model with the core; returns the core's `ExportResult`."""
     progress(LogMessage("Getting ready: loading TensorFlow…"))
     import_tensorflow_quietly()
-    from finetune_gui.core.export.exporter import export_model
+    from finetune_gui.core.export.job import export_model
 
     return export_model(run_path, fmt, target, progress=progress, cancel=cancel)
 
@@ -76,3 +95,17 @@ def report(
     from finetune_gui.core.insight.report import write_report
 
     return write_report(run_path, out_html, scan=scan, progress=progress, cancel=cancel)
+
+
+def evaluate_test_split(
+    run_path: Path,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+):
+    """Score a run's kept weights on its test split and save the report; returns the report."""
+    progress(LogMessage("Getting ready: loading TensorFlow…"))
+    import_tensorflow_quietly()
+    from finetune_gui.core.run.folder import evaluate_test_split as evaluate
+
+    return evaluate(run_path, progress=progress, cancel=cancel)

@@ -1,13 +1,10 @@
-"""Exact and near-duplicate images: labelling conflicts and train/val/test leaks.
+"""Copies of one picture in a folder: labelling conflicts and train/val/test leaks.
 
-Exact duplicates share a content hash (the scan's sha1 of the file bytes). Near duplicates have
-nearly the same perceptual fingerprint: the image shrunk to an 8 x 8 greyscale thumbnail by
-averaging, its 64 grey levels packed into one int. Two fingerprints are compared by their mean
-absolute grey-level difference. Averaging whole regions cancels the noise that resizing and JPEG
-recompression add, while a different picture moves many regions by many levels. A 64-bit
-pHash or dHash (signs of frequencies or of neighbour differences) was measured first and lost:
-on plain backgrounds many of its bits sit near their cut-off, so copies drifted up to 26 bits
-apart while different pictures came within 5 (docs/duplicates.md, benchmarks/duplicate_threshold.py).
+Two kinds, both confirmed on the pixels: an **exact copy** has the same pixels (identical files,
+or a PNG re-saved without change), a **near copy** ("the same picture, resized or re-saved") is
+one resized, recompressed, slightly cropped or brightened (`similarity.py`: a hash proposes, an
+aligned pixel check confirms). A group never chains: every member is confirmed against every other member, so
+200 different handwritten "1"s that each resemble the next stay apart (docs/duplicates.md).
 """
 
 from __future__ import annotations
@@ -19,13 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-THUMB_SIDE = 8
-FINGERPRINT_BYTES = THUMB_SIDE * THUMB_SIDE
-# Near duplicates differ by at most this many grey levels (0-255) on average. Measured
-# (docs/duplicates.md): copies resized 0.5x-2x and re-saved as JPEG at quality 50-95 stay within
-# it 99.5% of the time at 48 px and always from 64 px up, while no two different generated
-# images came closer than 4.3; among photo crops only overlapping crops (3%) did.
-NEAR_THRESHOLD = 3.5
+from finetune_gui.core.data.hashing import fingerprint_image, pixel_digest
+from finetune_gui.core.data.images import load_rgb
+from finetune_gui.core.data.similarity import confirmed_pairs
 
 
 @dataclass(frozen=True)
@@ -33,12 +26,11 @@ class DuplicateGroup:
     """Images that are the same picture; `labels` and `splits` run parallel to `paths`."""
 
     paths: tuple[Path, ...]
-    kind: str  # "exact": identical files; "near": the same picture resized or re-encoded
+    kind: str  # "exact": the same pixels; "near": the same picture resized or re-saved
     labels: tuple[str, ...]
     splits: tuple[str | None, ...]
     conflict: bool  # the copies are filed under different classes
     leak: bool  # the copies sit in different folder splits (train/val/test)
-    max_distance: float = 0.0  # the largest fingerprint distance within the group
 
     def to_dict(self) -> dict:
         return {
@@ -48,132 +40,76 @@ class DuplicateGroup:
             "splits": list(self.splits),
             "conflict": self.conflict,
             "leak": self.leak,
-            "max_distance": round(self.max_distance, 2),
         }
 
 
-def hash_image(image: Image.Image) -> int:
-    """The perceptual fingerprint of a Pillow image (any mode, already upright)."""
-    # BOX averages every source pixel, so JPEG block noise and resize aliasing cancel out.
-    thumb = image.convert("L").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX)
-    return int.from_bytes(thumb.tobytes(), "big")
-
-
-def perceptual_hash(image: Path | str | np.ndarray | Image.Image) -> int:
-    """The perceptual fingerprint of an image file, uint8 pixels (H, W, 3) or a Pillow image."""
+def perceptual_hash(image: Path | str | np.ndarray | Image.Image) -> bytes:
+    """The fingerprint of an image file, uint8 pixels (H, W, 3) or a Pillow image."""
     if isinstance(image, Image.Image):
-        return hash_image(image)
+        return fingerprint_image(image)
     if isinstance(image, np.ndarray):
-        return hash_image(Image.fromarray(np.asarray(image, dtype=np.uint8)))
-    from finetune_gui.core.data.images import load_rgb  # images.py imports this module
-
-    return hash_image(Image.fromarray(load_rgb(Path(image))))
-
-
-def thumbnail_levels(fingerprint: int) -> np.ndarray:
-    """The 64 grey levels a fingerprint holds, row by row."""
-    return np.frombuffer(fingerprint.to_bytes(FINGERPRINT_BYTES, "big"), dtype=np.uint8)
-
-
-def fingerprint_distance(a: int, b: int) -> float:
-    """Mean absolute grey-level difference (0-255) of two fingerprints' thumbnails."""
-    return float(np.abs(thumbnail_levels(a).astype(np.int16) - thumbnail_levels(b)).mean())
-
-
-def near_pairs(
-    fingerprints: Sequence[int], threshold: float = NEAR_THRESHOLD
-) -> list[tuple[int, int, float]]:
-    """(i, j, distance) for every i < j whose fingerprints are within `threshold`.
-
-    Two thumbnails' mean brightness differs by no more than their distance, so after sorting by
-    brightness each image is compared only with the few that are nearly as bright.
-    """
-    if len(fingerprints) < 2:
-        return []
-    levels = np.stack([thumbnail_levels(f) for f in fingerprints]).astype(np.int16)
-    brightness = levels.mean(axis=1)
-    order = np.argsort(brightness, kind="stable")
-    ranked = brightness[order]
-    found = []
-    for position, i in enumerate(order):
-        stop = int(np.searchsorted(ranked, ranked[position] + threshold, side="right"))
-        others = order[position + 1 : stop]
-        if not len(others):
-            continue
-        distances = np.abs(levels[others] - levels[i]).mean(axis=1)
-        for j, distance in zip(others[distances <= threshold], distances[distances <= threshold],
-                               strict=True):
-            found.append((min(int(i), int(j)), max(int(i), int(j)), float(distance)))
-    return sorted(found)
-
-
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def join(self, i: int, j: int) -> None:
-        root_i, root_j = self.find(i), self.find(j)
-        if root_i != root_j:
-            self.parent[max(root_i, root_j)] = min(root_i, root_j)
+        return fingerprint_image(Image.fromarray(np.asarray(image, dtype=np.uint8)))
+    return fingerprint_image(Image.fromarray(load_rgb(Path(image))))
 
 
 def find_duplicate_groups(
-    records: Sequence,
-    hashes: Sequence[int | None] | None = None,
-    threshold: float = NEAR_THRESHOLD,
+    records: Sequence, hashes: Sequence[bytes | None] | None = None
 ) -> list[DuplicateGroup]:
     """Group `records` (ImageRecord-like: path, label, split, sha1) that show the same picture.
 
-    `hashes` are the perceptual fingerprints parallel to `records` (default: each record's
-    `phash`); a record without one can still be an exact duplicate. Copies link transitively:
-    if A is near B and B near C, all three form one group. Conflicts come first, then leaks.
+    `hashes` are the fingerprints parallel to `records` (default: each record's `phash`); a
+    record without one can still be an identical file. Exact copies (same file or same pixels)
+    group first; then each remaining image seeds a group, best-connected seeds first, and an
+    image joins only when it is confirmed the same as every member (complete linkage), so a
+    chain A~B~C with A unlike C does not merge. Conflicts
+    come first, then leaks.
     """
     if hashes is None:
         hashes = [getattr(r, "phash", None) for r in records]
-    links = _UnionFind(len(records))
-    first_with_content: dict[str, int] = {}
+    exact: dict[object, int] = {}
+    owner = list(range(len(records)))  # the exact-copy set each record belongs to
     for i, record in enumerate(records):
-        links.join(i, first_with_content.setdefault(record.sha1, i))
-    hashed = [i for i, h in enumerate(hashes) if h is not None]
-    link_distances: list[tuple[int, float]] = []
-    for a, b, distance in near_pairs([hashes[i] for i in hashed], threshold):
-        links.join(hashed[a], hashed[b])
-        link_distances.append((hashed[a], distance))
+        key = pixel_digest(hashes[i]) if hashes[i] is not None else ("file", record.sha1)
+        owner[i] = exact.setdefault(key, exact.setdefault(("file", record.sha1), i))
+    heads = sorted({owner[i] for i in range(len(records)) if hashes[owner[i]] is not None})
+    partners: dict[int, set[int]] = {h: set() for h in heads}
+    for a, b in confirmed_pairs([hashes[h] for h in heads]):
+        partners[heads[a]].add(heads[b])
+        partners[heads[b]].add(heads[a])
     members: dict[int, list[int]] = {}
     for i in range(len(records)):
-        members.setdefault(links.find(i), []).append(i)
-    widest: dict[int, float] = {}
-    for i, distance in link_distances:
-        root = links.find(i)
-        widest[root] = max(widest.get(root, 0.0), distance)
-    groups = [
-        _group(records, indices, widest.get(root, 0.0))
-        for root, indices in members.items()
-        if len(indices) > 1
-    ]
+        members.setdefault(owner[i], []).append(i)
+    placed: set[int] = set()
+    groups = []
+    for seed in sorted(heads, key=lambda h: (-len(partners[h]), h)):
+        if seed in placed:
+            continue
+        joined: list[int] = []
+        for h in sorted(partners[seed] - placed, key=lambda h: (-len(partners[h]), h)):
+            if all(h in partners[m] for m in joined):  # complete linkage: like every member
+                joined.append(h)
+        placed.update([seed, *joined])
+        indices = [i for h in (seed, *joined) for i in members[h]]
+        if len(indices) > 1:
+            groups.append(_group(records, indices, near=bool(joined)))
+    for head, indices in members.items():
+        if head not in partners and len(indices) > 1:
+            groups.append(_group(records, indices, near=False))
     groups.sort(key=lambda g: (not g.conflict, not g.leak, str(g.paths[0])))
     return groups
 
 
-def _group(records, indices: list[int], widest: float) -> DuplicateGroup:
+def _group(records, indices: list[int], near: bool) -> DuplicateGroup:
     chosen = sorted(indices, key=lambda i: str(records[i].path))
     labels = tuple(records[i].label for i in chosen)
     splits = tuple(records[i].split for i in chosen)
-    exact = len({records[i].sha1 for i in chosen}) == 1
     return DuplicateGroup(
         paths=tuple(records[i].path for i in chosen),
-        kind="exact" if exact else "near",
+        kind="near" if near else "exact",
         labels=labels,
         splits=splits,
         conflict=len(set(labels)) > 1,
         leak=len(set(splits)) > 1,  # all None in the classes layout: never a leak there
-        max_distance=0.0 if exact else widest,
     )
 
 
@@ -187,29 +123,43 @@ def duplicate_warnings(groups: Sequence[DuplicateGroup], layout: str = "classes"
         if layout == "classes"
         else "the train/val/test folders are used as given"
     )
-    lines = [f"{len(groups)} group(s) of duplicate images ({copies} extra copies); {kept}."]
+    lines = [f"{len(groups)} picture(s) found more than once ({copies} extra copies); {kept}."]
     conflicts = [g for g in groups if g.conflict]
     if conflicts:
         lines.append(
-            f"{len(conflicts)} duplicate group(s) are filed under different classes (labelling "
-            f"conflict), e.g. {_describe(conflicts[0])}."
+            f"{len(conflicts)} picture(s) are filed under different classes (labelling "
+            f"conflict: one label is wrong), e.g. {_describe(conflicts[0], across='labels')}."
         )
     leaks = [g for g in groups if g.leak]
     if leaks:
         lines.append(
-            f"{len(leaks)} duplicate group(s) span train/val/test folders (leak: the test score "
-            f"will be too optimistic), e.g. {_describe(leaks[0])}."
+            f"{len(leaks)} picture(s) sit in more than one of train/val/test (leak: the test "
+            f"score will be too optimistic), e.g. {_describe(leaks[0], across='splits')}."
         )
     return lines
 
 
-def _describe(group: DuplicateGroup) -> str:
+def _describe(group: DuplicateGroup, across: str) -> str:
+    """Two copies that differ in `across` ('labels' or 'splits'): the example shows the problem."""
+    values = getattr(group, across)
+    first = 0
+    second = next(k for k in range(len(values)) if values[k] != values[first])
     return " and ".join(
-        f"{p.name} ({'/'.join(x for x in (split, label) if x)})"
-        for p, label, split in zip(group.paths[:2], group.labels, group.splits, strict=False)
+        f"{group.paths[k].name} ({'/'.join(x for x in (group.splits[k], group.labels[k]) if x)})"
+        for k in (first, second)
     )
 
 
 def group_index(groups: Sequence[DuplicateGroup]) -> dict[Path, int]:
     """Path -> the number of its group, for keeping each group in one split."""
     return {path: number for number, group in enumerate(groups) for path in group.paths}
+
+
+def takes_unit(filled: int, unit_size: int, share: int) -> bool:
+    """Should a split that holds `filled` of its `share` images take a group of `unit_size`?
+
+    Yes when that brings it nearer its share than leaving it: a split then misses its share by
+    at most half the largest group. For single images this is `filled < share`, the plain
+    shuffle-and-slice, seed for seed.
+    """
+    return 2 * filled + unit_size < 2 * share

@@ -136,7 +136,3 @@ def _release(nbytes: int) -> None:
     global _in_memory_bytes
     with _lock:
         _in_memory_bytes -= nbytes
-
-
-def in_memory_bytes() -> int:
-    return _in_memory_bytes

@@ -4,7 +4,7 @@ The heatmap weights each channel of a backbone block's activations by the mean g
 class score over that channel, keeps the positive sum and scales it to 0..1 (Selvaraju et al.,
 2017). The class score is the logit before the softmax: the probability saturates near 1, and
 its gradient then says little. The backbone is one nested model in every saved classifier, so
-the forward pass is run piece by piece (core/classifier_parts.py) under one GradientTape.
+the forward pass is run piece by piece (core/model/parts.py) under one GradientTape.
 """
 
 from __future__ import annotations

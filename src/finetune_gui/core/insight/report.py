@@ -153,7 +153,7 @@ def _header(run) -> str:
 
 
 def _dataset_section(run, scan, data_root, progress, cancel) -> str:
-    from finetune_gui.core.data.dataset import scan_folder
+    from finetune_gui.core.data.scan import scan_folder
     from finetune_gui.core.insight.suspects import load_run_split
 
     parts = ["<h2>Dataset</h2>"]

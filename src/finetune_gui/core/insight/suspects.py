@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune_gui.core.data.dataset import DatasetSplit
+from finetune_gui.core.data.split import DatasetSplit
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
 
 DEFAULT_FOLDS = 5

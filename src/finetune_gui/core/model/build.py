@@ -8,6 +8,7 @@ works in a plain Python session without this package. The base is always called 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,7 +20,9 @@ from finetune_gui.core.model.backbones import (
     get_backbone,
     max_unfreeze_blocks,
 )
-from finetune_gui.core.settings import TrainingSettings
+
+if TYPE_CHECKING:  # settings.py checks backbone names here; at run time only duck-typed
+    from finetune_gui.core.settings import TrainingSettings
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

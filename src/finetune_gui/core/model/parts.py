@@ -1,7 +1,7 @@
 """Taking a saved classifier apart: preprocessing, the backbone, the head.
 
 Every model this app saves is `pixels -> preprocessing layers -> backbone (one nested Model) ->
-pool -> [hidden] -> [dropout] -> probabilities` (core/model.py). Insight tools need the pieces:
+pool -> [hidden] -> [dropout] -> probabilities` (core/model/build.py). Insight tools need the pieces:
 the backbone's activations for Grad-CAM, the pooled features for the embedding map and the
 suspect-label search.
 """
@@ -31,7 +31,7 @@ class ClassifierParts:
 
 
 def split_classifier(model) -> ClassifierParts:
-    """The parts of a classifier built by core/model.py, or `RunFolderError` for another model."""
+    """The parts of a classifier built by core/model/build.py, or `RunFolderError` for another model."""
     import keras
 
     layers = list(model.layers)

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune_gui.core.run.intervals import format_interval, rough_note, wilson_interval
+from finetune_gui.core.run.intervals import (
+    format_interval,
+    kfold_text,
+    rough_note,
+    wilson_interval,
+)
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ class EvaluationReport:
     count: int
     predictions: list[dict] = field(default_factory=list)  # path, true, predicted, probabilities
     accuracy_interval: tuple[float, float] | None = None  # Wilson 95%
-    kfold: dict | None = None  # run.kfold.KFoldEstimate.to_dict(), when one was asked for
+    kfold: dict | None = None  # training.kfold.KFoldEstimate.to_dict(), when one was asked for
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -196,21 +201,13 @@ def predict_probabilities(
     )
 
 
-def _kfold_line(kfold: dict) -> str:
-    low, high = kfold["interval"]
-    return (
-        f"{kfold['folds']}-fold estimate on all {kfold['images']} training and validation images "
-        f"(new head on the frozen base): {kfold['accuracy']:.1%} ({format_interval(low, high)})"
-    )
-
-
 def format_report(report: EvaluationReport) -> str:
     """A plain-text table for the terminal."""
     width = max(8, *(len(c) for c in report.classes))
     lines = [
         report.accuracy_text(),
         *([report.rough_note] if report.rough_note else []),
-        *([_kfold_line(report.kfold)] if report.kfold else []),
+        *([kfold_text(report.kfold)] if report.kfold else []),
         f"{'class':<{width}}  precision  recall  recall 95% interval     f1  support   roc-auc",
     ]
     for m in report.per_class:

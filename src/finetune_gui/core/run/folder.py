@@ -9,7 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import platform
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,10 @@ SPLIT_FILE = "split.json"
 RUN_FILE = "run.json"
 HISTORY_COLUMNS = ["epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr"]
 RUN_FORMAT = 1
+# Written by the training job after each epoch (see core/training/job.py): a run with it can resume.
+CHECKPOINT_STATE = Path("checkpoint") / "state.json"
+# What a run folder's state means to a user; "interrupted" runs are offered for resume.
+RUN_STATES = ("completed", "cancelled", "failed", "interrupted", "running", "empty")
 
 
 def write_json(path: Path, data) -> None:
@@ -67,8 +73,97 @@ def run_facts(status: str, **extra) -> dict:
         "keras": keras.__version__,
         "python": platform.python_version(),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        # Which process writes the run: a run still "running" whose process is gone was killed.
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
         **extra,
     }
+
+
+def read_facts(run_dir: Path | str) -> dict:
+    """run.json as a dict; empty when it is missing or unreadable (a listing must not fail)."""
+    try:
+        facts = json.loads((Path(run_dir) / RUN_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return facts if isinstance(facts, dict) else {}
+
+
+def process_running(pid: object) -> bool:
+    """True when the process `pid` of this machine exists and is not a zombie (ended, unreaped)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it exists
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        fields = stat.read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return True  # no /proc (macOS): kill(pid, 0) is all we can know
+    return not fields or fields[0] != "Z"
+
+
+def _process_alive(pid: object, host: object) -> bool:
+    """True when the process that wrote a run may still be training it.
+
+    A run written on another machine (a shared disk) cannot be checked from here, so it counts
+    as alive: offering to resume it could make two processes write one folder.
+    """
+    if host != socket.gethostname():
+        return True
+    return process_running(pid)
+
+
+def run_state(run_dir: Path | str) -> str:
+    """One of `RUN_STATES` for the run folder `run_dir`, read from its run.json."""
+    run_dir = Path(run_dir)
+    facts = read_facts(run_dir)
+    status = facts.get("status")
+    if status is None:
+        return "empty"
+    if status == "running":
+        if _process_alive(facts.get("pid"), facts.get("host")):
+            return "running"
+        return "interrupted" if (run_dir / CHECKPOINT_STATE).exists() else "failed"
+    if status == "interrupted" and not (run_dir / CHECKPOINT_STATE).exists():
+        return "cancelled"  # stopped before its first epoch: nothing to continue from
+    return status if status in RUN_STATES else "failed"
+
+
+def list_run_folders(root: Path | str) -> list[Path]:
+    """Every run folder directly below `root`, whatever its state, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir()
+             if p.is_dir() and ((p / RUN_FILE).is_file() or (p / SETTINGS_FILE).is_file())]
+    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def resumable_runs(root: Path | str) -> list[Path]:
+    """Run folders below `root` that stopped mid-training and can continue; newest first."""
+    found = [p for p in list_run_folders(root) if run_state(p) == "interrupted"]
+    return list(reversed(found))
+
+
+def mark_interrupted(run_dir: Path | str, reason: str) -> bool:
+    """A run stopped by closing the window (not by Cancel): offer it for resume next time.
+
+    Only a run that stopped unfinished changes; returns whether it did.
+    """
+    run_dir = Path(run_dir)
+    facts = read_facts(run_dir)
+    if facts.get("status") not in ("cancelled", "running"):
+        return False
+    if not (run_dir / CHECKPOINT_STATE).exists():
+        return False
+    facts.update(status="interrupted", message=reason)
+    write_json(run_dir / RUN_FILE, facts)
+    return True
 
 
 @dataclass
@@ -187,22 +282,6 @@ def predict_images(
     return [results[Path(p)] for p in images]
 
 
-EXPORT_FORMATS = ("keras", "savedmodel", "tflite", "tflite-fp16", "tflite-int8", "onnx")
-
-
-def export_run(run: RunFolder | Path | str, to: Path | str, fmt: str = "keras") -> list[Path]:
-    """Export the model as `fmt`, verified, with labels.txt, metrics.json and a model card.
-
-    `to` ending in the format's suffix (e.g. `.keras`) names the model file (the rest goes
-    beside it); otherwise `to` is a folder (created if its parent exists) that receives all.
-    Returns the paths written. `core.export.export_model` has progress, cancel and the
-    verification numbers.
-    """
-    from finetune_gui.core.export.exporter import export_model
-
-    return export_model(run, fmt, to).written
-
-
 def evaluate_folder(
     run: RunFolder | Path | str,
     folder: Path | str,
@@ -212,8 +291,8 @@ def evaluate_folder(
     batch_size: int = 32,
 ) -> EvaluationReport:
     """Score a run's model on a labelled folder (one subfolder per class, names as in training)."""
-    from finetune_gui.core.data.dataset import scan_folder
     from finetune_gui.core.data.pipeline import decode_images
+    from finetune_gui.core.data.scan import scan_folder
     from finetune_gui.core.events import ignore_progress
     from finetune_gui.core.run.evaluation import build_report, predict_probabilities
 
@@ -234,3 +313,42 @@ def evaluate_folder(
     images = decode_images(paths, run.image_size, progress=progress, cancel=cancel, stage="evaluate")
     probabilities = predict_probabilities(run.load_model(), images, batch_size)
     return build_report(run.classes, labels, probabilities, paths)
+
+
+def evaluate_test_split(
+    run: RunFolder | Path | str,
+    *,
+    progress=None,
+    cancel=None,
+    batch_size: int = 32,
+) -> EvaluationReport:
+    """Score a run's kept model on its own test split (e.g. a cancelled run) and save the
+    report as its metrics.json; raises `RunFolderError` when the run has no test images."""
+    from finetune_gui.core.data.pipeline import decode_images
+    from finetune_gui.core.data.split import DatasetSplit
+    from finetune_gui.core.events import ignore_progress
+    from finetune_gui.core.run.evaluation import build_report, predict_probabilities
+
+    progress = progress or ignore_progress
+    run = run if isinstance(run, RunFolder) else RunFolder.open(run)
+    try:
+        split = DatasetSplit.load(run.path / SPLIT_FILE)
+    except (OSError, ValueError, KeyError) as exc:
+        raise RunFolderError(f"The run {run.path} has no readable list of its test images "
+                             f"({SPLIT_FILE}).") from exc
+    if not split.test:
+        raise RunFolderError(
+            f"The run {run.path.name} has no test images. Score it on a labelled folder: "
+            f"finetune-gui evaluate {run.path} FOLDER")
+    missing = [p for p, _ in split.test if not p.exists()]
+    if missing:
+        raise RunFolderError(f"{len(missing)} test image(s) of this run are no longer where they "
+                             f"were (for example {missing[0]}); put the image folder back.")
+    paths = [p for p, _ in split.test]
+    labels = np.array([label for _, label in split.test], dtype="int32")
+    images = decode_images(paths, run.image_size, progress=progress, cancel=cancel,
+                           stage="evaluate")
+    probabilities = predict_probabilities(run.load_model(), images, batch_size)
+    report = build_report(run.classes, labels, probabilities, paths)
+    write_json(run.path / METRICS_FILE, report.to_dict())
+    return report

@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from finetune_gui.core.data.dataset import DatasetScan, DatasetSplit, scan_folder, split_dataset
+from finetune_gui.core.data.scan import DatasetScan
+from finetune_gui.core.data.split import DatasetSplit
 from finetune_gui.core.errors import SettingsError
 from finetune_gui.core.events import (
     CancelToken,
@@ -163,9 +164,13 @@ def auto_train(
     budget_minutes: float = DEFAULT_BUDGET_MINUTES,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
+    exclude: frozenset[Path] | set[Path] = frozenset(),
+    kfold: bool = False,
 ):
-    """Choose settings within the budget, then train them as an ordinary run in `out_dir`."""
+    """Choose settings within the budget, then train them as an ordinary run in `out_dir`
+    (`exclude` and `kfold` as for `TrainingJob`)."""
     from finetune_gui.core.run import folder as rf
+    from finetune_gui.core.training.inputs import resolve_split
     from finetune_gui.core.training.job import TrainingJob
 
     out = Path(out_dir).expanduser()
@@ -173,15 +178,7 @@ def auto_train(
         raise SettingsError(
             f"The run folder {out} already exists and is not empty; choose a new one."
         )
-    if isinstance(data, DatasetSplit):
-        split = data
-    else:
-        scan = (
-            data
-            if isinstance(data, DatasetScan)
-            else scan_folder(data, progress=progress, cancel=cancel)
-        )
-        split = split_dataset(scan, settings.val_fraction, settings.test_fraction, settings.seed)
+    split = resolve_split(data, settings, frozenset(Path(p) for p in exclude), progress, cancel)
     progress(LogMessage(
         f"Finding settings on the validation images (budget {budget_minutes:g} min); the test "
         f"images stay unseen until the end."
@@ -192,7 +189,7 @@ def auto_train(
     winner = min(trials, key=lambda t: t.score)
     table = trials_table(settings, trials, winner)
     progress(LogMessage("Settings tried (* chosen):\n" + table))
-    result = TrainingJob(split, chosen, out, progress=progress, cancel=cancel).run()
+    result = TrainingJob(split, chosen, out, progress=progress, cancel=cancel, kfold=kfold).run()
     if result.status == "completed":
         facts = out / rf.RUN_FILE
         data_out = json.loads(facts.read_text("utf-8"))

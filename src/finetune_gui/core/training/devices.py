@@ -13,7 +13,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from finetune_gui.core.errors import SettingsError
+from finetune_gui.core.errors import SettingsError, UserError
+from finetune_gui.core.events import LogMessage, ProgressCallback
 
 MIXED_PRECISION_MIN_CAPABILITY = (7, 0)  # Volta and newer have float16 tensor cores
 
@@ -234,3 +235,19 @@ def reset_precision() -> None:
 def halve_batch(batch_size: int) -> int | None:
     """The next batch size to try after running out of memory, or None when there is none."""
     return batch_size // 2 if batch_size > 1 else None
+
+
+def batch_after_out_of_memory(batch_size: int, progress: ProgressCallback) -> int:
+    """Half the batch, said as a warning; a plain `UserError` when a batch of 1 ran out too."""
+    smaller = halve_batch(batch_size)
+    if smaller is None:
+        raise UserError(
+            "Out of memory even with a batch of 1 image. Choose a smaller image size or backbone."
+        )
+    progress(
+        LogMessage(
+            f"Out of memory at batch size {batch_size}; retrying this phase with {smaller}.",
+            "warning",
+        )
+    )
+    return smaller

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from finetune_gui.core.training.selection import criterion
+from finetune_gui.core.events import CancelToken, ProgressCallback
 
 # Penalty on the standardised weights: mean cross-entropy + l2 / 2 * |W|^2. The grid spans a
 # nearly unregularised fit to one that shrinks 1,280 features hard.
@@ -200,67 +200,46 @@ def history_row(search: HeadSearch, train_features, train_labels, epoch: int, lr
     }
 
 
-def solve_head_phase(job, pooled, labels, sample_weights, val_cache, val_y) -> list[dict]:
-    """Phase 1 of a `TrainingJob` without epochs: solve, set the layer, record one history row,
-    offer it as the best weights so far; returns what each L2 strength scored."""
-    from finetune_gui.core.events import EpochEnded, LogMessage, PhaseStarted, check_cancel
+def solve_head_phase(
+    classifier,
+    train_pooled: np.ndarray,
+    labels: np.ndarray,
+    sample_weights: np.ndarray,
+    val_pooled: np.ndarray,
+    val_labels: np.ndarray,
+    *,
+    epoch: int,
+    lr: float,
+    progress: ProgressCallback,
+    cancel: CancelToken | None,
+) -> tuple[HeadSearch, dict]:
+    """Phase 1 without epochs: solve the head on the pooled features, put it into the
+    classifier's output layer; returns the search and the phase's one row of history.
+
+    The caller records the row like an epoch's (best weights, `EpochEnded`, checkpoint).
+    """
+    from finetune_gui.core.events import LogMessage, PhaseStarted, check_cancel
     from finetune_gui.core.model.build import count_trainable
     from finetune_gui.core.model.features import head_model
 
-    classifier = job.classifier
-    number = len(job.history) + 1
-    job.progress(PhaseStarted("head", 1, number, count_trainable(head_model(classifier))))
-    job.progress(LogMessage(
+    progress(PhaseStarted("head", 1, epoch, count_trainable(head_model(classifier))))
+    progress(LogMessage(
         "Phase 1: solving the new head to its optimum on the frozen features "
         "(L2 strength chosen on validation)."
     ))  # fmt: skip
-    pooled = np.asarray(pooled)
+    pooled = np.asarray(train_pooled)
     search = search_softmax_head(
-        pooled, labels, np.asarray(val_cache.pooled), val_y, classifier.head_layers[-1].units,
-        sample_weight=sample_weights, on_tried=lambda row: check_cancel(job.cancel),
+        pooled, labels, np.asarray(val_pooled), val_labels, classifier.head_layers[-1].units,
+        sample_weight=sample_weights, on_tried=lambda row: check_cancel(cancel),
     )  # fmt: skip
     set_output_layer(classifier, search.head)
-    row = history_row(search, pooled, labels, number, job.settings.lr_head)
-    job.history.append(row)
     chosen = search.chosen
     scored = (
         f"validation accuracy {chosen['val_accuracy']:.1%}"
         if chosen["val_accuracy"] is not None
         else "no validation images to choose with"
     )
-    job.progress(LogMessage(
+    progress(LogMessage(
         f"Head solved: L2 {search.head.l2:g} ({scored}; {len(search.tried)} strength(s) tried)."
     ))  # fmt: skip
-    layers = [classifier.head_layers[-1]]
-    job.best.remember_start(layers)
-    if job.best.update(
-        criterion(row["val_accuracy"], row["val_loss"], row["loss"]), number, layers
-    ):
-        job.save_best_weights()
-    metrics = {k: v for k, v in row.items() if isinstance(v, float)}
-    job.progress(EpochEnded("head", number, metrics))
-    job.save_checkpoint()
-    return search.tried
-
-
-def kfold_for_run(job, pooled, labels, val_pooled, val_labels) -> dict | None:
-    """The k-fold estimate over a small run's training and validation images (None above
-    `KFOLD_BELOW` images, where the test split is large enough on its own)."""
-    from finetune_gui.core.events import LogMessage
-    from finetune_gui.core.run.kfold import KFOLD_BELOW, kfold_head_accuracy
-
-    n_train = len(job.split.train)  # the first view of each training image (rows repeat per view)
-    images = np.concatenate([np.asarray(pooled)[:n_train], np.asarray(val_pooled)])
-    targets = np.concatenate([np.asarray(labels)[:n_train], val_labels])
-    if n_train + len(val_labels) >= KFOLD_BELOW:
-        job.progress(LogMessage(f"No k-fold estimate: {KFOLD_BELOW:,} images or more."))
-        return None
-    try:
-        estimate = kfold_head_accuracy(
-            images, targets, job.classifier.head_layers[-1].units, seed=job.settings.seed
-        )
-    except ValueError as exc:
-        job.progress(LogMessage(f"No k-fold estimate: {exc}", "warning"))
-        return None
-    job.progress(LogMessage(estimate.text() + "."))
-    return estimate.to_dict()
+    return search, history_row(search, pooled, labels, epoch, lr)

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.data.dataset import DatasetScan, scan_folder
+from finetune_gui.core.data.scan import DatasetScan, scan_folder
 from finetune_gui.core.errors import DatasetError, UserError
 from finetune_gui.core.events import (
     CancelToken,

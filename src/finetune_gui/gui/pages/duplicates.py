@@ -70,7 +70,7 @@ def group_verdict(group: DuplicateGroup) -> str:
 def group_details(group: DuplicateGroup) -> str:
     """The facts behind the verdict: kind of copy, classes and splits involved."""
     kind = ("exact copies (identical files)" if group.kind == "exact"
-            else "near copies (resized or saved again)")
+            else "the same picture, resized or re-saved")
     classes = sorted(set(group.labels))
     parts = [kind, ("class " if len(classes) == 1 else "classes ") + ", ".join(classes)]
     splits = [s for s in SPLIT_ORDER if s in group.splits]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QPushButton,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -21,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.errors import UserError
+from finetune_gui.core.run.folder import SPLIT_FILE, run_state
 from finetune_gui.gui.pages.results_map import EmbeddingMapView
 from finetune_gui.gui.pages.results_suspects import SuspectsView
 from finetune_gui.gui.state import LoadedRun, ProjectState
@@ -30,9 +33,28 @@ from finetune_gui.gui.widgets.heatmap import HeatmapPanel, HeatmapService
 from finetune_gui.gui.widgets.image_dialog import CellImagesDialog
 from finetune_gui.gui.widgets.thumbnails import ImageGallery, load_thumbnails
 from finetune_gui.gui.worker import JobRunner
+from finetune_gui.jobs import engine as engine_jobs
 
 GALLERY_THUMB = 96
 GALLERY_LIMIT = 200  # the most confident mistakes; a long tail of them teaches nothing new
+# How the Runs list names a run that did not finish (a finished run shows its name alone).
+STATE_WORDS = {"cancelled": "cancelled", "failed": "failed", "interrupted": "interrupted",
+               "running": "still training", "empty": "not started"}
+EVALUATE_TEXT = "Evaluate the kept best weights"
+
+
+def run_label(path: Path) -> str:
+    """A run's name in the Runs list, with its state when it did not finish."""
+    words = STATE_WORDS.get(run_state(path))
+    return f"{path.name} ({words})" if words else path.name
+
+
+def count_test_images(run_dir: Path) -> int:
+    """How many test images the run's split kept aside (0 when the split cannot be read)."""
+    try:
+        return len(json.loads((run_dir / SPLIT_FILE).read_text("utf-8")).get("test", []))
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 def _number(value: float | None, percent: bool = False) -> QTableWidgetItem:
@@ -61,6 +83,10 @@ class ResultsPage(QWidget):
         self.state = state
         self.runner = JobRunner("mistake-thumbnails", self)
         self.runner.succeeded.connect(self._on_thumbnails)
+        self.evaluator = JobRunner("evaluate-run", self)
+        self.evaluator.succeeded.connect(self._on_evaluated)
+        self.evaluator.failed.connect(lambda exc, _trace: self.notice.show_text(str(exc), "error"))
+        self._action_run: Path | None = None
         self.cell_dialogs: list[CellImagesDialog] = []
         self.heatmaps = HeatmapService("heatmaps", self)
         self._mistakes: dict[str, object] = {}  # path -> evaluation.Misclassified
@@ -89,7 +115,14 @@ class ResultsPage(QWidget):
         row.addWidget(self.headline, 1)
         layout.addLayout(row)
         self.notice = Banner("info")
-        layout.addWidget(self.notice)
+        notice_row = QHBoxLayout()
+        notice_row.addWidget(self.notice, 1)
+        # Resume an interrupted run, or score a stopped run's kept weights on its test images.
+        self.run_action = QPushButton()
+        self.run_action.hide()
+        self.run_action.clicked.connect(self._do_run_action)
+        notice_row.addWidget(self.run_action)
+        layout.addLayout(notice_row)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         metrics_box = QGroupBox("Per class")
@@ -158,7 +191,7 @@ class ResultsPage(QWidget):
         self.run_choice.blockSignals(True)
         self.run_choice.clear()
         for path in reversed(self.state.runs):
-            self.run_choice.addItem(path.name, str(path))
+            self.run_choice.addItem(run_label(Path(path)), str(path))
         current = self.state.current_run
         if current is not None:
             self.run_choice.setCurrentIndex(self.run_choice.findData(str(current.path)))
@@ -172,7 +205,13 @@ class ResultsPage(QWidget):
         try:
             self.state.set_current_run(LoadedRun.read(Path(path)))
         except UserError as exc:
-            self.notice.show_text(str(exc), "error")
+            if run_state(path) == "interrupted":
+                self._offer("resume", Path(path), "This run was interrupted before it saved a "
+                                                  "model. Resume it to continue from its last "
+                                                  "epoch.")
+            else:
+                self.run_action.hide()
+                self.notice.show_text(str(exc), "error")
 
     # -- the report ---------------------------------------------------------------------------
     def _show_run(self) -> None:
@@ -193,10 +232,9 @@ class ResultsPage(QWidget):
             self.headline.setText("")
             self.notice.show_text("No results yet: train a model first (step Train).", "info")
             return
+        self.run_action.hide()
         if report is None:
-            self.headline.setText(f"Status: {run.folder.status}")
-            self.notice.show_text("This run has no test results (it was cancelled or had no "
-                                  "test images).", "warning")
+            self._explain_missing_report(run)
             return
         self.notice.show_text(report.rough_note, "info" if report.rough_note else "")
         interval = report.accuracy_interval
@@ -207,6 +245,47 @@ class ResultsPage(QWidget):
         self._fill_metrics(report)
         self.matrix.set_matrix(report.classes, report.confusion)
         self._fill_gallery(report)
+
+    def _explain_missing_report(self, run: LoadedRun) -> None:
+        """No test results: say why, and offer what can be done about it."""
+        state = run_state(run.path)
+        self.headline.setText(f"Status: {STATE_WORDS.get(state, state)}")
+        if state == "running":
+            self.notice.show_text("This run is still training.", "info")
+        elif count_test_images(run.path) == 0:
+            self.notice.show_text(
+                "This run kept no test images, so it has no test score. Score it on a labelled "
+                f"folder: finetune-gui evaluate {run.path} FOLDER", "warning")
+        elif state == "interrupted":
+            self._offer("resume", run.path, "This run was interrupted before it finished. Resume "
+                                            "it to continue from its last epoch.")
+        else:
+            self._offer("evaluate", run.path, "This run has no test results: it stopped before "
+                                              "it was tested. Its best epoch so far was kept and "
+                                              "can be scored on the run's test images.")
+
+    def _offer(self, action: str, run_dir: Path, text: str) -> None:
+        self.notice.show_text(text, "warning")
+        self._action_run = run_dir
+        self.run_action.setText("Resume this run" if action == "resume" else EVALUATE_TEXT)
+        self.run_action.setEnabled(not self.evaluator.is_running)
+        self.run_action.show()
+
+    def _do_run_action(self) -> None:
+        run_dir = self._action_run
+        if run_dir is None:
+            return
+        if self.run_action.text() != EVALUATE_TEXT:
+            self.state.request_resume(run_dir)
+            return
+        self.run_action.setEnabled(False)
+        self.notice.show_text("Testing the kept weights on the run's test images…", "info")
+        self.evaluator.start(engine_jobs.evaluate_test_split, run_dir, separate_process=True,
+                             then=lambda _report: LoadedRun.read(run_dir))
+
+    def _on_evaluated(self, loaded: LoadedRun) -> None:
+        self.state.set_current_run(loaded)
+        self.state.status_changed.emit()
 
     def _fill_metrics(self, report) -> None:
         rows = [(m.name, m.precision, m.recall, m.f1, m.support) for m in report.per_class]
@@ -328,6 +407,7 @@ class ResultsPage(QWidget):
 
     def shutdown(self) -> None:
         self.runner.shutdown()
+        self.evaluator.shutdown()
         for dialog in list(self.cell_dialogs):
             dialog.runner.shutdown()
         self.heatmaps.shutdown()

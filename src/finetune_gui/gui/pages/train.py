@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.errors import DatasetError, WeightsError
+from finetune_gui.core.errors import DatasetError, UserError, WeightsError
 from finetune_gui.core.events import (
     BatchEnded,
     EpochEnded,
@@ -30,7 +31,9 @@ from finetune_gui.core.events import (
     StageStarted,
 )
 from finetune_gui.core.model.backbones import get_backbone, weights_kind
+from finetune_gui.core.run.folder import SETTINGS_FILE, RunFolder, mark_interrupted
 from finetune_gui.core.run.naming import new_run_dir
+from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.core.training.plan import plan_summary, planned_epochs
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
@@ -54,6 +57,15 @@ def with_loaded_run(result) -> tuple[object, LoadedRun | None]:
         return result, LoadedRun.read(result.run_dir)
     except RunFolderError:
         return result, None  # cancelled before the first epoch: nothing to show
+
+
+def run_settings(run_dir: Path) -> TrainingSettings | None:
+    """The settings a run folder was started with (None when they cannot be read)."""
+    try:
+        return TrainingSettings.from_dict(
+            json.loads((Path(run_dir) / SETTINGS_FILE).read_text("utf-8")))
+    except (OSError, ValueError, TypeError, UserError):
+        return None
 
 
 def format_eta(seconds: float | None) -> str:
@@ -83,6 +95,7 @@ class TrainPage(QWidget):
         self._total_epochs = 0
         self._stage_total = 1
         self._started_at = 0.0
+        self.run_dir: Path | None = None  # the run being trained
         self.last_dialog: QMessageBox | None = None
         self._build()
         self.runner.event.connect(self._on_event)
@@ -226,6 +239,9 @@ class TrainPage(QWidget):
                    "file": f"weights from {Path(s.weights).name}"}[weights_kind(s.weights)]
         text = (f"<b>{spec.keras_name}</b> at {s.resolved_image_size} px with {weights}; "
                 f"{plan_summary(s)}.")
+        if self.state.auto_budget_minutes is not None:
+            text += (f" First up to {self.state.auto_budget_minutes:g} minutes finding better "
+                     f"settings on the validation images; the best are trained.")
         scan = self.state.scan
         if scan is not None and scan.can_train:
             try:
@@ -256,9 +272,14 @@ class TrainPage(QWidget):
         run_dir = new_run_dir(self.state.runs_root, settings.backbone)
         self._prepare_for_run(settings)
         self._append_log(f"— New run in {run_dir}")
+        self.run_dir = run_dir
+        self.state.join_run(run_dir)
         # A separate process: see child_process.py for why training never shares the GUI's.
-        self.runner.start(engine_jobs.train, self.state.scan, settings, run_dir,
-                          frozenset(self.state.excluded), separate_process=True,
+        budget = self.state.auto_budget_minutes
+        job, extra = (engine_jobs.train, ()) if budget is None else (engine_jobs.train_auto,
+                                                                     (budget,))
+        self.runner.start(job, self.state.scan, settings, run_dir,
+                          frozenset(self.state.excluded), *extra, separate_process=True,
                           then=with_loaded_run)
         self.state.set_training(True)
 
@@ -278,8 +299,12 @@ class TrainPage(QWidget):
         """Continue a run that was interrupted (the app or the computer stopped mid-training)."""
         if self.runner.is_running:
             return
-        self._prepare_for_run(self.state.settings)
+        self._prepare_for_run(run_settings(run_dir) or self.state.settings)
+        # The epochs before the interruption too: the curves show the whole run.
+        self.curves.show_history(RunFolder.read_history(run_dir))
         self._append_log(f"— Resuming the interrupted run in {run_dir}")
+        self.run_dir = Path(run_dir)
+        self.state.join_run(self.run_dir)
         self.runner.start(engine_jobs.resume, Path(run_dir), separate_process=True,
                           then=with_loaded_run)
         self.state.set_training(True)
@@ -351,6 +376,7 @@ class TrainPage(QWidget):
 
     def _on_failed(self, exc: BaseException, trace: str) -> None:
         self._append_log(f"ERROR: {exc}")
+        self.state.forget_missing_runs()
         self._end("failed", "Stopped by an error.")
         if isinstance(exc, WeightsError):
             self.last_dialog = self._offer_weights_choice(str(exc))
@@ -388,4 +414,10 @@ class TrainPage(QWidget):
         return box
 
     def shutdown(self) -> None:
+        """Stop a running job for window close; a stopped run is kept for resume, not
+        recorded as cancelled (the user closed the window, not the run)."""
+        training = self.runner.is_running
         self.runner.shutdown()
+        if training and self.run_dir is not None:
+            mark_interrupted(self.run_dir, "Stopped when the window was closed; resume it to "
+                                           "continue from its last epoch.")

@@ -19,9 +19,7 @@ BACKGROUND = (255, 255, 255)
 def load_image(path, size):
     """uint8 RGB pixels of shape (size, size, 3), ready for the model (it scales them itself)."""
     image = Image.open(path)
-    if image.format == "JPEG":
-        image.draft("RGB", (size, size))  # decode big JPEGs at a reduced scale, as training did
-    image.load()
+    image.load()  # at full size: a reduced-scale JPEG decode gives slightly different pixels
     image = ImageOps.exif_transpose(image) or image
     mode = image.mode
     if mode in ("P", "L", "RGB") and "transparency" in image.info:

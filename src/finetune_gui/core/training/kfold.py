@@ -1,7 +1,7 @@
 """A k-fold estimate for small folders: every image is tested once, on cached features.
 
 A test split of 30 images gives an interval 30 points wide. With the frozen base's pooled
-features computed once, the solved head (`training.head_solver`) can be refitted k times in
+features computed once, the solved head (`head_solver`) can be refitted k times in
 seconds, each time tested on a fold it never saw, so the estimate rests on every image of the
 folder instead of the test split alone. It measures the head on the frozen base (phase 1), not
 the fine-tuned model, and says so; the final model is trained as usual.
@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from finetune_gui.core.run.intervals import format_interval, wilson_interval
+from finetune_gui.core.events import LogMessage, ProgressCallback
+from finetune_gui.core.run.intervals import kfold_text, wilson_interval
 from finetune_gui.core.training.head_solver import search_softmax_head
 
 KFOLD_BELOW = 2000  # folders smaller than this get the estimate
@@ -32,10 +33,7 @@ class KFoldEstimate:
         return asdict(self)
 
     def text(self) -> str:
-        return (
-            f"{self.folds}-fold estimate on all {self.images} images (new head on the frozen "
-            f"base): {self.accuracy:.1%} ({format_interval(*self.interval)})"
-        )
+        return kfold_text(self.to_dict())
 
 
 def kfold_head_accuracy(
@@ -43,6 +41,7 @@ def kfold_head_accuracy(
 ) -> KFoldEstimate:
     """Stratified k-fold accuracy of the solved head; L2 chosen inside each fold's training part."""
     from sklearn.model_selection import StratifiedKFold, train_test_split
+
 
     features = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -68,3 +67,30 @@ def kfold_head_accuracy(
         folds, len(labels), correct / len(labels), wilson_interval(correct, len(labels)),
         tuple(per_fold),
     )  # fmt: skip
+
+
+def kfold_for_run(
+    train_pooled: np.ndarray,
+    train_labels: np.ndarray,
+    val_pooled: np.ndarray,
+    val_labels: np.ndarray,
+    n_classes: int,
+    *,
+    seed: int,
+    progress: ProgressCallback,
+) -> dict | None:
+    """The k-fold estimate over a small run's training and validation images, for metrics.json
+    and run.json (None, said in the log, from `KFOLD_BELOW` images up, where the test split is
+    large enough on its own, or when a class is too small to fold)."""
+    images = np.concatenate([np.asarray(train_pooled), np.asarray(val_pooled)])
+    targets = np.concatenate([np.asarray(train_labels), np.asarray(val_labels)])
+    if len(targets) >= KFOLD_BELOW:
+        progress(LogMessage(f"No k-fold estimate: {KFOLD_BELOW:,} images or more."))
+        return None
+    try:
+        estimate = kfold_head_accuracy(images, targets, n_classes, seed=seed)
+    except ValueError as exc:
+        progress(LogMessage(f"No k-fold estimate: {exc}", "warning"))
+        return None
+    progress(LogMessage(estimate.text() + "."))
+    return estimate.to_dict()

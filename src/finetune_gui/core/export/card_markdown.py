@@ -1,0 +1,150 @@
+"""The model card as a page a person reads (model_card.md), written from the card's data."""
+
+from __future__ import annotations
+
+from finetune_gui.core.run.intervals import kfold_text
+
+
+def card_markdown(card: dict) -> str:
+    """The model card as a page a person reads."""
+    v = card["verification"]
+    data = card["dataset"]
+    source = card["input"]
+    settings = card["training"]["settings"]
+    lines = [
+        f"# {card['name']}: {card['format_title']}",
+        "",
+        f"{card['purpose']}",
+        "",
+        f"- File: `{card['file']}` (sha256 `{card['file_sha256']}`)",
+        f"- Labels: `{card['labels_file']}`, one class a line, in output order",
+        f"- Exported {card['exported']} with finetune-gui {card['exported_with']['finetune_gui']}, "
+        f"TensorFlow {card['exported_with']['tensorflow']}, Keras {card['exported_with']['keras']}",
+        "",
+        "## Classes",
+        "",
+        *[f"{i}. {name}" for i, name in enumerate(card["classes"])],
+        "",
+        "## Input and output",
+        "",
+        f"- Input `{source['name']}`: {source['dtype']}, shape "
+        f"{_shape(source['shape'])}, {source['colour']} pixels "
+        f"{source['pixel_range'][0]}-{source['pixel_range'][1]}, "
+        f"{source['resize']}; preprocessing is {source['preprocessing']}.",
+    ]
+    if "quantization" in source:
+        q = source["quantization"]
+        lines.append(
+            f"- Quantisation: input scale {q['input']['scale']:g}, zero point "
+            f"{q['input']['zero_point']}; output scale {q['output']['scale']:g}, zero point "
+            f"{q['output']['zero_point']} ({q['rule']})."
+        )
+    lines += [
+        f"- Output `{card['output']['name']}`: shape {_shape(card['output']['shape'])}, "
+        f"{card['output']['meaning']}.",
+        "",
+        "## Model and training",
+        "",
+        f"- Backbone: {card['backbone']['keras_application']} "
+        f"({card['backbone']['params_millions']} M parameters), weights: "
+        f"{card['backbone']['weights']}",
+        f"- Training at {card['input']['shape'][1]} px: {settings['epochs_head']} epoch(s) "
+        f"on the new head (learning rate {settings['lr_head']:g}), "
+        f"{settings['epochs_finetune']} epoch(s) of fine-tuning with the top "
+        f"{settings['unfreeze_blocks']} block(s) unfrozen; batch {settings['batch_size']}, "
+        f"{settings['optimizer']}, augmentation {_augment_text(settings['augment'])}, "
+        f"dropout {settings['dropout']:g}, seed {settings['seed']}",
+        f"- Run status: {card['training']['status']}; best epoch: "
+        f"{card['training']['best_epoch']}",
+        "",
+        "## Data",
+        "",
+        f"- Folder: `{data['root']}`, {data['images']} images: {data['counts']['train']} "
+        f"train, {data['counts']['val']} validation, {data['counts']['test']} test "
+        f"(split seed {data['split_seed']})",
+        *[
+            f"- {name}: {c['train']} train, {c['val']} validation, {c['test']} test"
+            for name, c in data["per_class"].items()
+        ],
+        f"- Content hash: `{data['content_sha256'] or 'not available'}` ({data['hash_note']})",
+        f"- File list hash: `{data['file_list_sha256']}`",
+        "",
+        "## Test results",
+        "",
+    ]
+    metrics = card["test_metrics"]
+    if metrics is None:
+        lines.append("Not measured: the run ended before its test images were evaluated.")
+    else:
+        lines += [
+            f"Accuracy {metrics['accuracy']:.1%}{_accuracy_interval(metrics)} on "
+            f"{metrics['images']} test images; macro F1 {metrics['macro_avg'].get('f1', 0):.3f}.",
+            *([metrics["rough_estimate_note"]] if metrics.get("rough_estimate_note") else []),
+            *([kfold_text(metrics["kfold_estimate"]) + "."] if metrics.get("kfold_estimate") else []),
+            "",
+            "| class | precision | recall | recall 95% interval | F1 | images |",
+            "|---|---|---|---|---|---|",
+            *[
+                f"| {m['name']} | {m['precision']:.3f} | {m['recall']:.3f} | "
+                f"{_range(m.get('recall_interval'))} | {m['f1']:.3f} | {m['support']} |"
+                for m in metrics["per_class"]
+            ],
+        ]
+    if "usage_web" in card:
+        runtime = card["web_runtime"]
+        lines += [
+            "",
+            "## Use it in a web browser",
+            "",
+            card["usage_web"].rstrip("\n"),
+            "",
+            f"Runtime inside the page: {runtime['package']} {runtime['version']} (npm, MIT "
+            f"licence); sha256 of its files: "
+            + ", ".join(f"{name} `{digest}`" for name, digest in runtime["files"].items()),
+        ]
+    lines += [
+        "",
+        "## Verification of this file",
+        "",
+        f"Reloaded with its own runtime and run on {v['n_images']} {v['images']}, then "
+        f"compared with the Keras model:",
+        "",
+        f"- Same top class: {v['agreement']:.1%} of images"
+        + (
+            f" ({v['near_tie_flips']} swap(s) where the Keras model's top two classes were "
+            f"within {v['tie_margin']:g}, counted as agreeing: {v['judged_agreement']:.1%})"
+            if v["near_tie_flips"]
+            else ""
+        ),
+        f"- Largest difference of any class probability: {v['max_abs_diff']:.3g}",
+        f"- Required: at least {v['min_agreement']:.0%} agreement; passed.",
+        "",
+        "## Use it in Python",
+        "",
+        "Run beside the model file, labels.txt and load_image.py (the loader training used):",
+        "",
+        "```python",
+        card["usage_python"].rstrip("\n"),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _shape(shape: list) -> str:
+    return "[" + ", ".join("batch" if d is None else str(d) for d in shape) + "]"
+
+
+def _augment_text(augment: dict) -> str:
+    active = [f"{k} {v}" for k, v in augment.items() if v not in (0, 0.0, "none", None, "")]
+    return ", ".join(active) if active else "none"
+
+
+def _accuracy_interval(metrics: dict) -> str:
+    """' (95% interval 43.8%-83.7%)', or '' for a card written before intervals existed."""
+    interval = metrics.get("accuracy_interval_95")
+    return f" (95% interval {interval[0]:.1%}-{interval[1]:.1%})" if interval else ""
+
+
+def _range(interval) -> str:
+    return f"{interval[0]:.3f}-{interval[1]:.3f}" if interval else "-"

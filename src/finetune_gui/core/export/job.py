@@ -1,0 +1,174 @@
+"""Exporting a trained model for other programs, checked before it is kept.
+
+Every export is built in a private scratch folder, reloaded with the runtime that will use it
+(Keras, TensorFlow, TensorFlow Lite, ONNX Runtime) and compared with the Keras model on
+held-out images. Only a file that passes is copied to the destination, together with
+labels.txt, metrics.json and a model card (Markdown and JSON); the copies are staged beside
+their targets and renamed into place at the end, so a failure, a full disk or a cancel leaves
+no partial file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from finetune_gui.core.errors import ExportError, SettingsError
+from finetune_gui.core.events import (
+    CancelToken,
+    LogMessage,
+    ProgressCallback,
+    StageProgress,
+    StageStarted,
+    check_cancel,
+    ignore_progress,
+)
+from finetune_gui.core.export import web
+from finetune_gui.core.export.browser_check import require_chromium
+from finetune_gui.core.export.card import CARD_JSON, CARD_MARKDOWN, model_card
+from finetune_gui.core.export.card_markdown import card_markdown
+from finetune_gui.core.export.check_images import (
+    calibration_paths,
+    decode,
+    load_split,
+    verification_paths,
+)
+from finetune_gui.core.export.convert import convert, require_onnx
+from finetune_gui.core.export.destination import check_destination, publish, resolve_destination
+from finetune_gui.core.export.formats import export_format
+from finetune_gui.core.export.runtimes import predict_keras_model, run_export
+from finetune_gui.core.export.session import session_models
+from finetune_gui.core.export.templates import LOADER_FILE, LOADER_TEMPLATE
+from finetune_gui.core.export.verify import (
+    Verification,
+    failure_message,
+    judge,
+    verification_line,
+)
+from finetune_gui.core.run.folder import LABELS_FILE, METRICS_FILE, RunFolder
+
+STEPS = ("images", "convert", "verify", "card", "save")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    format: str
+    model_path: Path
+    written: list[Path]  # model, labels.txt, metrics.json (when the run has it), both cards
+    card_markdown: Path
+    card_json: Path
+    verification: Verification
+
+    @property
+    def agreement(self) -> float:
+        return self.verification.agreement
+
+    @property
+    def max_abs_diff(self) -> float:
+        return self.verification.max_abs_diff
+
+    @property
+    def n_images(self) -> int:
+        return self.verification.n_images
+
+
+def export_model(
+    run: RunFolder | Path | str,
+    fmt: str,
+    to: Path | str,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+    data_root: Path | str | None = None,
+    min_agreement: float | None = None,
+) -> ExportResult:
+    """Write `run`'s model as `fmt` to `to`, verified, with labels and a model card beside it.
+
+    `to` ending in the format's suffix (.keras, .tflite, .onnx) names the model file; anything
+    else is a folder (created if its parent exists) that receives the model under its default
+    name. `data_root` is where the run's images are now, if the folder was moved. `min_agreement`
+    overrides the format's floor for the share of images where the export and Keras agree.
+    """
+    run = run if isinstance(run, RunFolder) else RunFolder.open(run)
+    spec = export_format(fmt)
+    if fmt in ("onnx", "web"):
+        require_onnx()
+    if fmt == "web":
+        web.require_runtime()
+        require_chromium()
+    floor = spec.min_agreement if min_agreement is None else float(min_agreement)
+    if not 0.0 <= floor <= 1.0:
+        raise SettingsError(f"The minimum agreement must be between 0 and 1; got {min_agreement}.")
+    folder, model_target = resolve_destination(spec, to)
+    check_destination(run, spec, folder, model_target)
+    progress(StageStarted("export", len(STEPS), f"Exporting {run.path.name} as {spec.title}"))
+
+    scratch = Path(tempfile.mkdtemp(prefix="finetune-gui-export-"))
+    try:
+        out = scratch / "out"
+        out.mkdir()
+        split = load_split(run, data_root)
+        verify_paths, described = verification_paths(split, progress)
+        verify_images = decode(verify_paths, run.image_size, progress, cancel)
+        calibration = None
+        if fmt == "tflite-int8":
+            calibration = decode(
+                calibration_paths(split), run.image_size, progress, cancel
+            )
+        progress(StageProgress("export", 1, len(STEPS)))
+        check_cancel(cancel)
+
+        model = session_models.model(run)
+        reference = predict_keras_model(model, verify_images)
+        built = out / model_target.name
+        convert(spec, run, model, built, calibration)
+        progress(StageProgress("export", 2, len(STEPS)))
+        check_cancel(cancel)
+
+        # The web page is checked on the image files themselves (it prepares their pixels), its
+        # answers read by the run's class names: a page that names the classes wrongly fails.
+        inputs = (verify_paths, list(run.classes)) if fmt == "web" else verify_images
+        exported = run_export(spec, built, inputs)
+        verification = judge(reference, exported, spec, floor, described)
+        progress(LogMessage(f"{spec.title}: " + verification_line(verification)))
+        if not verification.passed:
+            raise ExportError(failure_message(spec, verification))
+        progress(StageProgress("export", 3, len(STEPS)))
+        check_cancel(cancel)
+
+        shutil.copyfile(run.path / LABELS_FILE, out / LABELS_FILE)
+        has_metrics = (run.path / METRICS_FILE).is_file()
+        if has_metrics:
+            shutil.copyfile(run.path / METRICS_FILE, out / METRICS_FILE)
+        card = model_card(run, spec, built, model_target.name, split, verification, progress)
+        (out / CARD_JSON).write_text(
+            json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8"
+        )
+        (out / CARD_MARKDOWN).write_text(card_markdown(card), encoding="utf-8")
+        shutil.copyfile(LOADER_TEMPLATE, out / LOADER_FILE)  # the card's snippet imports it
+        progress(StageProgress("export", 4, len(STEPS)))
+        check_cancel(cancel)
+
+        names = [model_target.name, LABELS_FILE, *([METRICS_FILE] if has_metrics else [])]
+        names += [CARD_MARKDOWN, CARD_JSON, LOADER_FILE]
+        written = publish([(out / name, folder / name) for name in names], folder, cancel)
+        progress(StageProgress("export", 5, len(STEPS)))
+        progress(LogMessage(f"Exported {model_target} ({spec.title})."))
+        return ExportResult(
+            fmt, model_target, written, folder / CARD_MARKDOWN, folder / CARD_JSON, verification
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def export_run(run: RunFolder | Path | str, to: Path | str, fmt: str = "keras") -> list[Path]:
+    """Export the model as `fmt`, verified, with labels.txt, metrics.json and a model card.
+
+    `to` ending in the format's suffix (e.g. `.keras`) names the model file (the rest goes
+    beside it); otherwise `to` is a folder (created if its parent exists) that receives all.
+    Returns the paths written. `export_model` has progress, cancel and the verification numbers.
+    """
+    return export_model(run, fmt, to).written

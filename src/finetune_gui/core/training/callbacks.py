@@ -1,0 +1,292 @@
+"""The Keras callbacks of one training phase, one concern each, handed what they need.
+
+Keras calls them in list order for every hook, so the order `job.py` lists them in is the order
+of the events a user sees: per batch divergence, cancel, then progress; per epoch the history
+row, early stopping, the `EpochEnded` event, then the checkpoint. Imported only once training
+starts: this module imports Keras.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import keras
+
+from finetune_gui.core.events import (
+    BatchEnded,
+    CancelToken,
+    EpochEnded,
+    LogMessage,
+    ProgressCallback,
+)
+from finetune_gui.core.model.build import recalibrate_batchnorm
+from finetune_gui.core.training.checkpoint import RunCheckpoint
+from finetune_gui.core.training.selection import criterion
+from finetune_gui.core.training.tracking import BestWeights, LossWatch, PhaseStop
+
+
+class _EpochCounter(keras.callbacks.Callback):
+    """Knows the run's epoch number (1-based, across phases) during an epoch of this phase."""
+
+    def __init__(self, first_epoch: int) -> None:
+        super().__init__()
+        self.first_epoch = first_epoch
+        self.epoch = first_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = self.first_epoch + epoch
+
+
+class DivergenceStop(_EpochCounter):
+    """Stops at the first batch whose loss is NaN or exploded (see `LossWatch`)."""
+
+    def __init__(self, watch: LossWatch, stop: PhaseStop, first_epoch: int) -> None:
+        super().__init__(first_epoch)
+        self.watch, self.stop = watch, stop
+
+    def on_train_batch_end(self, batch, logs=None):
+        what = self.watch.divergence(float((logs or {}).get("loss", 0.0)))
+        if what is not None:
+            self.stop.diverged = f"The training loss {what} in epoch {self.epoch}"
+            self.model.stop_training = True
+
+
+class CancelStop(keras.callbacks.Callback):
+    """Stops training, validation or prediction at the next batch once `cancel` is set."""
+
+    def __init__(self, cancel: CancelToken | None, stop: PhaseStop) -> None:
+        super().__init__()
+        self.cancel, self.stop = cancel, stop
+
+    def _asked(self) -> bool:
+        return self.cancel is not None and self.cancel.cancelled
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._asked():
+            self.stop.cancelled = True
+            self.model.stop_training = True
+
+    def on_test_batch_end(self, batch, logs=None):
+        if self._asked():
+            self.model.stop_evaluating = True
+
+    def on_predict_batch_end(self, batch, logs=None):
+        if self._asked():
+            self.model.stop_predicting = True
+
+
+class BatchProgress(_EpochCounter):
+    """A `BatchEnded` event per batch, with the time left for this phase."""
+
+    def __init__(
+        self, progress: ProgressCallback, phase: str, first_epoch: int, steps: int, epochs: int
+    ) -> None:
+        super().__init__(first_epoch)
+        self.progress, self.phase, self.steps, self.epochs = progress, phase, steps, epochs
+        self.started = time.monotonic()
+        self.batches_done = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        self.batches_done += 1
+        elapsed = time.monotonic() - self.started
+        remaining = self.epochs * self.steps - self.batches_done
+        eta = elapsed / self.batches_done * remaining
+        self.progress(BatchEnded(self.phase, self.epoch, batch + 1, self.steps, loss, eta))
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Appends one row per finished epoch to `history` (the run's history.csv)."""
+
+    def __init__(self, history: list[dict], phase: str, first_epoch: int, stop: PhaseStop) -> None:
+        super().__init__()
+        self.history, self.phase, self.first_epoch, self.stop = history, phase, first_epoch, stop
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stop.mid_epoch:
+            return
+        logs = dict(logs or {})
+        self.history.append(
+            {
+                "epoch": self.first_epoch + epoch,
+                "phase": self.phase,
+                "loss": float(logs.get("loss", math.nan)),
+                "accuracy": float(logs.get("accuracy", math.nan)),
+                "val_loss": float(logs["val_loss"]) if "val_loss" in logs else None,
+                "val_accuracy": float(logs["val_accuracy"]) if "val_accuracy" in logs else None,
+                "lr": float(self.model.optimizer.learning_rate.numpy()),
+            }
+        )
+
+
+class EarlyStopping(keras.callbacks.Callback):
+    """Keeps the best weights (validation accuracy with the loss breaking ties, else the training
+    loss: `selection.criterion`) and stops after `patience` epochs without improvement (0: never).
+    """
+
+    def __init__(
+        self,
+        best: BestWeights,
+        layers: list,
+        history: list[dict],
+        stop: PhaseStop,
+        *,
+        patience: int,
+        progress: ProgressCallback,
+        on_improvement: Callable[[], None],
+    ) -> None:
+        super().__init__()
+        self.best, self.layers, self.history, self.stop = best, layers, history, stop
+        self.patience, self.progress, self.on_improvement = patience, progress, on_improvement
+        self.waited = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stop.mid_epoch:
+            return
+        row = self.history[-1]
+        watched = criterion(row["val_accuracy"], row["val_loss"], row["loss"])
+        if self.best.update(watched, row["epoch"], self.layers):
+            self.waited = 0
+            self.on_improvement()
+            return
+        self.waited += 1
+        if self.patience and self.waited >= self.patience:
+            self.progress(
+                LogMessage(
+                    f"Early stopping: validation accuracy (loss breaking ties) did not "
+                    f"improve for {self.waited} epochs (best at epoch {self.best.epoch})."
+                )
+            )
+            self.model.stop_training = True
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """An `EpochEnded` event with the numbers of the row just added to `history`."""
+
+    def __init__(
+        self, progress: ProgressCallback, phase: str, history: list[dict], stop: PhaseStop
+    ) -> None:
+        super().__init__()
+        self.progress, self.phase, self.history, self.stop = progress, phase, history, stop
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stop.mid_epoch:
+            return
+        row = self.history[-1]
+        metrics = {k: v for k, v in row.items() if isinstance(v, float)}
+        self.progress(EpochEnded(self.phase, row["epoch"], metrics))
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Writes the checkpoint after each finished epoch, so a killed run resumes there.
+
+    `model` is the whole classifier: in speed mode Keras fits only its top part.
+    """
+
+    def __init__(
+        self,
+        checkpoint: RunCheckpoint,
+        model,
+        history: list[dict],
+        best: BestWeights,
+        watch: LossWatch,
+        batch_size: int,
+        stop: PhaseStop,
+    ) -> None:
+        super().__init__()
+        self.checkpoint, self.classifier_model, self.history = checkpoint, model, history
+        self.best, self.watch, self.batch_size, self.stop = best, watch, batch_size, stop
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stop.mid_epoch:
+            return
+        self.checkpoint.save_epoch(
+            self.classifier_model,
+            self.history,
+            best_value=self.best.value,
+            best_epoch=self.best.epoch,
+            batch_size=self.batch_size,
+            first_loss=self.watch.first_loss,
+        )
+
+
+class RecalibrateBatchNorm(keras.callbacks.Callback):
+    """From scratch: fresh BatchNorm statistics before each validation, so it can be trusted."""
+
+    def __init__(self, classifier_model, images, batch_size: int) -> None:
+        super().__init__()
+        self.classifier_model, self.images, self.batch_size = classifier_model, images, batch_size
+
+    def on_test_begin(self, logs=None):
+        recalibrate_batchnorm(self.classifier_model, self.images, self.batch_size)
+
+
+def record_epoch(
+    row: dict,
+    layers: list,
+    *,
+    history: list[dict],
+    best: BestWeights,
+    watch: LossWatch,
+    checkpoint: RunCheckpoint,
+    model,
+    batch_size: int,
+    progress: ProgressCallback,
+) -> None:
+    """An epoch computed without `fit` (the solved head), recorded as the callbacks below record
+    one: its history row, the best weights of `layers`, the `EpochEnded` event, the checkpoint."""
+    history.append(row)
+    best.remember_start(layers)
+    if best.update(criterion(row["val_accuracy"], row["val_loss"], row["loss"]), row["epoch"],
+                   layers):  # fmt: skip
+        checkpoint.save_best(model)
+    progress(EpochEnded(row["phase"], row["epoch"],
+                        {k: v for k, v in row.items() if isinstance(v, float)}))  # fmt: skip
+    checkpoint.save_epoch(
+        model, history, best_value=best.value, best_epoch=best.epoch, batch_size=batch_size,
+        first_loss=watch.first_loss,
+    )  # fmt: skip
+
+
+def phase_callbacks(
+    *,
+    phase: str,
+    first_epoch: int,
+    steps: int,
+    epochs: int,
+    layers: list,
+    history: list[dict],
+    best: BestWeights,
+    watch: LossWatch,
+    checkpoint: RunCheckpoint,
+    model,
+    batch_size: int,
+    patience: int,
+    progress: ProgressCallback,
+    cancel: CancelToken | None,
+    stop: PhaseStop,
+) -> list[keras.callbacks.Callback]:
+    """The callbacks of one phase, in the order their events must come (see the module doc).
+
+    `model` is the whole classifier, whose weights the checkpoint keeps; `layers` are the ones
+    this phase trains.
+    """
+    return [
+        DivergenceStop(watch, stop, first_epoch),
+        CancelStop(cancel, stop),
+        BatchProgress(progress, phase, first_epoch, steps, epochs),
+        EpochHistory(history, phase, first_epoch, stop),
+        EarlyStopping(
+            best,
+            layers,
+            history,
+            stop,
+            patience=patience,
+            progress=progress,
+            on_improvement=lambda: checkpoint.save_best(model),
+        ),
+        EpochProgress(progress, phase, history, stop),
+        EpochCheckpoint(checkpoint, model, history, best, watch, batch_size, stop),
+    ]

@@ -1,0 +1,107 @@
+"""Speed mode: the frozen layers run once per image (and augmented view), and the trained layers
+then learn from that stored output instead of from pixels.
+
+Phase 1 trains the head on the pooled output of the whole base; phase 2 trains the top blocks on
+the output at the cut below them. Stored outputs are kept on disk (`feature_cache`) and reused
+by a later run with the same images, weights and settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from finetune_gui.core.data.split import DatasetSplit
+from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback
+from finetune_gui.core.model.backbones import cut_layer
+from finetune_gui.core.model.features import (
+    CachedFeatures,
+    extract_features,
+    head_model,
+    top_model,
+)
+from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.training import feature_cache
+
+
+@dataclass
+class StoredActivations:
+    """The frozen layers' output for the training images (all views) and the validation images."""
+
+    train: CachedFeatures
+    val: CachedFeatures
+    cut: str | None
+
+    @property
+    def views(self) -> int:
+        return self.train.views
+
+
+def finetune_cut(classifier, phases: list[tuple]) -> str | None:
+    """The layer below the blocks phase 2 unfreezes (None without a fine-tuning phase)."""
+    finetune = [p for p in phases if p[0] == "finetune"]
+    return cut_layer(classifier.ends, finetune[0][3]) if finetune else None
+
+
+def store_activations(
+    classifier,
+    settings: TrainingSettings,
+    split: DatasetSplit,
+    images: tuple,
+    *,
+    cut: str | None,
+    augment,
+    views: int,
+    batch_size: int,
+    progress: ProgressCallback,
+    cancel: CancelToken | None,
+) -> StoredActivations:
+    """Run the frozen layers on the training (`views` augmented copies) and validation pixels."""
+    train_x, val_x = images
+    # Hashes the whole weights file: once per run, not once per part of the split.
+    weights_id = feature_cache.weights_identity(settings.weights)
+
+    def extract(pixels, items, augment, views, stage):
+        return _cached_extract(
+            classifier, settings, pixels, items, cut=cut, augment=augment, views=views,
+            stage=stage, weights_id=weights_id, batch_size=batch_size, progress=progress,
+            cancel=cancel,
+        )  # fmt: skip
+
+    train = extract(train_x, split.train, augment, views, "extract")
+    val = extract(val_x, split.val, None, 1, "extract-val")
+    return StoredActivations(train, val, cut)
+
+
+def phase_model(classifier, phase: str, stored: StoredActivations):
+    """The part of the classifier a phase fits, with its training and validation inputs."""
+    if phase == "head":
+        return head_model(classifier), stored.train.pooled, stored.val.pooled
+    return top_model(classifier, stored.cut), stored.train.at_cut, stored.val.at_cut
+
+
+def _cached_extract(
+    classifier, settings, images, items, *, cut, augment, views, stage, weights_id, batch_size,
+    progress, cancel,
+) -> CachedFeatures:  # fmt: skip
+    """Extract the frozen part's output, or reuse it from an earlier run with the same key."""
+    key = feature_cache.cache_key(
+        [p for p, _ in items],
+        backbone=settings.backbone,
+        weights=weights_id,
+        size=settings.resolved_image_size,
+        augment=settings.augment.to_dict() if augment is not None else None,
+        views=views if augment is not None else 1,
+        cut=cut,
+        seed=settings.seed,
+        precision=classifier.base.compute_dtype,
+    )
+    found = feature_cache.load(key)
+    if found is not None:
+        progress(LogMessage(f"Reusing the frozen layers' output from an earlier run ({stage})."))
+        return found
+    features = extract_features(
+        classifier, images, cut=cut, augment=augment, views=views,
+        batch_size=batch_size, progress=progress, cancel=cancel, stage=stage,
+    )  # fmt: skip
+    feature_cache.save(key, features)
+    return features

@@ -1,0 +1,46 @@
+"""The images a run learns from: its split, from whatever the caller gave, and each part of the
+split as decoded pixels with their labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from finetune_gui.core.data.pipeline import decode_images
+from finetune_gui.core.data.scan import DatasetScan, scan_folder
+from finetune_gui.core.data.split import DatasetSplit, split_dataset
+from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback
+from finetune_gui.core.settings import TrainingSettings
+
+
+def resolve_split(
+    data: Path | str | DatasetScan | DatasetSplit,
+    settings: TrainingSettings,
+    exclude: frozenset[Path],
+    progress: ProgressCallback,
+    cancel: CancelToken | None,
+) -> DatasetSplit:
+    """A split as given, or made from a scan (scanning a folder first); scan warnings are logged."""
+    if isinstance(data, DatasetSplit):
+        return data
+    if not isinstance(data, DatasetScan):
+        data = scan_folder(data, progress=progress, cancel=cancel)
+    for warning in data.warnings:
+        progress(LogMessage(warning, "warning"))
+    s = settings
+    return split_dataset(data, s.val_fraction, s.test_fraction, s.seed, exclude=exclude)
+
+
+def decode_part(
+    items: list[tuple[Path, int]],
+    size: int,
+    stage: str,
+    progress: ProgressCallback,
+    cancel: CancelToken | None,
+):
+    """One part of the split as uint8 pixels at the run's size, and its labels."""
+    pixels = decode_images(
+        [p for p, _ in items], size, progress=progress, cancel=cancel, stage=stage
+    )
+    return pixels, np.array([label for _, label in items], dtype="int32")

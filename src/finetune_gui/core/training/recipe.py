@@ -1,0 +1,73 @@
+"""The recipe's choices that need no run state: class weights, optimizer and loss, augmentation,
+and the augmented pixel batches the exact mode trains on."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from finetune_gui.core.data.augment import build_augmentation
+from finetune_gui.core.data.pipeline import batches
+from finetune_gui.core.events import LogMessage, ProgressCallback
+from finetune_gui.core.settings import TrainingSettings
+
+# "auto" turns class weights on when the largest class has more than 3x the smallest one's images.
+AUTO_CLASS_WEIGHT_RATIO = 3.0
+
+
+def sample_weights(
+    labels: np.ndarray, classes: list[str], mode: str, progress: ProgressCallback
+) -> np.ndarray:
+    """One weight per training image so each class counts the same (`mode`: on, off or auto)."""
+    n_classes = len(classes)
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    present = counts[counts > 0]
+    ratio = present.max() / present.min() if len(present) else 1.0
+    use = mode == "on" or (mode == "auto" and ratio > AUTO_CLASS_WEIGHT_RATIO)
+    if not use:
+        return np.ones(len(labels), dtype="float32")
+    per_class = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 0.0)
+    # Named, so "8.12" can be read as "the rare class counts eight times".
+    progress(LogMessage("Class weights on (a rarer class counts more): " + ", ".join(
+        f"{name} {weight:.2f}" for name, weight in zip(classes, per_class, strict=True))))
+    return per_class[labels].astype("float32")
+
+
+def make_optimizer(name: str, lr: float):
+    """A fresh Keras optimizer by its settings name ("adam", "sgd" with momentum, "rmsprop")."""
+    import keras
+
+    return {
+        "adam": keras.optimizers.Adam,
+        "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9),
+        "rmsprop": keras.optimizers.RMSprop,
+    }[name](learning_rate=lr)
+
+
+def compile_for_training(model, optimizer: str, lr: float) -> None:
+    """Compile `model` afresh: needed after every change of which layers train."""
+    model.compile(
+        optimizer=make_optimizer(optimizer, lr),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def training_augmentation(settings: TrainingSettings):
+    """The run's random changes as a Keras layer stack, or None when they change nothing."""
+    if settings.augment.is_off:
+        return None
+    aug = build_augmentation(settings.augment, seed=settings.seed)
+    return aug if aug.layers else None
+
+
+def augmented_pixel_batches(pixels, labels, weights, augment, batch_size: int, seed: int):
+    """Shuffled, repeated (pixels, label, weight) batches, augmented afresh in every epoch."""
+    import tensorflow as tf
+
+    ds = batches([pixels, labels, weights], batch_size, shuffle=True, seed=seed, repeat=True)
+
+    def prepare(x, y, w):
+        x = tf.cast(x, tf.float32)
+        return (augment(x, training=True) if augment is not None else x), y, w
+
+    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)

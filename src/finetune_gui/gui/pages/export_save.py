@@ -1,0 +1,162 @@
+"""The Export page's "Save the model" panel: a format from the registry, a folder, a checked file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from finetune_gui.core.events import StageProgress, StageStarted
+from finetune_gui.core.export.formats import FORMATS
+from finetune_gui.gui.state import LoadedRun, ProjectState
+from finetune_gui.gui.widgets.common import Banner
+from finetune_gui.gui.widgets.error_dialog import show_error
+from finetune_gui.gui.worker import JobRunner
+from finetune_gui.jobs import engine as engine_jobs
+
+
+class SavePanel(QGroupBox):
+    """Export the current run's model in a chosen format to a chosen folder, in the background."""
+
+    exported = Signal(list)  # the written files
+
+    def __init__(self, state: ProjectState, parent: QWidget | None = None) -> None:
+        super().__init__("Save the model", parent)
+        self.state = state
+        self.export_runner = JobRunner("export", self)
+        self._build()
+        self.export_runner.event.connect(self._on_export_event)
+        self.export_runner.succeeded.connect(self._on_exported)
+        self.export_runner.cancelled.connect(self._on_export_cancelled)
+        self.export_runner.failed.connect(self._on_export_failed)
+
+    def _build(self) -> None:
+        save = QVBoxLayout(self)
+        format_row = QHBoxLayout()
+        self.format_choice = QComboBox()
+        for spec in FORMATS.values():
+            self.format_choice.addItem(spec.title, spec.name)
+            self.format_choice.setItemData(self.format_choice.count() - 1, spec.purpose,
+                                           Qt.ItemDataRole.ToolTipRole)
+        self.format_choice.setToolTip("The kind of file to make. Every export is checked "
+                                      "against the trained model before it is saved.")
+        self.format_choice.currentIndexChanged.connect(self._show_format)
+        self.format_purpose = QLabel()
+        self.format_purpose.setWordWrap(True)
+        self.format_purpose.setStyleSheet("color:#4b5563;")
+        format_row.addWidget(QLabel("Format:"))
+        format_row.addWidget(self.format_choice)
+        format_row.addWidget(self.format_purpose, 1)
+        save.addLayout(format_row)
+        row = QHBoxLayout()
+        self.target = QLineEdit()
+        self.target.setPlaceholderText("Folder to save into (created if needed)")
+        browse = QPushButton("Choose folder…")
+        browse.clicked.connect(self._choose_target)
+        self.export_button = QPushButton("Save model")
+        self.export_button.setObjectName("primaryButton")
+        self.export_button.clicked.connect(self.export)
+        self.export_cancel = QPushButton("Cancel")
+        self.export_cancel.clicked.connect(self.export_runner.cancel)
+        self.export_cancel.hide()
+        row.addWidget(self.target, 1)
+        row.addWidget(browse)
+        row.addWidget(self.export_button)
+        row.addWidget(self.export_cancel)
+        save.addLayout(row)
+        self.export_progress = QProgressBar()
+        self.export_progress.hide()
+        save.addWidget(self.export_progress)
+        self.export_result = Banner("success")
+        save.addWidget(self.export_result)
+        self._show_format()
+
+    def show_run(self, run: LoadedRun | None) -> None:
+        """Saving waits for a run to save."""
+        self.export_button.setEnabled(run is not None)
+
+    def _choose_target(self) -> None:
+        start = self.target.text() or str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Save the model into", start)
+        if folder:
+            self.target.setText(folder)
+
+    def choices(self) -> tuple[str, str]:
+        """(destination folder, format) as last chosen, for the next session."""
+        return self.target.text().strip(), self.format_choice.currentData()
+
+    def restore_choices(self, folder: str, fmt: str) -> None:
+        self.target.setText(folder)
+        index = self.format_choice.findData(fmt)
+        if index >= 0:
+            self.format_choice.setCurrentIndex(index)
+
+    def _show_format(self) -> None:
+        spec = FORMATS[self.format_choice.currentData()]
+        self.format_purpose.setText(spec.purpose)
+
+    def export(self) -> None:
+        """Export the current run's model in the chosen format to the chosen folder."""
+        run = self.state.current_run
+        text = self.target.text().strip()
+        if run is None or self.export_runner.is_running:
+            return
+        if not text:
+            self.export_result.show_text("Choose a folder to save into first.", "warning")
+            return
+        self._set_exporting(True)
+        self.export_result.show_text("Converting, then checking the file against the trained "
+                                     "model…", "info")
+        # A separate process: converting holds Python's lock for long stretches.
+        self.export_runner.start(engine_jobs.export, run.path, self.format_choice.currentData(),
+                                 Path(text).expanduser(), separate_process=True)
+
+    def _set_exporting(self, exporting: bool) -> None:
+        self.export_button.setEnabled(not exporting and self.state.current_run is not None)
+        self.format_choice.setEnabled(not exporting)
+        self.export_cancel.setVisible(exporting)
+        self.export_progress.setVisible(exporting)
+        self.export_progress.setRange(0, 0)
+
+    def _on_export_event(self, event: object) -> None:
+        if isinstance(event, StageStarted) and event.stage == "export":
+            self.export_progress.setRange(0, event.total)
+            self.export_progress.setValue(0)
+            self.export_progress.setFormat(event.text or "%v of %m")
+        elif isinstance(event, StageProgress) and event.stage == "export":
+            self.export_progress.setValue(event.done)
+
+    def _on_exported(self, result) -> None:
+        self._set_exporting(False)
+        names = ", ".join(p.name for p in result.written)
+        check = result.verification
+        self.export_result.show_text(
+            f"Saved {names} in {result.model_path.parent}.\nChecked on {check.n_images} "
+            f"{check.images}: the file gives the trained model's answer on "
+            f"{check.agreement:.1%} of them.", "success")
+        self.exported.emit(list(result.written))
+
+    def _on_export_cancelled(self) -> None:
+        self._set_exporting(False)
+        self.export_result.show_text("Export cancelled; nothing was written.", "warning")
+
+    def _on_export_failed(self, exc: BaseException, trace: str) -> None:
+        self._set_exporting(False)
+        self.export_result.show_text("")
+        show_error(self, exc, trace, "saving the model", title="Could not save")
+
+
+    def shutdown(self) -> None:
+        self.export_runner.shutdown()

@@ -1,0 +1,83 @@
+"""Every run folder is listed whatever its state, and only runs that can continue are offered
+for resume (no TensorFlow needed: the folders are written as the training job writes them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from finetune_gui.core.project import Project
+from finetune_gui.core.run.folder import (
+    list_run_folders,
+    mark_interrupted,
+    resumable_runs,
+    run_state,
+)
+from finetune_gui.core.settings import TrainingSettings
+
+
+def _ended_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def _run(root, name, status, *, pid=None, checkpoint=True, host=None):
+    run = root / name
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "settings.json").write_text("{}")
+    facts = {"status": status, "pid": pid if pid is not None else _ended_pid(),
+             "host": host or socket.gethostname()}
+    (run / "run.json").write_text(json.dumps(facts))
+    if checkpoint:
+        (run / "checkpoint" / "state.json").write_text('{"epochs_done": 2}')
+    return run
+
+
+def test_each_state_is_named_and_only_interrupted_runs_are_resumable(tmp_path):
+    root = tmp_path / "runs"
+    done = _run(root, "a-done", "completed")
+    cancelled = _run(root, "b-cancelled", "cancelled")
+    failed = _run(root, "c-failed", "failed")
+    killed = _run(root, "d-killed", "running")  # its process is gone
+    alive = _run(root, "e-alive", "running", pid=os.getpid())  # still training
+    elsewhere = _run(root, "f-elsewhere", "running", host="another-machine")
+    early = _run(root, "g-early", "running", checkpoint=False)  # killed before epoch 1
+    (root / "not-a-run").mkdir()
+    (root / "stray.txt").write_text("x")
+
+    assert {p.name for p in list_run_folders(root)} == {
+        "a-done", "b-cancelled", "c-failed", "d-killed", "e-alive", "f-elsewhere", "g-early"}
+    assert [run_state(p) for p in (done, cancelled, failed, killed, alive, elsewhere, early)] == [
+        "completed", "cancelled", "failed", "interrupted", "running", "running", "failed"]
+    assert resumable_runs(root) == [killed]
+    assert list_run_folders(tmp_path / "missing") == []
+
+
+def test_a_run_stopped_by_closing_the_window_becomes_resumable_but_a_finished_one_does_not(
+    tmp_path,
+):
+    cancelled = _run(tmp_path, "cancelled", "cancelled")
+    finished = _run(tmp_path, "finished", "completed")
+    early = _run(tmp_path, "early", "cancelled", checkpoint=False)
+    assert mark_interrupted(cancelled, "Stopped when the window was closed.")
+    assert not mark_interrupted(finished, "Stopped when the window was closed.")
+    assert not mark_interrupted(early, "Stopped when the window was closed.")
+    assert run_state(cancelled) == "interrupted" and run_state(finished) == "completed"
+    facts = json.loads((cancelled / "run.json").read_text())
+    assert facts["message"] == "Stopped when the window was closed."
+    assert resumable_runs(tmp_path) == [cancelled]
+
+
+def test_an_autosaved_project_remembers_the_project_file_it_copies(tmp_path):
+    project = Project(tmp_path, TrainingSettings(), [tmp_path / "runs" / "r1"], [],
+                      origin=tmp_path / "mine.ftproj")
+    saved = project.save(tmp_path / "autosave.ftproj")
+    again = Project.load(saved)
+    assert again.origin == tmp_path / "mine.ftproj"
+    assert again.runs == [tmp_path / "runs" / "r1"]
+    plain = Project.load(Project(tmp_path).save(tmp_path / "plain.ftproj"))
+    assert plain.origin is None
