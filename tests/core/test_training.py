@@ -59,7 +59,7 @@ def finished_run(tmp_path_factory, other_shapes_dir, pretrained_base):
 def test_fine_tuning_saved_weights_reaches_high_test_accuracy(finished_run):
     result, _ = finished_run
     assert result.status == "completed"
-    assert result.report.count == 18
+    assert result.report.count == 36
     assert result.report.accuracy >= 0.9
 
 
@@ -82,12 +82,12 @@ def test_the_run_folder_holds_everything_to_repeat_and_use_the_run(finished_run)
     assert len(rows) == len(result.history) and {"loss", "val_accuracy", "phase"} <= set(rows[0])
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["accuracy"] == result.report.accuracy
-    assert len(metrics["confusion"]) == 3 and sum(map(sum, metrics["confusion"])) == 18
+    assert len(metrics["confusion"]) == 3 and sum(map(sum, metrics["confusion"])) == 36
     assert json.loads((folder / "run.json").read_text())["status"] == "completed"
     run = RunFolder.open(folder)
     assert run.settings == tuned(run.settings.weights)
     split = json.loads((folder / "split.json").read_text())
-    assert len(split["train"]) + len(split["val"]) + len(split["test"]) == 120
+    assert len(split["train"]) + len(split["val"]) + len(split["test"]) == 240
     assert not list(folder.glob(".*"))  # no temporary files left behind
 
 
@@ -180,7 +180,7 @@ def test_an_exploding_loss_stops_with_advice_to_lower_the_learning_rate(small_sh
 
 
 def test_early_stopping_ends_a_phase_that_stops_improving(small_shapes, pretrained_base, tmp_path):
-    from finetune_gui.core.training.selection import criterion
+    from finetune_gui.core.training.selection import criterion, improves
 
     # A hidden layer makes the head non-convex: it trains (up to 200 epochs) until validation
     # stops improving for max(patience, 5) epochs, then keeps its best epoch.
@@ -192,7 +192,9 @@ def test_early_stopping_ends_a_phase_that_stops_improving(small_shapes, pretrain
     assert 6 <= len(result.history) < 200
     scores = [criterion(r["val_accuracy"], r["val_loss"], r["loss"]) for r in result.history]
     best_epoch = json.loads((tmp_path / "run" / "run.json").read_text())["best_epoch"]
-    assert scores[best_epoch - 1] == min(scores)
+    # Kept: the first epoch that no later one beats by more than noise (a loss 3e-13 lower
+    # at the same accuracy is no improvement).
+    assert not any(improves(score, scores[best_epoch - 1]) for score in scores)
     assert len(result.history) - best_epoch >= 5  # the patience it waited
 
 
@@ -252,7 +254,8 @@ def test_out_of_memory_retries_with_half_the_batch_and_says_so(
     recorder = Recorder()
     result = TrainingJob(
         small_shapes,
-        tuned(pretrained_base, epochs_head=1, epochs_finetune=0),
+        # Phase 2: the solved head calls no fit, so the first fit is fine-tuning's.
+        tuned(pretrained_base, epochs_head=1, epochs_finetune=1),
         tmp_path / "run",
         progress=recorder,
     ).run()

@@ -100,7 +100,7 @@ def test_train_writes_a_complete_run_and_prints_the_report(trained_run):
 def test_evaluate_on_a_folder_prints_metrics_or_json(trained_run, other_shapes_dir, capsys):
     assert main(["evaluate", str(trained_run), str(other_shapes_dir), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["count"] == 120 and report["accuracy"] >= 0.9
+    assert report["count"] == 240 and report["accuracy"] >= 0.9
     assert len(report["per_class"]) == 3 and len(report["confusion"]) == 3
 
 
