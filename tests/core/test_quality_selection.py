@@ -97,3 +97,16 @@ def test_kfold_adds_an_estimate_over_training_and_validation_images(
     assert f"-fold estimate on all {kfold['images']} training and validation images" in (
         format_report(result.report)
     )
+
+
+def test_kfold_without_a_test_split_is_in_run_json_and_the_last_message(
+    small_shapes, pretrained_base, tmp_path
+):
+    run = settings(pretrained_base, epochs_finetune=0, test_fraction=0)
+    result = TrainingJob(small_shapes, run, tmp_path / "run", kfold=True).run()
+    assert result.status == "completed" and result.report is None
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    kfold = json.loads((tmp_path / "run" / "run.json").read_text())["kfold"]
+    assert kfold["images"] == 36  # every image is a training or validation image
+    assert "-fold estimate on all 36 training and validation images" in result.message
+    assert f"{kfold['accuracy']:.1%}" in result.message
