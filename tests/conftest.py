@@ -84,9 +84,17 @@ def pretrained_base(tmp_path_factory, shapes_dir) -> Path:
     return make_pretrained_base(shapes_dir, tmp_path_factory.mktemp("pretraining"))
 
 
+# 80 per class: a 15% test split of 36 images. With 40 per class (18 test images) accuracy
+# tests sat one image from their 0.9 threshold: the base above is trained from scratch, and
+# float rounding alone changes it (the same code scored 16/18 with TensorFlow's oneDNN kernels
+# on this machine and 18/18 with TF_ENABLE_ONEDNN_OPTS=0), so the CPU decided the outcome.
+OTHER_SHAPES_PER_CLASS = 80
+
+
 @pytest.fixture(scope="session")
 def other_shapes_dir(tmp_path_factory) -> Path:
     """The same three classes drawn with another seed: new images for fine-tuning."""
     return make_shapes_dataset(
-        tmp_path_factory.mktemp("shapes2") / "data", per_class=40, size=48, seed=9
-    )
+        tmp_path_factory.mktemp("shapes2") / "data", per_class=OTHER_SHAPES_PER_CLASS, size=48,
+        seed=9,
+    )  # fmt: skip

@@ -67,6 +67,29 @@ def test_report_round_trips_and_prints(report):
     assert again == report
     text = format_report(report)
     assert (
-        "Test accuracy: 66.7% on 6 images" in text
+        "Test accuracy 66.7% (95% interval 30.0%-90.3%) on 6 images" in text
+        and "Only 6 test images: this is a rough estimate" in text
         and "img4.png: is square, predicted triangle (90%)" in text
     )
+
+
+def test_accuracy_and_each_class_carry_a_wilson_interval_that_survives_metrics_json(report):
+    from finetune_gui.core.run.intervals import wilson_interval
+
+    correct = round(report.accuracy * report.count)
+    assert report.accuracy_interval == wilson_interval(correct, report.count)
+    for metrics in report.per_class:
+        hits = round(metrics.recall * metrics.support)
+        assert metrics.recall_interval == wilson_interval(hits, metrics.support)
+    import json
+
+    data = json.loads(json.dumps(report.to_dict()))  # as metrics.json holds it
+    assert tuple(data["accuracy_interval"]) == report.accuracy_interval
+    assert "rough estimate" in data["rough_estimate_note"]
+    assert EvaluationReport.from_dict(data) == report
+
+
+def test_no_test_images_give_an_empty_report_not_a_crash():
+    empty = build_report(["a", "b"], np.zeros(0, dtype=int), np.zeros((0, 2)), [])
+    assert empty.count == 0 and empty.accuracy == 0.0 and empty.confusion == [[0, 0], [0, 0]]
+    assert empty.accuracy_interval == (0.0, 1.0) and empty.rough_note == ""

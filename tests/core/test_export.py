@@ -123,11 +123,12 @@ def test_labels_metrics_and_cards_are_written_beside_the_model(exports, run_dir,
     # unsure.json: the run's "not sure" rule, which the card tells how to apply.
     assert {p.name for p in folder.iterdir()} == {
         result.model_path.name, "labels.txt", "metrics.json", CARD_MARKDOWN, CARD_JSON,
-        "unsure.json",
+        "load_image.py", "unsure.json",
     }
     assert result.written == [
         result.model_path, folder / "labels.txt", folder / "metrics.json",
-        folder / CARD_MARKDOWN, folder / CARD_JSON, folder / "unsure.json",
+        folder / CARD_MARKDOWN, folder / CARD_JSON, folder / "load_image.py",
+        folder / "unsure.json",
     ]
     assert (folder / "labels.txt").read_bytes() == (run_dir / "labels.txt").read_bytes()
     assert (folder / "metrics.json").read_bytes() == (run_dir / "metrics.json").read_bytes()
@@ -231,6 +232,10 @@ def test_model_card_describes_the_file_the_model_and_the_data(exports, run_dir, 
     assert len(data["content_sha256"]) == 64
     assert card["test_metrics"]["accuracy"] == metrics["accuracy"]
     assert card["test_metrics"]["images"] == 6
+    low, high = card["test_metrics"]["accuracy_interval_95"]
+    assert low <= metrics["accuracy"] <= high
+    assert f"(95% interval {low:.1%}-{high:.1%}) on 6 test images" in markdown
+    assert "Only 6 test images: this is a rough estimate" in markdown
     assert card["verification"] == result.verification.to_dict()
     assert card["training"]["status"] == "completed"
     for text in (
@@ -282,6 +287,7 @@ def test_usage_example_in_the_card_runs_and_gives_the_keras_answer(
     assert len(snippet.strip().splitlines()) <= 10
     image = data_dir / "squares" / "squares_003.png"
     monkeypatch.chdir(exports[fmt].model_path.parent)
+    monkeypatch.syspath_prepend(str(exports[fmt].model_path.parent))  # as `python x.py` there
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -414,7 +420,8 @@ def test_onnx_without_its_packages_says_what_to_install(run_dir, tmp_path, monke
 def test_export_run_keeps_its_signature_and_names_the_keras_file(run_dir, tmp_path):
     written = export_run(run_dir, tmp_path / "shapes.keras")
     assert [p.name for p in written] == [
-        "shapes.keras", "labels.txt", "metrics.json", CARD_MARKDOWN, CARD_JSON, "unsure.json"
+        "shapes.keras", "labels.txt", "metrics.json", CARD_MARKDOWN, CARD_JSON, "load_image.py",
+        "unsure.json",
     ]
     assert all(p.parent == tmp_path for p in written)
     assert _sha256(tmp_path / "shapes.keras") == _sha256(run_dir / "model.keras")

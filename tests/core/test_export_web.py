@@ -115,7 +115,8 @@ def test_page_agrees_with_the_app_on_held_out_pictures(run_dir, exported):
     folder = exported.model_path.parent
     assert exported.model_path.name == "model.html"
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["model.html", "labels.txt", "metrics.json", CARD_MARKDOWN, CARD_JSON]
+        ["model.html", "labels.txt", "metrics.json", CARD_MARKDOWN, CARD_JSON, "load_image.py",
+         "unsure.json"]
     )
     # The export's own check ran in the browser, on every held-out picture, and passed.
     verification = exported.verification

@@ -10,20 +10,29 @@ from finetune_gui.core.model.build import ALL_BLOCKS
 from finetune_gui.core.run.naming import new_run_dir
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.core.training.job import TrainingJob
-from finetune_gui.core.training.plan import phase_plan, plan_summary, planned_epochs
+from finetune_gui.core.training.plan import (
+    phase_plan,
+    phases_to_train,
+    plan_summary,
+    planned_epochs,
+    remaining_phases,
+)
 
 
 @pytest.mark.parametrize(
     "changes,summary",
     [
-        ({}, "5 epochs for the new head, then 5 epochs fine-tuning the top 2 blocks"),
+        ({}, "the new head solved in one step, then 5 epochs fine-tuning the top 2 blocks"),
+        ({"dense_units": 64, "epochs_finetune": 0},
+         "the new head until validation stops improving (at most 200 epochs)"),
+        ({"cache_mode": "exact", "epochs_finetune": 0}, "5 epochs for the new head"),
         ({"weights": "none", "epochs_head": 3, "epochs_finetune": 1},
          "4 epochs training the whole network from scratch"),
         ({"epochs_head": 1, "unfreeze_blocks": 1, "epochs_finetune": 2},
-         "1 epoch for the new head, then 2 epochs fine-tuning the top 1 block"),
-        ({"epochs_finetune": 0}, "5 epochs for the new head"),
+         "the new head solved in one step, then 2 epochs fine-tuning the top 1 block"),
+        ({"epochs_finetune": 0}, "the new head solved in one step"),
         ({"unfreeze_blocks": 0},
-         "5 epochs for the new head; no fine-tuning: 0 blocks are set to be unfrozen"),
+         "the new head solved in one step; no fine-tuning: 0 blocks are set to be unfrozen"),
         ({"epochs_head": 0}, "5 epochs fine-tuning the top 2 blocks"),
     ],
 )
@@ -31,12 +40,36 @@ def test_the_plan_is_said_in_plain_words_and_matches_the_engine(changes, summary
     settings = TrainingSettings(**changes)
     assert plan_summary(settings) == summary
     # The engine's own phase sequence (phases with epochs), read from the training job.
-    quiet_job = SimpleNamespace(settings=settings, progress=lambda event: None)
+    quiet_job = SimpleNamespace(settings=settings, progress=lambda event: None, resumed=None,
+                                history=[])  # fmt: skip
     engine = [(p, e, lr, b) for p, e, lr, b in TrainingJob._phases(quiet_job) if e]
     planned = [(p.phase, p.epochs, p.learning_rate, p.unfrozen_blocks)
                for p in phase_plan(settings)]
     assert planned == engine
     assert planned_epochs(settings) == sum(e for _, e, _, _ in engine)
+
+
+def rows(*phases: str) -> list[dict]:
+    return [{"epoch": i + 1, "phase": phase} for i, phase in enumerate(phases)]
+
+
+def test_a_resumed_run_trains_only_what_its_history_has_not_done():
+    settings = TrainingSettings(dense_units=64, epochs_finetune=5)  # head trained by epochs
+    plan = phase_plan(settings)
+    left = lambda done: [(p.phase, p.epochs) for p in remaining_phases(plan, done)]  # noqa: E731
+    assert left(rows("head", "head")) == [("head", 198), ("finetune", 5)]
+    # The head stopped early after 7 epochs, then 2 fine-tuning epochs ran: only 3 remain, and
+    # the head (far below its 200-epoch limit) is not trained again.
+    assert left(rows(*["head"] * 7, "finetune", "finetune")) == [("head", 0), ("finetune", 3)]
+    solved = phase_plan(TrainingSettings())
+    assert [(p.phase, p.epochs) for p in remaining_phases(solved, rows("head"))] == [
+        ("head", 0), ("finetune", 5)]  # fmt: skip
+
+
+def test_the_engine_says_what_the_settings_leave_out():
+    said = []
+    phases_to_train(TrainingSettings(unfreeze_blocks=0), [], said.append)
+    assert [e.text for e in said] == ["Fine-tuning skipped: 0 blocks are set to be unfrozen."]
 
 
 def test_from_scratch_unfreezes_everything_at_the_head_rate():

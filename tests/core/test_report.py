@@ -45,10 +45,15 @@ def test_the_per_class_table_and_confusion_matrix_hold_the_run_numbers(flipped, 
     table = re.search(r'<table id="per-class">(.*?)</table>', html, flags=re.S).group(1)
     for m in report.per_class:
         row = re.search(rf"<tr><td>{m.name}</td>(.*?)</tr>", table).group(1)
+        low, high = m.recall_interval
         assert re.findall(r"<td>([^<]*)</td>", row)[:4] == [
-            f"{m.precision:.3f}", f"{m.recall:.3f}", f"{m.f1:.3f}", str(m.support)
+            f"{m.precision:.3f}", f"{m.recall:.3f} ({low:.2f}-{high:.2f})", f"{m.f1:.3f}",
+            str(m.support),
         ]
-    assert f"{report.accuracy:.1%}" in html
+    low, high = report.accuracy_interval
+    assert f"{report.accuracy:.1%}</b> (95% interval {low:.1%}-{high:.1%})" in html
+    if report.count < 50:
+        assert "rough estimate" in html
     confusion = re.search(r'<table id="confusion">(.*?)</table>', html, flags=re.S).group(1)
     cells = [int(v) for v in re.findall(r"<td[^>]*>(\d+)</td>", confusion)]
     assert cells == [v for row in report.confusion for v in row]

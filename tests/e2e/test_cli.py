@@ -55,6 +55,9 @@ def test_scan_json_lists_problems_and_exits_2_when_untrainable(tmp_path, capsys)
         (["evaluate", "{tmp}/none", "{data}"], "not a run folder"),
         (["predict", "{tmp}/none", "{data}/circles/circles_000.png"], "not a run folder"),
         (["export", "{tmp}/none", "--to", "{tmp}/x"], "not a run folder"),
+        (["train", "{data}", "--out", "{tmp}/r", "--budget", "5"], "add --auto"),
+        (["train", "--resume", "{tmp}/r", "--auto"], "--auto chooses settings"),
+        (["train", "{data}", "--out", "{tmp}/r", "--auto", "--budget", "0"], "positive number"),
     ],
 )
 def test_user_errors_exit_2_with_one_plain_line(argv, message, small_shapes, tmp_path, capsys):
@@ -97,7 +100,7 @@ def test_train_writes_a_complete_run_and_prints_the_report(trained_run):
 def test_evaluate_on_a_folder_prints_metrics_or_json(trained_run, other_shapes_dir, capsys):
     assert main(["evaluate", str(trained_run), str(other_shapes_dir), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["count"] == 120 and report["accuracy"] >= 0.9
+    assert report["count"] == 240 and report["accuracy"] >= 0.9
     assert len(report["per_class"]) == 3 and len(report["confusion"]) == 3
 
 

@@ -104,9 +104,11 @@ def test_options_are_named_and_explained_by_the_settings_own_description(model_p
 def test_the_train_page_says_the_plan_the_engine_will_run(qtbot, model_page):
     window, page = model_page
     plan = window.pages["train"].plan
-    assert "5 epochs for the new head, then 5 epochs fine-tuning the top 2 blocks" in plan.text()
+    assert "the new head solved in one step, then 5 epochs fine-tuning the top 2 blocks" in (
+        plan.text()
+    )
     page.unfreeze_slider.setValue(0)
-    assert "5 epochs for the new head; no fine-tuning: 0 blocks" in plan.text()
+    assert "the new head solved in one step; no fine-tuning: 0 blocks" in plan.text()
     qtbot.mouseClick(page.weights_buttons["none"], Qt.MouseButton.LeftButton)
     assert "10 epochs training the whole network from scratch" in plan.text()
 
@@ -129,3 +131,50 @@ def test_a_smaller_image_size_is_kept_only_when_the_new_backbone_accepts_it(qtbo
     assert window.state.settings.backbone == "inceptionv3"
     assert window.state.settings.image_size is None
     assert page.image_size.currentText() == "the network's own (299 px)"
+
+
+def test_find_good_settings_is_an_option_with_a_time_budget(qtbot, model_page):
+    window, page = model_page
+    plan = window.pages["train"].plan
+    assert window.state.auto_budget_minutes is None and not page.auto_budget.isEnabled()
+    assert "finding better settings" not in plan.text()
+    page.auto_check.click()
+    assert window.state.auto_budget_minutes == 10 and page.auto_budget.isEnabled()
+    page.auto_budget.setValue(3)
+    assert window.state.auto_budget_minutes == 3
+    assert "First up to 3 minutes finding better settings on the validation images" in (
+        plan.text()
+    )
+    assert "validation images (never the test images)" in page.auto_check.toolTip()
+    page.auto_check.click()
+    assert window.state.auto_budget_minutes is None
+    assert "finding better settings" not in plan.text()
+
+
+@pytest.mark.slow
+def test_a_run_with_find_good_settings_tries_settings_then_saves_the_chosen_ones(
+    qtbot, make_window, base_weights_file
+):
+    import json
+
+    from .conftest import TINY
+
+    window = make_window()
+    window.state.update_settings(**{**TINY, "weights": str(base_weights_file),
+                                    "unfreeze_blocks": 1})
+    window.go_to("model")
+    page = window.pages["model"]
+    page.auto_check.click()
+    page.auto_budget.setValue(1)
+    train = window.pages["train"]
+    with qtbot.waitSignal(train.run_finished, timeout=600_000) as finished:
+        train.start_training()
+    assert finished.args == ["completed"]
+    facts = json.loads((train.run_dir / "run.json").read_text())
+    trials = facts["auto_trials"]
+    assert trials and sum(t["chosen"] for t in trials) == 1
+    chosen = next(t for t in trials if t["chosen"])
+    saved = json.loads((train.run_dir / "settings.json").read_text())
+    expected = window.state.settings.with_changes(**chosen["changes"]).to_dict()
+    assert saved == expected  # the settings it chose, saved like any others
+    assert "Settings tried (* chosen)" in train.log.toPlainText()

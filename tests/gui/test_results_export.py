@@ -27,9 +27,17 @@ def test_results_show_metrics_matrix_and_mistakes(qtbot, window):
     window.go_to("results")
     assert results.run_choice.currentText() == "shared-run"
     assert f"{report.accuracy:.1%}" in results.headline.text()
+    low, high = report.accuracy_interval
+    assert f"(95% interval {low:.1%}-{high:.1%})" in results.headline.text()
+    if report.count < 50:
+        assert "rough estimate" in results.notice.text() and results.notice.isVisibleTo(results)
     assert results.metrics_table.rowCount() == len(report.classes) + 2
     first = report.per_class[0]
     assert results.metrics_table.item(0, 0).text() == first.name
+    recall_low, recall_high = first.recall_interval
+    assert results.metrics_table.item(0, 2).text().endswith(
+        f"({recall_low:.0%}-{recall_high:.0%})"
+    )
     assert results.metrics_table.item(0, 4).text() == str(first.support)
     n = len(report.classes)
     assert sum(results.matrix.count_at(i, j) for i in range(n) for j in range(n)) == report.count

@@ -66,7 +66,7 @@ def test_an_error_in_the_job_shows_a_plain_message_with_the_detail_folded(qtbot,
 def test_cancel_stops_training_and_keeps_the_best_epoch(qtbot, make_window, base_weights_file):
     window = make_window()
     window.state.update_settings(**{**TINY, "weights": str(base_weights_file),
-                                    "epochs_head": 50, "patience": 0})
+                                    "epochs_head": 50, "patience": 0, "dense_units": 16})
     train = window.pages["train"]
     epochs = []
     train.runner.event.connect(lambda e: type(e).__name__ == "EpochEnded" and epochs.append(e))

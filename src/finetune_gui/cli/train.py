@@ -23,6 +23,22 @@ def add_parsers(commands) -> None:
     train.add_argument("--project", type=Path, help="a project file saved by the window")
     train.add_argument("--resume", type=Path, metavar="RUN", help="continue an interrupted run")
     add_setting_options(train)
+    train.add_argument(
+        "--auto",
+        action="store_true",
+        help="try unfreeze depths, learning rates and head regularisation on the validation "
+        "images first, then train the best (its settings are saved with the run)",
+    )
+    train.add_argument(
+        "--budget", type=float, default=None, metavar="MINUTES",
+        help="time for --auto to try settings (default 10)",
+    )  # fmt: skip
+    train.add_argument(
+        "--kfold",
+        action="store_true",
+        help="folders under 2,000 images: also a 5-fold estimate of the head on the frozen "
+        "base over all training and validation images (more images than the test split)",
+    )
 
 
 def cmd_train(args) -> int:
@@ -33,6 +49,10 @@ def cmd_train(args) -> int:
 
     cancel = CancelToken()
     progress = TerminalProgress()
+    if args.budget is not None and not args.auto:
+        raise UserError("--budget MINUTES sets the time for --auto; add --auto or leave it out.")
+    if args.auto and (args.resume or args.project):
+        raise UserError("--auto chooses settings for a new run from a folder: use FOLDER --out RUN.")
     if args.resume:
         if args.folder or args.project or args.out:
             raise UserError("--resume RUN takes no folder, --project or --out: it continues RUN.")
@@ -47,8 +67,11 @@ def cmd_train(args) -> int:
                 "Give the image folder and --out RUN (or --project FILE, or --resume RUN)."
             )
         job = TrainingJob(
-            args.folder, settings_from_args(args), args.out, progress=progress, cancel=cancel
-        )
+            args.folder, settings_from_args(args), args.out, progress=progress, cancel=cancel,
+            kfold=args.kfold,
+        )  # fmt: skip
+        if args.auto:
+            job = _AutoRun(args, job.settings, progress, cancel)
     # Ctrl-C asks the run to stop after the current batch and keep its best weights.
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     try:
@@ -59,6 +82,23 @@ def cmd_train(args) -> int:
         print(format_report(result.report))
     print(f"{result.message} Run folder: {result.run_dir}" if result.wrote_run_folder else result.message)
     return EXIT_OK if result.status == "completed" else EXIT_CANCELLED
+
+
+class _AutoRun:
+    """`train --auto`: choose settings within the budget, then run them (same .run() as a job)."""
+
+    def __init__(self, args, settings, progress, cancel) -> None:
+        self.args, self.settings, self.progress, self.cancel = args, settings, progress, cancel
+
+    def run(self):
+        from finetune_gui.core.training.auto import DEFAULT_BUDGET_MINUTES, auto_train
+
+        budget = DEFAULT_BUDGET_MINUTES if self.args.budget is None else self.args.budget
+        return auto_train(
+            self.args.folder, self.settings, self.args.out,
+            budget_minutes=budget, progress=self.progress, cancel=self.cancel,
+            kfold=self.args.kfold,
+        )  # fmt: skip
 
 
 def _job_from_project(path: Path, out: Path, progress, cancel):

@@ -87,6 +87,8 @@ class ProjectState(QObject):
         self.scan: DatasetScan | None = None
         self.scanning = False
         self.settings = TrainingSettings()
+        # "Find good settings for me": minutes to try settings before the run, None when off.
+        self.auto_budget_minutes: float | None = None
         self.excluded: set[Path] = set()
         self._split_cache: tuple[DatasetScan, tuple, DatasetSplit] | None = None
         self.runs: list[Path] = []
@@ -164,6 +166,15 @@ class ProjectState(QObject):
             return
         self.settings = settings
         self._mark_dirty()
+        self.settings_changed.emit()
+
+    def set_auto_budget(self, minutes: float | None) -> None:
+        """Try settings on the validation images for `minutes` before the next run (None: off)."""
+        if minutes is not None and minutes <= 0:
+            raise ValueError(f"The time to find settings must be positive; got {minutes}.")
+        if minutes == self.auto_budget_minutes:
+            return
+        self.auto_budget_minutes = minutes
         self.settings_changed.emit()
 
     # -- runs ---------------------------------------------------------------------------------

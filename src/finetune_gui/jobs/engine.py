@@ -29,6 +29,25 @@ def train(
                        exclude=exclude).run()
 
 
+def train_auto(
+    scan: DatasetScan,
+    settings: TrainingSettings,
+    run_dir: Path,
+    exclude: frozenset[Path],
+    budget_minutes: float,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+):
+    """Find good settings within `budget_minutes`, then train them; returns the `RunResult`."""
+    progress(LogMessage("Getting ready: loading TensorFlow…"))
+    import_tensorflow_quietly()
+    from finetune_gui.core.training.auto import auto_train
+
+    return auto_train(scan, settings, run_dir, budget_minutes=budget_minutes, progress=progress,
+                      cancel=cancel, exclude=exclude)
+
+
 def resume(
     run_dir: Path,
     *,

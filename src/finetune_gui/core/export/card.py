@@ -155,6 +155,9 @@ def _metrics_card(report) -> dict | None:
     return {
         "images": report.count,
         "accuracy": report.accuracy,
+        "accuracy_interval_95": report.accuracy_interval,
+        "rough_estimate_note": report.rough_note,
+        "kfold_estimate": report.kfold,
         "macro_avg": report.macro_avg,
         "weighted_avg": report.weighted_avg,
         "per_class": [asdict(m) for m in report.per_class],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from finetune_gui.core.export.benchmark import speed_card_lines
 from finetune_gui.core.run.ensemble import ensemble_card_lines
+from finetune_gui.core.run.intervals import kfold_text
 
 
 def card_markdown(card: dict) -> str:
@@ -79,14 +80,16 @@ def card_markdown(card: dict) -> str:
         lines.append("Not measured: the run ended before its test images were evaluated.")
     else:
         lines += [
-            f"Accuracy {metrics['accuracy']:.1%} on {metrics['images']} test images; "
-            f"macro F1 {metrics['macro_avg'].get('f1', 0):.3f}.",
+            f"Accuracy {metrics['accuracy']:.1%}{_accuracy_interval(metrics)} on "
+            f"{metrics['images']} test images; macro F1 {metrics['macro_avg'].get('f1', 0):.3f}.",
+            *([metrics["rough_estimate_note"]] if metrics.get("rough_estimate_note") else []),
+            *([kfold_text(metrics["kfold_estimate"]) + "."] if metrics.get("kfold_estimate") else []),
             "",
-            "| class | precision | recall | F1 | images |",
-            "|---|---|---|---|---|",
+            "| class | precision | recall | recall 95% interval | F1 | images |",
+            "|---|---|---|---|---|---|",
             *[
-                f"| {m['name']} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
-                f"{m['support']} |"
+                f"| {m['name']} | {m['precision']:.3f} | {m['recall']:.3f} | "
+                f"{_range(m.get('recall_interval'))} | {m['f1']:.3f} | {m['support']} |"
                 for m in metrics["per_class"]
             ],
         ]
@@ -122,7 +125,7 @@ def card_markdown(card: dict) -> str:
         *speed_card_lines(card.get("size_and_speed")),
         "## Use it in Python",
         "",
-        "Run beside the model file and labels.txt:",
+        "Run beside the model file, labels.txt and load_image.py (the loader training used):",
         "",
         "```python",
         card["usage_python"].rstrip("\n"),
@@ -139,3 +142,13 @@ def _shape(shape: list) -> str:
 def _augment_text(augment: dict) -> str:
     active = [f"{k} {v}" for k, v in augment.items() if v not in (0, 0.0, "none", None, "")]
     return ", ".join(active) if active else "none"
+
+
+def _accuracy_interval(metrics: dict) -> str:
+    """' (95% interval 43.8%-83.7%)', or '' for a card written before intervals existed."""
+    interval = metrics.get("accuracy_interval_95")
+    return f" (95% interval {interval[0]:.1%}-{interval[1]:.1%})" if interval else ""
+
+
+def _range(interval) -> str:
+    return f"{interval[0]:.3f}-{interval[1]:.3f}" if interval else "-"

@@ -42,6 +42,7 @@ from finetune_gui.core.export.destination import check_destination, publish, res
 from finetune_gui.core.export.formats import export_format
 from finetune_gui.core.export.runtimes import predict_keras_model, run_export
 from finetune_gui.core.export.session import session_models
+from finetune_gui.core.export.templates import LOADER_FILE, LOADER_TEMPLATE
 from finetune_gui.core.export.verify import (
     Verification,
     failure_message,
@@ -162,11 +163,13 @@ def export_model(
         (out / CARD_MARKDOWN).write_text(
             card_markdown(card) + unsure_markdown(not_sure), encoding="utf-8"
         )
+        shutil.copyfile(LOADER_TEMPLATE, out / LOADER_FILE)  # the card's snippet imports it
         progress(StageProgress("export", 5, len(STEPS)))
         check_cancel(cancel)
 
         names = [model_target.name, LABELS_FILE, *([METRICS_FILE] if has_metrics else [])]
-        names += [CARD_MARKDOWN, CARD_JSON, *([UNSURE_FILE] if (out / UNSURE_FILE).is_file() else [])]
+        names += [CARD_MARKDOWN, CARD_JSON, LOADER_FILE]
+        names += [UNSURE_FILE] if (out / UNSURE_FILE).is_file() else []
         written = publish([(out / name, folder / name) for name in names], folder, cancel)
         progress(StageProgress("export", 6, len(STEPS)))
         progress(LogMessage(f"Exported {model_target} ({spec.title})."))

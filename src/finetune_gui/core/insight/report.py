@@ -242,7 +242,8 @@ def _metrics_section(report) -> str:
     for m in report.per_class:
         auc = report.roc_auc.get(m.name)
         rows.append(
-            f"<tr><td>{escape(m.name)}</td><td>{m.precision:.3f}</td><td>{m.recall:.3f}</td>"
+            f"<tr><td>{escape(m.name)}</td><td>{m.precision:.3f}</td><td>{m.recall:.3f}"
+            f"{_interval_cell(m.recall_interval)}</td>"
             f"<td>{m.f1:.3f}</td><td>{m.support}</td><td>{'-' if auc is None else f'{auc:.3f}'}</td></tr>"
         )
     for label, avg in (("macro average", report.macro_avg), ("weighted average", report.weighted_avg)):
@@ -250,11 +251,19 @@ def _metrics_section(report) -> str:
             f"<tr><td>{label}</td><td>{avg['precision']:.3f}</td><td>{avg['recall']:.3f}</td>"
             f"<td>{avg['f1']:.3f}</td><td>{report.count}</td><td></td></tr>"
         )
+    interval = report.accuracy_interval
+    note = f'<p class="note">{escape(report.rough_note)}</p>' if report.rough_note else ""
     return (
-        f"<h2>Test results</h2><p>Accuracy <b>{report.accuracy:.1%}</b> on {report.count} "
-        f"held-out images.</p><table id=\"per-class\"><tr><th>class</th><th>precision</th>"
+        f"<h2>Test results</h2><p>Accuracy <b>{report.accuracy:.1%}</b>"
+        + (f" (95% interval {interval[0]:.1%}-{interval[1]:.1%})" if interval else "")
+        + f" on {report.count} held-out images.</p>{note}<table id=\"per-class\"><tr><th>class</th><th>precision</th>"
         f"<th>recall</th><th>f1</th><th>support</th><th>roc-auc</th></tr>{''.join(rows)}</table>"
     )
+
+
+def _interval_cell(interval) -> str:
+    """' (0.61-0.93)': the Wilson 95% interval after a recall ('' for an old metrics.json)."""
+    return f" ({interval[0]:.2f}-{interval[1]:.2f})" if interval else ""
 
 
 def _confusion_section(report) -> str:

@@ -7,6 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from finetune_gui.core.run.intervals import (
+    format_interval,
+    kfold_text,
+    rough_note,
+    wilson_interval,
+)
+
 
 @dataclass(frozen=True)
 class ClassMetrics:
@@ -15,6 +22,10 @@ class ClassMetrics:
     recall: float
     f1: float
     support: int
+    # Wilson 95% intervals: recall over this class's test images, precision over the images
+    # predicted as it (None in a metrics.json written before intervals existed).
+    recall_interval: tuple[float, float] | None = None
+    precision_interval: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -39,14 +50,35 @@ class EvaluationReport:
     misclassified: list[Misclassified]
     count: int
     predictions: list[dict] = field(default_factory=list)  # path, true, predicted, probabilities
+    accuracy_interval: tuple[float, float] | None = None  # Wilson 95%
+    kfold: dict | None = None  # training.kfold.KFoldEstimate.to_dict(), when one was asked for
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["rough_estimate_note"] = self.rough_note
+        return data
+
+    @property
+    def rough_note(self) -> str:
+        """The plain warning shown under the accuracy of a small test split ('' otherwise)."""
+        return rough_note(self.count) if self.count else ""
+
+    def accuracy_text(self) -> str:
+        """'Test accuracy 66.7% (95% interval 43.8%-83.7%) on 18 images'."""
+        interval = self.accuracy_interval or wilson_interval(
+            round(self.accuracy * self.count), self.count
+        )
+        return (
+            f"Test accuracy {self.accuracy:.1%} ({format_interval(*interval)}) "
+            f"on {self.count} images"
+        )
 
     @classmethod
     def from_dict(cls, data: dict) -> EvaluationReport:
         data = dict(data)
-        data["per_class"] = [ClassMetrics(**m) for m in data["per_class"]]
+        data.pop("rough_estimate_note", None)
+        data["per_class"] = [ClassMetrics(**_interval_tuples(m)) for m in data["per_class"]]
+        data = _interval_tuples(data)
         data["misclassified"] = [Misclassified(**m) for m in data["misclassified"]]
         return cls(**data)
 
@@ -57,6 +89,12 @@ class EvaluationReport:
             for p in self.predictions
             if p["true"] == true_index and p["predicted"] == predicted_index
         ]
+
+
+def _interval_tuples(data: dict) -> dict:
+    """JSON stores intervals as lists; the report holds them as (low, high) tuples."""
+    return {k: tuple(v) if k.endswith("_interval") and v is not None else v
+            for k, v in data.items()}  # fmt: skip
 
 
 def build_report(
@@ -77,17 +115,30 @@ def build_report(
     )
     y_pred = probabilities.argmax(axis=1) if len(y_true) else np.zeros(0, dtype=int)
     labels = list(range(n))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    if not len(y_true):  # no test images (a split made without a test part): nothing to score
+        precision = recall = f1 = support = np.zeros(n)
+    else:
+        precision, recall, f1, support = precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, zero_division=0
+        )
+    hits = [int(((y_true == i) & (y_pred == i)).sum()) for i in labels]
+    predicted = [int((y_pred == i).sum()) for i in labels]
     per_class = [
         ClassMetrics(
-            classes[i], float(precision[i]), float(recall[i]), float(f1[i]), int(support[i])
+            classes[i],
+            float(precision[i]),
+            float(recall[i]),
+            float(f1[i]),
+            int(support[i]),
+            recall_interval=wilson_interval(hits[i], int(support[i])),
+            precision_interval=wilson_interval(hits[i], predicted[i]),
         )
         for i in labels
     ]
 
     def average(kind: str) -> dict[str, float]:
+        if not len(y_true):
+            return {"precision": 0.0, "recall": 0.0, "f1": 0.0}
         p, r, f, _ = precision_recall_fscore_support(
             y_true, y_pred, labels=labels, average=kind, zero_division=0
         )
@@ -126,10 +177,13 @@ def build_report(
         macro_avg=average("macro"),
         weighted_avg=average("weighted"),
         roc_auc=roc_auc,
-        confusion=confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        confusion=confusion_matrix(y_true, y_pred, labels=labels).tolist()
+        if len(y_true)
+        else [[0] * n for _ in range(n)],
         misclassified=wrong,
         count=len(y_true),
         predictions=predictions,
+        accuracy_interval=wilson_interval(int((y_true == y_pred).sum()), len(y_true)),
     )
 
 
@@ -151,15 +205,18 @@ def format_report(report: EvaluationReport) -> str:
     """A plain-text table for the terminal."""
     width = max(8, *(len(c) for c in report.classes))
     lines = [
-        f"Test accuracy: {report.accuracy:.1%} on {report.count} images",
-        f"{'class':<{width}}  precision  recall     f1  support   roc-auc",
+        report.accuracy_text(),
+        *([report.rough_note] if report.rough_note else []),
+        *([kfold_text(report.kfold)] if report.kfold else []),
+        f"{'class':<{width}}  precision  recall  recall 95% interval     f1  support   roc-auc",
     ]
     for m in report.per_class:
         auc = report.roc_auc.get(m.name)
         auc_text = f"{auc:.3f}" if auc is not None else "   -"
+        low, high = m.recall_interval or (float("nan"), float("nan"))
         lines.append(
-            f"{m.name:<{width}}  {m.precision:9.3f}  {m.recall:6.3f}  {m.f1:5.3f}  {m.support:7d}"
-            f"   {auc_text}"
+            f"{m.name:<{width}}  {m.precision:9.3f}  {m.recall:6.3f}  {low:8.3f} - {high:5.3f}   "
+            f"{m.f1:5.3f}  {m.support:7d}   {auc_text}"
         )
     for label, avg in (("macro avg", report.macro_avg), ("weighted", report.weighted_avg)):
         lines.append(

@@ -23,6 +23,7 @@ from finetune_gui.core.events import (
 )
 from finetune_gui.core.model.build import recalibrate_batchnorm
 from finetune_gui.core.training.checkpoint import RunCheckpoint
+from finetune_gui.core.training.selection import criterion
 from finetune_gui.core.training.tracking import BestWeights, LossWatch, PhaseStop
 
 
@@ -121,8 +122,9 @@ class EpochHistory(keras.callbacks.Callback):
 
 
 class EarlyStopping(keras.callbacks.Callback):
-    """Keeps the best weights (validation loss, else training loss) and stops after `patience`
-    epochs without improvement (0: never)."""
+    """Keeps the best weights (validation accuracy with the loss breaking ties, else the training
+    loss: `selection.criterion`) and stops after `patience` epochs without improvement (0: never).
+    """
 
     def __init__(
         self,
@@ -144,7 +146,7 @@ class EarlyStopping(keras.callbacks.Callback):
         if self.stop.mid_epoch:
             return
         row = self.history[-1]
-        watched = row["val_loss"] if row["val_loss"] is not None else row["loss"]
+        watched = criterion(row["val_accuracy"], row["val_loss"], row["loss"])
         if self.best.update(watched, row["epoch"], self.layers):
             self.waited = 0
             self.on_improvement()
@@ -153,8 +155,8 @@ class EarlyStopping(keras.callbacks.Callback):
         if self.patience and self.waited >= self.patience:
             self.progress(
                 LogMessage(
-                    f"Early stopping: validation loss did not improve for "
-                    f"{self.waited} epochs (best at epoch {self.best.epoch})."
+                    f"Early stopping: validation accuracy (loss breaking ties) did not "
+                    f"improve for {self.waited} epochs (best at epoch {self.best.epoch})."
                 )
             )
             self.model.stop_training = True
@@ -219,6 +221,33 @@ class RecalibrateBatchNorm(keras.callbacks.Callback):
 
     def on_test_begin(self, logs=None):
         recalibrate_batchnorm(self.classifier_model, self.images, self.batch_size)
+
+
+def record_epoch(
+    row: dict,
+    layers: list,
+    *,
+    history: list[dict],
+    best: BestWeights,
+    watch: LossWatch,
+    checkpoint: RunCheckpoint,
+    model,
+    batch_size: int,
+    progress: ProgressCallback,
+) -> None:
+    """An epoch computed without `fit` (the solved head), recorded as the callbacks below record
+    one: its history row, the best weights of `layers`, the `EpochEnded` event, the checkpoint."""
+    history.append(row)
+    best.remember_start(layers)
+    if best.update(criterion(row["val_accuracy"], row["val_loss"], row["loss"]), row["epoch"],
+                   layers):  # fmt: skip
+        checkpoint.save_best(model)
+    progress(EpochEnded(row["phase"], row["epoch"],
+                        {k: v for k, v in row.items() if isinstance(v, float)}))  # fmt: skip
+    checkpoint.save_epoch(
+        model, history, best_value=best.value, best_epoch=best.epoch, batch_size=batch_size,
+        first_loss=watch.first_loss,
+    )  # fmt: skip
 
 
 def phase_callbacks(

@@ -1,11 +1,13 @@
 """A training run from a folder (or a split) to a run folder: the recipe the field teaches.
 
-Phase 1 trains a new head on the frozen base. Phase 2 unfreezes the top blocks at a lower
-learning rate. BatchNorm stays in inference mode, early stopping watches the validation loss and
-the best weights are restored, class weights balance unequal classes, and the test split is
-touched only once, at the end. This file is the order of things; the pieces live beside it:
-`callbacks` (per batch and epoch), `checkpoint` (resume), `fast_path` (speed mode), `recipe`,
-`inputs`, `held_out` (the test split), `run_writer` (the run folder), `cluster` (several machines).
+Phase 1 fits a new head on the frozen base (in speed mode solved to its optimum, `head_solver`).
+Phase 2 starts from the best head and unfreezes the top blocks at a lower learning rate.
+BatchNorm stays in inference mode, the best weights by validation accuracy (loss breaking ties,
+`selection`) are kept, so a fine-tuning that does not beat the head leaves the head-only model;
+class weights balance unequal classes, and the test split is touched only once, at the end.
+This file is the order of things; the pieces live beside it: `plan` (the phases), `callbacks`
+(per batch and epoch), `checkpoint` (resume), `fast_path` (speed mode), `recipe`, `inputs`,
+`held_out` (the test split), `run_writer` (the run folder), `cluster` (several machines).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from finetune_gui.core.events import (
     ignore_progress,
 )
 from finetune_gui.core.model.build import (
-    ALL_BLOCKS,
     build_classifier,
     count_trainable,
     from_scratch,
@@ -50,23 +51,21 @@ from finetune_gui.core.training.devices import (
     plan_devices,
     reset_precision,
 )
+from finetune_gui.core.training.head_solver import solve_head_phase, solves_head
 from finetune_gui.core.training.held_out import evaluate_on_test_split
 from finetune_gui.core.training.inputs import decode_part, resolve_split
+from finetune_gui.core.training.kfold import kfold_for_run
+from finetune_gui.core.training.plan import PHASE_TITLES, phase_patience, phases_to_train
 from finetune_gui.core.training.recipe import (
     augmented_pixel_batches,
     compile_for_training,
     sample_weights,
     training_augmentation,
 )
-from finetune_gui.core.training.result import RunResult
+from finetune_gui.core.training.result import RunResult, finished_message
 from finetune_gui.core.training.run_writer import RunWriter
+from finetune_gui.core.training.selection import kept_model
 from finetune_gui.core.training.tracking import BestWeights, LossWatch, PhaseStop, trained_layers
-
-PHASE_TITLES = {
-    "head": "Phase 1: training the new head on the frozen base",
-    "finetune": "Phase 2: fine-tuning the top blocks",
-    "scratch": "Training the whole network from scratch",
-}
 
 
 class TrainingJob:
@@ -89,6 +88,7 @@ class TrainingJob:
         views: int | None = None,
         gpu_lister: Callable[[], list] = detect_gpus,
         resume_from: ResumePoint | None = None,
+        kfold: bool = False,
     ) -> None:
         self.data = data
         self.settings = settings
@@ -99,6 +99,8 @@ class TrainingJob:
         self.views = settings.views if views is None else max(1, int(views))
         self.gpu_lister = gpu_lister
         self.resumed = resume_from
+        self.kfold = kfold  # also a k-fold estimate on the cached features (small folders)
+        self.facts: dict = {}  # what run.json says about the training (kfold, head L2 tried)
         self.classifier = None
         point = resume_from
         self.history: list[dict] = list(point.history) if point else []
@@ -203,62 +205,38 @@ class TrainingJob:
             self._train_exact(train_x, train_y, weights, val_x, val_y, strategy)
         check_cancel(self.cancel)
         self._restore_best()
+        kept, note = kept_model(self.history, self.best.epoch)
+        if note:
+            self.progress(LogMessage(note))
         rf.save_model(self.classifier.model, self.run_dir / rf.MODEL_FILE)
-        # No test split (test fraction 0, or a pre-split folder without test/) is a legal choice:
-        # the run still finishes, and `evaluate RUN FOLDER` scores it on the user's own folder.
-        report = (
-            evaluate_on_test_split(
-                self.classifier.model, split, size, self.batch_size, self.progress, self.cancel
-            )
-            if split.test
-            else None
-        )
+        # No test split is legal: the run finishes, and `evaluate RUN FOLDER` scores it later.
+        report = self._test_report(split, size) if split.test else None
         writer.write_results(self.history, report)
-        # "Not sure" and the dataset features, while the images are still decoded.
-        unsure_rule(rf.RunFolder.open(self.run_dir), model=self.classifier.model, pixels={
+        unsure_rule(rf.RunFolder.open(self.run_dir), model=self.classifier.model, pixels={  # decoded
             "train": train_x, "val": val_x}, progress=self.progress, cancel=self.cancel)
-        message = (
-            f"Finished: test accuracy {report.accuracy:.1%} on {report.count} images."
-            if report is not None
-            else f"Finished. No test images were kept aside, so there is no test score; score "
-            f"the model on a labelled folder with: finetune-gui evaluate {self.run_dir} FOLDER"
-        )
-        writer.write_status("completed", message=message, best_epoch=self.best.epoch)
+        message = finished_message(report, self.run_dir, self.facts.get("kfold"))
+        facts = {**self.facts, **({"kept_model": kept} if kept else {})}
+        writer.write_status("completed", message=message, best_epoch=self.best.epoch, **facts)
         self.progress(LogMessage(message))
         return RunResult(self.run_dir, "completed", split.classes, self.history, report, message)
 
-    # -- phases ----------------------------------------------------------------------------
-    def _phases(self):
-        s = self.settings
-        if from_scratch(s):
-            epochs = s.epochs_head + s.epochs_finetune
-            self.progress(
-                LogMessage(
-                    f"No pretrained weights: the whole network trains from scratch for {epochs} epochs."
-                )
-            )
-            yield "scratch", epochs, s.lr_head, ALL_BLOCKS
-            return
-        yield "head", s.epochs_head, s.lr_head, 0
-        if s.epochs_finetune and s.unfreeze_blocks:
-            yield "finetune", s.epochs_finetune, s.resolved_lr_finetune, s.unfreeze_blocks
-        elif s.epochs_finetune:
-            self.progress(LogMessage("Fine-tuning skipped: 0 blocks are set to be unfrozen."))
+    def _test_report(self, split: DatasetSplit, size: int):
+        report = evaluate_on_test_split(
+            self.classifier.model, split, size, self.batch_size, self.progress, self.cancel)
+        report.kfold = self.facts.get("kfold")
+        return report
 
-    def _remaining(self, phases):
-        """The phases still to run, shortened by the epochs a resumed run already did."""
-        done = self.resumed.epochs_done if self.resumed else 0
-        for phase, epochs, lr, blocks in phases:
-            skip = min(done, epochs)
-            done -= skip
-            yield phase, epochs - skip, lr, blocks
+    # -- phases ----------------------------------------------------------------------------
+    def _phases(self) -> list[tuple]:
+        """(phase, epochs, learning rate, blocks) still to train."""
+        return phases_to_train(self.settings, self.history if self.resumed else [], self.progress)
 
     def _train_exact(self, train_x, train_y, weights, val_x, val_y, strategy) -> None:
         from finetune_gui.core.training.callbacks import RecalibrateBatchNorm
 
         augment = training_augmentation(self.settings)
         model = self.classifier.model
-        for phase, epochs, lr, blocks in self._remaining(self._phases()):
+        for phase, epochs, lr, blocks in self._phases():
             if not epochs:
                 continue
             with strategy.scope():
@@ -280,7 +258,7 @@ class TrainingJob:
     def _train_fast(self, split, train_x, train_y, weights, val_x, val_y, strategy) -> None:
         from finetune_gui.core.training import fast_path
 
-        phases = list(self._remaining(self._phases()))
+        phases = self._phases()
         cut = fast_path.finetune_cut(self.classifier, phases)
         augment = training_augmentation(self.settings)
         with strategy.scope():
@@ -291,8 +269,16 @@ class TrainingJob:
             )  # fmt: skip
         labels = np.tile(train_y, stored.views)
         tiled_weights = np.tile(weights, stored.views)
+        if self.kfold:
+            self.facts["kfold"] = kfold_for_run(
+                stored.train.pooled[: len(train_y)], train_y, stored.val.pooled, val_y,
+                len(split.classes), seed=self.settings.seed, progress=self.progress,
+            )  # fmt: skip
         for phase, epochs, lr, blocks in phases:
             if not epochs:
+                continue
+            if phase == "head" and solves_head(self.settings):
+                self._solve_head(stored, labels, tiled_weights, val_y)
                 continue
             with strategy.scope():
                 set_trainable_blocks(self.classifier, blocks)
@@ -314,6 +300,8 @@ class TrainingJob:
 
         from finetune_gui.core.training import callbacks as cb
 
+        if phase == "finetune" and not any(r["phase"] == phase for r in self.history):
+            self._restore_best()  # phase 2 starts from the best head, not from its last epoch
         layers = trained_layers(model)
         self.best.remember_start(layers)
         first_epoch = len(self.history) + 1
@@ -333,7 +321,7 @@ class TrainingJob:
                 phase=phase, first_epoch=first_epoch, steps=steps, epochs=epochs, layers=layers,
                 history=self.history, best=self.best, watch=self.loss_watch,
                 checkpoint=self.checkpoint, model=self.classifier.model,
-                batch_size=self.batch_size, patience=self.settings.patience,
+                batch_size=self.batch_size, patience=phase_patience(self.settings, phase),
                 progress=self.progress, cancel=self.cancel, stop=stop,
             )  # fmt: skip
             val_data = batches(list(val), self.batch_size) if len(val[1]) else None
@@ -362,6 +350,22 @@ class TrainingJob:
             )
         if stop.cancelled:
             raise Cancelled()
+
+    def _solve_head(self, stored, labels, weights, val_y) -> None:
+        """Phase 1 solved in one step, recorded like an epoch (history, best, checkpoint)."""
+        from finetune_gui.core.training.callbacks import record_epoch
+
+        search, row = solve_head_phase(
+            self.classifier, stored.train.pooled, labels, weights, stored.val.pooled, val_y,
+            epoch=len(self.history) + 1, lr=self.settings.lr_head, progress=self.progress,
+            cancel=self.cancel,
+        )  # fmt: skip
+        self.facts["head_l2_tried"] = search.tried
+        record_epoch(
+            row, [self.classifier.head_layers[-1]], history=self.history, best=self.best,
+            watch=self.loss_watch, checkpoint=self.checkpoint, model=self.classifier.model,
+            batch_size=self.batch_size, progress=self.progress,
+        )  # fmt: skip
 
     # -- pieces ----------------------------------------------------------------------------
     def _restore_best(self) -> None:

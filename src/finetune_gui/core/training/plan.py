@@ -3,10 +3,22 @@ so the window and the terminal say the same thing the engine then does."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from finetune_gui.core.events import LogMessage, ProgressCallback
 from finetune_gui.core.model.build import ALL_BLOCKS, from_scratch
 from finetune_gui.core.settings import TrainingSettings
+
+# A head with a hidden layer is not convex: it trains until validation stops improving, with
+# this many epochs at most and at least this much patience (5 fixed epochs stopped it while
+# validation accuracy was still climbing, issue 12).
+HIDDEN_HEAD_EPOCH_LIMIT = 200
+HIDDEN_HEAD_MIN_PATIENCE = 5
+PHASE_TITLES = {
+    "head": "Phase 1: training the new head on the frozen base",
+    "finetune": "Phase 2: fine-tuning the top blocks",
+    "scratch": "Training the whole network from scratch",
+}
 
 
 @dataclass(frozen=True)
@@ -27,8 +39,17 @@ def phase_plan(settings: TrainingSettings) -> list[PhasePlan]:
         epochs = s.epochs_head + s.epochs_finetune
         sentence = f"{_count(epochs, 'epoch')} training the whole network from scratch"
         return [PhasePlan("scratch", epochs, s.lr_head, ALL_BLOCKS, sentence)]
+    from finetune_gui.core.training.head_solver import solves_head
+
     phases = []
-    if s.epochs_head:
+    if s.epochs_head and solves_head(s):
+        phases.append(PhasePlan("head", 1, s.lr_head, 0, "the new head solved in one step"))
+    elif s.epochs_head and s.cache_mode == "fast" and s.patience:
+        limit = max(s.epochs_head, HIDDEN_HEAD_EPOCH_LIMIT)
+        phases.append(PhasePlan("head", limit, s.lr_head, 0,
+                                f"the new head until validation stops improving (at most "
+                                f"{limit} epochs)"))
+    elif s.epochs_head:
         phases.append(PhasePlan("head", s.epochs_head, s.lr_head, 0,
                                 f"{_count(s.epochs_head, 'epoch')} for the new head"))
     if s.epochs_finetune and s.unfreeze_blocks:
@@ -51,6 +72,48 @@ def plan_summary(settings: TrainingSettings) -> str:
 def planned_epochs(settings: TrainingSettings) -> int:
     """How many epochs the run will train at most (early stopping may end a phase sooner)."""
     return sum(p.epochs for p in phase_plan(settings))
+
+
+def phase_patience(settings: TrainingSettings, phase: str) -> int:
+    """Epochs without improvement before `phase` stops (0: never)."""
+    patience = settings.patience
+    if phase == "head" and patience and settings.cache_mode == "fast":
+        return max(patience, HIDDEN_HEAD_MIN_PATIENCE)
+    return patience
+
+
+def remaining_phases(phases: list[PhasePlan], history: list[dict]) -> list[PhasePlan]:
+    """The phases a resumed run still has to train, from the epochs `history` records.
+
+    Counted per phase, not as one total: a phase may have stopped early, before its limit, so a
+    phase that a later one followed is done whatever its count.
+    """
+    done: dict[str, int] = {}
+    for row in history:
+        done[row["phase"]] = done.get(row["phase"], 0) + 1
+    left = []
+    for index, p in enumerate(phases):
+        later_begun = any(done.get(later.phase) for later in phases[index + 1 :])
+        epochs = 0 if later_begun else max(0, p.epochs - done.get(p.phase, 0))
+        left.append(replace(p, epochs=epochs))
+    return left
+
+
+def phases_to_train(
+    settings: TrainingSettings, done: list[dict], progress: ProgressCallback
+) -> list[tuple]:
+    """(phase, epochs, learning rate, blocks) for the engine: the plan above, less the epochs
+    history rows `done` record (a resumed run); says what the settings leave out."""
+    s = settings
+    if from_scratch(s):
+        epochs = s.epochs_head + s.epochs_finetune
+        progress(LogMessage(
+            f"No pretrained weights: the whole network trains from scratch for {epochs} epochs."
+        ))  # fmt: skip
+    elif s.epochs_finetune and not s.unfreeze_blocks:
+        progress(LogMessage("Fine-tuning skipped: 0 blocks are set to be unfrozen."))
+    left = remaining_phases(phase_plan(s), done)
+    return [(p.phase, p.epochs, p.learning_rate, p.unfrozen_blocks) for p in left]
 
 
 def _count(n: int, noun: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from finetune_gui.core.data.split import DatasetSplit
 from finetune_gui.core.errors import RunFolderError
+from finetune_gui.core.export.templates import LOADER_FILE, LOADER_TEMPLATE
 from finetune_gui.core.run import folder as rf
 from finetune_gui.core.run.evaluation import EvaluationReport
 from finetune_gui.core.settings import TrainingSettings
@@ -47,6 +48,8 @@ class RunWriter:
         rf.write_json(self.run_dir / rf.SETTINGS_FILE, settings.to_dict())
         split.save(self.run_dir / rf.SPLIT_FILE)
         rf.write_labels(self.run_dir / rf.LABELS_FILE, split.classes)
+        # The loader the README's snippet imports: the pixels training saw (issue 12).
+        shutil.copyfile(LOADER_TEMPLATE, self.run_dir / LOADER_FILE)
         self.write_status("running", data=str(split.root), counts=split.counts())
 
     def write_status(self, status: str, **extra) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from finetune_gui.core.training.selection import improves
+
 # Diverged: the loss is 50x worse than on the first batch of the run (and above 20, which a
 # clipped cross-entropy on its own does not reach).
 EXPLODING_FACTOR = 50.0
@@ -13,7 +15,8 @@ EXPLODING_FLOOR = 20.0
 
 
 class BestWeights:
-    """The weights of the layers being trained at the epoch with the best monitored value."""
+    """The weights of the layers being trained at the epoch with the best monitored value
+    (`selection.criterion`: smaller is better)."""
 
     def __init__(self, value: float = math.inf, epoch: int | None = None) -> None:
         self.value = value
@@ -32,7 +35,7 @@ class BestWeights:
 
     def update(self, value: float, epoch: int, layers) -> bool:
         """Keep `layers`' weights when `value` beats the best so far; say whether it did."""
-        if not value < self.value:
+        if not improves(value, self.value):
             return False
         self.value, self.epoch, self.improved = value, epoch, True
         for layer in layers:

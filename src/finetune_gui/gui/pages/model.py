@@ -9,7 +9,9 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
+    QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
@@ -29,6 +31,7 @@ from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progr
 from finetune_gui.core.model.backbones import BACKBONES, get_backbone, weights_kind
 from finetune_gui.core.model.build import from_scratch
 from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.training.auto import DEFAULT_BUDGET_MINUTES
 from finetune_gui.gui.pages.model_options import TrainingOptions
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, help_label, page_header
@@ -117,6 +120,7 @@ class ModelPage(QWidget):
         layout.addWidget(self._build_backbones())
         layout.addWidget(self._build_weights())
         layout.addWidget(self._build_unfreeze())
+        layout.addWidget(self._build_auto())
         self.options = TrainingOptions(self.state, self._show_error)
         layout.addWidget(self.options)
         self.error_banner = Banner("error")
@@ -214,6 +218,29 @@ class ModelPage(QWidget):
         layout.addWidget(self.trainable_label)
         return box
 
+    def _build_auto(self) -> QGroupBox:
+        box = QGroupBox("Find good settings for me")
+        layout = QHBoxLayout(box)
+        tip = ("Before the run, try other depths to fine-tune, learning rates and head "
+               "regularisation for up to this many minutes, score each on the validation images "
+               "(never the test images) and train the best. The run saves the settings it chose, "
+               "so it can be repeated; the Train page log shows a table of what was tried.")
+        self.auto_check = QCheckBox("Try settings first, for up to")
+        self.auto_check.setToolTip(tip)
+        self.auto_budget = QDoubleSpinBox()
+        self.auto_budget.setRange(1, 600)
+        self.auto_budget.setDecimals(0)
+        self.auto_budget.setSuffix(" min")
+        self.auto_budget.setValue(DEFAULT_BUDGET_MINUTES)
+        self.auto_budget.setToolTip(tip)
+        layout.addWidget(self.auto_check)
+        layout.addWidget(self.auto_budget)
+        layout.addWidget(help_label("then train the best on validation", tip))
+        layout.addStretch(1)
+        self.auto_check.toggled.connect(self._on_auto_changed)
+        self.auto_budget.valueChanged.connect(self._on_auto_changed)
+        return box
+
     # -- user actions -------------------------------------------------------------------------
     def _commit(self, **changes) -> None:
         self._show_error(self.state.update_settings(**changes) or "")
@@ -259,6 +286,11 @@ class ModelPage(QWidget):
         else:
             self._show_settings()  # put the radio buttons back to the current choice
 
+    def _on_auto_changed(self) -> None:
+        on = self.auto_check.isChecked()
+        self.auto_budget.setEnabled(on)
+        self.state.set_auto_budget(self.auto_budget.value() if on else None)
+
     def _on_unfreeze_moved(self, value: int) -> None:
         if value != self.state.settings.unfreeze_blocks:
             self._commit(unfreeze_blocks=value)
@@ -292,6 +324,15 @@ class ModelPage(QWidget):
             button.setChecked(key == kind)
             button.blockSignals(False)
         self.weights_file_label.setText(Path(s.weights).name if kind == "file" else "")
+        budget = self.state.auto_budget_minutes
+        for widget in (self.auto_check, self.auto_budget):
+            widget.blockSignals(True)
+        self.auto_check.setChecked(budget is not None)
+        self.auto_budget.setEnabled(budget is not None)
+        if budget is not None:
+            self.auto_budget.setValue(budget)
+        for widget in (self.auto_check, self.auto_budget):
+            widget.blockSignals(False)
         self.weights_file_label.setToolTip(s.weights if kind == "file" else "")
         self._refresh_network()
 

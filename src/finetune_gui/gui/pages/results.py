@@ -246,10 +246,12 @@ class ResultsPage(QWidget):
         if report is None:
             self._explain_missing_report(run)
             return
-        self.notice.show_text("")
+        self.notice.show_text(report.rough_note, "info" if report.rough_note else "")
+        interval = report.accuracy_interval
         self.headline.setText(
-            f"<b>Test accuracy {report.accuracy:.1%}</b> on {report.count} images "
-            f"({len(report.misclassified)} wrong)")
+            f"<b>Test accuracy {report.accuracy:.1%}</b> "
+            + (f"(95% interval {interval[0]:.1%}-{interval[1]:.1%}) " if interval else "")
+            + f"on {report.count} images ({len(report.misclassified)} wrong)")
         self._fill_metrics(report)
         self.matrix.set_matrix(report.classes, report.confusion)
         self._fill_gallery(report)
@@ -311,7 +313,13 @@ class ResultsPage(QWidget):
                 label.setFont(font)
             self.metrics_table.setItem(row, 0, label)
             self.metrics_table.setItem(row, 1, _number(precision, percent=True))
-            self.metrics_table.setItem(row, 2, _number(recall, percent=True))
+            recall_item = _number(recall, percent=True)
+            if row < len(report.per_class) and report.per_class[row].recall_interval:
+                low, high = report.per_class[row].recall_interval
+                recall_item.setText(f"{recall_item.text()} ({low:.0%}-{high:.0%})")
+                recall_item.setToolTip("95% interval: the recall on new images of this class "
+                                       "is likely inside it, given how few were tested.")
+            self.metrics_table.setItem(row, 2, recall_item)
             self.metrics_table.setItem(row, 3, _number(f1))
             count = QTableWidgetItem(str(support))
             count.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

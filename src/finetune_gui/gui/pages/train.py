@@ -115,8 +115,8 @@ class TrainPage(QWidget):
         layout.addWidget(page_header(
             "Train",
             "Training runs in the background: you can look at other steps meanwhile. The curves "
-            "grow by one point per epoch. When validation loss stops falling, more epochs would "
-            "not help, and training stops early.",
+            "grow by one point per epoch. When validation accuracy stops improving, more epochs "
+            "would not help, and training stops early.",
         ))
         self.plan = QLabel()
         self.plan.setWordWrap(True)
@@ -239,6 +239,9 @@ class TrainPage(QWidget):
                    "file": f"weights from {Path(s.weights).name}"}[weights_kind(s.weights)]
         text = (f"<b>{spec.keras_name}</b> at {s.resolved_image_size} px with {weights}; "
                 f"{plan_summary(s)}.")
+        if self.state.auto_budget_minutes is not None:
+            text += (f" First up to {self.state.auto_budget_minutes:g} minutes finding better "
+                     f"settings on the validation images; the best are trained.")
         scan = self.state.scan
         if scan is not None and scan.can_train:
             try:
@@ -272,8 +275,11 @@ class TrainPage(QWidget):
         self.run_dir = run_dir
         self.state.join_run(run_dir)
         # A separate process: see child_process.py for why training never shares the GUI's.
-        self.runner.start(engine_jobs.train, self.state.scan, settings, run_dir,
-                          frozenset(self.state.excluded), separate_process=True,
+        budget = self.state.auto_budget_minutes
+        job, extra = (engine_jobs.train, ()) if budget is None else (engine_jobs.train_auto,
+                                                                     (budget,))
+        self.runner.start(job, self.state.scan, settings, run_dir,
+                          frozenset(self.state.excluded), *extra, separate_process=True,
                           then=with_loaded_run)
         self.state.set_training(True)
 

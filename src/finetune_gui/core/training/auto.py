@@ -1,0 +1,204 @@
+"""Find good settings for me: try unfreeze depths, learning rates and head regularisation
+within a time budget, pick by validation only, then train the chosen settings as a normal run.
+
+The tutorials this tool replaces tell users to "experiment with different hyperparameters";
+nobody does it by hand. Every trial trains on the same split with its test part left out, so the
+test images are never seen while choosing. Trials reuse the frozen layers' output through the
+feature cache (a depth already tried costs only its fine-tuning epochs), and the final run with
+the chosen settings is an ordinary run: its settings.json repeats it without --auto.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from finetune_gui.core.data.scan import DatasetScan
+from finetune_gui.core.data.split import DatasetSplit
+from finetune_gui.core.errors import SettingsError
+from finetune_gui.core.events import (
+    CancelToken,
+    LogMessage,
+    ProgressCallback,
+    check_cancel,
+    ignore_progress,
+)
+from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.training.selection import criterion, describe
+
+# Tried in this order until the budget runs out: the settings as given first (so the choice is
+# never worse on validation than not searching), then depth, then learning rate, then the
+# regularisation of the head while fine-tuning.
+CANDIDATES: tuple[dict, ...] = (
+    {},
+    {"epochs_finetune": 0},
+    {"unfreeze_blocks": 1},
+    {"unfreeze_blocks": 4},
+    {"lr_finetune": 3e-4},
+    {"lr_finetune": 3e-5},
+    {"unfreeze_blocks": 1, "lr_finetune": 3e-4},
+    {"unfreeze_blocks": 4, "lr_finetune": 3e-5},
+    {"l2": 1e-4, "dropout": 0.5},
+    {"epochs_finetune": 10},
+)
+DEFAULT_BUDGET_MINUTES = 10.0
+
+
+@dataclass
+class Trial:
+    """One set of changes tried, and how it did on the validation images."""
+
+    changes: dict
+    val_accuracy: float | None
+    val_loss: float | None
+    kept: str
+    seconds: float
+
+    @property
+    def score(self) -> float:
+        return criterion(self.val_accuracy, self.val_loss, float("inf"))
+
+    def label(self, settings: TrainingSettings) -> str:
+        tried = replace(settings, **self.changes) if self.changes else settings
+        if not tried.epochs_finetune or not tried.unfreeze_blocks:
+            return "head only"
+        text = f"top {tried.unfreeze_blocks} blocks, lr {tried.resolved_lr_finetune:g}"
+        if tried.epochs_finetune != settings.epochs_finetune:
+            text += f", {tried.epochs_finetune} epochs"
+        if tried.l2 or tried.dropout != settings.dropout:
+            text += f", L2 {tried.l2:g}, dropout {tried.dropout:g}"
+        return text
+
+
+def choose_settings(
+    split: DatasetSplit,
+    settings: TrainingSettings,
+    *,
+    budget_minutes: float = DEFAULT_BUDGET_MINUTES,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+    candidates: tuple[dict, ...] = CANDIDATES,
+) -> tuple[TrainingSettings, list[Trial]]:
+    """Train each candidate on `split`'s train part, score it on its validation part, and return
+    the best settings and every trial. The test part is removed before any trial runs."""
+    from finetune_gui.core.training.job import TrainingJob
+
+    if budget_minutes <= 0:
+        raise SettingsError(
+            f"The --budget must be a positive number of minutes; got {budget_minutes}."
+        )
+    if not split.val:
+        raise SettingsError(
+            "Finding settings needs validation images to compare them on; set a validation "
+            "fraction above 0."
+        )
+    without_test = replace(split, test=[])
+    budget = budget_minutes * 60.0
+    started = time.monotonic()
+    trials: list[Trial] = []
+    scratch = Path(tempfile.mkdtemp(prefix="finetune-gui-auto-"))
+    try:
+        for index, changes in enumerate(candidates):
+            check_cancel(cancel)
+            elapsed = time.monotonic() - started
+            typical = max((t.seconds for t in trials), default=0.0)
+            if trials and elapsed + typical > budget:
+                progress(LogMessage(
+                    f"Time budget reached after {len(trials)} of {len(candidates)} trials."
+                ))  # fmt: skip
+                break
+            tried = replace(settings, **changes)
+            if any(replace(settings, **t.changes) == tried for t in trials):
+                continue  # same settings as a trial already run (e.g. 0 blocks to unfreeze)
+            trial_start = time.monotonic()
+            job = TrainingJob(without_test, tried, scratch / f"trial-{index}", cancel=cancel)
+            result = job.run()
+            if result.status != "completed":
+                check_cancel(cancel)
+                continue
+            best = next((r for r in result.history if r["epoch"] == job.best.epoch), None)
+            trial = Trial(
+                changes,
+                best["val_accuracy"] if best else None,
+                best["val_loss"] if best else None,
+                "fine-tuned" if best and best["phase"] == "finetune" else "head-only",
+                time.monotonic() - trial_start,
+            )
+            trials.append(trial)
+            progress(LogMessage(
+                f"Trial {len(trials)}: {trial.label(settings)}: {describe(trial.score)} "
+                f"({trial.seconds:.0f} s)."
+            ))  # fmt: skip
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if not trials:
+        raise SettingsError("No trial finished, so no settings could be chosen.")
+    best = min(trials, key=lambda t: t.score)  # the earliest of equals: the settings as given
+    return replace(settings, **best.changes), trials
+
+
+def trials_table(settings: TrainingSettings, trials: list[Trial], chosen: Trial) -> str:
+    """What --auto tried, as a table for the terminal and the log."""
+    width = max(len(t.label(settings)) for t in trials)
+    lines = [f"  {'settings':<{width}}  val accuracy  val loss  kept        time"]
+    for t in trials:
+        accuracy = f"{t.val_accuracy:.1%}" if t.val_accuracy is not None else "-"
+        loss = f"{t.val_loss:.4f}" if t.val_loss is not None else "-"
+        mark = "*" if t is chosen else " "
+        lines.append(
+            f"{mark} {t.label(settings):<{width}}  {accuracy:>12}  {loss:>8}  {t.kept:<10} "
+            f"{t.seconds:5.0f} s"
+        )
+    return "\n".join(lines)
+
+
+def auto_train(
+    data: Path | str | DatasetScan | DatasetSplit,
+    settings: TrainingSettings,
+    out_dir: Path | str,
+    *,
+    budget_minutes: float = DEFAULT_BUDGET_MINUTES,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+    exclude: frozenset[Path] | set[Path] = frozenset(),
+    kfold: bool = False,
+):
+    """Choose settings within the budget, then train them as an ordinary run in `out_dir`
+    (`exclude` and `kfold` as for `TrainingJob`)."""
+    from finetune_gui.core.run import folder as rf
+    from finetune_gui.core.training.inputs import resolve_split
+    from finetune_gui.core.training.job import TrainingJob
+
+    out = Path(out_dir).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SettingsError(
+            f"The run folder {out} already exists and is not empty; choose a new one."
+        )
+    split = resolve_split(data, settings, frozenset(Path(p) for p in exclude), progress, cancel)
+    progress(LogMessage(
+        f"Finding settings on the validation images (budget {budget_minutes:g} min); the test "
+        f"images stay unseen until the end."
+    ))  # fmt: skip
+    chosen, trials = choose_settings(
+        split, settings, budget_minutes=budget_minutes, progress=progress, cancel=cancel
+    )
+    winner = min(trials, key=lambda t: t.score)
+    table = trials_table(settings, trials, winner)
+    progress(LogMessage("Settings tried (* chosen):\n" + table))
+    result = TrainingJob(split, chosen, out, progress=progress, cancel=cancel, kfold=kfold).run()
+    if result.status == "completed":
+        facts = out / rf.RUN_FILE
+        data_out = json.loads(facts.read_text("utf-8"))
+        data_out["auto_trials"] = [
+            {"settings": t.label(settings), "changes": t.changes, "val_accuracy": t.val_accuracy,
+             "val_loss": t.val_loss, "kept": t.kept, "seconds": round(t.seconds, 1),
+             "chosen": t is winner}
+            for t in trials
+        ]  # fmt: skip
+        rf.write_json(facts, data_out)
+    result.message = f"{result.message}\nSettings tried (* chosen):\n{table}"
+    return result

@@ -1,0 +1,75 @@
+"""Which epoch's weights a run keeps: a criterion that is stable on small validation sets.
+
+Validation loss alone is a poor judge on a few dozen images: it rises as soon as the model grows
+confident, even while more images are classified right, so early stopping on it kept the first
+fine-tuning epoch (issue 12). The criterion here ranks by validation accuracy first and uses the
+loss only to break ties, folded into one number that is smaller for better weights (so it can be
+compared and saved like the loss was).
+"""
+
+from __future__ import annotations
+
+import math
+
+# The loss is scaled far below one accuracy step (1 / validation images, at least 1e-7 for up to
+# ten million images), so it can only decide between equal accuracies.
+_TIE_BREAK_SCALE = 1e-9
+_LOSS_CAP = 100.0
+
+
+def criterion(val_accuracy: float | None, val_loss: float | None, train_loss: float) -> float:
+    """Smaller is better: -accuracy (loss as tie-break) on validation, or the training loss."""
+    if val_accuracy is None or val_loss is None or not math.isfinite(val_accuracy):
+        return train_loss if math.isfinite(train_loss) else math.inf
+    loss = min(val_loss, _LOSS_CAP) if math.isfinite(val_loss) else _LOSS_CAP
+    # Rounded: Keras reports 20/22 as 0.9090909361839294 (float32), numpy as 0.9090909090909091;
+    # unrounded, a fine-tuning epoch with the same count and a worse loss replaced the head.
+    return -round(val_accuracy, 6) + _TIE_BREAK_SCALE * loss
+
+
+# Equal accuracy and a validation loss lower by less than this is no improvement: fine-tuning
+# at a negligible rate "won" on a loss 1e-7 lower and replaced the head it had not changed.
+MIN_LOSS_GAIN = 1e-3
+
+
+def improves(new: float, old: float) -> bool:
+    """True when criterion value `new` is better than `old` by more than noise."""
+    return new < old - _TIE_BREAK_SCALE * MIN_LOSS_GAIN
+
+
+def describe(value: float) -> str:
+    """The criterion as a user reads it: 'validation accuracy 83.3%'."""
+    if value <= 0:
+        return f"validation accuracy {-value:.1%}"
+    return f"training loss {value:.4f}"
+
+
+def _scores(row: dict) -> str:
+    if row.get("val_accuracy") is None:
+        return f"training loss {row['loss']:.4f}"
+    return f"validation accuracy {row['val_accuracy']:.1%}, loss {row['val_loss']:.4f}"
+
+
+def kept_model_note(best_phase: str | None, head: dict, tuned: dict) -> str:
+    """The log line saying whether fine-tuning earned its place on validation (best rows)."""
+    if best_phase == "finetune":
+        return f"Fine-tuning kept: {_scores(tuned)}, against {_scores(head)} for the head alone."
+    return (
+        f"Fine-tuning did not beat the head alone on validation ({_scores(tuned)}, against "
+        f"{_scores(head)}), so the head-only model is kept."
+    )
+
+
+def kept_model(history: list[dict], best_epoch: int | None) -> tuple[str | None, str]:
+    """('fine-tuned' or 'head-only', the note saying why) when phase 2 ran, else (None, '')."""
+    tuned = [r for r in history if r["phase"] == "finetune"]
+    head = [r for r in history if r["phase"] == "head"]
+    if not tuned or not head or best_epoch is None:
+        return None, ""
+    best_phase = next((r["phase"] for r in history if r["epoch"] == best_epoch), None)
+
+    def best_of(rows: list[dict]) -> dict:
+        return min(rows, key=lambda r: criterion(r["val_accuracy"], r["val_loss"], r["loss"]))
+
+    note = kept_model_note(best_phase, best_of(head), best_of(tuned))
+    return ("fine-tuned" if best_phase == "finetune" else "head-only"), note

@@ -1,0 +1,74 @@
+"""Phase 1 solved: the softmax head reaches the optimum of its convex problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from finetune_gui.core.training.head_solver import fit_softmax, search_softmax_head
+
+
+def three_blobs(n_per_class: int, dims: int, spread: float, seed: int):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(3, dims)) * 2
+    x = np.concatenate([c + spread * rng.normal(size=(n_per_class, dims)) for c in centres])
+    return x, np.repeat(np.arange(3), n_per_class)
+
+
+def test_the_fitted_head_is_the_known_optimum_of_regularised_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = three_blobs(20, 4, 1.5, seed=0)
+    c = 0.5
+    # scikit-learn minimises C * sum(CE) + |W|^2 / 2, i.e. mean(CE) + |W|^2 / (2 C n).
+    reference = LogisticRegression(C=c, tol=1e-12, max_iter=10_000).fit(x, y)
+    params, _, _ = fit_softmax(x, y, 3, l2=1 / (c * len(y)))
+    kernel, bias = params[:-1], params[-1]
+    # Softmax weights are fixed only up to a constant per feature; compare centred.
+    ours = kernel - kernel.mean(axis=1, keepdims=True)
+    theirs = reference.coef_.T - reference.coef_.T.mean(axis=1, keepdims=True)
+    assert ours == pytest.approx(theirs, abs=1e-4)
+    assert bias - bias.mean() == pytest.approx(
+        reference.intercept_ - reference.intercept_.mean(), abs=1e-4
+    )
+
+
+def test_the_gradient_vanishes_at_the_solution():
+    x, y = three_blobs(15, 3, 1.0, seed=1)
+    l2 = 0.01
+    params, _, _ = fit_softmax(x, y, 3, l2)
+    logits = x @ params[:-1] + params[-1]
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1
+    grad_kernel = x.T @ p / len(y) + l2 * params[:-1]
+    assert np.abs(grad_kernel).max() < 1e-5
+    assert np.abs(p.sum(axis=0) / len(y)).max() < 1e-5
+
+
+def test_the_l2_strength_is_chosen_on_validation_and_the_weights_take_raw_features():
+    # One informative feature among 60 noisy ones, few training images: without shrinkage the
+    # head fits the noise, so validation must pick a strong penalty.
+    rng = np.random.default_rng(2)
+
+    def sample(n):
+        y = rng.integers(0, 3, n)
+        x = rng.normal(size=(n, 60)) * 5 + 100
+        x[:, 0] = y * 3 + rng.normal(size=n) + 100
+        return x, y
+
+    (x, y), (xv, yv) = sample(30), sample(300)
+    search = search_softmax_head(x, y, xv, yv, 3)
+    best = max(row["val_accuracy"] for row in search.tried)
+    assert search.chosen["val_accuracy"] == best
+    assert search.head.l2 > min(row["l2"] for row in search.tried)
+    # Standardisation is folded into the weights: raw features give the validation score.
+    raw_accuracy = (search.head.probabilities(xv).argmax(axis=1) == yv).mean()
+    assert raw_accuracy == pytest.approx(best)
+
+
+def test_without_validation_images_one_fallback_strength_is_fitted():
+    x, y = three_blobs(10, 3, 0.5, seed=3)
+    search = search_softmax_head(x, y, None, None, 3, fallback_l2=0.01)
+    assert [row["l2"] for row in search.tried] == [0.01]
+    assert (search.head.probabilities(x).argmax(axis=1) == y).mean() > 0.9

@@ -1,0 +1,112 @@
+"""A run keeps the head alone when fine-tuning does not beat it, and --auto picks on validation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from finetune_gui.core.data.scan import scan_folder
+from finetune_gui.core.data.split import split_dataset
+from finetune_gui.core.events import LogMessage
+from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.training.auto import auto_train, choose_settings
+from finetune_gui.core.training.job import TrainingJob
+
+
+def settings(weights, **changes) -> TrainingSettings:
+    base = dict(
+        backbone="mobilenetv2", weights=str(weights), image_size=48, epochs_head=3,
+        epochs_finetune=2, unfreeze_blocks=1, batch_size=16, augment="none", seed=0,
+    )  # fmt: skip
+    return TrainingSettings(**{**base, **changes})
+
+
+def test_fine_tuning_that_does_not_beat_the_head_is_undone_and_said(
+    small_shapes, pretrained_base, tmp_path
+):
+    import keras
+
+    from finetune_gui.core.model.parts import split_classifier
+
+    logs = []
+    # A learning rate too small to change anything: fine-tuning cannot beat the solved head.
+    run = settings(pretrained_base, lr_finetune=1e-9)
+    result = TrainingJob(
+        small_shapes, run, tmp_path / "run",
+        progress=lambda e: logs.append(e.text) if isinstance(e, LogMessage) else None,
+    ).run()  # fmt: skip
+    assert [r["phase"] for r in result.history] == ["head", "finetune", "finetune"]
+    facts = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert facts["kept_model"] == "head-only" and facts["best_epoch"] == 1
+    assert any("so the head-only model is kept" in text for text in logs)
+    # The top block is back to its pretrained weights, exactly.
+    saved = split_classifier(keras.models.load_model(tmp_path / "run" / "model.keras")).base
+    fresh = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(48, 48, 3))
+    fresh.load_weights(pretrained_base)
+    for a, b in zip(saved.weights, fresh.weights, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    # Phase 1 was solved, not trained for 3 epochs: one row, L2 chosen on validation.
+    assert len(facts["head_l2_tried"]) > 1
+    assert result.history[0]["val_accuracy"] == max(
+        r["val_accuracy"] for r in facts["head_l2_tried"]
+    )
+
+
+def test_auto_never_reads_the_test_images_while_choosing(small_shapes, pretrained_base, tmp_path):
+    split = split_dataset(scan_folder(small_shapes), 0.25, 0.25, 0)
+    for path, _ in split.test:
+        path.unlink()  # any trial that touched the test part would fail to decode it
+    chosen, trials = choose_settings(
+        split, settings(pretrained_base), budget_minutes=30,
+        candidates=({}, {"epochs_finetune": 0}),
+    )  # fmt: skip
+    assert [t.changes for t in trials] == [{}, {"epochs_finetune": 0}]
+    best = min(trials, key=lambda t: t.score)
+    assert chosen == settings(pretrained_base).with_changes(**best.changes)
+    assert all(t.val_accuracy is not None for t in trials)
+
+
+def test_auto_train_saves_the_chosen_settings_and_the_table(
+    small_shapes, pretrained_base, tmp_path
+):
+    result = auto_train(
+        small_shapes, settings(pretrained_base), tmp_path / "run", budget_minutes=0.01
+    )
+    assert result.status == "completed"
+    facts = json.loads((tmp_path / "run" / "run.json").read_text())
+    trials = facts["auto_trials"]
+    assert len(trials) == 1 and trials[0]["chosen"]  # the budget allowed only the first trial
+    saved = json.loads((tmp_path / "run" / "settings.json").read_text())
+    assert TrainingSettings.from_dict(saved) == settings(pretrained_base)
+    assert "Settings tried (* chosen)" in result.message and "* top 1 blocks" in result.message
+
+
+def test_kfold_adds_an_estimate_over_training_and_validation_images(
+    small_shapes, pretrained_base, tmp_path
+):
+    from finetune_gui.core.run.evaluation import format_report
+
+    run = settings(pretrained_base, epochs_finetune=0)
+    result = TrainingJob(small_shapes, run, tmp_path / "run", kfold=True).run()
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    kfold = metrics["kfold"]
+    counts = json.loads((tmp_path / "run" / "run.json").read_text())["counts"]
+    assert kfold["images"] == counts["train"] + counts["val"]
+    assert 0.0 <= kfold["interval"][0] <= kfold["accuracy"] <= kfold["interval"][1] <= 1.0
+    assert f"-fold estimate on all {kfold['images']} training and validation images" in (
+        format_report(result.report)
+    )
+
+
+def test_kfold_without_a_test_split_is_in_run_json_and_the_last_message(
+    small_shapes, pretrained_base, tmp_path
+):
+    run = settings(pretrained_base, epochs_finetune=0, test_fraction=0)
+    result = TrainingJob(small_shapes, run, tmp_path / "run", kfold=True).run()
+    assert result.status == "completed" and result.report is None
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    kfold = json.loads((tmp_path / "run" / "run.json").read_text())["kfold"]
+    assert kfold["images"] == 36  # every image is a training or validation image
+    assert "-fold estimate on all 36 training and validation images" in result.message
+    assert f"{kfold['accuracy']:.1%}" in result.message
