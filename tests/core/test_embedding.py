@@ -93,7 +93,8 @@ def test_comparison_lists_only_differing_settings_with_metrics_and_histories(fli
     assert table.metrics["test accuracy"] == [flipped.run.report.accuracy, 0.25]
     assert table.best_run("test accuracy") == 0
     assert len(table.names) == 2 and table.names[0] != table.names[1]
-    assert [len(h) for h in table.histories] == [8, 8]
+    trained = len(RunFolder.read_history(flipped.run_dir))  # the copy has the same history
+    assert trained >= 1 and [len(h) for h in table.histories] == [trained, trained]
     rows = table.rows()
     assert rows[0] == ["", *table.names] and ["lr_head", "0.001", "0.01"] in rows
     json.dumps(table.to_dict())
