@@ -281,7 +281,8 @@ def test_imbalanced_classes_turn_class_weights_on(tmp_path, pretrained_base, mon
     recorder = Recorder()
     TrainingJob(
         data,
-        tuned(pretrained_base, epochs_head=1, epochs_finetune=0),
+        # The solved head calls no fit: fine-tuning's fit gets the same per-image weights.
+        tuned(pretrained_base, epochs_head=1, epochs_finetune=1),
         tmp_path / "run",
         progress=recorder,
     ).run()
@@ -309,7 +310,8 @@ def test_classes_within_3x_of_each_other_train_unweighted(tmp_path, pretrained_b
     recorder = Recorder()
     TrainingJob(
         data,
-        tuned(pretrained_base, epochs_head=1, epochs_finetune=0),
+        # The solved head calls no fit: fine-tuning's fit gets the same per-image weights.
+        tuned(pretrained_base, epochs_head=1, epochs_finetune=1),
         tmp_path / "run",
         progress=recorder,
     ).run()
@@ -357,7 +359,8 @@ def test_out_of_memory_retries_with_half_the_batch_and_says_so(
         for e in recorder.of(LogMessage)
     )
     assert batch_sizes == [16, 8]
-    assert len(result.history) == 1  # the failed attempt left no epoch behind
+    # the solved head's row and one fine-tuning epoch: the failed attempt left none behind
+    assert [r["phase"] for r in result.history] == ["head", "finetune"]
 
 
 def test_a_faked_modern_gpu_turns_on_mixed_precision_with_a_float32_output(
