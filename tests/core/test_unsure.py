@@ -38,7 +38,7 @@ def test_training_writes_the_rule_with_its_measured_numbers(shapes_run):
     rule = json.loads((shapes_run.path / UNSURE_FILE).read_text("utf-8"))
     assert set(rule["signals"]) <= set(SIGNALS)
     measured = rule["measured"]
-    assert measured["validation_images"] == 18  # 15% of 120 images
+    assert measured["validation_images"] == 36  # 15% of 240 images
     assert len(measured["candidates"]) == 7  # every non-empty set of the three signals
     chosen = measured["candidates"]["+".join(rule["signals"])]["pseudo_outliers_unsure"]
     assert chosen == max(c["pseudo_outliers_unsure"] for c in measured["candidates"].values())

@@ -51,6 +51,8 @@ def cmd_train(args) -> int:
     progress = TerminalProgress()
     if args.budget is not None and not args.auto:
         raise UserError("--budget MINUTES sets the time for --auto; add --auto or leave it out.")
+    if args.budget is not None and not args.budget > 0:  # refused before any work is done
+        raise UserError(f"The --budget must be a positive number of minutes; got {args.budget}.")
     if args.auto and (args.resume or args.project):
         raise UserError("--auto chooses settings for a new run from a folder: use FOLDER --out RUN.")
     if args.resume:
