@@ -24,9 +24,12 @@ def saved_model_val_loss(run_dir) -> float:
     pixels = np.stack([load_rgb(Path(split["root"]) / p, size) for p, _ in split["val"]])
     labels = np.array([label for _, label in split["val"]])
     model = keras.models.load_model(run_dir / "model.keras")
-    probabilities = model.predict(pixels, verbose=0)
-    loss = keras.losses.SparseCategoricalCrossentropy()(labels, probabilities)
-    return float(loss)
+    # Evaluated as training measured it: Keras takes the loss from the softmax's logits, so a
+    # confidently wrong answer costs its full loss; a loss on predict()'s probabilities clips
+    # them at 1e-7 (measured: 0.90 against the epoch's 2.84 with two such answers).
+    model.compile(loss="sparse_categorical_crossentropy")
+    measured = model.evaluate(pixels, labels, verbose=0)
+    return float(measured[0] if isinstance(measured, list) else measured)
 
 
 def history_rows(run_dir) -> list[dict]:
