@@ -101,14 +101,15 @@ def test_user_journey(qtbot, make_window, monkeypatch, tmp_path, base_weights_fi
           f"({gap_meter.longest_busy * 1000:.0f} ms of it working)",
           gap_meter.long_gaps)
     assert finished.args == ["completed"]
-    assert points_seen == [(1, 1, 1), (2, 2, 2), (3, 3, 3)]
-    assert marker_at == [2.5] and train.curves.phase_lines[0].isVisible()
+    # The head is solved in one step (one point), then the one fine-tuning epoch.
+    assert points_seen == [(1, 1, 1), (2, 2, 2)]
+    assert marker_at == [1.5] and train.curves.phase_lines[0].isVisible()
     assert gap_meter.ticks > 50
     # The GUI thread never works 200 ms at a stretch; a wait for a core on a loaded machine
     # is allowed, a freeze is not (conftest.GapMeter).
     assert gap_meter.longest_busy < 0.2, gap_meter.stacks()
     assert gap_meter.longest < 2.0, gap_meter.stacks()
-    assert "Epoch 3" in train.log.toPlainText()
+    assert "Epoch 2" in train.log.toPlainText()
 
     # -- Results: the confusion matrix is filled and its cells open their images --------------
     qtbot.mouseClick(train.results_button, Qt.MouseButton.LeftButton)
@@ -160,4 +161,10 @@ def test_user_journey(qtbot, make_window, monkeypatch, tmp_path, base_weights_fi
         probabilities = loaded.predict(load_rgb(image, 32)[None], verbose=0)[0]
         expected = [f"{labels[k]}  {probabilities[k]:.0%}" for k in np.argsort(-probabilities)]
         answers = [trial.predictions.item(row, column).text() for column in (2, 3, 4)]
-        assert answers == expected
+        # Every class with the model's own percentage, best first; classes whose probabilities
+        # tie (a model at chance gives 33% each) may come in either order.
+        assert sorted(answers) == sorted(expected)
+        assert [a.split()[-1] for a in answers] == [e.split()[-1] for e in expected]
+        top, second = sorted(probabilities)[::-1][:2]
+        if top - second > 1e-3:
+            assert answers[0] == expected[0]
