@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tests.web_tools import missing_web_tools
 
 from finetune_gui.core.data.images import load_rgb
 from finetune_gui.core.errors import ExportError
 from finetune_gui.core.export import web
-from finetune_gui.core.export.browser_check import Browser, find_chromium
+from finetune_gui.core.export.browser_check import Browser
 from finetune_gui.core.export.card import CARD_JSON, CARD_MARKDOWN
 from finetune_gui.core.export.formats import FORMATS
 from finetune_gui.core.export.job import export_model
@@ -32,18 +33,10 @@ pytestmark = pytest.mark.slow
 SIZE = 32
 
 
-def _missing_tools() -> str | None:
-    if find_chromium() is None:
-        return "no Chromium found (apt-get install chromium, or set FINETUNE_GUI_CHROMIUM)"
-    try:
-        web.require_runtime()
-    except ExportError as exc:
-        return str(exc)
-    return None
 
 
 needs_browser = pytest.mark.skipif(
-    _missing_tools() is not None, reason=f"web export cannot be checked: {_missing_tools()}"
+    missing_web_tools() is not None, reason=f"web export cannot be checked: {missing_web_tools()}"
 )
 
 
@@ -99,8 +92,8 @@ def run_dir(tmp_path_factory, data_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def exported(run_dir, tmp_path_factory):
-    if _missing_tools():
-        pytest.skip(_missing_tools())
+    if missing_web_tools():
+        pytest.skip(missing_web_tools())
     return export_model(run_dir, "web", tmp_path_factory.mktemp("web-export") / "shipped")
 
 
@@ -239,8 +232,8 @@ def test_without_the_runtime_the_export_says_how_to_get_it(run_dir, tmp_path, mo
 
 
 def test_without_chromium_the_export_says_how_to_get_it(run_dir, tmp_path, monkeypatch):
-    if _missing_tools() and "Chromium" not in _missing_tools():
-        pytest.skip(_missing_tools())
+    if missing_web_tools() and "Chromium" not in missing_web_tools():
+        pytest.skip(missing_web_tools())
     monkeypatch.setenv("FINETUNE_GUI_CHROMIUM", str(tmp_path / "no-chromium"))
     target = tmp_path / "out"
     with pytest.raises(ExportError, match="apt-get install chromium"):

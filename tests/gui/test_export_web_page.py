@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
+from tests.web_tools import missing_web_tools
 
-from finetune_gui.core.errors import ExportError
-from finetune_gui.core.export import web
-from finetune_gui.core.export.browser_check import find_chromium
 from finetune_gui.gui.state import LoadedRun
 
 pytestmark = pytest.mark.slow
 
 
-def _missing_tools() -> str | None:
-    if find_chromium() is None:
-        return "no Chromium found (apt-get install chromium, or set FINETUNE_GUI_CHROMIUM)"
-    try:
-        web.require_runtime()
-    except ExportError as exc:
-        return str(exc)
-    return None
 
 
 def test_the_export_page_lists_the_web_page_with_its_purpose(qtbot, make_window, trained_run):
@@ -33,7 +23,7 @@ def test_the_export_page_lists_the_web_page_with_its_purpose(qtbot, make_window,
     assert "double-click" in export.format_purpose.text()
 
 
-@pytest.mark.skipif(_missing_tools() is not None, reason=f"web export: {_missing_tools()}")
+@pytest.mark.skipif(missing_web_tools() is not None, reason=f"web export: {missing_web_tools()}")
 def test_exporting_a_web_page_from_the_window(qtbot, make_window, trained_run, tmp_path):
     window = make_window()
     window.state.add_run(LoadedRun.read(trained_run))
