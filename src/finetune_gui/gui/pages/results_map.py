@@ -244,8 +244,16 @@ class EmbeddingMapView(QWidget):
 
     # -- choosing a dot -----------------------------------------------------------------------
     def _on_clicked(self, item, points, event=None) -> None:
-        if len(points):
-            self.choose_point(int(points[0].data()))
+        if not len(points):
+            return
+        # Dots overlap where a class is dense; the user means the one nearest the pointer,
+        # not whichever pyqtgraph happens to list first.
+        chosen = points[0]
+        if event is not None:
+            where = np.array([event.pos().x(), event.pos().y()])
+            chosen = min(points, key=lambda p: float(np.sum(
+                (np.array([p.pos().x(), p.pos().y()]) - where) ** 2)))
+        self.choose_point(int(chosen.data()))
 
     def choose_point(self, index: int) -> None:
         """Show image `index` of the map in the side panel, and ring its dot."""
