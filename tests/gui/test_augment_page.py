@@ -73,3 +73,17 @@ def test_an_unreadable_preview_image_is_explained(qtbot, augment_page, tmp_path,
     with qtbot.waitSignal(page.runner.failed, timeout=30_000):
         page.choose_image()
     assert "cannot be shown" in page.preview_status.text()
+
+
+def test_the_page_says_whether_the_run_will_use_these_changes(qtbot, augment_page):
+    window, page = augment_page
+    # Speed mode with one copy per image trains on the images as they are.
+    assert window.state.settings.cache_mode == "fast" and window.state.settings.views == 1
+    assert page.usage_note.isVisible() and "not used" in page.usage_note.text()
+    window.state.update_settings(views=3)
+    assert "2 randomly changed copies" in page.usage_note.text()
+    window.state.update_settings(cache_mode="exact")
+    assert "new random version of each image" in page.usage_note.text()
+    with qtbot.waitSignal(page.preview_shown, timeout=30_000):
+        page.preset.setCurrentIndex(page.preset.findData("none"))
+    assert window.state.settings.augment.is_off and not page.usage_note.isVisible()

@@ -147,6 +147,10 @@ def test_a_run_that_outlives_its_window_finishes_and_is_found(
     reopened = make_window(wait_scan=False)
     assert f"{run_dir.name} (still training)" in _run_names(reopened)
     assert reopened.last_dialog is None  # a run that is still training is not offered
+    reopened.go_to("results")
+    results = reopened.pages["results"]
+    assert reopened.state.current_run is None  # no model saved yet...
+    assert "still training in the background" in results.notice.text()  # ...and it says where
     deadline = time.monotonic() + 240
     qtbot.waitUntil(lambda: run_state(run_dir) == "completed" or time.monotonic() > deadline,
                     timeout=250_000)

@@ -103,7 +103,7 @@ def test_cancel_while_the_frozen_layers_are_computed(qtbot, make_window, base_we
     qtbot.waitUntil(lambda: any(isinstance(e, StageProgress) and e.stage == "extract"
                                 for e in seen), timeout=120_000)
     started = next(e for e in seen if isinstance(e, StageStarted) and e.stage == "extract")
-    assert "16 view(s)" in train.status.text() and "Computing frozen layers" in started.text
+    assert "15 augmented copies" in train.status.text() and "Computing frozen layers" in started.text
     assert train.progress.maximum() == started.total
     with qtbot.waitSignal(train.run_finished, timeout=60_000) as finished:
         qtbot.mouseClick(train.cancel_button, Qt.MouseButton.LeftButton)

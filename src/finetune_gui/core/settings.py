@@ -121,9 +121,9 @@ class TrainingSettings:
     # copies measured no better than 1, and the frozen-layer pass costs K times as much).
     views: int = setting(
         1, label="augmented copies per image", low=1, high=16,
-        help="Fast mode: how many randomly augmented copies of each image are computed once "
-             "and reused. Each copy costs one more pass over the data; more than 1 measured no "
-             "better on our test folders, but may help a very small folder.")
+        help="Fast mode: each image is kept as it is, and this many minus one randomly "
+             "augmented copies of it are computed once and reused. 1 trains on the images as "
+             "they are (no augmentation); each copy costs one more pass over the data.")
 
     def __post_init__(self) -> None:
         spec = get_backbone(self.backbone)

@@ -3,8 +3,10 @@
 Phase 1 trains the head on pooled base features; phase 2 trains the unfrozen top blocks and the
 head on the activations at the cut. Everything below the cut is frozen with BatchNorm in
 inference mode, so its output for a given input never changes: computing it every epoch, as the
-tutorials do, repeats the same work. With augmentation on, `views` augmented copies of each
-image are stored instead of a new one per epoch.
+tutorials do, repeats the same work. Each image is stored as it is, and with augmentation on,
+`views - 1` augmented copies beside it instead of a new one per epoch. The plain copy is always
+there: with one fixed augmented copy in its place, the head learned from distorted images only
+(on handwritten digits, flipped ones) and scored 68% on validation against 83% (issue 12).
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ def head_model(classifier: Classifier):
     return keras.Model(inputs, x, name="head_on_features")
 
 
-def top_model(classifier: Classifier, cut: str):
-    """activations at `cut` -> probabilities, sharing the top blocks and head layers."""
+def top_model(classifier: Classifier, cut: str, *, dropout: bool = True):
+    """activations at `cut` -> probabilities, sharing the top blocks and head layers (without
+    the dropout layer when `dropout` is False)."""
     import keras
 
     base = classifier.base
@@ -72,6 +75,8 @@ def top_model(classifier: Classifier, cut: str):
     inputs = keras.Input(tuple(output_of(base, cut).shape[1:]), name="at_cut")
     x = top(inputs, training=False)
     for layer in classifier.head_layers:
+        if not dropout and isinstance(layer, keras.layers.Dropout):
+            continue
         x = layer(x)
     return keras.Model(inputs, x, name="top_and_head")
 
@@ -88,7 +93,8 @@ def extract_features(
     cancel: CancelToken | None = None,
     stage: str = "extract",
 ) -> CachedFeatures:
-    """Run the frozen part over `images` `views` times (augmented when `augment` is given)."""
+    """Run the frozen part over `images` `views` times: first as they are, then augmented
+    (when `augment` is given; without it, once)."""
     import tensorflow as tf
 
     extractor = build_extractor(classifier, cut)
@@ -99,22 +105,22 @@ def extract_features(
     stores = [allocate((views * n, *shape), np.float32) for shape in shapes]
 
     @tf.function(reduce_retracing=True)
-    def step(batch):
+    def step(batch, augmented: bool):
         x = tf.cast(batch, tf.float32)
-        if augment is not None:
+        if augmented:
             x = augment(x, training=True)
         out = extractor(x, training=False)
         return [tf.cast(o, tf.float32) for o in (out if isinstance(out, list | tuple) else [out])]
 
     total = views * ((n + batch_size - 1) // batch_size)
     progress(
-        StageStarted(stage, total, f"Computing frozen layers once ({views} view(s) of {n} images)")
+        StageStarted(stage, total, f"Computing frozen layers once ({_copies(n, views)})")
     )
     done = 0
     for view in range(views):
         for start in range(0, n, batch_size):
             check_cancel(cancel)
-            outs = step(images[start : start + batch_size])
+            outs = step(images[start : start + batch_size], view > 0)
             for store, out in zip(stores, outs, strict=True):
                 store[view * n + start : view * n + start + len(out)] = out.numpy()
             done += 1
@@ -122,6 +128,13 @@ def extract_features(
     if cut is None:
         return CachedFeatures(stores[0], None, views)
     return CachedFeatures(stores[1], stores[0], views)
+
+
+def _copies(n: int, views: int) -> str:
+    if views == 1:
+        return f"{n} images"
+    extra = views - 1
+    return f"{n} images, each as it is and {extra} augmented cop{'y' if extra == 1 else 'ies'}"
 
 
 def _output_shapes(model) -> list[tuple]:

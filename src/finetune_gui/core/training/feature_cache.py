@@ -44,7 +44,10 @@ def cache_key(paths: list[Path], **facts) -> str:
     digest = hashlib.sha256()
     # "jpeg": entries made while big JPEGs were decoded at reduced scale (Pillow's draft) hold
     # features of other pixels than the app reads now, so they must not be found.
-    identity = {**facts, "keras": keras.__version__, "jpeg": "full-size decode"}
+    # "views": entries made while the first copy of each image was augmented too (before the
+    # plain copy was always kept) hold other features.
+    identity = {**facts, "keras": keras.__version__, "jpeg": "full-size decode",
+                "views": f"plain first, {facts.get('views', 1)} in all"}
     digest.update(json.dumps(identity, sort_keys=True, default=str).encode())
     for path in paths:
         digest.update(file_identity(path).encode())

@@ -19,7 +19,7 @@ from finetune_gui.core.events import CancelToken, ProgressCallback
 
 # Penalty on the standardised weights: mean cross-entropy + l2 / 2 * |W|^2. The grid spans a
 # nearly unregularised fit to one that shrinks 1,280 features hard.
-L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
+L2_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 MAX_ITERATIONS = 1000
 
 

@@ -282,8 +282,8 @@ class TrainingJob:
                 continue
             with strategy.scope():
                 set_trainable_blocks(self.classifier, blocks)
-                model, inputs, val_inputs = fast_path.phase_model(self.classifier, phase, stored)
-
+                model, inputs, val_inputs = fast_path.phase_model(
+                    self.classifier, phase, stored, head_solved=solves_head(self.settings))
             make_train = partial(
                 batches, [inputs, labels, tiled_weights], shuffle=True, seed=self.settings.seed,
                 repeat=True,

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from finetune_gui.core.data.augment import PRESETS, AugmentSettings
 from finetune_gui.core.data.images import ImageReadError, load_rgb
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
+from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, help_label, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -72,6 +73,21 @@ def preview_job(
     return array_to_qimage(original), [array_to_qimage(image) for image in drawn]
 
 
+def augmentation_use(settings: TrainingSettings) -> str:
+    """How the run will use these changes, given the speed mode and copies per image."""
+    if settings.augment.is_off:
+        return ""
+    if settings.cache_mode != "fast":
+        return "Exact mode: every epoch trains on a new random version of each image."
+    extra = settings.views - 1
+    if not extra:
+        return ("Speed mode trains on each image as it is, so these changes are not used. To "
+                "use them, set \"Augmented copies per image\" to 2 or more on the Model page "
+                "(each copy costs one more pass over the images), or choose Exact mode there.")
+    return (f"Speed mode trains on each image as it is and on {extra} randomly changed "
+            f"cop{'y' if extra == 1 else 'ies'} of it, made once before training.")
+
+
 class AugmentPage(QWidget):
     """A control per augmentation, presets, an image picker and the preview grid."""
 
@@ -103,6 +119,8 @@ class AugmentPage(QWidget):
             "help: do not flip text upside down. The preview shows one image under several "
             "random draws.",
         ))
+        self.usage_note = Banner("info")
+        layout.addWidget(self.usage_note)
         row = QHBoxLayout()
         controls = QGroupBox("Changes")
         form = QFormLayout(controls)
@@ -217,6 +235,7 @@ class AugmentPage(QWidget):
         for widget in widgets:
             widget.blockSignals(False)
         self._show_values()
+        self.usage_note.show_text(augmentation_use(self.state.settings), "info")
         self.refresh_preview()
 
     def _show_values(self) -> None:

@@ -92,7 +92,7 @@ class ResultsPage(QWidget):
         self.heatmaps = HeatmapService("heatmaps", self)
         self._mistakes: dict[str, object] = {}  # path -> evaluation.Misclassified
         self._build()
-        state.runs_changed.connect(self._fill_runs)
+        state.runs_changed.connect(self._on_runs_changed)
         state.current_run_changed.connect(self._show_run)
         self._fill_runs()
         self._show_run()
@@ -233,14 +233,7 @@ class ResultsPage(QWidget):
         self.map_view.show_run()
         if run is None:
             self.headline.setText("")
-            listed = self.run_choice.currentData()
-            if listed and run_state(listed) == "running":
-                # A run whose window closed goes on in its own process: say so, not "train one".
-                self.notice.show_text(
-                    "This run is still training in the background; its results appear here "
-                    "when it finishes.", "info")
-            else:
-                self.notice.show_text("No results yet: train a model first (step Train).", "info")
+            self._explain_no_run()
             return
         self.run_action.hide()
         if report is None:
@@ -255,6 +248,22 @@ class ResultsPage(QWidget):
         self._fill_metrics(report)
         self.matrix.set_matrix(report.classes, report.confusion)
         self._fill_gallery(report)
+
+    def _on_runs_changed(self) -> None:
+        self._fill_runs()
+        # A reopened window lists its runs after the page first drew; the notice must follow.
+        if self.state.current_run is None:
+            self._explain_no_run()
+
+    def _explain_no_run(self) -> None:
+        listed = self.run_choice.currentData()
+        if listed and run_state(listed) == "running":
+            # A run whose window closed goes on in its own process: say so, not "train one".
+            self.notice.show_text(
+                "This run is still training in the background; its results appear here "
+                "when it finishes.", "info")
+        else:
+            self.notice.show_text("No results yet: train a model first (step Train).", "info")
 
     def _explain_missing_report(self, run: LoadedRun) -> None:
         """No test results: say why, and offer what can be done about it."""
