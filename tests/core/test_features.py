@@ -30,3 +30,21 @@ def test_the_first_copy_of_every_image_is_the_plain_image_and_the_others_are_aug
     single = extract_features(classifier, images, cut=None,
                               augment=training_augmentation(settings), views=1)
     np.testing.assert_allclose(single.pooled, plain.pooled, rtol=1e-4, atol=1e-4 * scale)
+
+
+def test_fine_tuning_after_a_solved_head_leaves_out_the_dropout_the_head_was_not_fitted_with():
+    from finetune_gui.core.model.backbones import cut_layer
+    from finetune_gui.core.model.features import top_model
+
+    settings = TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32,
+                                dropout=0.5, seed=0)
+    classifier = build_classifier(settings, 3)
+    cut = cut_layer(classifier.ends, 1)
+    at_cut = np.random.default_rng(1).normal(size=(4, *top_model(classifier, cut).input_shape[1:]))
+    at_cut = at_cut.astype("float32")
+    without = top_model(classifier, cut, dropout=False)
+    np.testing.assert_allclose(without(at_cut, training=True), without(at_cut, training=False),
+                               rtol=1e-5, atol=1e-6)
+    with_dropout = top_model(classifier, cut)
+    assert not np.allclose(with_dropout(at_cut, training=True), with_dropout(at_cut,
+                                                                            training=False))

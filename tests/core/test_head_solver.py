@@ -72,3 +72,44 @@ def test_without_validation_images_one_fallback_strength_is_fitted():
     search = search_softmax_head(x, y, None, None, 3, fallback_l2=0.01)
     assert [row["l2"] for row in search.tried] == [0.01]
     assert (search.head.probabilities(x).argmax(axis=1) == y).mean() > 0.9
+
+
+def test_the_kept_head_is_solved_again_with_the_validation_images_at_the_chosen_strength():
+    from types import SimpleNamespace
+
+    from finetune_gui.core.model.build import build_classifier
+    from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training.head_solver import refit_on_train_and_val
+
+    classifier = build_classifier(
+        TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32), 2)
+    rng = np.random.default_rng(0)
+    dims = classifier.head_layers[-1].kernel.shape[0]
+
+    def cloud(centre, n):
+        points = rng.normal(scale=0.3, size=(n, dims)).astype(np.float32)
+        points[:, :2] += centre
+        return points
+
+    # Class 1 shows up in a new place only among the validation images.
+    train = np.concatenate([cloud((0, 0), 40), cloud((4, 0), 40)])
+    train_labels = np.array([0] * 40 + [1] * 40)
+    val = cloud((0, 4), 30)
+    val_labels = np.ones(30, dtype=int)
+    stored = SimpleNamespace(train=SimpleNamespace(pooled=train), val=SimpleNamespace(pooled=val))
+    messages = []
+    facts = refit_on_train_and_val(classifier, 1e-3, stored, train_labels, val_labels,
+                                   ["a", "b"], "off", messages.append)
+    assert facts == {"images": 110, "l2": 1e-3}
+    kernel, bias = classifier.head_layers[-1].get_weights()
+    predicted = (np.concatenate([train, val]) @ kernel + bias).argmax(axis=1)
+    assert (predicted == np.concatenate([train_labels, val_labels])).mean() > 0.95
+    assert "110 in all" in messages[0].text and "test images stay unseen" in messages[0].text
+
+    # Without validation images there is nothing to add: the head is left as it was.
+    before = [w.copy() for w in classifier.head_layers[-1].get_weights()]
+    empty = SimpleNamespace(train=stored.train, val=SimpleNamespace(pooled=val[:0]))
+    assert refit_on_train_and_val(classifier, 1e-3, empty, train_labels, val_labels[:0],
+                                  ["a", "b"], "off", messages.append) == {}
+    for a, b in zip(before, classifier.head_layers[-1].get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -1,7 +1,8 @@
 """A training run from a folder (or a split) to a run folder: the recipe the field teaches.
 
 Phase 1 fits a new head on the frozen base (in speed mode solved to its optimum, `head_solver`).
-Phase 2 starts from the best head and unfreezes the top blocks at a lower learning rate.
+Phase 2 starts from the best head and unfreezes the top blocks at a lower learning rate; a kept
+solved head is solved again on training + validation images.
 BatchNorm stays in inference mode, the best weights by validation accuracy (loss breaking ties,
 `selection`) are kept, so a fine-tuning that does not beat the head leaves the head-only model;
 class weights balance unequal classes, and the test split is touched only once, at the end.
@@ -51,6 +52,7 @@ from finetune_gui.core.training.devices import (
     plan_devices,
     reset_precision,
 )
+from finetune_gui.core.training.head_solver import refit_on_train_and_val as refit_head
 from finetune_gui.core.training.head_solver import solve_head_phase, solves_head
 from finetune_gui.core.training.held_out import evaluate_on_test_split
 from finetune_gui.core.training.inputs import decode_part, resolve_split
@@ -101,7 +103,7 @@ class TrainingJob:
         self.resumed = resume_from
         self.kfold = kfold  # also a k-fold estimate on the cached features (small folders)
         self.facts: dict = {}  # what run.json says about the training (kfold, head L2 tried)
-        self.classifier = None
+        self.classifier = self.refit_head = None
         point = resume_from
         self.history: list[dict] = list(point.history) if point else []
         self.batch_size = point.batch_size if point else settings.batch_size
@@ -109,13 +111,8 @@ class TrainingJob:
         self.best = BestWeights(point.best_value, point.best_epoch) if point else BestWeights()
 
     @classmethod
-    def resume(
-        cls,
-        run_dir: Path | str,
-        *,
-        progress: ProgressCallback = ignore_progress,
-        cancel: CancelToken | None = None,
-    ) -> TrainingJob:
+    def resume(cls, run_dir: Path | str, *, progress: ProgressCallback = ignore_progress,
+               cancel: CancelToken | None = None) -> TrainingJob:
         """A job that continues an interrupted run from its last completed epoch.
 
         Same settings and the same split as the run folder records; the image folder must still
@@ -193,12 +190,10 @@ class TrainingJob:
         if self.resumed:
             self.checkpoint.load_last(self.classifier.model)
             self.progress(LogMessage(f"Resuming after epoch {self.resumed.epochs_done}."))
-        self.progress(
-            LogMessage(
-                f"{self.classifier.spec.keras_name} at {size} px, {len(split.classes)} classes, "
-                f"{len(train_y)} training / {len(val_y)} validation / {len(split.test)} test images."
-            )
-        )
+        self.progress(LogMessage(
+            f"{self.classifier.spec.keras_name} at {size} px, {len(split.classes)} classes, "
+            f"{len(train_y)} training / {len(val_y)} validation / {len(split.test)} test images."
+        ))  # fmt: skip
         if self.settings.cache_mode == "fast" and not from_scratch(self.settings):
             self._train_fast(split, train_x, train_y, weights, val_x, val_y, strategy)
         else:
@@ -208,6 +203,8 @@ class TrainingJob:
         kept, note = kept_model(self.history, self.best.epoch)
         if note:
             self.progress(LogMessage(note))
+        if self.refit_head is not None and kept != "fine-tuned":
+            self.facts["head_refit"] = self.refit_head()
         rf.save_model(self.classifier.model, self.run_dir / rf.MODEL_FILE)
         # No test split is legal: the run finishes, and `evaluate RUN FOLDER` scores it later.
         report = self._test_report(split, size) if split.test else None
@@ -278,7 +275,7 @@ class TrainingJob:
             if not epochs:
                 continue
             if phase == "head" and solves_head(self.settings):
-                self._solve_head(stored, labels, tiled_weights, val_y)
+                self._solve_head(stored, labels, tiled_weights, val_y, split.classes)
                 continue
             with strategy.scope():
                 set_trainable_blocks(self.classifier, blocks)
@@ -351,7 +348,7 @@ class TrainingJob:
         if stop.cancelled:
             raise Cancelled()
 
-    def _solve_head(self, stored, labels, weights, val_y) -> None:
+    def _solve_head(self, stored, labels, weights, val_y, classes) -> None:
         """Phase 1 solved in one step, recorded like an epoch (history, best, checkpoint)."""
         from finetune_gui.core.training.callbacks import record_epoch
 
@@ -361,6 +358,8 @@ class TrainingJob:
             cancel=self.cancel,
         )  # fmt: skip
         self.facts["head_l2_tried"] = search.tried
+        self.refit_head = partial(refit_head, self.classifier, search.head.l2, stored,
+                                  labels, val_y, classes, self.settings.class_weights, self.progress)
         record_epoch(
             row, [self.classifier.head_layers[-1]], history=self.history, best=self.best,
             watch=self.loss_watch, checkpoint=self.checkpoint, model=self.classifier.model,
