@@ -230,9 +230,12 @@ def test_early_stopping_ends_a_phase_that_stops_improving(small_shapes, pretrain
     recorder.job = job
     result = job.run()
     assert 6 <= len(result.history) < 30
-    assert any(e.text.startswith("Early stopping") for e in recorder.of(LogMessage))
+    (said,) = [e for e in recorder.of(LogMessage) if e.text.startswith("Early stopping")]
+    last_epoch = recorder.of(EpochEnded)[-1]
+    assert recorder.events.index(last_epoch) < recorder.events.index(said)  # epoch line first
     scores = [criterion(r["val_accuracy"], r["val_loss"], r["loss"]) for r in result.history]
     best_epoch = json.loads((tmp_path / "run" / "run.json").read_text())["best_epoch"]
+    assert f"(best at epoch {best_epoch})" in said.text
     # Kept: the first epoch that no later one beats by more than noise (a loss 3e-13 lower
     # at the same accuracy is no improvement).
     assert not any(improves(score, scores[best_epoch - 1]) for score in scores)

@@ -175,3 +175,21 @@ def test_run_app_with_no_display_exits_2_with_the_message(monkeypatch, capsys):
     monkeypatch.setattr("sys.platform", "linux")
     assert run_app([]) == 2
     assert "finetune-gui --help" in capsys.readouterr().err
+
+
+def test_a_screenshot_leaves_no_timer_behind_to_stop_the_next_event_loop(
+        qtbot, tmp_path, monkeypatch, capfd):
+    """The screenshot's time limit dies with it: a left-over one fired later, in whatever the
+    process did next, and exited that event loop and every one after it."""
+    from PySide6.QtCore import QTimer
+
+    from finetune_gui.gui import screenshot
+
+    monkeypatch.setattr(screenshot, "TIMEOUT_MS", 3_000)
+    assert run_app(["--screenshot", str(tmp_path / "data.png"), "--page", "data"]) == 0
+    qtbot.wait(4_000)  # past the time limit
+    tick = QTimer()
+    tick.setSingleShot(True)
+    with qtbot.waitSignal(tick.timeout, timeout=5_000):
+        tick.start(200)
+    assert "timed out" not in capfd.readouterr().err

@@ -116,8 +116,17 @@ def take_screenshot(target: Path, page: str) -> int:
             window.state.set_data_dir(demo_dataset_dir())
         director = ScreenshotDirector(window, page, Path(target))
         QTimer.singleShot(0, director.begin)
-        QTimer.singleShot(TIMEOUT_MS, lambda: (print("screenshot: timed out", file=sys.stderr),
-                                               app.exit(1)))
-        code = app.exec()
+        # A timer that is stopped on the way out: a fire-and-forget one outlived the screenshot
+        # and, 15 minutes later, exited whatever event loop the process was then running (in
+        # the test suite: every later test's wait, which then all failed).
+        timeout = QTimer()
+        timeout.setSingleShot(True)
+        timeout.timeout.connect(lambda: (print("screenshot: timed out", file=sys.stderr),
+                                         app.exit(1)))
+        timeout.start(TIMEOUT_MS)
+        try:
+            code = app.exec()
+        finally:
+            timeout.stop()
         window.close()
         return code if code else director.exit_code

@@ -2,7 +2,7 @@
 
 Keras calls them in list order for every hook, so the order `job.py` lists them in is the order
 of the events a user sees: per batch divergence, cancel, then progress; per epoch the history
-row, early stopping, the `EpochEnded` event, then the checkpoint. Imported only once training
+row, the `EpochEnded` event, early stopping, then the checkpoint. Imported only once training
 starts: this module imports Keras.
 """
 
@@ -152,7 +152,8 @@ class EarlyStopping(keras.callbacks.Callback):
             self.on_improvement()
             return
         self.waited += 1
-        if self.patience and self.waited >= self.patience:
+        last_epoch = epoch + 1 >= self.params.get("epochs", epoch + 2)
+        if self.patience and self.waited >= self.patience and not last_epoch:  # else it ends anyway
             self.progress(
                 LogMessage(
                     f"Early stopping: validation accuracy (loss breaking ties) did not "
@@ -278,6 +279,8 @@ def phase_callbacks(
         CancelStop(cancel, stop),
         BatchProgress(progress, phase, first_epoch, steps, epochs),
         EpochHistory(history, phase, first_epoch, stop),
+        # The epoch's line comes before "Early stopping" says what it means.
+        EpochProgress(progress, phase, history, stop),
         EarlyStopping(
             best,
             layers,
@@ -287,6 +290,5 @@ def phase_callbacks(
             progress=progress,
             on_improvement=lambda: checkpoint.save_best(model),
         ),
-        EpochProgress(progress, phase, history, stop),
         EpochCheckpoint(checkpoint, model, history, best, watch, batch_size, stop),
     ]
