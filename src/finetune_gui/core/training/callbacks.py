@@ -2,7 +2,8 @@
 
 Keras calls them in list order for every hook, so the order `job.py` lists them in is the order
 of the events a user sees: per batch divergence, cancel, then progress; per epoch the history
-row, the `EpochEnded` event, early stopping, then the checkpoint. Imported only once training
+row, early stopping (its message waits for the phase's end, after the epoch's line), the
+`EpochEnded` event, then the checkpoint. Imported only once training
 starts: this module imports Keras.
 """
 
@@ -141,6 +142,11 @@ class EarlyStopping(keras.callbacks.Callback):
         self.best, self.layers, self.history, self.stop = best, layers, history, stop
         self.patience, self.progress, self.on_improvement = patience, progress, on_improvement
         self.waited = 0
+        self.said = ""
+
+    def on_train_end(self, logs=None):
+        if self.said:  # after the last epoch's line, which it explains
+            self.progress(LogMessage(self.said))
 
     def on_epoch_end(self, epoch, logs=None):
         if self.stop.mid_epoch:
@@ -154,11 +160,9 @@ class EarlyStopping(keras.callbacks.Callback):
         self.waited += 1
         last_epoch = epoch + 1 >= self.params.get("epochs", epoch + 2)
         if self.patience and self.waited >= self.patience and not last_epoch:  # else it ends anyway
-            self.progress(
-                LogMessage(
-                    f"Early stopping: validation accuracy (loss breaking ties) did not "
-                    f"improve for {self.waited} epochs (best at epoch {self.best.epoch})."
-                )
+            self.said = (
+                f"Early stopping: validation accuracy (loss breaking ties) did not "
+                f"improve for {self.waited} epochs (best at epoch {self.best.epoch})."
             )
             self.model.stop_training = True
 
@@ -279,8 +283,6 @@ def phase_callbacks(
         CancelStop(cancel, stop),
         BatchProgress(progress, phase, first_epoch, steps, epochs),
         EpochHistory(history, phase, first_epoch, stop),
-        # The epoch's line comes before "Early stopping" says what it means.
-        EpochProgress(progress, phase, history, stop),
         EarlyStopping(
             best,
             layers,
@@ -290,5 +292,6 @@ def phase_callbacks(
             progress=progress,
             on_improvement=lambda: checkpoint.save_best(model),
         ),
+        EpochProgress(progress, phase, history, stop),
         EpochCheckpoint(checkpoint, model, history, best, watch, batch_size, stop),
     ]
