@@ -10,7 +10,7 @@ from finetune_gui.core.data.scan import scan_folder
 from finetune_gui.core.data.split import split_dataset
 from finetune_gui.core.events import LogMessage
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.training.auto import auto_train, choose_settings
+from finetune_gui.core.training.auto import auto_train, choose_settings, chosen_trial
 from finetune_gui.core.training.job import TrainingJob
 
 
@@ -62,7 +62,7 @@ def test_auto_never_reads_the_test_images_while_choosing(small_shapes, pretraine
         candidates=({}, {"epochs_finetune": 0}),
     )  # fmt: skip
     assert [t.changes for t in trials] == [{}, {"epochs_finetune": 0}]
-    best = min(trials, key=lambda t: t.score)
+    best = chosen_trial(trials, len(split.val))
     assert chosen == settings(pretrained_base).with_changes(**best.changes)
     assert all(t.val_accuracy is not None for t in trials)
 

@@ -48,3 +48,44 @@ def test_the_same_count_in_float32_and_float64_is_a_tie_decided_by_the_loss():
     head = criterion(20 / 22, 0.2468, 0.1)  # the solved head, numpy float64
     tuned = criterion(0.9090909361839294, 0.2751, 0.1)  # Keras' float32 of 20/22, worse loss
     assert not improves(tuned, head)
+
+
+def test_a_more_complex_choice_must_win_by_more_than_one_standard_error():
+    from finetune_gui.core.training.selection import switch_margin
+
+    # 0.6 on 66 images: one standard error is sqrt(0.6 * 0.4 / 66) = 0.0603, four images.
+    assert abs(switch_margin(0.6, 66) - 0.0603) < 1e-3
+    assert abs(switch_margin(1.0, 20) - 0.05) < 1e-6  # never less than one image
+    assert switch_margin(None, 20) == 0.0 and switch_margin(0.7, 0) == 0.0
+
+
+def test_fine_tuning_that_wins_by_one_validation_image_does_not_replace_the_head():
+    from finetune_gui.core.training.callbacks import EarlyStopping
+    from finetune_gui.core.training.tracking import BestWeights, PhaseStop
+
+    def epochs(scores, val_images):
+        history, best = [], BestWeights()
+        stopper = EarlyStopping(best, [], history, PhaseStop(), patience=0,
+                                progress=lambda e: None, on_improvement=lambda: None,
+                                val_images=val_images)
+        for row in rows(scores):
+            history.append(row)
+            stopper.on_epoch_end(row["epoch"] - 1)
+        return best.epoch
+
+    # 66 validation images: 40 right, then 41 (one more image), then 45 (clearly more).
+    one_more = [("head", 40 / 66, 0.9), ("finetune", 41 / 66, 0.8)]
+    assert epochs(one_more, 66) == 1
+    assert epochs([*one_more, ("finetune", 45 / 66, 0.8)], 66) == 3
+    # Within a phase the best epoch is kept as before: one image is an improvement.
+    assert epochs([("head", 40 / 66, 0.9), ("head", 41 / 66, 0.9)], 66) == 2
+
+
+def test_auto_keeps_the_settings_as_given_unless_a_trial_wins_clearly():
+    from finetune_gui.core.training.auto import Trial, chosen_trial
+
+    given = Trial({}, 20 / 22, 0.3, "head-only", 1.0)
+    one_more = Trial({"unfreeze_blocks": 4}, 21 / 22, 0.2, "fine-tuned", 1.0)
+    assert chosen_trial([given, one_more], 22) is given
+    clearly = Trial({"unfreeze_blocks": 4}, 300 / 300, 0.1, "fine-tuned", 1.0)
+    assert chosen_trial([Trial({}, 270 / 300, 0.3, "head-only", 1.0), clearly], 300) is clearly

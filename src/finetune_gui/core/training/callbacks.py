@@ -24,7 +24,7 @@ from finetune_gui.core.events import (
 )
 from finetune_gui.core.model.build import recalibrate_batchnorm
 from finetune_gui.core.training.checkpoint import RunCheckpoint
-from finetune_gui.core.training.selection import criterion
+from finetune_gui.core.training.selection import criterion, switch_margin
 from finetune_gui.core.training.tracking import BestWeights, LossWatch, PhaseStop
 
 
@@ -137,9 +137,11 @@ class EarlyStopping(keras.callbacks.Callback):
         patience: int,
         progress: ProgressCallback,
         on_improvement: Callable[[], None],
+        val_images: int = 0,
     ) -> None:
         super().__init__()
         self.best, self.layers, self.history, self.stop = best, layers, history, stop
+        self.val_images = val_images
         self.patience, self.progress, self.on_improvement = patience, progress, on_improvement
         self.waited = 0
         self.said = ""
@@ -148,17 +150,24 @@ class EarlyStopping(keras.callbacks.Callback):
         if self.said:  # after the last epoch's line, which it explains
             self.progress(LogMessage(self.said))
 
+    def _margin(self, row: dict) -> float:
+        """Fine-tuning replaces a kept head only when it wins by more than noise."""
+        kept = next((r for r in self.history if r["epoch"] == self.best.epoch), None)
+        if row["phase"] != "finetune" or kept is None or kept["phase"] != "head":
+            return 0.0
+        return switch_margin(kept["val_accuracy"], self.val_images)
+
     def on_epoch_end(self, epoch, logs=None):
         if self.stop.mid_epoch:
             return
         row = self.history[-1]
         watched = criterion(row["val_accuracy"], row["val_loss"], row["loss"])
-        if self.best.update(watched, row["epoch"], self.layers):
+        if self.best.update(watched, row["epoch"], self.layers, self._margin(row)):
             self.waited = 0
             self.on_improvement()
             return
         self.waited += 1
-        last_epoch = epoch + 1 >= self.params.get("epochs", epoch + 2)
+        last_epoch = epoch + 1 >= (self.params or {}).get("epochs", epoch + 2)
         if self.patience and self.waited >= self.patience and not last_epoch:  # else it ends anyway
             self.said = (
                 f"Early stopping: validation accuracy (loss breaking ties) did not "
@@ -272,6 +281,7 @@ def phase_callbacks(
     progress: ProgressCallback,
     cancel: CancelToken | None,
     stop: PhaseStop,
+    val_images: int = 0,
 ) -> list[keras.callbacks.Callback]:
     """The callbacks of one phase, in the order their events must come (see the module doc).
 
@@ -291,6 +301,7 @@ def phase_callbacks(
             patience=patience,
             progress=progress,
             on_improvement=lambda: checkpoint.save_best(model),
+            val_images=val_images,
         ),
         EpochProgress(progress, phase, history, stop),
         EpochCheckpoint(checkpoint, model, history, best, watch, batch_size, stop),

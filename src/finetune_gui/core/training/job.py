@@ -319,7 +319,7 @@ class TrainingJob:
                 history=self.history, best=self.best, watch=self.loss_watch,
                 checkpoint=self.checkpoint, model=self.classifier.model,
                 batch_size=self.batch_size, patience=phase_patience(self.settings, phase),
-                progress=self.progress, cancel=self.cancel, stop=stop,
+                progress=self.progress, cancel=self.cancel, stop=stop, val_images=len(val[1]),
             )  # fmt: skip
             val_data = batches(list(val), self.batch_size) if len(val[1]) else None
             try:

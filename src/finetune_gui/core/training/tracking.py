@@ -33,9 +33,10 @@ class BestWeights:
     def saved_this_session(self) -> bool:
         return self.improved
 
-    def update(self, value: float, epoch: int, layers) -> bool:
-        """Keep `layers`' weights when `value` beats the best so far; say whether it did."""
-        if not improves(value, self.value):
+    def update(self, value: float, epoch: int, layers, margin: float = 0.0) -> bool:
+        """Keep `layers`' weights when `value` beats the best so far (by more than `margin`, in
+        the criterion's units); say whether it did."""
+        if not improves(value + margin, self.value):
             return False
         self.value, self.epoch, self.improved = value, epoch, True
         for layer in layers:
