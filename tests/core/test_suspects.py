@@ -113,3 +113,7 @@ def test_runs_whose_backbone_learned_the_labels_are_told_apart(flipped):
     assert not features_saw_labels(settings)  # a frozen base with a new head
     assert features_saw_labels(settings.with_changes(weights="none"))
     assert features_saw_labels(settings.with_changes(epochs_finetune=2, unfreeze_blocks=1))
+    # Fine-tuning ran but the head-only model was kept: the backbone is the one it started as.
+    tuned = settings.with_changes(epochs_finetune=2, unfreeze_blocks=1)
+    assert not features_saw_labels(tuned, {"kept_model": "head-only"})
+    assert features_saw_labels(tuned, {"kept_model": "fine-tuned"})

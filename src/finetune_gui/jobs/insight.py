@@ -78,7 +78,7 @@ def suspect_labels(
     split = load_run_split(run)
     images = sum(1 for part in (split.train, split.val, split.test) for path, _ in part
                  if path not in exclude)
-    return SuspectSearch(run.path, found, features_saw_labels(run.settings), images)
+    return SuspectSearch(run.path, found, features_saw_labels(run.settings, run.facts), images)
 
 
 def embedding(

@@ -322,7 +322,7 @@ def _suspects_and_map(run, model, data_root, max_pictures, progress, cancel) -> 
     caveat = (
         " The backbone itself learned from these labels, so mistakes among the training images"
         " are harder to spot and some may be missing here."
-        if features_saw_labels(run.settings)
+        if features_saw_labels(run.settings, run.facts)
         else ""
     )
     intro = (

@@ -195,12 +195,18 @@ def find_suspect_labels(
     return rank_suspects(scored)
 
 
-def features_saw_labels(settings) -> bool:
+def features_saw_labels(settings, facts: dict | None = None) -> bool:
     """True when the backbone itself was trained on the run's labels (from scratch, or with
-    blocks unfrozen), so k-fold scores of training images are less independent (see the top)."""
+    blocks unfrozen and the fine-tuned model kept), so k-fold scores of training images are less
+    independent (see the top). `facts`: the run's run.json (a kept head-only model left the
+    backbone as it was)."""
     from finetune_gui.core.model.build import from_scratch
 
-    return from_scratch(settings) or bool(settings.epochs_finetune and settings.unfreeze_blocks)
+    if from_scratch(settings):
+        return True
+    if (facts or {}).get("kept_model") == "head-only":
+        return False
+    return bool(settings.epochs_finetune and settings.unfreeze_blocks)
 
 
 def exclude_from_project(project, paths) -> list[Path]:
