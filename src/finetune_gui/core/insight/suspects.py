@@ -6,7 +6,9 @@ self-confidence). An image is suspect when some other class reaches that class's
 its own label stays under its own. Suspects are ranked by the margin p(suggested) - p(given).
 
 Out-of-sample, because a network agrees with the labels it was trained on, wrong ones included:
-- val and test images: the run's own model never trained on them; its probabilities are used.
+- val and test images: the run's own model never trained on them; its probabilities are used
+  (unless the run solved its head again on training + validation images: val is then scored
+  like train).
 - train images: a logistic regression on the model's pooled backbone features, fitted with
   k-fold cross-validation (scikit-learn `cross_val_predict`), so each image is scored by a
   classifier that did not see it. With a pretrained, frozen backbone those features never saw a
@@ -104,7 +106,10 @@ def score_run_images(
     model = model or run.load_model()
     features, probabilities = features_and_probabilities(model, images, batch_size)
     probabilities = probabilities[:, : len(split.classes)]
-    train = np.array([part == "train" for part in parts])
+    # A head solved again on training + validation images (run.json `head_refit`) has learned
+    # the validation labels too: those are then scored out of sample like the training images.
+    learned = ("train", "val") if getattr(run, "facts", {}).get("head_refit") else ("train",)
+    train = np.array([part in learned for part in parts])
     if train.any():
         cross_validated = cross_validated_probabilities(
             features[train], labels[train], len(split.classes), folds
