@@ -113,3 +113,40 @@ def test_the_kept_head_is_solved_again_with_the_validation_images_at_the_chosen_
                                   ["a", "b"], "off", messages.append) == {}
     for a, b in zip(before, classifier.head_layers[-1].get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_small_folder_chooses_the_strength_by_folds_over_training_and_validation_images():
+    from finetune_gui.core.events import LogMessage
+    from finetune_gui.core.model.build import build_classifier
+    from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training import head_solver
+
+    classifier = build_classifier(
+        TrainingSettings(backbone="mobilenetv3small", weights="none", image_size=32), 3)
+    dims = classifier.head_layers[-1].kernel.shape[0]
+    x, y = three_blobs(40, dims, spread=6.0, seed=3)  # overlapping: the strength matters
+    train, val = np.arange(0, 120, 2), np.arange(1, 120, 20)  # 60 training, 6 validation
+    messages = []
+    search, _ = head_solver.solve_head_phase(
+        classifier, x[train], y[train], np.ones(len(train)), x[val], y[val], epoch=1, lr=1e-3,
+        progress=messages.append, cancel=None)
+    scores = {row["l2"]: row["fold_accuracy"] for row in search.tried}
+    assert set(scores) == set(head_solver.L2_GRID)
+    best = max(scores.values())
+    assert search.head.l2 == max(l2 for l2, score in scores.items() if score == best)
+    expected = head_solver.fold_accuracies(
+        np.concatenate([x[train], x[val]]), np.concatenate([y[train], y[val]]), 3)
+    assert scores == expected  # out of fold over all 66 images, not the 6 validation ones
+    assert any("5-fold cross-validation" in m.text for m in messages if isinstance(m, LogMessage))
+
+    # Above the limit the validation split is large enough to choose with on its own.
+    many = head_solver.FOLD_CHOICE_BELOW
+    big_x, big_y = three_blobs(many // 3 + 1, 8, spread=1.0, seed=4)
+    small = build_classifier(TrainingSettings(backbone="mobilenetv3small", weights="none",
+                                              image_size=32), 3)
+    small_dims = small.head_layers[-1].kernel.shape[0]
+    padded = np.pad(big_x, ((0, 0), (0, small_dims - 8)))
+    search, _ = head_solver.solve_head_phase(
+        small, padded[:-30], big_y[:-30], np.ones(len(big_y) - 30), padded[-30:], big_y[-30:],
+        epoch=1, lr=1e-3, progress=messages.append, cancel=None)
+    assert all("fold_accuracy" not in row for row in search.tried)
