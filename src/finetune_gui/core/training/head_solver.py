@@ -117,51 +117,6 @@ def fit_softmax(
     return result.x.reshape(d + 1, n_classes), float(result.fun), int(result.nit)
 
 
-# Up to this many training + validation images, the L2 strength is chosen by 5-fold
-# cross-validation over all of them rather than on the validation split alone: on 66 validation
-# icons the accuracy per strength jumped by 6 points between neighbours (0.515 at 1.0, 0.424 at
-# 0.3), the noisy winner scored 43% on the test images where the probe scored 59% (issue 12).
-# Fits are cheap at this size; above it the validation split is large enough to choose with.
-FOLD_CHOICE_BELOW = 1000
-CHOICE_FOLDS = 5
-
-
-def fold_accuracies(
-    features: np.ndarray,
-    labels: np.ndarray,
-    n_classes: int,
-    *,
-    sample_weight: np.ndarray | None = None,
-    grid: tuple[float, ...] = L2_GRID,
-    folds: int = CHOICE_FOLDS,
-    on_fold: Callable[[], None] | None = None,
-) -> dict[float, float] | None:
-    """Out-of-fold accuracy of the head at each strength (stratified k-fold over all rows), or
-    None when a class has too few images to fold."""
-    from sklearn.model_selection import StratifiedKFold
-
-    labels = np.asarray(labels)
-    smallest = int(np.bincount(labels, minlength=n_classes).min()) if len(labels) else 0
-    folds = min(folds, smallest)
-    if folds < 2:
-        return None
-    weights = np.ones(len(labels)) if sample_weight is None else np.asarray(sample_weight)
-    correct = dict.fromkeys(grid, 0)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
-    for fit_rows, held_rows in splitter.split(features, labels):
-        scaler = _Standardiser(np.asarray(features[fit_rows], dtype=np.float64))
-        z_fit, z_held = scaler(features[fit_rows]), scaler(features[held_rows])
-        params = None
-        for l2 in sorted(grid, reverse=True):
-            params, _, _ = fit_softmax(z_fit, labels[fit_rows], n_classes, l2,
-                                       sample_weight=weights[fit_rows], start=params)
-            predicted = (z_held @ params[:-1] + params[-1]).argmax(axis=1)
-            correct[l2] += int((predicted == labels[held_rows]).sum())
-        if on_fold is not None:
-            on_fold()
-    return {l2: hits / len(labels) for l2, hits in correct.items()}
-
-
 def search_softmax_head(
     train_features: np.ndarray,
     train_labels: np.ndarray,
@@ -173,11 +128,9 @@ def search_softmax_head(
     grid: tuple[float, ...] = L2_GRID,
     fallback_l2: float = 1e-3,
     on_tried: Callable[[dict], None] | None = None,
-    fold_scores: dict[float, float] | None = None,
 ) -> HeadSearch:
     """Fit the head at each L2 strength (strongest first, each warm-starting the next) and keep
-    the one with the best validation accuracy (or, given `fold_scores`, the best cross-validated
-    accuracy), the stronger penalty breaking ties.
+    the one with the best validation accuracy, the stronger penalty breaking ties.
 
     Without validation images nothing can choose, so `fallback_l2` is fitted alone.
     """
@@ -206,11 +159,7 @@ def search_softmax_head(
         # Ties go to the stronger penalty (tried first): on a small validation split every
         # strength may score 100%, and the validation loss then favours the most confident,
         # least regularised head, which scored 88.9% on test shapes where the strongest kept 100%.
-        if fold_scores is not None and l2 in fold_scores:
-            row["fold_accuracy"] = fold_scores[l2]
-            value = -round(fold_scores[l2], 9)
-        else:
-            value = -row["val_accuracy"] if has_val else loss
+        value = -row["val_accuracy"] if has_val else loss
         if best is None or value < best_value:
             best, best_value = (params.copy(), row), value
     chosen, row = best
@@ -263,7 +212,6 @@ def solve_head_phase(
     lr: float,
     progress: ProgressCallback,
     cancel: CancelToken | None,
-    views: int = 1,
 ) -> tuple[HeadSearch, dict]:
     """Phase 1 without epochs: solve the head on the pooled features, put it into the
     classifier's output layer; returns the search and the phase's one row of history.
@@ -280,23 +228,9 @@ def solve_head_phase(
         "(L2 strength chosen on validation)."
     ))  # fmt: skip
     pooled = np.asarray(train_pooled)
-    n_classes = classifier.head_layers[-1].units
-    fold_scores = None
-    # Only with one copy per image: folds would otherwise split an image from its copies.
-    if views == 1 and len(val_labels) > 0 and len(labels) + len(val_labels) <= FOLD_CHOICE_BELOW:
-        per_class = dict(zip(np.asarray(labels).tolist(), np.asarray(sample_weights).tolist(),
-                             strict=True))
-        fold_scores = fold_accuracies(
-            np.concatenate([pooled, np.asarray(val_pooled)]),
-            np.concatenate([labels, val_labels]), n_classes,
-            sample_weight=np.concatenate([sample_weights,
-                                          [per_class.get(int(v), 1.0) for v in val_labels]]),
-            on_fold=lambda: check_cancel(cancel),
-        )  # fmt: skip
     search = search_softmax_head(
-        pooled, labels, np.asarray(val_pooled), val_labels, n_classes,
+        pooled, labels, np.asarray(val_pooled), val_labels, classifier.head_layers[-1].units,
         sample_weight=sample_weights, on_tried=lambda row: check_cancel(cancel),
-        fold_scores=fold_scores,
     )  # fmt: skip
     set_output_layer(classifier, search.head)
     chosen = search.chosen
@@ -305,9 +239,6 @@ def solve_head_phase(
         if chosen["val_accuracy"] is not None
         else "no validation images to choose with"
     )
-    if "fold_accuracy" in chosen:
-        scored = (f"chosen by {CHOICE_FOLDS}-fold cross-validation over the training and "
-                  f"validation images, {chosen['fold_accuracy']:.1%}; {scored}")
     progress(LogMessage(
         f"Head solved: L2 {search.head.l2:g} ({scored}; {len(search.tried)} strength(s) tried)."
     ))  # fmt: skip

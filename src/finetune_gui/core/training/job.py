@@ -355,7 +355,7 @@ class TrainingJob:
         search, row = solve_head_phase(
             self.classifier, stored.train.pooled, labels, weights, stored.val.pooled, val_y,
             epoch=len(self.history) + 1, lr=self.settings.lr_head, progress=self.progress,
-            cancel=self.cancel, views=stored.views,
+            cancel=self.cancel,
         )  # fmt: skip
         self.facts["head_l2_tried"] = search.tried
         self.refit_head = partial(refit_head, self.classifier, search.head.l2, stored,
