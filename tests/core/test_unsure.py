@@ -109,3 +109,63 @@ def test_the_report_and_the_model_card_say_how_to_apply_the_rule(shapes_run):
         if fmt != "keras" and set(rule.signals) & {"look", "content"}:
             fallback = rule.measured["confidence_only_min_confidence"]
             assert f"below {fallback:.6f}" in text
+
+
+def test_the_cards_look_recipe_followed_by_hand_gives_the_apps_distances(shapes_run, tmp_path):
+    """A user with only model.keras, unsure.json and the card's words gets the same "look"
+    distances as the app (mean and log spread of the named layer, per channel)."""
+    import keras
+
+    from finetune_gui.core.data.images import load_rgb
+    from finetune_gui.core.run.dataset_features import probe, probe_model
+    from finetune_gui.core.run.unsure import card_text, unsure_rule
+
+    rule = unsure_rule(shapes_run)
+    assert "natural log of (the standard deviation over all positions + 0.001)" in card_text(
+        rule, "keras")
+    model = keras.models.load_model(shapes_run.path / "model.keras")
+    images = [p for p, _ in json_split(shapes_run)["test"]][:6]
+    images += write_digits(tmp_path / "digits", 6)
+    pixels = np.stack([load_rgb(p, 48) for p in images])
+    # By hand, in plain Keras and numpy: the layers before the backbone, then the named layer.
+    at, base = next((i, layer) for i, layer in enumerate(model.layers)
+                    if isinstance(layer, keras.Model))
+    x = pixels.astype("float32")
+    for layer in model.layers[1:at]:
+        x = layer(x)
+    maps = np.asarray(keras.Model(base.input, base.get_layer(rule.look.layer).output)(x))
+    by_hand = np.concatenate([maps.mean(axis=(1, 2)), np.log(maps.std(axis=(1, 2)) + 0.001)], 1)
+    centred = by_hand - rule.look.mean
+    centred /= np.linalg.norm(centred, axis=1, keepdims=True)
+    expected = 1 - (centred @ rule.look.reference.T).max(axis=1)
+    early, _, _ = probe(probe_model(model), pixels, len(shapes_run.classes))
+    np.testing.assert_allclose(rule.look.distances(early), expected, atol=1e-4)
+    # The spread is what separates here: mean-only rows would not have twice the channels.
+    assert early.shape[1] == 2 * maps.shape[-1]
+
+
+def test_a_rule_and_features_from_an_older_version_are_made_again(shapes_run, tmp_path):
+    """Runs from before the spread was measured (rule format 1, features.npz without the
+    first block's kind) get a new rule on first use instead of mixing two kinds of rows."""
+    import shutil
+
+    from finetune_gui.core.run.dataset_features import load_cached
+    from finetune_gui.core.run.folder import RunFolder
+    from finetune_gui.core.run.unsure import RULE_FORMAT, UNSURE_FILE, unsure_rule
+
+    old = tmp_path / "old"
+    shutil.copytree(shapes_run.path, old)
+    rule_file = old / UNSURE_FILE
+    data = json.loads(rule_file.read_text("utf-8"))
+    data["format"] = 1
+    rule_file.write_text(json.dumps(data), "utf-8")
+    with np.load(old / "features.npz") as stored:
+        kept = {k: stored[k] for k in stored.files if k != "early_pooling"}
+    with open(old / "features.npz", "wb") as handle:
+        np.savez(handle, **kept)
+    run = RunFolder.open(old)
+    assert load_cached(run) is None
+    rule = unsure_rule(run)
+    assert json.loads(rule_file.read_text("utf-8"))["format"] == RULE_FORMAT == 2
+    assert rule.look.mean.shape == unsure_rule(shapes_run).look.mean.shape
+    assert load_cached(run) is not None

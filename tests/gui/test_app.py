@@ -127,33 +127,69 @@ def test_unexpected_errors_go_to_the_log_and_a_dialog_names_it(qtbot, make_windo
 TRAINED_PAGES = ("train", "results", "export")
 
 
-@pytest.mark.parametrize(
-    "page", [pytest.param(p, marks=pytest.mark.slow if p in TRAINED_PAGES else ()) for p in STEPS]
-)
-def test_screenshot_mode_writes_a_png_of_every_page(qtbot, tmp_path, monkeypatch, page):
-    """Each page is captured in the state its screenshot is for: shown, after a real (tiny)
-    training run for train, results and export."""
+def _record_saves(monkeypatch) -> list[dict]:
+    """What the window showed each time the screenshot director saved a page."""
     from finetune_gui.gui.screenshot import ScreenshotDirector
 
-    captured = {}
+    saved: list[dict] = []
     real_save = ScreenshotDirector._save
 
     def save_and_record(director) -> None:
         window = director.window
-        captured["step"] = window.current_step()
         run = window.state.current_run
-        captured["run_status"] = run.folder.status if run is not None else None
-        captured["tried"] = window.pages["export"].try_panel.predictions.rowCount()
+        saved.append({
+            "step": window.current_step(), "target": director.target,
+            "run": str(run.folder.path) if run is not None else None,
+            "run_status": run.folder.status if run is not None else None,
+            "tried": window.pages["export"].try_panel.predictions.rowCount(),
+        })  # fmt: skip
         real_save(director)
 
     monkeypatch.setattr(ScreenshotDirector, "_save", save_and_record)
+    return saved
+
+
+def _assert_png(path) -> None:
+    image = QImage(str(path))
+    assert not image.isNull() and image.width() >= 1000, path
+
+
+UNTRAINED_PAGES = [p for p in STEPS if p not in TRAINED_PAGES]
+
+
+@pytest.mark.parametrize("page", UNTRAINED_PAGES)
+def test_screenshot_mode_writes_a_png_of_every_page(qtbot, tmp_path, monkeypatch, page):
+    """Each page before training is captured in the state its screenshot is for."""
+    saved = _record_saves(monkeypatch)
     target = tmp_path / "shots" / f"{page}.png"
     assert run_app(["--screenshot", str(target), "--page", page]) == 0
-    image = QImage(str(target))
-    assert not image.isNull() and image.width() >= 1000
-    assert captured["step"] == page
-    assert captured["run_status"] == ("completed" if page in TRAINED_PAGES else None)
-    assert (captured["tried"] > 0) == (page == "export")
+    _assert_png(target)
+    assert [(s["step"], s["target"], s["run"]) for s in saved] == [(page, target, None)]
+
+
+@pytest.mark.slow
+def test_screenshots_after_training_share_one_real_run(qtbot, tmp_path, monkeypatch):
+    """train, results and export in one call: one real (tiny) training run, then each page in
+    its state (results with a mistake's heatmap, export with images tried), one PNG each."""
+    saved = _record_saves(monkeypatch)
+    target = tmp_path / "shots" / "window.png"
+    assert run_app(["--screenshot", str(target), "--page", *TRAINED_PAGES]) == 0
+    assert [s["step"] for s in saved] == list(TRAINED_PAGES)
+    assert [s["target"].name for s in saved] == [f"window-{p}.png" for p in TRAINED_PAGES]
+    for shot in saved:
+        _assert_png(shot["target"])
+    assert {s["run_status"] for s in saved} == {"completed"}
+    assert len({s["run"] for s in saved}) == 1  # one run for the three pages
+    assert [s["tried"] > 0 for s in saved] == [False, False, True]
+    assert not target.exists()
+
+
+def test_screenshot_targets_name_each_page_when_there_are_several(tmp_path):
+    from finetune_gui.gui.screenshot import page_targets
+
+    assert page_targets(tmp_path / "a.png", ["data"]) == {"data": tmp_path / "a.png"}
+    assert page_targets(tmp_path / "a.png", ["data", "model", "data"]) == {
+        "data": tmp_path / "a-data.png", "model": tmp_path / "a-model.png"}
 
 
 def test_without_a_screen_the_app_explains_instead_of_crashing():

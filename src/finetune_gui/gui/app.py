@@ -28,8 +28,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("project", nargs="?", type=Path, help="a project file to open")
     parser.add_argument("--screenshot", type=Path, metavar="FILE",
                         help="open the demo project offscreen, save a PNG of --page, and exit")
-    parser.add_argument("--page", choices=STEPS, default="data",
-                        help="the page to show (with --screenshot)")
+    parser.add_argument("--page", choices=STEPS, nargs="+", default=["data"], metavar="PAGE",
+                        help="the page(s) to show (with --screenshot): "
+                        f"{', '.join(STEPS)}; with several, FILE-<page>.png for each, and the "
+                        "pages after training share one run")
     return parser.parse_args(argv)
 
 

@@ -1,5 +1,6 @@
-"""`--screenshot FILE --page NAME`: open the demo project offscreen, get the page into a
-representative state (a short real training run for train/results/export), save a PNG, exit."""
+"""`--screenshot FILE --page NAME [NAME ...]`: open the demo project offscreen, get each page
+into a representative state (one short real training run for train/results/export), save a
+PNG of each, exit."""
 
 from __future__ import annotations
 
@@ -26,15 +27,34 @@ SCREENSHOT_SETTINGS = {
 WINDOW_SIZE = (1280, 860)
 
 
-class ScreenshotDirector(QObject):
-    """Walks the window through the steps the page needs, then grabs it."""
+TRAINED_PAGES = ("train", "results", "export")
 
-    def __init__(self, window: MainWindow, page: str, target: Path) -> None:
+
+def page_targets(target: Path, pages: list[str]) -> dict[str, Path]:
+    """Where each page's PNG goes: `target` itself for one page; for several, `target` with
+    "-<page>" before its suffix (window.png -> window-train.png, window-results.png)."""
+    pages = list(dict.fromkeys(pages))
+    if len(pages) == 1:
+        return {pages[0]: Path(target)}
+    target = Path(target)
+    return {page: target.with_name(f"{target.stem}-{page}{target.suffix or '.png'}")
+            for page in pages}
+
+
+class ScreenshotDirector(QObject):
+    """Walks the window through the steps each page needs, then grabs it. Pages after a
+    training run (train, results, export) share one run: it is trained once, when the first of
+    them comes up."""
+
+    def __init__(self, window: MainWindow, targets: dict[str, Path]) -> None:
         super().__init__(window)
         self.window = window
-        self.page = page
-        self.target = target
+        self.queue = list(targets.items())
+        self.page = ""
+        self.target = Path()
         self.exit_code = 1
+        self._trained = False
+        self._gallery_ready = False
 
     def begin(self) -> None:
         data = self.window.pages["data"]
@@ -45,10 +65,31 @@ class ScreenshotDirector(QObject):
 
     def _after_scan(self) -> None:
         self.window.pages["data"].scan_finished.disconnect()
+        self._next()
+
+    def _next(self) -> None:
+        """The next page in the queue; exit 0 once every page is saved."""
+        if not self.queue:
+            self.exit_code = 0
+            QApplication.instance().exit(0)
+            return
+        self.page, self.target = self.queue.pop(0)
+        if self.page in TRAINED_PAGES and not self._trained:
+            self.window.state.update_settings(**SCREENSHOT_SETTINGS)
+            train = self.window.pages["train"]
+            train.run_finished.connect(self._after_training)
+            # The results page fills its gallery in the background after the run; whichever
+            # page comes first, the results page must know when it is ready.
+            self.window.pages["results"].gallery_filled.connect(self._on_gallery_filled)
+            train.start_training()
+            return
+        self._show()
+
+    def _show(self) -> None:
         page = self.page
         if page == "model":
             model = self.window.pages["model"]
-            model.network_described.connect(lambda: self._capture(400))
+            self._capture_when(model.network_described, 400)
             self.window.go_to("model")
         elif page == "augment":
             augment = self.window.pages["augment"]
@@ -57,13 +98,23 @@ class ScreenshotDirector(QObject):
             triangle = next((i for i in range(augment.image_choice.count())
                              if augment.image_choice.itemText(i).startswith("triangles")), 0)
             augment.image_choice.setCurrentIndex(triangle)
-            augment.preview_shown.connect(lambda: self._capture(200))
+            self._capture_when(augment.preview_shown, 200)
             self.window.go_to("augment")
-        elif page in ("train", "results", "export"):
-            self.window.state.update_settings(**SCREENSHOT_SETTINGS)
-            train = self.window.pages["train"]
-            train.run_finished.connect(self._after_training)
-            train.start_training()
+        elif page == "results":
+            results = self.window.pages["results"]
+            if not self.window.state.current_run.report.misclassified:
+                self._capture(300)
+                return
+            # The most confident mistake, chosen, with its heatmap beside the gallery.
+            self._capture_when(results.heatmap_panel.shown, 300)
+            if self._gallery_ready:
+                self._choose_first_mistake()
+        elif page == "export":
+            trial = self.window.pages["export"].try_panel
+            examples = [s.examples[0] for s in self.window.state.scan.summaries]
+            # The first tried image is explained at once: capture with its heatmap in place.
+            self._capture_when(trial.heatmap_panel.shown, 300)
+            trial.predict(examples)
         else:
             self._capture(300)
 
@@ -72,22 +123,28 @@ class ScreenshotDirector(QObject):
             print(f"screenshot: training ended with status {status}", file=sys.stderr)
             QApplication.instance().exit(1)
             return
+        self._trained = True
+        self._show()
+
+    def _on_gallery_filled(self) -> None:
+        self._gallery_ready = True
         if self.page == "results":
-            results = self.window.pages["results"]
-            if not self.window.state.current_run.report.misclassified:
-                self._capture(300)
-                return
-            # The most confident mistake, chosen, with its heatmap beside the gallery.
-            results.heatmap_panel.shown.connect(lambda: self._capture(300))
-            results.gallery_filled.connect(lambda: results.gallery.setCurrentRow(0))
-        elif self.page == "export":
-            trial = self.window.pages["export"].try_panel
-            examples = [s.examples[0] for s in self.window.state.scan.summaries]
-            # The first tried image is explained at once: capture with its heatmap in place.
-            trial.heatmap_panel.shown.connect(lambda: self._capture(300))
-            trial.predict(examples)
-        else:
-            self._capture(300)
+            self._choose_first_mistake()
+
+    def _choose_first_mistake(self) -> None:
+        gallery = self.window.pages["results"].gallery
+        gallery.setCurrentRow(-1)
+        gallery.setCurrentRow(0)
+
+    def _capture_when(self, signal, delay_ms: int) -> None:
+        """Capture the current page the first time `signal` fires (and not again: a later
+        page must not be saved under this one's name)."""
+
+        def fire(*_args) -> None:
+            signal.disconnect(fire)
+            self._capture(delay_ms)
+
+        signal.connect(fire)
 
     def _capture(self, delay_ms: int) -> None:
         self.window.go_to(self.page)
@@ -95,15 +152,17 @@ class ScreenshotDirector(QObject):
 
     def _save(self) -> None:
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        ok = self.window.grab().save(str(self.target))
-        self.exit_code = 0 if ok else 1
-        if not ok:
+        if not self.window.grab().save(str(self.target)):
             print(f"screenshot: could not write {self.target}", file=sys.stderr)
-        QApplication.instance().exit(self.exit_code)
+            self.exit_code = 1
+            QApplication.instance().exit(1)
+            return
+        self._next()
 
 
-def take_screenshot(target: Path, page: str) -> int:
-    """Run the app on the demo images in a throw-away profile; write `target`; 0 on success."""
+def take_screenshot(target: Path, pages: str | list[str]) -> int:
+    """Run the app on the demo images in a throw-away profile; write a PNG of each page (see
+    `page_targets`); 0 on success."""
     app = QApplication.instance()
     with tempfile.TemporaryDirectory(prefix="finetune-gui-screenshot-") as scratch:
         # A throw-away settings file: a screenshot must not change the user's own preferences.
@@ -114,7 +173,8 @@ def take_screenshot(target: Path, page: str) -> int:
         window.start()
         if window.state.data_dir != demo_dataset_dir():
             window.state.set_data_dir(demo_dataset_dir())
-        director = ScreenshotDirector(window, page, Path(target))
+        pages = [pages] if isinstance(pages, str) else list(pages)
+        director = ScreenshotDirector(window, page_targets(Path(target), pages))
         QTimer.singleShot(0, director.begin)
         # A timer that is stopped on the way out: a fire-and-forget one outlived the screenshot
         # and, 15 minutes later, exited whatever event loop the process was then running (in

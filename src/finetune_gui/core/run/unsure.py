@@ -3,9 +3,10 @@ the model cannot decide, calibrated on the run's validation images and kept in `
 
 Three signals are measured: "confidence", the softmax maximum (low when the model hesitates;
 known to stay high on many unrelated pictures); "content", the distance from the picture to its
-nearest training image in the backbone's pooled features; and "look", the same distance in the
-pooled output of the backbone's first block (colours, edges, texture: a base that never saw
-photos can still tell that a photo does not look like an icon). Distances are cosine distances
+nearest training image in the backbone's pooled features; and "look", the same distance in
+statistics of the backbone's first block's output (per channel: the mean over positions and the
+log of the spread; colours, edges and texture: a base that never saw photos can still tell that
+a photo does not look like an icon). Distances are cosine distances
 after subtracting the training images' mean. Each candidate rule (any non-empty set of signals,
 "not sure" when any of them fires) gets thresholds so that TARGET_RATE of the validation images
 would be "not sure", split evenly between its signals. The candidate that catches the most
@@ -27,7 +28,7 @@ import numpy as np
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
 
 UNSURE_FILE = "unsure.json"
-RULE_FORMAT = 1
+RULE_FORMAT = 2  # 2: "look" measures mean and log spread (1: the mean only)
 TARGET_RATE = 0.05  # share of validation images the rule may call "not sure"
 MAX_REFERENCE = 1000  # training images kept as the distance reference (spread over classes)
 MAX_PSEUDO = 200  # validation images turned into pseudo-outliers for choosing the rule
@@ -137,6 +138,8 @@ class UnsureRule:
 
     @classmethod
     def from_dict(cls, data: dict) -> UnsureRule:
+        if data.get("format") != RULE_FORMAT:
+            raise ValueError(f"an unsure rule of format {data.get('format')}")
         signals = tuple(data["signals"])
         unused = DistanceSignal("", np.zeros(0, np.float32), np.zeros((0, 0), np.float32))
         return cls(
@@ -289,7 +292,7 @@ def unsure_rule(
         try:
             return UnsureRule.from_dict(json.loads(source.read_text("utf-8")))
         except (ValueError, KeyError, TypeError):
-            pass  # a damaged rule is calibrated again
+            pass  # a damaged rule, or one from an older version, is calibrated again
     from finetune_gui.core.data.pipeline import decode_images
     from finetune_gui.core.model.parts import POOL_LAYER
     from finetune_gui.core.run.dataset_features import (
@@ -353,11 +356,17 @@ def card_text(rule: UnsureRule | None, fmt: str) -> str:
     for name in ("look", "content"):
         if name in rule.signals:
             signal = getattr(rule, name)
+            if name == "look":
+                features = (
+                    f"for each channel of the output of layer '{signal.layer}' inside the "
+                    "backbone model, the mean over all positions; then, for each channel, the "
+                    "natural log of (the standard deviation over all positions + 0.001)"
+                )
+            else:
+                features = f"the output of layer '{signal.layer}'"
             parts.append(
-                f"the {name} distance is above {signal.max_distance:.6f} (features: the pooled "
-                f"output of layer '{signal.layer}'"
-                + (" inside the backbone model" if name == "look" else "")
-                + f"; subtract unsure.json's {name}.mean, divide by the length, distance = 1 - "
+                f"the {name} distance is above {signal.max_distance:.6f} (features: {features}; "
+                f"subtract unsure.json's {name}.mean, divide by the length, distance = 1 - "
                 f"largest dot product with the rows of {name}.reference)"
             )
     text = "Answer \"not sure\" when " + ", or ".join(parts) + ". The rule is in unsure.json."
