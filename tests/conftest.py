@@ -81,7 +81,28 @@ def pretrained_base(tmp_path_factory, shapes_dir) -> Path:
     made = os.environ.get("FINETUNE_GUI_TEST_PRETRAINED_BASE")
     if made and Path(made).is_file():
         return Path(made)
-    return make_pretrained_base(shapes_dir, tmp_path_factory.mktemp("pretraining"))
+    return made_once(tmp_path_factory, "pretraining",
+                     lambda folder: make_pretrained_base(shapes_dir, folder))
+
+
+def made_once(tmp_path_factory, name: str, make) -> Path:
+    """`make(folder)` once per test session, even with several pytest-xdist workers: the first
+    worker makes it in a folder they all share, the others wait for it and reuse it (each
+    worker making its own cost a minute of training twice). For read-only files only."""
+    try:
+        import fcntl
+    except ImportError:  # not on Windows: each worker makes its own
+        fcntl = None
+    if not os.environ.get("PYTEST_XDIST_WORKER") or fcntl is None:
+        return make(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
+    shared.mkdir(exist_ok=True)
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        done = shared / ".made"
+        if not done.is_file():  # a worker that failed to make it left no mark: try again
+            done.write_text(str(make(Path(tempfile.mkdtemp(prefix="made-", dir=shared)))))
+        return Path(done.read_text())
 
 
 # 80 per class: a 15% test split of 36 images. With 40 per class (18 test images) accuracy
