@@ -175,3 +175,11 @@ def test_every_import_of_the_package_names_a_module_that_exists():
 def module_name_any(path: Path) -> str:
     parts = path.relative_to(CORE_DIR.parent.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_the_modules_scheduled_first_still_exist():
+    """A renamed module would silently lose its early start (tests/conftest.py)."""
+    from tests.conftest import LONGEST_MODULES_FIRST
+
+    root = Path(__file__).parent.parent
+    assert [m for m in LONGEST_MODULES_FIRST if not (root / m).is_file()] == []
