@@ -26,11 +26,12 @@ run: $(STAMP)
 # Two test processes (pytest-xdist), a test module each at a time (its module fixtures are made
 # once): much of a test's time is single-threaded (TensorFlow building a training step, Qt,
 # child processes starting), so two keep a 2-core machine busy. Measured on this 2-core
-# machine: 36 min in one process. TEST_WORKERS=0 runs in one process.
+# machine: 36 min in one process. Modules go out in collection order, longest first (see
+# tests/conftest.py), not xdist's most-tests-first. TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 
 test: $(TEST_STAMP) web-runtime
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope tests
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder tests
 
 # What the web export needs to be built and checked: the pinned ONNX Runtime Web from npm
 # (web/package-lock.json, integrity-checked by npm ci) and Chromium. Quick when both are there;

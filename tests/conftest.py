@@ -38,8 +38,9 @@ TRAINING_FIXTURES = {"pretrained_base", "trained_run", "tiny", "flipped", "finis
 
 
 # The modules that take longest (1.5 to 5 minutes each on a 2-core machine), started first.
-# `make test` runs two pytest-xdist workers that take a module at a time in collection order;
-# one of these started last kept one worker busy for minutes after the other had finished.
+# `make test` runs two pytest-xdist workers that take a module at a time in collection order
+# (--no-loadscope-reorder: xdist's own order, most tests first, started the two-test
+# multi-worker module last, and it kept one worker busy for minutes after the other finished).
 # Order only: every test still runs, and each module's own order is kept.
 LONGEST_MODULES_FIRST = (
     "tests/core/test_training.py",
