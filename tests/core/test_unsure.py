@@ -96,7 +96,8 @@ def json_split(run):
 
 def test_the_report_and_the_model_card_say_how_to_apply_the_rule(shapes_run):
     from finetune_gui.core.insight.report import _unsure_section
-    from finetune_gui.core.run.unsure import card_text, unsure_rule
+    from finetune_gui.core.run.unsure import unsure_rule
+    from finetune_gui.core.run.unsure_card import card_text
 
     rule = unsure_rule(shapes_run)
     section = _unsure_section(shapes_run, None, None)
@@ -118,7 +119,8 @@ def test_the_cards_look_recipe_followed_by_hand_gives_the_apps_distances(shapes_
 
     from finetune_gui.core.data.images import load_rgb
     from finetune_gui.core.run.dataset_features import probe, probe_model
-    from finetune_gui.core.run.unsure import card_text, unsure_rule
+    from finetune_gui.core.run.unsure import unsure_rule
+    from finetune_gui.core.run.unsure_card import card_text
 
     rule = unsure_rule(shapes_run)
     assert "natural log of (the standard deviation over all positions + 0.001)" in card_text(

@@ -50,7 +50,8 @@ from finetune_gui.core.export.verify import (
     verification_line,
 )
 from finetune_gui.core.run.folder import LABELS_FILE, METRICS_FILE, RunFolder
-from finetune_gui.core.run.unsure import UNSURE_FILE, unsure_for_export, unsure_markdown
+from finetune_gui.core.run.unsure import UNSURE_FILE
+from finetune_gui.core.run.unsure_card import unsure_for_export, unsure_markdown
 
 STEPS = ("images", "convert", "verify", "speed", "card", "save")
 

@@ -365,7 +365,8 @@ def _suspects_and_map(run, model, data_root, max_pictures, progress, cancel) -> 
 # -- helpers ----------------------------------------------------------------------------------
 def _unsure_section(run, model, data_root) -> str:
     """The run's "not sure" rule in words, with the shares it was chosen on."""
-    from finetune_gui.core.run.unsure import card_text, unsure_rule
+    from finetune_gui.core.run.unsure import unsure_rule
+    from finetune_gui.core.run.unsure_card import card_text
 
     rule = unsure_rule(run, model=model, data_root=data_root)
     text = card_text(rule, "keras")
