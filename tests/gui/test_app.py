@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from finetune_gui.demo import demo_dataset_dir, make_shapes_dataset
 from finetune_gui.gui.app import install_excepthook, run_app
 from finetune_gui.gui.logfile import log_file
+from finetune_gui.gui.screenshot import TRAINED_PAGES
 from finetune_gui.gui.state import STEPS
 from finetune_gui.gui.widgets.error_dialog import ErrorDialog
 
@@ -122,9 +123,6 @@ def test_unexpected_errors_go_to_the_log_and_a_dialog_names_it(qtbot, make_windo
     assert "Traceback" in dialog.detailedText()
     assert "a bug behind a button" in log_file().read_text()
     dialog.close()
-
-
-TRAINED_PAGES = ("train", "results", "export")
 
 
 def _record_saves(monkeypatch) -> list[dict]:

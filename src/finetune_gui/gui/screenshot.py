@@ -33,10 +33,9 @@ TRAINED_PAGES = ("train", "results", "export")
 def page_targets(target: Path, pages: list[str]) -> dict[str, Path]:
     """Where each page's PNG goes: `target` itself for one page; for several, `target` with
     "-<page>" before its suffix (window.png -> window-train.png, window-results.png)."""
-    pages = list(dict.fromkeys(pages))
+    pages, target = list(dict.fromkeys(pages)), Path(target)
     if len(pages) == 1:
-        return {pages[0]: Path(target)}
-    target = Path(target)
+        return {pages[0]: target}
     return {page: target.with_name(f"{target.stem}-{page}{target.suffix or '.png'}")
             for page in pages}
 
