@@ -2,11 +2,12 @@
 
     python benchmarks/unsure.py --size 64 --seeds 0 1
     python benchmarks/unsure.py --size 64 --remeasure RUN [RUN ...]
+    python benchmarks/unsure.py --size 64 --train DIGITS --extra faces=FOLDER icons=FOLDER
 
 `--remeasure` takes runs this benchmark trained before, copies each, drops its rule and stored
 features, and calibrates and measures the rule again: for a change to the rule alone.
 
-Trains on GNOME Adwaita icons (one class per icon context, 48x48 PNGs from the
+Trains on GNOME Adwaita icons (or on `--train FOLDER`) (one class per icon context, 48x48 PNGs from the
 adwaita-icon-theme package) and asks the run about scikit-learn's bundled hand-written digits
 and crops of its two bundled photos (the only photos on this offline machine). The base is a
 MobileNetV2 trained from scratch on generated shapes (ImageNet weights cannot be downloaded
@@ -50,7 +51,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/finetune-gui-unsure"))
     parser.add_argument("--remeasure", type=Path, nargs="+", default=[])
     parser.add_argument("--extra", nargs="+", default=[], metavar="NAME=FOLDER",
-                        help="more unrelated sets: every image file in FOLDER")
+                        help="more unrelated sets: every file in FOLDER and its subfolders")
+    parser.add_argument("--train", type=Path, default=None, metavar="FOLDER",
+                        help="train on this folder (one subfolder per class), not the icons")
     args = parser.parse_args()
 
     from tests.unrelated_images import write_digits, write_photo_crops
@@ -61,14 +64,13 @@ def main() -> None:
 
     args.work.mkdir(parents=True, exist_ok=True)
     weights = make_weights(args.work, args.size)
-    icons = icon_folder(args.work)
-    unrelated = {
-        "digits": write_digits(args.work / "digits", args.unrelated, args.size),
-        "photos": write_photo_crops(args.work / "photos", args.unrelated, args.size),
-    }
+    icons = args.train or icon_folder(args.work)
+    unrelated = {"photos": write_photo_crops(args.work / "photos", args.unrelated, args.size)}
+    if args.train is None:  # a run trained on digits is asked about them with --extra
+        unrelated["digits"] = write_digits(args.work / "digits", args.unrelated, args.size)
     for extra in args.extra:
         name, folder = extra.split("=", 1)
-        unrelated[name] = sorted(p for p in Path(folder).iterdir() if p.is_file())
+        unrelated[name] = sorted(p for p in Path(folder).rglob("*") if p.is_file())
     for earlier in args.remeasure:
         folder = args.work / f"remeasured-{earlier.name}-{time.time_ns()}"
         shutil.copytree(earlier, folder)

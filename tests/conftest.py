@@ -34,7 +34,9 @@ hypothesis_settings.load_profile(
 
 # Fixtures that train a real model: every test that uses one (directly or through another
 # fixture) is marked slow, so `-m "not slow"` is the quick run the marker promises.
-TRAINING_FIXTURES = {"pretrained_base", "trained_run", "tiny", "flipped", "finished_run"}
+TRAINING_FIXTURES = {
+    "pretrained_base", "trained_run", "tiny", "flipped", "finished_run", "ensemble_members",
+}
 
 
 # The modules that take longest (1.5 to 5 minutes each on a 2-core machine), started first.
@@ -138,3 +140,28 @@ def other_shapes_dir(tmp_path_factory) -> Path:
         tmp_path_factory.mktemp("shapes2") / "data", per_class=OTHER_SHAPES_PER_CLASS, size=48,
         seed=9,
     )  # fmt: skip
+
+
+ENSEMBLE_SIZES = (32, 40)
+
+
+@pytest.fixture(scope="session")
+def ensemble_members(tmp_path_factory) -> list[Path]:
+    """Two real runs on one folder and one split (same seed), at 32 and 40 px input: what the
+    ensemble tests of the core, the CLI and the window combine. Made once per session (each
+    pair costs a minute of training); read only: combining never writes into a member."""
+    from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training.job import train_folder
+
+    def make(root: Path) -> Path:
+        data = make_shapes_dataset(root / "data", per_class=12, size=40, seed=4)
+        for size in ENSEMBLE_SIZES:
+            settings = TrainingSettings(
+                backbone="mobilenetv3small", weights="none", image_size=size, epochs_head=1,
+                epochs_finetune=0, batch_size=16, augment="none",
+            )  # fmt: skip
+            assert train_folder(data, settings, root / f"run-{size}").status == "completed"
+        return root
+
+    root = made_once(tmp_path_factory, "ensemble-members", make)
+    return [root / f"run-{size}" for size in ENSEMBLE_SIZES]

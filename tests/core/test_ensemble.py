@@ -23,29 +23,12 @@ from finetune_gui.core.model.parts import features_model, split_classifier
 from finetune_gui.core.run.compare import compare_runs
 from finetune_gui.core.run.ensemble import ENSEMBLE_FILE, combine_runs
 from finetune_gui.core.run.folder import RunFolder
-from finetune_gui.demo import make_shapes_dataset
-
-SIZES = (32, 40)
 
 
 @pytest.fixture(scope="module")
-def member_runs(tmp_path_factory) -> list[Path]:
-    """Two runs on one folder and one split (same seed), at two input sizes."""
-    from finetune_gui.core.settings import TrainingSettings
-    from finetune_gui.core.training.job import train_folder
-
-    data = make_shapes_dataset(tmp_path_factory.mktemp("ensemble-data") / "data", per_class=12,
-                               size=40, seed=4)
-    root = tmp_path_factory.mktemp("ensemble-members")
-    runs = []
-    for size in SIZES:
-        settings = TrainingSettings(backbone="mobilenetv3small", weights="none", image_size=size,
-                                    epochs_head=1, epochs_finetune=0, batch_size=16,
-                                    augment="none")
-        out = root / f"run-{size}"
-        assert train_folder(data, settings, out).status == "completed"
-        runs.append(out)
-    return runs
+def member_runs(ensemble_members) -> list[Path]:
+    """Two runs on one folder and one split (same seed), at two input sizes (tests/conftest.py)."""
+    return ensemble_members
 
 
 @pytest.fixture(scope="module")

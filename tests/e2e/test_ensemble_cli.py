@@ -1,10 +1,11 @@
-"""`finetune-gui ensemble` as a user meets it: two runs trained from the command line become one
+"""`finetune-gui ensemble` as a user meets it: two runs on the same images and split become one
 run, scored beside its members, that exports (with its size and speed) and predicts like any
 run; runs that differ are refused with one plain line and exit code 2."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,21 +16,12 @@ from finetune_gui.core.run.folder import RunFolder
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--backbone", "mobilenetv3small", "--weights", "none", "--epochs-head", "1",
-        "--epochs-finetune", "0", "--batch-size", "16", "--augment", "none"]
 
 
 @pytest.fixture(scope="module")
-def members(tmp_path_factory, shapes_dir) -> list[Path]:
-    """The same folder and seed (so the same split) at 32 and 48 px."""
-    root = tmp_path_factory.mktemp("cli-ensemble")
-    runs = []
-    for size in ("32", "48"):
-        out = root / f"run-{size}"
-        assert main(["train", str(shapes_dir), "--out", str(out), "--image-size", size,
-                     *TINY]) == 0
-        runs.append(out)
-    return runs
+def members(ensemble_members) -> list[Path]:
+    """The same folder and seed (so the same split) at 32 and 40 px (tests/conftest.py)."""
+    return ensemble_members
 
 
 def test_ensemble_prints_each_member_beside_the_ensemble_and_saves_a_run(
@@ -44,7 +36,7 @@ def test_ensemble_prints_each_member_beside_the_ensemble_and_saves_a_run(
     assert printed[0] == f"Test accuracy on the shared test split ({report.count} images):"
     assert printed[1].startswith("  MobileNetV3Small · data · ")
     assert printed[1].endswith(f"{saved[0]['test_accuracy']:6.1%}  (its 32 px input resized "
-                               f"inside from 48 px)")
+                               f"inside from 40 px)")
     assert printed[2].endswith(f"{saved[1]['test_accuracy']:6.1%}")
     assert printed[3].startswith("  ensemble (mean of the members' class probabilities)")
     assert printed[3].endswith(f"{report.accuracy:6.1%}")
@@ -71,10 +63,14 @@ def test_ensemble_json_has_the_members_and_the_ensemble(members, tmp_path, capsy
     assert [m["path"] for m in data["members"]] == [str(p) for p in members]
 
 
-def test_runs_on_another_split_are_refused_in_one_line(members, shapes_dir, tmp_path, capsys):
+def test_runs_on_another_split_are_refused_in_one_line(members, tmp_path, capsys):
+    # The same run, as another seed would have split its images: two test images swapped
+    # with two training images.
     other = tmp_path / "other-seed"
-    assert main(["train", str(shapes_dir), "--out", str(other), "--image-size", "32",
-                 "--seed", "7", *TINY]) == 0
+    shutil.copytree(members[0], other)
+    split = json.loads((other / "split.json").read_text())
+    split["train"][:2], split["test"][:2] = split["test"][:2], split["train"][:2]
+    (other / "split.json").write_text(json.dumps(split))
     capsys.readouterr()
     assert main(["ensemble", str(members[0]), str(other), "--out", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err

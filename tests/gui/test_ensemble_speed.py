@@ -11,24 +11,12 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from tests.compare_runs import FILES, fake_run
+from tests.conftest import folder_fingerprint
 
 from finetune_gui.core.export.benchmark import read_exports, size_text
 from finetune_gui.core.export.formats import FORMATS
 from finetune_gui.core.run.folder import RunFolder
 from finetune_gui.gui.state import LoadedRun
-
-
-@pytest.fixture(scope="module")
-def second_run(tmp_path_factory, trained_run) -> Path:
-    """Another run on the same images and split (same seed), without the fine-tuning phase."""
-    from finetune_gui.core.training.job import train_folder
-
-    shared = RunFolder.open(trained_run)
-    out = tmp_path_factory.mktemp("runs-ensemble") / "head-only"
-    result = train_folder(Path(shared.facts["data"]), shared.settings.with_changes(
-        epochs_finetune=0), out)
-    assert result.status == "completed"
-    return out
 
 
 def _row(table, label: str) -> list[str]:
@@ -40,7 +28,9 @@ def _row(table, label: str) -> list[str]:
 
 @pytest.mark.slow
 def test_combining_two_runs_adds_an_ensemble_run_scored_beside_its_members(
-        qtbot, make_window, trained_run, second_run):
+        qtbot, make_window, ensemble_members):
+    trained_run, second_run = ensemble_members  # one folder and split, at 32 and 40 px
+    before = [folder_fingerprint(run) for run in ensemble_members]
     window = make_window(start=False)
     window.state.set_runs([trained_run, second_run])
     dialog = window.show_comparison()
@@ -70,6 +60,7 @@ def test_combining_two_runs_adds_an_ensemble_run_scored_beside_its_members(
     assert _row(table, "ensemble of") == ["–", "–", f"{trained_run.name}, {second_run.name}"]
     assert "ensemble" in window.pages["export"].run_label.text()
     dialog.shutdown()
+    assert [folder_fingerprint(run) for run in ensemble_members] == before  # members untouched
 
 
 def test_runs_on_another_split_cannot_be_combined_and_the_bar_says_why(

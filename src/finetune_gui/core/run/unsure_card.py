@@ -32,6 +32,12 @@ def card_text(rule: UnsureRule | None, fmt: str) -> str:
                 f"subtract unsure.json's {name}.mean, divide by the length, distance = 1 - "
                 f"largest dot product with the rows of {name}.reference)"
             )
+            if signal.points is not None:
+                parts.append(
+                    f"the {name} straight-line distance is above {signal.max_straight:.6f} (the "
+                    f"same features minus {name}.mean, not divided by their length; distance = "
+                    f"the smallest Euclidean distance to the rows of {name}.points)"
+                )
     text = "Answer \"not sure\" when " + ", or ".join(parts) + ". The rule is in unsure.json."
     if any(s in rule.signals for s in ("look", "content")) and fmt != "keras":
         fallback = rule.measured.get("confidence_only_min_confidence", rule.min_confidence)
@@ -59,6 +65,10 @@ def unsure_for_export(run, model, out: Path, fmt: str) -> dict:
         "signals": list(rule.signals),
         "min_confidence": rule.min_confidence,
         "look_max_distance": rule.look.max_distance if "look" in rule.signals else None,
+        "look_max_straight_distance": (
+            rule.look.max_straight if "look" in rule.signals and rule.look.points is not None
+            else None
+        ),
         "content_max_distance": rule.content.max_distance if "content" in rule.signals else None,
         "measured": {k: v for k, v in rule.measured.items() if k != "candidates"},
         "how_to_apply": card_text(rule, fmt),

@@ -2,10 +2,10 @@
 
 Phase 1 fits a new head on the frozen base (in speed mode solved to its optimum, `head_solver`).
 Phase 2 starts from the best head and unfreezes the top blocks at a lower learning rate; a kept
-solved head is solved again on training + validation images.
-BatchNorm stays in inference mode, the best weights by validation accuracy (loss breaking ties,
-`selection`) are kept, so a fine-tuning that does not beat the head leaves the head-only model;
-class weights balance unequal classes, and the test split is touched only once, at the end.
+solved head is solved again on training + validation images. BatchNorm stays in inference
+mode, the best weights by validation accuracy (loss breaking ties, `selection`) are kept, so a
+fine-tuning that does not beat the head leaves the head-only model; class weights balance
+unequal classes, and the test split is touched only once, at the end.
 This file is the order of things; the pieces live beside it: `plan` (the phases), `callbacks`
 (per batch and epoch), `checkpoint` (resume), `fast_path` (speed mode), `recipe`, `inputs`,
 `held_out` (the test split), `run_writer` (the run folder), `cluster` (several machines).
@@ -120,10 +120,8 @@ class TrainingJob:
         """
         run_dir = Path(run_dir).expanduser()
         point = read_resume_point(run_dir)
-        return cls(
-            point.split, point.settings, run_dir, progress=progress, cancel=cancel,
-            resume_from=point,
-        )  # fmt: skip
+        return cls(point.split, point.settings, run_dir, progress=progress, cancel=cancel,
+                   resume_from=point)  # fmt: skip
 
     @property
     def checkpoint(self) -> RunCheckpoint:
@@ -209,8 +207,10 @@ class TrainingJob:
         # No test split is legal: the run finishes, and `evaluate RUN FOLDER` scores it later.
         report = self._test_report(split, size) if split.test else None
         writer.write_results(self.history, report)
-        unsure_rule(rf.RunFolder.open(self.run_dir), model=self.classifier.model, pixels={  # decoded
-            "train": train_x, "val": val_x}, progress=self.progress, cancel=self.cancel)
+        run = rf.RunFolder.open(self.run_dir)
+        run.facts.update(self.facts)  # the rule needs to know what the head learned (head_refit)
+        unsure_rule(run, model=self.classifier.model, pixels={"train": train_x, "val": val_x},
+                    progress=self.progress, cancel=self.cancel)  # fmt: skip
         message = finished_message(report, self.run_dir, self.facts.get("kfold"))
         facts = {**self.facts, **({"kept_model": kept} if kept else {})}
         writer.write_status("completed", message=message, best_epoch=self.best.epoch, **facts)
