@@ -44,12 +44,33 @@ def make_optimizer(name: str, lr: float):
 
 
 def compile_for_training(model, optimizer: str, lr: float) -> None:
-    """Compile `model` afresh: needed after every change of which layers train."""
+    """Compile `model` afresh (needed after every change of which layers train) and create the
+    optimizer's and the metric's variables now."""
     model.compile(
         optimizer=make_optimizer(optimizer, lr),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
+    build_training_state(model)
+
+
+def build_training_state(model) -> None:
+    """Create the optimizer's slots and the accuracy metric's counters before the first step.
+
+    Without a distribution strategy Keras creates them while TensorFlow traces the first
+    training step, and TensorFlow then traces that step a second time (a traced function that
+    creates variables is traced again without them). Measured on this 2-core CPU, MobileNetV3Small
+    from scratch at 32 px, one epoch of 3 steps: 21.3 s with two traces, 10.4 s with one.
+    """
+    import keras
+
+    build = getattr(model, "_symbolic_build", None)  # what Keras itself runs under a strategy
+    if build is None:
+        return  # another Keras version: the first step creates them, only slower
+    inputs = [keras.KerasTensor((None, *t.shape[1:]), t.dtype) for t in model.inputs]
+    labels = keras.KerasTensor((None,), "int32")
+    weights = keras.KerasTensor((None,), "float32")
+    build(data_batch=(inputs[0] if len(inputs) == 1 else inputs, labels, weights))
 
 
 def training_augmentation(settings: TrainingSettings):
