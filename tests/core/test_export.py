@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import folder_fingerprint
+from tests.conftest import ENSEMBLE_SIZES, folder_fingerprint
 
 from finetune_gui.cli import main
 from finetune_gui.core.data.images import load_rgb
@@ -31,7 +31,6 @@ from finetune_gui.core.export.card import CARD_JSON, CARD_MARKDOWN
 from finetune_gui.core.export.formats import FORMATS
 from finetune_gui.core.export.job import ExportResult, export_model, export_run
 from finetune_gui.core.run.folder import RunFolder
-from finetune_gui.demo import make_shapes_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -49,22 +48,18 @@ FILE_FORMATS = tuple(f for f in EXPORT_FORMATS if f != "web")
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    return make_shapes_dataset(tmp_path_factory.mktemp("export-data") / "data", per_class=12, size=SIZE)
+def run_dir(tmp_path_factory, ensemble_members) -> Path:
+    """A run of MobileNetV3Small from scratch at 32 px, one epoch: a copy of the session's
+    shared one (tests/conftest.py), since exporting writes exports.json into the run."""
+    out = tmp_path_factory.mktemp("export-run") / "run"
+    shutil.copytree(ensemble_members[ENSEMBLE_SIZES.index(SIZE)], out)
+    return out
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, data_dir) -> Path:
-    from finetune_gui.core.settings import TrainingSettings
-    from finetune_gui.core.training.job import TrainingJob
-
-    settings = TrainingSettings(
-        backbone="mobilenetv3small", weights="none", image_size=SIZE, epochs_head=1,
-        epochs_finetune=0, batch_size=16,
-    )
-    out = tmp_path_factory.mktemp("export-run") / "run"
-    assert TrainingJob(data_dir, settings, out).run().status == "completed"
-    return out
+def data_dir(run_dir) -> Path:
+    """The run's images (shared with other tests: read only)."""
+    return DatasetSplit.load(run_dir / "split.json").root
 
 
 @pytest.fixture(scope="module")
