@@ -47,18 +47,13 @@ def folder_bytes(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _build(folder: Path, pretrained_base: Path) -> FlippedRun:
+def _build(folder: Path, pretrained_base: Path) -> Path:
     from finetune_gui.core.settings import TrainingSettings
     from finetune_gui.core.training.job import TrainingJob
 
     data = make_shapes_dataset(folder / "data", per_class=40, size=48, seed=21)
-    flipped = {}
-    for name in CLASSES:
-        for i in range(FLIPS_PER_CLASS):
-            source = data / name / f"{name}_{i:03d}.png"
-            target = data / WRONG_FOLDER[name] / f"flipped_{source.name}"
-            source.rename(target)
-            flipped[target] = name
+    for (source, target), _ in _flips(data).items():
+        source.rename(target)
     label, original, copy = PLANTED_COPY
     shutil.copyfile(data / label / original, data / label / copy)
     settings = TrainingSettings(
@@ -67,15 +62,29 @@ def _build(folder: Path, pretrained_base: Path) -> FlippedRun:
     )
     result = TrainingJob(data, settings, folder / "run").run()
     assert result.status == "completed", result.message
-    return FlippedRun(data, folder / "run", flipped, folder_bytes(data))
+    return folder
+
+
+def _flips(data: Path) -> dict[tuple[Path, Path], str]:
+    """(where each mislabelled image was made, where it is now) -> its true class."""
+    return {
+        (data / name / f"{name}_{i:03d}.png", data / WRONG_FOLDER[name] / f"flipped_{name}_{i:03d}.png"): name
+        for name in CLASSES
+        for i in range(FLIPS_PER_CLASS)
+    }
 
 
 _BUILT: dict[Path, FlippedRun] = {}
 
 
 def flipped_run(tmp_path_factory, pretrained_base: Path) -> FlippedRun:
-    """The session's run (trained on first use)."""
+    """The session's run (trained on first use, once for all pytest-xdist workers: read only)."""
+    from tests.conftest import made_once
+
     key = tmp_path_factory.getbasetemp()
     if key not in _BUILT:
-        _BUILT[key] = _build(tmp_path_factory.mktemp("flipped"), pretrained_base)
+        folder = made_once(tmp_path_factory, "flipped", lambda f: _build(f, pretrained_base))
+        data = folder / "data"
+        flipped = {target: name for (_, target), name in _flips(data).items()}
+        _BUILT[key] = FlippedRun(data, folder / "run", flipped, folder_bytes(data))
     return _BUILT[key]
