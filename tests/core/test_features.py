@@ -48,3 +48,62 @@ def test_fine_tuning_after_a_solved_head_leaves_out_the_dropout_the_head_was_not
     with_dropout = top_model(classifier, cut)
     assert not np.allclose(with_dropout(at_cut, training=True), with_dropout(at_cut,
                                                                             training=False))
+
+
+def test_a_runs_feature_rows_from_the_stored_activations_match_running_the_whole_network():
+    """features.npz's training and validation rows come from what the fast path stored (only
+    the layers above the cut and the first block run again); after the top blocks and the head
+    changed they must equal a full pass over the pixels, plain copies only."""
+    import keras
+
+    from finetune_gui.core.model.backbones import cut_layer
+    from finetune_gui.core.run.dataset_features import probe, probe_model
+    from finetune_gui.core.training.fast_path import StoredActivations
+    from finetune_gui.core.training.image_features import split_rows
+
+    settings = TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32,
+                                augment="strong", seed=0)
+    classifier = build_classifier(settings, 3)
+    rng = np.random.default_rng(2)
+    train, val = (rng.integers(0, 256, (n, 32, 32, 3)).astype(np.uint8) for n in (6, 4))
+    cut = cut_layer(classifier.ends, 1)
+    stored = StoredActivations(
+        extract_features(classifier, train, cut=cut, augment=training_augmentation(settings),
+                         views=2),
+        extract_features(classifier, val, cut=cut), cut)
+    # Training changes the layers above the cut: the stored pooled features are then stale.
+    top = next(layer for layer in classifier.base.layers[::-1]
+               if isinstance(layer, keras.layers.Conv2D))
+    top.set_weights([w * rng.uniform(0, 2, w.shape).astype(w.dtype) for w in top.get_weights()])
+    out = classifier.head_layers[-1]
+    out.set_weights([rng.normal(size=w.shape).astype("float32") for w in out.get_weights()])
+
+    rows = split_rows(classifier, stored, {"train": train, "val": val})
+    seeing = probe_model(classifier.model)
+    for part, pixels in (("train", train), ("val", val)):
+        expected = probe(seeing, pixels, 3)
+        assert rows[part][1].shape == expected[1].shape == (len(pixels), 1280)
+        for got, want in zip(rows[part], expected, strict=True):
+            scale = max(float(np.abs(want).max()), 1e-6)
+            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * scale)
+    stale = stored.train.pooled[:6] / np.linalg.norm(stored.train.pooled[:6], axis=1,
+                                                      keepdims=True)
+    assert not np.allclose(stale, rows["train"][1], atol=1e-3)  # the check above can fail
+
+
+def test_without_a_fine_tuning_phase_the_rows_come_from_the_stored_pooled_features():
+    from finetune_gui.core.run.dataset_features import probe, probe_model
+    from finetune_gui.core.training.fast_path import StoredActivations
+    from finetune_gui.core.training.image_features import split_rows
+
+    settings = TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32, seed=0)
+    classifier = build_classifier(settings, 2)
+    images = np.random.default_rng(3).integers(0, 256, (5, 32, 32, 3)).astype(np.uint8)
+    found = extract_features(classifier, images, cut=None)
+    rows = split_rows(classifier, StoredActivations(found, found, None),
+                      {"train": images, "val": images[:0]})
+    assert set(rows) == {"train"}  # no validation images, no rows
+    expected = probe(probe_model(classifier.model), images, 2)
+    for got, want in zip(rows["train"], expected, strict=True):
+        scale = max(float(np.abs(want).max()), 1e-6)
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * scale)

@@ -67,6 +67,27 @@ def test_the_l2_strength_is_chosen_on_validation_and_the_weights_take_raw_featur
     assert raw_accuracy == pytest.approx(best)
 
 
+def test_the_search_stops_at_the_first_strength_that_gets_every_validation_image_right():
+    """Ties go to the stronger penalty, so no weaker strength can be chosen after a perfect
+    one: the search ends there (on 4,000 images the weak strengths took 18 s of 20)."""
+    from finetune_gui.core.training.head_solver import L2_GRID
+
+    x, y = three_blobs(30, 5, 0.3, seed=4)
+    xv, yv = three_blobs(10, 5, 0.3, seed=4)
+    search = search_softmax_head(x, y, xv, yv, 3)
+    assert search.chosen["val_accuracy"] == 1.0
+    assert search.tried[-1] is search.chosen
+    assert len(search.tried) < len(L2_GRID)
+    assert [row["l2"] for row in search.tried] == sorted(L2_GRID, reverse=True)[: len(search.tried)]
+    # The strength a full search keeps: the best validation accuracy, the stronger breaking ties.
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scores = {}
+    for l2 in L2_GRID:
+        params, _, _ = fit_softmax((x - mean) / scale, y, 3, l2)
+        scores[l2] = (((xv - mean) / scale @ params[:-1] + params[-1]).argmax(axis=1) == yv).mean()
+    assert search.head.l2 == max(L2_GRID, key=lambda l2: (scores[l2], l2))
+
+
 def test_without_validation_images_one_fallback_strength_is_fitted():
     x, y = three_blobs(10, 3, 0.5, seed=3)
     search = search_softmax_head(x, y, None, None, 3, fallback_l2=0.01)

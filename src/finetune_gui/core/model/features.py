@@ -81,6 +81,27 @@ def top_model(classifier: Classifier, cut: str, *, dropout: bool = True):
     return keras.Model(inputs, x, name="top_and_head")
 
 
+def above_stored_model(classifier: Classifier, cut: str | None):
+    """What the fast path stored -> [pooled base features, probabilities]: the layers above
+    the cut (the top blocks, pooling and head; the head alone without a cut), sharing the
+    classifier's weights. With them a trained run's features come without running the frozen
+    layers again."""
+    import keras
+
+    if cut is None:
+        inputs = keras.Input((classifier.base.output_shape[-1],), name="pooled")
+        pooled = inputs
+    else:
+        base = classifier.base
+        top = keras.Model(output_of(base, cut), base.output, name="top_blocks")
+        inputs = keras.Input(tuple(output_of(base, cut).shape[1:]), name="at_cut")
+        pooled = classifier.head_layers[0](top(inputs, training=False))
+    x = pooled
+    for layer in classifier.head_layers[1:]:
+        x = layer(x)
+    return keras.Model(inputs, [pooled, x], name="above_stored")
+
+
 def extract_features(
     classifier: Classifier,
     images: np.ndarray,

@@ -65,13 +65,12 @@ def early_layer(model) -> str:
     return block_ends(base, get_backbone(model.name.removeprefix("finetune_")))[0]
 
 
-def probe_model(model, early: str | None = None):
-    """pixels -> [first-block statistics (EARLY_POOLING), backbone pooled features,
-    probabilities]."""
+def _first_block_statistics(model, early: str | None = None):
+    """The symbolic first-block statistics (EARLY_POOLING) of `model`'s input."""
     import keras
 
     from finetune_gui.core.model.backbones import output_of
-    from finetune_gui.core.model.parts import POOL_LAYER, split_classifier
+    from finetune_gui.core.model.parts import split_classifier
 
     parts = split_classifier(model)
     early = early or early_layer(model)
@@ -80,10 +79,27 @@ def probe_model(model, early: str | None = None):
     for layer in parts.preprocess:
         x = layer(x)
     maps = inner(x, training=False)
-    first = keras.layers.Concatenate(name="first_block_statistics")([
+    return keras.layers.Concatenate(name="first_block_statistics")([
         keras.layers.GlobalAveragePooling2D(name="first_block_mean")(maps),
         keras.ops.log(keras.ops.std(maps, axis=(1, 2)) + EARLY_EPSILON),
     ])
+
+
+def first_block_model(model):
+    """pixels -> first-block statistics: the first block alone, a small part of the network."""
+    import keras
+
+    return keras.Model(model.inputs, _first_block_statistics(model), name="first_block_probe")
+
+
+def probe_model(model, early: str | None = None):
+    """pixels -> [first-block statistics (EARLY_POOLING), backbone pooled features,
+    probabilities]."""
+    import keras
+
+    from finetune_gui.core.model.parts import POOL_LAYER
+
+    first = _first_block_statistics(model, early)
     outputs = [first, model.get_layer(POOL_LAYER).output, model.outputs[0]]
     return keras.Model(model.inputs, outputs, name="unsure_probe")
 
@@ -169,35 +185,42 @@ def dataset_features(
     *,
     model=None,
     pixels: dict[str, np.ndarray] | None = None,
+    known: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+    seeing=None,
     data_root: Path | str | None = None,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ) -> DatasetFeatures:
     """The run's dataset features: from `features.npz`, or computed now and saved.
 
-    `pixels` may hold already decoded images of some parts (the training job passes its train
-    and validation arrays) so they are not read from disk twice.
+    `known` may hold some parts' rows already computed ((early, normalised pooled,
+    probabilities), as `probe` returns them: the training job has them from training and from
+    scoring the test split), `pixels` already decoded images of other parts, so that nothing
+    is read or run twice; `seeing` is the `probe_model` when the caller has built it.
     """
     cached = load_cached(run)
     if cached is not None:
         return cached
     from finetune_gui.core.data.pipeline import decode_images
     split = run_split(run, data_root)
-    model = model or run.load_model()
-    seeing = probe_model(model)
-    pixels = pixels or {}
+    pixels, known = pixels or {}, known or {}
     paths, labels, parts, features, probabilities, early = [], [], [], [], [], []
     for part in PARTS:
         items = getattr(split, part)
         if not items:
             continue
-        images = pixels.get(part)
-        if images is None or len(images) != len(items):
-            images = decode_images(
-                [p for p, _ in items], run.image_size, progress=progress, cancel=cancel,
-                stage="features",
-            )  # fmt: skip
-        first, pooled, probs = probe(seeing, images, len(run.classes))
+        rows = known.get(part)
+        if rows is None or len(rows[0]) != len(items):
+            images = pixels.get(part)
+            if images is None or len(images) != len(items):
+                images = decode_images(
+                    [p for p, _ in items], run.image_size, progress=progress, cancel=cancel,
+                    stage="features",
+                )  # fmt: skip
+            if seeing is None:
+                seeing = probe_model(model or run.load_model())
+            rows = probe(seeing, images, len(run.classes))
+        first, pooled, probs = rows
         paths += [p for p, _ in items]
         labels += [label for _, label in items]
         parts += [part] * len(items)

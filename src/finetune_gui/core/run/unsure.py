@@ -236,11 +236,12 @@ def unsure_rule(
     model=None,
     data_root: Path | str | None = None,
     pixels: dict[str, np.ndarray] | None = None,
+    seeing=None,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ) -> UnsureRule | None:
     """The run's rule from `unsure.json`, or calibrated now and saved (None: no validation
-    images to calibrate on)."""
+    images to calibrate on). `seeing`: the model's `probe_model` when the caller has it."""
     source = run.path / UNSURE_FILE
     if source.is_file():
         try:
@@ -261,9 +262,9 @@ def unsure_rule(
     model = model or run.load_model()
     if POOL_LAYER not in [layer.name for layer in model.layers]:
         return None  # an ensemble (core/run/ensemble.py): no single feature space to measure in
-    found = dataset_features(
-        run, model=model, pixels=pixels, data_root=data_root, progress=progress, cancel=cancel
-    )
+    seeing = seeing or probe_model(model)
+    found = dataset_features(run, model=model, pixels=pixels, seeing=seeing, data_root=data_root,
+                             progress=progress, cancel=cancel)  # fmt: skip
     val, train = found.of_part("val"), found.of_part("train")
     if not val.any() or not train.any():
         return None
@@ -274,7 +275,7 @@ def unsure_rule(
     if val_pixels is None or len(val_pixels) != int(val.sum()):
         val_paths = [p for p, is_val in zip(found.paths, val, strict=True) if is_val]
         val_pixels = decode_images(val_paths, run.image_size, cancel=cancel, stage="features")
-    pseudo = probe(probe_model(model), pseudo_outliers(val_pixels), len(run.classes))
+    pseudo = probe(seeing, pseudo_outliers(val_pixels), len(run.classes))
     learned = ("train", "val") if run.facts.get("head_refit") else ("train",)
     found = replace(found, probabilities=unseen_probabilities(found, learned, head_l2(run.facts)))
     rule = calibrate(look, content, _rows(found, val), _rows(found, train), pseudo)

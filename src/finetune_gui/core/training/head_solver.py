@@ -130,7 +130,8 @@ def search_softmax_head(
     on_tried: Callable[[dict], None] | None = None,
 ) -> HeadSearch:
     """Fit the head at each L2 strength (strongest first, each warm-starting the next) and keep
-    the one with the best validation accuracy, the stronger penalty breaking ties.
+    the one with the best validation accuracy, the stronger penalty breaking ties (so the search
+    ends at the first strength that gets every validation image right).
 
     Without validation images nothing can choose, so `fallback_l2` is fitted alone.
     """
@@ -162,6 +163,8 @@ def search_softmax_head(
         value = -row["val_accuracy"] if has_val else loss
         if best is None or value < best_value:
             best, best_value = (params.copy(), row), value
+        if has_val and row["val_accuracy"] >= 1.0:
+            break  # no weaker strength can win a tie; on 4,000 images they took 18 s of 20
     chosen, row = best
     kernel = chosen[:-1] / scaler.scale[:, None]
     bias = chosen[-1] - (scaler.mean / scaler.scale) @ chosen[:-1]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from finetune_gui.core.data.pipeline import INFERENCE_BATCH, batches
 from finetune_gui.core.data.split import DatasetSplit
 from finetune_gui.core.events import CancelToken, ProgressCallback, StageStarted, check_cancel
+from finetune_gui.core.run.dataset_features import normalise
 from finetune_gui.core.run.evaluation import EvaluationReport, build_report, predict_probabilities
 from finetune_gui.core.training.inputs import decode_part
 from finetune_gui.core.training.tracking import PhaseStop
@@ -16,12 +20,27 @@ def evaluate_on_test_split(
     batch_size: int,
     progress: ProgressCallback,
     cancel: CancelToken | None,
-) -> EvaluationReport:
-    """Score `model` on the test images it never saw; stops at the next batch on cancel."""
+    seeing=None,
+) -> tuple[EvaluationReport, tuple | None]:
+    """Score `model` on the test images it never saw; stops at the next batch on cancel.
+
+    With `seeing` (the model's `probe_model`) the same pass also gives the test images' rows of
+    features.npz (first-block statistics, normalised pooled features, probabilities), returned
+    beside the report (else None), so they are not run through the network twice.
+    """
     from finetune_gui.core.training.callbacks import CancelStop
 
     test_x, test_y = decode_part(split.test, size, "evaluate", progress, cancel)
     progress(StageStarted("evaluate", len(test_y), f"Testing on {len(test_y)} held-out images"))
-    probs = predict_probabilities(model, test_x, batch_size, [CancelStop(cancel, PhaseStop())])
+    stop = [CancelStop(cancel, PhaseStop())]
+    rows = None
+    if seeing is None or not len(test_y):
+        probs = predict_probabilities(model, test_x, batch_size, stop)
+    else:
+        batch_size = min(batch_size, INFERENCE_BATCH)
+        early, pooled, probs = seeing.predict(
+            batches([test_x], batch_size), verbose=0, callbacks=stop)  # fmt: skip
+        probs = np.asarray(probs, np.float32)[:, : len(split.classes)]
+        rows = (np.asarray(early, np.float32), normalise(pooled), probs)
     check_cancel(cancel)
-    return build_report(split.classes, test_y, probs, [p for p, _ in split.test])
+    return build_report(split.classes, test_y, probs, [p for p, _ in split.test]), rows

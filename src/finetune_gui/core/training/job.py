@@ -8,7 +8,7 @@ fine-tuning that does not beat the head leaves the head-only model; class weight
 unequal classes, and the test split is touched only once, at the end.
 This file is the order of things; the pieces live beside it: `plan` (the phases), `callbacks`
 (per batch and epoch), `checkpoint` (resume), `fast_path` (speed mode), `recipe`, `inputs`,
-`held_out` (the test split), `run_writer` (the run folder), `cluster` (several machines).
+`held_out` (the test split), `image_features`, `run_writer`, `cluster` (several machines).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from finetune_gui.core.model.build import (
     set_trainable_blocks,
 )
 from finetune_gui.core.run import folder as rf
-from finetune_gui.core.run.unsure import unsure_rule
+from finetune_gui.core.run.dataset_features import probe_model
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.core.training.checkpoint import ResumePoint, RunCheckpoint, read_resume_point
 from finetune_gui.core.training.cluster import run_on_cluster
@@ -55,6 +55,7 @@ from finetune_gui.core.training.devices import (
 from finetune_gui.core.training.head_solver import refit_on_train_and_val as refit_head
 from finetune_gui.core.training.head_solver import solve_head_phase, solves_head
 from finetune_gui.core.training.held_out import evaluate_on_test_split
+from finetune_gui.core.training.image_features import keep_image_features
 from finetune_gui.core.training.inputs import decode_part, resolve_split
 from finetune_gui.core.training.kfold import kfold_for_run
 from finetune_gui.core.training.plan import PHASE_TITLES, phase_patience, phases_to_train
@@ -103,7 +104,7 @@ class TrainingJob:
         self.resumed = resume_from
         self.kfold = kfold  # also a k-fold estimate on the cached features (small folders)
         self.facts: dict = {}  # what run.json says about the training (kfold, head L2 tried)
-        self.classifier = self.refit_head = None
+        self.classifier = self.refit_head = self.stored = None
         point = resume_from
         self.history: list[dict] = list(point.history) if point else []
         self.batch_size = point.batch_size if point else settings.batch_size
@@ -138,8 +139,7 @@ class TrainingJob:
         return self._run(plan)
 
     def _run_into(self, plan: DevicePlan, folder: Path | None) -> RunResult:
-        """The run, writing into `folder` instead of the run folder when given (a worker's
-        scratch folder); the result still names the run folder."""
+        """The run, written into `folder` (a worker's scratch folder) if given; names the run."""
         chosen, self.run_dir = self.run_dir, folder or self.run_dir
         try:
             result = self._run(plan)
@@ -204,24 +204,24 @@ class TrainingJob:
         if self.refit_head is not None and kept != "fine-tuned":
             self.facts["head_refit"] = self.refit_head()
         rf.save_model(self.classifier.model, self.run_dir / rf.MODEL_FILE)
+        seeing = probe_model(self.classifier.model)  # one pass gives score and features
         # No test split is legal: the run finishes, and `evaluate RUN FOLDER` scores it later.
-        report = self._test_report(split, size) if split.test else None
+        report, test_rows = evaluate_on_test_split(
+            self.classifier.model, split, size, self.batch_size, self.progress, self.cancel, seeing
+        ) if split.test else (None, None)  # fmt: skip
+        if report is not None:
+            report.kfold = self.facts.get("kfold")
         writer.write_results(self.history, report)
         run = rf.RunFolder.open(self.run_dir)
         run.facts.update(self.facts)  # the rule needs to know what the head learned (head_refit)
-        unsure_rule(run, model=self.classifier.model, pixels={"train": train_x, "val": val_x},
-                    progress=self.progress, cancel=self.cancel)  # fmt: skip
+        keep_image_features(run, self.classifier, stored=self.stored, seeing=seeing,
+                            pixels={"train": train_x, "val": val_x}, test_rows=test_rows,
+                            progress=self.progress, cancel=self.cancel)  # fmt: skip
         message = finished_message(report, self.run_dir, self.facts.get("kfold"))
         facts = {**self.facts, **({"kept_model": kept} if kept else {})}
         writer.write_status("completed", message=message, best_epoch=self.best.epoch, **facts)
         self.progress(LogMessage(message))
         return RunResult(self.run_dir, "completed", split.classes, self.history, report, message)
-
-    def _test_report(self, split: DatasetSplit, size: int):
-        report = evaluate_on_test_split(
-            self.classifier.model, split, size, self.batch_size, self.progress, self.cancel)
-        report.kfold = self.facts.get("kfold")
-        return report
 
     # -- phases ----------------------------------------------------------------------------
     def _phases(self) -> list[tuple]:
@@ -264,6 +264,7 @@ class TrainingJob:
                 augment=augment, views=self.views, batch_size=self.batch_size,
                 progress=self.progress, cancel=self.cancel,
             )  # fmt: skip
+        self.stored = stored
         labels = np.tile(train_y, stored.views)
         tiled_weights = np.tile(weights, stored.views)
         if self.kfold:

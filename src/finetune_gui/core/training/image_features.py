@@ -1,0 +1,61 @@
+"""What a finished run keeps about its own images (features.npz, the "not sure" rule), made
+from what training already computed rather than by running every image through the network
+again.
+
+In speed mode the frozen layers' output of every training and validation image is stored, so
+only the layers above the cut and the first block run again; the test images' rows come from the
+pass that scores them (core/training/held_out.py). Computing all of it again after training took
+29 s of a 132 s run of 4,000 images at 160 px (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from finetune_gui.core.data.pipeline import INFERENCE_BATCH, batches
+from finetune_gui.core.events import CancelToken, ProgressCallback
+from finetune_gui.core.model.features import above_stored_model
+from finetune_gui.core.run.dataset_features import dataset_features, first_block_model, normalise
+from finetune_gui.core.run.unsure import unsure_rule
+
+
+def keep_image_features(
+    run, classifier, *, stored, pixels: dict, seeing, test_rows: tuple | None,
+    progress: ProgressCallback, cancel: CancelToken | None,
+) -> None:  # fmt: skip
+    """Write the run's features.npz and unsure.json. `stored`: the fast path's
+    StoredActivations (None after a run trained from pixels), `pixels`: the decoded "train" and
+    "val" images, `seeing`: the model's `probe_model`, `test_rows`: the test images' rows from
+    scoring them (None without a test split)."""
+    known = split_rows(classifier, stored, pixels) if stored is not None else {}
+    if test_rows is not None:
+        known["test"] = test_rows
+    dataset_features(run, model=classifier.model, pixels=pixels, known=known, seeing=seeing,
+                     progress=progress, cancel=cancel)  # fmt: skip
+    unsure_rule(run, model=classifier.model, pixels=pixels, seeing=seeing, progress=progress,
+                cancel=cancel)  # fmt: skip
+
+
+def split_rows(classifier, stored, pixels: dict) -> dict[str, tuple]:
+    """The training and validation images' rows of features.npz (first-block statistics,
+    normalised pooled features, probabilities) for the classifier as it is now, from the
+    stored activations: only the layers above the cut run again, and only the first block on
+    the pixels (`pixels`: "train" and "val" arrays). The rows of the plain copies are used
+    (the first of each image's views).
+    """
+    above = above_stored_model(classifier, stored.cut)
+    first_block = first_block_model(classifier.model)
+    classes = classifier.head_layers[-1].units
+    rows = {}
+    for part, found in (("train", stored.train), ("val", stored.val)):
+        images = pixels[part]
+        if not len(images):
+            continue
+        source = found.pooled if stored.cut is None else found.at_cut
+        pooled, probabilities = above.predict(
+            batches([source[: len(images)]], INFERENCE_BATCH), verbose=0
+        )
+        early = first_block.predict(batches([images], INFERENCE_BATCH), verbose=0)
+        rows[part] = (np.asarray(early, np.float32), normalise(pooled),
+                      np.asarray(probabilities, np.float32)[:, :classes])  # fmt: skip
+    return rows
