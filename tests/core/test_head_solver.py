@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from finetune_gui.core.training.head_solver import fit_softmax, search_softmax_head
+from finetune_gui.core.training.head_solver import SoftmaxHead, fit_softmax, search_softmax_head
 
 
 def three_blobs(n_per_class: int, dims: int, spread: float, seed: int):
@@ -59,26 +59,63 @@ def test_the_l2_strength_is_chosen_on_validation_and_the_weights_take_raw_featur
 
     (x, y), (xv, yv) = sample(30), sample(300)
     search = search_softmax_head(x, y, xv, yv, 3)
+    plain = search.tried[0]
+    assert not plain["standardised"] and plain["l2"] == pytest.approx(1 / 30)  # C = 1
     best = max(row["val_accuracy"] for row in search.tried)
-    assert search.chosen["val_accuracy"] == best
+    # The plain head's 60 unscaled features of spread 5 drown the one that matters; a strong
+    # standardised penalty wins by far more than a standard error (2.9 points on 300 images).
+    assert best > plain["val_accuracy"] + 0.1
+    assert search.chosen["val_accuracy"] == best and search.head.standardised
     assert search.head.l2 > min(row["l2"] for row in search.tried)
     # Standardisation is folded into the weights: raw features give the validation score.
     raw_accuracy = (search.head.probabilities(xv).argmax(axis=1) == yv).mean()
     assert raw_accuracy == pytest.approx(best)
 
 
+def test_the_plain_logistic_regression_is_kept_unless_a_strength_wins_clearly():
+    """The default head is scikit-learn's `LogisticRegression()` on the features as they are
+    (C = 1); a standardised strength replaces it only when it beats it on validation by more
+    than a standard error."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(5)
+    x, y = three_blobs(20, 8, 2.5, seed=5)
+    xv, yv = three_blobs(10, 8, 2.5, seed=6)
+    x, xv = x * rng.uniform(0.1, 3, 8), xv * rng.uniform(0.1, 3, 8)
+    search = search_softmax_head(x, y, xv, yv, 3)
+    plain = search.tried[0]
+    margin = np.sqrt(plain["val_accuracy"] * (1 - plain["val_accuracy"]) / len(yv))
+    others = [row["val_accuracy"] for row in search.tried[1:]]
+    assert max(others) <= plain["val_accuracy"] + margin  # no strength won clearly here
+    assert not search.head.standardised and search.chosen is plain
+    reference = LogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(x, y)
+    np.testing.assert_allclose(search.head.probabilities(xv), reference.predict_proba(xv),
+                               atol=1e-4)
+
+
 def test_the_search_stops_at_the_first_strength_that_gets_every_validation_image_right():
     """Ties go to the stronger penalty, so no weaker strength can be chosen after a perfect
-    one: the search ends there (on 4,000 images the weak strengths took 18 s of 20)."""
+    one: the grid ends there (on 4,000 images the weak strengths took 18 s of 20), and is
+    skipped when the plain head is already perfect."""
     from finetune_gui.core.training.head_solver import L2_GRID
 
-    x, y = three_blobs(30, 5, 0.3, seed=4)
-    xv, yv = three_blobs(10, 5, 0.3, seed=4)
+    # Four features separate the classes but have a tiny scale: the plain head's penalty, on
+    # the features as they are, hides them behind three of ordinary scale that carry nothing.
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(3, 4)) * 2
+
+    def sample(n):
+        y = np.repeat(np.arange(3), n // 3)
+        signal = (centres[y] + 0.1 * rng.normal(size=(len(y), 4))) * 1e-3
+        return np.concatenate([signal, rng.normal(size=(len(y), 3))], axis=1), y
+
+    (x, y), (xv, yv) = sample(60), sample(60)
     search = search_softmax_head(x, y, xv, yv, 3)
-    assert search.chosen["val_accuracy"] == 1.0
+    assert search.tried[0]["val_accuracy"] < 0.9
+    assert search.chosen["val_accuracy"] == 1.0 and search.head.standardised
     assert search.tried[-1] is search.chosen
-    assert len(search.tried) < len(L2_GRID)
-    assert [row["l2"] for row in search.tried] == sorted(L2_GRID, reverse=True)[: len(search.tried)]
+    grid = [row["l2"] for row in search.tried[1:]]
+    assert grid == sorted(L2_GRID, reverse=True)[: len(grid)] and len(grid) < len(L2_GRID)
     # The strength a full search keeps: the best validation accuracy, the stronger breaking ties.
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scores = {}
@@ -86,6 +123,10 @@ def test_the_search_stops_at_the_first_strength_that_gets_every_validation_image
         params, _, _ = fit_softmax((x - mean) / scale, y, 3, l2)
         scores[l2] = (((xv - mean) / scale @ params[:-1] + params[-1]).argmax(axis=1) == yv).mean()
     assert search.head.l2 == max(L2_GRID, key=lambda l2: (scores[l2], l2))
+
+    easy, easy_labels = three_blobs(20, 5, 0.3, seed=7)
+    perfect = search_softmax_head(easy, easy_labels, easy, easy_labels, 3)
+    assert len(perfect.tried) == 1 and not perfect.head.standardised
 
 
 def test_without_validation_images_one_fallback_strength_is_fitted():
@@ -119,9 +160,10 @@ def test_the_kept_head_is_solved_again_with_the_validation_images_at_the_chosen_
     val_labels = np.ones(30, dtype=int)
     stored = SimpleNamespace(train=SimpleNamespace(pooled=train), val=SimpleNamespace(pooled=val))
     messages = []
-    facts = refit_on_train_and_val(classifier, 1e-3, stored, train_labels, val_labels,
+    chosen = SoftmaxHead(np.zeros((dims, 2)), np.zeros(2), 1e-3, 0.0, 0)  # standardised
+    facts = refit_on_train_and_val(classifier, chosen, stored, train_labels, val_labels,
                                    ["a", "b"], "off", messages.append)
-    assert facts == {"images": 110, "l2": 1e-3}
+    assert facts == {"images": 110, "l2": 1e-3, "standardised": True}
     kernel, bias = classifier.head_layers[-1].get_weights()
     predicted = (np.concatenate([train, val]) @ kernel + bias).argmax(axis=1)
     assert (predicted == np.concatenate([train_labels, val_labels])).mean() > 0.95
@@ -130,7 +172,16 @@ def test_the_kept_head_is_solved_again_with_the_validation_images_at_the_chosen_
     # Without validation images there is nothing to add: the head is left as it was.
     before = [w.copy() for w in classifier.head_layers[-1].get_weights()]
     empty = SimpleNamespace(train=stored.train, val=SimpleNamespace(pooled=val[:0]))
-    assert refit_on_train_and_val(classifier, 1e-3, empty, train_labels, val_labels[:0],
+    assert refit_on_train_and_val(classifier, chosen, empty, train_labels, val_labels[:0],
                                   ["a", "b"], "off", messages.append) == {}
     for a, b in zip(before, classifier.head_layers[-1].get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+    # The plain head is solved again as scikit-learn would on all 110 images: C = 1.
+    plain = SoftmaxHead(np.zeros((dims, 2)), np.zeros(2), 1 / 80, 0.0, 0, standardised=False)
+    facts = refit_on_train_and_val(classifier, plain, stored, train_labels, val_labels,
+                                   ["a", "b"], "off", messages.append)
+    assert facts["l2"] == pytest.approx(1 / 110) and facts["standardised"] is False
+    everything = np.concatenate([train, val])
+    assert facts["feature_norm"] == pytest.approx(np.linalg.norm(everything, axis=1).mean(), rel=0.05)
+    assert "C = 1" in messages[-1].text

@@ -233,6 +233,39 @@ def test_the_held_out_head_takes_the_runs_own_strength():
     assert head_l2({}) == DEFAULT_L2  # a head trained by Adam, not solved
 
 
+def test_held_out_answers_of_a_plain_head_are_made_at_its_own_scale():
+    """A plain head (scikit-learn's C = 1 on the features as they are) was fitted on features
+    of their own length; features.npz keeps them at length 1, so the held-out heads scale them
+    back (`feature_norm` in run.json) and keep C = 1."""
+    from finetune_gui.core.run.dataset_features import DatasetFeatures, normalise
+    from finetune_gui.core.run.unseen_answers import HeadPenalty, head_penalty, unseen_probabilities
+    from finetune_gui.core.training.head_solver import plain_l2, search_softmax_head
+
+    rng = np.random.default_rng(0)
+    features, labels = _overlapping_classes(rng, 360)
+    features = features + 3.0  # pooled features are positive, far from the origin
+    unseen, _ = _overlapping_classes(np.random.default_rng(1), 2000)
+    unseen = unseen + 3.0
+    head = search_softmax_head(features, labels, None, None, 3).head
+    assert not head.standardised and head.l2 == plain_l2(360)
+    norm = float(np.sqrt((features**2).sum(axis=1).mean()))
+    found = DatasetFeatures(
+        paths=[], labels=labels, parts=np.array(["train"] * 300 + ["val"] * 60),
+        features=normalise(features), probabilities=head.probabilities(features),
+        early=np.zeros((360, 2), np.float32),
+    )  # fmt: skip
+    facts = {"head_refit": {"images": 360, "l2": head.l2, "standardised": False,
+                            "feature_norm": norm}}  # fmt: skip
+    penalty = head_penalty(facts)
+    assert penalty == HeadPenalty(head.l2, False, norm)
+
+    def unseen_share_below(confidences) -> float:
+        threshold = np.quantile(confidences.max(axis=1), 0.05, method="lower")
+        return float((head.probabilities(unseen).max(axis=1) < threshold).mean())
+
+    assert 0.02 <= unseen_share_below(unseen_probabilities(found, ("train", "val"), penalty)) <= 0.12
+
+
 def test_more_signals_must_catch_clearly_more_pseudo_outliers():
     """Measured on an icon run: "confidence+look" caught 60% of 270 pseudo-outliers against
     59% for "look" alone (one standard error is 3 points), and cost the photo crops 91% -> 72%

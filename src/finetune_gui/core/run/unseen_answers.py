@@ -9,6 +9,8 @@ called 4% of validation images "not sure" and 19% of the unseen test images, whe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 HELD_OUT_FOLDS = 5
@@ -16,31 +18,60 @@ MAX_ITERATIONS = 1000
 DEFAULT_L2 = 1e-2  # for a head that was trained, not solved: the middle of the solver's grid
 
 
+@dataclass(frozen=True)
+class HeadPenalty:
+    """How the run's head was regularised: `l2` on standardised features, or (`standardised`
+    False) the plain logistic regression's `l2` on features of length `feature_norm`."""
+
+    l2: float
+    standardised: bool = True
+    feature_norm: float = 1.0
+
+
 def head_l2(facts: dict) -> float:
     """The L2 strength of the run's solved head (run.json), or DEFAULT_L2 for a trained one."""
-    if "l2" in (facts.get("head_refit") or {}):
-        return float(facts["head_refit"]["l2"])
+    return head_penalty(facts).l2
+
+
+def head_penalty(facts: dict) -> HeadPenalty:
+    """The run's head's penalty from run.json; DEFAULT_L2 standardised for a trained head."""
+    refit = facts.get("head_refit") or {}
+    if "l2" in refit:
+        return HeadPenalty(float(refit["l2"]), bool(refit.get("standardised", True)),
+                           float(refit.get("feature_norm", 1.0)))  # fmt: skip
     tried = [row for row in facts.get("head_l2_tried") or [] if row.get("val_accuracy") is not None]
     if not tried:
-        return DEFAULT_L2
-    # As the solver chose: best validation accuracy, the stronger penalty breaking ties.
-    return float(max(tried, key=lambda row: (row["val_accuracy"], row["l2"]))["l2"])
+        return HeadPenalty(DEFAULT_L2)
+    # As the solver chose: the plain head (first) unless a standardised strength beat it by more
+    # than a standard error; among those the best, the stronger penalty breaking ties.
+    plain = tried[0] if not tried[0].get("standardised", True) else None
+    others = [row for row in tried if row.get("standardised", True)]
+    best = max(others, key=lambda row: (row["val_accuracy"], row["l2"]), default=None)
+    if plain is not None:
+        accuracy, n = plain["val_accuracy"], max(int(facts.get("counts", {}).get("val", 1)), 1)
+        if best is None or best["val_accuracy"] <= accuracy + np.sqrt(accuracy * (1 - accuracy) / n):
+            # The plain head, fine-tuned afterwards (no refit): its features' length is not
+            # recorded, and Adam has moved it from the solved optimum anyway.
+            return HeadPenalty(DEFAULT_L2)
+    return HeadPenalty(float(best["l2"]))
 
 
-def unseen_probabilities(found, learned: tuple[str, ...], l2: float) -> np.ndarray:
+def unseen_probabilities(found, learned: tuple[str, ...], l2: float | HeadPenalty) -> np.ndarray:
     """The run's probabilities (`found`: DatasetFeatures), with those of the images in the
-    `learned` parts replaced by k-fold ones: a softmax head at strength `l2`, solved on the
-    standardised pooled features without each image's fold. Unchanged when a class has a
-    single image.
+    `learned` parts replaced by k-fold ones: a softmax head with the run's penalty (`l2`: a
+    strength on standardised features, or a `HeadPenalty`), solved without each image's fold.
+    Unchanged when a class has a single image.
 
     The head solver's objective (mean cross-entropy + l2/2 |W|^2, core/training/head_solver.py)
-    is scikit-learn's with C = 1 / (l2 * images).
+    is scikit-learn's with C = 1 / (l2 * images). features.npz keeps unit-length features; a
+    plain head's were of length `feature_norm`, so they are scaled back to it.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    penalty = l2 if isinstance(l2, HeadPenalty) else HeadPenalty(float(l2))
     probabilities = np.array(found.probabilities, dtype=np.float32)
     rows = np.flatnonzero(np.isin(found.parts, learned))
     labels = found.labels[rows]
@@ -49,10 +80,15 @@ def unseen_probabilities(found, learned: tuple[str, ...], l2: float) -> np.ndarr
     if folds < 2 or len(present) < 2:
         return probabilities  # nothing can be held out
     features = np.asarray(found.features, dtype=np.float64)[rows]
+    if not penalty.standardised:
+        features = features * penalty.feature_norm
     folding = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
     for fit, held_out in folding.split(features, labels):
-        head = make_pipeline(StandardScaler(), LogisticRegression(
-            C=1.0 / (l2 * len(fit)), max_iter=MAX_ITERATIONS))  # fmt: skip
+        # The plain head's l2 was 1 / images: the same C for every fold's fit.
+        strength = penalty.l2 if penalty.standardised else penalty.l2 * len(rows) / len(fit)
+        steps = [StandardScaler()] if penalty.standardised else []
+        head = make_pipeline(*steps, LogisticRegression(
+            C=1.0 / (strength * len(fit)), max_iter=MAX_ITERATIONS))  # fmt: skip
         head.fit(features[fit], labels[fit])
         columns = head.classes_  # the classes present in this fold's fit, in order
         probabilities[rows[held_out]] = 0.0

@@ -257,7 +257,7 @@ def unsure_rule(
         probe_model,
     )
     from finetune_gui.core.run.folder import write_json
-    from finetune_gui.core.run.unseen_answers import head_l2, unseen_probabilities
+    from finetune_gui.core.run.unseen_answers import head_penalty, unseen_probabilities
 
     model = model or run.load_model()
     if POOL_LAYER not in [layer.name for layer in model.layers]:
@@ -277,7 +277,7 @@ def unsure_rule(
         val_pixels = decode_images(val_paths, run.image_size, cancel=cancel, stage="features")
     pseudo = probe(seeing, pseudo_outliers(val_pixels), len(run.classes))
     learned = ("train", "val") if run.facts.get("head_refit") else ("train",)
-    found = replace(found, probabilities=unseen_probabilities(found, learned, head_l2(run.facts)))
+    found = replace(found, probabilities=unseen_probabilities(found, learned, head_penalty(run.facts)))
     rule = calibrate(look, content, _rows(found, val), _rows(found, train), pseudo)
     write_json(source, rule.to_dict())
     _note_in_run_facts(run, rule)

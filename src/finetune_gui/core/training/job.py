@@ -359,7 +359,7 @@ class TrainingJob:
             cancel=self.cancel,
         )  # fmt: skip
         self.facts["head_l2_tried"] = search.tried
-        self.refit_head = partial(refit_head, self.classifier, search.head.l2, stored,
+        self.refit_head = partial(refit_head, self.classifier, search.head, stored,
                                   labels, val_y, classes, self.settings.class_weights, self.progress)
         record_epoch(
             row, [self.classifier.head_layers[-1]], history=self.history, best=self.best,
