@@ -72,3 +72,22 @@ def test_training_with_a_tiny_memory_budget_spills_to_disk_and_still_reaches_hig
     assert result.status == "completed" and result.report.accuracy >= 0.8
     # 84 training images of 48 px are 0.58 MB as pixels alone; their activations more again.
     assert len(spilled) >= 2 and sum(spilled) > 1_000_000
+
+
+def test_a_cache_entry_keeps_the_first_block_statistics_and_an_older_one_has_none(
+    tmp_path, monkeypatch
+):
+    from finetune_gui.core.model.features import CachedFeatures
+    from finetune_gui.core.training import feature_cache
+
+    monkeypatch.setenv("FINETUNE_GUI_CACHE_DIR", str(tmp_path))
+    rng = np.random.default_rng(0)
+    pooled, early = rng.normal(size=(6, 8)).astype(np.float32), rng.normal(size=(3, 4))
+    feature_cache.save("with-early", CachedFeatures(pooled, None, 2, early.astype(np.float32)))
+    found = feature_cache.load("with-early")
+    np.testing.assert_array_equal(found.pooled, pooled)
+    np.testing.assert_array_equal(found.early, early.astype(np.float32))
+    assert found.views == 2 and found.at_cut is None
+
+    feature_cache.save("older", CachedFeatures(pooled, None, 2))
+    assert feature_cache.load("older").early is None

@@ -28,30 +28,49 @@ from finetune_gui.core.events import (
 from finetune_gui.core.model.backbones import output_of
 from finetune_gui.core.model.build import Classifier
 
+# First-block statistics (core/run/dataset_features.py, EARLY_POOLING): log(spread + this).
+EARLY_EPSILON = 1e-3
+
 
 @dataclass
 class CachedFeatures:
-    """Per image and view: pooled features (for phase 1) and cut activations (for phase 2)."""
+    """Per image and view: pooled features (for phase 1) and cut activations (for phase 2);
+    `early`: the first block's statistics of each image as it is (the plain copies), which the
+    "not sure" rule measures, computed in the same pass (None in an older cache entry)."""
 
     pooled: np.ndarray  # (views * N, C)
     at_cut: np.ndarray | None  # (views * N, h, w, c), None when phase 2 does not run
     views: int
+    early: np.ndarray | None = None  # (N, 2E)
+
+
+def first_block_statistics(maps):
+    """Per image and channel of the first block's output `maps`: the mean over positions, then
+    the log of the spread over positions (how a picture looks: colours, edges, texture)."""
+    import keras
+
+    return keras.layers.Concatenate(name="first_block_statistics")([
+        keras.layers.GlobalAveragePooling2D(name="first_block_mean")(maps),
+        keras.ops.log(keras.ops.std(maps, axis=(1, 2)) + EARLY_EPSILON),
+    ])  # fmt: skip
 
 
 def build_extractor(classifier: Classifier, cut: str | None):
-    """pixels -> [activations at `cut`], pooled base features."""
+    """pixels -> [activations at `cut`], first-block statistics, pooled base features."""
     import keras
 
     base = classifier.base
-    outputs = [base.output] if cut is None else [output_of(base, cut), base.output]
+    outputs = [output_of(base, classifier.ends[0]), base.output]
+    if cut is not None:
+        outputs.insert(0, output_of(base, cut))
     inner = keras.Model(base.input, outputs, name="frozen_part")
     x = classifier.model.input
     for layer in classifier.preprocess_layers:
         x = layer(x)
     found = inner(x, training=False)
-    found = found if isinstance(found, list | tuple) else [found]
     pooled = keras.layers.GlobalAveragePooling2D(name="extract_pool")(found[-1])
-    return keras.Model(classifier.model.input, [*found[:-1], pooled], name="extractor")
+    early = first_block_statistics(found[-2])
+    return keras.Model(classifier.model.input, [*found[:-2], early, pooled], name="extractor")
 
 
 def head_model(classifier: Classifier):
@@ -122,8 +141,9 @@ def extract_features(
     batch_size = min(batch_size, INFERENCE_BATCH)
     views = views if augment is not None else 1
     n = len(images)
-    shapes = [tuple(s[1:]) for s in _output_shapes(extractor)]
-    stores = [allocate((views * n, *shape), np.float32) for shape in shapes]
+    *stored, early_shape, pooled_shape = [tuple(s[1:]) for s in _output_shapes(extractor)]
+    stores = [allocate((views * n, *shape), np.float32) for shape in [*stored, pooled_shape]]
+    early = np.zeros((n, *early_shape), np.float32)  # of the plain copies only
 
     @tf.function(reduce_retracing=True)
     def step(batch, augmented: bool):
@@ -141,14 +161,16 @@ def extract_features(
     for view in range(views):
         for start in range(0, n, batch_size):
             check_cancel(cancel)
-            outs = step(images[start : start + batch_size], view > 0)
-            for store, out in zip(stores, outs, strict=True):
+            *outs, first, pooled = step(images[start : start + batch_size], view > 0)
+            for store, out in zip(stores, [*outs, pooled], strict=True):
                 store[view * n + start : view * n + start + len(out)] = out.numpy()
+            if view == 0:
+                early[start : start + len(first)] = first.numpy()
             done += 1
             progress(StageProgress(stage, done, total))
     if cut is None:
-        return CachedFeatures(stores[0], None, views)
-    return CachedFeatures(stores[1], stores[0], views)
+        return CachedFeatures(stores[0], None, views, early)
+    return CachedFeatures(stores[1], stores[0], views, early)
 
 
 def _copies(n: int, views: int) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
+from finetune_gui.core.model.features import first_block_statistics
 
 FEATURES_FILE = "features.npz"
 # How the first block's output becomes one row per image. The mean alone says which colours and
@@ -29,7 +30,6 @@ FEATURES_FILE = "features.npz"
 # with 5% / 7% of the runs' own test images (docs/benchmarks.md). The log evens out a spread
 # that varies a hundredfold between a flat icon and a busy photo.
 EARLY_POOLING = "mean+log(std+0.001)"
-EARLY_EPSILON = 1e-3
 PARTS = ("train", "val", "test")
 
 
@@ -78,11 +78,7 @@ def _first_block_statistics(model, early: str | None = None):
     x = model.inputs[0]
     for layer in parts.preprocess:
         x = layer(x)
-    maps = inner(x, training=False)
-    return keras.layers.Concatenate(name="first_block_statistics")([
-        keras.layers.GlobalAveragePooling2D(name="first_block_mean")(maps),
-        keras.ops.log(keras.ops.std(maps, axis=(1, 2)) + EARLY_EPSILON),
-    ])
+    return first_block_statistics(inner(x, training=False))
 
 
 def first_block_model(model):

@@ -75,7 +75,9 @@ def load(key: str) -> CachedFeatures | None:
         shutil.rmtree(folder, ignore_errors=True)
         return None
     os.utime(meta_file)  # recently used: pruned last
-    return CachedFeatures(arrays["pooled"], arrays.get("at_cut"), int(meta["views"]))
+    early = arrays.get("early")  # an entry from before it was kept: computed again on demand
+    early = None if early is None else np.asarray(early)
+    return CachedFeatures(arrays["pooled"], arrays.get("at_cut"), int(meta["views"]), early)
 
 
 def save(key: str, features: CachedFeatures) -> None:
@@ -90,6 +92,8 @@ def save(key: str, features: CachedFeatures) -> None:
     arrays = {"pooled": features.pooled}
     if features.at_cut is not None:
         arrays["at_cut"] = features.at_cut
+    if features.early is not None:
+        arrays["early"] = features.early
     try:
         meta = {"views": features.views, "arrays": {}}
         for name, array in arrays.items():

@@ -44,7 +44,7 @@ def split_rows(classifier, stored, pixels: dict) -> dict[str, tuple]:
     (the first of each image's views).
     """
     above = above_stored_model(classifier, stored.cut)
-    first_block = first_block_model(classifier.model)
+    first_block = None
     classes = classifier.head_layers[-1].units
     rows = {}
     for part, found in (("train", stored.train), ("val", stored.val)):
@@ -55,7 +55,10 @@ def split_rows(classifier, stored, pixels: dict) -> dict[str, tuple]:
         pooled, probabilities = above.predict(
             batches([source[: len(images)]], INFERENCE_BATCH), verbose=0
         )
-        early = first_block.predict(batches([images], INFERENCE_BATCH), verbose=0)
+        early = found.early  # from the extraction pass, unless an older cache lacked it
+        if early is None or len(early) != len(images):
+            first_block = first_block or first_block_model(classifier.model)
+            early = first_block.predict(batches([images], INFERENCE_BATCH), verbose=0)
         rows[part] = (np.asarray(early, np.float32), normalise(pooled),
                       np.asarray(probabilities, np.float32)[:, :classes])  # fmt: skip
     return rows
