@@ -166,15 +166,19 @@ def search_softmax_head(
     val = np.asarray(val_features, dtype=np.float64) if has_val else None
     dtype = given.dtype if given.dtype == np.float32 else np.float64
 
+    scaled: dict = {}  # each scaler's training and validation features, made once
+
     def fit(scaler, l2, start=None):
-        z_train = scaler(train).astype(dtype)
+        if scaler not in scaled:
+            scaled[scaler] = (scaler(train).astype(dtype), scaler(val) if has_val else None)
+        z_train, z_val = scaled[scaler]
         params, loss, iterations = fit_softmax(
             z_train, train_labels, n_classes, l2, sample_weight=sample_weight, start=start)
         row = {"l2": l2, "standardised": scaler is not plain,
                "train_loss": loss, "iterations": iterations, "val_accuracy": None,
                "val_loss": None}  # fmt: skip
         if has_val:
-            probs = _softmax(scaler(val) @ params[:-1] + params[-1])
+            probs = _softmax(z_val @ params[:-1] + params[-1])
             row["val_accuracy"] = float((probs.argmax(axis=1) == val_labels).mean())
             picked = np.clip(probs[np.arange(len(val_labels)), val_labels], 1e-12, 1.0)
             row["val_loss"] = float(-np.log(picked).mean())
