@@ -185,3 +185,16 @@ def test_the_kept_head_is_solved_again_with_the_validation_images_at_the_chosen_
     everything = np.concatenate([train, val])
     assert facts["feature_norm"] == pytest.approx(np.linalg.norm(everything, axis=1).mean(), rel=0.05)
     assert "C = 1" in messages[-1].text
+
+
+def test_a_fit_started_from_a_nearby_head_reaches_the_same_optimum_in_fewer_steps():
+    """The kept head is solved again on training + validation images starting from itself."""
+    x, y = three_blobs(40, 6, 1.5, seed=8)
+    part = search_softmax_head(x[::2], y[::2], None, None, 3, fallback_l2=0.01).head
+    for standardised in (True, False):
+        cold = search_softmax_head(x, y, None, None, 3, fallback_l2=0.01,
+                                   fallback_standardised=standardised).head
+        warm = search_softmax_head(x, y, None, None, 3, fallback_l2=0.01,
+                                   fallback_standardised=standardised, start=part).head
+        np.testing.assert_allclose(warm.probabilities(x), cold.probabilities(x), atol=1e-5)
+        assert warm.iterations < cold.iterations

@@ -66,10 +66,8 @@ def unseen_probabilities(found, learned: tuple[str, ...], l2: float | HeadPenalt
     is scikit-learn's with C = 1 / (l2 * images). features.npz keeps unit-length features; a
     plain head's were of length `feature_norm`, so they are scaled back to it.
     """
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     penalty = l2 if isinstance(l2, HeadPenalty) else HeadPenalty(float(l2))
     probabilities = np.array(found.probabilities, dtype=np.float32)
@@ -83,6 +81,17 @@ def unseen_probabilities(found, learned: tuple[str, ...], l2: float | HeadPenalt
     if not penalty.standardised:
         features = features * penalty.feature_norm
     folding = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+    # One BLAS thread, as in the head solver: 4.8 s -> 2.4 s on 4,854 images of 1,280 features.
+    with threadpool_limits(limits=1):
+        _fill_held_out(probabilities, features, labels, rows, folding, penalty)
+    return probabilities
+
+
+def _fill_held_out(probabilities, features, labels, rows, folding, penalty: HeadPenalty) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     for fit, held_out in folding.split(features, labels):
         # The plain head's l2 was 1 / images: the same C for every fold's fit.
         strength = penalty.l2 if penalty.standardised else penalty.l2 * len(rows) / len(fit)
@@ -93,4 +102,3 @@ def unseen_probabilities(found, learned: tuple[str, ...], l2: float | HeadPenalt
         columns = head.classes_  # the classes present in this fold's fit, in order
         probabilities[rows[held_out]] = 0.0
         probabilities[np.ix_(rows[held_out], columns)] = head.predict_proba(features[held_out])
-    return probabilities
