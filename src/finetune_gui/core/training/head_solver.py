@@ -290,8 +290,8 @@ def solve_head_phase(
 
     progress(PhaseStarted("head", 1, epoch, count_trainable(head_model(classifier))))
     progress(LogMessage(
-        "Phase 1: solving the new head to its optimum on the frozen features "
-        "(L2 strength chosen on validation)."
+        "Phase 1: solving the new head to its optimum on the frozen features (scikit-learn's "
+        "logistic regression, unless another L2 strength is clearly better on validation)."
     ))  # fmt: skip
     pooled = np.asarray(train_pooled)
     search = search_softmax_head(
@@ -312,11 +312,11 @@ def head_choice_text(search: HeadSearch) -> str:
     if not chosen["standardised"]:
         best = max(others, key=lambda row: row["val_accuracy"], default=None)
         beaten = (
-            f"; no standardised strength beat it by more than chance (best "
+            f"; no standardised L2 strength beat it by more than chance (best: "
             f"{best['val_accuracy']:.1%} at L2 {best['l2']:g})" if best else ""
         )
-        return (f"Head solved as scikit-learn's logistic regression would be (C = {PLAIN_C:g}, "
-                f"validation accuracy {plain['val_accuracy']:.1%}{beaten}).")  # fmt: skip
+        return (f"Head solved as scikit-learn's logistic regression solves it (C = {PLAIN_C:g}): "
+                f"validation accuracy {plain['val_accuracy']:.1%}{beaten}.")  # fmt: skip
     return (f"Head solved: standardised features at L2 {chosen['l2']:g} (validation accuracy "
             f"{chosen['val_accuracy']:.1%}, clearly above the plain logistic regression's "
             f"{plain['val_accuracy']:.1%}; {len(others)} strength(s) tried).")  # fmt: skip
