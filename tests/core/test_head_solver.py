@@ -203,17 +203,19 @@ def test_a_fit_started_from_a_nearby_head_reaches_the_same_optimum_in_fewer_step
 def test_the_log_says_which_head_was_kept_and_why():
     from finetune_gui.core.training.head_solver import HeadSearch, head_choice_text
 
-    def row(l2, standardised, accuracy):
-        return {"l2": l2, "standardised": standardised, "val_accuracy": accuracy}
+    def row(l2, standardised, accuracy, chosen=False):
+        return {"l2": l2, "standardised": standardised, "val_accuracy": accuracy,
+                "chosen": chosen}  # fmt: skip
 
     head = SoftmaxHead(np.zeros((2, 2)), np.zeros(2), 0.01, 0.0, 0, standardised=False)
-    kept_plain = HeadSearch(head, [row(0.01, False, 0.6), row(1.0, True, 0.65)])
+    kept_plain = HeadSearch(head, [row(0.01, False, 0.6, True), row(1.0, True, 0.65)])
     assert head_choice_text(kept_plain) == (
         "Head solved as scikit-learn's logistic regression solves it (C = 1): validation "
         "accuracy 60.0%; no standardised L2 strength beat it by more than chance (best: 65.0% "
         "at L2 1).")
     head = SoftmaxHead(np.zeros((2, 2)), np.zeros(2), 0.3, 0.0, 0)
-    switched = HeadSearch(head, [row(0.01, False, 0.5), row(1.0, True, 0.7), row(0.3, True, 0.8)])
+    switched = HeadSearch(head, [row(0.01, False, 0.5), row(1.0, True, 0.7),
+                                 row(0.3, True, 0.8, True)])  # fmt: skip
     assert head_choice_text(switched) == (
         "Head solved: standardised features at L2 0.3 (validation accuracy 80.0%, clearly above "
         "the plain logistic regression's 50.0%; 2 strength(s) tried).")

@@ -257,6 +257,7 @@ def test_a_head_without_hidden_layer_is_solved_in_one_step(small_shapes, pretrai
     clear = [r for r in others if r["val_accuracy"] > p + np.sqrt(p * (1 - p) / n)]
     kept = max(clear, key=lambda r: (r["val_accuracy"], r["l2"])) if clear else plain
     assert result.history[0]["val_accuracy"] == kept["val_accuracy"]
+    assert [r["chosen"] for r in tried] == [r is kept for r in tried]
     assert facts["head_refit"]["standardised"] is kept["standardised"]
 
 

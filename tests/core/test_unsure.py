@@ -231,6 +231,14 @@ def test_the_held_out_head_takes_the_runs_own_strength():
              {"l2": 0.01, "val_accuracy": 0.9}]  # fmt: skip
     assert head_l2({"head_l2_tried": tried}) == 0.1  # ties go to the stronger penalty
     assert head_l2({}) == DEFAULT_L2  # a head trained by Adam, not solved
+    # Rows marked by the solver: the one it kept, whatever scored best.
+    marked = [{"l2": 1e-3, "standardised": False, "val_accuracy": 0.8, "chosen": False},
+              {"l2": 1.0, "standardised": True, "val_accuracy": 0.85, "chosen": True},
+              {"l2": 0.1, "standardised": True, "val_accuracy": 0.9, "chosen": False}]  # fmt: skip
+    assert head_l2({"head_l2_tried": marked}) == 1.0
+    # A kept plain head fine-tuned afterwards: its features' length is unknown.
+    plain_kept = [dict(marked[0], chosen=True), dict(marked[1], chosen=False)]
+    assert head_l2({"head_l2_tried": plain_kept}) == DEFAULT_L2
 
 
 def test_held_out_answers_of_a_plain_head_are_made_at_its_own_scale():

@@ -42,18 +42,14 @@ def head_penalty(facts: dict) -> HeadPenalty:
     tried = [row for row in facts.get("head_l2_tried") or [] if row.get("val_accuracy") is not None]
     if not tried:
         return HeadPenalty(DEFAULT_L2)
-    # As the solver chose: the plain head (first) unless a standardised strength beat it by more
-    # than a standard error; among those the best, the stronger penalty breaking ties.
-    plain = tried[0] if not tried[0].get("standardised", True) else None
-    others = [row for row in tried if row.get("standardised", True)]
-    best = max(others, key=lambda row: (row["val_accuracy"], row["l2"]), default=None)
-    if plain is not None:
-        accuracy, n = plain["val_accuracy"], max(int(facts.get("counts", {}).get("val", 1)), 1)
-        if best is None or best["val_accuracy"] <= accuracy + np.sqrt(accuracy * (1 - accuracy) / n):
-            # The plain head, fine-tuned afterwards (no refit): its features' length is not
-            # recorded, and Adam has moved it from the solved optimum anyway.
-            return HeadPenalty(DEFAULT_L2)
-    return HeadPenalty(float(best["l2"]))
+    chosen = next((row for row in tried if row.get("chosen")), None)
+    if chosen is None:  # a run from before rows were marked: all standardised, best one kept
+        chosen = max(tried, key=lambda row: (row["val_accuracy"], row["l2"]))
+    if not chosen.get("standardised", True):
+        # The plain head, fine-tuned afterwards (no refit): its features' length is not
+        # recorded, and Adam has moved it from the solved optimum anyway.
+        return HeadPenalty(DEFAULT_L2)
+    return HeadPenalty(float(chosen["l2"]))
 
 
 def unseen_probabilities(found, learned: tuple[str, ...], l2: float | HeadPenalty) -> np.ndarray:

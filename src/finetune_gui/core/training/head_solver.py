@@ -62,8 +62,7 @@ class HeadSearch:
 
     @property
     def chosen(self) -> dict:
-        return next(row for row in self.tried if (row["l2"], row.get("standardised", True))
-                    == (self.head.l2, self.head.standardised))  # fmt: skip
+        return next(row for row in self.tried if row["chosen"])
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -180,7 +179,7 @@ def search_softmax_head(
         z_train, z_val = scaled[scaler]
         params, loss, iterations = fit_softmax(
             z_train, train_labels, n_classes, l2, sample_weight=sample_weight, start=start)
-        row = {"l2": l2, "standardised": scaler is not plain,
+        row = {"l2": l2, "standardised": scaler is not plain, "chosen": False,
                "train_loss": loss, "iterations": iterations, "val_accuracy": None,
                "val_loss": None}  # fmt: skip
         if has_val:
@@ -228,7 +227,9 @@ def search_softmax_head(
 
 
 def _folded(params: np.ndarray, scaler: _Standardiser, row: dict) -> SoftmaxHead:
-    """The head for raw features: the scaler folded into the weights."""
+    """The head for raw features: the scaler folded into the weights; `row` is marked chosen
+    (run.json keeps the rows, and "not sure" reads the kept head's penalty from them)."""
+    row["chosen"] = True
     kernel = params[:-1] / scaler.scale[:, None]
     bias = params[-1] - (scaler.mean / scaler.scale) @ params[:-1]
     return SoftmaxHead(kernel, bias, row["l2"], row["train_loss"], row["iterations"],
