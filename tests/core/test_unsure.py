@@ -196,7 +196,7 @@ def test_a_confidence_threshold_set_on_held_out_answers_holds_on_unseen_images()
     confidently; a threshold set on those answers called 19% of unseen test images "not sure"
     where 5% was asked. Set on held-out answers, it calls about the asked share."""
     from finetune_gui.core.run.dataset_features import DatasetFeatures
-    from finetune_gui.core.run.unseen_answers import unseen_probabilities
+    from finetune_gui.core.run.unseen_answers import HeadPenalty, unseen_probabilities
     from finetune_gui.core.training.head_solver import search_softmax_head
 
     rng = np.random.default_rng(0)
@@ -215,16 +215,19 @@ def test_a_confidence_threshold_set_on_held_out_answers_holds_on_unseen_images()
         return float((head.probabilities(unseen).max(axis=1) < threshold).mean())
 
     assert unseen_share_below(found.probabilities) > 0.3  # the trap this guards against
-    held_out = unseen_probabilities(found, ("train", "val"), 1e-3)
+    held_out = unseen_probabilities(found, ("train", "val"), HeadPenalty(1e-3))
     assert 0.02 <= unseen_share_below(held_out) <= 0.12
     # Nothing the head did not learn is replaced.
-    only_train = unseen_probabilities(found, ("train",), 1e-3)
+    only_train = unseen_probabilities(found, ("train",), HeadPenalty(1e-3))
     np.testing.assert_array_equal(only_train[300:], found.probabilities[300:])
     assert not np.allclose(only_train[:300], found.probabilities[:300])
 
 
 def test_the_held_out_head_takes_the_runs_own_strength():
-    from finetune_gui.core.run.unseen_answers import DEFAULT_L2, head_l2
+    from finetune_gui.core.run.unseen_answers import DEFAULT_L2, head_penalty
+
+    def head_l2(facts):
+        return head_penalty(facts).l2
 
     assert head_l2({"head_refit": {"images": 770, "l2": 0.003}}) == 0.003
     tried = [{"l2": 1.0, "val_accuracy": 0.8}, {"l2": 0.1, "val_accuracy": 0.9},

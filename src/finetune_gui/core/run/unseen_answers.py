@@ -28,11 +28,6 @@ class HeadPenalty:
     feature_norm: float = 1.0
 
 
-def head_l2(facts: dict) -> float:
-    """The L2 strength of the run's solved head (run.json), or DEFAULT_L2 for a trained one."""
-    return head_penalty(facts).l2
-
-
 def head_penalty(facts: dict) -> HeadPenalty:
     """The run's head's penalty from run.json; DEFAULT_L2 standardised for a trained head."""
     refit = facts.get("head_refit") or {}
@@ -52,10 +47,10 @@ def head_penalty(facts: dict) -> HeadPenalty:
     return HeadPenalty(float(chosen["l2"]))
 
 
-def unseen_probabilities(found, learned: tuple[str, ...], l2: float | HeadPenalty) -> np.ndarray:
+def unseen_probabilities(found, learned: tuple[str, ...], penalty: HeadPenalty) -> np.ndarray:
     """The run's probabilities (`found`: DatasetFeatures), with those of the images in the
-    `learned` parts replaced by k-fold ones: a softmax head with the run's penalty (`l2`: a
-    strength on standardised features, or a `HeadPenalty`), solved without each image's fold.
+    `learned` parts replaced by k-fold ones: a softmax head with the run's `penalty`
+    (`head_penalty`), solved without each image's fold.
     Unchanged when a class has a single image.
 
     The head solver's objective (mean cross-entropy + l2/2 |W|^2, core/training/head_solver.py)
@@ -65,7 +60,6 @@ def unseen_probabilities(found, learned: tuple[str, ...], l2: float | HeadPenalt
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits
 
-    penalty = l2 if isinstance(l2, HeadPenalty) else HeadPenalty(float(l2))
     probabilities = np.array(found.probabilities, dtype=np.float32)
     rows = np.flatnonzero(np.isin(found.parts, learned))
     labels = found.labels[rows]
