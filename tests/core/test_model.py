@@ -8,7 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+from finetune_gui.core.model.backbones import output_of
 from finetune_gui.core.model.build import (
+    TAP_PREFIX,
     build_classifier,
     count_trainable,
     describe_blocks,
@@ -61,7 +63,9 @@ def test_unfreezing_more_blocks_trains_more_parameters_and_matches_the_descripti
     clf = build_classifier(settings.with_changes(weights="none"), 3)  # same shapes, no download
     counts = [set_trainable_blocks(clf, n) for n in (0, 1, 3, 6)]
     assert counts == sorted(counts) and len(set(counts)) == 4
-    assert counts[0] == 1280 * 3 + 3  # the head alone
+    # The head alone: it reads the last block's 1280 features and every earlier block's.
+    earlier = sum(int(output_of(clf.base, end).shape[-1]) for end in clf.ends[:-1])
+    assert earlier > 0 and counts[0] == (1280 + earlier) * 3 + 3
     described = describe_blocks(settings, 3)
     assert described.trainable_params == counts[2]
     assert [b.trainable for b in described.blocks].count(True) == 3
@@ -80,7 +84,7 @@ def test_batchnorm_stays_in_inference_mode_when_unfrozen(tmp_path):
         TrainingSettings(backbone="mobilenetv2", weights=str(weights), image_size=32), 3
     )
     set_trainable_blocks(clf, 2)
-    top = clf.base.layers[-10:]
+    top = [layer for layer in clf.base.layers if not layer.name.startswith(TAP_PREFIX)][-10:]
     assert any(layer.trainable for layer in top), "the top blocks are unfrozen"
     norms = [layer for layer in top if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms, "the top blocks hold BatchNorm layers"
@@ -106,7 +110,8 @@ def test_from_scratch_batchnorm_learns_its_statistics():
         np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32"), training=True
     )
     assert not np.array_equal(norm.moving_mean.numpy(), before)
-    assert count_trainable(clf.model) == count_trainable(clf.base) + 1280 * 3 + 3
+    width = clf.base.output_shape[-1]  # what the head reads: every block's pooled output
+    assert count_trainable(clf.model) == count_trainable(clf.base) + width * 3 + 3
 
 
 def test_saved_model_loads_in_plain_keras_without_this_package(tmp_path):

@@ -18,6 +18,8 @@ from finetune_gui.core.model.backbones import check_image_size, get_backbone, we
 CLASS_WEIGHT_MODES = ("auto", "on", "off")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 CACHE_MODES = ("fast", "exact")
+# What the new head reads: the pooled output of every block of the base, or of the last only.
+HEAD_INPUTS = ("every-block", "last-block")
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,12 @@ class TrainingSettings:
         factory=lambda: preset("light"), label="augmentation", choices=tuple(PRESETS),
         help="How strongly training images are randomly changed (flips, turns, zoom, colour) so "
              "the model learns the subject rather than the picture.")
+    head_reads: str = setting(
+        "every-block", label="the head reads", choices=HEAD_INPUTS,
+        help="Every block: the new head sees the averaged output of every block of the network, "
+             "early ones (edges, colours, texture) as well as the last (whole objects), which "
+             "helps most when your pictures look unlike the network's own. Last block: the "
+             "classic recipe, the last block's output only.")
     dense_units: int = setting(
         0, label="extra layer units", low=0, high=8192,
         help="An extra layer of this many units before the answer. 0 (none) works well for "
@@ -157,8 +165,12 @@ class TrainingSettings:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> TrainingSettings:
+    def from_dict(cls, data: dict, *, of_run: bool = False) -> TrainingSettings:
+        """`of_run`: the settings a run folder recorded. A run recorded before the head could
+        read every block read the last block only, and must be rebuilt the same way."""
         known = {f.name for f in fields(cls)}
+        if of_run:
+            data = {"head_reads": "last-block", **data}
         unknown = sorted(set(data) - known)
         if unknown:
             raise SettingsError(f"Unknown setting(s): {', '.join(unknown)}.")

@@ -75,7 +75,9 @@ def batches(
     seed: int = 0,
     repeat: bool = False,
 ):
-    """A tf.data pipeline over aligned arrays (in memory or on disk) in batches.
+    """A tf.data pipeline over aligned arrays (in memory or on disk) in batches. An item of
+    `arrays` may be a tuple of aligned arrays (a model with several inputs): its batches come
+    as a tuple too.
 
     Arrays on disk are gathered by index, so only one batch at a time is in memory. Under
     MultiWorkerMirroredStrategy each worker runs the whole pipeline and keeps its share of each
@@ -87,6 +89,8 @@ def batches(
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
 
+    groups = [len(a) if isinstance(a, tuple) else 0 for a in arrays]
+    arrays = [part for a in arrays for part in (a if isinstance(a, tuple) else (a,))]
     n = len(arrays[0])
     in_memory = not any(is_on_disk(a) for a in arrays)
     # from_tensor_slices copies the arrays into TensorFlow: cheap for small ones, a second copy
@@ -97,7 +101,8 @@ def batches(
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
+        ds = ds.batch(batch_size)
+        return _regrouped(ds, groups).prefetch(tf.data.AUTOTUNE).with_options(options)
 
     signature = tuple(tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in arrays)
 
@@ -112,4 +117,19 @@ def batches(
                 return
 
     ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+    return _regrouped(ds, groups).prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _regrouped(ds, groups: list[int]):
+    """Batches of flat arrays put back into the tuples `batches` was given (0: a lone array)."""
+    if not any(groups):
+        return ds
+
+    def regroup(*flat):
+        out, at = [], 0
+        for size in groups:
+            out.append(tuple(flat[at : at + size]) if size else flat[at])
+            at += size or 1
+        return tuple(out)
+
+    return ds.map(regroup)

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from finetune_gui.core.model.backbones import output_of
+from finetune_gui.core.model.build import TAP_PREFIX, last_map
 from finetune_gui.core.model.parts import ClassifierParts, split_classifier
 
 # Colour ramp for the heatmap: dark blue (nothing) through cyan, yellow to red (most).
@@ -84,10 +86,12 @@ def cam_layer(base) -> str | None:
     for layer in base.layers:
         if isinstance(layer, keras.layers.ZeroPadding2D | keras.layers.InputLayer):
             continue  # padding adds a border of zeros that no pixel caused
+        if layer.name.startswith(TAP_PREFIX):
+            continue  # block averages spread flat over the map: no place caused them
         shape = tuple(getattr(getattr(layer, "output", None), "shape", ()) or ())
         if len(shape) == 4 and min(shape[1] or 0, shape[2] or 0) >= MIN_CAM_SIDE:
             chosen = layer.name
-    if chosen is None or chosen == base.layers[-1].name:
+    if chosen is None or output_of(base, chosen) is last_map(base):
         return None
     return chosen
 
@@ -106,13 +110,13 @@ def _forward(parts: ClassifierParts, x, block):
         x = layer(x)
     base = parts.base
     block = cam_layer(base) if block == AUTO else block
-    if block is None:
+    if block is None and last_map(base) is base.outputs[0]:
         activations = base(x, training=False)
         features = activations
     else:
-        from finetune_gui.core.model.backbones import output_of
-
-        probe = keras.Model(base.inputs, [output_of(base, block), base.outputs[0]])
+        # The base's own last map, not its output widened by the block taps (with_block_taps).
+        inner = last_map(base) if block is None else output_of(base, block)
+        probe = keras.Model(base.inputs, [inner, base.outputs[0]])
         activations, features = probe(x, training=False)
     for layer in parts.head[:-1]:
         features = layer(features, training=False)

@@ -26,7 +26,7 @@ from finetune_gui.core.events import (
     ignore_progress,
 )
 from finetune_gui.core.model.backbones import output_of
-from finetune_gui.core.model.build import Classifier
+from finetune_gui.core.model.build import Classifier, last_map, tap_inputs
 
 # First-block statistics (core/run/dataset_features.py, EARLY_POOLING): log(spread + this).
 EARLY_EPSILON = 1e-3
@@ -85,14 +85,12 @@ def head_model(classifier: Classifier):
 
 
 def top_model(classifier: Classifier, cut: str, *, dropout: bool = True):
-    """activations at `cut` -> probabilities, sharing the top blocks and head layers (without
-    the dropout layer when `dropout` is False)."""
+    """What the fast path stored at `cut` -> probabilities, sharing the top blocks and head
+    layers (without the dropout layer when `dropout` is False)."""
     import keras
 
-    base = classifier.base
-    top = keras.Model(output_of(base, cut), base.output, name="top_blocks")
-    inputs = keras.Input(tuple(output_of(base, cut).shape[1:]), name="at_cut")
-    x = top(inputs, training=False)
+    inputs, widened = _above_cut(classifier, cut)
+    x = widened
     for layer in classifier.head_layers:
         if not dropout and isinstance(layer, keras.layers.Dropout):
             continue
@@ -111,14 +109,54 @@ def above_stored_model(classifier: Classifier, cut: str | None):
         inputs = keras.Input((classifier.base.output_shape[-1],), name="pooled")
         pooled = inputs
     else:
-        base = classifier.base
-        top = keras.Model(output_of(base, cut), base.output, name="top_blocks")
-        inputs = keras.Input(tuple(output_of(base, cut).shape[1:]), name="at_cut")
-        pooled = classifier.head_layers[0](top(inputs, training=False))
+        inputs, widened = _above_cut(classifier, cut)
+        pooled = classifier.head_layers[0](widened)
     x = pooled
     for layer in classifier.head_layers[1:]:
         x = layer(x)
     return keras.Model(inputs, [pooled, x], name="above_stored")
+
+
+def _above_cut(classifier: Classifier, cut: str):
+    """(inputs, the base's output) for the layers above `cut`. With block taps the averaged
+    block outputs at or below the cut come in as a second input, one row of their pooled
+    values side by side (`stored_below_cut`), since the cut's activations no longer hold them."""
+    import keras
+
+    base = classifier.base
+    constants = tap_inputs(base, cut)
+    top = keras.Model([output_of(base, cut), *constants], base.output, name="top_blocks")
+    at_cut = keras.Input(tuple(output_of(base, cut).shape[1:]), name="at_cut")
+    if not constants:
+        return at_cut, top(at_cut, training=False)
+    widths = [int(t.shape[-1]) for t in constants]
+    below = keras.Input((sum(widths),), name="pooled_below_cut")
+    pieces, start = [], 0
+    for width in widths:
+        pieces.append(keras.ops.reshape(below[:, start : start + width], (-1, 1, 1, width)))
+        start += width
+    return [at_cut, below], top([at_cut, *pieces], training=False)
+
+
+def stored_below_cut(classifier: Classifier, cut: str | None, pooled: np.ndarray):
+    """The columns of stored pooled features that `top_model` takes beside the activations at
+    the cut (the averaged outputs of the blocks at or below it), or None without block taps."""
+    constants = tap_inputs(classifier.base, cut)
+    if not constants:
+        return None
+    first = int(last_map(classifier.base).shape[-1])
+    width = sum(int(t.shape[-1]) for t in constants)
+    below = np.empty((len(pooled), width), np.float32)
+    for start in range(0, len(pooled), 4096):  # by rows: stored features may be on disk
+        below[start : start + 4096] = pooled[start : start + 4096][:, first : first + width]
+    return below
+
+
+def stored_inputs(classifier: Classifier, cut: str, found: CachedFeatures, rows=None):
+    """`top_model`'s inputs for stored activations `found` (the first `rows` rows)."""
+    at_cut = found.at_cut if rows is None else found.at_cut[:rows]
+    below = stored_below_cut(classifier, cut, found.pooled if rows is None else found.pooled[:rows])
+    return at_cut if below is None else (at_cut, below)
 
 
 def extract_features(

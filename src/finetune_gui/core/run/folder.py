@@ -190,7 +190,7 @@ class RunFolder:
                 line.strip() for line in (path / LABELS_FILE).read_text("utf-8").splitlines()
             ]
             settings = TrainingSettings.from_dict(
-                json.loads((path / SETTINGS_FILE).read_text("utf-8"))
+                json.loads((path / SETTINGS_FILE).read_text("utf-8")), of_run=True
             )
             facts = json.loads((path / RUN_FILE).read_text("utf-8")) if (path / RUN_FILE).exists() else {}
         except (ValueError, UnicodeDecodeError) as exc:

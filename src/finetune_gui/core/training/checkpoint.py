@@ -135,7 +135,7 @@ def read_resume_point(run_dir: Path) -> ResumePoint:
             f"checkpoint to resume from. Start a new run instead."
         )
     settings = TrainingSettings.from_dict(
-        json.loads((run_dir / rf.SETTINGS_FILE).read_text("utf-8"))
+        json.loads((run_dir / rf.SETTINGS_FILE).read_text("utf-8")), of_run=True
     )
     split = DatasetSplit.load(run_dir / rf.SPLIT_FILE)
     missing = [

@@ -17,6 +17,7 @@ from finetune_gui.core.model.features import (
     CachedFeatures,
     extract_features,
     head_model,
+    stored_inputs,
     top_model,
 )
 from finetune_gui.core.settings import TrainingSettings
@@ -83,7 +84,8 @@ def phase_model(classifier, phase: str, stored: StoredActivations, *, head_solve
     if phase == "head":
         return head_model(classifier), stored.train.pooled, stored.val.pooled
     model = top_model(classifier, stored.cut, dropout=not head_solved)
-    return model, stored.train.at_cut, stored.val.at_cut
+    inputs = [stored_inputs(classifier, stored.cut, found) for found in (stored.train, stored.val)]
+    return model, *inputs
 
 
 def _cached_extract(
@@ -102,6 +104,7 @@ def _cached_extract(
         cut=cut,
         seed=settings.seed,
         precision=classifier.base.compute_dtype,
+        head_reads=settings.head_reads,
     )
     found = feature_cache.load(key)
     if found is not None:

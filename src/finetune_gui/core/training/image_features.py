@@ -14,7 +14,7 @@ import numpy as np
 
 from finetune_gui.core.data.pipeline import INFERENCE_BATCH, batches
 from finetune_gui.core.events import CancelToken, ProgressCallback
-from finetune_gui.core.model.features import above_stored_model
+from finetune_gui.core.model.features import above_stored_model, stored_inputs
 from finetune_gui.core.run.dataset_features import dataset_features, first_block_model, normalise
 from finetune_gui.core.run.unsure import unsure_rule
 
@@ -51,10 +51,9 @@ def split_rows(classifier, stored, pixels: dict) -> dict[str, tuple]:
         images = pixels[part]
         if not len(images):
             continue
-        source = found.pooled if stored.cut is None else found.at_cut
-        pooled, probabilities = above.predict(
-            batches([source[: len(images)]], INFERENCE_BATCH), verbose=0
-        )
+        source = (found.pooled[: len(images)] if stored.cut is None
+                  else stored_inputs(classifier, stored.cut, found, rows=len(images)))  # fmt: skip
+        pooled, probabilities = above.predict(batches([source], INFERENCE_BATCH), verbose=0)
         early = found.early  # from the extraction pass, unless an older cache lacked it
         if early is None or len(early) != len(images):
             first_block = first_block or first_block_model(classifier.model)

@@ -63,7 +63,7 @@ def run_settings(run_dir: Path) -> TrainingSettings | None:
     """The settings a run folder was started with (None when they cannot be read)."""
     try:
         return TrainingSettings.from_dict(
-            json.loads((Path(run_dir) / SETTINGS_FILE).read_text("utf-8")))
+            json.loads((Path(run_dir) / SETTINGS_FILE).read_text("utf-8")), of_run=True)
     except (OSError, ValueError, TypeError, UserError):
         return None
 
