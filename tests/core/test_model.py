@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from finetune_gui.core.errors import UserError
 from finetune_gui.core.model.backbones import output_of
 from finetune_gui.core.model.build import (
     TAP_PREFIX,
@@ -133,3 +134,40 @@ def test_saved_model_loads_in_plain_keras_without_this_package(tmp_path):
     np.testing.assert_allclose(
         np.array(eval(out.stdout.strip().splitlines()[-1])), expected, rtol=1e-4, atol=1e-5
     )
+
+
+def test_the_head_reads_the_average_of_every_block_and_the_last_block_setting_reads_one():
+    """The pooled features the head reads are the last block's average followed by every
+    earlier block's, exactly as averaging each block's output on its own gives."""
+    import keras
+
+    from finetune_gui.core.model.parts import features_model
+
+    settings = TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32)
+    clf = build_classifier(settings, 3)
+    pixels = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    pooled, _ = features_model(clf.model)(pixels)
+    plain = clf.base.get_layer(clf.ends[-1])  # the base's own last layer
+    x = pixels
+    for layer in clf.preprocess_layers:
+        x = layer(x)
+    maps = keras.Model(clf.base.input, [output_of(clf.base, e) for e in clf.ends])(x)
+    expected = np.concatenate([np.mean(m, axis=(1, 2)) for m in [maps[-1], *maps[:-1]]], axis=1)
+    assert plain.name == "out_relu" and pooled.shape == expected.shape
+    np.testing.assert_allclose(pooled, expected, rtol=1e-4, atol=1e-5)
+
+    last_only = build_classifier(settings.with_changes(head_reads="last-block"), 3)
+    assert last_only.base.output_shape[-1] == 1280 < clf.base.output_shape[-1]
+    assert describe_blocks(settings, 3).head_params == clf.base.output_shape[-1] * 3 + 3
+
+
+def test_a_run_saved_before_the_head_read_every_block_is_rebuilt_reading_the_last_one():
+    recorded = TrainingSettings().to_dict()
+    del recorded["head_reads"]  # run.json's settings as an older version wrote them
+    assert TrainingSettings.from_dict(recorded, of_run=True).head_reads == "last-block"
+    # Settings of a project or the remembered session take today's default.
+    assert TrainingSettings.from_dict(recorded).head_reads == "every-block"
+    kept = TrainingSettings(head_reads="last-block").to_dict()
+    assert TrainingSettings.from_dict(kept).head_reads == "last-block"
+    with pytest.raises(UserError, match=r"head_reads.*every-block, last-block"):
+        TrainingSettings(head_reads="middle")

@@ -79,6 +79,11 @@ def test_advanced_settings_fold_open_and_apply(qtbot, model_page):
     assert window.state.settings.optimizer == "sgd"
     assert window.state.settings.patience == 0
     assert options.patience.text() == "never stop early"
+    # What the head reads: every block unless the user asks for the classic last block only.
+    assert window.state.settings.head_reads == "every-block"
+    assert options.head_reads.currentText() == "every block of the network"
+    options.head_reads.setCurrentIndex(options.head_reads.findData("last-block"))
+    assert window.state.settings.head_reads == "last-block"
 
 
 def test_options_are_named_and_explained_by_the_settings_own_description(model_page):
