@@ -10,7 +10,13 @@ from finetune_gui.core.data.scan import scan_folder
 from finetune_gui.core.data.split import split_dataset
 from finetune_gui.core.events import LogMessage
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.training.auto import auto_train, choose_settings, chosen_trial
+from finetune_gui.core.training.auto import (
+    CANDIDATES,
+    Trial,
+    auto_train,
+    choose_settings,
+    chosen_trial,
+)
 from finetune_gui.core.training.job import TrainingJob
 
 
@@ -66,6 +72,18 @@ def test_auto_never_reads_the_test_images_while_choosing(small_shapes, pretraine
     best = chosen_trial(trials, len(split.val))
     assert chosen == settings(pretrained_base).with_changes(**best.changes)
     assert all(t.val_accuracy is not None for t in trials)
+
+
+def test_auto_also_tries_the_head_reading_the_last_block_only_and_says_so():
+    """On pictures like the base's own the classic head may do better: --auto tries it early
+    (third, after the settings as given and the head alone) and its table names it."""
+    assert CANDIDATES.index({"head_reads": "last-block"}) == 2
+    given = TrainingSettings(unfreeze_blocks=2, lr_finetune=1e-4)
+    label = Trial({"head_reads": "last-block"}, 0.9, 0.3, "head-only", 1.0).label(given)
+    assert label == "top 2 blocks, lr 0.0001, head reads last block"
+    head_only = Trial({"head_reads": "last-block", "epochs_finetune": 0}, 0.9, 0.3, "head-only", 1)
+    assert head_only.label(given) == "head only, head reads last block"
+    assert Trial({}, 0.9, 0.3, "head-only", 1.0).label(given) == "top 2 blocks, lr 0.0001"
 
 
 def test_auto_train_saves_the_chosen_settings_and_the_table(

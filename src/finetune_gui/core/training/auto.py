@@ -1,5 +1,5 @@
-"""Find good settings for me: try unfreeze depths, learning rates and head regularisation
-within a time budget, pick by validation only, then train the chosen settings as a normal run.
+"""Find good settings for me: try unfreeze depths, learning rates, what the head reads and
+head regularisation within a time budget, pick by validation only, then train the chosen settings as a normal run.
 
 The tutorials this tool replaces tell users to "experiment with different hyperparameters";
 nobody does it by hand. Every trial trains on the same split with its test part left out, so the
@@ -36,6 +36,7 @@ from finetune_gui.core.training.selection import criterion, describe, improves, 
 CANDIDATES: tuple[dict, ...] = (
     {},
     {"epochs_finetune": 0},
+    {"head_reads": "last-block"},
     {"unfreeze_blocks": 1},
     {"unfreeze_blocks": 4},
     {"lr_finetune": 3e-4},
@@ -64,9 +65,11 @@ class Trial:
 
     def label(self, settings: TrainingSettings) -> str:
         tried = replace(settings, **self.changes) if self.changes else settings
+        reads = ("" if tried.head_reads == settings.head_reads
+                 else f", head reads {tried.head_reads.replace('-', ' ')}")  # fmt: skip
         if not tried.epochs_finetune or not tried.unfreeze_blocks:
-            return "head only"
-        text = f"top {tried.unfreeze_blocks} blocks, lr {tried.resolved_lr_finetune:g}"
+            return "head only" + reads
+        text = f"top {tried.unfreeze_blocks} blocks, lr {tried.resolved_lr_finetune:g}" + reads
         if tried.epochs_finetune != settings.epochs_finetune:
             text += f", {tried.epochs_finetune} epochs"
         if tried.l2 or tried.dropout != settings.dropout:
