@@ -59,9 +59,10 @@ def test_cancelling_during_evaluation_keeps_the_trained_model(
     job = TrainingJob(small_shapes, _settings(pretrained_base), tmp_path / "run",
                       progress=cancel_when("evaluate", token, seen), cancel=token)  # fmt: skip
     result = job.run()
-    # The head is solved in one step (one history row), then the one fine-tuning epoch.
-    assert result.status == "cancelled" and [r["phase"] for r in result.history] == [
-        "head", "finetune"]
+    # The head is solved in one step (one history row), then the one fine-tuning epoch unless
+    # the head already got every validation image right.
+    phases = [r["phase"] for r in result.history]
+    assert result.status == "cancelled" and phases[0] == "head" and set(phases[1:]) <= {"finetune"}
     assert "best weights (epoch" in result.message
     run = RunFolder.open(tmp_path / "run")
     assert run.status == "cancelled" and run.report is None

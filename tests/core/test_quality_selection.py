@@ -28,6 +28,33 @@ def settings(weights, **changes) -> TrainingSettings:
     return TrainingSettings(**{**base, **changes})
 
 
+def with_wrong_labels(data):
+    """`data` with every third image of each class moved into the next class's folder."""
+    classes = sorted(p.name for p in data.iterdir() if p.is_dir())
+    for index, name in enumerate(classes):
+        target = data / classes[(index + 1) % len(classes)]
+        for image in sorted((data / name).iterdir())[::3]:
+            image.rename(target / f"wrong_{image.name}")
+    return data
+
+
+def test_a_head_that_gets_every_validation_image_right_skips_fine_tuning_and_says_so(
+    small_shapes, pretrained_base, tmp_path
+):
+    logs = []
+    result = TrainingJob(
+        small_shapes, settings(pretrained_base), tmp_path / "run",
+        progress=lambda e: logs.append(e.text) if isinstance(e, LogMessage) else None,
+    ).run()  # fmt: skip
+    assert result.status == "completed"
+    assert [r["phase"] for r in result.history] == ["head"]
+    assert result.history[0]["val_accuracy"] == 1.0
+    assert any(text.startswith("Fine-tuning skipped: the head alone already gets every "
+                               "validation image right") for text in logs)
+    facts = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert facts["kept_model"] == "head-only" and facts["head_refit"]["images"] > 0
+
+
 def test_fine_tuning_that_does_not_beat_the_head_is_undone_and_said(
     small_shapes, pretrained_base, tmp_path
 ):
@@ -37,11 +64,14 @@ def test_fine_tuning_that_does_not_beat_the_head_is_undone_and_said(
 
     logs = []
     # A learning rate too small to change anything: fine-tuning cannot beat the solved head.
+    # Some wrong labels keep the head from getting every validation image right, which would
+    # skip fine-tuning altogether.
     run = settings(pretrained_base, lr_finetune=1e-9)
     result = TrainingJob(
-        small_shapes, run, tmp_path / "run",
+        with_wrong_labels(small_shapes), run, tmp_path / "run",
         progress=lambda e: logs.append(e.text) if isinstance(e, LogMessage) else None,
     ).run()  # fmt: skip
+    assert result.history[0]["val_accuracy"] < 1.0
     assert [r["phase"] for r in result.history] == ["head", "finetune", "finetune"]
     facts = json.loads((tmp_path / "run" / "run.json").read_text())
     assert facts["kept_model"] == "head-only" and facts["best_epoch"] == 1

@@ -89,3 +89,18 @@ def test_auto_keeps_the_settings_as_given_unless_a_trial_wins_clearly():
     assert chosen_trial([given, one_more], 22) is given
     clearly = Trial({"unfreeze_blocks": 4}, 300 / 300, 0.1, "fine-tuned", 1.0)
     assert chosen_trial([Trial({}, 270 / 300, 0.3, "head-only", 1.0), clearly], 300) is clearly
+
+
+def test_fine_tuning_is_skipped_only_when_the_head_gets_every_validation_image_right():
+    from finetune_gui.core.training.selection import finetune_cannot_win
+
+    def head(accuracy):
+        return {"phase": "head", "epoch": 1, "loss": 0.1, "val_accuracy": accuracy,
+                "val_loss": 0.2}
+
+    assert "every validation image right" in finetune_cannot_win([head(1.0)])
+    # Keras reports float32 accuracies: 1.0 may come as 0.99999994.
+    assert finetune_cannot_win([head(0.99999994)])
+    assert finetune_cannot_win([head(21 / 22)]) == ""
+    assert finetune_cannot_win([{**head(None), "val_loss": None}]) == ""  # no validation images
+    assert finetune_cannot_win([]) == ""

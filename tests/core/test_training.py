@@ -295,8 +295,9 @@ def test_imbalanced_classes_turn_class_weights_on(tmp_path, pretrained_base, mon
     recorder = Recorder()
     TrainingJob(
         data,
-        # The solved head calls no fit: fine-tuning's fit gets the same per-image weights.
-        tuned(pretrained_base, epochs_head=1, epochs_finetune=1),
+        # Fine-tuning alone (a solved head calls no fit, and a head that gets every
+        # validation image right skips fine-tuning): its fit gets the per-image weights.
+        tuned(pretrained_base, epochs_head=0, epochs_finetune=1),
         tmp_path / "run",
         progress=recorder,
     ).run()
@@ -324,8 +325,9 @@ def test_classes_within_3x_of_each_other_train_unweighted(tmp_path, pretrained_b
     recorder = Recorder()
     TrainingJob(
         data,
-        # The solved head calls no fit: fine-tuning's fit gets the same per-image weights.
-        tuned(pretrained_base, epochs_head=1, epochs_finetune=1),
+        # Fine-tuning alone (a solved head calls no fit, and a head that gets every
+        # validation image right skips fine-tuning): its fit gets the per-image weights.
+        tuned(pretrained_base, epochs_head=0, epochs_finetune=1),
         tmp_path / "run",
         progress=recorder,
     ).run()
@@ -363,8 +365,8 @@ def test_out_of_memory_retries_with_half_the_batch_and_says_so(
     recorder = Recorder()
     result = TrainingJob(
         small_shapes,
-        # Phase 2: the solved head calls no fit, so the first fit is fine-tuning's.
-        tuned(pretrained_base, epochs_head=1, epochs_finetune=1),
+        # Fine-tuning alone: the first fit is fine-tuning's.
+        tuned(pretrained_base, epochs_head=0, epochs_finetune=1),
         tmp_path / "run",
         progress=recorder,
     ).run()
@@ -374,8 +376,8 @@ def test_out_of_memory_retries_with_half_the_batch_and_says_so(
         for e in recorder.of(LogMessage)
     )
     assert batch_sizes == [16, 8]
-    # the solved head's row and one fine-tuning epoch: the failed attempt left none behind
-    assert [r["phase"] for r in result.history] == ["head", "finetune"]
+    # one fine-tuning epoch: the failed attempt left none behind
+    assert [r["phase"] for r in result.history] == ["finetune"]
 
 
 def test_a_faked_modern_gpu_turns_on_mixed_precision_with_a_float32_output(

@@ -67,7 +67,7 @@ from finetune_gui.core.training.recipe import (
 )
 from finetune_gui.core.training.result import RunResult, finished_message
 from finetune_gui.core.training.run_writer import RunWriter
-from finetune_gui.core.training.selection import kept_model
+from finetune_gui.core.training.selection import finetune_cannot_win, kept_model
 from finetune_gui.core.training.tracking import BestWeights, LossWatch, PhaseStop, trained_layers
 
 
@@ -238,7 +238,6 @@ class TrainingJob:
                 continue
             with strategy.scope():
                 set_trainable_blocks(self.classifier, blocks)
-
             make_train = partial(
                 augmented_pixel_batches, train_x, train_y, weights, augment, seed=self.settings.seed
             )
@@ -273,6 +272,10 @@ class TrainingJob:
                 len(split.classes), seed=self.settings.seed, progress=self.progress,
             )  # fmt: skip
         for phase, epochs, lr, blocks in phases:
+            if phase == "finetune" and epochs and (why := finetune_cannot_win(self.history)):
+                self.progress(LogMessage(why))
+                self.facts["kept_model"] = "head-only"
+                continue
             if not epochs:
                 continue
             if phase == "head" and solves_head(self.settings):
@@ -308,12 +311,8 @@ class TrainingJob:
             with strategy.scope():
                 compile_for_training(model, self.settings.optimizer, lr)
             self.progress(PhaseStarted(phase, epochs, first_epoch, count_trainable(model)))
-            self.progress(
-                LogMessage(
-                    f"{PHASE_TITLES[phase]} ({count_trainable(model):,} trainable "
-                    f"parameters, learning rate {lr:g})."
-                )
-            )
+            self.progress(LogMessage(f"{PHASE_TITLES[phase]} ({count_trainable(model):,} "
+                                     f"trainable parameters, learning rate {lr:g})."))
             stop = PhaseStop()
             callbacks = cb.phase_callbacks(
                 phase=phase, first_epoch=first_epoch, steps=steps, epochs=epochs, layers=layers,
