@@ -62,7 +62,8 @@ def test_heatmap_mass_concentrates_in_the_quadrant_holding_the_shape(flipped):
     shares, wins = [], 0
     for heatmap, quadrant in zip(heatmaps, quadrants, strict=True):
         masses = quadrant_masses(heatmap)
-        shares.append(masses[quadrant] / masses.sum())
+        # An all-zero map (no positive evidence anywhere) counts as a miss.
+        shares.append(masses[quadrant] / masses.sum() if masses.sum() > 0 else 0.0)
         wins += int(np.argmax(masses) == quadrant)
     # Chance: 6 of 24 wins and a 25% share. Measured on this model when its head read the last
     # block only: 24 of 24 and 57%; reading every block: 16 of 24. Not the taps' doing: on two

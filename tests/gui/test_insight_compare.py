@@ -69,7 +69,9 @@ def test_two_runs_side_by_side_show_the_differing_setting_both_scores_and_a_curv
         "epochs of fine-tuning"]
     accuracies = [RunFolder.open(p).report.accuracy for p in (trained_run, head_only_run)]
     assert row_texts(table, "test accuracy") == [f"{a:.1%}" for a in accuracies]
-    assert row_texts(table, "epochs run") == ["2", "1"]
+    # The tiny run's head may get every validation image right, which skips fine-tuning.
+    assert row_texts(table, "epochs run") == [
+        str(len(RunFolder.open(p).history)) for p in (trained_run, head_only_run)]
     for plot in (dialog.accuracy_plot, dialog.loss_plot):
         assert dialog.curve_count(plot) == 2
         assert dialog.legend_names(plot) == names
