@@ -53,6 +53,20 @@ def test_a_head_that_gets_every_validation_image_right_skips_fine_tuning_and_say
                                "validation image right") for text in logs)
     facts = json.loads((tmp_path / "run" / "run.json").read_text())
     assert facts["kept_model"] == "head-only" and facts["head_refit"]["images"] > 0
+    # features.npz's rows came from the stored pooled features (the base never changed): they
+    # are what the saved model itself sees.
+    from finetune_gui.core.data.pipeline import decode_images
+    from finetune_gui.core.run.dataset_features import load_cached, probe, probe_model
+    from finetune_gui.core.run.folder import RunFolder
+
+    run = RunFolder.open(tmp_path / "run")
+    kept = load_cached(run)
+    train = kept.of_part("train")
+    images = decode_images([kept.paths[i] for i in np.flatnonzero(train)], 48)
+    model = run.load_model()
+    for got, want in zip((kept.early[train], kept.features[train], kept.probabilities[train]),
+                         probe(probe_model(model), images, 3), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * float(np.abs(want).max()))
 
 
 def test_fine_tuning_that_does_not_beat_the_head_is_undone_and_said(

@@ -10,6 +10,8 @@ pass that scores them (core/training/held_out.py). Computing all of it again aft
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from finetune_gui.core.data.pipeline import INFERENCE_BATCH, batches
@@ -21,12 +23,17 @@ from finetune_gui.core.run.unsure import unsure_rule
 
 def keep_image_features(
     run, classifier, *, stored, pixels: dict, seeing, test_rows: tuple | None,
-    progress: ProgressCallback, cancel: CancelToken | None,
+    progress: ProgressCallback, cancel: CancelToken | None, base_changed: bool = True,
 ) -> None:  # fmt: skip
     """Write the run's features.npz and unsure.json. `stored`: the fast path's
     StoredActivations (None after a run trained from pixels), `pixels`: the decoded "train" and
     "val" images, `seeing`: the model's `probe_model`, `test_rows`: the test images' rows from
-    scoring them (None without a test split)."""
+    scoring them (None without a test split), `base_changed`: False when the kept model's
+    base is the one the activations were stored from (fine-tuning skipped, or undone)."""
+    if stored is not None and not base_changed:
+        # The stored pooled features are then the kept model's own: only the head runs again
+        # (running the top blocks over every stored activation took 4.5 s of a 67 s run).
+        stored = replace(stored, cut=None)
     known = split_rows(classifier, stored, pixels) if stored is not None else {}
     if test_rows is not None:
         known["test"] = test_rows

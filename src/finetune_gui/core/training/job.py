@@ -216,7 +216,8 @@ class TrainingJob:
         run.facts.update(self.facts)  # the rule needs to know what the head learned (head_refit)
         keep_image_features(run, self.classifier, stored=self.stored, seeing=seeing,
                             pixels={"train": train_x, "val": val_x}, test_rows=test_rows,
-                            progress=self.progress, cancel=self.cancel)  # fmt: skip
+                            base_changed=kept == "fine-tuned", progress=self.progress,
+                            cancel=self.cancel)  # fmt: skip
         message = finished_message(report, self.run_dir, self.facts.get("kfold"))
         facts = {**self.facts, **({"kept_model": kept} if kept else {})}
         writer.write_status("completed", message=message, best_epoch=self.best.epoch, **facts)
