@@ -171,3 +171,27 @@ def test_a_run_saved_before_the_head_read_every_block_is_rebuilt_reading_the_las
     assert TrainingSettings.from_dict(kept).head_reads == "last-block"
     with pytest.raises(UserError, match=r"head_reads.*every-block, last-block"):
         TrainingSettings(head_reads="middle")
+
+
+def test_a_deep_base_gets_the_last_block_of_each_resolution_within_the_budget():
+    """Every block end of a ResNet50 would add 13,056 features to its 2,048: the head reads the
+    end of each resolution instead, and the fast path's inputs follow the taps below a cut."""
+    from finetune_gui.core.model.backbones import cut_layer
+    from finetune_gui.core.model.build import TAP_BUDGET, tapped_ends
+    from finetune_gui.core.model.features import stored_below_cut, top_model
+
+    settings = TrainingSettings(backbone="resnet50", weights="none", image_size=64)
+    clf = build_classifier(settings, 2)
+    plain = build_classifier(settings.with_changes(head_reads="last-block"), 2).base
+    chosen = tapped_ends(plain, clf.ends)
+    sides = [output_of(plain, clf.ends[i]).shape[1] for i in chosen]
+    assert len(chosen) >= 3 and sides == sorted(set(sides), reverse=True)  # one per resolution
+    width = clf.base.output_shape[-1]
+    assert 2048 < width <= (1 + TAP_BUDGET) * 2048
+    assert describe_blocks(settings, 2).head_params == width * 2 + 2
+    cut = cut_layer(clf.ends, 4)
+    below = [i for i in chosen if i <= clf.ends.index(cut)]
+    pooled = np.zeros((3, width), np.float32)
+    constants = stored_below_cut(clf, cut, pooled)
+    assert constants.shape == (3, sum(output_of(plain, clf.ends[i]).shape[-1] for i in below))
+    assert [tuple(t.shape[1:]) for t in top_model(clf, cut).inputs][1] == constants.shape[1:]

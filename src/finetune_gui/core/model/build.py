@@ -30,6 +30,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 ALL_BLOCKS = -1  # unfreeze_blocks value meaning the whole base, stem included
 TAP_PREFIX = "block_tap_"  # the layers with_block_taps adds to a base
+TAP_BUDGET = 2  # earlier blocks' channels the head reads, at most, per channel of the last
 
 
 def preprocessing_layers(mode: str) -> list:
@@ -139,6 +140,7 @@ def with_block_taps(base, ends: list[str]):
     pictures unlike the base's own). On frozen letter features this took scikit-learn's
     logistic regression from 0.80 to 0.98 on face photos, 0.84 to 0.94 on digits and 0.60 to
     0.62 on icons (docs/benchmarks.md). Only built-in layers: the saved model loads anywhere.
+    Deep bases get a subset (`tapped_ends`).
     """
     import keras
     from keras import layers
@@ -146,15 +148,36 @@ def with_block_taps(base, ends: list[str]):
     last = base.output
     height, width = int(last.shape[1]), int(last.shape[2])
     parts = [last]
-    for index, end in enumerate(ends[:-1]):
+    for index in tapped_ends(base, ends):
         pooled = layers.GlobalAveragePooling2D(keepdims=True, name=f"{TAP_PREFIX}pool_{index}")(
-            output_of(base, end)
+            output_of(base, ends[index])
         )
         parts.append(layers.UpSampling2D((height, width), name=f"{TAP_PREFIX}spread_{index}")(pooled))
     widened = layers.Concatenate(name=f"{TAP_PREFIX}every_block")(parts)
     tapped = keras.Model(base.input, widened, name=base.name)
     tapped.trainable = False
     return tapped
+
+
+def tapped_ends(base, ends: list[str]) -> list[int]:
+    """Which earlier block ends the head reads (indices into `ends`, in order): all of them
+    while their channels come to at most TAP_BUDGET times the last block's, else the last end
+    of each resolution, earliest first, as long as they fit. Every block end of a ResNet152
+    would add 45,824 features to its 2,048, and the cached features and the solved head grow
+    with them; the 18 of MobileNetV2 add 1,504 to its 1,280."""
+    budget = TAP_BUDGET * int(base.output.shape[-1])
+    shapes = [tuple(output_of(base, end).shape[1:]) for end in ends]
+    earlier = list(range(len(ends) - 1))
+    if sum(shapes[i][-1] for i in earlier) <= budget:
+        return earlier
+    chosen, used = [], 0
+    for i in earlier:
+        if shapes[i][:2] == shapes[i + 1][:2]:
+            continue  # the next block works at the same resolution: it is that stage's end
+        if used + shapes[i][-1] <= budget:
+            chosen.append(i)
+            used += shapes[i][-1]
+    return chosen
 
 
 def last_map(base):
@@ -164,19 +187,15 @@ def last_map(base):
     return base.get_layer(f"{TAP_PREFIX}every_block").input[0]
 
 
-def tap_inputs(base, cut: str | None) -> list:
+def tap_inputs(base, cut: str | None, ends: list[str]) -> list:
     """The averaged block outputs at or below `cut`, in tap order: constants while the layers
     below the cut are frozen, so the fast path stores them with the pooled features."""
     if cut is None or base.layers[-1].name != f"{TAP_PREFIX}every_block":
         return []
-    ends = [layer.name for layer in base.layers if layer.name.startswith(f"{TAP_PREFIX}pool_")]
-    found = []
-    for name in ends:
-        source = base.get_layer(name).input
-        found.append(base.get_layer(name).output)
-        if source is output_of(base, cut):
-            return found
-    raise KeyError(f"{cut} is not a block end of {base.name}")
+    prefix = f"{TAP_PREFIX}pool_"
+    taps = sorted(int(layer.name.removeprefix(prefix)) for layer in base.layers
+                  if layer.name.startswith(prefix))  # fmt: skip
+    return [base.get_layer(f"{prefix}{i}").output for i in taps if i <= ends.index(cut)]
 
 
 def from_scratch(settings: TrainingSettings) -> bool:
@@ -268,7 +287,7 @@ def describe_blocks(settings: TrainingSettings, num_classes: int = 2) -> Network
         start = stop + 1
     features = base.output_shape[-1]
     if settings.head_reads == "every-block":
-        features += sum(int(output_of(base, end).shape[-1]) for end in ends[:-1])
+        features += sum(int(output_of(base, ends[i]).shape[-1]) for i in tapped_ends(base, ends))
     head = features * max(2, num_classes) + max(2, num_classes)
     if settings.dense_units:
         head = features * settings.dense_units + settings.dense_units

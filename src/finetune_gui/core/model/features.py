@@ -124,7 +124,7 @@ def _above_cut(classifier: Classifier, cut: str):
     import keras
 
     base = classifier.base
-    constants = tap_inputs(base, cut)
+    constants = tap_inputs(base, cut, classifier.ends)
     top = keras.Model([output_of(base, cut), *constants], base.output, name="top_blocks")
     at_cut = keras.Input(tuple(output_of(base, cut).shape[1:]), name="at_cut")
     if not constants:
@@ -141,7 +141,7 @@ def _above_cut(classifier: Classifier, cut: str):
 def stored_below_cut(classifier: Classifier, cut: str | None, pooled: np.ndarray):
     """The columns of stored pooled features that `top_model` takes beside the activations at
     the cut (the averaged outputs of the blocks at or below it), or None without block taps."""
-    constants = tap_inputs(classifier.base, cut)
+    constants = tap_inputs(classifier.base, cut, classifier.ends)
     if not constants:
         return None
     first = int(last_map(classifier.base).shape[-1])
