@@ -30,6 +30,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 ALL_BLOCKS = -1  # unfreeze_blocks value meaning the whole base, stem included
 TAP_PREFIX = "block_tap_"  # the layers with_block_taps adds to a base
+WIDENED = f"{TAP_PREFIX}every_block"  # its last layer: the last map and the block averages
 TAP_BUDGET = 2  # earlier blocks' channels the head reads, at most, per channel of the last
 
 
@@ -153,7 +154,7 @@ def with_block_taps(base, ends: list[str]):
             output_of(base, ends[index])
         )
         parts.append(layers.UpSampling2D((height, width), name=f"{TAP_PREFIX}spread_{index}")(pooled))
-    widened = layers.Concatenate(name=f"{TAP_PREFIX}every_block")(parts)
+    widened = layers.Concatenate(name=WIDENED)(parts)
     tapped = keras.Model(base.input, widened, name=base.name)
     tapped.trainable = False
     return tapped
@@ -182,15 +183,15 @@ def tapped_ends(base, ends: list[str]) -> list[int]:
 
 def last_map(base):
     """The base's own last map: its output, or the map under the block taps."""
-    if base.layers[-1].name != f"{TAP_PREFIX}every_block":
+    if base.layers[-1].name != WIDENED:
         return base.output
-    return base.get_layer(f"{TAP_PREFIX}every_block").input[0]
+    return base.get_layer(WIDENED).input[0]
 
 
 def tap_inputs(base, cut: str | None, ends: list[str]) -> list:
     """The averaged block outputs at or below `cut`, in tap order: constants while the layers
     below the cut are frozen, so the fast path stores them with the pooled features."""
-    if cut is None or base.layers[-1].name != f"{TAP_PREFIX}every_block":
+    if cut is None or base.layers[-1].name != WIDENED:
         return []
     prefix = f"{TAP_PREFIX}pool_"
     taps = sorted(int(layer.name.removeprefix(prefix)) for layer in base.layers

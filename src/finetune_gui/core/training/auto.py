@@ -1,5 +1,6 @@
 """Find good settings for me: try unfreeze depths, learning rates, what the head reads and
-head regularisation within a time budget, pick by validation only, then train the chosen settings as a normal run.
+head regularisation within a time budget, pick by validation only, then train the chosen
+settings as a normal run.
 
 The tutorials this tool replaces tell users to "experiment with different hyperparameters";
 nobody does it by hand. Every trial trains on the same split with its test part left out, so the
