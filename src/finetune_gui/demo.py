@@ -19,16 +19,24 @@ def _jitter(colour: tuple[int, int, int], rng: random.Random, amount: int = 40) 
     return tuple(max(0, min(255, c + rng.randint(-amount, amount))) for c in colour)
 
 
-def draw_shape(shape: str, colour, size: int, rng: random.Random) -> Image.Image:
-    """One image: a shape of random size and place on a noisy light background."""
+def draw_shape(
+    shape: str,
+    colour,
+    size: int,
+    rng: random.Random,
+    extent_range: tuple[float, float] = (0.35, 0.7),
+    jitter: int = 40,
+) -> Image.Image:
+    """One image: a shape of random size (a share of the side in `extent_range`) and place on a
+    noisy light background, its colour varied by up to `jitter` per channel."""
     bg = tuple(rng.randint(200, 255) for _ in range(3))
     image = Image.new("RGB", (size, size), bg)
     draw = ImageDraw.Draw(image)
-    extent = rng.uniform(0.35, 0.7) * size
+    extent = rng.uniform(*extent_range) * size
     x0 = rng.uniform(0, size - extent)
     y0 = rng.uniform(0, size - extent)
     box = (x0, y0, x0 + extent, y0 + extent)
-    fill = _jitter(colour, rng)
+    fill = _jitter(colour, rng, jitter)
     if shape == "ellipse":
         draw.ellipse(box, fill=fill)
     elif shape == "rectangle":

@@ -110,3 +110,13 @@ def test_fine_tuning_is_skipped_only_when_the_head_gets_every_validation_image_r
     assert finetune_cannot_win([head(21 / 22)]) == ""
     assert finetune_cannot_win([{**head(None), "val_loss": None}]) == ""  # no validation images
     assert finetune_cannot_win([]) == ""
+
+
+def test_fine_tuning_set_to_always_runs_even_after_a_perfect_head():
+    from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training.selection import finetune_cannot_win
+
+    perfect = [{"phase": "head", "epoch": 1, "loss": 0.1, "val_accuracy": 1.0, "val_loss": 0.2}]
+    default = TrainingSettings(weights="none")
+    assert default.finetune_when == "can-win" and finetune_cannot_win(perfect, default)
+    assert finetune_cannot_win(perfect, default.with_changes(finetune_when="always")) == ""

@@ -30,6 +30,10 @@ def tuned(weights, **changes) -> TrainingSettings:
         augment="light",
         seed=0,
         patience=3,
+        # Phase 2 runs even when the head gets every validation image right: these tests are
+        # about both phases, and whether a tiny head is perfect is decided by float round-off
+        # (on an AVX-512 CPU with oneDNN's kernels it was, and fine-tuning was skipped).
+        finetune_when="always",
     )
     return TrainingSettings(**{**base, **changes})
 

@@ -140,6 +140,7 @@ def _record_saves(monkeypatch) -> list[dict]:
             "run": str(run.folder.path) if run is not None else None,
             "run_status": run.folder.status if run is not None else None,
             "tried": window.pages["export"].try_panel.predictions.rowCount(),
+            "data": window.state.data_dir,
         })  # fmt: skip
         real_save(director)
 
@@ -163,6 +164,18 @@ def test_screenshot_mode_writes_a_png_of_every_page(qtbot, tmp_path, monkeypatch
     assert run_app(["--screenshot", str(target), "--page", page]) == 0
     _assert_png(target)
     assert [(s["step"], s["target"], s["run"]) for s in saved] == [(page, target, None)]
+
+
+def test_screenshot_mode_opens_the_folder_it_is_given(qtbot, tmp_path, monkeypatch):
+    """`--data FOLDER`: the frozen app's smoke test opens the window on a folder it made."""
+    from finetune_gui.demo import make_shapes_dataset
+
+    data = make_shapes_dataset(tmp_path / "mine", per_class=6, size=32, seed=2)
+    saved = _record_saves(monkeypatch)
+    target = tmp_path / "data.png"
+    assert run_app(["--screenshot", str(target), "--page", "data", "--data", str(data)]) == 0
+    _assert_png(target)
+    assert [s["data"] for s in saved] == [data.resolve()]
 
 
 @pytest.mark.slow

@@ -99,7 +99,7 @@ def test_options_are_named_and_explained_by_the_settings_own_description(model_p
             field = form.itemAt(r, QFormLayout.ItemRole.FieldRole).widget()
             assert isinstance(label, QLabel)
             rows[field.objectName()] = (label.text(), label.toolTip(), field.toolTip())
-    assert len(rows) == 15
+    assert len(rows) == 16
     for key, (text, label_tip, field_tip) in rows.items():
         info = SETTINGS_INFO[key]
         assert text.lower() == f"{info.label}:".lower() and label_tip == field_tip == info.help

@@ -20,6 +20,9 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 CACHE_MODES = ("fast", "exact")
 # What the new head reads: the pooled output of every block of the base, or of the last only.
 HEAD_INPUTS = ("every-block", "last-block")
+# When phase 2 runs: only while it can still be kept (a head that gets every validation image
+# right cannot be beaten by more than chance), or for the epochs set whatever the head scored.
+FINETUNE_WHEN = ("can-win", "always")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,11 @@ class TrainingSettings:
         5, label="epochs of fine-tuning", low=0, high=10_000,
         help="Rounds over the training images after the top blocks of the backbone are "
              "unfrozen. Set 0 to skip fine-tuning.")
+    finetune_when: str = setting(
+        "can-win", label="when to fine-tune", choices=FINETUNE_WHEN,
+        help="Can win: fine-tuning is skipped when the new head alone already gets every "
+             "validation image right, since it could then never be kept. Always: fine-tune "
+             "for the epochs set even then (the better of the two models is still kept).")
     unfreeze_blocks: int = setting(
         2, label="blocks fine-tuned", low=0, high=1_000,
         help="How many blocks at the top of the backbone learn during fine-tuning.")

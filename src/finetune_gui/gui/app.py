@@ -32,6 +32,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="the page(s) to show (with --screenshot): "
                         f"{', '.join(STEPS)}; with several, FILE-<page>.png for each, and the "
                         "pages after training share one run")
+    parser.add_argument("--data", type=Path, metavar="FOLDER",
+                        help="the image folder to open (with --screenshot); default: the demo "
+                        "images")
     return parser.parse_args(argv)
 
 
@@ -98,7 +101,7 @@ def run_app(argv: list[str]) -> int:
     if args.screenshot is not None:
         from finetune_gui.gui.screenshot import take_screenshot
 
-        return take_screenshot(args.screenshot, args.page)
+        return take_screenshot(args.screenshot, args.page, args.data)
 
     from finetune_gui.gui.main_window import MainWindow
     from finetune_gui.gui.preferences import default_preferences

@@ -1,6 +1,7 @@
-"""`--screenshot FILE --page NAME [NAME ...]`: open the demo project offscreen, get each page
-into a representative state (one short real training run for train/results/export), save a
-PNG of each, exit."""
+"""`--screenshot FILE --page NAME [NAME ...] [--data FOLDER]`: open the demo images (or FOLDER)
+offscreen, get each page into a representative state (one short real training run for
+train/results/export), save a PNG of each, exit. The frozen app's smoke test drives the window
+this way."""
 
 from __future__ import annotations
 
@@ -159,9 +160,9 @@ class ScreenshotDirector(QObject):
         self._next()
 
 
-def take_screenshot(target: Path, pages: str | list[str]) -> int:
-    """Run the app on the demo images in a throw-away profile; write a PNG of each page (see
-    `page_targets`); 0 on success."""
+def take_screenshot(target: Path, pages: str | list[str], data: Path | None = None) -> int:
+    """Run the app on `data` (default: the demo images) in a throw-away profile; write a PNG of
+    each page (see `page_targets`); 0 on success."""
     app = QApplication.instance()
     with tempfile.TemporaryDirectory(prefix="finetune-gui-screenshot-") as scratch:
         # A throw-away settings file: a screenshot must not change the user's own preferences.
@@ -170,8 +171,9 @@ def take_screenshot(target: Path, pages: str | list[str]) -> int:
         window.resize(*WINDOW_SIZE)
         window.show()
         window.start()
-        if window.state.data_dir != demo_dataset_dir():
-            window.state.set_data_dir(demo_dataset_dir())
+        folder = Path(data).expanduser().resolve() if data else demo_dataset_dir()
+        if window.state.data_dir != folder:
+            window.state.set_data_dir(folder)
         pages = [pages] if isinstance(pages, str) else list(pages)
         director = ScreenshotDirector(window, page_targets(Path(target), pages))
         QTimer.singleShot(0, director.begin)

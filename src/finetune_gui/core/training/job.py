@@ -273,11 +273,11 @@ class TrainingJob:
                 len(split.classes), seed=self.settings.seed, progress=self.progress,
             )  # fmt: skip
         for phase, epochs, lr, blocks in phases:
-            if phase == "finetune" and epochs and (why := finetune_cannot_win(self.history)):
+            if not epochs:
+                continue
+            if phase == "finetune" and (why := finetune_cannot_win(self.history, self.settings)):
                 self.progress(LogMessage(why))
                 self.facts["kept_model"] = "head-only"
-                continue
-            if not epochs:
                 continue
             if phase == "head" and solves_head(self.settings):
                 self._solve_head(stored, labels, tiled_weights, val_y, split.classes)

@@ -10,6 +10,10 @@ compared and saved like the loss was).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from finetune_gui.core.settings import TrainingSettings
 
 # The loss is scaled far below one accuracy step (1 / validation images, at least 1e-7 for up to
 # ten million images), so it can only decide between equal accuracies.
@@ -93,10 +97,13 @@ def kept_model(history: list[dict], best_epoch: int | None) -> tuple[str | None,
     return ("fine-tuned" if best_phase == "finetune" else "head-only"), note
 
 
-def finetune_cannot_win(history: list[dict]) -> str:
+def finetune_cannot_win(history: list[dict], settings: TrainingSettings | None = None) -> str:
     """Why phase 2 need not run, or "": a head that gets every validation image right cannot be
     beaten by fine-tuning by more than chance (`switch_margin` is at least one image), so the
-    fine-tuned weights could never be kept. On the speed benchmark that was 19 s of 85 s."""
+    fine-tuned weights could never be kept. On the speed benchmark that was 19 s of 85 s.
+    A run whose `finetune_when` is "always" runs phase 2 all the same."""
+    if settings is not None and settings.finetune_when == "always":
+        return ""
     heads = [r for r in history if r["phase"] == "head" and r.get("val_accuracy") is not None]
     if not heads or round(max(r["val_accuracy"] for r in heads), 6) < 1.0:
         return ""

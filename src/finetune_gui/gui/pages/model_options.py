@@ -104,6 +104,8 @@ class TrainingOptions(QWidget):
         adv = _form(self.advanced)
         self.head_reads = _choices(QComboBox(), [("every block of the network", "every-block"),
                                                  ("the last block only", "last-block")])
+        self.finetune_when = _choices(QComboBox(), [("only when it can still win", "can-win"),
+                                                    ("always", "always")])
         self.lr_finetune = _choices(
             QComboBox(), [("automatic (a tenth of the head's)", None)]
             + [(f"{lr:g}", lr) for lr in LEARNING_RATES])
@@ -123,6 +125,7 @@ class TrainingOptions(QWidget):
         self.cache_mode = _choices(QComboBox(), [("fast (reuse frozen features)", "fast"),
                                                  ("exact (slower)", "exact")])
         self._add(adv, self.head_reads, "head_reads")
+        self._add(adv, self.finetune_when, "finetune_when")
         self._add(adv, self.lr_finetune, "lr_finetune")
         self._add(adv, self.optimizer, "optimizer")
         self._add(adv, self.l2, "l2")
@@ -142,7 +145,7 @@ class TrainingOptions(QWidget):
         for spin in (self.dropout, self.l2):
             spin.valueChanged.connect(self._commit)
         for combo in (self.batch_size, self.lr_head, self.lr_finetune, self.optimizer,
-                      self.class_weights, self.cache_mode, self.head_reads):
+                      self.class_weights, self.cache_mode, self.head_reads, self.finetune_when):
             combo.currentIndexChanged.connect(self._commit)
 
     def _add(self, form: QFormLayout, widget: QWidget, key: str) -> None:
@@ -161,7 +164,7 @@ class TrainingOptions(QWidget):
         return [self.epochs_head, self.epochs_finetune, self.batch_size, self.lr_head,
                 self.dense_units, self.dropout, self.lr_finetune, self.optimizer, self.l2,
                 self.class_weights, self.patience, self.seed, self.cache_mode, self.views,
-                self.head_reads]
+                self.head_reads, self.finetune_when]
 
     def show_settings(self) -> None:
         s: TrainingSettings = self.state.settings
@@ -182,6 +185,7 @@ class TrainingOptions(QWidget):
         _set_combo(self.cache_mode, s.cache_mode)
         self.views.setValue(s.views)
         _set_combo(self.head_reads, s.head_reads)
+        _set_combo(self.finetune_when, s.finetune_when)
         self.views.setEnabled(s.cache_mode == "fast")
         for widget in self._widgets():
             widget.blockSignals(False)
@@ -203,6 +207,7 @@ class TrainingOptions(QWidget):
             cache_mode=self.cache_mode.currentData(),
             views=self.views.value(),
             head_reads=self.head_reads.currentData(),
+            finetune_when=self.finetune_when.currentData(),
         )
         self._on_error(error or "")
         self.views.setEnabled(self.cache_mode.currentData() == "fast")
