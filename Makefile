@@ -42,7 +42,8 @@ web-runtime:
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
-# The frozen app in dist/finetune-gui/ (PyInstaller), then its smoke test: docs/packaging.md.
+# The frozen app in dist/finetune-gui/ (PyInstaller), then its smoke test (scan, train, evaluate,
+# predict, sort, every export, the report, the window through Results): docs/packaging.md.
 app: $(STAMP)
 	sh packaging/build.sh
 	sh packaging/smoke-test.sh
