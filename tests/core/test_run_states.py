@@ -25,10 +25,12 @@ def _ended_pid() -> int:
     return process.pid
 
 
-def _run(root, name, status, *, pid=None, checkpoint=True, host=None):
+def _run(root, name, status, *, pid=None, checkpoint=True, host=None, split=True):
     run = root / name
     (run / "checkpoint").mkdir(parents=True)
     (run / "settings.json").write_text("{}")
+    if split:  # written before the first epoch starts
+        (run / "split.json").write_text("{}")
     facts = {"status": status, "pid": pid if pid is not None else _ended_pid(),
              "host": host or socket.gethostname()}
     (run / "run.json").write_text(json.dumps(facts))
@@ -46,14 +48,20 @@ def test_each_state_is_named_and_only_interrupted_runs_are_resumable(tmp_path):
     alive = _run(root, "e-alive", "running", pid=os.getpid())  # still training
     elsewhere = _run(root, "f-elsewhere", "running", host="another-machine")
     early = _run(root, "g-early", "running", checkpoint=False)  # killed before epoch 1
+    unsplit = _run(root, "h-unsplit", "running", checkpoint=False, split=False)  # while scanning
     (root / "not-a-run").mkdir()
     (root / "stray.txt").write_text("x")
 
     assert {p.name for p in list_run_folders(root)} == {
-        "a-done", "b-cancelled", "c-failed", "d-killed", "e-alive", "f-elsewhere", "g-early"}
-    assert [run_state(p) for p in (done, cancelled, failed, killed, alive, elsewhere, early)] == [
-        "completed", "cancelled", "failed", "interrupted", "running", "running", "failed"]
-    assert resumable_runs(root) == [killed]
+        "a-done", "b-cancelled", "c-failed", "d-killed", "e-alive", "f-elsewhere", "g-early",
+        "h-unsplit"}
+    states = [run_state(p) for p in (done, cancelled, failed, killed, alive, elsewhere, early,
+                                     unsplit)]  # fmt: skip
+    # Killed before its first epoch, it starts again with the split it recorded; killed before
+    # the split was written, there is nothing to start from.
+    assert states == ["completed", "cancelled", "failed", "interrupted", "running", "running",
+                      "interrupted", "failed"]  # fmt: skip
+    assert set(resumable_runs(root)) == {killed, early}
     assert list_run_folders(tmp_path / "missing") == []
 
 
@@ -63,13 +71,16 @@ def test_a_run_stopped_by_closing_the_window_becomes_resumable_but_a_finished_on
     cancelled = _run(tmp_path, "cancelled", "cancelled")
     finished = _run(tmp_path, "finished", "completed")
     early = _run(tmp_path, "early", "cancelled", checkpoint=False)
+    unsplit = _run(tmp_path, "unsplit", "cancelled", checkpoint=False, split=False)
     assert mark_interrupted(cancelled, "Stopped when the window was closed.")
     assert not mark_interrupted(finished, "Stopped when the window was closed.")
-    assert not mark_interrupted(early, "Stopped when the window was closed.")
+    assert mark_interrupted(early, "Stopped when the window was closed.")  # starts again
+    assert not mark_interrupted(unsplit, "Stopped when the window was closed.")
     assert run_state(cancelled) == "interrupted" and run_state(finished) == "completed"
+    assert run_state(early) == "interrupted" and run_state(unsplit) == "cancelled"
     facts = json.loads((cancelled / "run.json").read_text())
     assert facts["message"] == "Stopped when the window was closed."
-    assert resumable_runs(tmp_path) == [cancelled]
+    assert set(resumable_runs(tmp_path)) == {cancelled, early}
 
 
 def test_an_autosaved_project_remembers_the_project_file_it_copies(tmp_path):

@@ -85,7 +85,7 @@ def test_a_killed_run_resumes_from_its_last_epoch(
     assert (run / "model.keras").exists() and (run / "metrics.json").exists()
 
 
-def test_resume_refuses_a_finished_run_and_a_run_without_checkpoint(small_shapes, tmp_path):
+def test_resume_refuses_a_finished_run_and_a_run_stopped_before_its_split(small_shapes, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "run.json").write_text('{"status": "completed"}')
@@ -93,7 +93,7 @@ def test_resume_refuses_a_finished_run_and_a_run_without_checkpoint(small_shapes
     with pytest.raises(RunFolderError, match="already finished"):
         TrainingJob.resume(run)
     (run / "run.json").write_text('{"status": "running"}')
-    with pytest.raises(RunFolderError, match="no checkpoint"):
+    with pytest.raises(RunFolderError, match="before it had split the images"):
         TrainingJob.resume(run)
     with pytest.raises(RunFolderError, match="not a run folder"):
         TrainingJob.resume(tmp_path / "nothing")

@@ -87,3 +87,22 @@ def test_the_page_says_whether_the_run_will_use_these_changes(qtbot, augment_pag
     with qtbot.waitSignal(page.preview_shown, timeout=30_000):
         page.preset.setCurrentIndex(page.preset.findData("none"))
     assert window.state.settings.augment.is_off and not page.usage_note.isVisible()
+
+
+def test_each_control_takes_its_range_words_and_tip_from_the_engine(augment_page):
+    """The sliders reach exactly the strongest value the engine accepts, no more, no less."""
+    from finetune_gui.core.data.augment import CHANGES, FLIP_HELP, FLIP_MODES, AugmentSettings
+    from finetune_gui.core.errors import SettingsError
+
+    _, page = augment_page
+    assert [page.flip.itemData(i) for i in range(page.flip.count())] == list(FLIP_MODES)
+    assert page.flip.toolTip() == FLIP_HELP
+    assert set(page.sliders) == set(CHANGES)
+    for name, (slider, _label, scale, _unit) in page.sliders.items():
+        change = CHANGES[name]
+        assert (slider.minimum(), slider.maximum()) == (0, round(change.high * change.scale))
+        assert slider.toolTip() == change.help and scale == change.scale
+        slider.setValue(slider.maximum())
+        assert getattr(page.state.settings.augment, name) == pytest.approx(change.high)
+        with pytest.raises(SettingsError, match="out of range"):
+            AugmentSettings(**{name: change.high * 1.01})

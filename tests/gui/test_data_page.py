@@ -133,3 +133,18 @@ def test_transparent_images_get_white_thumbnails_not_black(qtbot, tmp_path):
     thumb = load_thumbnail(tmp_path / "glyph.png", 48)
     assert thumb.pixelColor(2, 2).name() == "#ffffff"
     assert thumb.pixelColor(24, 24).name() == "#1e1e1e"
+
+
+def test_the_split_boxes_take_their_range_and_tip_from_the_settings(qtbot, make_window):
+    from finetune_gui.core.settings import SETTINGS_INFO
+
+    window = make_window()
+    page = window.pages["data"]
+    for box, name in ((page.val_box, "val_fraction"), (page.test_box, "test_fraction")):
+        info = SETTINGS_INFO[name]
+        assert (box.minimum(), box.maximum()) == (info.low * 100, info.high * 100)
+        assert box.toolTip() == info.help
+    # Within each range, shares that leave too little to learn from are refused in words.
+    page.val_box.setValue(60)
+    page.test_box.setValue(35)
+    assert "too little for training" in page.split_label.text()

@@ -187,3 +187,58 @@ def test_a_run_with_find_good_settings_tries_settings_then_saves_the_chosen_ones
     expected = window.state.settings.with_changes(**chosen["changes"]).to_dict()
     assert saved == expected  # the settings it chose, saved like any others
     assert "Settings tried (* chosen)" in train.log.toPlainText()
+
+
+def test_every_option_widget_takes_its_range_and_choices_from_the_settings(model_page):
+    """The form is made from core/settings.py: each number box spans the setting's declared
+    range (epochs 0-10,000, dropout up to 0.95, ...), each list offers exactly its words or
+    values inside that range, and a setting given a box appears in it."""
+    from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QSpinBox
+
+    from finetune_gui.core.settings import SETTINGS_INFO, may_be_unset
+
+    options = model_page[1].options
+    grouped = {name for name, info in SETTINGS_INFO.items() if info.group}
+    assert set(options.fields) == grouped and len(grouped) == 16
+    for name, widget in options.fields.items():
+        info = SETTINGS_INFO[name]
+        assert widget.toolTip() == info.help
+        if isinstance(widget, QComboBox):
+            values = [widget.itemData(i) for i in range(widget.count())]
+            if info.choices:
+                assert values == list(info.choices), name
+                assert [widget.itemText(i) for i in range(widget.count())] == list(
+                    info.choice_texts or info.choices)
+            else:
+                offered = [v for v in values if v is not None]
+                assert offered == list(info.suggestions), name
+                assert all(info.low <= v <= info.high for v in offered), name
+                assert (None in values) == may_be_unset(name), name
+        else:
+            assert isinstance(widget, QSpinBox | QDoubleSpinBox), name
+            assert (widget.minimum(), widget.maximum()) == (info.low, info.high), name
+            if info.step:
+                assert widget.singleStep() == pytest.approx(info.step), name
+    assert options.epochs_head.maximum() == 10_000 and options.dropout.maximum() == 0.95
+    # The page's own controls are explained by the settings too.
+    page = model_page[1]
+    assert page.unfreeze_slider.toolTip() == SETTINGS_INFO["unfreeze_blocks"].help
+    assert page.image_size.toolTip() == SETTINGS_INFO["image_size"].help
+
+
+def test_a_setting_from_a_project_outside_the_suggested_values_is_shown_and_kept(model_page):
+    window, page = model_page
+    window.state.update_settings(lr_head=0.005, batch_size=24)
+    options = page.options
+    assert options.lr_head.currentText() == "0.005" and options.batch_size.currentText() == "24"
+    options.epochs_head.setValue(7)  # committing the form keeps them
+    assert (window.state.settings.lr_head, window.state.settings.batch_size) == (0.005, 24)
+
+
+def test_what_the_head_reads_changes_the_parameter_count_shown(qtbot, model_page):
+    window, page = model_page
+    before = page.trainable_label.text()
+    with qtbot.waitSignal(page.network_described, timeout=60_000):
+        page.options.head_reads.setCurrentIndex(page.options.head_reads.findData("last-block"))
+    assert window.state.settings.head_reads == "last-block"
+    assert page.trainable_label.text() != before

@@ -150,3 +150,23 @@ def test_enter_in_the_offline_dialog_chooses_a_weights_file(qtbot, make_window, 
     qtbot.keyClick(box, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: bool(asked))
     assert window.state.settings.weights != "none"  # Enter did not start from scratch
+
+
+def test_a_resumed_fine_tuning_keeps_its_marker_where_history_starts_it(make_window):
+    """Resumed after epoch 4 of a run whose fine-tuning began at epoch 2: the curves show the
+    earlier epochs with the marker at 1.5, and the resumed phase's start does not move it."""
+    from finetune_gui.core.events import PhaseStarted
+
+    window = make_window(start=False)
+    train = window.pages["train"]
+    history = [{"epoch": e, "phase": "head" if e == 1 else "finetune", **metrics(e)}
+               for e in range(1, 5)]
+    train.curves.show_history(history)
+    assert [line.value() for line in train.curves.phase_lines] == [1.5, 1.5]
+    train._on_event(PhaseStarted("finetune", 3, 5, 1000))
+    train._on_event(EpochEnded("finetune", 5, metrics(5)))
+    assert [line.value() for line in train.curves.phase_lines] == [1.5, 1.5]
+    # A new run clears the curves; its own fine-tuning gets its marker.
+    train.curves.clear()
+    train._on_event(PhaseStarted("finetune", 3, 3, 1000))
+    assert [line.value() for line in train.curves.phase_lines] == [2.5, 2.5]

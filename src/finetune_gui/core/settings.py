@@ -23,6 +23,9 @@ HEAD_INPUTS = ("every-block", "last-block")
 # When phase 2 runs: only while it can still be kept (a head that gets every validation image
 # right cannot be beaten by more than chance), or for the epochs set whatever the head scored.
 FINETUNE_WHEN = ("can-win", "always")
+# The values the Model page offers in a list (any value in range is accepted elsewhere).
+LEARNING_RATES = (0.01, 0.003, 0.001, 0.0003, 0.0001, 0.00003, 0.00001)
+BATCH_SIZES = (8, 16, 32, 64, 128)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,14 @@ class SettingInfo:
     low: float | None = None  # inclusive bounds, checked when the settings are made
     high: float | None = None
     choices: tuple[str, ...] = ()  # the accepted words (for the CLI: the words it takes)
+    # How the Model page shows it: its options form (gui/pages/model_options.py) is built from
+    # these, so a range or a tip is written once, here.
+    group: str = ""  # the form's box: "training", "head" or "advanced"; "" for another page's
+    step: float | None = None  # a number box's step
+    decimals: int = 0  # a fractional number's digits after the point
+    suggestions: tuple[float, ...] = ()  # values offered in a list instead of a number box
+    choice_texts: tuple[str, ...] = ()  # plain words for each of `choices`, in their order
+    unset_text: str = ""  # what the lowest value (or None, for a derived setting) reads as
 
 
 def setting(default=MISSING, *, factory=MISSING, **info) -> Field:
@@ -55,37 +66,46 @@ class TrainingSettings:
              "scratch), or a weights file.")
     image_size: int | None = setting(
         None, label="image size (px)",
-        help="Images are resized to this many pixels a side; default: the network's own size.")
+        help="Images are resized to this many pixels square before training. Smaller is much "
+             "faster; the network's own size (the default) is usually the most accurate.")
     epochs_head: int = setting(
-        5, label="epochs for the new head", low=0, high=10_000,
+        5, label="epochs for the new head", low=0, high=10_000, group="training",
         help="Rounds over all training images while only the new head learns. The backbone "
              "stays as it is. 5 is usually enough.")
     epochs_finetune: int = setting(
-        5, label="epochs of fine-tuning", low=0, high=10_000,
+        5, label="epochs of fine-tuning", low=0, high=10_000, group="training",
         help="Rounds over the training images after the top blocks of the backbone are "
              "unfrozen. Set 0 to skip fine-tuning.")
     finetune_when: str = setting(
-        "can-win", label="when to fine-tune", choices=FINETUNE_WHEN,
+        "can-win", label="when to fine-tune", choices=FINETUNE_WHEN, group="advanced",
+        choice_texts=("only when it can still win", "always"),
         help="Can win: fine-tuning is skipped when the new head alone already gets every "
              "validation image right, since it could then never be kept. Always: fine-tune "
              "for the epochs set even then (the better of the two models is still kept).")
     unfreeze_blocks: int = setting(
         2, label="blocks fine-tuned", low=0, high=1_000,
-        help="How many blocks at the top of the backbone learn during fine-tuning.")
+        help="After the new head has learned, this many blocks at the top of the backbone are "
+             "unfrozen and trained gently. 0 trains only the head (fastest, safest with few "
+             "images); more blocks adapt the network further to your images but need more "
+             "images and time.")
     batch_size: int = setting(
-        32, label="batch size", low=1, high=4096,
+        32, label="batch size", low=1, high=4096, group="training",
+        suggestions=BATCH_SIZES,
         help="How many images the model looks at before each small correction. Smaller uses "
              "less memory; 32 is a safe choice.")
     lr_head: float = setting(
-        1e-3, label="learning rate (head)", low=1e-8, high=1.0,
+        1e-3, label="learning rate (head)", low=1e-8, high=1.0, group="training",
+        suggestions=LEARNING_RATES,
         help="How big each correction is while the head learns. Too big and training jumps "
              "around; too small and it barely moves. 0.001 is a safe choice.")
     lr_finetune: float | None = setting(
-        None, label="learning rate (fine-tuning)", low=1e-9, high=1.0,
+        None, label="learning rate (fine-tuning)", low=1e-9, high=1.0, group="advanced",
+        suggestions=LEARNING_RATES, unset_text="automatic (a tenth of the head's)",
         help="Correction size while the backbone is fine-tuned. Automatic (the default) uses a "
              "tenth of the head's rate, so the pretrained weights change gently.")
     optimizer: str = setting(
-        "adam", label="optimizer", choices=OPTIMIZERS,
+        "adam", label="optimizer", choices=OPTIMIZERS, group="advanced",
+        choice_texts=("Adam", "SGD with momentum", "RMSprop"),
         help="The method that applies the corrections. Adam adapts itself and is the safe "
              "choice.")
     # setting() returns a field with a default_factory: each instance gets its own preset value
@@ -94,49 +114,58 @@ class TrainingSettings:
         help="How strongly training images are randomly changed (flips, turns, zoom, colour) so "
              "the model learns the subject rather than the picture.")
     head_reads: str = setting(
-        "every-block", label="the head reads", choices=HEAD_INPUTS,
+        "every-block", label="the head reads", choices=HEAD_INPUTS, group="advanced",
+        choice_texts=("every block of the network", "the last block only"),
         help="Every block: the new head sees the averaged output of every block of the network, "
              "early ones (edges, colours, texture) as well as the last (whole objects), which "
              "helps most when your pictures look unlike the network's own. Last block: the "
              "classic recipe, the last block's output only.")
     dense_units: int = setting(
-        0, label="extra layer units", low=0, high=8192,
+        0, label="extra layer units", low=0, high=8192, group="head", step=64,
+        unset_text="none",
         help="An extra layer of this many units before the answer. 0 (none) works well for "
              "most data sets; try 128 or 256 for many classes.")
     dropout: float = setting(
-        0.2, label="dropout", low=0.0, high=0.95,
+        0.2, label="dropout", low=0.0, high=0.95, group="head", step=0.05, decimals=2,
         help="Randomly ignores this share of features while training so the model cannot rely "
              "on a few of them. Helps against learning the training images by heart.")
     l2: float = setting(
-        0.0, label="weight penalty (L2)", low=0.0, high=1.0,
+        0.0, label="weight penalty (L2)", low=0.0, high=1.0, group="advanced", step=0.0001,
+        decimals=5,
         help="Penalises large weights in the head. 0 turns it off; 0.0001 is a mild setting.")
+    # Validation and test together must leave a tenth for training (checked when splitting).
     val_fraction: float = setting(
-        0.15, label="share for validation",
-        help="The share of images set aside to watch training (early stopping, best epoch).")
+        0.15, label="share for validation", low=0.0, high=0.89,
+        help="The share of images held back while training to check progress after each "
+             "epoch and to stop when it stops improving.")
     test_fraction: float = setting(
-        0.15, label="share for the test",
-        help="The share of images kept out of training and scored once, at the end.")
+        0.15, label="share for the test", low=0.0, high=0.89,
+        help="The share of images never used in training and scored once, at the end, so the "
+             "score is honest.")
     seed: int = setting(
-        0, label="random seed",
+        0, label="random seed", low=0, high=2**31 - 1, group="advanced",
         help="The number that fixes every random choice (split, shuffling, augmentation), so "
              "the same settings give the same result.")
     class_weights: str = setting(
-        "auto", label="class weights", choices=CLASS_WEIGHT_MODES,
+        "auto", label="class weights", choices=CLASS_WEIGHT_MODES, group="advanced",
+        choice_texts=("automatic", "always", "never"),
         help="Count images of small classes more, so the model does not ignore them. "
              "Automatic turns this on when the largest class is over 3x the smallest.")
     patience: int = setting(
-        3, label="early-stopping patience (epochs)", low=0, high=1000,
+        3, label="early-stopping patience (epochs)", low=0, high=1000, group="advanced",
+        unset_text="never stop early",
         help="Stop a phase early when the validation loss has not improved for this many "
              "epochs. 0 never stops early.")
     cache_mode: str = setting(
-        "fast", label="speed mode", flag="--mode", choices=CACHE_MODES,
+        "fast", label="speed mode", flag="--mode", choices=CACHE_MODES, group="advanced",
+        choice_texts=("fast (reuse frozen features)", "exact (slower)"),
         help="Fast computes the frozen part of the network once per image and reuses it "
              "every epoch. Exact runs every image through the whole network each epoch, "
              "with a new random augmentation each time: several times slower.")
     # Augmented copies of each image the fast mode computes once (docs/benchmarks.md: 2 and 4
     # copies measured no better than 1, and the frozen-layer pass costs K times as much).
     views: int = setting(
-        1, label="augmented copies per image", low=1, high=16,
+        1, label="augmented copies per image", low=1, high=16, group="advanced",
         help="Fast mode: each image is kept as it is, and this many minus one randomly "
              "augmented copies of it are computed once and reused. 1 trains on the images as "
              "they are (no augmentation); each copy costs one more pass over the data.")

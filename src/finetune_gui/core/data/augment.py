@@ -11,6 +11,37 @@ import numpy as np
 from finetune_gui.core.errors import SettingsError
 
 FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+FLIP_TEXTS = ("none", "left-right", "up-down", "both")  # plain words for FLIP_MODES
+FLIP_HELP = ("Mirror images at random. Left-right suits most photos; up-down only when images "
+             "have no natural 'up' (microscopy, satellite images).")
+
+
+@dataclass(frozen=True)
+class ChangeInfo:
+    """One random change, as every face of the app names, bounds and shows it (the
+    Augmentation page's sliders are made from these)."""
+
+    label: str
+    help: str
+    high: float  # the strongest accepted value, in the setting's own unit (0 switches it off)
+    scale: float  # display units per setting unit: 360 degrees a turn, 100 percent
+    unit: str  # the display unit
+
+
+CHANGES = {
+    "rotation": ChangeInfo("Rotation", "Turn each image by a random angle up to this many "
+                           "degrees, either way.", 0.25, 360, "°"),
+    "zoom": ChangeInfo("Zoom", "Zoom in or out at random by up to this share of the image.",
+                       0.5, 100, "%"),
+    "shift": ChangeInfo("Shift", "Move the image sideways and up or down by up to this share "
+                        "of its size.", 0.5, 100, "%"),
+    "brightness": ChangeInfo("Brightness", "Make each image lighter or darker at random by up "
+                             "to this share.", 0.5, 100, "%"),
+    "contrast": ChangeInfo("Contrast", "Raise or lower the contrast at random by up to this "
+                           "share.", 0.5, 100, "%"),
+    "noise": ChangeInfo("Noise", "Add grain: random pixel noise with this strength (in pixel "
+                        "values of 0-255).", 30.0, 1, ""),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -32,12 +63,11 @@ class AugmentSettings:
     def __post_init__(self) -> None:
         if self.flip not in FLIP_MODES:
             raise SettingsError(f"Flip must be one of {', '.join(FLIP_MODES)}; got '{self.flip}'.")
-        for f in fields(self):
-            if f.name != "flip" and not 0.0 <= getattr(self, f.name) <= (
-                50.0 if f.name == "noise" else 1.0
-            ):
+        for name, change in CHANGES.items():
+            if not 0.0 <= getattr(self, name) <= change.high:
                 raise SettingsError(
-                    f"Augmentation '{f.name}' is out of range: {getattr(self, f.name)}."
+                    f"Augmentation '{name}' is out of range: {getattr(self, name)} (0 to "
+                    f"{change.high:g})."
                 )
 
     @property

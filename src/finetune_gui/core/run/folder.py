@@ -127,10 +127,16 @@ def run_state(run_dir: Path | str) -> str:
     if status == "running":
         if _process_alive(facts.get("pid"), facts.get("host")):
             return "running"
-        return "interrupted" if (run_dir / CHECKPOINT_STATE).exists() else "failed"
-    if status == "interrupted" and not (run_dir / CHECKPOINT_STATE).exists():
-        return "cancelled"  # stopped before its first epoch: nothing to continue from
+        return "interrupted" if can_continue(run_dir) else "failed"
+    if status == "interrupted" and not can_continue(run_dir):
+        return "failed"  # stopped before it had split the images: nothing to start again from
     return status if status in RUN_STATES else "failed"
+
+
+def can_continue(run_dir: Path) -> bool:
+    """True when a stopped run can go on: from its checkpoint, or, stopped before its first
+    epoch finished, from the start with the settings and split it recorded."""
+    return (run_dir / CHECKPOINT_STATE).exists() or (run_dir / SPLIT_FILE).exists()
 
 
 def list_run_folders(root: Path | str) -> list[Path]:
@@ -156,9 +162,7 @@ def mark_interrupted(run_dir: Path | str, reason: str) -> bool:
     """
     run_dir = Path(run_dir)
     facts = read_facts(run_dir)
-    if facts.get("status") not in ("cancelled", "running"):
-        return False
-    if not (run_dir / CHECKPOINT_STATE).exists():
+    if facts.get("status") not in ("cancelled", "running") or not can_continue(run_dir):
         return False
     facts.update(status="interrupted", message=reason)
     write_json(run_dir / RUN_FILE, facts)

@@ -58,9 +58,13 @@ def load_checkpoint_weights(model, source: Path) -> None:
 class RunCheckpoint:
     """The checkpoint files of the run folder `run_dir`."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, facts: dict | None = None) -> None:
         self.run_dir = run_dir
         self.folder = run_dir / CHECKPOINT_DIR
+        # What the run has learned about itself so far (the head search's rows, the k-fold
+        # estimate): kept with each epoch, so a resumed run refits and records as an
+        # uninterrupted one does.
+        self.facts = facts if facts is not None else {}
 
     def save_epoch(
         self,
@@ -82,6 +86,7 @@ class RunCheckpoint:
             "best_epoch": best_epoch,
             "batch_size": batch_size,
             "first_loss": first_loss,
+            "facts": self.facts,
         }
         rf.write_json(self.folder / STATE_FILE, state)
 
@@ -114,6 +119,7 @@ class ResumePoint:
     first_loss: float | None
     best_value: float  # inf before any epoch was the best
     best_epoch: int | None
+    facts: dict  # the job's facts at the last checkpoint (empty for older checkpoints)
 
 
 def read_resume_point(run_dir: Path) -> ResumePoint:
@@ -129,10 +135,10 @@ def read_resume_point(run_dir: Path) -> ResumePoint:
     facts = json.loads(facts_file.read_text("utf-8"))
     if facts.get("status") == "completed":
         raise RunFolderError(f"The run in {run_dir} already finished; there is nothing to resume.")
-    if not state_file.exists() or not (run_dir / CHECKPOINT_DIR / LAST_WEIGHTS).exists():
+    if not (run_dir / rf.SPLIT_FILE).exists():
         raise RunFolderError(
-            f"The run in {run_dir} stopped before its first epoch finished, so there is no "
-            f"checkpoint to resume from. Start a new run instead."
+            f"The run in {run_dir} stopped before it had split the images, so there is nothing "
+            f"to resume. Start a new run instead."
         )
     settings = TrainingSettings.from_dict(
         json.loads((run_dir / rf.SETTINGS_FILE).read_text("utf-8")), of_run=True
@@ -146,7 +152,10 @@ def read_resume_point(run_dir: Path) -> ResumePoint:
             f"{len(missing)} image(s) of this run are no longer where they were (for example "
             f"{missing[0]}); put the image folder back to resume."
         )
-    state = json.loads(state_file.read_text("utf-8"))
+    # Stopped before its first epoch finished: it starts again, with the same settings and
+    # split (nothing was trained, so nothing is lost).
+    started = state_file.exists() and (run_dir / CHECKPOINT_DIR / LAST_WEIGHTS).exists()
+    state = json.loads(state_file.read_text("utf-8")) if started else {}
     best_value = state.get("best_value")
     return ResumePoint(
         settings=settings,
@@ -159,6 +168,7 @@ def read_resume_point(run_dir: Path) -> ResumePoint:
         first_loss=state.get("first_loss"),
         best_value=float(best_value) if best_value is not None else math.inf,
         best_epoch=state.get("best_epoch") if best_value is not None else None,
+        facts=dict(state.get("facts") or {}),
     )
 
 

@@ -323,6 +323,25 @@ def head_choice_text(search: HeadSearch) -> str:
             f"{plain['val_accuracy']:.1%}; {len(others)} strength(s) tried).")  # fmt: skip
 
 
+def head_in_layer(classifier, row: dict) -> SoftmaxHead:
+    """The solved head as the classifier's output layer holds it, with its row of the search
+    (`head_l2_tried` in run.json: penalty, loss, iterations, plain or standardised)."""
+    kernel, bias = classifier.head_layers[-1].get_weights()
+    return SoftmaxHead(np.asarray(kernel, np.float64), np.asarray(bias, np.float64), row["l2"],
+                       row["train_loss"], row["iterations"], standardised=row["standardised"])
+
+
+def refit_kept_head(classifier, facts: dict, *args) -> dict:
+    """`refit_on_train_and_val` for the head the run solved and kept (in the output layer once
+    the best weights are back), read from the run's facts, so a resumed run refits exactly as an
+    uninterrupted one; {} when no head was solved (phase 1 trained, or not run). `args`: those
+    of `refit_on_train_and_val` after `chosen`."""
+    chosen = next((row for row in facts.get("head_l2_tried", ()) if row.get("chosen")), None)
+    if chosen is None:
+        return {}
+    return refit_on_train_and_val(classifier, head_in_layer(classifier, chosen), *args)
+
+
 def refit_on_train_and_val(
     classifier, chosen: SoftmaxHead, stored, train_labels: np.ndarray, val_labels: np.ndarray,
     classes: list[str], class_weights: str, progress: ProgressCallback,

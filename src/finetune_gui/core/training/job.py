@@ -52,8 +52,7 @@ from finetune_gui.core.training.devices import (
     plan_devices,
     reset_precision,
 )
-from finetune_gui.core.training.head_solver import refit_on_train_and_val as refit_head
-from finetune_gui.core.training.head_solver import solve_head_phase, solves_head
+from finetune_gui.core.training.head_solver import refit_kept_head, solve_head_phase, solves_head
 from finetune_gui.core.training.held_out import evaluate_on_test_split
 from finetune_gui.core.training.image_features import keep_image_features
 from finetune_gui.core.training.inputs import decode_part, resolve_split
@@ -103,9 +102,10 @@ class TrainingJob:
         self.gpu_lister = gpu_lister
         self.resumed = resume_from
         self.kfold = kfold  # also a k-fold estimate on the cached features (small folders)
-        self.facts: dict = {}  # what run.json says about the training (kfold, head L2 tried)
-        self.classifier = self.refit_head = self.stored = None
         point = resume_from
+        # What run.json says about the training (kfold, head L2 tried), kept in the checkpoint.
+        self.facts: dict = dict(point.facts) if point else {}
+        self.classifier = self.refit_head = self.stored = None
         self.history: list[dict] = list(point.history) if point else []
         self.batch_size = point.batch_size if point else settings.batch_size
         self.loss_watch = LossWatch(point.first_loss if point else None)
@@ -127,7 +127,7 @@ class TrainingJob:
     @property
     def checkpoint(self) -> RunCheckpoint:
         # Built on demand: a worker that is not the chief swaps `run_dir` for a scratch folder.
-        return RunCheckpoint(self.run_dir)
+        return RunCheckpoint(self.run_dir, self.facts)
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -185,7 +185,7 @@ class TrainingJob:
         weights = sample_weights(train_y, split.classes, self.settings.class_weights, self.progress)
         with strategy.scope():
             self.classifier = build_classifier(self.settings, len(split.classes))
-        if self.resumed:
+        if self.resumed and self.resumed.epochs_done:
             self.checkpoint.load_last(self.classifier.model)
             self.progress(LogMessage(f"Resuming after epoch {self.resumed.epochs_done}."))
         self.progress(LogMessage(
@@ -201,8 +201,8 @@ class TrainingJob:
         kept, note = kept_model(self.history, self.best.epoch)
         if note:
             self.progress(LogMessage(note))
-        if self.refit_head is not None and kept != "fine-tuned":
-            self.facts["head_refit"] = self.refit_head()
+        if self.refit_head is not None and kept != "fine-tuned" and (refit := self.refit_head()):
+            self.facts["head_refit"] = refit
         rf.save_model(self.classifier.model, self.run_dir / rf.MODEL_FILE)
         seeing = probe_model(self.classifier.model)  # one pass gives score and features
         # No test split is legal: the run finishes, and `evaluate RUN FOLDER` scores it later.
@@ -267,6 +267,8 @@ class TrainingJob:
         self.stored = stored
         labels = np.tile(train_y, stored.views)
         tiled_weights = np.tile(weights, stored.views)
+        self.refit_head = partial(refit_kept_head, self.classifier, self.facts, stored, labels,
+                                  val_y, split.classes, self.settings.class_weights, self.progress)
         if self.kfold:
             self.facts["kfold"] = kfold_for_run(
                 stored.train.pooled[: len(train_y)], train_y, stored.val.pooled, val_y,
@@ -280,7 +282,7 @@ class TrainingJob:
                 self.facts["kept_model"] = "head-only"
                 continue
             if phase == "head" and solves_head(self.settings):
-                self._solve_head(stored, labels, tiled_weights, val_y, split.classes)
+                self._solve_head(stored, labels, tiled_weights, val_y)
                 continue
             with strategy.scope():
                 set_trainable_blocks(self.classifier, blocks)
@@ -349,7 +351,7 @@ class TrainingJob:
         if stop.cancelled:
             raise Cancelled()
 
-    def _solve_head(self, stored, labels, weights, val_y, classes) -> None:
+    def _solve_head(self, stored, labels, weights, val_y) -> None:
         """Phase 1 solved in one step, recorded like an epoch (history, best, checkpoint)."""
         from finetune_gui.core.training.callbacks import record_epoch
 
@@ -359,8 +361,6 @@ class TrainingJob:
             cancel=self.cancel,
         )  # fmt: skip
         self.facts["head_l2_tried"] = search.tried
-        self.refit_head = partial(refit_head, self.classifier, search.head, stored,
-                                  labels, val_y, classes, self.settings.class_weights, self.progress)
         record_epoch(
             row, [self.classifier.head_layers[-1]], history=self.history, best=self.best,
             watch=self.loss_watch, checkpoint=self.checkpoint, model=self.classifier.model,

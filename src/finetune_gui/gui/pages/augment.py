@@ -25,7 +25,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.data.augment import PRESETS, AugmentSettings
+from finetune_gui.core.data.augment import (
+    CHANGES,
+    FLIP_HELP,
+    FLIP_MODES,
+    FLIP_TEXTS,
+    PRESETS,
+    AugmentSettings,
+)
 from finetune_gui.core.data.images import ImageReadError, load_rgb
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
 from finetune_gui.core.settings import TrainingSettings
@@ -37,25 +44,6 @@ from finetune_gui.gui.worker import JobRunner, load_tensorflow
 
 PREVIEW_COUNT = 8
 PREVIEW_SIZE = 150
-FLIPS = (("none", "none"), ("left-right", "horizontal"), ("up-down", "vertical"),
-         ("both", "horizontal_and_vertical"))
-
-# (field, label, slider maximum, slider units per setting unit, shown unit, tooltip)
-SLIDERS = (
-    ("rotation", "Rotation", 90, 360, "°",
-     "Turn each image by a random angle up to this many degrees, either way."),
-    ("zoom", "Zoom", 50, 100, "%", "Zoom in or out at random by up to this share of the image."),
-    ("shift", "Shift", 50, 100, "%",
-     "Move the image sideways and up or down by up to this share of its size."),
-    ("brightness", "Brightness", 50, 100, "%",
-     "Make each image lighter or darker at random by up to this share."),
-    ("contrast", "Contrast", 50, 100, "%",
-     "Raise or lower the contrast at random by up to this share."),
-    ("noise", "Noise", 30, 1, "",
-     "Add grain: random pixel noise with this strength (in pixel values of 0-255)."),
-)
-
-
 def preview_job(
     path: Path,
     settings: AugmentSettings,
@@ -132,17 +120,17 @@ class AugmentPage(QWidget):
         self.preset.currentIndexChanged.connect(self._on_preset)
         form.addRow(help_label("Preset:", self.preset.toolTip()), self.preset)
         self.flip = QComboBox()
-        for text, value in FLIPS:
+        for text, value in zip(FLIP_TEXTS, FLIP_MODES, strict=True):
             self.flip.addItem(text, value)
-        flip_tip = ("Mirror images at random. Left-right suits most photos; up-down only when "
-                    "images have no natural 'up' (microscopy, satellite images).")
-        self.flip.setToolTip(flip_tip)
+        self.flip.setToolTip(FLIP_HELP)
         self.flip.currentIndexChanged.connect(lambda: self._commit("flip"))
-        form.addRow(help_label("Flip:", flip_tip), self.flip)
-        self.sliders: dict[str, tuple[QSlider, QLabel, int, str]] = {}
-        for name, text, maximum, scale, unit, tip in SLIDERS:
+        form.addRow(help_label("Flip:", FLIP_HELP), self.flip)
+        # A slider per random change, its range, unit and tip as core/data/augment.py declares.
+        self.sliders: dict[str, tuple[QSlider, QLabel, float, str]] = {}
+        for name, change in CHANGES.items():
+            text, tip, scale, unit = change.label, change.help, change.scale, change.unit
             slider = QSlider(Qt.Orientation.Horizontal)
-            slider.setRange(0, maximum)
+            slider.setRange(0, round(change.high * scale))
             slider.setToolTip(tip)
             slider.setObjectName(name)
             value_label = QLabel()

@@ -31,6 +31,7 @@ from finetune_gui.core.events import (
     StageStarted,
     ignore_progress,
 )
+from finetune_gui.core.settings import SETTINGS_INFO
 from finetune_gui.demo import demo_dataset_dir
 from finetune_gui.gui.pages.duplicates import DuplicatesPanel, shown_paths
 from finetune_gui.gui.state import ProjectState
@@ -63,12 +64,14 @@ def scan_with_examples(
     return scan, load_thumbnails(paths, THUMB_SIZE, progress=progress, cancel=cancel)
 
 
-def _percent_box(tip: str) -> QDoubleSpinBox:
+def _percent_box(name: str) -> QDoubleSpinBox:
+    """A whole-percent box for the share setting `name`, its range and tip as declared."""
+    info = SETTINGS_INFO[name]
     box = QDoubleSpinBox()
-    box.setRange(0, 45)
+    box.setRange(info.low * 100, info.high * 100)
     box.setDecimals(0)
     box.setSuffix(" %")
-    box.setToolTip(tip)
+    box.setToolTip(info.help)
     return box
 
 
@@ -183,18 +186,14 @@ class DataPage(QWidget):
         layout.addWidget(self.excluded_box)
 
         split_row = QHBoxLayout()
-        val_tip = ("Images held back while training to check progress after each epoch and to "
-                   "stop when it stops improving.")
-        test_tip = ("Images never used in training; the Results page scores the model on them, "
-                    "so the score is honest.")
-        self.val_box = _percent_box(val_tip)
-        self.test_box = _percent_box(test_tip)
+        self.val_box = _percent_box("val_fraction")
+        self.test_box = _percent_box("test_fraction")
         self.val_box.valueChanged.connect(self._on_fraction_changed)
         self.test_box.valueChanged.connect(self._on_fraction_changed)
-        split_row.addWidget(help_label("Set aside for validation:", val_tip))
+        split_row.addWidget(help_label("Set aside for validation:", SETTINGS_INFO["val_fraction"].help))
         split_row.addWidget(self.val_box)
         split_row.addSpacing(16)
-        split_row.addWidget(help_label("for the final test:", test_tip))
+        split_row.addWidget(help_label("for the final test:", SETTINGS_INFO["test_fraction"].help))
         split_row.addWidget(self.test_box)
         split_row.addSpacing(16)
         self.split_label = QLabel()

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
 from finetune_gui.core.model.backbones import BACKBONES, get_backbone, weights_kind
 from finetune_gui.core.model.build import from_scratch
-from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.settings import SETTINGS_INFO, TrainingSettings
 from finetune_gui.core.training.auto import DEFAULT_BUDGET_MINUTES
 from finetune_gui.gui.pages.model_options import TrainingOptions
 from finetune_gui.gui.state import ProjectState
@@ -154,8 +154,7 @@ class ModelPage(QWidget):
         layout.addWidget(self.backbone_table)
 
         size_row = QHBoxLayout()
-        size_tip = ("Images are resized to this many pixels square before training. Smaller "
-                    "is much faster; the network's own size is usually the most accurate.")
+        size_tip = SETTINGS_INFO["image_size"].help
         self.image_size = QComboBox()
         self.image_size.setToolTip(size_tip)
         self.image_size.currentIndexChanged.connect(self._on_image_size_chosen)
@@ -195,10 +194,7 @@ class ModelPage(QWidget):
     def _build_unfreeze(self) -> QGroupBox:
         box = QGroupBox("How deep to fine-tune")
         layout = QVBoxLayout(box)
-        tip = ("After the new head has learned, this many blocks at the top of the backbone are "
-               "unfrozen and trained gently. 0 trains only the head (fastest, safest with few "
-               "images); more blocks adapt the network further to your images but need more "
-               "images and time.")
+        tip = SETTINGS_INFO["unfreeze_blocks"].help
         row = QHBoxLayout()
         self.unfreeze_slider = QSlider(Qt.Orientation.Horizontal)
         self.unfreeze_slider.setToolTip(tip)
@@ -339,7 +335,8 @@ class ModelPage(QWidget):
     def _network_key(self) -> tuple:
         s = self.state.settings
         classes = len(self.state.scan.classes) if self.state.scan else 2
-        return (s.backbone, s.resolved_image_size, s.dense_units, classes)
+        # Everything the described network's shape depends on; the number of classes last.
+        return (s.backbone, s.resolved_image_size, s.dense_units, s.head_reads, classes)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -362,7 +359,7 @@ class ModelPage(QWidget):
         if self.runner.is_running:
             return  # `_on_described` starts again for the newest key
         s = self.state.settings
-        self.runner.start(describe_network, s.with_changes(unfreeze_blocks=0), key[3])
+        self.runner.start(describe_network, s.with_changes(unfreeze_blocks=0), key[-1])
         self._running_key = key
 
     def _on_described(self, description) -> None:

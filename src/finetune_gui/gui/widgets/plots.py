@@ -105,10 +105,18 @@ class TrainingCurves(QWidget):
             self.curves[key].setData(self.epochs, self.values[key], connect="finite")
 
     def mark_phase_two(self, first_epoch: int) -> None:
-        """Draw the marker halfway between the last head epoch and the first fine-tuning one."""
+        """Draw the marker halfway between the last head epoch and the first fine-tuning one.
+        Once per run: a resumed fine-tuning starts again after its earlier epochs, whose start
+        the curves already mark (`show_history`)."""
+        if self.phase_two_marked:
+            return
         for line in self.phase_lines:
             line.setValue(first_epoch - 0.5)
             line.setVisible(True)
+
+    @property
+    def phase_two_marked(self) -> bool:
+        return self.phase_lines[0].isVisible()
 
     def show_history(self, history: list[dict]) -> None:
         """Draw a finished run's curves at once (when a run is reopened)."""
