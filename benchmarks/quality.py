@@ -190,7 +190,7 @@ def probe(pool: Path, weights: Path, size: int, classes, test) -> float:
     from sklearn.linear_model import LogisticRegression
 
     from finetune_gui.core.model.build import build_classifier
-    from finetune_gui.core.model.features import build_extractor
+    from finetune_gui.core.model.frozen_pass import build_extractor
     from finetune_gui.core.settings import TrainingSettings
 
     keras.backend.clear_session()

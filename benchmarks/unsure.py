@@ -92,13 +92,12 @@ def main() -> None:
 
 def report(run, accuracy, unrelated: dict, started: float) -> None:
     """One JSON line: the rule chosen and how often it says "not sure" on each set."""
-    from finetune_gui.core.insight.suspects import load_run_split
     from finetune_gui.core.run.predict import predict_paths
     from finetune_gui.core.run.unsure import unsure_rule
 
     unsure_rule(run)
     rule = json.loads((run.path / "unsure.json").read_text("utf-8"))
-    sets = {"own test images": [p for p, _ in load_run_split(run).test], **unrelated}
+    sets = {"own test images": [p for p, _ in run.split().test], **unrelated}
     shares = {}
     for name, paths in sets.items():
         found = list(predict_paths(run, paths))

@@ -70,7 +70,7 @@ MUTATIONS = [
     Mutation(
         "restore-best",
         "restoring the best weights after early stopping and on cancel",
-        ReplaceBody("TrainingJob._restore_best", "return None"),
+        ReplaceBody("EpochLedger.restore_best", "return None"),
         (T + "test_early_stopping_ends_a_phase_that_stops_improving",
          T + "test_cancel_stops_within_one_batch_and_keeps_the_best_weights"),
     ),
@@ -96,7 +96,7 @@ MUTATIONS = [
     Mutation(
         "out-of-memory-halving",
         "halving the batch after out-of-memory: the message says it, the batch stays",
-        ReplaceLine(r"^(\s*)self\.batch_size = (.+)$", r"\1_ = \2", within="TrainingJob._fit_phase"),
+        ReplaceLine(r"^(\s*)ledger\.batch_size = (.+)$", r"\1_ = \2", within="PhaseTrainer._fit_phase"),
         (T + "test_out_of_memory_retries_with_half_the_batch_and_says_so",),
     ),
     Mutation(

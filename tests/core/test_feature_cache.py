@@ -77,7 +77,7 @@ def test_training_with_a_tiny_memory_budget_spills_to_disk_and_still_reaches_hig
 def test_a_cache_entry_keeps_the_first_block_statistics_and_an_older_one_has_none(
     tmp_path, monkeypatch
 ):
-    from finetune_gui.core.model.features import CachedFeatures
+    from finetune_gui.core.model.frozen_pass import CachedFeatures
     from finetune_gui.core.training import feature_cache
 
     monkeypatch.setenv("FINETUNE_GUI_CACHE_DIR", str(tmp_path))

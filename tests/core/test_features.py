@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from finetune_gui.core.model.build import build_classifier
-from finetune_gui.core.model.features import extract_features
+from finetune_gui.core.model.frozen_pass import extract_features
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.core.training.recipe import training_augmentation
 
@@ -34,7 +34,7 @@ def test_the_first_copy_of_every_image_is_the_plain_image_and_the_others_are_aug
 
 def test_fine_tuning_after_a_solved_head_leaves_out_the_dropout_the_head_was_not_fitted_with():
     from finetune_gui.core.model.backbones import cut_layer
-    from finetune_gui.core.model.features import top_model
+    from finetune_gui.core.model.frozen_pass import top_model
 
     settings = TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32,
                                 dropout=0.5, seed=0)
@@ -62,7 +62,7 @@ def test_a_runs_feature_rows_from_the_stored_activations_match_running_the_whole
     from finetune_gui.core.model.backbones import cut_layer
     from finetune_gui.core.run.dataset_features import probe, probe_model
     from finetune_gui.core.training.fast_path import StoredActivations
-    from finetune_gui.core.training.image_features import split_rows
+    from finetune_gui.core.training.kept_features import split_rows
 
     settings = TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32,
                                 augment="strong", seed=0)
@@ -103,7 +103,7 @@ def test_a_runs_feature_rows_from_the_stored_activations_match_running_the_whole
 def test_without_a_fine_tuning_phase_the_rows_come_from_the_stored_pooled_features():
     from finetune_gui.core.run.dataset_features import probe, probe_model
     from finetune_gui.core.training.fast_path import StoredActivations
-    from finetune_gui.core.training.image_features import split_rows
+    from finetune_gui.core.training.kept_features import split_rows
 
     settings = TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32, seed=0)
     classifier = build_classifier(settings, 2)

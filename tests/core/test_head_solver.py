@@ -141,7 +141,7 @@ def test_the_kept_head_is_solved_again_with_the_validation_images_at_the_chosen_
 
     from finetune_gui.core.model.build import build_classifier
     from finetune_gui.core.settings import TrainingSettings
-    from finetune_gui.core.training.head_solver import refit_on_train_and_val
+    from finetune_gui.core.training.head_refit import refit_on_train_and_val
 
     classifier = build_classifier(
         TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32), 2)

@@ -178,7 +178,7 @@ def test_a_deep_base_gets_the_last_block_of_each_resolution_within_the_budget():
     end of each resolution instead, and the fast path's inputs follow the taps below a cut."""
     from finetune_gui.core.model.backbones import cut_layer
     from finetune_gui.core.model.build import TAP_BUDGET, tapped_ends
-    from finetune_gui.core.model.features import stored_below_cut, top_model
+    from finetune_gui.core.model.frozen_pass import stored_below_cut, top_model
 
     settings = TrainingSettings(backbone="resnet50", weights="none", image_size=64)
     clf = build_classifier(settings, 2)

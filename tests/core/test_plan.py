@@ -9,7 +9,7 @@ import pytest
 from finetune_gui.core.model.build import ALL_BLOCKS
 from finetune_gui.core.run.naming import new_run_dir
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.training.job import TrainingJob
+from finetune_gui.core.training.phases import PhaseTrainer
 from finetune_gui.core.training.plan import (
     phase_plan,
     phases_to_train,
@@ -39,14 +39,12 @@ from finetune_gui.core.training.plan import (
 def test_the_plan_is_said_in_plain_words_and_matches_the_engine(changes, summary):
     settings = TrainingSettings(**changes)
     assert plan_summary(settings) == summary
-    # The engine's own phase sequence (phases with epochs), read from the training job.
-    quiet_job = SimpleNamespace(settings=settings, progress=lambda event: None, resumed=None,
-                                history=[])  # fmt: skip
-    engine = [(p, e, lr, b) for p, e, lr, b in TrainingJob._phases(quiet_job) if e]
-    planned = [(p.phase, p.epochs, p.learning_rate, p.unfrozen_blocks)
-               for p in phase_plan(settings)]
-    assert planned == engine
-    assert planned_epochs(settings) == sum(e for _, e, _, _ in engine)
+    # The engine's own phase sequence (phases with epochs), read from the phase trainer.
+    quiet = SimpleNamespace(settings=settings, progress=lambda event: None, resumed=False,
+                            ledger=SimpleNamespace(history=[]))
+    engine = [p for p in PhaseTrainer.phases(quiet) if p.epochs]
+    assert phase_plan(settings) == engine
+    assert planned_epochs(settings) == sum(p.epochs for p in engine)
 
 
 def rows(*phases: str) -> list[dict]:

@@ -12,13 +12,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for insi
 from finetune_gui.core.insight.suspects import (
     ScoredImages,
     class_thresholds,
-    cross_validated_probabilities,
     exclude_from_project,
     features_saw_labels,
     find_suspect_labels,
     rank_suspects,
 )
 from finetune_gui.core.project import Project
+from finetune_gui.core.run.unseen_answers import (
+    held_out_probabilities,
+    learned_parts,
+    plain_penalty,
+)
 from insight_runs import FLIPS_PER_CLASS, flipped_run, folder_bytes
 
 
@@ -102,10 +106,32 @@ def test_the_rule_uses_per_class_thresholds_not_a_fixed_cut():
 
 def test_cross_validation_needs_two_images_of_every_class():
     features = np.random.default_rng(0).normal(size=(7, 4))
-    assert cross_validated_probabilities(features, np.array([0, 0, 0, 1, 1, 1, 2]), 3) is None
-    probabilities = cross_validated_probabilities(features, np.array([0, 0, 0, 1, 1, 2, 2]), 4)
+    judge = plain_penalty(7)
+    assert held_out_probabilities(features, np.array([0, 0, 0, 1, 1, 1, 2]), 3, judge) is None
+    probabilities = held_out_probabilities(features, np.array([0, 0, 0, 1, 1, 2, 2]), 4, judge)
     assert probabilities.shape == (7, 4)
     assert np.allclose(probabilities.sum(axis=1), 1) and np.all(probabilities[:, 3] == 0)
+
+
+def test_the_suspect_judge_is_scikit_learns_default_logistic_regression_out_of_fold():
+    """One judge for suspects and "not sure": at the plain penalty it is cross_val_predict of
+    LogisticRegression() (C = 1), fold for fold."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1, 2], 20)
+    features = rng.normal(size=(60, 8)) + labels[:, None] * 0.8
+    mine = held_out_probabilities(features, labels, 3, plain_penalty(60))
+    folding = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    reference = cross_val_predict(LogisticRegression(C=1.0, max_iter=2000), features, labels,
+                                  cv=folding, method="predict_proba")
+    np.testing.assert_allclose(mine, reference, atol=1e-4)
+
+
+def test_which_parts_the_head_learned_follows_the_refit():
+    assert learned_parts({}) == ("train",)
+    assert learned_parts({"head_refit": {"images": 40}}) == ("train", "val")
 
 
 def test_runs_whose_backbone_learned_the_labels_are_told_apart(flipped):

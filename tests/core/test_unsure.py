@@ -93,9 +93,7 @@ def test_an_old_run_gets_its_rule_on_first_use(shapes_run, tmp_path):
 
 
 def json_split(run):
-    from finetune_gui.core.insight.suspects import load_run_split
-
-    split = load_run_split(run)
+    split = run.split()
     return {"test": split.test}
 
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QItemSelectionModel, QPoint, QPointF, Qt
 
-from finetune_gui.core.insight.suspects import load_run_split
 from finetune_gui.core.run.folder import RunFolder
 from finetune_gui.gui.pages.results_map import class_colour
 from finetune_gui.gui.state import LoadedRun
@@ -179,7 +178,7 @@ def test_map_has_a_point_per_image_in_class_colours_and_a_click_shows_it(
         qtbot.mouseClick(view.draw_button, Qt.MouseButton.LeftButton)
     assert done.args == ["ok"]
     run = RunFolder.open(trained_run)
-    split = load_run_split(run)
+    split = run.split()
     expected = {path: run.classes[label] for part in (split.train, split.val, split.test)
                 for path, label in part}
     shown = {}

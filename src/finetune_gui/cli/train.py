@@ -32,7 +32,7 @@ def add_parsers(commands) -> None:
     train.add_argument(
         "--budget", type=float, default=None, metavar="MINUTES",
         help="time for --auto to try settings (default 10)",
-    )  # fmt: skip
+    )
     train.add_argument(
         "--kfold",
         action="store_true",
@@ -71,7 +71,7 @@ def cmd_train(args) -> int:
         job = TrainingJob(
             args.folder, settings_from_args(args), args.out, progress=progress, cancel=cancel,
             kfold=args.kfold,
-        )  # fmt: skip
+        )
         if args.auto:
             job = _AutoRun(args, job.settings, progress, cancel)
     # Ctrl-C asks the run to stop after the current batch and keep its best weights.
@@ -100,7 +100,7 @@ class _AutoRun:
             self.args.folder, self.settings, self.args.out,
             budget_minutes=budget, progress=self.progress, cancel=self.cancel,
             kfold=self.args.kfold,
-        )  # fmt: skip
+        )
 
 
 def _job_from_project(path: Path, out: Path, progress, cancel):

@@ -43,8 +43,8 @@ class StepStatus:
 class LoadedRun:
     """A run folder read from disk with its report parsed once (the pages read it often)."""
 
-    folder: object  # core.runfolder.RunFolder
-    report: object | None  # core.evaluation.EvaluationReport
+    folder: object  # core.run.folder.RunFolder
+    report: object | None  # core.run.evaluation.EvaluationReport
     history: list[dict]
 
     @classmethod

@@ -11,6 +11,13 @@ from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.quiet import import_tensorflow_quietly
 
 
+def get_ready(progress: ProgressCallback) -> None:
+    """What every job does first in its child process: say so, then import TensorFlow (its
+    start-up chatter goes to the log file, not the user's screen)."""
+    progress(LogMessage("Getting ready: loading TensorFlow…"))
+    import_tensorflow_quietly()
+
+
 def train(
     scan: DatasetScan,
     settings: TrainingSettings,
@@ -21,8 +28,7 @@ def train(
     cancel: CancelToken | None = None,
 ):
     """Train with the core in this process; returns the core's `RunResult`."""
-    progress(LogMessage("Getting ready: loading TensorFlow…"))
-    import_tensorflow_quietly()
+    get_ready(progress)
     from finetune_gui.core.training.job import TrainingJob
 
     return TrainingJob(scan, settings, run_dir, progress=progress, cancel=cancel,
@@ -40,8 +46,7 @@ def train_auto(
     cancel: CancelToken | None = None,
 ):
     """Find good settings within `budget_minutes`, then train them; returns the `RunResult`."""
-    progress(LogMessage("Getting ready: loading TensorFlow…"))
-    import_tensorflow_quietly()
+    get_ready(progress)
     from finetune_gui.core.training.auto import auto_train
 
     return auto_train(scan, settings, run_dir, budget_minutes=budget_minutes, progress=progress,
@@ -55,8 +60,7 @@ def resume(
     cancel: CancelToken | None = None,
 ):
     """Continue an interrupted run from its last completed epoch; returns the `RunResult`."""
-    progress(LogMessage("Getting ready: loading TensorFlow…"))
-    import_tensorflow_quietly()
+    get_ready(progress)
     from finetune_gui.core.training.job import TrainingJob
 
     return TrainingJob.resume(run_dir, progress=progress, cancel=cancel).run()
@@ -71,8 +75,7 @@ def export(
     cancel: CancelToken | None = None,
 ):
     """Export and verify a run's model with the core; returns the core's `ExportResult`."""
-    progress(LogMessage("Getting ready: loading TensorFlow…"))
-    import_tensorflow_quietly()
+    get_ready(progress)
     from finetune_gui.core.export.job import export_model
 
     return export_model(run_path, fmt, target, progress=progress, cancel=cancel)
@@ -90,8 +93,7 @@ def report(
 
     `scan` is the window's scan of the run's image folder (saves checking it again), or None.
     """
-    progress(LogMessage("Getting ready: loading TensorFlow…"))
-    import_tensorflow_quietly()
+    get_ready(progress)
     from finetune_gui.core.insight.report import write_report
 
     return write_report(run_path, out_html, scan=scan, progress=progress, cancel=cancel)
@@ -104,8 +106,7 @@ def evaluate_test_split(
     cancel: CancelToken | None = None,
 ):
     """Score a run's kept weights on its test split and save the report; returns the report."""
-    progress(LogMessage("Getting ready: loading TensorFlow…"))
-    import_tensorflow_quietly()
+    get_ready(progress)
     from finetune_gui.core.run.folder import evaluate_test_split as evaluate
 
     return evaluate(run_path, progress=progress, cancel=cancel)

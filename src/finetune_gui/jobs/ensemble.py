@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback, ignore_progress
-from finetune_gui.quiet import import_tensorflow_quietly
+from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
+from finetune_gui.jobs.engine import get_ready
 
 
 def combine(
@@ -16,8 +16,7 @@ def combine(
     cancel: CancelToken | None = None,
 ):
     """Combine runs into an ensemble run with the core; returns the core's `EnsembleResult`."""
-    progress(LogMessage("Getting ready: loading TensorFlow…"))
-    import_tensorflow_quietly()
+    get_ready(progress)
     from finetune_gui.core.run.ensemble import combine_runs
 
     return combine_runs(run_paths, out, progress=progress, cancel=cancel)

@@ -20,7 +20,7 @@ from finetune_gui.core.events import (
     check_cancel,
     ignore_progress,
 )
-from finetune_gui.quiet import import_tensorflow_quietly
+from finetune_gui.jobs.engine import get_ready
 
 
 @dataclass
@@ -28,7 +28,7 @@ class SuspectSearch:
     """What the suspect-label search found, and whether the run's backbone saw the labels."""
 
     run_path: Path
-    suspects: list  # core.suspects.Suspect, clearest first
+    suspects: list  # core.insight.suspects.Suspect, clearest first
     saw_labels: bool
     images: int  # how many images were scored
 
@@ -50,8 +50,7 @@ def _open_run(run_path: Path, progress: ProgressCallback, cancel: CancelToken | 
 
     run = RunFolder.open(run_path)  # before TensorFlow: a deleted run fails at once, plainly
     check_cancel(cancel)
-    progress(LogMessage("Loading TensorFlow…"))
-    import_tensorflow_quietly()
+    get_ready(progress)
     check_cancel(cancel)
     progress(LogMessage("Loading the model…"))
     model = run.load_model()
@@ -66,16 +65,15 @@ def suspect_labels(
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ) -> SuspectSearch:
-    """Images of the run whose label the model contradicts (`core.suspects`), most certain first."""
+    """Images of the run whose label the model contradicts (`core.insight.suspects`), most certain first."""
     from finetune_gui.core.insight.suspects import features_saw_labels, find_suspect_labels
 
     run, model = _open_run(Path(run_path), progress, cancel)
     found = find_suspect_labels(run, model=model, exclude=set(exclude), progress=progress,
                                 cancel=cancel)
     check_cancel(cancel)  # a cancel during the last, uncheckable step still wins
-    from finetune_gui.core.insight.suspects import load_run_split
 
-    split = load_run_split(run)
+    split = run.split()
     images = sum(1 for part in (split.train, split.val, split.test) for path, _ in part
                  if path not in exclude)
     return SuspectSearch(run.path, found, features_saw_labels(run.settings, run.facts), images)
@@ -88,7 +86,7 @@ def embedding(
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ):
-    """The run's images as a 2-D map (`core.embedding.EmbeddingMap`)."""
+    """The run's images as a 2-D map (`core.insight.embedding.EmbeddingMap`)."""
     from finetune_gui.core.insight.embedding import embedding_map
 
     run, model = _open_run(Path(run_path), progress, cancel)

@@ -18,7 +18,7 @@ from finetune_gui.core.events import (
     check_cancel,
     ignore_progress,
 )
-from finetune_gui.quiet import import_tensorflow_quietly
+from finetune_gui.jobs.engine import get_ready
 
 
 def sort_folder(
@@ -36,8 +36,7 @@ def sort_folder(
 
     run = RunFolder.open(run_path)  # before TensorFlow: a deleted run fails at once, plainly
     check_destination(Path(source), Path(out))
-    progress(LogMessage("Loading TensorFlow…"))
-    import_tensorflow_quietly()
+    get_ready(progress)
     check_cancel(cancel)
     progress(LogMessage("Loading the model…"))
     summary = sort_folder(run, source, out, progress=progress, cancel=cancel)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui.core.data.split import DatasetSplit
-from finetune_gui.core.errors import DatasetError, ExportError
+from finetune_gui.core.errors import DatasetError, ExportError, RunFolderError
 from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback
 from finetune_gui.core.run.folder import SPLIT_FILE, RunFolder
 
@@ -18,16 +18,15 @@ MAX_CALIBRATION_IMAGES = 100
 
 def load_split(run: RunFolder, data_root: Path | str | None) -> DatasetSplit:
     """The run's split, its images looked for in `data_root` when the folder was moved."""
-    source = run.path / SPLIT_FILE
-    if not source.is_file():
+    if not (run.path / SPLIT_FILE).is_file():
         raise ExportError(
             f"The run folder {run.path} has no {SPLIT_FILE}, so there are no held-out images "
             f"to check the export against."
         )
     try:
-        split = DatasetSplit.load(source, Path(data_root).expanduser() if data_root else None)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ExportError(f"The run folder {run.path} has a damaged {SPLIT_FILE}: {exc}.") from exc
+        split = run.split(data_root)
+    except RunFolderError as exc:
+        raise ExportError(str(exc)) from exc
     if not split.root.is_dir():
         raise ExportError(
             f"The images of this run are no longer in {split.root}, and the export must be "

@@ -73,12 +73,11 @@ def embedding_map(
     """The map for `paths` (default: every image of the run's split) under a run's model."""
     from finetune_gui.core.data.pipeline import decode_images
     from finetune_gui.core.errors import SettingsError
-    from finetune_gui.core.insight.suspects import load_run_split
     from finetune_gui.core.model.parts import features_and_probabilities
 
     if method not in METHODS:
         raise SettingsError(f"Unknown map method '{method}'; choose one of {', '.join(METHODS)}.")
-    split = load_run_split(run, data_root)
+    split = run.split(data_root)
     known = {path: run.classes[label] for part in (split.train, split.val, split.test)
              for path, label in part}
     chosen = list(known) if paths is None else [Path(p) for p in paths]

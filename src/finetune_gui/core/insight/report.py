@@ -155,11 +155,10 @@ def _header(run) -> str:
 
 def _dataset_section(run, scan, data_root, progress, cancel) -> str:
     from finetune_gui.core.data.scan import scan_folder
-    from finetune_gui.core.insight.suspects import load_run_split
 
     parts = ["<h2>Dataset</h2>"]
     try:
-        split = load_run_split(run, data_root)
+        split = run.split(data_root)
     except UserError as exc:
         return parts[0] + f'<p class="warn">{escape(str(exc))}</p>'
     counts = split.counts()

@@ -10,8 +10,8 @@ Out-of-sample, because a network agrees with the labels it was trained on, wrong
   (unless the run solved its head again on training + validation images: val is then scored
   like train).
 - train images: a logistic regression on the model's pooled backbone features, fitted with
-  k-fold cross-validation (scikit-learn `cross_val_predict`), so each image is scored by a
-  classifier that did not see it. With a pretrained, frozen backbone those features never saw a
+  k-fold cross-validation (the app's one held-out judge, core/run/unseen_answers.py), so each
+  image is scored by a classifier that did not see it. With a pretrained, frozen backbone those features never saw a
   label; a backbone trained on these labels has seen them, which makes wrong labels harder to
   catch (never easier), so a suspect found is still worth a look.
 
@@ -25,10 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune_gui.core.data.split import DatasetSplit
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
+from finetune_gui.core.run.unseen_answers import (
+    HELD_OUT_FOLDS,
+    held_out_probabilities,
+    learned_parts,
+    plain_penalty,
+)
 
-DEFAULT_FOLDS = 5
+DEFAULT_FOLDS = HELD_OUT_FOLDS
 
 
 @dataclass(frozen=True)
@@ -65,17 +70,6 @@ class ScoredImages:
     classes: list[str]
 
 
-def load_run_split(run, data_root: Path | str | None = None) -> DatasetSplit:
-    """The run's train/val/test split (split.json), optionally with the image folder moved."""
-    from finetune_gui.core.errors import RunFolderError
-    from finetune_gui.core.run.folder import SPLIT_FILE
-
-    source = run.path / SPLIT_FILE
-    if not source.is_file():
-        raise RunFolderError(f"{run.path} has no {SPLIT_FILE}; the run's images are not known.")
-    return DatasetSplit.load(source, Path(data_root) if data_root is not None else None)
-
-
 def score_run_images(
     run,
     *,
@@ -91,7 +85,7 @@ def score_run_images(
     from finetune_gui.core.data.pipeline import decode_images
     from finetune_gui.core.model.parts import features_and_probabilities
 
-    split = load_run_split(run, data_root)
+    split = run.split(data_root)
     excluded = {Path(p) for p in exclude}
     items = [
         (path, label, part)
@@ -106,43 +100,19 @@ def score_run_images(
     model = model or run.load_model()
     features, probabilities = features_and_probabilities(model, images, batch_size)
     probabilities = probabilities[:, : len(split.classes)]
-    # A head solved again on training + validation images (run.json `head_refit`) has learned
-    # the validation labels too: those are then scored out of sample like the training images.
-    learned = ("train", "val") if getattr(run, "facts", {}).get("head_refit") else ("train",)
-    train = np.array([part in learned for part in parts])
-    if train.any():
-        cross_validated = cross_validated_probabilities(
-            features[train], labels[train], len(split.classes), folds
+    # Images whose labels the head learned are scored by the held-out judge (core/run/
+    # unseen_answers.py) at the default head's penalty: scikit-learn's logistic regression at
+    # C = 1 on the features as they are. With the head reading every block (2,784 features on
+    # the test's shapes), a standardised C = 0.1 judge missed one of six planted wrong labels.
+    learned = np.isin(parts, learned_parts(getattr(run, "facts", {})))
+    if learned.any():
+        held_out = held_out_probabilities(
+            features[learned], labels[learned], len(split.classes),
+            plain_penalty(int(learned.sum())), folds,
         )
-        if cross_validated is not None:
-            probabilities[train] = cross_validated
+        if held_out is not None:
+            probabilities[learned] = held_out
     return ScoredImages(paths, labels, parts, probabilities, features, list(split.classes))
-
-
-def cross_validated_probabilities(
-    features: np.ndarray, labels: np.ndarray, n_classes: int, folds: int = DEFAULT_FOLDS
-) -> np.ndarray | None:
-    """k-fold logistic-regression probabilities (N, n_classes), or None when a class has fewer
-    than 2 images (nothing to hold out)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
-    present, counts = np.unique(labels, return_counts=True)
-    k = min(folds, int(counts.min()))
-    if k < 2 or len(present) < 2:
-        return None
-    # The judge is the head a run solves by default: scikit-learn's logistic regression at C = 1
-    # on the features as they are. With the head reading every block (2,784 features on the
-    # test's shapes), the earlier standardised C = 0.1 judge missed one of six planted wrong
-    # labels (its right class at 0.80 against a threshold of 0.86); this one finds all six.
-    classifier = LogisticRegression(C=1.0, max_iter=2000)
-    folding = StratifiedKFold(n_splits=k, shuffle=True, random_state=0)
-    found = cross_val_predict(
-        classifier, features, labels, cv=folding, method="predict_proba"
-    )
-    full = np.zeros((len(labels), n_classes), dtype="float32")
-    full[:, present] = found  # columns of cross_val_predict follow the sorted labels present
-    return full
 
 
 def class_thresholds(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -195,7 +195,7 @@ def tap_inputs(base, cut: str | None, ends: list[str]) -> list:
         return []
     prefix = f"{TAP_PREFIX}pool_"
     taps = sorted(int(layer.name.removeprefix(prefix)) for layer in base.layers
-                  if layer.name.startswith(prefix))  # fmt: skip
+                  if layer.name.startswith(prefix))
     return [base.get_layer(f"{prefix}{i}").output for i in taps if i <= ends.index(cut)]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -149,12 +148,15 @@ def data_identity(folder) -> dict[str, str | None]:
     test) are left out of the hash: another split of the same images is a setting, not other
     data. None where a run does not record it.
     """
+    from finetune_gui.core.errors import RunFolderError
+    from finetune_gui.core.run.folder import read_split_record
+
     try:
-        split = json.loads((folder.path / "split.json").read_text("utf-8"))
+        split = read_split_record(folder.path)
         classes = split["classes"]
         lines = sorted(f"{name}\t{classes[int(label)]}" for part in ("train", "val", "test")
                        for name, label in split[part])
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
+    except (RunFolderError, KeyError, IndexError, TypeError, ValueError):
         return {DATA_FOLDER: folder.facts.get("data"), DATA_IMAGES: None}
     digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:12]
     return {DATA_FOLDER: split.get("root") or folder.facts.get("data"),

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
-from finetune_gui.core.model.features import first_block_statistics
+from finetune_gui.core.model.frozen_pass import first_block_statistics
 
 FEATURES_FILE = "features.npz"
 # How the first block's output becomes one row per image. The mean alone says which colours and
@@ -164,18 +164,6 @@ def save(run, found: DatasetFeatures) -> None:
     atomic_write_with(run.path / FEATURES_FILE, write, suffix=".npz")
 
 
-def run_split(run, data_root: Path | str | None = None):
-    """The run's train/val/test split (split.json), optionally with the image folder moved."""
-    from finetune_gui.core.data.split import DatasetSplit
-    from finetune_gui.core.errors import RunFolderError
-    from finetune_gui.core.run.folder import SPLIT_FILE
-
-    source = run.path / SPLIT_FILE
-    if not source.is_file():
-        raise RunFolderError(f"{run.path} has no {SPLIT_FILE}; the run's images are not known.")
-    return DatasetSplit.load(source, Path(data_root) if data_root is not None else None)
-
-
 def dataset_features(
     run,
     *,
@@ -198,7 +186,7 @@ def dataset_features(
     if cached is not None:
         return cached
     from finetune_gui.core.data.pipeline import decode_images
-    split = run_split(run, data_root)
+    split = run.split(data_root)
     pixels, known = pixels or {}, known or {}
     paths, labels, parts, features, probabilities, early = [], [], [], [], [], []
     for part in PARTS:
@@ -212,7 +200,7 @@ def dataset_features(
                 images = decode_images(
                     [p for p, _ in items], run.image_size, progress=progress, cancel=cancel,
                     stage="features",
-                )  # fmt: skip
+                )
             if seeing is None:
                 seeing = probe_model(model or run.load_model())
             rows = probe(seeing, images, len(run.classes))

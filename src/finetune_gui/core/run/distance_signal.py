@@ -92,17 +92,17 @@ class DistanceSignal:
         points = decode(data["points"]) if "points" in data else None
         straight = float(data.get("max_straight_distance", NO_CUT))
         return cls(data["layer"], mean, decode(data["reference"]), float(data["max_distance"]),
-                   points, straight)  # fmt: skip
+                   points, straight)
 
 
 def cuts_together(cosine: np.ndarray, straight: np.ndarray, rate: float) -> tuple[float, float]:
     """Cuts for the two distances at one shared quantile, the highest share of the calibration
     images `q` (between rate/2 and rate) for which they flag at most `rate` together."""
     chosen = (np.quantile(cosine, 1 - rate / 2, method="higher"),
-              np.quantile(straight, 1 - rate / 2, method="higher"))  # fmt: skip
+              np.quantile(straight, 1 - rate / 2, method="higher"))
     for q in np.linspace(rate / 2, rate, 26)[1:]:
         cuts = (np.quantile(cosine, 1 - q, method="higher"),
-                np.quantile(straight, 1 - q, method="higher"))  # fmt: skip
+                np.quantile(straight, 1 - q, method="higher"))
         if ((cosine > cuts[0]) | (straight > cuts[1])).mean() > rate:
             break
         chosen = cuts

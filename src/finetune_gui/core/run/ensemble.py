@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune_gui.core.errors import EnsembleError, UserError
+from finetune_gui.core.errors import EnsembleError, RunFolderError, UserError
 from finetune_gui.core.events import (
     CancelToken,
     LogMessage,
@@ -106,18 +106,14 @@ def check_combinable(runs: list[RunFolder]) -> dict:
 
 
 def _split_of(run: RunFolder) -> dict:
-    source = run.path / rf.SPLIT_FILE
-    try:
-        split = json.loads(source.read_text("utf-8"))
-        if not isinstance(split, dict):
-            raise ValueError("not a JSON object")
-        return split
-    except FileNotFoundError as exc:
+    if not (run.path / rf.SPLIT_FILE).is_file():
         raise EnsembleError(
             f"The run {run.path} has no {rf.SPLIT_FILE}, so it cannot be told which images it "
-            f"trained on; it cannot join an ensemble.") from exc
-    except (OSError, ValueError) as exc:
-        raise EnsembleError(f"The run {run.path} has a damaged {rf.SPLIT_FILE}: {exc}.") from exc
+            f"trained on; it cannot join an ensemble.")
+    try:
+        return rf.read_split_record(run.path)
+    except RunFolderError as exc:
+        raise EnsembleError(str(exc)) from exc
 
 
 def _part(split: dict, name: str) -> list:

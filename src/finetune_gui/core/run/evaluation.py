@@ -94,7 +94,7 @@ class EvaluationReport:
 def _interval_tuples(data: dict) -> dict:
     """JSON stores intervals as lists; the report holds them as (low, high) tuples."""
     return {k: tuple(v) if k.endswith("_interval") and v is not None else v
-            for k, v in data.items()}  # fmt: skip
+            for k, v in data.items()}
 
 
 def build_report(

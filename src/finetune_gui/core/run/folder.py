@@ -117,6 +117,43 @@ def _process_alive(pid: object, host: object) -> bool:
     return process_running(pid)
 
 
+def read_split_record(run_dir: Path | str) -> dict:
+    """A run's split.json as written (its file lists, relative to `root`); `RunFolderError`
+    in one sentence when it is missing or damaged. The one place split.json is opened."""
+    source = Path(run_dir) / SPLIT_FILE
+    if not source.is_file():
+        raise RunFolderError(f"{Path(run_dir)} has no {SPLIT_FILE}; the run's images are not known.")
+    try:
+        record = json.loads(source.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(f"The run folder {Path(run_dir)} has a damaged {SPLIT_FILE}: {exc}.") from exc
+    if not isinstance(record, dict):
+        raise RunFolderError(f"The run folder {Path(run_dir)} has a damaged {SPLIT_FILE}: not a JSON object.")
+    return record
+
+
+def read_split(run_dir: Path | str, data_root: Path | str | None = None):
+    """A run's train/val/test split (`DatasetSplit`), its images looked for in `data_root` when
+    the image folder was moved; `RunFolderError` when missing or damaged."""
+    from finetune_gui.core.data.split import DatasetSplit
+
+    record = read_split_record(run_dir)
+    try:
+        return DatasetSplit.from_dict(record, Path(data_root).expanduser() if data_root else None)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise RunFolderError(f"The run folder {Path(run_dir)} has a damaged {SPLIT_FILE}: {exc!r}.") from exc
+
+
+def split_counts(run_dir: Path | str) -> dict[str, int]:
+    """How many images each part of a run's split holds; zeros when it cannot be read (a run
+    that failed early)."""
+    try:
+        record = read_split_record(run_dir)
+        return {part: len(record.get(part) or []) for part in ("train", "val", "test")}
+    except RunFolderError:
+        return {"train": 0, "val": 0, "test": 0}
+
+
 def run_state(run_dir: Path | str) -> str:
     """One of `RUN_STATES` for the run folder `run_dir`, read from its run.json."""
     run_dir = Path(run_dir)
@@ -230,6 +267,10 @@ class RunFolder:
     def history(self) -> list[dict]:
         return self.read_history(self.path)
 
+    def split(self, data_root: Path | str | None = None):
+        """The run's train/val/test split (`read_split`)."""
+        return read_split(self.path, data_root)
+
     @staticmethod
     def read_history(folder: Path) -> list[dict]:
         """history.csv as a list of per-epoch dicts (empty when no epoch finished)."""
@@ -297,17 +338,12 @@ def evaluate_test_split(
     """Score a run's kept model on its own test split (e.g. a cancelled run) and save the
     report as its metrics.json; raises `RunFolderError` when the run has no test images."""
     from finetune_gui.core.data.pipeline import decode_images
-    from finetune_gui.core.data.split import DatasetSplit
     from finetune_gui.core.events import ignore_progress
     from finetune_gui.core.run.evaluation import build_report, predict_probabilities
 
     progress = progress or ignore_progress
     run = run if isinstance(run, RunFolder) else RunFolder.open(run)
-    try:
-        split = DatasetSplit.load(run.path / SPLIT_FILE)
-    except (OSError, ValueError, KeyError) as exc:
-        raise RunFolderError(f"The run {run.path} has no readable list of its test images "
-                             f"({SPLIT_FILE}).") from exc
+    split = run.split()
     if not split.test:
         raise RunFolderError(
             f"The run {run.path.name} has no test images. Score it on a labelled folder: "

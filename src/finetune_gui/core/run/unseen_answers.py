@@ -1,4 +1,6 @@
-"""What the model would answer about the images it learned, had it not learned them.
+"""What a head would answer about the images it learned, had it not learned them: the one
+held-out judge of the app. "Not sure" sets its confidence cut on these answers; suspect labels
+are the images these answers give to another class.
 
 The "not sure" rule sets its confidence threshold on the run's own images. The softmax maximum
 of an image whose label the head was fitted on is that of an answer it was taught, higher than
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 HELD_OUT_FOLDS = 5
-MAX_ITERATIONS = 1000
+MAX_ITERATIONS = 2000
 DEFAULT_L2 = 1e-2  # for a head that was trained, not solved: the middle of the solver's grid
 
 
@@ -33,7 +35,7 @@ def head_penalty(facts: dict) -> HeadPenalty:
     refit = facts.get("head_refit") or {}
     if "l2" in refit:
         return HeadPenalty(float(refit["l2"]), bool(refit.get("standardised", True)),
-                           float(refit.get("feature_norm", 1.0)))  # fmt: skip
+                           float(refit.get("feature_norm", 1.0)))
     tried = [row for row in facts.get("head_l2_tried") or [] if row.get("val_accuracy") is not None]
     if not tried:
         return HeadPenalty(DEFAULT_L2)
@@ -47,48 +49,73 @@ def head_penalty(facts: dict) -> HeadPenalty:
     return HeadPenalty(float(chosen["l2"]))
 
 
-def unseen_probabilities(found, learned: tuple[str, ...], penalty: HeadPenalty) -> np.ndarray:
-    """The run's probabilities (`found`: DatasetFeatures), with those of the images in the
-    `learned` parts replaced by k-fold ones: a softmax head with the run's `penalty`
-    (`head_penalty`), solved without each image's fold.
-    Unchanged when a class has a single image.
+def learned_parts(facts: dict) -> tuple[str, ...]:
+    """The parts of the split whose labels the kept head was fitted on: the training images,
+    and the validation images too once the head was solved again on both (`head_refit`)."""
+    return ("train", "val") if facts.get("head_refit") else ("train",)
+
+
+def plain_penalty(images: int) -> HeadPenalty:
+    """scikit-learn's `LogisticRegression()` (C = 1) on `images` features as they are: the head
+    a run solves by default, and the suspect-label judge."""
+    return HeadPenalty(1.0 / max(images, 1), standardised=False)
+
+
+def held_out_probabilities(
+    features: np.ndarray, labels: np.ndarray, n_classes: int, penalty: HeadPenalty,
+    folds: int = HELD_OUT_FOLDS,
+) -> np.ndarray | None:
+    """k-fold answers (N, n_classes): each image's probabilities from a softmax head with
+    `penalty`, solved on the other folds without it; None when a class has fewer than 2 images
+    (nothing can be held out).
 
     The head solver's objective (mean cross-entropy + l2/2 |W|^2, core/training/head_solver.py)
-    is scikit-learn's with C = 1 / (l2 * images). features.npz keeps unit-length features; a
-    plain head's were of length `feature_norm`, so they are scaled back to it.
+    is scikit-learn's with C = 1 / (l2 * images); a plain head's features are scaled to the
+    length it saw (`feature_norm`).
     """
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits
 
-    probabilities = np.array(found.probabilities, dtype=np.float32)
-    rows = np.flatnonzero(np.isin(found.parts, learned))
-    labels = found.labels[rows]
     present, counts = np.unique(labels, return_counts=True)
-    folds = min(HELD_OUT_FOLDS, int(counts.min()) if len(counts) else 0)
-    if folds < 2 or len(present) < 2:
-        return probabilities  # nothing can be held out
-    features = np.asarray(found.features, dtype=np.float64)[rows]
+    k = min(folds, int(counts.min()) if len(counts) else 0)
+    if k < 2 or len(present) < 2:
+        return None
+    features = np.asarray(features, dtype=np.float64)
     if not penalty.standardised:
         features = features * penalty.feature_norm
-    folding = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+    answers = np.zeros((len(labels), n_classes), dtype=np.float32)
+    folding = StratifiedKFold(n_splits=k, shuffle=True, random_state=0)
     # One BLAS thread, as in the head solver: 4.8 s -> 2.4 s on 4,854 images of 1,280 features.
     with threadpool_limits(limits=1):
-        _fill_held_out(probabilities, features, labels, rows, folding, penalty)
-    return probabilities
+        for fit, held_out in folding.split(features, labels):
+            head = _head(penalty, len(fit), len(labels))
+            head.fit(features[fit], labels[fit])
+            # The classes present in this fold's fit, in order.
+            answers[np.ix_(held_out, head.classes_)] = head.predict_proba(features[held_out])
+    return answers
 
 
-def _fill_held_out(probabilities, features, labels, rows, folding, penalty: HeadPenalty) -> None:
+def _head(penalty: HeadPenalty, fit_images: int, images: int):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    for fit, held_out in folding.split(features, labels):
-        # The plain head's l2 was 1 / images: the same C for every fold's fit.
-        strength = penalty.l2 if penalty.standardised else penalty.l2 * len(rows) / len(fit)
-        steps = [StandardScaler()] if penalty.standardised else []
-        head = make_pipeline(*steps, LogisticRegression(
-            C=1.0 / (strength * len(fit)), max_iter=MAX_ITERATIONS))  # fmt: skip
-        head.fit(features[fit], labels[fit])
-        columns = head.classes_  # the classes present in this fold's fit, in order
-        probabilities[rows[held_out]] = 0.0
-        probabilities[np.ix_(rows[held_out], columns)] = head.predict_proba(features[held_out])
+    # The plain head's l2 was 1 / images: the same C for every fold's fit.
+    strength = penalty.l2 if penalty.standardised else penalty.l2 * images / fit_images
+    steps = [StandardScaler()] if penalty.standardised else []
+    regression = LogisticRegression(C=1.0 / (strength * fit_images), max_iter=MAX_ITERATIONS)
+    return make_pipeline(*steps, regression)
+
+
+def unseen_probabilities(found, learned: tuple[str, ...], penalty: HeadPenalty) -> np.ndarray:
+    """The run's probabilities (`found`: DatasetFeatures), with those of the images in the
+    `learned` parts (`learned_parts`) replaced by held-out ones at the run's `penalty`
+    (`head_penalty`). features.npz keeps unit-length features, which a plain head's penalty
+    scales back. Unchanged when a class has a single image."""
+    probabilities = np.array(found.probabilities, dtype=np.float32)
+    rows = np.flatnonzero(np.isin(found.parts, learned))
+    answers = held_out_probabilities(
+        np.asarray(found.features)[rows], found.labels[rows], probabilities.shape[1], penalty)
+    if answers is not None:
+        probabilities[rows] = answers
+    return probabilities

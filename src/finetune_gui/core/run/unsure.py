@@ -257,14 +257,18 @@ def unsure_rule(
         probe_model,
     )
     from finetune_gui.core.run.folder import write_json
-    from finetune_gui.core.run.unseen_answers import head_penalty, unseen_probabilities
+    from finetune_gui.core.run.unseen_answers import (
+        head_penalty,
+        learned_parts,
+        unseen_probabilities,
+    )
 
     model = model or run.load_model()
     if POOL_LAYER not in [layer.name for layer in model.layers]:
         return None  # an ensemble (core/run/ensemble.py): no single feature space to measure in
     seeing = seeing or probe_model(model)
     found = dataset_features(run, model=model, pixels=pixels, seeing=seeing, data_root=data_root,
-                             progress=progress, cancel=cancel)  # fmt: skip
+                             progress=progress, cancel=cancel)
     val, train = found.of_part("val"), found.of_part("train")
     if not val.any() or not train.any():
         return None
@@ -276,7 +280,7 @@ def unsure_rule(
         val_paths = [p for p, is_val in zip(found.paths, val, strict=True) if is_val]
         val_pixels = decode_images(val_paths, run.image_size, cancel=cancel, stage="features")
     pseudo = probe(seeing, pseudo_outliers(val_pixels), len(run.classes))
-    learned = ("train", "val") if run.facts.get("head_refit") else ("train",)
+    learned = learned_parts(run.facts)
     found = replace(found, probabilities=unseen_probabilities(found, learned, head_penalty(run.facts)))
     rule = calibrate(look, content, _rows(found, val), _rows(found, train), pseudo)
     write_json(source, rule.to_dict())

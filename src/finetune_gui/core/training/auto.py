@@ -67,7 +67,7 @@ class Trial:
     def label(self, settings: TrainingSettings) -> str:
         tried = replace(settings, **self.changes) if self.changes else settings
         reads = ("" if tried.head_reads == settings.head_reads
-                 else f", head reads {tried.head_reads.replace('-', ' ')}")  # fmt: skip
+                 else f", head reads {tried.head_reads.replace('-', ' ')}")
         if not tried.epochs_finetune or not tried.unfreeze_blocks:
             return "head only" + reads
         text = f"top {tried.unfreeze_blocks} blocks, lr {tried.resolved_lr_finetune:g}" + reads
@@ -113,7 +113,7 @@ def choose_settings(
             if trials and elapsed + typical > budget:
                 progress(LogMessage(
                     f"Time budget reached after {len(trials)} of {len(candidates)} trials."
-                ))  # fmt: skip
+                ))
                 break
             tried = replace(settings, **changes)
             if any(replace(settings, **t.changes) == tried for t in trials):
@@ -124,7 +124,7 @@ def choose_settings(
             if result.status != "completed":
                 check_cancel(cancel)
                 continue
-            best = next((r for r in result.history if r["epoch"] == job.best.epoch), None)
+            best = next((r for r in result.history if r["epoch"] == job.ledger.best.epoch), None)
             trial = Trial(
                 changes,
                 best["val_accuracy"] if best else None,
@@ -136,7 +136,7 @@ def choose_settings(
             progress(LogMessage(
                 f"Trial {len(trials)}: {trial.label(settings)}: {describe(trial.score)} "
                 f"({trial.seconds:.0f} s)."
-            ))  # fmt: skip
+            ))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if not trials:
@@ -198,7 +198,7 @@ def auto_train(
     progress(LogMessage(
         f"Finding settings on the validation images (budget {budget_minutes:g} min); the test "
         f"images stay unseen until the end."
-    ))  # fmt: skip
+    ))
     chosen, trials = choose_settings(
         split, settings, budget_minutes=budget_minutes, progress=progress, cancel=cancel
     )
@@ -214,7 +214,7 @@ def auto_train(
              "val_loss": t.val_loss, "kept": t.kept, "seconds": round(t.seconds, 1),
              "chosen": t is winner}
             for t in trials
-        ]  # fmt: skip
+        ]
         rf.write_json(facts, data_out)
     result.message = f"{result.message}\nSettings tried (* chosen):\n{table}"
     return result

@@ -1,6 +1,6 @@
 """The Keras callbacks of one training phase, one concern each, handed what they need.
 
-Keras calls them in list order for every hook, so the order `job.py` lists them in is the order
+Keras calls them in list order for every hook, so the order `ledger.py` lists them in is the order
 of the events a user sees: per batch divergence, cancel, then progress; per epoch the history
 row, early stopping (its message waits for the phase's end, after the epoch's line), the
 `EpochEnded` event, then the checkpoint. Imported only once training
@@ -23,7 +23,6 @@ from finetune_gui.core.events import (
     ProgressCallback,
 )
 from finetune_gui.core.model.build import recalibrate_batchnorm
-from finetune_gui.core.training.checkpoint import RunCheckpoint
 from finetune_gui.core.training.selection import criterion, switch_margin
 from finetune_gui.core.training.tracking import BestWeights, LossWatch, PhaseStop
 
@@ -194,36 +193,16 @@ class EpochProgress(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Writes the checkpoint after each finished epoch, so a killed run resumes there.
+    """Writes the checkpoint after each finished epoch (`save`: the ledger's), so a killed run
+    resumes there."""
 
-    `model` is the whole classifier: in speed mode Keras fits only its top part.
-    """
-
-    def __init__(
-        self,
-        checkpoint: RunCheckpoint,
-        model,
-        history: list[dict],
-        best: BestWeights,
-        watch: LossWatch,
-        batch_size: int,
-        stop: PhaseStop,
-    ) -> None:
+    def __init__(self, save: Callable[[], None], stop: PhaseStop) -> None:
         super().__init__()
-        self.checkpoint, self.classifier_model, self.history = checkpoint, model, history
-        self.best, self.watch, self.batch_size, self.stop = best, watch, batch_size, stop
+        self.save, self.stop = save, stop
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.stop.mid_epoch:
-            return
-        self.checkpoint.save_epoch(
-            self.classifier_model,
-            self.history,
-            best_value=self.best.value,
-            best_epoch=self.best.epoch,
-            batch_size=self.batch_size,
-            first_loss=self.watch.first_loss,
-        )
+        if not self.stop.mid_epoch:
+            self.save()
 
 
 class RecalibrateBatchNorm(keras.callbacks.Callback):
@@ -235,74 +214,3 @@ class RecalibrateBatchNorm(keras.callbacks.Callback):
 
     def on_test_begin(self, logs=None):
         recalibrate_batchnorm(self.classifier_model, self.images, self.batch_size)
-
-
-def record_epoch(
-    row: dict,
-    layers: list,
-    *,
-    history: list[dict],
-    best: BestWeights,
-    watch: LossWatch,
-    checkpoint: RunCheckpoint,
-    model,
-    batch_size: int,
-    progress: ProgressCallback,
-) -> None:
-    """An epoch computed without `fit` (the solved head), recorded as the callbacks below record
-    one: its history row, the best weights of `layers`, the `EpochEnded` event, the checkpoint."""
-    history.append(row)
-    best.remember_start(layers)
-    if best.update(criterion(row["val_accuracy"], row["val_loss"], row["loss"]), row["epoch"],
-                   layers):  # fmt: skip
-        checkpoint.save_best(model)
-    progress(EpochEnded(row["phase"], row["epoch"],
-                        {k: v for k, v in row.items() if isinstance(v, float)}))  # fmt: skip
-    checkpoint.save_epoch(
-        model, history, best_value=best.value, best_epoch=best.epoch, batch_size=batch_size,
-        first_loss=watch.first_loss,
-    )  # fmt: skip
-
-
-def phase_callbacks(
-    *,
-    phase: str,
-    first_epoch: int,
-    steps: int,
-    epochs: int,
-    layers: list,
-    history: list[dict],
-    best: BestWeights,
-    watch: LossWatch,
-    checkpoint: RunCheckpoint,
-    model,
-    batch_size: int,
-    patience: int,
-    progress: ProgressCallback,
-    cancel: CancelToken | None,
-    stop: PhaseStop,
-    val_images: int = 0,
-) -> list[keras.callbacks.Callback]:
-    """The callbacks of one phase, in the order their events must come (see the module doc).
-
-    `model` is the whole classifier, whose weights the checkpoint keeps; `layers` are the ones
-    this phase trains.
-    """
-    return [
-        DivergenceStop(watch, stop, first_epoch),
-        CancelStop(cancel, stop),
-        BatchProgress(progress, phase, first_epoch, steps, epochs),
-        EpochHistory(history, phase, first_epoch, stop),
-        EarlyStopping(
-            best,
-            layers,
-            history,
-            stop,
-            patience=patience,
-            progress=progress,
-            on_improvement=lambda: checkpoint.save_best(model),
-            val_images=val_images,
-        ),
-        EpochProgress(progress, phase, history, stop),
-        EpochCheckpoint(checkpoint, model, history, best, watch, batch_size, stop),
-    ]

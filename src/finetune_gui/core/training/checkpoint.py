@@ -143,7 +143,7 @@ def read_resume_point(run_dir: Path) -> ResumePoint:
     settings = TrainingSettings.from_dict(
         json.loads((run_dir / rf.SETTINGS_FILE).read_text("utf-8")), of_run=True
     )
-    split = DatasetSplit.load(run_dir / rf.SPLIT_FILE)
+    split = rf.read_split(run_dir)
     missing = [
         p for part in (split.train, split.val, split.test) for p, _ in part if not p.exists()
     ]

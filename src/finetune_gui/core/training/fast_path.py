@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from finetune_gui.core.data.split import DatasetSplit
 from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback
 from finetune_gui.core.model.backbones import cut_layer
-from finetune_gui.core.model.features import (
+from finetune_gui.core.model.frozen_pass import (
     CachedFeatures,
     extract_features,
     head_model,
@@ -22,6 +22,7 @@ from finetune_gui.core.model.features import (
 )
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.core.training import feature_cache
+from finetune_gui.core.training.plan import PhasePlan
 
 
 @dataclass
@@ -37,10 +38,10 @@ class StoredActivations:
         return self.train.views
 
 
-def finetune_cut(classifier, phases: list[tuple]) -> str | None:
+def finetune_cut(classifier, phases: list[PhasePlan]) -> str | None:
     """The layer below the blocks phase 2 unfreezes (None without a fine-tuning phase)."""
-    finetune = [p for p in phases if p[0] == "finetune"]
-    return cut_layer(classifier.ends, finetune[0][3]) if finetune else None
+    finetune = [p for p in phases if p.phase == "finetune"]
+    return cut_layer(classifier.ends, finetune[0].unfrozen_blocks) if finetune else None
 
 
 def store_activations(
@@ -66,7 +67,7 @@ def store_activations(
             classifier, settings, pixels, items, cut=cut, augment=augment, views=views,
             stage=stage, weights_id=weights_id, batch_size=batch_size, progress=progress,
             cancel=cancel,
-        )  # fmt: skip
+        )
 
     train = extract(train_x, split.train, augment, views, "extract")
     val = extract(val_x, split.val, None, 1, "extract-val")
@@ -91,7 +92,7 @@ def phase_model(classifier, phase: str, stored: StoredActivations, *, head_solve
 def _cached_extract(
     classifier, settings, images, items, *, cut, augment, views, stage, weights_id, batch_size,
     progress, cancel,
-) -> CachedFeatures:  # fmt: skip
+) -> CachedFeatures:
     """Extract the frozen part's output, or reuse it from an earlier run with the same key."""
     key = feature_cache.cache_key(
         [p for p, _ in items],
@@ -113,6 +114,6 @@ def _cached_extract(
     features = extract_features(
         classifier, images, cut=cut, augment=augment, views=views,
         batch_size=batch_size, progress=progress, cancel=cancel, stage=stage,
-    )  # fmt: skip
+    )
     feature_cache.save(key, features)
     return features

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui.core.data.storage import DiskArray, allocate, cache_root, memory_budget
-from finetune_gui.core.model.features import CachedFeatures
+from finetune_gui.core.model.frozen_pass import CachedFeatures
 
 MAX_CACHE_BYTES = 20 * 2**30
 _CHUNK_ROWS = 256

@@ -181,7 +181,7 @@ def search_softmax_head(
             z_train, train_labels, n_classes, l2, sample_weight=sample_weight, start=start)
         row = {"l2": l2, "standardised": scaler is not plain, "chosen": False,
                "train_loss": loss, "iterations": iterations, "val_accuracy": None,
-               "val_loss": None}  # fmt: skip
+               "val_loss": None}
         if has_val:
             probs = _softmax(z_val @ params[:-1] + params[-1])
             row["val_accuracy"] = float((probs.argmax(axis=1) == val_labels).mean())
@@ -202,7 +202,7 @@ def search_softmax_head(
         initial = None
         if start is not None:  # the head in this scaler's coordinates (`_folded` undone)
             initial = np.vstack([start.kernel * scaler.scale[:, None],
-                                 start.bias + scaler.mean @ start.kernel])  # fmt: skip
+                                 start.bias + scaler.mean @ start.kernel])
         params, row = fit(scaler, l2, initial)
         return HeadSearch(_folded(params, scaler, row), tried)
     params, row = fit(plain, plain_l2(len(train_labels)))
@@ -233,7 +233,7 @@ def _folded(params: np.ndarray, scaler: _Standardiser, row: dict) -> SoftmaxHead
     kernel = params[:-1] / scaler.scale[:, None]
     bias = params[-1] - (scaler.mean / scaler.scale) @ params[:-1]
     return SoftmaxHead(kernel, bias, row["l2"], row["train_loss"], row["iterations"],
-                       standardised=row["standardised"])  # fmt: skip
+                       standardised=row["standardised"])
 
 
 def solves_head(settings) -> bool:
@@ -287,18 +287,18 @@ def solve_head_phase(
     """
     from finetune_gui.core.events import LogMessage, PhaseStarted, check_cancel
     from finetune_gui.core.model.build import count_trainable
-    from finetune_gui.core.model.features import head_model
+    from finetune_gui.core.model.frozen_pass import head_model
 
     progress(PhaseStarted("head", 1, epoch, count_trainable(head_model(classifier))))
     progress(LogMessage(
         "Phase 1: solving the new head to its optimum on the frozen features (scikit-learn's "
         "logistic regression, unless another L2 strength is clearly better on validation)."
-    ))  # fmt: skip
+    ))
     pooled = np.asarray(train_pooled)
     search = search_softmax_head(
         pooled, labels, np.asarray(val_pooled), val_labels, classifier.head_layers[-1].units,
         sample_weight=sample_weights, on_tried=lambda row: check_cancel(cancel),
-    )  # fmt: skip
+    )
     set_output_layer(classifier, search.head)
     progress(LogMessage(head_choice_text(search)))
     return search, history_row(search, pooled, labels, epoch, lr)
@@ -317,65 +317,7 @@ def head_choice_text(search: HeadSearch) -> str:
             f"{best['val_accuracy']:.1%} at L2 {best['l2']:g})" if best else ""
         )
         return (f"Head solved as scikit-learn's logistic regression solves it (C = {PLAIN_C:g}): "
-                f"validation accuracy {plain['val_accuracy']:.1%}{beaten}.")  # fmt: skip
+                f"validation accuracy {plain['val_accuracy']:.1%}{beaten}.")
     return (f"Head solved: standardised features at L2 {chosen['l2']:g} (validation accuracy "
             f"{chosen['val_accuracy']:.1%}, clearly above the plain logistic regression's "
-            f"{plain['val_accuracy']:.1%}; {len(others)} strength(s) tried).")  # fmt: skip
-
-
-def head_in_layer(classifier, row: dict) -> SoftmaxHead:
-    """The solved head as the classifier's output layer holds it, with its row of the search
-    (`head_l2_tried` in run.json: penalty, loss, iterations, plain or standardised)."""
-    kernel, bias = classifier.head_layers[-1].get_weights()
-    return SoftmaxHead(np.asarray(kernel, np.float64), np.asarray(bias, np.float64), row["l2"],
-                       row["train_loss"], row["iterations"], standardised=row["standardised"])
-
-
-def refit_kept_head(classifier, facts: dict, *args) -> dict:
-    """`refit_on_train_and_val` for the head the run solved and kept (in the output layer once
-    the best weights are back), read from the run's facts, so a resumed run refits exactly as an
-    uninterrupted one; {} when no head was solved (phase 1 trained, or not run). `args`: those
-    of `refit_on_train_and_val` after `chosen`."""
-    chosen = next((row for row in facts.get("head_l2_tried", ()) if row.get("chosen")), None)
-    if chosen is None:
-        return {}
-    return refit_on_train_and_val(classifier, head_in_layer(classifier, chosen), *args)
-
-
-def refit_on_train_and_val(
-    classifier, chosen: SoftmaxHead, stored, train_labels: np.ndarray, val_labels: np.ndarray,
-    classes: list[str], class_weights: str, progress: ProgressCallback,
-) -> dict:  # fmt: skip
-    """Solve the kept head again on the training and validation features together (`stored`:
-    the fast path's StoredActivations), as validation chose (`chosen`: the plain head at
-    `PLAIN_C`, or a standardised one at its L2 strength), and put it into the classifier;
-    returns what run.json records.
-
-    Validation has done its job (it chose the strength and the phase); the final head then
-    learns from every image it may see, as the 15-line probe a programmer writes does, while the
-    test images stay unseen. On the digits the head had 1,146 images to learn from, the probe
-    1,347 (issue 12).
-    """
-    from finetune_gui.core.events import LogMessage, ignore_progress
-    from finetune_gui.core.training.recipe import sample_weights
-
-    if len(val_labels) == 0:
-        return {}
-    features = np.concatenate([np.asarray(stored.train.pooled), np.asarray(stored.val.pooled)])
-    labels = np.concatenate([train_labels, val_labels])
-    weights = sample_weights(labels, classes, class_weights, ignore_progress)
-    l2 = chosen.l2 if chosen.standardised else plain_l2(len(labels))
-    # Started from the chosen head: the optimum moves little with a sixth more images.
-    search = search_softmax_head(features, labels, None, None, len(classes), sample_weight=weights,
-                                 fallback_l2=l2, fallback_standardised=chosen.standardised,
-                                 start=chosen)  # fmt: skip
-    set_output_layer(classifier, search.head)
-    penalty = f"L2 {l2:g}" if chosen.standardised else f"C = {PLAIN_C:g}"
-    progress(LogMessage(
-        f"The kept head was solved again on the training and validation images together "
-        f"({len(labels):,} in all, {penalty} as validation chose); the test images stay unseen."
-    ))  # fmt: skip
-    facts = {"images": len(labels), "l2": l2, "standardised": chosen.standardised}
-    if not chosen.standardised:  # "not sure" refits this head on normalised features
-        facts["feature_norm"] = float(np.sqrt((features.astype(np.float64) ** 2).sum(1).mean()))
-    return facts
+            f"{plain['val_accuracy']:.1%}; {len(others)} strength(s) tried).")

@@ -39,7 +39,7 @@ def evaluate_on_test_split(
     else:
         batch_size = min(batch_size, INFERENCE_BATCH)
         early, pooled, probs = seeing.predict(
-            batches([test_x], batch_size), verbose=0, callbacks=stop)  # fmt: skip
+            batches([test_x], batch_size), verbose=0, callbacks=stop)
         probs = np.asarray(probs, np.float32)[:, : len(split.classes)]
         rows = (np.asarray(early, np.float32), normalise(pooled), probs)
     check_cancel(cancel)

@@ -66,7 +66,7 @@ def kfold_head_accuracy(
     return KFoldEstimate(
         folds, len(labels), correct / len(labels), wilson_interval(correct, len(labels)),
         tuple(per_fold),
-    )  # fmt: skip
+    )
 
 
 def kfold_for_run(

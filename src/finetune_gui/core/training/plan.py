@@ -101,19 +101,18 @@ def remaining_phases(phases: list[PhasePlan], history: list[dict]) -> list[Phase
 
 def phases_to_train(
     settings: TrainingSettings, done: list[dict], progress: ProgressCallback
-) -> list[tuple]:
-    """(phase, epochs, learning rate, blocks) for the engine: the plan above, less the epochs
-    history rows `done` record (a resumed run); says what the settings leave out."""
+) -> list[PhasePlan]:
+    """The phases for the engine: the plan above, less the epochs history rows `done` record
+    (a resumed run); says what the settings leave out."""
     s = settings
     if from_scratch(s):
         epochs = s.epochs_head + s.epochs_finetune
         progress(LogMessage(
             f"No pretrained weights: the whole network trains from scratch for {epochs} epochs."
-        ))  # fmt: skip
+        ))
     elif s.epochs_finetune and not s.unfreeze_blocks:
         progress(LogMessage("Fine-tuning skipped: 0 blocks are set to be unfrozen."))
-    left = remaining_phases(phase_plan(s), done)
-    return [(p.phase, p.epochs, p.learning_rate, p.unfrozen_blocks) for p in left]
+    return remaining_phases(phase_plan(s), done)
 
 
 def _count(n: int, noun: str) -> str:

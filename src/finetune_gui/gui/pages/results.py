@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -23,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.errors import UserError
-from finetune_gui.core.run.folder import SPLIT_FILE, run_state
+from finetune_gui.core.run.folder import run_state, split_counts
 from finetune_gui.gui.pages.results_map import EmbeddingMapView
 from finetune_gui.gui.pages.results_suspects import SuspectsView
 from finetune_gui.gui.state import LoadedRun, ProjectState
@@ -52,10 +51,7 @@ def run_label(path: Path) -> str:
 
 def count_test_images(run_dir: Path) -> int:
     """How many test images the run's split kept aside (0 when the split cannot be read)."""
-    try:
-        return len(json.loads((run_dir / SPLIT_FILE).read_text("utf-8")).get("test", []))
-    except (OSError, ValueError, AttributeError):
-        return 0
+    return split_counts(run_dir)["test"]
 
 
 def _number(value: float | None, percent: bool = False) -> QTableWidgetItem:

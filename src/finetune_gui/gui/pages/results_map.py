@@ -1,8 +1,8 @@
 """Results tab "Map": every image of the run as a dot, placed by how the model sees it.
 
-The map (`core.embedding.embedding_map`) reads every image through the model, so it is made in
-a child process (`insight_jobs.embedding`) with progress and cancel. Clicking a dot shows that
-image with its heatmap in the side panel.
+The map (`core.insight.embedding.embedding_map`) reads every image through the model, so it is
+made in a child process (`insight_jobs.embedding`) with progress and cancel. Clicking a dot shows
+that image with its heatmap in the side panel.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class EmbeddingMapView(QWidget):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self.map = None  # core.embedding.EmbeddingMap
+        self.map = None  # core.insight.embedding.EmbeddingMap
         self.class_items: dict[str, pg.ScatterPlotItem] = {}
         self._run_path = None
         self.runner = JobRunner("embedding-map", self)

@@ -63,7 +63,7 @@ class HeatmapService(QObject):
         self.runner.succeeded.connect(self._on_done)
         self.runner.failed.connect(self._on_failed)
         self.runner.cancelled.connect(self._next)
-        self._run = None  # core.runfolder.RunFolder
+        self._run = None  # core.run.folder.RunFolder
         self._model = None
         self._model_run: Path | None = None
         self._wanted: dict[int, HeatmapKey] = {}  # panel id -> what it waits for

@@ -1,4 +1,5 @@
-"""The fast path: run the frozen part of the network once, train the rest on what it produced.
+"""The frozen part of the network run once per image, and the models that train on what it
+produced (speed mode, `training/fast_path.py`, drives them).
 
 Phase 1 trains the head on pooled base features; phase 2 trains the unfrozen top blocks and the
 head on the activations at the cut. Everything below the cut is frozen with BatchNorm in
@@ -52,7 +53,7 @@ def first_block_statistics(maps):
     return keras.layers.Concatenate(name="first_block_statistics")([
         keras.layers.GlobalAveragePooling2D(name="first_block_mean")(maps),
         keras.ops.log(keras.ops.std(maps, axis=(1, 2)) + EARLY_EPSILON),
-    ])  # fmt: skip
+    ])
 
 
 def build_extractor(classifier: Classifier, cut: str | None):

@@ -16,7 +16,7 @@ import numpy as np
 
 from finetune_gui.core.data.pipeline import INFERENCE_BATCH, batches
 from finetune_gui.core.events import CancelToken, ProgressCallback
-from finetune_gui.core.model.features import above_stored_model, stored_inputs
+from finetune_gui.core.model.frozen_pass import above_stored_model, stored_inputs
 from finetune_gui.core.run.dataset_features import dataset_features, first_block_model, normalise
 from finetune_gui.core.run.unsure import unsure_rule
 
@@ -24,7 +24,7 @@ from finetune_gui.core.run.unsure import unsure_rule
 def keep_image_features(
     run, classifier, *, stored, pixels: dict, seeing, test_rows: tuple | None,
     progress: ProgressCallback, cancel: CancelToken | None, base_changed: bool = True,
-) -> None:  # fmt: skip
+) -> None:
     """Write the run's features.npz and unsure.json. `stored`: the fast path's
     StoredActivations (None after a run trained from pixels), `pixels`: the decoded "train" and
     "val" images, `seeing`: the model's `probe_model`, `test_rows`: the test images' rows from
@@ -38,9 +38,9 @@ def keep_image_features(
     if test_rows is not None:
         known["test"] = test_rows
     dataset_features(run, model=classifier.model, pixels=pixels, known=known, seeing=seeing,
-                     progress=progress, cancel=cancel)  # fmt: skip
+                     progress=progress, cancel=cancel)
     unsure_rule(run, model=classifier.model, pixels=pixels, seeing=seeing, progress=progress,
-                cancel=cancel)  # fmt: skip
+                cancel=cancel)
 
 
 def split_rows(classifier, stored, pixels: dict) -> dict[str, tuple]:
@@ -59,12 +59,12 @@ def split_rows(classifier, stored, pixels: dict) -> dict[str, tuple]:
         if not len(images):
             continue
         source = (found.pooled[: len(images)] if stored.cut is None
-                  else stored_inputs(classifier, stored.cut, found, rows=len(images)))  # fmt: skip
+                  else stored_inputs(classifier, stored.cut, found, rows=len(images)))
         pooled, probabilities = above.predict(batches([source], INFERENCE_BATCH), verbose=0)
         early = found.early  # from the extraction pass, unless an older cache lacked it
         if early is None or len(early) != len(images):
             first_block = first_block or first_block_model(classifier.model)
             early = first_block.predict(batches([images], INFERENCE_BATCH), verbose=0)
         rows[part] = (np.asarray(early, np.float32), normalise(pooled),
-                      np.asarray(probabilities, np.float32)[:, :classes])  # fmt: skip
+                      np.asarray(probabilities, np.float32)[:, :classes])
     return rows

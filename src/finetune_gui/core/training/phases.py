@@ -1,0 +1,212 @@
+"""How a run's phases are trained, epoch by epoch, into its ledger: the textbook loop over
+decoded pixels (exact mode, or from scratch) or the fast path over activations of the frozen
+part stored once (`fast_path`), where phase 1 is a head solved in one step; out-of-memory
+retries with half the batch; a phase 2 that cannot win is skipped (`selection`).
+
+`job.py` says in what order a run does things; this file says how it trains.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import numpy as np
+
+from finetune_gui.core.data.pipeline import batches
+from finetune_gui.core.errors import Cancelled, TrainingDiverged, UserError
+from finetune_gui.core.events import CancelToken, LogMessage, PhaseStarted, ProgressCallback
+from finetune_gui.core.model.build import (
+    count_trainable,
+    from_scratch,
+    recalibrate_batchnorm,
+    set_trainable_blocks,
+)
+from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.training.devices import batch_after_out_of_memory
+from finetune_gui.core.training.head_refit import refit_kept_head
+from finetune_gui.core.training.head_solver import solve_head_phase, solves_head
+from finetune_gui.core.training.kfold import kfold_for_run
+from finetune_gui.core.training.ledger import EpochLedger
+from finetune_gui.core.training.plan import (
+    PHASE_TITLES,
+    PhasePlan,
+    phase_patience,
+    phases_to_train,
+)
+from finetune_gui.core.training.recipe import (
+    augmented_pixel_batches,
+    compile_for_training,
+    training_augmentation,
+)
+from finetune_gui.core.training.selection import finetune_cannot_win
+from finetune_gui.core.training.tracking import PhaseStop, trained_layers
+
+
+class PhaseTrainer:
+    """Trains the phases the settings plan (less those a resumed run finished) on `classifier`,
+    recording each epoch in `ledger`; what it learns about the run goes into `facts` (the head
+    search's rows, a skipped phase 2, the k-fold estimate).
+
+    After the fast path, `stored` holds the stored activations and `refit_head()` solves the
+    kept head again on training + validation images ({} when no head was solved).
+    """
+
+    def __init__(
+        self,
+        settings: TrainingSettings,
+        classifier,
+        ledger: EpochLedger,
+        facts: dict,
+        strategy,
+        *,
+        resumed: bool,
+        views: int,
+        kfold: bool,
+        progress: ProgressCallback,
+        cancel: CancelToken | None,
+    ) -> None:
+        self.settings, self.classifier, self.ledger = settings, classifier, ledger
+        self.facts, self.strategy, self.resumed = facts, strategy, resumed
+        self.views, self.kfold = views, kfold
+        self.progress, self.cancel = progress, cancel
+        self.stored = None
+        self.refit_head = None
+
+    def phases(self) -> list[PhasePlan]:
+        """The phases still to train."""
+        done = self.ledger.history if self.resumed else []
+        return phases_to_train(self.settings, done, self.progress)
+
+    def restore_best(self) -> None:
+        self.ledger.restore_best(self.classifier.model)
+
+    # -- the textbook loop -----------------------------------------------------------------
+    def train_exact(self, train_x, train_y, weights, val_x, val_y) -> None:
+        from finetune_gui.core.training.callbacks import RecalibrateBatchNorm
+
+        augment = training_augmentation(self.settings)
+        model = self.classifier.model
+        for phase in self.phases():
+            if not phase.epochs:
+                continue
+            with self.strategy.scope():
+                set_trainable_blocks(self.classifier, phase.unfrozen_blocks)
+            make_train = partial(
+                augmented_pixel_batches, train_x, train_y, weights, augment, seed=self.settings.seed
+            )
+            extra = []
+            if phase.phase == "scratch":
+                extra = [RecalibrateBatchNorm(model, train_x, self.ledger.batch_size)]
+            self._fit_phase(phase, model, make_train, len(train_y), (val_x, val_y), extra)
+        if from_scratch(self.settings):
+            self.restore_best()
+            recalibrate_batchnorm(model, train_x, self.ledger.batch_size)
+
+    # -- the fast path ---------------------------------------------------------------------
+    def train_fast(self, split, train_x, train_y, weights, val_x, val_y) -> None:
+        from finetune_gui.core.training import fast_path
+
+        phases = self.phases()
+        with self.strategy.scope():
+            stored = fast_path.store_activations(
+                self.classifier, self.settings, split, (train_x, val_x),
+                cut=fast_path.finetune_cut(self.classifier, phases),
+                augment=training_augmentation(self.settings), views=self.views,
+                batch_size=self.ledger.batch_size, progress=self.progress, cancel=self.cancel,
+            )
+        self.stored = stored
+        labels = np.tile(train_y, stored.views)
+        tiled_weights = np.tile(weights, stored.views)
+        self.refit_head = partial(refit_kept_head, self.classifier, self.facts, stored, labels,
+                                  val_y, split.classes, self.settings.class_weights, self.progress)
+        if self.kfold:
+            self.facts["kfold"] = kfold_for_run(
+                stored.train.pooled[: len(train_y)], train_y, stored.val.pooled, val_y,
+                len(split.classes), seed=self.settings.seed, progress=self.progress,
+            )
+        for phase in phases:
+            if not phase.epochs:
+                continue
+            why = finetune_cannot_win(self.ledger.history, self.settings)
+            if phase.phase == "finetune" and why:
+                self.progress(LogMessage(why))
+                self.facts["kept_model"] = "head-only"
+                continue
+            if phase.phase == "head" and solves_head(self.settings):
+                self._solve_head(stored, labels, tiled_weights, val_y)
+                continue
+            with self.strategy.scope():
+                set_trainable_blocks(self.classifier, phase.unfrozen_blocks)
+                model, inputs, val_inputs = fast_path.phase_model(
+                    self.classifier, phase.phase, stored, head_solved=solves_head(self.settings)
+                )
+            make_train = partial(
+                batches, [inputs, labels, tiled_weights], shuffle=True, seed=self.settings.seed,
+                repeat=True,
+            )
+            self._fit_phase(phase, model, make_train, len(train_y), (val_inputs, val_y))
+
+    def _solve_head(self, stored, labels, weights, val_y) -> None:
+        """Phase 1 solved in one step, recorded like an epoch (history, best, checkpoint)."""
+        search, row = solve_head_phase(
+            self.classifier, stored.train.pooled, labels, weights, stored.val.pooled, val_y,
+            epoch=len(self.ledger.history) + 1, lr=self.settings.lr_head,
+            progress=self.progress, cancel=self.cancel,
+        )
+        self.facts["head_l2_tried"] = search.tried
+        output = self.classifier.head_layers[-1]
+        self.ledger.record(row, [output], self.classifier.model, self.progress)
+
+    # -- one phase with `fit` --------------------------------------------------------------
+    def _fit_phase(self, plan: PhasePlan, model, make_train, n_train, val, extra=()) -> None:
+        """Compile (after every `trainable` change) and fit; on GPU out-of-memory, halve the
+        batch and train the phase again."""
+        import tensorflow as tf
+
+        phase, epochs, lr, ledger = plan.phase, plan.epochs, plan.learning_rate, self.ledger
+        if phase == "finetune" and not any(r["phase"] == phase for r in ledger.history):
+            self.restore_best()  # phase 2 starts from the best head, not from its last epoch
+        layers = trained_layers(model)
+        ledger.best.remember_start(layers)
+        first_epoch = len(ledger.history) + 1
+        while True:
+            steps = max(1, math.ceil(n_train / ledger.batch_size))
+            with self.strategy.scope():
+                compile_for_training(model, self.settings.optimizer, lr)
+            trainable = count_trainable(model)
+            self.progress(PhaseStarted(phase, epochs, first_epoch, trainable))
+            self.progress(LogMessage(f"{PHASE_TITLES[phase]} ({trainable:,} trainable "
+                                     f"parameters, learning rate {lr:g})."))
+            stop = PhaseStop()
+            callbacks = ledger.callbacks(
+                phase=phase, first_epoch=first_epoch, steps=steps, epochs=epochs, layers=layers,
+                model=self.classifier.model, patience=phase_patience(self.settings, phase),
+                progress=self.progress, cancel=self.cancel, stop=stop, val_images=len(val[1]),
+            )
+            val_data = batches(list(val), ledger.batch_size) if len(val[1]) else None
+            try:
+                model.fit(
+                    make_train(ledger.batch_size),
+                    epochs=epochs,
+                    steps_per_epoch=steps,
+                    validation_data=val_data,
+                    callbacks=[*extra, *callbacks],
+                    verbose=0,
+                    shuffle=False,
+                )
+            except tf.errors.ResourceExhaustedError as exc:
+                try:
+                    ledger.batch_size = batch_after_out_of_memory(ledger.batch_size, self.progress)
+                except UserError as error:
+                    raise error from exc
+                del ledger.history[first_epoch - 1 :]
+                continue
+            break
+        if stop.diverged:
+            self.restore_best()
+            raise TrainingDiverged(
+                f"{stop.diverged}. Try a lower learning rate (for example {lr / 10:g})."
+            )
+        if stop.cancelled:
+            raise Cancelled()
