@@ -92,3 +92,23 @@ def test_an_autosaved_project_remembers_the_project_file_it_copies(tmp_path):
     assert again.runs == [tmp_path / "runs" / "r1"]
     plain = Project.load(Project(tmp_path).save(tmp_path / "plain.ftproj"))
     assert plain.origin is None
+
+
+def test_run_json_is_read_as_a_typed_record_and_unknown_keys_survive_a_rewrite(tmp_path):
+    """Older runs lack fields (they read as defaults); a newer run's keys are kept as written
+    when this version changes its status."""
+    from finetune_gui.core.run.record import RunFacts, read_facts
+
+    run = _run(tmp_path, "run", "cancelled")
+    facts = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**facts, "calibration": {"ece": 0.03},
+                                              "best_epoch": 4}))
+    record = read_facts(run)
+    assert isinstance(record, RunFacts) and record.best_epoch == 4
+    assert record.head_refit is None and record.kept_model is None and record.chosen_head is None
+    assert mark_interrupted(run, "Stopped when the window was closed.")
+    rewritten = json.loads((run / "run.json").read_text())
+    assert rewritten["calibration"] == {"ece": 0.03} and rewritten["status"] == "interrupted"
+    assert read_facts(tmp_path / "missing") == RunFacts()
+    (run / "run.json").write_text("{half")
+    assert read_facts(run) == RunFacts() and run_state(run) == "empty"  # listed, not a crash

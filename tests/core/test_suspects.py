@@ -130,8 +130,10 @@ def test_the_suspect_judge_is_scikit_learns_default_logistic_regression_out_of_f
 
 
 def test_which_parts_the_head_learned_follows_the_refit():
-    assert learned_parts({}) == ("train",)
-    assert learned_parts({"head_refit": {"images": 40}}) == ("train", "val")
+    from finetune_gui.core.run.record import RunFacts
+
+    assert learned_parts(RunFacts()) == ("train",)
+    assert learned_parts(RunFacts(head_refit={"images": 40})) == ("train", "val")
 
 
 def test_runs_whose_backbone_learned_the_labels_are_told_apart(flipped):
@@ -141,5 +143,7 @@ def test_runs_whose_backbone_learned_the_labels_are_told_apart(flipped):
     assert features_saw_labels(settings.with_changes(epochs_finetune=2, unfreeze_blocks=1))
     # Fine-tuning ran but the head-only model was kept: the backbone is the one it started as.
     tuned = settings.with_changes(epochs_finetune=2, unfreeze_blocks=1)
-    assert not features_saw_labels(tuned, {"kept_model": "head-only"})
-    assert features_saw_labels(tuned, {"kept_model": "fine-tuned"})
+    from finetune_gui.core.run.record import RunFacts
+
+    assert not features_saw_labels(tuned, RunFacts(kept_model="head-only"))
+    assert features_saw_labels(tuned, RunFacts(kept_model="fine-tuned"))

@@ -222,10 +222,11 @@ def test_a_confidence_threshold_set_on_held_out_answers_holds_on_unseen_images()
 
 
 def test_the_held_out_head_takes_the_runs_own_strength():
+    from finetune_gui.core.run.record import RunFacts
     from finetune_gui.core.run.unseen_answers import DEFAULT_L2, head_penalty
 
     def head_l2(facts):
-        return head_penalty(facts).l2
+        return head_penalty(RunFacts.from_dict(facts)).l2
 
     assert head_l2({"head_refit": {"images": 770, "l2": 0.003}}) == 0.003
     tried = [{"l2": 1.0, "val_accuracy": 0.8}, {"l2": 0.1, "val_accuracy": 0.9},
@@ -265,7 +266,9 @@ def test_held_out_answers_of_a_plain_head_are_made_at_its_own_scale():
     )  # fmt: skip
     facts = {"head_refit": {"images": 360, "l2": head.l2, "standardised": False,
                             "feature_norm": norm}}  # fmt: skip
-    penalty = head_penalty(facts)
+    from finetune_gui.core.run.record import RunFacts
+
+    penalty = head_penalty(RunFacts.from_dict(facts))
     assert penalty == HeadPenalty(head.l2, False, norm)
 
     def unseen_share_below(confidences) -> float:

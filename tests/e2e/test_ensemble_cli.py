@@ -48,7 +48,7 @@ def test_ensemble_prints_each_member_beside_the_ensemble_and_saves_a_run(
     card = json.loads((tmp_path / "app" / "model_card.json").read_text())
     assert card["size_and_speed"]["size_bytes"] == (tmp_path / "app" / "model.tflite").stat().st_size
     assert len(card["ensemble"]["members"]) == 2
-    image = next((Path(RunFolder.open(out).facts["data"]) / "circles").iterdir())
+    image = next((Path(RunFolder.open(out).facts.data) / "circles").iterdir())
     capsys.readouterr()
     assert main(["predict", str(out), str(image), "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)[0]

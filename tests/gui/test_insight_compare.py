@@ -21,7 +21,7 @@ def head_only_run(tmp_path_factory, trained_run) -> Path:
 
     shared = RunFolder.open(trained_run)
     out = tmp_path_factory.mktemp("runs-compare") / "head-only"
-    result = train_folder(Path(shared.facts["data"]), shared.settings.with_changes(
+    result = train_folder(Path(shared.facts.data), shared.settings.with_changes(
         epochs_finetune=0), out)
     assert result.status == "completed"
     return out

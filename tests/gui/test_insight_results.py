@@ -161,7 +161,7 @@ def test_suspects_say_when_the_backbone_saw_the_labels(qtbot, make_window, train
         view.find()
     assert done.args == ["ok"]
     # One block was set to be fine-tuned; the note follows whether that model was kept.
-    fine_tuned = RunFolder.open(trained_run).facts["kept_model"] == "fine-tuned"
+    fine_tuned = RunFolder.open(trained_run).facts.kept_model == "fine-tuned"
     assert view.saw_labels_note.isVisible() == fine_tuned
     if fine_tuned:
         assert "learned some wrong labels by heart" in view.saw_labels_note.text()

@@ -81,8 +81,9 @@ def model_card(
         "training": {
             "settings": run.settings.to_dict(),
             "status": run.status,
-            "best_epoch": run.facts.get("best_epoch"),
-            "trained_with": {k: run.facts.get(k) for k in ("tensorflow", "keras", "finetune_gui")},
+            "best_epoch": run.facts.best_epoch,
+            "trained_with": {"tensorflow": run.facts.tensorflow, "keras": run.facts.keras,
+                             "finetune_gui": run.facts.finetune_gui},
         },
         "dataset": dataset_summary(split, progress),
         "test_metrics": _metrics_card(report),

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from finetune_gui.core.errors import ExportError
+from finetune_gui.core.run.record import RunFacts
 from finetune_gui.resources import resource_path
 
 RUNTIME_PACKAGE = "onnxruntime-web"
@@ -77,16 +78,16 @@ def runtime_facts(folder: Path) -> dict:
     }
 
 
-def unsure_rule(facts: dict) -> dict | None:
+def unsure_rule(facts: RunFacts) -> dict | None:
     """The run's "not sure" rule when the page can apply it (a floor on the top probability)."""
-    rule = facts.get("unsure_rule")
+    rule = facts.unsure_rule
     if isinstance(rule, dict) and isinstance(rule.get("min_confidence"), int | float):
         return {"min_confidence": float(rule["min_confidence"])}
     return None
 
 
 def page_config(
-    name: str, classes: list[str], image_size: int, report, facts: dict,
+    name: str, classes: list[str], image_size: int, report, facts: RunFacts,
     input_name: str, output_name: str,
 ) -> dict:
     """What the page shows and needs besides the model: run name, classes, accuracy, rule."""

@@ -144,11 +144,11 @@ def _header(run) -> str:
     rows = [
         ("Run folder", str(run.path)),
         ("Status", run.status),
-        ("Result", facts.get("message", "")),
-        ("Images from", facts.get("data", "")),
-        ("Last updated", facts.get("updated", "")),
+        ("Result", facts.message),
+        ("Images from", facts.data or ""),
+        ("Last updated", facts.updated or ""),
         ("Classes", ", ".join(run.classes)),
-        ("Made with", f"TensorFlow {facts.get('tensorflow', '?')}, Keras {facts.get('keras', '?')}"),
+        ("Made with", f"TensorFlow {facts.tensorflow or '?'}, Keras {facts.keras or '?'}"),
     ]
     return f"<h1>Run report: {escape(run.path.name)}</h1>" + _key_value_table(rows)
 
@@ -212,7 +212,7 @@ def _curves_section(run) -> str:
     if not history:
         return "<h2>Training curves</h2><p class=\"note\">No epochs were recorded.</p>"
     markers = []
-    best = run.facts.get("best_epoch")
+    best = run.facts.best_epoch
     if best is not None:
         markers.append((float(best), f"best (epoch {best})"))
     for before, after in pairwise(history):

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
+from finetune_gui.core.run.record import RunFacts
 from finetune_gui.core.run.unseen_answers import (
     HELD_OUT_FOLDS,
     held_out_probabilities,
@@ -104,7 +105,7 @@ def score_run_images(
     # unseen_answers.py) at the default head's penalty: scikit-learn's logistic regression at
     # C = 1 on the features as they are. With the head reading every block (2,784 features on
     # the test's shapes), a standardised C = 0.1 judge missed one of six planted wrong labels.
-    learned = np.isin(parts, learned_parts(getattr(run, "facts", {})))
+    learned = np.isin(parts, learned_parts(run.facts))
     if learned.any():
         held_out = held_out_probabilities(
             features[learned], labels[learned], len(split.classes),
@@ -172,7 +173,7 @@ def find_suspect_labels(
     return rank_suspects(scored)
 
 
-def features_saw_labels(settings, facts: dict | None = None) -> bool:
+def features_saw_labels(settings, facts: RunFacts | None = None) -> bool:
     """True when the backbone itself was trained on the run's labels (from scratch, or with
     blocks unfrozen and the fine-tuned model kept), so k-fold scores of training images are less
     independent (see the top). `facts`: the run's run.json (a kept head-only model left the
@@ -181,7 +182,7 @@ def features_saw_labels(settings, facts: dict | None = None) -> bool:
 
     if from_scratch(settings):
         return True
-    if (facts or {}).get("kept_model") == "head-only":
+    if facts is not None and facts.kept_model == "head-only":
         return False
     return bool(settings.epochs_finetune and settings.unfreeze_blocks)
 

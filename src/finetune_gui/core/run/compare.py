@@ -133,7 +133,7 @@ def _metrics(folders) -> dict[str, list]:
         rows["macro roc-auc"].append(report.roc_auc.get("macro") if report else None)
         rows["test images"].append(report.count if report else None)
         rows["epochs run"].append(len(history))
-        rows["best epoch"].append(folder.facts.get("best_epoch"))
+        rows["best epoch"].append(folder.facts.best_epoch)
         val_losses = [h["val_loss"] for h in history if h.get("val_loss") is not None]
         val_accuracies = [h["val_accuracy"] for h in history if h.get("val_accuracy") is not None]
         rows["best val_loss"].append(min(val_losses) if val_losses else None)
@@ -157,15 +157,15 @@ def data_identity(folder) -> dict[str, str | None]:
         lines = sorted(f"{name}\t{classes[int(label)]}" for part in ("train", "val", "test")
                        for name, label in split[part])
     except (RunFolderError, KeyError, IndexError, TypeError, ValueError):
-        return {DATA_FOLDER: folder.facts.get("data"), DATA_IMAGES: None}
+        return {DATA_FOLDER: folder.facts.data, DATA_IMAGES: None}
     digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:12]
-    return {DATA_FOLDER: split.get("root") or folder.facts.get("data"),
+    return {DATA_FOLDER: split.get("root") or folder.facts.data,
             DATA_IMAGES: f"{len(lines)} images, {digest}"}
 
 
 def _members_of(folder) -> tuple[str, ...] | None:
     """The folder names of an ensemble run's members (from its run.json), else None."""
-    members = folder.facts.get("ensemble_of")
+    members = folder.facts.ensemble_of
     return tuple(Path(m).name for m in members) if members else None
 
 
@@ -181,11 +181,10 @@ def readable_name(folder) -> str:
     if _members_of(folder):
         network = f"Ensemble of {len(_members_of(folder))}"
     data = data_identity(folder)[DATA_FOLDER]
-    try:
-        when = time.strftime("%d %b %H:%M",
-                             time.strptime(folder.facts["updated"], "%Y-%m-%dT%H:%M:%S"))
-    except (KeyError, ValueError, TypeError):
-        when = time.strftime("%d %b %H:%M", time.localtime(folder.path.stat().st_mtime))
+    updated = folder.facts.updated_at
+    if updated is None:
+        updated = folder.path.stat().st_mtime
+    when = time.strftime("%d %b %H:%M", time.localtime(updated))
     report = folder.report
     score = f"{report.accuracy:.1%}" if report is not None else folder.status
     return " · ".join([network, Path(data).name if data else "unknown data", when, score])

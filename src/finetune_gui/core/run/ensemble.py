@@ -264,7 +264,7 @@ def _write_run(out: Path, model, folders: list[RunFolder], split: dict,
             "members": [asdict(m) for m in members],
         })
         rf.write_json(staging / rf.RUN_FILE, rf.run_facts(
-            "completed", data=folders[0].facts.get("data") or split.get("root"),
+            "completed", data=folders[0].facts.data or split.get("root"),
             ensemble_of=[m.path for m in members], image_size=size))
         if out.is_dir():
             out.rmdir()  # empty (checked): a folder cannot be renamed over a folder

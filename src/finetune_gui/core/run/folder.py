@@ -22,6 +22,13 @@ from finetune_gui import __version__
 from finetune_gui.core.errors import RunFolderError, UserError
 from finetune_gui.core.files import atomic_write_text, atomic_write_with
 from finetune_gui.core.run.evaluation import EvaluationReport
+from finetune_gui.core.run.record import (
+    RUN_FILE,
+    RUN_FORMAT,
+    RunFacts,
+    read_facts,
+    update_facts,
+)
 from finetune_gui.core.settings import TrainingSettings
 
 MODEL_FILE = "model.keras"
@@ -30,9 +37,7 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 SETTINGS_FILE = "settings.json"
 SPLIT_FILE = "split.json"
-RUN_FILE = "run.json"
 HISTORY_COLUMNS = ["epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr"]
-RUN_FORMAT = 1
 # Written by the training job after each epoch (see core/training/job.py): a run with it can resume.
 CHECKPOINT_STATE = Path("checkpoint") / "state.json"
 # What a run folder's state means to a user; "interrupted" runs are offered for resume.
@@ -77,15 +82,6 @@ def run_facts(status: str, **extra) -> dict:
         "host": socket.gethostname(),
         **extra,
     }
-
-
-def read_facts(run_dir: Path | str) -> dict:
-    """run.json as a dict; empty when it is missing or unreadable (a listing must not fail)."""
-    try:
-        facts = json.loads((Path(run_dir) / RUN_FILE).read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return facts if isinstance(facts, dict) else {}
 
 
 def process_running(pid: object) -> bool:
@@ -158,11 +154,11 @@ def run_state(run_dir: Path | str) -> str:
     """One of `RUN_STATES` for the run folder `run_dir`, read from its run.json."""
     run_dir = Path(run_dir)
     facts = read_facts(run_dir)
-    status = facts.get("status")
+    status = facts.status
     if status is None:
         return "empty"
     if status == "running":
-        if _process_alive(facts.get("pid"), facts.get("host")):
+        if _process_alive(facts.pid, facts.host):
             return "running"
         return "interrupted" if can_continue(run_dir) else "failed"
     if status == "interrupted" and not can_continue(run_dir):
@@ -198,11 +194,9 @@ def mark_interrupted(run_dir: Path | str, reason: str) -> bool:
     Only a run that stopped unfinished changes; returns whether it did.
     """
     run_dir = Path(run_dir)
-    facts = read_facts(run_dir)
-    if facts.get("status") not in ("cancelled", "running") or not can_continue(run_dir):
+    if read_facts(run_dir).status not in ("cancelled", "running") or not can_continue(run_dir):
         return False
-    facts.update(status="interrupted", message=reason)
-    write_json(run_dir / RUN_FILE, facts)
+    update_facts(run_dir, status="interrupted", message=reason)
     return True
 
 
@@ -213,7 +207,7 @@ class RunFolder:
     path: Path
     classes: list[str]
     settings: TrainingSettings
-    facts: dict
+    facts: RunFacts
 
     @classmethod
     def open(cls, path: Path | str) -> RunFolder:
@@ -233,12 +227,14 @@ class RunFolder:
             settings = TrainingSettings.from_dict(
                 json.loads((path / SETTINGS_FILE).read_text("utf-8")), of_run=True
             )
-            facts = json.loads((path / RUN_FILE).read_text("utf-8")) if (path / RUN_FILE).exists() else {}
+            recorded = (json.loads((path / RUN_FILE).read_text("utf-8"))
+                        if (path / RUN_FILE).exists() else {})
+            facts = RunFacts.from_dict(recorded if isinstance(recorded, dict) else {})
         except (ValueError, UnicodeDecodeError) as exc:
             raise RunFolderError(f"The run folder {path} has a damaged file: {exc}.") from exc
         except UserError as exc:
             raise RunFolderError(f"The run folder {path} has unusable settings: {exc}") from exc
-        if int(facts.get("format", RUN_FORMAT)) > RUN_FORMAT:
+        if facts.newer_than_this_app:
             raise RunFolderError(
                 f"{path} was written by a newer finetune-gui; update the app to open it."
             )
@@ -246,7 +242,7 @@ class RunFolder:
 
     @property
     def status(self) -> str:
-        return self.facts.get("status", "unknown")
+        return self.facts.status or "unknown"
 
     @property
     def model_path(self) -> Path:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from finetune_gui.core.run.record import RunFacts
+
 HELD_OUT_FOLDS = 5
 MAX_ITERATIONS = 2000
 DEFAULT_L2 = 1e-2  # for a head that was trained, not solved: the middle of the solver's grid
@@ -30,13 +32,13 @@ class HeadPenalty:
     feature_norm: float = 1.0
 
 
-def head_penalty(facts: dict) -> HeadPenalty:
+def head_penalty(facts: RunFacts) -> HeadPenalty:
     """The run's head's penalty from run.json; DEFAULT_L2 standardised for a trained head."""
-    refit = facts.get("head_refit") or {}
+    refit = facts.head_refit or {}
     if "l2" in refit:
         return HeadPenalty(float(refit["l2"]), bool(refit.get("standardised", True)),
                            float(refit.get("feature_norm", 1.0)))
-    tried = [row for row in facts.get("head_l2_tried") or [] if row.get("val_accuracy") is not None]
+    tried = [row for row in facts.head_l2_tried or [] if row.get("val_accuracy") is not None]
     if not tried:
         return HeadPenalty(DEFAULT_L2)
     chosen = next((row for row in tried if row.get("chosen")), None)
@@ -49,10 +51,10 @@ def head_penalty(facts: dict) -> HeadPenalty:
     return HeadPenalty(float(chosen["l2"]))
 
 
-def learned_parts(facts: dict) -> tuple[str, ...]:
+def learned_parts(facts: RunFacts) -> tuple[str, ...]:
     """The parts of the split whose labels the kept head was fitted on: the training images,
     and the validation images too once the head was solved again on both (`head_refit`)."""
-    return ("train", "val") if facts.get("head_refit") else ("train",)
+    return ("train", "val") if facts.head_refit else ("train",)
 
 
 def plain_penalty(images: int) -> HeadPenalty:

@@ -291,17 +291,15 @@ def unsure_rule(
 def _note_in_run_facts(run, rule: UnsureRule) -> None:
     """run.json's "unsure_rule": where the rule is, and the part any exported file can apply
     on its probabilities alone (the web page export reads it)."""
-    from finetune_gui.core.run.folder import RUN_FILE, write_json
+    from finetune_gui.core.run.record import update_facts
 
-    path = run.path / RUN_FILE
-    facts = json.loads(path.read_text("utf-8")) if path.is_file() else {}
-    facts["unsure_rule"] = {
+    summary = {
         "file": UNSURE_FILE,
         "signals": list(rule.signals),
         "min_confidence": rule.measured.get("confidence_only_min_confidence", 0.0),
     }
-    write_json(path, facts)
-    run.facts["unsure_rule"] = facts["unsure_rule"]
+    update_facts(run.path, unsure_rule=summary)
+    run.facts = run.facts.with_changes(unsure_rule=summary)
 
 
 def _rows(found, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,7 +11,6 @@ the chosen settings is an ordinary run: its settings.json repeats it without --a
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -185,7 +184,7 @@ def auto_train(
 ):
     """Choose settings within the budget, then train them as an ordinary run in `out_dir`
     (`exclude` and `kfold` as for `TrainingJob`)."""
-    from finetune_gui.core.run import folder as rf
+    from finetune_gui.core.run.record import update_facts
     from finetune_gui.core.training.inputs import resolve_split
     from finetune_gui.core.training.job import TrainingJob
 
@@ -207,14 +206,11 @@ def auto_train(
     progress(LogMessage("Settings tried (* chosen):\n" + table))
     result = TrainingJob(split, chosen, out, progress=progress, cancel=cancel, kfold=kfold).run()
     if result.status == "completed":
-        facts = out / rf.RUN_FILE
-        data_out = json.loads(facts.read_text("utf-8"))
-        data_out["auto_trials"] = [
+        update_facts(out, auto_trials=[
             {"settings": t.label(settings), "changes": t.changes, "val_accuracy": t.val_accuracy,
              "val_loss": t.val_loss, "kept": t.kept, "seconds": round(t.seconds, 1),
              "chosen": t is winner}
             for t in trials
-        ]
-        rf.write_json(facts, data_out)
+        ])
     result.message = f"{result.message}\nSettings tried (* chosen):\n{table}"
     return result

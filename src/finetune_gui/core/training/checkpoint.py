@@ -129,11 +129,10 @@ def read_resume_point(run_dir: Path) -> ResumePoint:
     be where the split says.
     """
     state_file = run_dir / CHECKPOINT_DIR / STATE_FILE
-    facts_file = run_dir / rf.RUN_FILE
-    if not facts_file.exists() or not (run_dir / rf.SETTINGS_FILE).exists():
+    facts = rf.read_facts(run_dir)
+    if facts.status is None or not (run_dir / rf.SETTINGS_FILE).exists():
         raise RunFolderError(f"{run_dir} is not a run folder that can be resumed.")
-    facts = json.loads(facts_file.read_text("utf-8"))
-    if facts.get("status") == "completed":
+    if facts.status == "completed":
         raise RunFolderError(f"The run in {run_dir} already finished; there is nothing to resume.")
     if not (run_dir / rf.SPLIT_FILE).exists():
         raise RunFolderError(

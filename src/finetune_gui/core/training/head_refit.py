@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from finetune_gui.core.events import ProgressCallback
+from finetune_gui.core.run.record import RunFacts
 from finetune_gui.core.training.head_solver import (
     PLAIN_C,
     SoftmaxHead,
@@ -31,7 +32,7 @@ def refit_kept_head(classifier, facts: dict, *args) -> dict:
     the best weights are back), read from the run's facts, so a resumed run refits exactly as an
     uninterrupted one; {} when no head was solved (phase 1 trained, or not run). `args`: those
     of `refit_on_train_and_val` after `chosen`."""
-    chosen = next((row for row in facts.get("head_l2_tried", ()) if row.get("chosen")), None)
+    chosen = RunFacts.from_dict(facts).chosen_head
     if chosen is None:
         return {}
     return refit_on_train_and_val(classifier, head_in_layer(classifier, chosen), *args)

@@ -205,7 +205,8 @@ class TrainingJob:
             report.kfold = self.facts.get("kfold")
         writer.write_results(self.history, report)
         run = rf.RunFolder.open(self.run_dir)
-        run.facts.update(self.facts)  # the rule needs to know what the head learned (head_refit)
+        # The "not sure" rule needs to know what the head learned (head_refit).
+        run.facts = run.facts.with_changes(**self.facts)
         keep_image_features(
             run, self.classifier, stored=trainer.stored, seeing=seeing,
             pixels={"train": train_x, "val": val_x}, test_rows=test_rows,

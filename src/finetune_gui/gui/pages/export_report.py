@@ -128,7 +128,7 @@ class ReportPanel(QGroupBox):
             self._show_report_failure(problem)
             return
         scan = self.state.scan
-        if scan is None or str(scan.root) != str(run.folder.facts.get("data", "")):
+        if scan is None or str(scan.root) != str(run.folder.facts.data or ""):
             scan = None  # the window shows another folder: the report checks the run's own
         self._set_reporting(True)
         self.report_result.show_text("")
