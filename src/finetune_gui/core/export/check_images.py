@@ -10,7 +10,7 @@ import numpy as np
 from finetune_gui.core.data.split import DatasetSplit
 from finetune_gui.core.errors import DatasetError, ExportError, RunFolderError
 from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback
-from finetune_gui.core.run.folder import SPLIT_FILE, RunFolder
+from finetune_gui.core.run.folder import RunFolder, has_split
 
 MAX_VERIFY_IMAGES = 200
 MAX_CALIBRATION_IMAGES = 100
@@ -18,9 +18,9 @@ MAX_CALIBRATION_IMAGES = 100
 
 def load_split(run: RunFolder, data_root: Path | str | None) -> DatasetSplit:
     """The run's split, its images looked for in `data_root` when the folder was moved."""
-    if not (run.path / SPLIT_FILE).is_file():
+    if not has_split(run.path):
         raise ExportError(
-            f"The run folder {run.path} has no {SPLIT_FILE}, so there are no held-out images "
+            f"The run folder {run.path} has no list of its images, so there are no held-out images "
             f"to check the export against."
         )
     try:

@@ -49,7 +49,7 @@ from finetune_gui.core.export.verify import (
     judge,
     verification_line,
 )
-from finetune_gui.core.run.folder import LABELS_FILE, METRICS_FILE, RunFolder
+from finetune_gui.core.run.folder import RunFolder
 from finetune_gui.core.run.unsure import UNSURE_FILE
 from finetune_gui.core.run.unsure_card import unsure_for_export, unsure_markdown
 
@@ -151,10 +151,7 @@ def export_model(
         progress(StageProgress("export", 4, len(STEPS)))
         check_cancel(cancel)
 
-        shutil.copyfile(run.path / LABELS_FILE, out / LABELS_FILE)
-        has_metrics = (run.path / METRICS_FILE).is_file()
-        if has_metrics:
-            shutil.copyfile(run.path / METRICS_FILE, out / METRICS_FILE)
+        results = run.copy_results_into(out)
         card = model_card(run, spec, built, model_target.name, split, verification, progress)
         card["size_and_speed"] = speed.to_dict()
         card["not_sure"] = not_sure
@@ -168,7 +165,7 @@ def export_model(
         progress(StageProgress("export", 5, len(STEPS)))
         check_cancel(cancel)
 
-        names = [model_target.name, LABELS_FILE, *([METRICS_FILE] if has_metrics else [])]
+        names = [model_target.name, *results]
         names += [CARD_MARKDOWN, CARD_JSON, LOADER_FILE]
         names += [UNSURE_FILE] if (out / UNSURE_FILE).is_file() else []
         written = publish([(out / name, folder / name) for name in names], folder, cancel)

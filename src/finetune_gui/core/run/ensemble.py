@@ -106,9 +106,9 @@ def check_combinable(runs: list[RunFolder]) -> dict:
 
 
 def _split_of(run: RunFolder) -> dict:
-    if not (run.path / rf.SPLIT_FILE).is_file():
+    if not rf.has_split(run.path):
         raise EnsembleError(
-            f"The run {run.path} has no {rf.SPLIT_FILE}, so it cannot be told which images it "
+            f"The run {run.path} has no list of its images, so it cannot be told which images it "
             f"trained on; it cannot join an ensemble.")
     try:
         return rf.read_split_record(run.path)

@@ -113,6 +113,11 @@ def _process_alive(pid: object, host: object) -> bool:
     return process_running(pid)
 
 
+def has_split(run_dir: Path | str) -> bool:
+    """True once the run has recorded which images it trains, validates and tests on."""
+    return (Path(run_dir) / SPLIT_FILE).is_file()
+
+
 def read_split_record(run_dir: Path | str) -> dict:
     """A run's split.json as written (its file lists, relative to `root`); `RunFolderError`
     in one sentence when it is missing or damaged. The one place split.json is opened."""
@@ -169,7 +174,7 @@ def run_state(run_dir: Path | str) -> str:
 def can_continue(run_dir: Path) -> bool:
     """True when a stopped run can go on: from its checkpoint, or, stopped before its first
     epoch finished, from the start with the settings and split it recorded."""
-    return (run_dir / CHECKPOINT_STATE).exists() or (run_dir / SPLIT_FILE).exists()
+    return (run_dir / CHECKPOINT_STATE).exists() or has_split(run_dir)
 
 
 def list_run_folders(root: Path | str) -> list[Path]:
@@ -262,6 +267,16 @@ class RunFolder:
     @property
     def history(self) -> list[dict]:
         return self.read_history(self.path)
+
+    def copy_results_into(self, out: Path) -> list[str]:
+        """Copy what travels with an exported model (the labels, and the test metrics when the
+        run has them) into `out`; returns the names written."""
+        import shutil
+
+        names = [LABELS_FILE] + ([METRICS_FILE] if (self.path / METRICS_FILE).is_file() else [])
+        for name in names:
+            shutil.copyfile(self.path / name, Path(out) / name)
+        return names
 
     def split(self, data_root: Path | str | None = None):
         """The run's train/val/test split (`read_split`)."""

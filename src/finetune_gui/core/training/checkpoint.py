@@ -134,7 +134,7 @@ def read_resume_point(run_dir: Path) -> ResumePoint:
         raise RunFolderError(f"{run_dir} is not a run folder that can be resumed.")
     if facts.status == "completed":
         raise RunFolderError(f"The run in {run_dir} already finished; there is nothing to resume.")
-    if not (run_dir / rf.SPLIT_FILE).exists():
+    if not rf.has_split(run_dir):
         raise RunFolderError(
             f"The run in {run_dir} stopped before it had split the images, so there is nothing "
             f"to resume. Start a new run instead."

@@ -86,7 +86,8 @@ class TrainingJob:
         self.kfold = kfold  # also a k-fold estimate on the cached features (small folders)
         # What run.json says about the training (kfold, head L2 tried), kept in the checkpoint.
         self.facts: dict = dict(resume_from.facts) if resume_from else {}
-        self.ledger = EpochLedger(settings.batch_size, lambda: self.checkpoint, resume_from)
+        self.ledger = EpochLedger(
+            settings.batch_size, RunCheckpoint(self.run_dir, self.facts), resume_from)
         self.classifier = self.trainer = None
 
     @property
@@ -110,8 +111,7 @@ class TrainingJob:
 
     @property
     def checkpoint(self) -> RunCheckpoint:
-        # Built on demand: a worker that is not the chief swaps `run_dir` for a scratch folder.
-        return RunCheckpoint(self.run_dir, self.facts)
+        return self.ledger.checkpoint
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -123,13 +123,15 @@ class TrainingJob:
         return self._run(plan)
 
     def _run_into(self, plan: DevicePlan, folder: Path | None) -> RunResult:
-        """The run, written into `folder` (a worker's scratch folder) if given; names the run."""
-        chosen, self.run_dir = self.run_dir, folder or self.run_dir
-        try:
-            result = self._run(plan)
-        finally:
-            self.run_dir = chosen
-        result.run_dir = chosen
+        """The run, written into `folder` (a worker's scratch folder) if given, by a job of its
+        own; the result names the chosen run folder."""
+        job = self if folder is None else TrainingJob(
+            self.data, self.settings, folder, progress=self.progress, cancel=self.cancel,
+            exclude=self.exclude, views=self.views, gpu_lister=self.gpu_lister,
+            resume_from=self.resumed, kfold=self.kfold,
+        )
+        result = job._run(plan)
+        result.run_dir = self.run_dir
         return result
 
     def _run(self, plan: DevicePlan) -> RunResult:

@@ -8,8 +8,6 @@ the same order. Plain Python: the Keras callbacks are imported when a phase asks
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from finetune_gui.core.events import CancelToken, EpochEnded, ProgressCallback
 from finetune_gui.core.training.checkpoint import ResumePoint, RunCheckpoint
 from finetune_gui.core.training.selection import criterion
@@ -17,21 +15,16 @@ from finetune_gui.core.training.tracking import BestWeights, LossWatch, PhaseSto
 
 
 class EpochLedger:
-    """What the run knows after each epoch; `checkpoint_of()` gives the checkpoint to write to
-    (built on demand: a worker that is not the chief swaps its run folder for a scratch one)."""
+    """What the run knows after each epoch, and the checkpoint it is saved to."""
 
-    def __init__(self, batch_size: int, checkpoint_of: Callable[[], RunCheckpoint],
+    def __init__(self, batch_size: int, checkpoint: RunCheckpoint,
                  resumed: ResumePoint | None = None) -> None:
         self.history: list[dict] = list(resumed.history) if resumed else []
         self.batch_size = resumed.batch_size if resumed else batch_size
         self.watch = LossWatch(resumed.first_loss if resumed else None)
         self.best = (BestWeights(resumed.best_value, resumed.best_epoch) if resumed
                      else BestWeights())
-        self.checkpoint_of = checkpoint_of
-
-    @property
-    def checkpoint(self) -> RunCheckpoint:
-        return self.checkpoint_of()
+        self.checkpoint = checkpoint
 
     def record(self, row: dict, layers: list, model, progress: ProgressCallback) -> None:
         """An epoch computed without `fit` (the solved head), recorded as the callbacks record
