@@ -169,8 +169,9 @@ def _members_of(folder) -> tuple[str, ...] | None:
     return tuple(Path(m).name for m in members) if members else None
 
 
-def readable_name(folder) -> str:
-    """"MobileNetV3Small · shapes · 01 Dec 16:20 · 87.5%": what, on what, when, how well."""
+def readable_name(folder, state: str | None = None) -> str:
+    """"MobileNetV3Small · shapes · 01 Dec 16:20 · 87.5%": what, on what, when, how well (or,
+    without a test score, `state`: how the run ended, in words)."""
     from finetune_gui.core.errors import UserError
     from finetune_gui.core.model.backbones import get_backbone
 
@@ -186,7 +187,7 @@ def readable_name(folder) -> str:
         updated = folder.path.stat().st_mtime
     when = time.strftime("%d %b %H:%M", time.localtime(updated))
     report = folder.report
-    score = f"{report.accuracy:.1%}" if report is not None else folder.status
+    score = f"{report.accuracy:.1%}" if report is not None else state or folder.status
     return " · ".join([network, Path(data).name if data else "unknown data", when, score])
 
 

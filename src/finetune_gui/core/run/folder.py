@@ -215,11 +215,15 @@ class RunFolder:
     facts: RunFacts
 
     @classmethod
-    def open(cls, path: Path | str) -> RunFolder:
+    def open(cls, path: Path | str, *, need_model: bool = True) -> RunFolder:
+        """The run in `path`; `need_model=False` also opens a run that saved no model (to name
+        it or say what it lacks)."""
         path = Path(path).expanduser()
         if not path.is_dir():
             raise RunFolderError(f"{path} is not a run folder (it does not exist or is a file).")
-        missing = [n for n in (MODEL_FILE, LABELS_FILE, SETTINGS_FILE) if not (path / n).is_file()]
+        needed = (MODEL_FILE, LABELS_FILE, SETTINGS_FILE) if need_model else (LABELS_FILE,
+                                                                              SETTINGS_FILE)
+        missing = [n for n in needed if not (path / n).is_file()]
         if missing:
             raise RunFolderError(
                 f"{path} is not a complete run folder: {', '.join(missing)} missing. "

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.errors import UserError
-from finetune_gui.core.run.folder import run_state, split_counts
+from finetune_gui.core.run.compare import readable_name
+from finetune_gui.core.run.folder import RunFolder, run_state, split_counts
 from finetune_gui.gui.pages.results_map import EmbeddingMapView
 from finetune_gui.gui.pages.results_suspects import SuspectsView
 from finetune_gui.gui.state import LoadedRun, ProjectState
@@ -44,9 +45,15 @@ EVALUATE_TEXT = "Evaluate the kept best weights"
 
 
 def run_label(path: Path) -> str:
-    """A run's name in the Runs list, with its state when it did not finish."""
+    """A run's name in the Runs list as Compare names it (network · data · time · test
+    accuracy), with its state when it did not finish."""
     words = STATE_WORDS.get(run_state(path))
-    return f"{path.name} ({words})" if words else path.name
+    try:
+        folder = RunFolder.open(path, need_model=False)
+    except UserError:  # stopped before it wrote its settings
+        return f"{path.name} ({words})" if words else path.name
+    title = readable_name(folder, words)
+    return f"{title} ({words})" if words and folder.report is not None else title
 
 
 def count_test_images(run_dir: Path) -> int:
@@ -87,6 +94,9 @@ class ResultsPage(QWidget):
         self.cell_dialogs: list[CellImagesDialog] = []
         self.heatmaps = HeatmapService("heatmaps", self)
         self._mistakes: dict[str, object] = {}  # path -> evaluation.Misclassified
+        # A run picked in the list that could not be loaded (no model): shown by its state.
+        self._picked: Path | None = None
+        self._picked_reason = ""
         self._build()
         state.runs_changed.connect(self._on_runs_changed)
         state.current_run_changed.connect(self._show_run)
@@ -104,7 +114,9 @@ class ResultsPage(QWidget):
         row = QHBoxLayout()
         row.addWidget(QLabel("Run:"))
         self.run_choice = QComboBox()
-        self.run_choice.setMinimumWidth(320)
+        self.run_choice.setMinimumWidth(420)
+        # Names are long (network · data · time · accuracy): the list shows them whole.
+        self.run_choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.run_choice.currentIndexChanged.connect(self._on_run_chosen)
         row.addWidget(self.run_choice)
         self.headline = QLabel()
@@ -192,8 +204,9 @@ class ResultsPage(QWidget):
         for path in reversed(self.state.runs):
             self.run_choice.addItem(run_label(Path(path)), str(path))
         current = self.state.current_run
-        if current is not None:
-            self.run_choice.setCurrentIndex(self.run_choice.findData(str(current.path)))
+        shown = current.path if current is not None else self._picked
+        if shown is not None:
+            self.run_choice.setCurrentIndex(self.run_choice.findData(str(shown)))
         self.run_choice.blockSignals(False)
 
     def _on_run_chosen(self) -> None:
@@ -202,15 +215,15 @@ class ResultsPage(QWidget):
         if not path or (current is not None and str(current.path) == path):
             return
         try:
-            self.state.set_current_run(LoadedRun.read(Path(path)))
+            loaded = LoadedRun.read(Path(path))
         except UserError as exc:
-            if run_state(path) == "interrupted":
-                self._offer("resume", Path(path), "This run was interrupted before it saved a "
-                                                  "model. Resume it to continue from its last "
-                                                  "epoch.")
-            else:
-                self.run_action.hide()
-                self.notice.show_text(str(exc), "error")
+            # Nothing of the run shown before may stay: the page shows the picked run or says
+            # plainly what it lacks.
+            self._picked, self._picked_reason = Path(path), str(exc)
+            self.state.set_current_run(None)
+            return
+        self._picked = None
+        self.state.set_current_run(loaded)
 
     # -- the report ---------------------------------------------------------------------------
     def _show_run(self) -> None:
@@ -229,8 +242,12 @@ class ResultsPage(QWidget):
         self.map_view.show_run()
         if run is None:
             self.headline.setText("")
-            self._explain_no_run()
+            if self._picked is not None:
+                self._explain_unloadable(self._picked)
+            else:
+                self._explain_no_run()
             return
+        self._picked = None
         self.run_action.hide()
         if report is None:
             self._explain_missing_report(run)
@@ -248,8 +265,26 @@ class ResultsPage(QWidget):
     def _on_runs_changed(self) -> None:
         self._fill_runs()
         # A reopened window lists its runs after the page first drew; the notice must follow.
-        if self.state.current_run is None:
+        if self.state.current_run is None and self._picked is not None:
+            self._explain_unloadable(self._picked)
+        elif self.state.current_run is None:
             self._explain_no_run()
+
+    def _explain_unloadable(self, run_dir: Path) -> None:
+        """A picked run that saved no model: its state, and what can be done about it."""
+        state = run_state(run_dir)
+        self.headline.setText(f"Status: {STATE_WORDS.get(state, state)}")
+        if state == "interrupted":
+            self._offer("resume", run_dir, "This run was interrupted before it saved a model. "
+                                           "Resume it to continue from its last epoch.")
+            return
+        self.run_action.hide()
+        if state == "running":
+            self.notice.show_text("This run is still training; its results appear here when it "
+                                  "finishes.", "info")
+        else:
+            self.notice.show_text(f"No model was saved, so there are no results to show. "
+                                  f"{self._picked_reason}", "error")
 
     def _explain_no_run(self) -> None:
         listed = self.run_choice.currentData()

@@ -33,6 +33,11 @@ def similar_job(run, image: Path, model=None, *, progress=None, cancel=None):
     return model, found, thumbnails
 
 
+PROMPT = ("Pick an image to see the 8 most similar images of the dataset, as the trained model "
+          "sees them (a distance near 0: the same).")
+NO_RUN = "Open a run with a saved model to look for similar images."
+
+
 class SimilarImagesPanel(QWidget):
     """A "Pick an image…" button, the picked image's name, and its nearest dataset images."""
 
@@ -50,8 +55,7 @@ class SimilarImagesPanel(QWidget):
         row = QHBoxLayout()
         self.pick_button = QPushButton("Pick an image…")
         self.pick_button.clicked.connect(self._choose)
-        self.status = QLabel("Pick an image to see the 8 most similar images of the dataset, "
-                             "as the trained model sees them (a distance near 0: the same).")
+        self.status = QLabel(PROMPT)
         self.status.setWordWrap(True)
         self.status.setStyleSheet("color:#4b5563;")
         row.addWidget(self.pick_button)
@@ -64,11 +68,13 @@ class SimilarImagesPanel(QWidget):
 
     def _on_run_changed(self) -> None:
         run = self.state.current_run
-        self.pick_button.setEnabled(run is not None)
+        self.pick_button.setEnabled(run is not None and not self.runner.is_running)
         if run is None or run.path != self._model_run:
+            # Nothing of another run stays: its images, its count, its model.
             self._model, self._model_run = None, None
             self.gallery.clear()
             self.found = []
+            self.status.setText(PROMPT if run is not None else NO_RUN)
 
     def _choose(self) -> None:
         patterns = " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS))
@@ -87,8 +93,11 @@ class SimilarImagesPanel(QWidget):
         self._model_run = run.path
 
     def _on_found(self, outcome) -> None:
+        run = self.state.current_run
+        self.pick_button.setEnabled(run is not None)
+        if run is None or run.path != self._model_run:
+            return  # found for a run no longer shown
         self._model, self.found, thumbnails = outcome
-        self.pick_button.setEnabled(True)
         self.gallery.clear()
         for s in self.found:
             self.gallery.add_image(str(s.path), f"{s.label}\n{s.distance:.3f}",
