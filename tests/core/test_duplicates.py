@@ -457,3 +457,20 @@ def test_a_folder_too_large_for_the_per_image_tables_gives_the_same_groups(digit
     expected = {frozenset(g.paths) for g in scan.duplicate_groups}
     monkeypatch.setattr(similarity, "PER_IMAGE_BYTES", 0)
     assert {frozenset(g.paths) for g in duplicates.find_duplicate_groups(scan.records)} == expected
+
+
+def test_a_flat_colour_photo_and_a_black_dot_are_never_one_picture(tmp_path):
+    """A 6000 x 4000 purple JPEG and a black 1 x 1 PNG: both flat, so only their colours tell
+    them apart, and matched the one way round (brightness gain 0) black agreed with anything."""
+    from finetune_gui.core.data.pixel_measures import colours_agree
+
+    data = make_shapes_dataset(tmp_path / "data", per_class=3, size=32, seed=2)
+    Image.new("RGB", (6000, 4000), (128, 0, 128)).save(data / "circles" / "purple.jpg")
+    Image.new("RGB", (1, 1), (0, 0, 0)).save(data / "squares" / "black.png")
+    scan = scan_folder(data)
+    grouped = {p.name for group in scan.duplicate_groups for p in group.paths}
+    assert not {"purple.jpg", "black.png"} & grouped
+    purple, black = np.full((1, 8, 8, 3), (128, 0, 128), np.float32), np.zeros((1, 8, 8, 3))
+    assert not colours_agree(purple, black)[0] and not colours_agree(black, purple)[0]
+    assert colours_agree(purple, purple * 0.8)[0]  # a darker copy still agrees, both ways
+    assert colours_agree(purple * 0.8, purple)[0]

@@ -144,8 +144,12 @@ def colours_agree(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         gain = (a * b).sum(axis=(1, 2, 3)) / np.maximum((a**2).sum(axis=(1, 2, 3)), 1e-6)
         return b - gain[:, None, None, None] * a
 
-    coarse = leftover(first, second, 2)
-    fine = leftover(first, second, 4)
-    hue = fine - fine.mean(axis=3, keepdims=True)
-    return ((np.abs(coarse).mean(axis=(1, 2, 3)) <= COLOUR_DIFFERENCE)
-            & (np.abs(hue).mean(axis=(1, 2, 3)) <= HUE_DIFFERENCE))
+    def matched(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        coarse = leftover(a, b, 2)
+        fine = leftover(a, b, 4)
+        hue = fine - fine.mean(axis=3, keepdims=True)
+        return ((np.abs(coarse).mean(axis=(1, 2, 3)) <= COLOUR_DIFFERENCE)
+                & (np.abs(hue).mean(axis=(1, 2, 3)) <= HUE_DIFFERENCE))
+
+    # Both ways: matched to a black picture (gain 0), any picture "agrees" with it.
+    return matched(first, second) & matched(second, first)
