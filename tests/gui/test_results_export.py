@@ -25,7 +25,9 @@ def test_results_show_metrics_matrix_and_mistakes(qtbot, window):
     report = window.state.current_run.report
     results = window.pages["results"]
     window.go_to("results")
-    assert results.run_choice.currentText() == "shared-run"
+    # Named as Compare names it: network · data · time · test accuracy.
+    assert results.run_choice.currentText().startswith("MobileNetV3Small · data · ")
+    assert results.run_choice.currentText().endswith(f" · {report.accuracy:.1%}")
     assert f"{report.accuracy:.1%}" in results.headline.text()
     low, high = report.accuracy_interval
     assert f"(95% interval {low:.1%}-{high:.1%})" in results.headline.text()

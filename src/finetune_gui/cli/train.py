@@ -82,8 +82,7 @@ def cmd_train(args) -> int:
         signal.signal(signal.SIGINT, previous)
     if result.report is not None:
         print(format_report(result.report))
-    # The run's last message ended the log (stderr); the results end with where they are.
-    print(f"Run folder: {result.run_dir}" if result.wrote_run_folder else result.message)
+    print(f"{result.message} Run folder: {result.run_dir}" if result.wrote_run_folder else result.message)
     return EXIT_OK if result.status == "completed" else EXIT_CANCELLED
 
 
