@@ -15,7 +15,7 @@ import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from finetune_gui.core.project import Project
-from finetune_gui.core.run.folder import process_running, run_state
+from finetune_gui.core.run.folder import RunFolder, process_running, run_state
 from finetune_gui.demo import make_shapes_dataset
 
 from .conftest import TINY
@@ -162,5 +162,7 @@ def test_a_run_that_outlives_its_window_finishes_and_is_found(
                     timeout=250_000)
     assert run_state(run_dir) == "completed"
     qtbot.waitUntil(lambda: not process_running(child), timeout=30_000)  # and it exited
-    qtbot.waitUntil(lambda: f"{run_dir.name}" in _run_names(reopened), timeout=10_000)
     assert (run_dir / "metrics.json").exists()
+    # The list follows: the run is named with its test score, no longer "still training".
+    score = f" · {RunFolder.open(run_dir).report.accuracy:.1%}"
+    qtbot.waitUntil(lambda: any(n.endswith(score) for n in _run_names(reopened)), timeout=10_000)
