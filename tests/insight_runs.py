@@ -18,8 +18,12 @@ from finetune_gui.demo import make_shapes_dataset
 
 CLASSES = ("circles", "squares", "triangles")
 FLIPS_PER_CLASS = 2
-# Two images of each class are moved into the next class's folder: a wrong label.
-WRONG_FOLDER = {name: CLASSES[(i + 1) % len(CLASSES)] for i, name in enumerate(CLASSES)}
+# Two images of each class are filed in another class's folder: a wrong label. The two go to
+# different folders: two look-alike pictures under the same wrong label back each other up in
+# the k-fold judge (a clear red circle was judged 0.88 "circle", under the 0.92 cut, because the
+# other red circle filed under squares was in its training folds).
+def wrong_folder(name: str, i: int) -> str:
+    return CLASSES[(CLASSES.index(name) + 1 + i) % len(CLASSES)]
 PLANTED_COPY = ("circles", "circles_010.png", "zz_copy_of_circles_010.png")
 
 
@@ -91,7 +95,8 @@ def plant_clear_flips(data: Path) -> None:
 def _flips(data: Path) -> dict[tuple[Path, Path], str]:
     """(where each mislabelled image was made, where it is now) -> its true class."""
     return {
-        (data / name / f"{name}_{i:03d}.png", data / WRONG_FOLDER[name] / f"flipped_{name}_{i:03d}.png"): name
+        (data / name / f"{name}_{i:03d}.png",
+         data / wrong_folder(name, i) / f"flipped_{name}_{i:03d}.png"): name
         for name in CLASSES
         for i in range(FLIPS_PER_CLASS)
     }
