@@ -474,3 +474,45 @@ def test_a_flat_colour_photo_and_a_black_dot_are_never_one_picture(tmp_path):
     assert not colours_agree(purple, black)[0] and not colours_agree(black, purple)[0]
     assert colours_agree(purple, purple * 0.8)[0]  # a darker copy still agrees, both ways
     assert colours_agree(purple * 0.8, purple)[0]
+
+
+def test_flat_pictures_of_one_hue_but_far_apart_in_brightness_are_different_pictures(tmp_path):
+    """A copy is at most 15% brighter or darker; flat pictures used to be compared on their
+    (absent) structure and hue only, so a white page and a grey dot, or a purple photo and a
+    nearly black one, were "the same picture, resized or re-saved"."""
+    data = make_shapes_dataset(tmp_path / "data", per_class=3, size=32, seed=2)
+    flats = {"white.png": ((600, 400), (255, 255, 255)), "grey.png": ((1, 1), (128, 128, 128)),
+             "purple.png": ((600, 400), (128, 0, 128)), "dark_purple.png": ((40, 40), (40, 0, 40)),
+             "purple_10pc_darker.jpg": ((300, 200), (115, 0, 115))}
+    for name, (size, colour) in flats.items():
+        Image.new("RGB", size, colour).save(data / "circles" / name)
+    groups = [{p.name for p in g.paths} for g in scan_folder(data).duplicate_groups]
+    assert groups == [{"purple.png", "purple_10pc_darker.jpg"}]
+
+
+def sunlit(picture: np.ndarray, levels: float) -> np.ndarray:
+    """`picture` with a soft spot of light (a lamp switched on, a patch of sun) in one place."""
+    side = picture.shape[0]
+    y, x = np.mgrid[:side, :side]
+    spot = levels * np.exp(-((y - 0.3 * side) ** 2 + (x - 0.6 * side) ** 2) / (2 * (side / 12) ** 2))
+    return np.clip(picture + spot[..., None], 0, 255).astype(np.uint8)
+
+
+def test_the_same_scene_with_a_spot_of_light_in_one_place_is_another_picture(tmp_path):
+    """Two shots of one scene, one with a spot of light in one place: alike everywhere else
+    (correlation 0.98-0.99, 2-3 levels apart on average, the same edges and grain), 20-24
+    levels apart in one block. Only the block difference (at most 16 levels) tells them apart;
+    a JPEG copy is still found."""
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images().images
+    (tmp_path / "scenes").mkdir()
+    (tmp_path / "other").mkdir()  # a second class: the scan wants two
+    Image.fromarray(photos[0][300:396, 0:96]).save(tmp_path / "other" / "ground.png")
+    for name, scene in (("temple", photos[0][200:296, 200:296]), ("flower", photos[1][150:246, 300:396])):
+        Image.fromarray(scene).save(tmp_path / "scenes" / f"{name}.png")
+        Image.fromarray(sunlit(scene, 40)).save(tmp_path / "scenes" / f"{name}_lit.png")
+        Image.fromarray(scene).save(tmp_path / "scenes" / f"{name}_copy.jpg", quality=75)
+    groups = {frozenset(p.name for p in g.paths) for g in scan_folder(tmp_path).duplicate_groups}
+    assert groups == {frozenset({"temple.png", "temple_copy.jpg"}),
+                      frozenset({"flower.png", "flower_copy.jpg"})}

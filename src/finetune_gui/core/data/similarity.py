@@ -12,7 +12,8 @@
    average and in every block (a copy differs a little everywhere, another picture a lot in
    one place); the fine detail (grain, texture) must sit in the same places, which tells a
    copy from a neighbouring tile of one hazy sky; the colours must agree in brightness and
-   hue. Nearly blank pairs are compared by their remaining difference in grey levels instead.
+   hue. Nearly blank pairs are compared by their remaining difference in grey levels instead,
+   brightness matched as for every pair (one factor of at most `BRIGHTNESS`).
    The measures themselves are in `pixel_measures.py`.
 """
 
@@ -335,7 +336,10 @@ class PixelCheck:
                 grey_a, grey_b = grey_thumbnail(a), grey_thumbnail(b)
                 difference = (grey_a - grey_a.mean()) - (grey_b - grey_b.mean())
                 rms = float(np.sqrt((difference**2).mean()))
-                verdicts[k] = flat_a and flat_b and rms <= FLAT_DIFFERENCE
+                # The levels themselves too, within the brightness change a copy may have: a
+                # white page and a grey one have the same (lack of) structure.
+                shift = differences(grey_a[None], grey_b[None], np.ones((1, *grey_a.shape), np.float32))[0]
+                verdicts[k] = flat_a and flat_b and rms <= FLAT_DIFFERENCE and shift[0] <= MEAN_DIFFERENCE
             else:
                 contrasty.append(k)
         near = self.near_enough([pairs[k] for k in contrasty])
