@@ -21,8 +21,9 @@ from finetune_gui.core.export.benchmark import file_size, read_exports, size_tex
 from finetune_gui.core.export.formats import FORMATS
 from finetune_gui.core.model.parts import features_model, split_classifier
 from finetune_gui.core.run.compare import compare_runs
-from finetune_gui.core.run.ensemble import ENSEMBLE_FILE, combine_runs
+from finetune_gui.core.run.ensemble import ENSEMBLE_FILE
 from finetune_gui.core.run.folder import RunFolder
+from finetune_gui.core.training.ensemble_run import combine_runs
 
 
 @pytest.fixture(scope="module")
@@ -167,13 +168,13 @@ def test_runs_that_differ_are_refused_in_one_sentence(tmp_path, second, message)
     assert not out.exists()
 
 
-def test_fewer_than_two_runs_the_same_run_twice_and_no_test_images_are_refused(tmp_path):
+def test_fewer_than_two_runs_and_the_same_run_twice_are_refused(tmp_path):
     first = _fake(tmp_path, "a")
     cases = [
         ([first], "Combining needs at least two runs; got 1."),
         ([first, tmp_path / "a"], "is given twice; give each run once."),
-        ([_fake(tmp_path, "c", no_test=True), _fake(tmp_path, "d", no_test=True)],
-         "These runs have no test images, so the ensemble cannot be scored"),
+        ([first, _fake(tmp_path, "c", no_test=True)],  # one kept test images the other trained on
+         "split the images into training, validation and test differently"),
     ]
     for runs, message in cases:
         with pytest.raises(EnsembleError, match=message):
@@ -193,3 +194,30 @@ def test_a_used_or_impossible_destination_is_refused_before_any_work(tmp_path):
         with pytest.raises(EnsembleError, match=message):
             combine_runs([first, second], out)
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
+
+
+def test_runs_without_test_images_combine_whatever_their_seeds(tmp_path):
+    """Nothing to protect without test images: runs split by two seeds combine, and the
+    ensemble's split lists every image a member trained on as training, the images no member
+    trained on as validation, and no test images (read from the files, no model loaded)."""
+    from finetune_gui.core.run.ensemble import check_combinable, ensemble_card_lines
+
+    first = _fake(tmp_path, "a", no_test=True)
+    second = _fake(tmp_path, "b", no_test=True)
+    split_file = second / "split.json"
+    other = json.loads(split_file.read_text())  # as another seed would have split the images
+    other["train"], other["val"] = other["train"][2:] + other["val"], other["train"][:2]
+    split_file.write_text(json.dumps(other))
+    split = check_combinable([RunFolder.open(first), RunFolder.open(second)])
+    names = {part: sorted(p.relative_to(split.root).as_posix() for p, _ in getattr(split, part))
+             for part in ("train", "val", "test")}
+    assert names == {"train": sorted(FILES), "val": [], "test": []}  # each image trained once
+    # Runs that share their split give it back as it is.
+    same = check_combinable([RunFolder.open(first), RunFolder.open(_fake(tmp_path, "c", no_test=True))])
+    assert same.counts() == {"train": 10, "val": 2, "test": 0}
+    # The model card of such an ensemble says it has no test score, not 0% or a crash.
+    card = "\n".join(ensemble_card_lines({"image_size": 32, "test_accuracy": None, "members": [
+        {"path": str(first), "backbone": "mobilenetv3small", "image_size": 32,
+         "resized_inside": False, "test_accuracy": None}]}))
+    assert "neither the ensemble nor its members have a test score" in card
+    assert "| 32 px | no test images |" in card

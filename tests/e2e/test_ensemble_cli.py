@@ -78,3 +78,43 @@ def test_runs_on_another_split_are_refused_in_one_line(members, tmp_path, capsys
                    "images into training, validation and test differently, so no test image "
                    "is unseen by every member.\n")
     assert not (tmp_path / "e").exists()
+
+
+def test_runs_without_test_images_and_other_seeds_combine_and_say_how_to_score(
+        tmp_path_factory, capsys):
+    """Two runs with a test share of 0 and different seeds: nothing to protect, so they
+    combine; the terminal says the ensemble has no test score and how to get one, and the
+    command it gives scores the ensemble on another folder."""
+    from finetune_gui.demo import make_shapes_dataset
+
+    root = tmp_path_factory.mktemp("no-test")
+    data = make_shapes_dataset(root / "data", per_class=10, size=32, seed=5)
+    runs = [root / f"seed-{seed}" for seed in (1, 2)]
+    for seed, run in zip((1, 2), runs, strict=True):
+        assert main(["train", str(data), "--out", str(run), "--backbone", "mobilenetv3small",
+                     "--weights", "none", "--image-size", "32", "--epochs-head", "1",
+                     "--epochs-finetune", "0", "--augment", "none", "--test-fraction", "0",
+                     "--seed", str(seed)]) == 0
+    splits = [RunFolder.open(run).split() for run in runs]
+    assert splits[0].train != splits[1].train and not splits[0].test and not splits[1].test
+    out = root / "together"
+    capsys.readouterr()
+    assert main(["ensemble", *map(str, runs), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "Combined 2 runs:" and len(printed) == 6
+    assert printed[3] == f"Saved as a run in {out}"
+    assert printed[4] == ("These runs kept no test images aside, so neither the ensemble nor "
+                          "its members have a test score.")
+    assert printed[5] == ("Score it on a labelled folder none of its members trained on with: "
+                          f"finetune-gui evaluate {out} FOLDER")
+    ensemble = RunFolder.open(out)
+    assert ensemble.status == "completed" and ensemble.report is None
+    assert json.loads((out / "ensemble.json").read_text())["test_accuracy"] is None
+    learned = ensemble.split()
+    assert learned.test == [] and len(learned.train) + len(learned.val) == 30
+    assert {p for p, _ in learned.train} == {p for s in splits for p, _ in s.train}
+    # What the terminal said to do: score it on a folder none of the members saw.
+    other = make_shapes_dataset(root / "other", per_class=4, size=32, seed=6)
+    capsys.readouterr()
+    assert main(["evaluate", str(out), str(other), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 12

@@ -17,6 +17,6 @@ def combine(
 ):
     """Combine runs into an ensemble run with the core; returns the core's `EnsembleResult`."""
     get_ready(progress)
-    from finetune_gui.core.run.ensemble import combine_runs
+    from finetune_gui.core.training.ensemble_run import combine_runs
 
     return combine_runs(run_paths, out, progress=progress, cancel=cancel)

@@ -1,5 +1,10 @@
-"""Ensembles: several runs on the same images and split, combined into one model that averages
-their probabilities, scored on their shared test split beside each member, saved as a run.
+"""Ensembles: several runs on the same images, combined into one model that averages their
+probabilities, scored on their shared test split beside each member, saved as a run (made by
+`core/training/ensemble_run.py`, which writes it through the run writer like any run).
+
+Runs with a test split must share their split: a test image one member trained on would flatter
+the ensemble. Runs without test images (a test share of 0) protect nothing, so any seeds
+combine; the ensemble is then not scored, and is scored with `evaluate` on another folder.
 
 The saved `model.keras` is one self-contained Keras model: the members' whole models nested
 inside (their preprocessing included), each behind a resize when its input size differs from
@@ -10,25 +15,22 @@ exports and verifies like any run.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from finetune_gui.core.errors import EnsembleError, RunFolderError, UserError
+from finetune_gui.core.data.split import DatasetSplit
+from finetune_gui.core.errors import EnsembleError, RunFolderError
 from finetune_gui.core.events import (
     CancelToken,
-    LogMessage,
     ProgressCallback,
     StageProgress,
     StageStarted,
     check_cancel,
     ignore_progress,
 )
-from finetune_gui.core.files import give_user_permissions
+from finetune_gui.core.files import atomic_write_text
 from finetune_gui.core.run import folder as rf
 from finetune_gui.core.run.evaluation import EvaluationReport, build_report
 from finetune_gui.core.run.folder import RunFolder
@@ -40,14 +42,15 @@ CHUNK = 16  # images per forward pass: every member's activations are alive at o
 
 @dataclass(frozen=True)
 class MemberScore:
-    """One member as the ensemble sees it: scored on the shared test split, now."""
+    """One member as the ensemble sees it: scored on the shared test split, now (None: the
+    runs have no test images)."""
 
     name: str  # readable: network · data folder · time · accuracy
     path: str
     backbone: str
     image_size: int
     resized_inside: bool  # its input is resized from the ensemble's input size
-    test_accuracy: float
+    test_accuracy: float | None
     recorded_test_accuracy: float | None  # what the member's own metrics.json says
 
 
@@ -55,11 +58,33 @@ class MemberScore:
 class EnsembleResult:
     path: Path
     members: list[MemberScore]
-    report: EvaluationReport  # the ensemble's own, on the shared test split
+    report: EvaluationReport | None  # the ensemble's own, on the shared test split (None: none)
 
     @property
-    def accuracy(self) -> float:
-        return self.report.accuracy
+    def accuracy(self) -> float | None:
+        return self.report.accuracy if self.report else None
+
+    @property
+    def summary(self) -> str:
+        """What the window says once the ensemble is saved: its score beside the members', or
+        how to score it when the runs kept no test images."""
+        if self.report is None:
+            return (f"Ensemble saved as the run {self.path.name}. {NO_TEST_IMAGES} "
+                    f"{how_to_score(self.path)}")
+        members = ", ".join(f"{m.test_accuracy:.1%}" for m in self.members)
+        return (f"Ensemble saved as the run {self.path.name}: test accuracy {self.accuracy:.1%} "
+                f"on {self.report.count} test images; its members scored {members} on the same "
+                f"images. Export it on the Export page like any run.")
+
+
+NO_TEST_IMAGES = ("These runs kept no test images aside, so neither the ensemble nor its members "
+                  "have a test score.")
+
+
+def how_to_score(run: Path) -> str:
+    """The sentence that says how to score an ensemble without test images."""
+    return (f"Score it on a labelled folder none of its members trained on with: "
+            f"finetune-gui evaluate {run} FOLDER")
 
 
 def read_ensemble(run: RunFolder) -> dict | None:
@@ -73,8 +98,23 @@ def read_ensemble(run: RunFolder) -> dict | None:
         raise EnsembleError(f"The ensemble file {source} is damaged: {exc}.") from exc
 
 
-def check_combinable(runs: list[RunFolder]) -> dict:
-    """The members' shared split.json (as a dict); refuse, in one sentence, runs that differ."""
+def write_ensemble(run_dir: Path, members: list[MemberScore], report: EvaluationReport | None,
+                   size: int) -> None:
+    """ensemble.json: the method, the input size and each member beside the ensemble's score."""
+    from dataclasses import asdict
+
+    atomic_write_text(run_dir / ENSEMBLE_FILE, json.dumps({
+        "method": METHOD,
+        "image_size": size,
+        "test_accuracy": report.accuracy if report else None,
+        "members": [asdict(m) for m in members],
+    }, indent=2, ensure_ascii=False))
+
+
+def check_combinable(runs: list[RunFolder]) -> DatasetSplit:
+    """The ensemble's split: the members' shared one, or, when none kept test images, what
+    they learned from together (`_learned_together`); refuse, in one sentence, runs that
+    differ."""
     if len(runs) < 2:
         raise EnsembleError(f"Combining needs at least two runs; got {len(runs)}.")
     seen: dict[Path, RunFolder] = {}
@@ -89,35 +129,48 @@ def check_combinable(runs: list[RunFolder]) -> dict:
             raise EnsembleError(
                 f"These runs cannot be combined: {first.path.name} has the classes "
                 f"{', '.join(first.classes)} but {run.path.name} has {', '.join(run.classes)}.")
-        if split.get("root") != splits[0].get("root"):
+        if split.root != splits[0].root:
             raise EnsembleError(
                 f"These runs cannot be combined: {first.path.name} learned from "
-                f"{splits[0].get('root')} but {run.path.name} from {split.get('root')}.")
-        if any(_part(split, p) != _part(splits[0], p) for p in ("train", "val", "test")):
+                f"{splits[0].root} but {run.path.name} from {split.root}.")
+    tested = any(split.test for split in splits)
+    for run, split in zip(runs[1:], splits[1:], strict=True):
+        if tested and any(_part(split, p) != _part(splits[0], p) for p in ("train", "val", "test")):
             raise EnsembleError(
                 f"These runs cannot be combined: {first.path.name} and {run.path.name} split "
                 f"the images into training, validation and test differently, so no test image "
                 f"is unseen by every member.")
-    if not splits[0].get("test"):
-        raise EnsembleError(
-            "These runs have no test images, so the ensemble cannot be scored; train them with "
-            "a test share above 0.")
-    return splits[0]
+    return splits[0] if tested else _learned_together(splits)
 
 
-def _split_of(run: RunFolder) -> dict:
+def _learned_together(splits: list[DatasetSplit]) -> DatasetSplit:
+    """The split of an ensemble of runs without test images, whatever their seeds: every image
+    a member trained on is a training image of the ensemble; the images no member trained on
+    stay validation images. Runs that share one split give that split back."""
+    trained = {path: label for split in splits for path, label in split.train}
+    validated: dict[Path, int] = {}
+    for split in splits:
+        for path, label in split.val:
+            if path not in trained:
+                validated.setdefault(path, label)
+    first = splits[0]
+    return DatasetSplit(root=first.root, classes=list(first.classes), train=list(trained.items()),
+                        val=list(validated.items()), test=[], seed=first.seed)
+
+
+def _split_of(run: RunFolder) -> DatasetSplit:
     if not rf.has_split(run.path):
         raise EnsembleError(
             f"The run {run.path} has no list of its images, so it cannot be told which images it "
             f"trained on; it cannot join an ensemble.")
     try:
-        return rf.read_split_record(run.path)
+        return rf.read_split(run.path)
     except RunFolderError as exc:
         raise EnsembleError(str(exc)) from exc
 
 
-def _part(split: dict, name: str) -> list:
-    return sorted((str(path), int(label)) for path, label in split.get(name, []))
+def _part(split: DatasetSplit, name: str) -> list:
+    return sorted((str(path), int(label)) for path, label in getattr(split, name))
 
 
 def ensemble_size(runs: list[RunFolder]) -> int:
@@ -157,69 +210,35 @@ def _load_member(run: RunFolder):
         raise EnsembleError(f"The model file {run.model_path} cannot be loaded: {exc}") from exc
 
 
-def combine_runs(
-    runs: list[RunFolder | Path | str],
-    out: Path | str,
-    *,
-    data_root: Path | str | None = None,
-    progress: ProgressCallback = ignore_progress,
-    cancel: CancelToken | None = None,
-) -> EnsembleResult:
-    """Combine `runs` into a new run folder `out`, scored on their shared test split.
-
-    `data_root` is where the runs' images are now, if their folder was moved.
-    """
-    from finetune_gui.core.data.split import DatasetSplit
+def score_members(folders: list[RunFolder], model, member_outputs: list, split: DatasetSplit,
+                  progress: ProgressCallback = ignore_progress, cancel: CancelToken | None = None,
+                  ) -> tuple[EvaluationReport | None, list[MemberScore]]:
+    """The ensemble's report on the shared test split and each member's score on the same
+    images (no report, no scores when the runs kept no test images)."""
     from finetune_gui.core.run.compare import readable_name
 
-    folders = [r if isinstance(r, RunFolder) else RunFolder.open(r) for r in runs]
-    shared = check_combinable(folders)
-    out = Path(out).expanduser()
-    _check_out(out, folders)
-    split = DatasetSplit.from_dict(shared, Path(data_root).expanduser() if data_root else None)
-    missing = [str(p) for p, _ in split.test if not p.is_file()]
-    if missing:
-        raise EnsembleError(
-            f"{len(missing)} of the {len(split.test)} test images are no longer in "
-            f"{split.root} (for example {missing[0]}), so the ensemble cannot be scored; put "
-            f"them back or give the folder's new place.")
     size = ensemble_size(folders)
-    progress(LogMessage(f"Combining {len(folders)} runs at {size} px: loading their models…"))
-    check_cancel(cancel)
-    import keras
-
-    ensemble, member_outputs = build_ensemble_model(folders)
-    scorer = keras.Model(ensemble.input, [*member_outputs, ensemble.output])
-    images = _decode([p for p, _ in split.test], size, progress, cancel)
+    probabilities: list[np.ndarray | None] = [None] * (len(folders) + 1)
+    report = None
     y_true = np.array([label for _, label in split.test], dtype=int)
-    probabilities = _predict_all(scorer, images, len(folders) + 1, progress, cancel)
-    paths = [p for p, _ in split.test]
-    report = build_report(folders[0].classes, y_true, probabilities[-1], paths)
+    if split.test:
+        import keras
+
+        scorer = keras.Model(model.input, [*member_outputs, model.output])
+        images = _decode([p for p, _ in split.test], size, progress, cancel)
+        probabilities = _predict_all(scorer, images, len(folders) + 1, progress, cancel)
+        report = build_report(folders[0].classes, y_true, probabilities[-1],
+                              [p for p, _ in split.test])
     members = []
     for run, member_probabilities in zip(folders, probabilities[:-1], strict=True):
         recorded = run.report
         members.append(MemberScore(
             name=readable_name(run), path=str(run.path), backbone=run.settings.backbone,
             image_size=run.image_size, resized_inside=run.image_size != size,
-            test_accuracy=float(np.mean(member_probabilities.argmax(axis=1) == y_true)),
+            test_accuracy=None if member_probabilities is None else
+            float(np.mean(member_probabilities.argmax(axis=1) == y_true)),
             recorded_test_accuracy=recorded.accuracy if recorded else None))
-    check_cancel(cancel)
-    _write_run(out, ensemble, folders, shared, report, members, size)
-    progress(LogMessage(
-        f"Ensemble test accuracy {report.accuracy:.1%} on {report.count} images; members: "
-        + ", ".join(f"{m.test_accuracy:.1%}" for m in members) + f". Saved in {out}."))
-    return EnsembleResult(out, members, report)
-
-
-def _check_out(out: Path, folders: list[RunFolder]) -> None:
-    if any(out.resolve() == run.path.resolve() for run in folders):
-        raise EnsembleError(f"Cannot save the ensemble over its member {out}; choose a new folder.")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise EnsembleError(
-            f"Cannot save the ensemble in {out}: something is already there; choose a new folder.")
-    if not out.parent.is_dir():
-        raise EnsembleError(
-            f"Cannot save the ensemble in {out}: the folder {out.parent} does not exist.")
+    return report, members
 
 
 def _decode(paths: list[Path], size: int, progress, cancel) -> np.ndarray:
@@ -242,54 +261,20 @@ def _predict_all(scorer, images: np.ndarray, outputs: int, progress, cancel) -> 
     return [np.concatenate(part) for part in parts]
 
 
-def _write_run(out: Path, model, folders: list[RunFolder], split: dict,
-               report: EvaluationReport, members: list[MemberScore], size: int) -> None:
-    """Every file in a hidden folder beside `out`, then one rename: never half an ensemble."""
-    largest = next(run for run in folders if run.image_size == size)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
-    try:
-        give_user_permissions(staging)
-        model.save(staging / rf.MODEL_FILE)
-        rf.write_labels(staging / rf.LABELS_FILE, folders[0].classes)
-        rf.write_json(staging / rf.METRICS_FILE, report.to_dict())
-        # The settings of the member whose size the ensemble takes: the run's input size, and
-        # the settings a model card or the Compare table reads; the members are in ensemble.json.
-        rf.write_json(staging / rf.SETTINGS_FILE,
-                      largest.settings.with_changes(image_size=size).to_dict())
-        rf.write_json(staging / rf.SPLIT_FILE, split)
-        rf.write_json(staging / ENSEMBLE_FILE, {
-            "method": METHOD,
-            "image_size": size,
-            "test_accuracy": report.accuracy,
-            "members": [asdict(m) for m in members],
-        })
-        rf.write_json(staging / rf.RUN_FILE, rf.run_facts(
-            "completed", data=folders[0].facts.data or split.get("root"),
-            ensemble_of=[m.path for m in members], image_size=size))
-        if out.is_dir():
-            out.rmdir()  # empty (checked): a folder cannot be renamed over a folder
-        os.replace(staging, out)
-    except OSError as exc:
-        from finetune_gui.core.files import _describe_os_error
-
-        raise UserError(_describe_os_error(out / rf.MODEL_FILE, exc)) from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def ensemble_card_lines(ensemble: dict | None) -> list[str]:
     """The model card's section on an ensemble's members (nothing for a single run)."""
     if not ensemble:
         return []
     members = ensemble["members"]
+    scored = ensemble.get("test_accuracy") is not None
     lines = [
         "## Ensemble",
         "",
         f"This model averages the class probabilities of {len(members)} runs, all inside the "
         f"file. "
         f"The backbone and training above are those of the member whose input size "
-        f"({ensemble['image_size']} px) the ensemble takes; each member's own is below. Test "
-        f"accuracy on the shared test split:",
+        f"({ensemble['image_size']} px) the ensemble takes; each member's own is below. "
+        + ("Test accuracy on the shared test split:" if scored else NO_TEST_IMAGES),
         "",
         "| member | network | input | test accuracy |",
         "|---|---|---|---|",
@@ -298,15 +283,27 @@ def ensemble_card_lines(ensemble: dict | None) -> list[str]:
         resized = f", resized inside from {ensemble['image_size']} px" \
             if member["resized_inside"] else ""
         lines.append(f"| `{Path(member['path']).name}` | {member['backbone']} | "
-                     f"{member['image_size']} px{resized} | {member['test_accuracy']:.1%} |")
+                     f"{member['image_size']} px{resized} | {_score(member['test_accuracy'])} |")
     lines += [f"| the ensemble | | {ensemble['image_size']} px | "
-              f"{ensemble['test_accuracy']:.1%} |", ""]
+              f"{_score(ensemble.get('test_accuracy'))} |", ""]
     return lines
+
+
+def _score(accuracy: float | None) -> str:
+    return "no test images" if accuracy is None else f"{accuracy:.1%}"
 
 
 def format_result(result: EnsembleResult) -> str:
     """The ensemble's test accuracy beside each member's, as lines for the terminal."""
     width = max(len(m.name) for m in result.members)
+    if result.report is None:
+        return "\n".join([
+            f"Combined {len(result.members)} runs:",
+            *(f"  {member.name}" for member in result.members),
+            f"Saved as a run in {result.path}",
+            NO_TEST_IMAGES,
+            how_to_score(result.path),
+        ])
     lines = [f"Test accuracy on the shared test split ({result.report.count} images):"]
     for member in result.members:
         resized = (f"  (its {member.image_size} px input resized inside from "

@@ -112,11 +112,7 @@ class CombineBar(QWidget):
 
     def _on_combined(self, result) -> None:
         self._set_busy(False)
-        members = ", ".join(f"{m.test_accuracy:.1%}" for m in result.members)
-        self.result.show_text(
-            f"Ensemble saved as the run {result.path.name}: test accuracy {result.accuracy:.1%} "
-            f"on {result.report.count} test images; its members scored {members} on the same "
-            f"images. Export it on the Export page like any run.", "success")
+        self.result.show_text(result.summary, "success")
         self.state.add_run(LoadedRun.read(result.path))
         self.set_runs(self.runs)
         self.combined.emit(result)
