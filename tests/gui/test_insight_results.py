@@ -96,7 +96,9 @@ def test_try_it_shows_a_heatmap_of_the_best_answer(qtbot, make_window, trained_r
     panel = export.heatmap_panel
     with qtbot.waitSignal(panel.shown, timeout=60_000):
         export.predict([image])
-    best = export.predictions.item(0, 2).text().split()[0]
+    from finetune_gui.gui.pages.export_try import ANSWER_COLUMN
+
+    best = export.predictions.item(0, ANSWER_COLUMN).text().split()[0]
     assert shows_picture(panel)
     assert panel.picture.pixmap().width() == PANEL_SIDE
     (shown,) = export._shown_predictions

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from finetune_gui.core.events import EpochEnded, PhaseStarted
 from finetune_gui.demo import demo_dataset_dir
+from finetune_gui.gui.pages.export_try import ANSWER_COLUMNS
 from finetune_gui.gui.widgets.image_dialog import CellImagesDialog
 
 pytestmark = pytest.mark.slow
@@ -109,10 +110,10 @@ def test_user_journey(qtbot, make_window, monkeypatch, tmp_path, base_weights_fi
     assert points_seen == [(1, 1, 1), (2, 2, 2)]
     assert marker_at == [1.5] and train.curves.phase_lines[0].isVisible()
     assert gap_meter.ticks > 50
-    # The GUI thread never works 200 ms at a stretch; a wait for a core on a loaded machine
-    # is allowed, a freeze is not (conftest.GapMeter).
+    # The GUI thread never works 200 ms at a stretch, in its own CPU time (conftest.GapMeter):
+    # a loaded machine stretches the wall-clock gaps, not this. Training in this process on
+    # the GUI thread would spend seconds of it (21 s for this tiny run, measured).
     assert gap_meter.longest_busy < 0.2, gap_meter.stacks()
-    assert gap_meter.longest < 2.0, gap_meter.stacks()
     assert "Epoch 2" in train.log.toPlainText()
 
     # -- Results: the confusion matrix is filled and its cells open their images --------------
@@ -164,7 +165,7 @@ def test_user_journey(qtbot, make_window, monkeypatch, tmp_path, base_weights_fi
     for row, image in enumerate(examples):
         probabilities = loaded.predict(load_rgb(image, 32)[None], verbose=0)[0]
         expected = [f"{labels[k]}  {probabilities[k]:.0%}" for k in np.argsort(-probabilities)]
-        answers = [trial.predictions.item(row, column).text() for column in (2, 3, 4)]
+        answers = [trial.predictions.item(row, column).text() for column in ANSWER_COLUMNS]
         # Every class with the model's own percentage, best first; classes whose probabilities
         # tie (a model at chance gives 33% each) may come in either order.
         assert sorted(answers) == sorted(expected)

@@ -42,13 +42,13 @@ def test_try_it_says_not_sure_for_digits_and_names_the_class_for_shapes(
     shape = flipped.data / "squares" / "squares_030.png"
     with qtbot.waitSignal(page.predicted, timeout=120_000):
         page.predict([shape, *digits])
-    from finetune_gui.gui.pages.export_try import SURE_COLUMN
+    from finetune_gui.gui.pages.export_try import ANSWER_COLUMN, SURE_COLUMN
 
     rows = range(page.predictions.rowCount())
-    best = [page.predictions.item(row, 2).text() for row in rows]
-    sure = [page.predictions.item(row, SURE_COLUMN) for row in rows]
-    assert best[0].startswith("squares") and sure[0] is None
-    assert sum(s is not None and s.text().startswith("not sure") for s in sure[1:]) >= 5
+    best = [page.predictions.item(row, ANSWER_COLUMN).text() for row in rows]
+    sure = [page.predictions.item(row, SURE_COLUMN).text() for row in rows]
+    assert best[0].startswith("squares") and sure[0] == "yes"
+    assert sum(s.startswith("not sure") for s in sure[1:]) >= 5
 
 
 def test_sort_a_folder_copies_by_class_in_a_child_process_and_offers_open(

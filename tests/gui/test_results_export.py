@@ -94,20 +94,22 @@ def test_try_it_shows_top_three_and_explains_unreadable_files(qtbot, window, tmp
     broken.write_bytes(b"\xff\xd8 nothing")
     with qtbot.waitSignal(export.predicted, timeout=120_000):
         export.predict([test_image, broken])
+    from finetune_gui.gui.pages.export_try import ANSWER_COLUMN, ANSWER_COLUMNS
+
     assert export.predictions.rowCount() == 2
-    answers = [export.predictions.item(0, c).text() for c in (2, 3, 4)]
+    answers = [export.predictions.item(0, c).text() for c in ANSWER_COLUMNS]
     # The model's own numbers for this image, as the run's report has them, best first.
     scored = run.report.predictions[0]["probabilities"]
     assert answers == [f"{run.classes[k]}  {scored[k]:.0%}" for k in np.argsort(scored)[::-1]]
-    assert export.predictions.item(1, 2).text().startswith("cannot read")
-    assert not any(export.predictions.isColumnHidden(c) for c in (2, 3, 4))
+    assert export.predictions.item(1, ANSWER_COLUMN).text().startswith("cannot read")
+    assert not any(export.predictions.isColumnHidden(c) for c in ANSWER_COLUMNS)
 
     # A model of two classes has no third answer: its column is hidden, not left empty.
     from finetune_gui.core.run.predict import Prediction
 
     two = [Prediction(Path(test_image), [("circles", 0.8), ("squares", 0.2)])]
     export._on_predicted((export._model, two, {}))
-    assert [export.predictions.isColumnHidden(c) for c in (2, 3, 4)] == [False, False, True]
+    assert [export.predictions.isColumnHidden(c) for c in ANSWER_COLUMNS] == [False, False, True]
 
 
 def test_mistakes_can_be_left_out_of_the_next_run_and_put_back(qtbot, window):

@@ -20,6 +20,7 @@ from finetune_gui.core.export.formats import FORMATS
 from finetune_gui.gui.state import LoadedRun
 
 COLUMNS = ("Format", "File size", "Time per image", "Saved as")
+ROWS_SHOWN = 3  # more formats scroll: the table leaves the page's height to trying the model
 
 
 class ExportSpeedTable(QGroupBox):
@@ -41,7 +42,9 @@ class ExportSpeedTable(QGroupBox):
         for column in range(len(COLUMNS) - 1):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
-        self.table.setMaximumHeight(190)
+        rows = self.table.verticalHeader()
+        rows.setDefaultSectionSize(self.table.fontMetrics().height() + 8)
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         layout.addWidget(self.table)
         self.show_run(None)
 
@@ -69,11 +72,20 @@ class ExportSpeedTable(QGroupBox):
                                           | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, column, item)
         self.table.setVisible(bool(entries))
+        self._fit_height(len(entries))
         self.note.setText(
             "Each export is timed in its own runtime on this computer: one image at a time, the "
             "median of repeated runs after a warm-up." if entries else
             "No format exported from this run yet: each export's file size and time per image "
             "on this computer will be listed here.")
+
+    def _fit_height(self, rows: int) -> None:
+        """As tall as its rows (up to ROWS_SHOWN), not a box of empty space."""
+        shown = min(max(rows, 1), ROWS_SHOWN)
+        height = (self.table.horizontalHeader().sizeHint().height()
+                  + shown * self.table.verticalHeader().defaultSectionSize()
+                  + 2 * self.table.frameWidth())
+        self.table.setFixedHeight(height)
 
     def row_texts(self) -> list[list[str]]:
         """The table's cells, row by row (for tests)."""

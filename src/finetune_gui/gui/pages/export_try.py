@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -27,12 +29,15 @@ from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progr
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.heatmap import HeatmapPanel, HeatmapService
-from finetune_gui.gui.widgets.thumbnails import load_thumbnail, to_pixmap
+from finetune_gui.gui.widgets.thumbnails import load_thumbnail, placeholder_pixmap
 from finetune_gui.gui.worker import JobRunner, load_tensorflow
 
-THUMB = 64
+THUMB = 32  # small: eight answers fit at 1400 x 900; the panel beside shows the picture large
 TOP_K = 3
-SURE_COLUMN = 2 + TOP_K  # after the answers: "not sure" and why, empty when the model is sure
+# The answer and whether the model is sure come first, then the other answers.
+IMAGE_COLUMN, ANSWER_COLUMN, SURE_COLUMN = 0, 1, 2
+ANSWER_COLUMNS = (ANSWER_COLUMN, 3, 4)  # best, second, third
+HEADERS = ("Image", "Answer", "Sure?", "Second", "Third")
 RANKS = ("best answer", "second", "third")
 
 
@@ -62,6 +67,13 @@ def image_files(paths: list[Path]) -> list[Path]:
     return found
 
 
+def _thumbnail(image: QImage | None) -> QPixmap:
+    """The thumbnail, or a grey square for an image that cannot be shown."""
+    if image is None or image.isNull():
+        return placeholder_pixmap(THUMB, "?")
+    return QPixmap.fromImage(image)
+
+
 class DropArea(QFrame):
     """A dashed box that accepts dropped image files (or a folder of them)."""
 
@@ -78,7 +90,7 @@ class DropArea(QFrame):
         label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         label.setStyleSheet("color:#52606d; border:none;")
         layout.addWidget(label)
-        self.setMinimumHeight(70)
+        self.setFixedHeight(46)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
@@ -89,6 +101,54 @@ class DropArea(QFrame):
         if paths:
             event.acceptProposedAction()
             self.files_dropped.emit(paths)
+
+
+class OneLine(QStyledItemDelegate):
+    """A file name on one line, shortened in the middle (its tooltip has the whole path)."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index) -> None:
+        super().initStyleOption(option, index)
+        option.features &= ~QStyleOptionViewItem.ViewItemFeature.WrapText
+        option.textElideMode = Qt.TextElideMode.ElideMiddle
+
+
+class AnswerTable(QTableWidget):
+    """The answers, one row per image, fitted to its width: no sideways scrolling. The image
+    name and "Sure?" share the width left by the answers; long texts wrap and the row grows."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, len(HEADERS), parent)
+        self.setHorizontalHeaderLabels(HEADERS)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.verticalHeader().setVisible(False)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setIconSize(QSize(THUMB, THUMB))
+        self.setWordWrap(True)
+        self.name_delegate = OneLine(self)
+        self.setItemDelegateForColumn(IMAGE_COLUMN, self.name_delegate)
+        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header = self.horizontalHeader()
+        header.setMinimumSectionSize(40)
+        for column in range(len(HEADERS)):
+            stretch = column in (IMAGE_COLUMN, SURE_COLUMN)
+            header.setSectionResizeMode(
+                column, QHeaderView.ResizeMode.Stretch if stretch
+                else QHeaderView.ResizeMode.Interactive)
+        self.setMinimumHeight(160)
+
+    def fit_columns(self) -> None:
+        """Each answer column as wide as its widest text, up to a fifth of the table."""
+        cap = max(self.viewport().width() // 5, 60)
+        for column in ANSWER_COLUMNS:
+            if not self.isColumnHidden(column):
+                wanted = max(self.sizeHintForColumn(column),
+                             self.horizontalHeader().sectionSizeHint(column))
+                self.setColumnWidth(column, min(wanted, cap))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.fit_columns()
 
 
 class TryPanel(QGroupBox):
@@ -130,20 +190,8 @@ class TryPanel(QGroupBox):
         self.predict_status = QLabel()
         self.predict_status.setStyleSheet("color:#4b5563;")
         trial.addWidget(self.predict_status)
-        self.predictions = QTableWidget(0, 3 + TOP_K)
-        self.predictions.setHorizontalHeaderLabels(
-            ["", "Image", "Best answer", "Second", "Third", "Sure?"])
-        self.predictions.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.predictions.verticalHeader().setVisible(False)
-        self.predictions.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.predictions.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.predictions = AnswerTable()
         self.predictions.currentCellChanged.connect(self._show_heatmap)
-        header = self.predictions.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
-        header.resizeSection(0, THUMB + 8)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        for column in range(2, 3 + TOP_K):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         answers = QHBoxLayout()
         answers.addWidget(self.predictions, 1)
         self.heatmap_panel = HeatmapPanel(
@@ -203,39 +251,44 @@ class TryPanel(QGroupBox):
         self._shown_predictions = list(predictions)
         self.heatmap_panel.clear()
         self.predictions.setRowCount(0)
+        self.predictions.clearSpans()
         # A model of two classes has no third answer: no empty "Third" column.
         answers = max((len(p.top) for p in predictions), default=TOP_K)
-        for extra in range(TOP_K):
-            self.predictions.setColumnHidden(2 + extra, extra >= max(answers, 1))
-        for prediction in predictions:
-            row = self.predictions.rowCount()
-            self.predictions.insertRow(row)
-            picture = QLabel()
-            picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            picture.setPixmap(QPixmap(to_pixmap(thumbnails.get(str(prediction.path)), THUMB)))
-            self.predictions.setCellWidget(row, 0, picture)
-            name = QTableWidgetItem(prediction.path.name)
-            name.setToolTip(str(prediction.path))
-            self.predictions.setItem(row, 1, name)
-            if prediction.error:
-                problem = QTableWidgetItem(f"cannot read: {prediction.error}")
-                self.predictions.setItem(row, 2, problem)
-            for column, (label, probability) in enumerate(prediction.top, start=2):
-                item = QTableWidgetItem(f"{label}  {probability:.0%}")
-                if column == 2:
-                    font = item.font()
-                    font.setBold(True)
-                    item.setFont(font)
-                self.predictions.setItem(row, column, item)
-            if prediction.unsure:
-                self.predictions.setItem(
-                    row, SURE_COLUMN, QTableWidgetItem(f"not sure: {prediction.unsure}"))
-            self.predictions.setRowHeight(row, THUMB + 6)
+        for rank, column in enumerate(ANSWER_COLUMNS):
+            self.predictions.setColumnHidden(column, rank >= max(answers, 1))
+        self.predictions.setRowCount(len(predictions))
+        for row, prediction in enumerate(predictions):
+            self._fill_row(row, prediction, thumbnails.get(str(prediction.path)))
+        self.predictions.fit_columns()
         self.predict_status.setText(f"{len(predictions)} image(s) classified. Click a row to see "
                                     f"where the model looked.")
         if predictions:
             self.predictions.setCurrentCell(0, 1)
         self.predicted.emit()
+
+    def _fill_row(self, row: int, prediction, thumbnail: QImage | None) -> None:
+        """One image: its thumbnail and name, the answer, whether the model is sure (and why
+        not), then the other answers."""
+        name = QTableWidgetItem(prediction.path.name)
+        name.setToolTip(str(prediction.path))
+        name.setIcon(QIcon(_thumbnail(thumbnail)))
+        self.predictions.setItem(row, IMAGE_COLUMN, name)
+        if prediction.error:
+            self.predictions.setSpan(row, ANSWER_COLUMN, 1, len(HEADERS) - ANSWER_COLUMN)
+            self.predictions.setItem(
+                row, ANSWER_COLUMN, QTableWidgetItem(f"cannot read: {prediction.error}"))
+            return
+        for column, (label, probability) in zip(ANSWER_COLUMNS, prediction.top, strict=False):
+            item = QTableWidgetItem(f"{label}  {probability:.0%}")
+            if column == ANSWER_COLUMN:
+                font = item.font()
+                font.setBold(True)
+                item.setFont(font)
+            self.predictions.setItem(row, column, item)
+        sure = QTableWidgetItem(f"not sure: {prediction.unsure}" if prediction.unsure else "yes")
+        if prediction.unsure:
+            sure.setForeground(QColor("#b45309"))
+        self.predictions.setItem(row, SURE_COLUMN, sure)
 
     def _show_heatmap(self, row: int, column: int = 0, previous_row: int = -1, *_) -> None:
         """The heatmap of a tried image, for its best answer (the others can be chosen)."""
