@@ -114,5 +114,7 @@ def test_cancel_while_the_frozen_layers_are_computed(qtbot, make_window, base_we
     assert done < started.total
     assert "no model was saved" in train.outcome.text()
     assert train.start_button.isEnabled()
-    assert gap_meter.longest_busy < 0.5, gap_meter.stacks()  # see conftest.GapMeter
-    assert gap_meter.longest < 2.0, gap_meter.stacks()
+    # The window kept its turn: the GUI thread's own CPU time between two ticks of its timer
+    # stays short (conftest.GapMeter; wall-clock gaps are stretched by a loaded machine). The
+    # frozen-layer pass on the GUI thread would spend seconds of it.
+    assert gap_meter.longest_busy < 0.5, gap_meter.stacks()
