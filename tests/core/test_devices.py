@@ -154,3 +154,31 @@ def test_a_malformed_tf_config_is_a_settings_error_with_a_plain_message(text, me
     with pytest.raises(SettingsError, match=re.escape(message)) as caught:
         plan_devices([], tf_config=text)
     assert "TF_CONFIG" in str(caught.value) and "Traceback" not in str(caught.value)
+
+
+def test_a_job_on_a_faked_gpu_that_fails_leaves_the_next_run_in_float32(small_shapes, tmp_path):
+    """The GUI trains many times in one process: mixed precision turned on for one run (a GPU
+    was found) must not leak into the next, even when that run failed part-way."""
+    import keras
+
+    from finetune_gui.core.events import StageStarted
+    from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training.job import TrainingJob
+
+    class Broke(Exception):
+        pass
+
+    seen = []
+
+    def fail_while_reading(event) -> None:
+        if isinstance(event, StageStarted) and event.stage == "decode":  # after the plan
+            seen.append(keras.mixed_precision.global_policy().name)
+            raise Broke()
+
+    settings = TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32)
+    job = TrainingJob(small_shapes, settings, tmp_path / "run", progress=fail_while_reading,
+                      gpu_lister=lambda: [GpuInfo("Fake A100", (8, 0))])
+    with pytest.raises(Broke):
+        job.run()
+    assert seen == ["mixed_float16"]  # the run itself was planned for the GPU
+    assert keras.mixed_precision.global_policy().name == "float32"

@@ -71,6 +71,7 @@ def model_card(
             "name": OUTPUT_NAME,
             "shape": [None, len(run.classes)],
             "meaning": "softmax probabilities, one per class in labels.txt order (sum 1)",
+            "calibration": _calibration_card(run.facts),
         },
         "backbone": {
             "name": backbone.name,
@@ -150,6 +151,16 @@ def _weights_text(weights: str) -> str:
     return f"a local weights file: {Path(weights).name}"
 
 
+def _calibration_card(facts) -> dict:
+    """How the probabilities were calibrated (core/run/calibration.py), in the file itself."""
+    if not facts.calibration:
+        return {"temperature": 1.0, "note": "not calibrated (a run from before calibration, or "
+                                            "too few images it did not learn)"}
+    return {"temperature": facts.temperature, "answers": facts.calibration.get("answers"),
+            "note": "the logits are divided by the temperature inside the model file, fitted on "
+                    "answers about images the model did not learn; every answer is unchanged"}
+
+
 def _metrics_card(report) -> dict | None:
     if report is None:
         return None
@@ -163,6 +174,7 @@ def _metrics_card(report) -> dict | None:
         "weighted_avg": report.weighted_avg,
         "per_class": [asdict(m) for m in report.per_class],
         "roc_auc": report.roc_auc,
+        "calibration_error": report.calibration_error,
     }
 
 

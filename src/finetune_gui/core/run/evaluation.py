@@ -82,6 +82,28 @@ class EvaluationReport:
         data["misclassified"] = [Misclassified(**m) for m in data["misclassified"]]
         return cls(**data)
 
+    def reliability(self, bins: int | None = None) -> list[dict]:
+        """Confidence against accuracy on the test images, in `bins` bins (15 by default;
+        core/run/calibration.py)."""
+        from finetune_gui.core.run.calibration import ECE_BINS, reliability
+
+        return reliability(*self._answers(), bins=bins or ECE_BINS)
+
+    @property
+    def calibration_error(self) -> float | None:
+        """The expected calibration error on the test images (0 is perfect; None without
+        per-image answers)."""
+        from finetune_gui.core.run.calibration import expected_calibration_error
+
+        return expected_calibration_error(*self._answers())
+
+    def _answers(self) -> tuple[np.ndarray, np.ndarray]:
+        rows = [p for p in self.predictions if p.get("probabilities") is not None]
+        if not rows:
+            return np.zeros((0, len(self.classes))), np.zeros(0, dtype=int)
+        return (np.array([p["probabilities"] for p in rows], dtype=float),
+                np.array([p["true"] for p in rows], dtype=int))
+
     def files_in_cell(self, true_index: int, predicted_index: int) -> list[str]:
         """The images behind one confusion-matrix cell."""
         return [

@@ -145,6 +145,34 @@ def read_split(run_dir: Path | str, data_root: Path | str | None = None):
         raise RunFolderError(f"The run folder {Path(run_dir)} has a damaged {SPLIT_FILE}: {exc!r}.") from exc
 
 
+def read_settings(run_dir: Path | str) -> TrainingSettings:
+    """The settings a run was started with (settings.json); `RunFolderError` in one sentence
+    when they are missing, damaged or unusable."""
+    source = Path(run_dir) / SETTINGS_FILE
+    try:
+        return TrainingSettings.from_dict(json.loads(source.read_text("utf-8")), of_run=True)
+    except FileNotFoundError as exc:
+        raise RunFolderError(f"{Path(run_dir)} has no {SETTINGS_FILE}.") from exc
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise RunFolderError(f"The run folder {Path(run_dir)} has a damaged {SETTINGS_FILE}: "
+                             f"{exc}.") from exc
+    except UserError as exc:
+        raise RunFolderError(f"The run folder {Path(run_dir)} has unusable settings: {exc}") from exc
+
+
+def read_metrics(run_dir: Path | str) -> EvaluationReport | None:
+    """The test results a run wrote (metrics.json), or None when it has none; `RunFolderError`
+    when the file is damaged."""
+    source = Path(run_dir) / METRICS_FILE
+    if not source.is_file():
+        return None
+    try:
+        return EvaluationReport.from_dict(json.loads(source.read_text("utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunFolderError(f"The run folder {Path(run_dir)} has a damaged {METRICS_FILE}: "
+                             f"{exc}.") from exc
+
+
 def split_counts(run_dir: Path | str) -> dict[str, int]:
     """How many images each part of a run's split holds; zeros when it cannot be read (a run
     that failed early)."""
@@ -233,16 +261,10 @@ class RunFolder:
             classes = [
                 line.strip() for line in (path / LABELS_FILE).read_text("utf-8").splitlines()
             ]
-            settings = TrainingSettings.from_dict(
-                json.loads((path / SETTINGS_FILE).read_text("utf-8")), of_run=True
-            )
-            recorded = (json.loads((path / RUN_FILE).read_text("utf-8"))
-                        if (path / RUN_FILE).exists() else {})
-            facts = RunFacts.from_dict(recorded if isinstance(recorded, dict) else {})
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise RunFolderError(f"The run folder {path} has a damaged file: {exc}.") from exc
-        except UserError as exc:
-            raise RunFolderError(f"The run folder {path} has unusable settings: {exc}") from exc
+        except (OSError, ValueError) as exc:
+            raise RunFolderError(f"The run folder {path} has a damaged {LABELS_FILE}: {exc}.") from exc
+        settings = read_settings(path)
+        facts = read_facts(path)
         if facts.newer_than_this_app:
             raise RunFolderError(
                 f"{path} was written by a newer finetune-gui; update the app to open it."
@@ -263,10 +285,7 @@ class RunFolder:
 
     @property
     def report(self) -> EvaluationReport | None:
-        metrics = self.path / METRICS_FILE
-        if not metrics.exists():
-            return None
-        return EvaluationReport.from_dict(json.loads(metrics.read_text("utf-8")))
+        return read_metrics(self.path)
 
     @property
     def history(self) -> list[dict]:

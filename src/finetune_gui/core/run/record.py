@@ -32,6 +32,7 @@ class RunFacts:
     kept_model: str | None = None  # "fine-tuned" or "head-only" once phase 2 was decided
     head_refit: dict | None = None  # the kept head solved again on training + validation images
     head_l2_tried: list = field(default_factory=list)  # the head search's rows, one "chosen"
+    calibration: dict | None = None  # the temperature folded into the output layer, and why
     kfold: dict | None = None  # a k-fold estimate on the cached features (small folders)
     unsure_rule: dict | None = None  # a summary of unsure.json
     ensemble_of: list | None = None  # an ensemble's members
@@ -71,6 +72,11 @@ class RunFacts:
         return next((row for row in self.head_l2_tried or () if row.get("chosen")), None)
 
     @property
+    def temperature(self) -> float:
+        """What the kept model's logits are divided by (1.0 for a run not calibrated)."""
+        return float((self.calibration or {}).get("temperature", 1.0))
+
+    @property
     def updated_at(self) -> float | None:
         """`updated` as seconds since the epoch, or None."""
         try:
@@ -81,6 +87,28 @@ class RunFacts:
     @property
     def newer_than_this_app(self) -> bool:
         return int(self.format or RUN_FORMAT) > RUN_FORMAT
+
+
+class FactsDraft:
+    """The facts a training run learns as it goes (the head search's rows, the k-fold estimate,
+    the kept model, the head refit), shared by the job, its phases and its checkpoint, so a
+    resumed run knows what the uninterrupted one knew. Only `RunFacts` fields can be learned."""
+
+    LEARNED = ("head_l2_tried", "kfold", "kept_model", "head_refit", "calibration")
+
+    def __init__(self, record: RunFacts | None = None) -> None:
+        self.record = record or RunFacts()
+
+    def learn(self, **changes) -> None:
+        unknown = sorted(set(changes) - set(self.LEARNED))
+        if unknown:
+            raise TypeError(f"not a fact a run learns while training: {', '.join(unknown)}")
+        self.record = replace(self.record, **changes)
+
+    def learned(self) -> dict:
+        """The facts learned so far, by field name (for run.json and the checkpoint)."""
+        return {name: getattr(self.record, name) for name in self.LEARNED
+                if getattr(self.record, name) not in (None, [])}
 
 
 def read_facts(run_dir: Path | str) -> RunFacts:

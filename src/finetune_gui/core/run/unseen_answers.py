@@ -109,15 +109,19 @@ def _head(penalty: HeadPenalty, fit_images: int, images: int):
     return make_pipeline(*steps, regression)
 
 
-def unseen_probabilities(found, learned: tuple[str, ...], penalty: HeadPenalty) -> np.ndarray:
+def unseen_probabilities(found, learned: tuple[str, ...], penalty: HeadPenalty,
+                         temperature: float = 1.0) -> np.ndarray:
     """The run's probabilities (`found`: DatasetFeatures), with those of the images in the
     `learned` parts (`learned_parts`) replaced by held-out ones at the run's `penalty`
-    (`head_penalty`). features.npz keeps unit-length features, which a plain head's penalty
-    scales back. Unchanged when a class has a single image."""
+    (`head_penalty`), calibrated at the run's `temperature` as the kept model's own answers are
+    (core/run/calibration.py). features.npz keeps unit-length features, which a plain head's
+    penalty scales back. Unchanged when a class has a single image."""
+    from finetune_gui.core.run.calibration import with_temperature
+
     probabilities = np.array(found.probabilities, dtype=np.float32)
     rows = np.flatnonzero(np.isin(found.parts, learned))
     answers = held_out_probabilities(
         np.asarray(found.features)[rows], found.labels[rows], probabilities.shape[1], penalty)
     if answers is not None:
-        probabilities[rows] = answers
+        probabilities[rows] = with_temperature(answers, temperature)
     return probabilities

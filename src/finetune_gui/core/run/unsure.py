@@ -281,7 +281,8 @@ def unsure_rule(
         val_pixels = decode_images(val_paths, run.image_size, cancel=cancel, stage="features")
     pseudo = probe(seeing, pseudo_outliers(val_pixels), len(run.classes))
     learned = learned_parts(run.facts)
-    found = replace(found, probabilities=unseen_probabilities(found, learned, head_penalty(run.facts)))
+    found = replace(found, probabilities=unseen_probabilities(
+        found, learned, head_penalty(run.facts), run.facts.temperature))
     rule = calibrate(look, content, _rows(found, val), _rows(found, train), pseudo)
     write_json(source, rule.to_dict())
     _note_in_run_facts(run, rule)

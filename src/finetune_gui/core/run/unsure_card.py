@@ -53,7 +53,7 @@ def card_text(rule: UnsureRule | None, fmt: str) -> str:
 def unsure_for_export(run, model, out: Path, fmt: str) -> dict:
     """The model card's "not sure" part; unsure.json is copied into `out` beside the model."""
     rule = unsure_rule(run, model=model)
-    if rule is None and (run.path / "ensemble.json").is_file():
+    if rule is None and run.facts.ensemble_of:
         return {"rule": None, "how_to_apply": (
             "No \"not sure\" rule: this model is an ensemble of several runs, with no single "
             "feature space to measure distances in; each member run has its own rule.")}

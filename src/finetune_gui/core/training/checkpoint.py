@@ -14,6 +14,7 @@ from finetune_gui.core.data.split import DatasetSplit
 from finetune_gui.core.errors import RunFolderError
 from finetune_gui.core.files import atomic_write_with
 from finetune_gui.core.run import folder as rf
+from finetune_gui.core.run.record import FactsDraft, RunFacts
 from finetune_gui.core.settings import TrainingSettings
 
 CHECKPOINT_DIR = "checkpoint"
@@ -58,13 +59,13 @@ def load_checkpoint_weights(model, source: Path) -> None:
 class RunCheckpoint:
     """The checkpoint files of the run folder `run_dir`."""
 
-    def __init__(self, run_dir: Path, facts: dict | None = None) -> None:
+    def __init__(self, run_dir: Path, facts: FactsDraft | None = None) -> None:
         self.run_dir = run_dir
         self.folder = run_dir / CHECKPOINT_DIR
         # What the run has learned about itself so far (the head search's rows, the k-fold
         # estimate): kept with each epoch, so a resumed run refits and records as an
         # uninterrupted one does.
-        self.facts = facts if facts is not None else {}
+        self.facts = facts if facts is not None else FactsDraft()
 
     def save_epoch(
         self,
@@ -86,7 +87,7 @@ class RunCheckpoint:
             "best_epoch": best_epoch,
             "batch_size": batch_size,
             "first_loss": first_loss,
-            "facts": self.facts,
+            "facts": self.facts.learned(),
         }
         rf.write_json(self.folder / STATE_FILE, state)
 
@@ -119,7 +120,7 @@ class ResumePoint:
     first_loss: float | None
     best_value: float  # inf before any epoch was the best
     best_epoch: int | None
-    facts: dict  # the job's facts at the last checkpoint (empty for older checkpoints)
+    facts: RunFacts  # what the job had learned at the last checkpoint (empty for older ones)
 
 
 def read_resume_point(run_dir: Path) -> ResumePoint:
@@ -130,7 +131,7 @@ def read_resume_point(run_dir: Path) -> ResumePoint:
     """
     state_file = run_dir / CHECKPOINT_DIR / STATE_FILE
     facts = rf.read_facts(run_dir)
-    if facts.status is None or not (run_dir / rf.SETTINGS_FILE).exists():
+    if facts.status is None:
         raise RunFolderError(f"{run_dir} is not a run folder that can be resumed.")
     if facts.status == "completed":
         raise RunFolderError(f"The run in {run_dir} already finished; there is nothing to resume.")
@@ -139,9 +140,7 @@ def read_resume_point(run_dir: Path) -> ResumePoint:
             f"The run in {run_dir} stopped before it had split the images, so there is nothing "
             f"to resume. Start a new run instead."
         )
-    settings = TrainingSettings.from_dict(
-        json.loads((run_dir / rf.SETTINGS_FILE).read_text("utf-8")), of_run=True
-    )
+    settings = rf.read_settings(run_dir)
     split = rf.read_split(run_dir)
     missing = [
         p for part in (split.train, split.val, split.test) for p, _ in part if not p.exists()
@@ -167,7 +166,7 @@ def read_resume_point(run_dir: Path) -> ResumePoint:
         first_loss=state.get("first_loss"),
         best_value=float(best_value) if best_value is not None else math.inf,
         best_epoch=state.get("best_epoch") if best_value is not None else None,
-        facts=dict(state.get("facts") or {}),
+        facts=RunFacts.from_dict(state.get("facts") or {}),
     )
 
 

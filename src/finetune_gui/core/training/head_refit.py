@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from finetune_gui.core.events import ProgressCallback
-from finetune_gui.core.run.record import RunFacts
+from finetune_gui.core.run.record import FactsDraft
 from finetune_gui.core.training.head_solver import (
     PLAIN_C,
     SoftmaxHead,
@@ -27,15 +27,18 @@ def head_in_layer(classifier, row: dict) -> SoftmaxHead:
                        row["train_loss"], row["iterations"], standardised=row["standardised"])
 
 
-def refit_kept_head(classifier, facts: dict, *args) -> dict:
+def refit_kept_head(
+    classifier, facts: FactsDraft, stored, train_labels: np.ndarray, val_labels: np.ndarray,
+    classes: list[str], class_weights: str, progress: ProgressCallback,
+) -> dict:
     """`refit_on_train_and_val` for the head the run solved and kept (in the output layer once
-    the best weights are back), read from the run's facts, so a resumed run refits exactly as an
-    uninterrupted one; {} when no head was solved (phase 1 trained, or not run). `args`: those
-    of `refit_on_train_and_val` after `chosen`."""
-    chosen = RunFacts.from_dict(facts).chosen_head
+    the best weights are back), read from the run's facts when called, so a resumed run refits
+    exactly as an uninterrupted one; {} when no head was solved (phase 1 trained, or not run)."""
+    chosen = facts.record.chosen_head
     if chosen is None:
         return {}
-    return refit_on_train_and_val(classifier, head_in_layer(classifier, chosen), *args)
+    return refit_on_train_and_val(classifier, head_in_layer(classifier, chosen), stored,
+                                  train_labels, val_labels, classes, class_weights, progress)
 
 
 def refit_on_train_and_val(
@@ -71,7 +74,7 @@ def refit_on_train_and_val(
         f"The kept head was solved again on the training and validation images together "
         f"({len(labels):,} in all, {penalty} as validation chose); the test images stay unseen."
     ))
-    facts = {"images": len(labels), "l2": l2, "standardised": chosen.standardised}
+    refit = {"images": len(labels), "l2": l2, "standardised": chosen.standardised}
     if not chosen.standardised:  # "not sure" refits this head on normalised features
-        facts["feature_norm"] = float(np.sqrt((features.astype(np.float64) ** 2).sum(1).mean()))
-    return facts
+        refit["feature_norm"] = float(np.sqrt((features.astype(np.float64) ** 2).sum(1).mean()))
+    return refit

@@ -31,7 +31,9 @@ from finetune_gui.core.events import (
 from finetune_gui.core.model.build import build_classifier, from_scratch
 from finetune_gui.core.run import folder as rf
 from finetune_gui.core.run.dataset_features import probe_model
+from finetune_gui.core.run.record import FactsDraft
 from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.training.calibrate_model import calibrate_kept_model
 from finetune_gui.core.training.checkpoint import ResumePoint, RunCheckpoint, read_resume_point
 from finetune_gui.core.training.cluster import run_on_cluster
 from finetune_gui.core.training.devices import (
@@ -85,7 +87,7 @@ class TrainingJob:
         self.resumed = resume_from
         self.kfold = kfold  # also a k-fold estimate on the cached features (small folders)
         # What run.json says about the training (kfold, head L2 tried), kept in the checkpoint.
-        self.facts: dict = dict(resume_from.facts) if resume_from else {}
+        self.facts = FactsDraft(resume_from.facts if resume_from else None)
         self.ledger = EpochLedger(
             settings.batch_size, RunCheckpoint(self.run_dir, self.facts), resume_from)
         self.classifier = self.trainer = None
@@ -194,7 +196,13 @@ class TrainingJob:
             self.progress(LogMessage(note))
         refit = trainer.refit_head() if trainer.refit_head and kept != "fine-tuned" else {}
         if refit:
-            self.facts["head_refit"] = refit
+            self.facts.learn(head_refit=refit)
+        calibration = calibrate_kept_model(
+            self.classifier, self.facts.record, trainer.stored, train_y, val_y, val_x,
+            base_changed=kept == "fine-tuned", batch_size=self.ledger.batch_size,
+            progress=self.progress)
+        if calibration:
+            self.facts.learn(calibration=calibration)
         model = self.classifier.model
         rf.save_model(model, self.run_dir / rf.MODEL_FILE)
         seeing = probe_model(model)  # one pass gives score and features
@@ -204,20 +212,21 @@ class TrainingJob:
             report, test_rows = evaluate_on_test_split(
                 model, split, size, self.ledger.batch_size, self.progress, self.cancel, seeing
             )
-            report.kfold = self.facts.get("kfold")
+            report.kfold = self.facts.record.kfold
         writer.write_results(self.history, report)
         run = rf.RunFolder.open(self.run_dir)
         # The "not sure" rule needs to know what the head learned (head_refit).
-        run.facts = run.facts.with_changes(**self.facts)
+        run.facts = run.facts.with_changes(**self.facts.learned())
         keep_image_features(
             run, self.classifier, stored=trainer.stored, seeing=seeing,
             pixels={"train": train_x, "val": val_x}, test_rows=test_rows,
             base_changed=kept == "fine-tuned", progress=self.progress, cancel=self.cancel,
         )
-        message = finished_message(report, self.run_dir, self.facts.get("kfold"))
-        facts = {**self.facts, **({"kept_model": kept} if kept else {})}
-        best_epoch = self.ledger.best.epoch
-        writer.write_status("completed", message=message, best_epoch=best_epoch, **facts)
+        message = finished_message(report, self.run_dir, self.facts.record.kfold)
+        if kept:
+            self.facts.learn(kept_model=kept)
+        writer.write_status("completed", message=message, best_epoch=self.ledger.best.epoch,
+                            **self.facts.learned())
         self.progress(LogMessage(message))
         return RunResult(self.run_dir, "completed", split.classes, self.history, report, message)
 

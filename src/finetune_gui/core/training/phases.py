@@ -22,6 +22,7 @@ from finetune_gui.core.model.build import (
     recalibrate_batchnorm,
     set_trainable_blocks,
 )
+from finetune_gui.core.run.record import FactsDraft
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.core.training.devices import batch_after_out_of_memory
 from finetune_gui.core.training.head_refit import refit_kept_head
@@ -57,7 +58,7 @@ class PhaseTrainer:
         settings: TrainingSettings,
         classifier,
         ledger: EpochLedger,
-        facts: dict,
+        facts: FactsDraft,
         strategy,
         *,
         resumed: bool,
@@ -121,17 +122,18 @@ class PhaseTrainer:
         self.refit_head = partial(refit_kept_head, self.classifier, self.facts, stored, labels,
                                   val_y, split.classes, self.settings.class_weights, self.progress)
         if self.kfold:
-            self.facts["kfold"] = kfold_for_run(
+            self.facts.learn(kfold=kfold_for_run(
                 stored.train.pooled[: len(train_y)], train_y, stored.val.pooled, val_y,
                 len(split.classes), seed=self.settings.seed, progress=self.progress,
-            )
+            ))
         for phase in phases:
             if not phase.epochs:
                 continue
-            why = finetune_cannot_win(self.ledger.history, self.settings)
-            if phase.phase == "finetune" and why:
+            why = (finetune_cannot_win(self.ledger.history, self.settings)
+                   if phase.phase == "finetune" else None)
+            if why:
                 self.progress(LogMessage(why))
-                self.facts["kept_model"] = "head-only"
+                self.facts.learn(kept_model="head-only")
                 continue
             if phase.phase == "head" and solves_head(self.settings):
                 self._solve_head(stored, labels, tiled_weights, val_y)
@@ -154,7 +156,7 @@ class PhaseTrainer:
             epoch=len(self.ledger.history) + 1, lr=self.settings.lr_head,
             progress=self.progress, cancel=self.cancel,
         )
-        self.facts["head_l2_tried"] = search.tried
+        self.facts.learn(head_l2_tried=search.tried)
         output = self.classifier.head_layers[-1]
         self.ledger.record(row, [output], self.classifier.model, self.progress)
 

@@ -3,7 +3,6 @@ labels at the start, run.json as the run goes, history and metrics at the end.""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from finetune_gui.core.errors import RunFolderError
 from finetune_gui.core.export.templates import LOADER_FILE, LOADER_TEMPLATE
 from finetune_gui.core.run import folder as rf
 from finetune_gui.core.run.evaluation import EvaluationReport
+from finetune_gui.core.run.record import update_facts
 from finetune_gui.core.settings import TrainingSettings
 
 
@@ -52,14 +52,9 @@ class RunWriter:
         shutil.copyfile(LOADER_TEMPLATE, self.run_dir / LOADER_FILE)
         self.write_status("running", data=str(split.root), counts=split.counts())
 
-    def write_status(self, status: str, **extra) -> None:
-        """Update run.json, keeping the facts written earlier."""
-        previous = {}
-        path = self.run_dir / rf.RUN_FILE
-        if path.exists():
-            previous = json.loads(path.read_text("utf-8"))
-        previous.update(rf.run_facts(status, **extra))
-        rf.write_json(path, previous)
+    def write_status(self, status: str, **facts) -> None:
+        """Update run.json (`RunFacts` fields), keeping the facts written earlier."""
+        update_facts(self.run_dir, **rf.run_facts(status, **facts))
 
     def record_failure(self, exc: Exception, *, trained: bool) -> None:
         """A run that failed before its first epoch leaves nothing behind (so the same --out

@@ -31,6 +31,7 @@ from finetune_gui.gui.widgets.common import Banner, LeaveOutRow, page_header
 from finetune_gui.gui.widgets.confusion_matrix import ConfusionMatrix
 from finetune_gui.gui.widgets.heatmap import HeatmapPanel, HeatmapService
 from finetune_gui.gui.widgets.image_dialog import CellImagesDialog
+from finetune_gui.gui.widgets.reliability import ReliabilityPicture
 from finetune_gui.gui.widgets.similar_images import SimilarImagesPanel
 from finetune_gui.gui.widgets.thumbnails import ImageGallery, load_thumbnails
 from finetune_gui.gui.worker import JobRunner
@@ -153,7 +154,12 @@ class ResultsPage(QWidget):
         self.matrix.cell_chosen.connect(self.open_cell)
         matrix_layout.addWidget(self.matrix)
         splitter.addWidget(matrix_box)
-        splitter.setSizes([420, 420])
+        reliability_box = QGroupBox("How sure, how right")
+        reliability_layout = QVBoxLayout(reliability_box)
+        self.reliability = ReliabilityPicture()
+        reliability_layout.addWidget(self.reliability)
+        splitter.addWidget(reliability_box)
+        splitter.setSizes([420, 420, 300])
 
         gallery_box = QWidget()
         gallery_layout = QVBoxLayout(gallery_box)
@@ -235,6 +241,7 @@ class ResultsPage(QWidget):
         self.matrix.setColumnCount(0)
         self.gallery.clear()
         self.gallery_note.setText("")
+        self.reliability.show_report(None)
         self._mistakes = {}
         self.heatmaps.set_run(run.folder if run is not None else None)
         self.heatmap_panel.clear()
@@ -260,6 +267,7 @@ class ResultsPage(QWidget):
             + f"on {report.count} images ({len(report.misclassified)} wrong)")
         self._fill_metrics(report)
         self.matrix.set_matrix(report.classes, report.confusion)
+        self.reliability.show_report(report)
         self._fill_gallery(report)
 
     def _on_runs_changed(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.core.errors import DatasetError, UserError, WeightsError
+from finetune_gui.core.errors import DatasetError, RunFolderError, WeightsError
 from finetune_gui.core.events import (
     BatchEnded,
     EpochEnded,
@@ -31,7 +30,7 @@ from finetune_gui.core.events import (
     StageStarted,
 )
 from finetune_gui.core.model.backbones import get_backbone, weights_kind
-from finetune_gui.core.run.folder import SETTINGS_FILE, RunFolder, mark_interrupted
+from finetune_gui.core.run.folder import RunFolder, mark_interrupted, read_settings
 from finetune_gui.core.run.naming import new_run_dir
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.core.training.plan import plan_summary, planned_epochs
@@ -51,8 +50,6 @@ STAGE_NAMES = {"decode": "Reading images", "extract": "Computing features of the
 
 def with_loaded_run(result) -> tuple[object, LoadedRun | None]:
     """After training (on the worker thread): read the run folder back for the Results page."""
-    from finetune_gui.core.errors import RunFolderError
-
     try:
         return result, LoadedRun.read(result.run_dir)
     except RunFolderError:
@@ -62,9 +59,8 @@ def with_loaded_run(result) -> tuple[object, LoadedRun | None]:
 def run_settings(run_dir: Path) -> TrainingSettings | None:
     """The settings a run folder was started with (None when they cannot be read)."""
     try:
-        return TrainingSettings.from_dict(
-            json.loads((Path(run_dir) / SETTINGS_FILE).read_text("utf-8")), of_run=True)
-    except (OSError, ValueError, TypeError, UserError):
+        return read_settings(run_dir)
+    except RunFolderError:
         return None
 
 

@@ -1,0 +1,99 @@
+"""Probabilities that mean what they say: "90% sure" right about 9 times in 10.
+
+A head solved to fit its training images is over-confident on new ones (on held-out icons 5 of
+23 mistakes were said with more than 99% confidence). One temperature T, fitted on answers the
+model did not learn, divides the output layer's logits: softmax(z / T). It changes no answer
+(the largest logit stays the largest) and, folded into the output layer's weights (W / T,
+b / T), it travels inside model.keras into every export unchanged: no new layer, no runtime
+that needs to know about it.
+
+Since softmax(log p / T) = softmax(z / T) for p = softmax(z), the temperature can be fitted and
+applied on probabilities alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ECE_BINS = 15  # the usual number of equal-width confidence bins (Guo et al., 2017)
+MIN_ANSWERS = 20  # fewer held-out answers than this fit nothing better than T = 1
+TEMPERATURE_RANGE = (0.05, 20.0)
+
+
+def with_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """`probabilities` as the same logits divided by `temperature` would give them."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if temperature == 1.0 or not len(probabilities):
+        return probabilities.astype(np.float32)
+    logits = np.log(np.clip(probabilities, 1e-30, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    scaled = np.exp(logits)
+    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _mean_log_loss(probabilities: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    scaled = with_temperature(probabilities, temperature).astype(np.float64)
+    return float(-np.log(np.clip(scaled[np.arange(len(labels)), labels], 1e-30, 1.0)).mean())
+
+
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature that minimises the log loss of held-out `probabilities` for their
+    `labels` (1.0 when there are too few answers to fit it on)."""
+    from scipy.optimize import minimize_scalar
+
+    labels = np.asarray(labels, dtype=int)
+    if len(labels) < MIN_ANSWERS or len(np.unique(labels)) < 2:
+        return 1.0
+    low, high = np.log(TEMPERATURE_RANGE[0]), np.log(TEMPERATURE_RANGE[1])
+    found = minimize_scalar(lambda log_t: _mean_log_loss(probabilities, labels, np.exp(log_t)),
+                            bounds=(low, high), method="bounded", options={"xatol": 1e-4})
+    temperature = float(np.exp(found.x))
+    # Keep T = 1 unless the fit is really better (a flat optimum says nothing).
+    if _mean_log_loss(probabilities, labels, temperature) >= _mean_log_loss(
+            probabilities, labels, 1.0) - 1e-6:
+        return 1.0
+    return temperature
+
+
+def reliability(probabilities: np.ndarray, labels: np.ndarray,
+                bins: int = ECE_BINS) -> list[dict]:
+    """Confidence against accuracy, per equal-width bin of the largest probability: the rows of
+    the reliability picture (`low`, `high`, `count`, mean `confidence`, `accuracy`), empty bins
+    left out."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=int)
+    if not len(labels):
+        return []
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # Bin i holds confidences in (edges[i], edges[i+1]]; a confidence of 0 goes to the first.
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    rows = []
+    for i in range(bins):
+        inside = which == i
+        if inside.any():
+            rows.append({"low": float(edges[i]), "high": float(edges[i + 1]),
+                         "count": int(inside.sum()),
+                         "confidence": float(confidence[inside].mean()),
+                         "accuracy": float(correct[inside].mean())})
+    return rows
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray,
+                               bins: int = ECE_BINS) -> float | None:
+    """The gap between confidence and accuracy, averaged over the bins weighted by how many
+    answers each holds (0 is perfect); None without answers."""
+    rows = reliability(probabilities, labels, bins)
+    total = sum(row["count"] for row in rows)
+    if not total:
+        return None
+    return float(sum(row["count"] * abs(row["confidence"] - row["accuracy"])
+                     for row in rows) / total)
+
+
+def fold_into_output_layer(layer, temperature: float) -> None:
+    """Divide a softmax Dense layer's weights by `temperature`: softmax((xW + b) / T)."""
+    kernel, bias = layer.get_weights()
+    layer.set_weights([(kernel / temperature).astype(kernel.dtype),
+                       (bias / temperature).astype(bias.dtype)])

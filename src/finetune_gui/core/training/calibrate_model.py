@@ -1,0 +1,84 @@
+"""The kept model's probabilities calibrated before it is saved (core/run/calibration.py): a
+temperature fitted on answers about images the model did not learn, folded into its output
+layer, so model.keras and every export made from it say the same calibrated probabilities."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from finetune_gui.core.events import LogMessage, ProgressCallback
+from finetune_gui.core.run.calibration import (
+    expected_calibration_error,
+    fit_temperature,
+    fold_into_output_layer,
+    with_temperature,
+)
+from finetune_gui.core.run.evaluation import predict_probabilities
+from finetune_gui.core.run.record import RunFacts
+from finetune_gui.core.run.unseen_answers import (
+    head_penalty,
+    held_out_probabilities,
+    learned_parts,
+    plain_penalty,
+)
+
+
+def unlearned_answers(
+    classifier, facts: RunFacts, stored, train_y: np.ndarray, val_y: np.ndarray,
+    val_x: np.ndarray, *, base_changed: bool, batch_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, labels) about images whose labels the kept model did not learn.
+
+    A solved head kept on the stored features: its k-fold answers on the parts it was fitted
+    on (training, and validation after the refit) at its own penalty, and its answers on the
+    validation images when it was not refitted. Any other kept model (fine-tuned, or a head
+    trained by epochs): its answers on the validation images, which it never trained on.
+    """
+    parts = learned_parts(facts)
+    n_classes = classifier.head_layers[-1].units
+    if stored is None or base_changed or facts.chosen_head is None:
+        return predict_probabilities(classifier.model, val_x, batch_size), np.asarray(val_y)
+    features = [np.asarray(stored.train.pooled[: len(train_y)])]
+    labels = [np.asarray(train_y)]
+    if "val" in parts:
+        features.append(np.asarray(stored.val.pooled[: len(val_y)]))
+        labels.append(np.asarray(val_y))
+    features, labels = np.concatenate(features), np.concatenate(labels)
+    if facts.head_refit or facts.chosen_head.get("standardised", True):
+        penalty = replace(head_penalty(facts), feature_norm=1.0)  # the features as stored
+    else:
+        penalty = plain_penalty(len(labels))
+    answers = held_out_probabilities(features, labels, n_classes, penalty)
+    if answers is None:
+        answers, labels = np.zeros((0, n_classes), np.float32), labels[:0]
+    if "val" not in parts and len(val_y):
+        answers = np.concatenate([answers, predict_probabilities(classifier.model, val_x,
+                                                                 batch_size)[:, :n_classes]])
+        labels = np.concatenate([labels, val_y])
+    return answers, labels
+
+
+def calibrate_kept_model(
+    classifier, facts: RunFacts, stored, train_y: np.ndarray, val_y: np.ndarray,
+    val_x: np.ndarray, *, base_changed: bool, batch_size: int, progress: ProgressCallback,
+) -> dict:
+    """Fit the temperature on `unlearned_answers` and fold it into the classifier's output
+    layer; returns what run.json records (`calibration`), {} when there was nothing to fit on."""
+    answers, labels = unlearned_answers(classifier, facts, stored, train_y, val_y, val_x,
+                                        base_changed=base_changed, batch_size=batch_size)
+    temperature = fit_temperature(answers, labels)
+    if not len(labels):
+        return {}
+    before = expected_calibration_error(answers, labels)
+    after = expected_calibration_error(with_temperature(answers, temperature), labels)
+    if temperature != 1.0:
+        fold_into_output_layer(classifier.head_layers[-1], temperature)
+    progress(LogMessage(
+        f"Probabilities calibrated on {len(labels):,} answers about images the model did not "
+        f"learn: temperature {temperature:.3g}, calibration error {before:.3f} -> {after:.3f} "
+        f"(0 is perfect)."
+    ))
+    return {"temperature": temperature, "answers": len(labels),
+            "error_before": round(before, 4), "error_after": round(after, 4)}

@@ -1,0 +1,54 @@
+"""How sure, how right: the reliability picture of a run's test answers. Each bar is the
+accuracy of the answers given with about that confidence; on the diagonal, "90% sure" is right
+9 times in 10. The numbers come from the run's report (core/run/calibration.py)."""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+BAR_BRUSH = pg.mkBrush("#1f77b4")
+DIAGONAL_PEN = pg.mkPen("#6b7280", width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine)
+BINS = 10  # fewer bins than the error's 15: a test split of 80 images fills them
+
+
+class ReliabilityPicture(QWidget):
+    """The picture and one sentence saying what it means for the run shown."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.plot = pg.PlotWidget(background="w")
+        item = self.plot.getPlotItem()
+        item.setLabel("bottom", "how sure the model said it was")
+        item.setLabel("left", "how often it was right")
+        item.setXRange(0, 1, padding=0.02)
+        item.setYRange(0, 1, padding=0.02)
+        item.setMouseEnabled(x=False, y=False)
+        item.hideButtons()
+        self.plot.plot([0, 1], [0, 1], pen=DIAGONAL_PEN)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=1.0 / BINS, brush=BAR_BRUSH)
+        item.addItem(self.bars)
+        layout.addWidget(self.plot, 1)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setObjectName("reliabilitySummary")
+        layout.addWidget(self.summary)
+        self.rows: list[dict] = []  # the bars shown
+
+    def show_report(self, report) -> None:
+        """The picture for `report` (an EvaluationReport), or empty with the reason (None)."""
+        self.rows = report.reliability(BINS) if report is not None else []
+        self.bars.setOpts(x=[(row["low"] + row["high"]) / 2 for row in self.rows],
+                          height=[row["accuracy"] for row in self.rows], width=0.9 / BINS)
+        error = report.calibration_error if report is not None else None
+        if error is None:
+            self.summary.setText("No test answers to compare confidence with.")
+            return
+        verdict = ("close to what it says" if error <= 0.05 else
+                   "somewhat off" if error <= 0.1 else "far from what it says")
+        self.summary.setText(
+            f"Calibration error {error:.3f} on {report.count} test images (0 is perfect): how "
+            f"often the model is right is {verdict}. Bars on the dashed line mean a \"90% sure\" "
+            f"answer is right 9 times in 10.")

@@ -1,0 +1,116 @@
+"""Probabilities that mean what they say: the temperature fitted on answers the model did not
+learn, folded into the saved model, the same in every export, and no answer changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from finetune_gui.core.data.images import load_rgb
+from finetune_gui.core.run.calibration import (
+    expected_calibration_error,
+    fit_temperature,
+    reliability,
+    with_temperature,
+)
+
+
+def honest_answers(temperature: float, n: int = 3000, classes: int = 4, seed: int = 0):
+    """Answers whose labels are drawn from softmax(z) (calibrated at T = 1), reported as
+    softmax(z / temperature): over-confident for temperature < 1."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0.0, 2.0, size=(n, classes))
+    truth = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = np.array([rng.choice(classes, p=p) for p in truth])
+    said = np.exp(logits / temperature)
+    return said / said.sum(1, keepdims=True), labels
+
+
+def test_an_over_confident_model_gets_its_temperature_back_and_a_small_calibration_error():
+    said, labels = honest_answers(temperature=1 / 3)
+    fitted = fit_temperature(said, labels)
+    assert fitted == pytest.approx(3.0, rel=0.1)
+    before = expected_calibration_error(said, labels)
+    after = expected_calibration_error(with_temperature(said, fitted), labels)
+    assert before > 0.1 and after < 0.03
+    # No answer changes: the largest probability stays the largest.
+    assert (with_temperature(said, fitted).argmax(1) == said.argmax(1)).all()
+
+
+def test_a_calibrated_model_is_left_as_it_is_and_too_few_answers_fit_nothing():
+    said, labels = honest_answers(temperature=1.0)
+    assert fit_temperature(said, labels) == pytest.approx(1.0, abs=0.1)
+    assert fit_temperature(said[:10], labels[:10]) == 1.0
+
+
+def test_reliability_rows_hold_every_answer_and_the_error_weighs_them():
+    said, labels = honest_answers(temperature=1 / 3, n=600)
+    rows = reliability(said, labels, bins=10)
+    assert sum(r["count"] for r in rows) == 600
+    assert all(r["low"] < r["confidence"] <= r["high"] for r in rows)
+    by_hand = sum(r["count"] * abs(r["confidence"] - r["accuracy"]) for r in rows) / 600
+    assert expected_calibration_error(said, labels, bins=10) == pytest.approx(by_hand)
+
+
+# -- a real run ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def calibrated_run(tmp_path_factory, pretrained_base) -> Path:
+    from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training.job import TrainingJob
+    from finetune_gui.demo import make_shapes_dataset
+
+    root = tmp_path_factory.mktemp("calibration")
+    data = make_shapes_dataset(root / "data", per_class=30, size=48, seed=11)
+    settings = TrainingSettings(backbone="mobilenetv2", weights=str(pretrained_base),
+                                image_size=48, epochs_head=1, epochs_finetune=0, seed=0)
+    assert TrainingJob(data, settings, root / "run").run().status == "completed"
+    return root / "run"
+
+
+def uncalibrated_copy(model, temperature: float):
+    """The saved model with the temperature taken out of its output layer again."""
+    import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    layer = copy.get_layer("probabilities")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel * temperature, bias * temperature])
+    return copy
+
+
+def test_the_saved_model_says_the_calibrated_probabilities_with_the_same_answers(calibrated_run):
+    from finetune_gui.core.export.runtimes import predict_keras_model
+    from finetune_gui.core.run.folder import RunFolder
+
+    run = RunFolder.open(calibrated_run)
+    calibration = json.loads((calibrated_run / "run.json").read_text())["calibration"]
+    assert calibration["answers"] >= 70  # k-fold answers on training + validation images
+    temperature = run.facts.temperature
+    assert temperature != 1.0 and calibration["error_after"] <= calibration["error_before"]
+    images = np.stack([load_rgb(p, 48) for p, _ in run.split().test])
+    model = run.load_model()
+    saved = predict_keras_model(model, images)
+    raw = predict_keras_model(uncalibrated_copy(model, temperature), images)
+    assert (saved.argmax(1) == raw.argmax(1)).all()
+    assert saved == pytest.approx(with_temperature(raw, temperature), abs=1e-4)
+    # The test split's calibration error is what the model card and Results show.
+    assert run.report.calibration_error is not None
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_every_export_gives_the_calibrated_probabilities(calibrated_run, tmp_path, fmt):
+    from finetune_gui.core.export.formats import FORMATS
+    from finetune_gui.core.export.job import export_model
+    from finetune_gui.core.export.runtimes import predict_keras_model, run_export
+    from finetune_gui.core.run.folder import RunFolder
+
+    run = RunFolder.open(calibrated_run)
+    result = export_model(calibrated_run, fmt, tmp_path / fmt)
+    images = np.stack([load_rgb(p, 48) for p, _ in run.split().test])
+    exported = run_export(FORMATS[fmt], Path(result.model_path), images)
+    raw = predict_keras_model(uncalibrated_copy(run.load_model(), run.facts.temperature), images)
+    assert exported == pytest.approx(with_temperature(raw, run.facts.temperature), abs=1e-3)
