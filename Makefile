@@ -19,7 +19,9 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@ $(STAMP)
 
-run: $(STAMP)
+# The web runtime as `make test` gets it (npm where available): the Export page offers the web
+# page only when it can build it. The step never fails, so the app opens without npm too.
+run: $(STAMP) web-runtime
 	@sh packaging/qt-system-libs.sh
 	$(BIN)/finetune-gui
 
@@ -35,7 +37,9 @@ test: $(TEST_STAMP) web-runtime
 
 # What the web export needs to be built and checked: the pinned ONNX Runtime Web from npm
 # (web/package-lock.json, integrity-checked by npm ci) and Chromium. Quick when both are there;
-# if either cannot be installed, the web tests are skipped with the reason and `make test` goes on.
+# if either cannot be installed, it says so and `make run` / `make test` go on (the Export page
+# then shows the web page as unavailable, or written but not checked in a browser; the web
+# tests are skipped with the reason).
 web-runtime:
 	@sh packaging/web-runtime.sh
 

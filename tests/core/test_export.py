@@ -323,7 +323,6 @@ def test_bad_destinations_are_plain_errors_and_write_nothing(run_dir, tmp_path):
     cases = [
         (blocker / "out", "a-file is a file, not a folder"),
         (blocker / "deeper" / "model.keras", "a-file is a file, not a folder"),
-        (tmp_path / "missing" / "out", "the folder " + str(tmp_path / "missing") + " does not exist"),
         (tmp_path / "model.onnx", "ends in .onnx, which is not a Keras 3 model"),
         (run_dir, "into the run folder"),
     ]
@@ -340,6 +339,35 @@ def test_bad_destinations_are_plain_errors_and_write_nothing(run_dir, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "taken.keras"]
     assert list((tmp_path / "taken.keras").iterdir()) == []
     assert folder_fingerprint(run_dir) == before
+
+
+def test_missing_folders_are_created_and_a_failed_export_removes_them(run_dir, tmp_path):
+    deep = tmp_path / "new" / "deeper" / "out"
+    result = export_model(run_dir, "keras", deep)
+    assert result.model_path == deep / "model.keras" and result.model_path.is_file()
+    # A copy that fails half-way leaves none of the folders it made.
+    from finetune_gui.core.export.destination import publish
+
+    source = tmp_path / "new" / "deeper" / "out" / "labels.txt"
+    folder = tmp_path / "other" / "deeper" / "out"
+    with pytest.raises(ExportError):
+        publish([(source, folder / "labels.txt"), (tmp_path / "gone", folder / "x")], folder, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]
+
+
+def test_a_place_the_user_may_not_write_in_is_refused_before_any_work(run_dir, tmp_path,
+                                                                      monkeypatch):
+    import finetune_gui.core.export.destination as destination
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    # Root may write anywhere, so the permission itself is what the check is told.
+    monkeypatch.setattr(destination.os, "access", lambda path, mode: Path(path) != locked)
+    problem = destination.destination_problem(run_dir, "keras", locked / "new" / "out")
+    assert problem == (f"Cannot export to {locked / 'new' / 'out'}: you may not write in "
+                       f"{locked} (to create {locked / 'new' / 'out'} in it). Choose a folder "
+                       f"of your own.")
+    assert list(locked.iterdir()) == []
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ def add_parsers(commands) -> None:
     export.add_argument("run", type=Path)
     export.add_argument(
         "--format", default="keras", choices=list(FORMATS),
-        help="onnx and web need: pip install 'finetune-gui[onnx]'; web also needs Chromium "
-        "and the runtime (npm ci --prefix web)",
+        help="onnx and web need: pip install 'finetune-gui[onnx]'; web also needs the runtime "
+        "(make web-runtime, or npm ci --prefix web) and, to check the page, Chromium",
     )
     export.add_argument(
         "--to", type=Path, required=True,
@@ -35,6 +35,7 @@ def add_parsers(commands) -> None:
 
 def cmd_export(args) -> int:
     from finetune_gui.core.export.job import export_model
+    from finetune_gui.core.export.verify import check_sentence
 
     result = export_model(
         args.run, args.format, args.to, progress=TerminalProgress(), data_root=args.data,
@@ -43,6 +44,9 @@ def cmd_export(args) -> int:
     for path in result.written:
         print(f"wrote {path}")
     v = result.verification
+    if v.not_checked:  # a web page without Chromium: written, never called verified
+        print(check_sentence(v))
+        return EXIT_OK
     print(
         f"verified on {v.n_images} {v.images}: same top class as the Keras model on "
         f"{v.agreement:.1%}, largest probability difference {v.max_abs_diff:.2g}"

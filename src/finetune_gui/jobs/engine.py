@@ -71,14 +71,17 @@ def export(
     fmt: str,
     target: Path,
     *,
+    in_browser: bool | None = None,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ):
-    """Export and verify a run's model with the core; returns the core's `ExportResult`."""
+    """Export and verify a run's model with the core; returns the core's `ExportResult`.
+    `in_browser`: check a web page in Chromium (the window's finding), None: look here."""
     get_ready(progress)
     from finetune_gui.core.export.job import export_model
 
-    return export_model(run_path, fmt, target, progress=progress, cancel=cancel)
+    return export_model(run_path, fmt, target, progress=progress, cancel=cancel,
+                        in_browser=in_browser)
 
 
 def report(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from finetune_gui.core.export.benchmark import speed_card_lines
+from finetune_gui.core.export.verify import NOT_CHECKED_IN_BROWSER
 from finetune_gui.core.run.ensemble import ensemble_card_lines
 from finetune_gui.core.run.intervals import kfold_text
 
@@ -105,23 +106,8 @@ def card_markdown(card: dict) -> str:
             f"licence); sha256 of its files: "
             + ", ".join(f"{name} `{digest}`" for name, digest in runtime["files"].items()),
         ]
+    lines += ["", *_check_lines(v)]
     lines += [
-        "",
-        "## Verification of this file",
-        "",
-        f"Reloaded with its own runtime and run on {v['n_images']} {v['images']}, then "
-        f"compared with the Keras model:",
-        "",
-        f"- Same top class: {v['agreement']:.1%} of images"
-        + (
-            f" ({v['near_tie_flips']} swap(s) where the Keras model's top two classes were "
-            f"within {v['tie_margin']:g}, counted as agreeing: {v['judged_agreement']:.1%})"
-            if v["near_tie_flips"]
-            else ""
-        ),
-        f"- Largest difference of any class probability: {v['max_abs_diff']:.3g}",
-        f"- Required: at least {v['min_agreement']:.0%} agreement; passed.",
-        "",
         *speed_card_lines(card.get("size_and_speed")),
         "## Use it in Python",
         "",
@@ -133,6 +119,41 @@ def card_markdown(card: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _check_lines(v: dict) -> list[str]:
+    """How the file was checked against the trained model; a page no browser opened says so."""
+    same = f"- Same top class: {v['agreement']:.1%} of images" + (
+        f" ({v['near_tie_flips']} swap(s) where the Keras model's top two classes were "
+        f"within {v['tie_margin']:g}, counted as agreeing: {v['judged_agreement']:.1%})"
+        if v["near_tie_flips"]
+        else ""
+    )
+    largest = f"- Largest difference of any class probability: {v['max_abs_diff']:.3g}"
+    if v.get("not_checked"):
+        return [
+            "## Check of this file",
+            "",
+            f"**This page was {NOT_CHECKED_IN_BROWSER}**: {v['not_checked']}. Only the model "
+            f"inside it was checked: run with ONNX Runtime for Python on {v['n_images']} "
+            f"{v['images']} and compared with the Keras model:",
+            "",
+            same,
+            largest,
+            f"- Required of the model inside: at least {v['min_agreement']:.0%} agreement; met.",
+            "",
+        ]
+    return [
+        "## Verification of this file",
+        "",
+        f"Reloaded with its own runtime and run on {v['n_images']} {v['images']}, then "
+        f"compared with the Keras model:",
+        "",
+        same,
+        largest,
+        f"- Required: at least {v['min_agreement']:.0%} agreement; passed.",
+        "",
+    ]
 
 
 def _shape(shape: list) -> str:

@@ -6,6 +6,7 @@ last copy succeeded, so a failure, a full disk or a cancel leaves no partial fil
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -14,9 +15,8 @@ from pathlib import Path
 
 from finetune_gui.core.errors import ExportError
 from finetune_gui.core.events import CancelToken, check_cancel
-from finetune_gui.core.export.formats import FORMATS, ExportFormat
+from finetune_gui.core.export.formats import FORMATS, ExportFormat, export_format
 from finetune_gui.core.files import _describe_os_error, give_user_permissions
-from finetune_gui.core.run.folder import RunFolder
 
 
 def resolve_destination(spec: ExportFormat, to: Path | str) -> tuple[Path, Path]:
@@ -35,15 +35,24 @@ def resolve_destination(spec: ExportFormat, to: Path | str) -> tuple[Path, Path]
 
 
 def check_destination(
-    run: RunFolder, spec: ExportFormat, folder: Path, model_target: Path
+    run_path: Path, spec: ExportFormat, folder: Path, model_target: Path
 ) -> None:
-    """Refuse, before any slow work, a destination that cannot be written."""
+    """Refuse, before any slow work, a destination that cannot be written.
+
+    Missing folders are fine (they are created when the files are published); what cannot be
+    made is refused: a file where a folder should be, or a place the user may not write in.
+    """
     for parent in [folder, *folder.parents]:
         if parent.exists() and not parent.is_dir():
             raise ExportError(f"Cannot export to {folder}: {parent} is a file, not a folder.")
-    if not folder.is_dir() and not folder.parent.is_dir():
-        raise ExportError(f"Cannot export to {folder}: the folder {folder.parent} does not exist.")
-    if folder.is_dir() and folder.resolve() == run.path.resolve():
+    existing = next(p for p in [folder, *folder.parents] if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        made = "" if existing == folder else f" (to create {folder} in it)"
+        raise ExportError(
+            f"Cannot export to {folder}: you may not write in {existing}{made}. Choose a "
+            f"folder of your own."
+        )
+    if folder.is_dir() and folder.resolve() == Path(run_path).resolve():
         raise ExportError(
             f"Cannot export into the run folder {folder} itself; choose another folder."
         )
@@ -54,6 +63,21 @@ def check_destination(
         raise ExportError(f"Cannot write {model_target}: a file of that name is in the way.")
 
 
+def destination_problem(run_path: Path | str, fmt: str, to: Path | str) -> str:
+    """Why `to` cannot receive `fmt` exported from the run at `run_path`, in one plain sentence;
+    "" when it can. What the window asks before it starts the export job."""
+    text = str(to).strip()
+    if not text:
+        return "Choose a folder to save into first."
+    try:
+        spec = export_format(fmt)
+        folder, model_target = resolve_destination(spec, Path(text))
+        check_destination(Path(run_path), spec, folder, model_target)
+    except ExportError as exc:
+        return str(exc)
+    return ""
+
+
 def publish(
     pairs: list[tuple[Path, Path]], folder: Path, cancel: CancelToken | None
 ) -> list[Path]:
@@ -62,13 +86,12 @@ def publish(
     Only renames happen after the last copy succeeded, so a full disk or a cancel while
     copying leaves the destination as it was (a folder created here is removed again).
     """
-    created = False
-    if not folder.is_dir():
-        try:
-            folder.mkdir()
-            created = True
-        except OSError as exc:
-            raise ExportError(_describe_os_error(folder, exc)) from exc
+    created = [p for p in reversed([folder, *folder.parents]) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _remove_empty(created)
+        raise ExportError(_describe_os_error(folder, exc)) from exc
     staged: list[tuple[Path, Path]] = []
     try:
         for source, target in pairs:
@@ -80,8 +103,14 @@ def publish(
     finally:
         for temporary, _ in staged:
             _remove(temporary)
-        if created and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+        _remove_empty(created)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders this export created (outermost first in `folders`) if still empty."""
+    for made in reversed(folders):
+        with contextlib.suppress(OSError):
+            made.rmdir()  # only an empty folder goes; one holding the export stays
 
 
 def _stage(source: Path, target: Path) -> Path:

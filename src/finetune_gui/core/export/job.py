@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from finetune_gui.core.errors import ExportError, SettingsError
@@ -27,8 +27,9 @@ from finetune_gui.core.events import (
     ignore_progress,
 )
 from finetune_gui.core.export import web
+from finetune_gui.core.export.availability import NO_CHROMIUM
 from finetune_gui.core.export.benchmark import SpeedMeasurement, measure_speed, record_export
-from finetune_gui.core.export.browser_check import require_chromium
+from finetune_gui.core.export.browser_check import find_chromium
 from finetune_gui.core.export.card import CARD_JSON, CARD_MARKDOWN, model_card
 from finetune_gui.core.export.card_markdown import card_markdown
 from finetune_gui.core.export.check_images import (
@@ -39,7 +40,7 @@ from finetune_gui.core.export.check_images import (
 )
 from finetune_gui.core.export.convert import convert, require_onnx
 from finetune_gui.core.export.destination import check_destination, publish, resolve_destination
-from finetune_gui.core.export.formats import export_format
+from finetune_gui.core.export.formats import FORMATS, ExportFormat, export_format
 from finetune_gui.core.export.runtimes import predict_keras_model, run_export
 from finetune_gui.core.export.session import session_models
 from finetune_gui.core.export.templates import LOADER_FILE, LOADER_TEMPLATE
@@ -88,13 +89,18 @@ def export_model(
     cancel: CancelToken | None = None,
     data_root: Path | str | None = None,
     min_agreement: float | None = None,
+    in_browser: bool | None = None,
 ) -> ExportResult:
     """Write `run`'s model as `fmt` to `to`, verified, with labels and a model card beside it.
 
     `to` ending in the format's suffix (.keras, .tflite, .onnx) names the model file; anything
-    else is a folder (created if its parent exists) that receives the model under its default
-    name. `data_root` is where the run's images are now, if the folder was moved. `min_agreement`
-    overrides the format's floor for the share of images where the export and Keras agree.
+    else is a folder (created, with any missing parents) that receives the model under its
+    default name. A web page is checked in headless Chromium; without one it is still written,
+    its model checked in ONNX Runtime, and marked not checked in a browser (`not_checked`).
+    `in_browser` is that choice made by the caller (the window asks `format_availability` in
+    its own process); None looks for Chromium here. `data_root` is where the run's images are
+    now, if the folder was moved. `min_agreement` overrides the format's floor for the share
+    of images where the export and Keras agree.
     """
     run = run if isinstance(run, RunFolder) else RunFolder.open(run)
     spec = export_format(fmt)
@@ -102,12 +108,14 @@ def export_model(
         require_onnx()
     if fmt == "web":
         web.require_runtime()
-        require_chromium()
+    if in_browser is None:
+        in_browser = find_chromium() is not None
+    in_browser = fmt == "web" and in_browser
     floor = spec.min_agreement if min_agreement is None else float(min_agreement)
     if not 0.0 <= floor <= 1.0:
         raise SettingsError(f"The minimum agreement must be between 0 and 1; got {min_agreement}.")
     folder, model_target = resolve_destination(spec, to)
-    check_destination(run, spec, folder, model_target)
+    check_destination(run.path, spec, folder, model_target)
     progress(StageStarted("export", len(STEPS), f"Exporting {run.path.name} as {spec.title}"))
 
     scratch = Path(tempfile.mkdtemp(prefix="finetune-gui-export-"))
@@ -134,26 +142,34 @@ def export_model(
         progress(StageProgress("export", 2, len(STEPS)))
         check_cancel(cancel)
 
-        # The web page is checked on the image files themselves (it prepares their pixels), its
-        # answers read by the run's class names: a page that names the classes wrongly fails.
-        inputs = (verify_paths, list(run.classes)) if fmt == "web" else verify_images
-        exported = run_export(spec, built, inputs)
-        verification = judge(reference, exported, spec, floor, described)
+        if fmt == "web" and not in_browser:
+            verification = _check_model_inside(built, reference, verify_images, spec, floor,
+                                               described)
+        else:
+            # The web page is checked on the image files themselves (it prepares their pixels),
+            # its answers read by the run's class names: a page naming the classes wrongly fails.
+            inputs = (verify_paths, list(run.classes)) if fmt == "web" else verify_images
+            exported = run_export(spec, built, inputs)
+            verification = judge(reference, exported, spec, floor, described)
         progress(LogMessage(f"{spec.title}: " + verification_line(verification)))
         if not verification.passed:
             raise ExportError(failure_message(spec, verification))
         progress(StageProgress("export", 3, len(STEPS)))
         check_cancel(cancel)
 
-        speed = measure_speed(spec.name, built, verify_images[0], verify_paths[0])
-        progress(LogMessage(f"{spec.title}: {speed.size_text}, {speed.ms_per_image:.1f} ms per "
-                            f"image (batch 1, median of {speed.runs} runs)."))
+        speed = None  # a web page is timed in the browser: without one, not at all
+        if fmt != "web" or in_browser:
+            speed = measure_speed(spec.name, built, verify_images[0], verify_paths[0])
+            progress(LogMessage(f"{spec.title}: {speed.size_text}, {speed.ms_per_image:.1f} ms "
+                                f"per image (batch 1, median of {speed.runs} runs)."))
         progress(StageProgress("export", 4, len(STEPS)))
         check_cancel(cancel)
 
         results = run.copy_results_into(out)
         card = model_card(run, spec, built, model_target.name, split, verification, progress)
-        card["size_and_speed"] = speed.to_dict()
+        card["size_and_speed"] = speed.to_dict() if speed else None
+        if fmt == "web":
+            card["checked_in_browser"] = in_browser
         card["not_sure"] = not_sure
         (out / CARD_JSON).write_text(
             json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8"
@@ -171,7 +187,8 @@ def export_model(
         written = publish([(out / name, folder / name) for name in names], folder, cancel)
         progress(StageProgress("export", 6, len(STEPS)))
         progress(LogMessage(f"Exported {model_target} ({spec.title})."))
-        record_export(run.path, speed, model_target)
+        if speed is not None:
+            record_export(run.path, speed, model_target)
         return ExportResult(
             fmt, model_target, written, folder / CARD_MARKDOWN, folder / CARD_JSON, verification,
             speed,
@@ -180,11 +197,25 @@ def export_model(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _check_model_inside(
+    page: Path, reference, images, spec: ExportFormat, floor: float, described: str
+) -> Verification:
+    """Without a browser: the ONNX model inside the page, run in ONNX Runtime for Python and
+    judged as the page would be; the result says the page itself was not checked."""
+    inside = page.with_name("model-inside-page.onnx")
+    inside.write_bytes(web.model_inside(page.read_text(encoding="utf-8")))
+    try:
+        exported = run_export(FORMATS["onnx"], inside, images)
+    finally:
+        inside.unlink()
+    return replace(judge(reference, exported, spec, floor, described), not_checked=NO_CHROMIUM)
+
+
 def export_run(run: RunFolder | Path | str, to: Path | str, fmt: str = "keras") -> list[Path]:
     """Export the model as `fmt`, verified, with labels.txt, metrics.json and a model card.
 
     `to` ending in the format's suffix (e.g. `.keras`) names the model file (the rest goes
-    beside it); otherwise `to` is a folder (created if its parent exists) that receives all.
+    beside it); otherwise `to` is a folder (created if needed) that receives all.
     Returns the paths written. `export_model` has progress, cancel and the verification numbers.
     """
     return export_model(run, fmt, to).written

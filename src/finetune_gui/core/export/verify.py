@@ -8,6 +8,10 @@ import numpy as np
 
 from finetune_gui.core.export.formats import ExportFormat
 
+# How an export whose file could not be run in its own runtime (a web page without Chromium)
+# is marked in the window, the terminal and the model card: never called verified.
+NOT_CHECKED_IN_BROWSER = "not checked in a browser"
+
 
 @dataclass(frozen=True)
 class Verification:
@@ -22,10 +26,12 @@ class Verification:
     min_agreement: float
     tie_margin: float
     passed: bool
+    # Why the file itself was not run in its own runtime ("" when it was): then the numbers
+    # above are those of the model inside it (a web page's ONNX model, in ONNX Runtime).
+    not_checked: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
-
 
 
 def judge(
@@ -67,9 +73,28 @@ def judge(
 def verification_line(v: Verification) -> str:
     """One line for the log: how often the export agrees and how far apart the numbers are."""
     ties = f" ({v.near_tie_flips} near-tie swaps)" if v.near_tie_flips else ""
-    return (
+    inside = (
+        f"{NOT_CHECKED_IN_BROWSER}; the model inside it in ONNX Runtime for Python: "
+        if v.not_checked
+        else ""
+    )
+    return inside + (
         f"same top class as Keras on {v.agreement:.1%} of {v.n_images} {v.images}{ties}; "
         f"largest probability difference {v.max_abs_diff:.2g}."
+    )
+
+
+def check_sentence(v: Verification) -> str:
+    """What the check of a saved export showed, for the window and the terminal."""
+    if v.not_checked:
+        return (
+            f"The page is {NOT_CHECKED_IN_BROWSER}: {v.not_checked}. The model inside it, run "
+            f"with ONNX Runtime for Python, gives the trained model's answer on "
+            f"{v.agreement:.1%} of {v.n_images} {v.images}."
+        )
+    return (
+        f"Checked on {v.n_images} {v.images}: the file gives the trained model's answer on "
+        f"{v.agreement:.1%} of them."
     )
 
 

@@ -30,6 +30,7 @@ RUNTIME_SCRIPT = "ort.wasm.bundle.min.mjs"
 RUNTIME_WASM = "ort-wasm-simd-threaded.wasm"
 PAGE_PARTS = ("page.html", "pixels.js", "app.js")
 _PLACEHOLDER = re.compile(r"\{\{(TITLE|CONFIG|MODEL|WASM|RUNTIME|PIXELS|APP)\}\}")
+_MODEL_ELEMENT = re.compile(r'<script type="application/octet-stream" id="ftg-model">([^<]*)</script>')
 
 
 def web_folder() -> Path:
@@ -48,18 +49,40 @@ def runtime_dir() -> Path:
     return web_folder() / "node_modules" / RUNTIME_PACKAGE / "dist"
 
 
+def missing_runtime_files(folder: Path | None = None) -> list[str]:
+    """The runtime's files the page needs that are not in `folder` (default: runtime_dir())."""
+    folder = runtime_dir() if folder is None else folder
+    return [name for name in (RUNTIME_SCRIPT, RUNTIME_WASM) if not (folder / name).is_file()]
+
+
+def install_hint() -> str:
+    """How to install the pinned runtime, in words (`make web-runtime` runs npm ci)."""
+    return (
+        f"Install it with: make web-runtime in {web_folder().parent} (it needs npm), or "
+        f"npm ci --prefix {web_folder()}."
+    )
+
+
 def require_runtime() -> Path:
     """The runtime folder, or an error that says how to install it."""
     folder = runtime_dir()
-    missing = [name for name in (RUNTIME_SCRIPT, RUNTIME_WASM) if not (folder / name).is_file()]
+    missing = missing_runtime_files(folder)
     if missing:
         raise ExportError(
             f"The web format needs the ONNX Runtime Web files ({', '.join(missing)}), which are "
-            f"not installed in {folder}. Install them with: npm ci --prefix {web_folder()} "
-            f"(or: make web-runtime); npm fetches the pinned version and checks its hash. "
-            f"Or point FINETUNE_GUI_WEB_RUNTIME at an onnxruntime-web dist folder."
+            f"not installed in {folder}. {install_hint()} npm fetches the pinned version and "
+            f"checks its hash. Or point FINETUNE_GUI_WEB_RUNTIME at an onnxruntime-web dist "
+            f"folder."
         )
     return folder
+
+
+def model_inside(page: str) -> bytes:
+    """The ONNX model a page written by `web_page` carries (to check it without a browser)."""
+    match = _MODEL_ELEMENT.search(page)
+    if match is None:
+        raise ExportError("The web page holds no model; it was not written by this app.")
+    return gzip.decompress(base64.b64decode(match.group(1)))
 
 
 def runtime_facts(folder: Path) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -19,7 +19,14 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.events import StageProgress, StageStarted
+from finetune_gui.core.export.availability import (
+    Availability,
+    all_formats_availability,
+    format_availability,
+)
+from finetune_gui.core.export.destination import destination_problem
 from finetune_gui.core.export.formats import FORMATS
+from finetune_gui.core.export.verify import check_sentence
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -36,6 +43,7 @@ class SavePanel(QGroupBox):
         super().__init__("Save the model", parent)
         self.state = state
         self.export_runner = JobRunner("export", self)
+        self.availability: dict[str, Availability] = {}
         self._build()
         self.export_runner.event.connect(self._on_export_event)
         self.export_runner.succeeded.connect(self._on_exported)
@@ -48,8 +56,6 @@ class SavePanel(QGroupBox):
         self.format_choice = QComboBox()
         for spec in FORMATS.values():
             self.format_choice.addItem(spec.title, spec.name)
-            self.format_choice.setItemData(self.format_choice.count() - 1, spec.purpose,
-                                           Qt.ItemDataRole.ToolTipRole)
         self.format_choice.setToolTip("The kind of file to make. Every export is checked "
                                       "against the trained model before it is saved.")
         self.format_choice.currentIndexChanged.connect(self._show_format)
@@ -60,6 +66,11 @@ class SavePanel(QGroupBox):
         format_row.addWidget(self.format_choice)
         format_row.addWidget(self.format_purpose, 1)
         save.addLayout(format_row)
+        # The formats this computer cannot make, each with why and what to do.
+        self.unavailable_note = QLabel()
+        self.unavailable_note.setWordWrap(True)
+        self.unavailable_note.setStyleSheet("color:#92400e;")
+        save.addWidget(self.unavailable_note)
         row = QHBoxLayout()
         self.target = QLineEdit()
         self.target.setPlaceholderText("Folder to save into (created if needed)")
@@ -81,11 +92,44 @@ class SavePanel(QGroupBox):
         save.addWidget(self.export_progress)
         self.export_result = Banner("success")
         save.addWidget(self.export_result)
+        self.refresh_formats()
+
+    def refresh_formats(self) -> None:
+        """Mark each format this computer cannot make (the core decides) with why and what to
+        do; asked again each time the page shows (the runtime may have been installed since)."""
+        self.availability = all_formats_availability()
+        items = self.format_choice.model()
+        missing = []
+        for row in range(self.format_choice.count()):
+            spec = FORMATS[self.format_choice.itemData(row)]
+            found = self.availability[spec.name]
+            item = items.item(row)
+            item.setEnabled(found.available)
+            item.setText(spec.title if found.available else f"{spec.title}: not available here")
+            item.setToolTip(spec.purpose if found.available else found.reason)
+            if not found.available:
+                missing.append(f"{spec.title}: {found.reason}")
+        self.unavailable_note.setText("\n".join(missing))
+        self.unavailable_note.setVisible(bool(missing))
         self._show_format()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self.export_runner.is_running:
+            self.refresh_formats()
 
     def show_run(self, run: LoadedRun | None) -> None:
         """Saving waits for a run to save."""
-        self.export_button.setEnabled(run is not None)
+        self._enable_save()
+
+    def _chosen_availability(self) -> Availability:
+        fmt = self.format_choice.currentData()
+        return self.availability.get(fmt) or format_availability(fmt)
+
+    def _enable_save(self) -> None:
+        self.export_button.setEnabled(
+            self.state.current_run is not None and not self.export_runner.is_running
+            and self._chosen_availability().available)
 
     def _choose_target(self) -> None:
         start = self.target.text() or str(Path.home())
@@ -105,7 +149,14 @@ class SavePanel(QGroupBox):
 
     def _show_format(self) -> None:
         spec = FORMATS[self.format_choice.currentData()]
-        self.format_purpose.setText(spec.purpose)
+        found = self._chosen_availability()
+        if not found.available:
+            self.format_purpose.setText(found.reason)
+            self.format_purpose.setStyleSheet("color:#92400e;")
+        else:
+            self.format_purpose.setText(f"{spec.purpose} {found.note}".strip())
+            self.format_purpose.setStyleSheet("color:#4b5563;")
+        self._enable_save()
 
     def export(self) -> None:
         """Export the current run's model in the chosen format to the chosen folder."""
@@ -113,22 +164,30 @@ class SavePanel(QGroupBox):
         text = self.target.text().strip()
         if run is None or self.export_runner.is_running:
             return
-        if not text:
-            self.export_result.show_text("Choose a folder to save into first.", "warning")
+        fmt = self.format_choice.currentData()
+        found = format_availability(fmt)
+        # Refused here, in words, before any job starts: nothing to unfold, no traceback.
+        problem = found.reason if not found.available else destination_problem(run.path, fmt,
+                                                                                text)
+        if problem:
+            self.export_result.show_text(problem, "warning")
             return
         self._set_exporting(True)
         self.export_result.show_text("Converting, then checking the file against the trained "
                                      "model…", "info")
         # A separate process: converting holds Python's lock for long stretches.
-        self.export_runner.start(engine_jobs.export, run.path, self.format_choice.currentData(),
-                                 Path(text).expanduser(), separate_process=True)
+        self.export_runner.start(engine_jobs.export, run.path, fmt, Path(text).expanduser(),
+                                 in_browser=found.in_browser, separate_process=True)
 
     def _set_exporting(self, exporting: bool) -> None:
-        self.export_button.setEnabled(not exporting and self.state.current_run is not None)
         self.format_choice.setEnabled(not exporting)
         self.export_cancel.setVisible(exporting)
         self.export_progress.setVisible(exporting)
         self.export_progress.setRange(0, 0)
+        if exporting:
+            self.export_button.setEnabled(False)
+        else:
+            self._enable_save()
 
     def _on_export_event(self, event: object) -> None:
         if isinstance(event, StageStarted) and event.stage == "export":
@@ -143,11 +202,10 @@ class SavePanel(QGroupBox):
         names = ", ".join(p.name for p in result.written)
         check = result.verification
         self.export_result.show_text(
-            f"Saved {names} in {result.model_path.parent}.\nChecked on {check.n_images} "
-            f"{check.images}: the file gives the trained model's answer on "
-            f"{check.agreement:.1%} of them." + (
+            f"Saved {names} in {result.model_path.parent}.\n{check_sentence(check)}" + (
                 f" {result.speed.size_text}, {result.speed.ms_per_image:.1f} ms per image on "
-                f"this computer." if result.speed else ""), "success")
+                f"this computer." if result.speed else ""),
+            "warning" if check.not_checked else "success")
         self.exported.emit(list(result.written))
 
     def _on_export_cancelled(self) -> None:
