@@ -54,6 +54,7 @@ def test_save_report_writes_one_self_contained_file_and_offers_to_open_it(
     out.mkdir()
     proposed = answer_save_dialog(monkeypatch, out / "my report")
     opened = []
+    monkeypatch.setattr("finetune_gui.gui.widgets.opener.opener_command", lambda: None)
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url) or True)
 
     with qtbot.waitSignal(page.report_runner.succeeded, timeout=120_000):

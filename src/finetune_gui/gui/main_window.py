@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -42,6 +42,7 @@ from finetune_gui.gui.session import (
 )
 from finetune_gui.gui.state import STEP_TITLES, STEPS, LoadedRun, ProjectState
 from finetune_gui.gui.widgets.error_dialog import show_error
+from finetune_gui.gui.widgets.opener import OpenOutcome, PathOpener, tell_outcome
 from finetune_gui.gui.widgets.step_list import StepList
 from finetune_gui.gui.widgets.user_guide import UserGuide
 from finetune_gui.gui.worker import JobRunner, load_tensorflow
@@ -108,6 +109,8 @@ class MainWindow(QMainWindow):
         self.background_runs = BackgroundRunWatcher(self.state, self)
         self.background_runs.run_changed.connect(self._on_background_run_changed)
         self.comparison: CompareRunsDialog | None = None  # made when first asked for
+        self.log_opener = PathOpener("your file manager", self)
+        self.log_opener.finished.connect(self._on_log_folder_opened)
         self.user_guide: UserGuide | None = None
         self._build_menus()
         self._refresh_steps()
@@ -302,7 +305,12 @@ class MainWindow(QMainWindow):
     def _open_log_folder(self) -> None:
         folder = log_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        self.log_opener.open(folder)
+
+    def _on_log_folder_opened(self, outcome: OpenOutcome) -> None:
+        box = tell_outcome(self, outcome)
+        if box is not None:
+            self.last_dialog = box
 
     def _about(self) -> None:
         versions = self.versions or f"finetune-gui {__version__} (still loading TensorFlow)"

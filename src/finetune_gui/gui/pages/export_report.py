@@ -6,8 +6,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QUrl
-from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
@@ -24,6 +22,7 @@ from finetune_gui.core.events import LogMessage, StageProgress, StageStarted
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner
 from finetune_gui.gui.widgets.error_dialog import show_error
+from finetune_gui.gui.widgets.opener import CopyPathButton, OpenOutcome, PathOpener
 from finetune_gui.gui.worker import JobRunner
 from finetune_gui.jobs import engine as engine_jobs
 
@@ -53,6 +52,8 @@ class ReportPanel(QGroupBox):
         self.state = state
         self.start_folder = start_folder  # where to propose the first report: the export folder
         self.report_runner = JobRunner("report", self)
+        self.opener = PathOpener("your web browser", self)
+        self.opener.finished.connect(self._on_opened)
         self.report_path: Path | None = None  # the last report written
         self.last_dialog = None  # the latest error dialog (tests look at it)
         self._build()
@@ -95,8 +96,10 @@ class ReportPanel(QGroupBox):
         self.report_open.setToolTip("Show the report in your web browser.")
         self.report_open.clicked.connect(self.open_report)
         self.report_open.hide()
+        self.report_copy = CopyPathButton()  # shown when nothing could open the report
         result_row.addWidget(self.report_result, 1)
         result_row.addWidget(self.report_open)
+        result_row.addWidget(self.report_copy)
         report.addLayout(result_row)
 
     def show_run(self, run: LoadedRun | None) -> None:
@@ -133,6 +136,7 @@ class ReportPanel(QGroupBox):
         self._set_reporting(True)
         self.report_result.show_text("")
         self.report_open.hide()
+        self.report_copy.hide()
         self.report_status.setText("Starting…")
         # A separate process: the report runs the model (heatmaps, suspects) with TensorFlow.
         self.report_runner.start(engine_jobs.report, run.path, target, scan,
@@ -147,7 +151,8 @@ class ReportPanel(QGroupBox):
 
     def _on_report_event(self, event: object) -> None:
         if isinstance(event, StageStarted):
-            self.report_progress.setRange(0, max(1, event.total))
+            # A stage that cannot be counted (the model's pass, writing) shows a busy bar.
+            self.report_progress.setRange(0, max(0, event.total))
             self.report_progress.setValue(0)
             self.report_status.setText(event.text or event.stage.capitalize())
         elif isinstance(event, StageProgress):
@@ -174,20 +179,24 @@ class ReportPanel(QGroupBox):
         exc = UserError(problem) if isinstance(problem, str) else problem
         self.report_result.show_text("")
         self.report_open.hide()
+        self.report_copy.hide()
         self.last_dialog = show_error(self, exc, trace, "writing the report",
                                       title="Could not save the report")
 
     def open_report(self) -> None:
-        """Show the last report in the user's web browser, or say where it is when none opens."""
-        if self.report_path is None:
+        """Show the last report in the user's web browser; when none opens it, say so, with
+        where it is and a Copy path button."""
+        if self.report_path is None or self.opener.busy:
             return
-        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.report_path))):
-            self.report_result.show_text(
-                f"Opened in your web browser: {self.report_path}", "success")
-        else:
-            self.report_result.show_text(
-                f"No web browser could be found to open the report. It is saved as "
-                f"{self.report_path}; open that file from your file manager.", "warning")
+        self.report_open.setEnabled(False)
+        self.report_copy.hide()
+        self.report_result.show_text(f"Opening {self.report_path}…", "info")
+        self.opener.open(self.report_path)
+
+    def _on_opened(self, outcome: OpenOutcome) -> None:
+        self.report_open.setEnabled(True)
+        self.report_result.show_text(outcome.text, "success" if outcome.opened else "warning")
+        self.report_copy.show_for(outcome)
 
 
     def shutdown(self) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QUrl
-from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -21,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.job_row import JobStatusRow
+from finetune_gui.gui.widgets.opener import CopyPathButton, OpenOutcome, PathOpener
 from finetune_gui.gui.worker import JobRunner
 from finetune_gui.jobs import put_to_work
 
@@ -38,6 +37,8 @@ class SortFolderDialog(QDialog):
         self.runner.succeeded.connect(self._on_sorted)
         self.runner.cancelled.connect(self._on_cancelled)
         self.runner.failed.connect(self._on_failed)
+        self.opener = PathOpener("your file manager", self)
+        self.opener.finished.connect(self._on_opened)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel(
             "Every image in the folder is copied into a sub-folder named after the class the "
@@ -59,16 +60,20 @@ class SortFolderDialog(QDialog):
         self.result = QLabel()
         self.result.setWordWrap(True)
         layout.addWidget(self.result)
+        self.open_status = QLabel()  # what became of "Open"
+        self.open_status.setWordWrap(True)
+        layout.addWidget(self.open_status)
         buttons = QHBoxLayout()
         self.sort_button = QPushButton("Sort")
         self.sort_button.clicked.connect(self.start)
         self.open_button = QPushButton("Open")
         self.open_button.setEnabled(False)
         self.open_button.clicked.connect(self.open_result)
+        self.copy_button = CopyPathButton()  # shown when nothing could open the folder
         close = QPushButton("Close")
         close.clicked.connect(self.close)
         buttons.addStretch(1)
-        for button in (self.sort_button, self.open_button, close):
+        for button in (self.sort_button, self.open_button, self.copy_button, close):
             buttons.addWidget(button)
         layout.addLayout(buttons)
         self.resize(640, 260)
@@ -85,6 +90,8 @@ class SortFolderDialog(QDialog):
             self.result.setText("Choose the folder to sort and where to copy it to.")
             return
         self.result.setText("")
+        self.open_status.setText("")
+        self.copy_button.hide()
         self.open_button.setEnabled(False)
         self.sort_button.setEnabled(False)
         self.status_row.set_busy(True)
@@ -112,8 +119,19 @@ class SortFolderDialog(QDialog):
         self.last_dialog = show_error(self, exc, trace, "sorting the folder")
 
     def open_result(self) -> None:
-        if self.summary is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.summary.out)))
+        """Show the sorted folder in the file manager; when none opens it, say so, with where
+        it is and a Copy path button."""
+        if self.summary is None or self.opener.busy:
+            return
+        self.open_button.setEnabled(False)
+        self.copy_button.hide()
+        self.open_status.setText(f"Opening {self.summary.out}…")
+        self.opener.open(self.summary.out)
+
+    def _on_opened(self, outcome: OpenOutcome) -> None:
+        self.open_button.setEnabled(self.summary is not None)
+        self.open_status.setText(outcome.text)
+        self.copy_button.show_for(outcome)
 
     def closeEvent(self, event) -> None:
         self.runner.shutdown()
