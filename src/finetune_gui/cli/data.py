@@ -17,6 +17,7 @@ def add_parsers(commands) -> None:
 
 
 def cmd_scan(args) -> int:
+    from finetune_gui.core.data.class_names import display_name
     from finetune_gui.core.data.scan import scan_folder, scan_summary_line
 
     scan = scan_folder(args.folder, progress=TerminalProgress(enabled=not args.json))
@@ -27,7 +28,8 @@ def cmd_scan(args) -> int:
         for summary in scan.summaries:
             w0, h0 = summary.min_size
             w1, h1 = summary.max_size
-            print(f"  {summary.name}: {summary.count} images ({w0}x{h0} to {w1}x{h1})")
+            print(f"  {display_name(summary.name)}: {summary.count} images "
+                  f"({w0}x{h0} to {w1}x{h1})")
         for problem in scan.problems:
             print(f"  skipped {problem.path}: {problem.reason}")
         for warning in scan.warnings:

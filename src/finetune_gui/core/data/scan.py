@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from finetune_gui.core.data.class_names import display_name, names_refusal
 from finetune_gui.core.data.duplicates import (
     DuplicateGroup,
     duplicate_warnings,
@@ -86,6 +87,7 @@ class DatasetScan:
     excluded_classes: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     duplicate_groups: list[DuplicateGroup] = field(default_factory=list)
+    name_refusal: str | None = None  # a class folder's name its files cannot keep (class_names.py)
 
     @property
     def classes(self) -> list[str]:
@@ -125,6 +127,8 @@ class DatasetScan:
     @property
     def refusal(self) -> str | None:
         """Why this folder cannot be trained on, or None when it can."""
+        if self.name_refusal:
+            return self.name_refusal
         usable = self.classes
         if len(usable) >= 2:
             return None
@@ -307,6 +311,8 @@ def scan_folder(
                 )
             )
     _exclude_small_classes(scan, class_names, folders_with_files)
+    kept = set(scan.classes)  # a left-out class writes no label: its name does not matter
+    scan.name_refusal = names_refusal([folder for _, folder in class_folders if folder.name in kept])
     scan.duplicate_groups = find_duplicate_groups(scan.records)
     _add_warnings(scan)
     return scan
@@ -383,5 +389,5 @@ def _add_warnings(scan: DatasetScan) -> None:
 
 def scan_summary_line(scan: DatasetScan) -> str:
     """One line for a terminal: classes and counts."""
-    counts = ", ".join(f"{k}: {v}" for k, v in scan.class_counts.items())
+    counts = ", ".join(f"{display_name(k)}: {v}" for k, v in scan.class_counts.items())
     return f"{len(scan.records)} images in {len(scan.classes)} classes ({counts})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -66,7 +67,9 @@ class Prediction:
             f"{self.confidence:.6f}" if self.confidence is not None else "",
             "" if self.error else ("yes" if self.unsure else "no"),
             self.unsure or "",
-            "; ".join(f"{label} {p:.6f}" for label, p in self.top),
+            # JSON, not "cat 0.91; dog 0.09": a class may be named "a; b" or "x 0.5", and
+            # the cell must still say which name goes with which probability.
+            json.dumps({label: round(p, 6) for label, p in self.top}, ensure_ascii=False),
             self.error or "",
         ]
 
