@@ -8,6 +8,7 @@ it runs on the GUI thread when the ticks change; no model is loaded.
 from __future__ import annotations
 
 import contextlib
+import html
 import math
 from pathlib import Path
 
@@ -96,6 +97,7 @@ class CompareRunsDialog(QDialog):
         super().__init__(parent)
         self.state = state
         self.comparison: RunComparison | None = None
+        self._key_names: list[str] = []
         self.setWindowTitle("Compare runs")
         self.resize(1180, 760)
         self._build()
@@ -118,6 +120,12 @@ class CompareRunsDialog(QDialog):
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(QLabel("Runs of this project:"))
         self.run_list = QListWidget()
+        # Whole names, wrapped at word boundaries: they differ at their ends (time and score).
+        self.run_list.setWordWrap(True)
+        self.run_list.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.run_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.run_list.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.run_list.setSpacing(2)
         self.run_list.itemChanged.connect(self.compare)
         left_layout.addWidget(self.run_list, 1)
         splitter.addWidget(left)
@@ -130,15 +138,20 @@ class CompareRunsDialog(QDialog):
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         right.addWidget(self.table)
         plots = QWidget()
-        plots_layout = QHBoxLayout(plots)
+        plots_layout = QVBoxLayout(plots)
         plots_layout.setContentsMargins(0, 0, 0, 0)
-        # Legends where the curves usually are not: loss falls to the bottom, accuracy rises.
-        self.accuracy_plot = epoch_plot("Validation accuracy (higher is better)", "accuracy",
-                                   (-10, -40))
+        row = QHBoxLayout()
+        # No legend inside a plot, where it would cover curves: one key below both.
+        self.accuracy_plot = epoch_plot("Validation accuracy (higher is better)", "accuracy")
         self.accuracy_plot.getPlotItem().setYRange(0, 1, padding=0.02)
-        self.loss_plot = epoch_plot("Validation loss (lower is better)", "loss", (-10, 10))
-        plots_layout.addWidget(self.accuracy_plot)
-        plots_layout.addWidget(self.loss_plot)
+        self.loss_plot = epoch_plot("Validation loss (lower is better)", "loss")
+        row.addWidget(self.accuracy_plot)
+        row.addWidget(self.loss_plot)
+        plots_layout.addLayout(row, 1)
+        self.key = QLabel()
+        self.key.setWordWrap(True)
+        self.key.setTextFormat(Qt.TextFormat.RichText)
+        plots_layout.addWidget(self.key)
         right.addWidget(plots)
         right.setSizes([360, 320])
         splitter.addWidget(right)
@@ -163,7 +176,7 @@ class CompareRunsDialog(QDialog):
                                                   strict=True)):
             item = QListWidgetItem(name)
             item.setData(Qt.ItemDataRole.UserRole, str(path))
-            item.setToolTip(str(path))
+            item.setToolTip(f"{name}\n{path}")
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             default = Qt.CheckState.Checked if (known or number < 2) else Qt.CheckState.Unchecked
             item.setCheckState(known.get(str(path), default))
@@ -289,6 +302,11 @@ class CompareRunsDialog(QDialog):
         # Redrawn only when the ticks change; each run gets a curve in its column's colour.
         for plot in (self.accuracy_plot, self.loss_plot):
             plot.getPlotItem().clear()
+        self._key_names = list(comparison.names) if comparison is not None else []
+        # A run's entry stays on one line; the key wraps between runs.
+        self.key.setText("" if comparison is None else "&nbsp;&nbsp; ".join(
+            f"<span style='color:{RUN_COLOURS[i % len(RUN_COLOURS)]}'>━●━</span>&nbsp;"
+            + html.escape(name).replace(" ", "&nbsp;") for i, name in enumerate(comparison.names)))
         if comparison is None:
             return
         longest = max((len(history) for history in comparison.histories), default=0)
@@ -314,8 +332,9 @@ class CompareRunsDialog(QDialog):
         return sum(1 for item in plot.getPlotItem().listDataItems()
                    if item.getData()[0] is not None and len(item.getData()[0]))
 
-    def legend_names(self, plot: pg.PlotWidget) -> list[str]:
-        return [label.text for _, label in plot.getPlotItem().legend.items]
+    def legend_names(self) -> list[str]:
+        """The runs the key below the curves names, in its order (the curves' colours)."""
+        return list(self._key_names)
 
 
 
