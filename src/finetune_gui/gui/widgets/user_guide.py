@@ -1,7 +1,10 @@
 """Help → User guide: short pages, one per step, shipped with the app and shown offline.
 
 The pages are Markdown files in `resources/guide/` (so they travel with the frozen app and need
-no browser); the first heading of each file is its name in the list.
+no browser); the first heading of each file is its name in the list. In them **bold** is kept for
+names written on the window (a step, tab, button, "Menu → Item", box title or choice) and
+*italics* for emphasis: tests/gui/test_user_guide.py finds every bold name in the window and
+checks every count of tabs.
 """
 
 from __future__ import annotations
