@@ -40,6 +40,7 @@ from finetune_gui.gui.session import (
     read_autosave,
     runs_with_listing,
 )
+from finetune_gui.gui.start_folder import IMAGE_FOLDER, PROJECT, start_folder
 from finetune_gui.gui.state import STEP_TITLES, STEPS, LoadedRun, ProjectState
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.opener import OpenOutcome, PathOpener, tell_outcome
@@ -332,7 +333,7 @@ class MainWindow(QMainWindow):
         self.go_to("data")
 
     def choose_project_to_open(self) -> None:
-        start = self.prefs.last_folder("projects") or str(Path.home())
+        start = start_folder(PROJECT, self.state, remembered=self.prefs.last_folder("projects"))
         path, _ = QFileDialog.getOpenFileName(self, "Open a project", start, PROJECT_FILTER)
         if path:
             self.open_project(Path(path))
@@ -412,7 +413,7 @@ class MainWindow(QMainWindow):
             if button is not locate:
                 return
             folder = QFileDialog.getExistingDirectory(self, "Where is the image folder now?",
-                                                      str(Path.home()))
+                                                      start_folder(IMAGE_FOLDER, self.state))
             if folder:
                 project.relocate(Path(folder))
                 self.state.set_data_dir(project.data_dir)
@@ -428,7 +429,7 @@ class MainWindow(QMainWindow):
         return self.save_project_to(self.state.project_path)
 
     def save_project_as(self) -> bool:
-        start = self.prefs.last_folder("projects") or str(Path.home())
+        start = start_folder(PROJECT, self.state, remembered=self.prefs.last_folder("projects"))
         path, _ = QFileDialog.getSaveFileName(self, "Save the project",
                                               str(Path(start) / "project.ftproj"),
                                               PROJECT_FILTER)

@@ -36,6 +36,7 @@ from finetune_gui.core.data.augment import (
 from finetune_gui.core.data.images import ImageReadError, load_rgb
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
 from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.gui.start_folder import IMAGES, start_folder
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, help_label, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -242,7 +243,7 @@ class AugmentPage(QWidget):
         self.refresh_preview()
 
     def choose_image(self) -> None:
-        start = str(self.state.data_dir or Path.home())
+        start = start_folder(IMAGES, self.state)
         path, _ = QFileDialog.getOpenFileName(
             self, "Choose an image to preview", start,
             "Images (*.jpg *.jpeg *.png *.bmp *.gif *.webp *.tif *.tiff)")

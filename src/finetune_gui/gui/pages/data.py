@@ -34,6 +34,7 @@ from finetune_gui.core.events import (
 from finetune_gui.core.settings import SETTINGS_INFO
 from finetune_gui.demo import demo_dataset_dir
 from finetune_gui.gui.pages.duplicates import DuplicatesPanel, shown_paths
+from finetune_gui.gui.start_folder import IMAGE_FOLDER, start_folder
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, help_label, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -202,7 +203,7 @@ class DataPage(QWidget):
 
     # -- choosing a folder --------------------------------------------------------------------
     def choose_folder(self) -> None:
-        start = str(self.state.data_dir or Path.home())
+        start = start_folder(IMAGE_FOLDER, self.state)
         folder = QFileDialog.getExistingDirectory(self, "Choose the folder of images", start)
         if folder:
             self.state.set_data_dir(Path(folder))

@@ -40,7 +40,7 @@ class ExportPage(QWidget):
         layout.addWidget(self.speed_table)
         self.save_panel.exported.connect(
             lambda _: self.speed_table.show_run(self.state.current_run))
-        self.report_panel = ReportPanel(state, lambda: self.save_panel.target.text())
+        self.report_panel = ReportPanel(state)
         layout.addWidget(self.report_panel)
         self.try_panel = TryPanel(state)
         layout.addWidget(self.try_panel, 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -19,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.errors import UserError
 from finetune_gui.core.events import LogMessage, StageProgress, StageStarted
+from finetune_gui.gui.start_folder import RUN_OUTPUT, start_folder
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -45,12 +45,9 @@ def unwritable_reason(target: Path) -> str:
 class ReportPanel(QGroupBox):
     """Write the current run's HTML report where the user chooses, and open it in a browser."""
 
-    def __init__(
-        self, state: ProjectState, start_folder: Callable[[], str], parent: QWidget | None = None
-    ) -> None:
+    def __init__(self, state: ProjectState, parent: QWidget | None = None) -> None:
         super().__init__("Report of this run", parent)
         self.state = state
-        self.start_folder = start_folder  # where to propose the first report: the export folder
         self.report_runner = JobRunner("report", self)
         self.opener = PathOpener("your web browser", self)
         self.opener.finished.connect(self._on_opened)
@@ -111,8 +108,7 @@ class ReportPanel(QGroupBox):
         run = self.state.current_run
         if run is None or self.report_runner.is_running:
             return
-        folder = (self.report_path.parent if self.report_path else
-                  Path(self.start_folder().strip() or Path.home()).expanduser())
+        folder = Path(start_folder(RUN_OUTPUT, self.state))  # the run's own folder
         path, _ = QFileDialog.getSaveFileName(
             self, "Save the report", str(folder / f"{run.path.name}-report.html"),
             "Web page (*.html)")

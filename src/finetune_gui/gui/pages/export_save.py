@@ -27,6 +27,7 @@ from finetune_gui.core.export.availability import (
 from finetune_gui.core.export.destination import destination_problem
 from finetune_gui.core.export.formats import FORMATS
 from finetune_gui.core.export.verify import check_sentence
+from finetune_gui.gui.start_folder import RUN_OUTPUT, start_folder
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -132,7 +133,8 @@ class SavePanel(QGroupBox):
             and self._chosen_availability().available)
 
     def _choose_target(self) -> None:
-        start = self.target.text() or str(Path.home())
+        # The folder typed or chosen before (or where it would be made), else the run's.
+        start = start_folder(RUN_OUTPUT, self.state, current=self.target.text())
         folder = QFileDialog.getExistingDirectory(self, "Save the model into", start)
         if folder:
             self.target.setText(folder)

@@ -33,6 +33,7 @@ from finetune_gui.core.model.build import from_scratch
 from finetune_gui.core.settings import SETTINGS_INFO, TrainingSettings
 from finetune_gui.core.training.auto import DEFAULT_BUDGET_MINUTES
 from finetune_gui.gui.pages.model_options import TrainingOptions
+from finetune_gui.gui.start_folder import WEIGHTS, start_folder
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, help_label, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -275,7 +276,7 @@ class ModelPage(QWidget):
 
     def choose_weights_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Choose a weights file", str(Path.home()),
+            self, "Choose a weights file", start_folder(WEIGHTS, self.state),
             "Keras weights (*.h5 *.weights.h5 *.keras);;All files (*)")
         if path:
             self._commit(weights=path)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.data.images import IMAGE_EXTENSIONS
+from finetune_gui.gui.start_folder import IMAGES, start_folder
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.thumbnails import ImageGallery, load_thumbnail
@@ -78,7 +79,9 @@ class SimilarImagesPanel(QWidget):
 
     def _choose(self) -> None:
         patterns = " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS))
-        path, _ = QFileDialog.getOpenFileName(self, "Pick an image", "", f"Images ({patterns})")
+        path, _ = QFileDialog.getOpenFileName(self, "Pick an image",
+                                              start_folder(IMAGES, self.state),
+                                              f"Images ({patterns})")
         if path:
             self.show_similar(Path(path))
 

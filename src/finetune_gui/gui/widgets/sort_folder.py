@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.gui.start_folder import IMAGES, start_folder
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.job_row import JobStatusRow
 from finetune_gui.gui.widgets.opener import CopyPathButton, OpenOutcome, PathOpener
@@ -79,7 +80,10 @@ class SortFolderDialog(QDialog):
         self.resize(640, 260)
 
     def _browse(self, edit: QLineEdit, title: str) -> None:
-        folder = QFileDialog.getExistingDirectory(self, title, edit.text())
+        # The folder to sort starts at the run's images; the copies beside the folder to sort.
+        beside = self.source_edit.text() if edit is self.out_edit else ""
+        start = start_folder(IMAGES, run_path=self.run_path, current=edit.text() or beside)
+        folder = QFileDialog.getExistingDirectory(self, title, start)
         if folder:
             edit.setText(folder)
 
