@@ -1,5 +1,5 @@
 """The command line: `finetune-gui scan|train|evaluate|predict|sort|similar|export|ensemble|
-explain|report`, or the window with none.
+explain|suspects|report`, or the window with none.
 
 A thin layer over `core`: it parses, calls, and prints. User errors print one plain line and
 exit 2; anything unexpected is logged to a file and named in one line, never a bare traceback.
@@ -37,12 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help", "--version"):
         return _open_window(argv)
     args = build_parser().parse_args(argv)
-    try:
-        from finetune_gui.quiet import import_tensorflow_quietly, route_warnings_to_log
+    from finetune_gui.quiet import library_output_to_log, route_warnings_to_log
 
-        route_warnings_to_log()
-        import_tensorflow_quietly()
-        return COMMANDS[args.command](args)
+    route_warnings_to_log()
+    # Libraries' own lines (TensorFlow's C++ log: oneDNN, CUDA) go to the log file, the
+    # command's to the terminal: one line per fact.
+    try:
+        with library_output_to_log():
+            return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("Stopped.", file=sys.stderr)
         return EXIT_CANCELLED

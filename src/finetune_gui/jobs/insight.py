@@ -28,7 +28,7 @@ class SuspectSearch:
     """What the suspect-label search found, and whether the run's backbone saw the labels."""
 
     run_path: Path
-    suspects: list  # core.insight.suspects.Suspect, clearest first
+    suspects: list  # core.insight.suspects.Suspect, surest first
     saw_labels: bool
     images: int  # how many images were scored
 
@@ -62,35 +62,36 @@ def suspect_labels(
     run_path: Path,
     exclude: frozenset[Path] = frozenset(),
     *,
+    data_root: Path | None = None,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ) -> SuspectSearch:
-    """Images of the run whose label the model contradicts (`core.insight.suspects`), most certain first."""
-    from finetune_gui.core.insight.suspects import features_saw_labels, find_suspect_labels
+    """The run's suspect labels (`core.insight.suspects.review_suspects`), surest first: what
+    the Suspect labels view and `finetune-gui suspects` show."""
+    from finetune_gui.core.insight.suspects import review_suspects
 
     run, model = _open_run(Path(run_path), progress, cancel)
-    found = find_suspect_labels(run, model=model, exclude=set(exclude), progress=progress,
-                                cancel=cancel)
+    review = review_suspects(run, model=model, exclude=set(exclude), data_root=data_root,
+                             progress=progress, cancel=cancel)
     check_cancel(cancel)  # a cancel during the last, uncheckable step still wins
-
-    split = run.split()
-    images = sum(1 for part in (split.train, split.val, split.test) for path, _ in part
-                 if path not in exclude)
-    return SuspectSearch(run.path, found, features_saw_labels(run.settings, run.facts), images)
+    return SuspectSearch(run.path, review.suspects, review.saw_labels, review.images)
 
 
 def embedding(
     run_path: Path,
     method: str = "pca",
+    exclude: frozenset[Path] = frozenset(),
     *,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ):
-    """The run's images as a 2-D map (`core.insight.embedding.EmbeddingMap`)."""
+    """The run's images as a 2-D map (`core.insight.embedding.EmbeddingMap`), its crosses the
+    suspect labels found with the same `exclude`."""
     from finetune_gui.core.insight.embedding import embedding_map
 
     run, model = _open_run(Path(run_path), progress, cancel)
-    found = embedding_map(run, model=model, method=method, progress=progress, cancel=cancel)
+    found = embedding_map(run, model=model, method=method, exclude=set(exclude),
+                          progress=progress, cancel=cancel)
     check_cancel(cancel)
     return found
 

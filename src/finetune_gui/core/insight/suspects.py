@@ -3,7 +3,10 @@
 Confident learning (Northcutt et al., 2021) on out-of-sample probabilities: each class gets a
 threshold, the mean probability the model gives that class on images labelled with it (its
 self-confidence). An image is suspect when some other class reaches that class's threshold while
-its own label stays under its own. Suspects are ranked by the margin p(suggested) - p(given).
+its own label stays under its own. Suspects are ranked by how sure the judge is (`sureness`:
+the held-out probability of the suggested class). This is the app's one rule: the Suspect labels
+view, the map's crosses (core/insight/embedding.py), the report and `finetune-gui suspects` all
+show `review_suspects`' list.
 
 Out-of-sample, because a network agrees with the labels it was trained on, wrong ones included:
 - val and test images: the run's own model never trained on them; its probabilities are used
@@ -47,6 +50,7 @@ class Suspect:
     confidence: float  # out-of-sample probability of the suggested class
     score: float  # p(suggested) - p(given), -1..1: higher is a clearer contradiction
     split: str = "train"  # where the image was in the run; says how it was scored
+    sureness: float = 0.0  # how sure the judge is (`sureness`): the list's order, 0..1
 
     def to_dict(self) -> dict:
         return {
@@ -56,6 +60,7 @@ class Suspect:
             "confidence": round(self.confidence, 4),
             "score": round(self.score, 4),
             "split": self.split,
+            "sureness": round(self.sureness, 4),
         }
 
 
@@ -69,6 +74,22 @@ class ScoredImages:
     probabilities: np.ndarray  # (N, K) out-of-sample
     features: np.ndarray  # (N, C) pooled backbone features
     classes: list[str]
+    answers: np.ndarray | None = None  # (N, K) the run's model's own (in-sample for train)
+
+
+@dataclass
+class SuspectReview:
+    """The suspects of a run, surest first, and what they were judged on: the one answer the
+    Suspect labels view, the map's crosses and `finetune-gui suspects` all show."""
+
+    suspects: list[Suspect]
+    scored: ScoredImages
+    saw_labels: bool  # the backbone trained on these labels: fewer mistakes can be found
+
+    @property
+    def images(self) -> int:
+        """How many images were judged."""
+        return len(self.scored.paths)
 
 
 def score_run_images(
@@ -101,6 +122,7 @@ def score_run_images(
     model = model or run.load_model()
     features, probabilities = features_and_probabilities(model, images, batch_size)
     probabilities = probabilities[:, : len(split.classes)]
+    answers = probabilities.copy()
     # Images whose labels the head learned are scored by the held-out judge (core/run/
     # unseen_answers.py) at the default head's penalty: scikit-learn's logistic regression at
     # C = 1 on the features as they are. With the head reading every block (2,784 features on
@@ -113,7 +135,8 @@ def score_run_images(
         )
         if held_out is not None:
             probabilities[learned] = held_out
-    return ScoredImages(paths, labels, parts, probabilities, features, list(split.classes))
+    return ScoredImages(paths, labels, parts, probabilities, features, list(split.classes),
+                        answers)
 
 
 def class_thresholds(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -146,13 +169,20 @@ def rank_suspects(scored: ScoredImages) -> list[Suspect]:
                 confidence=float(row[suggested]),
                 score=float(row[suggested] - row[given]),
                 split=scored.parts[i],
+                sureness=sureness(row, given, suggested),
             )
         )
-    found.sort(key=lambda s: s.score, reverse=True)
+    found.sort(key=lambda s: s.sureness, reverse=True)
     return found
 
 
-def find_suspect_labels(
+def sureness(probabilities: np.ndarray, given: int, suggested: int) -> float:
+    """How sure the judge is that an image's label is wrong: its held-out probability of the
+    suggested class (benchmarks/suspects.py compared orders; docs/insight.md)."""
+    return float(probabilities[suggested])
+
+
+def review_suspects(
     run,
     *,
     model=None,
@@ -161,16 +191,38 @@ def find_suspect_labels(
     data_root: Path | str | None = None,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
-) -> list[Suspect]:
-    """Images of a run (`RunFolder`) whose label the model contradicts, most certain first.
+) -> SuspectReview:
+    """The suspect labels of a run (`RunFolder`), surest first, with what they were judged on.
 
-    `exclude`: images already left out (e.g. `Project.excluded`), not listed again.
+    `exclude`: images already left out (e.g. `Project.excluded`): neither judged nor listed.
     """
     scored = score_run_images(
         run, model=model, folds=folds, exclude=exclude, data_root=data_root,
         progress=progress, cancel=cancel,
     )
-    return rank_suspects(scored)
+    return SuspectReview(rank_suspects(scored), scored, features_saw_labels(run.settings, run.facts))
+
+
+def find_suspect_labels(run, **options) -> list[Suspect]:
+    """Only the list of `review_suspects` (same options), surest first."""
+    return review_suspects(run, **options).suspects
+
+
+CSV_COLUMNS = ["path", "given_label", "suggested_label", "sureness", "split"]
+
+
+def suspects_csv(suspects: list[Suspect]) -> str:
+    """The list as CSV text, one row per suspect in its order (`finetune-gui suspects --csv`)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for s in suspects:
+        writer.writerow([str(s.path), s.given_label, s.suggested_label, f"{s.sureness:.4f}",
+                         s.split])
+    return buffer.getvalue()
 
 
 def features_saw_labels(settings, facts: RunFacts | None = None) -> bool:
