@@ -66,6 +66,7 @@ class Mutation:
 
 
 T = "tests/core/test_training.py::"
+CRASH = "tests/core/test_crash_mid_write.py::"
 MUTATIONS = [
     Mutation(
         "restore-best",
@@ -118,6 +119,35 @@ MUTATIONS = [
         ReplaceLine(r"^(\s*)label = Counter\(item\[1\] for item in bundle\)\.most_common\(1\)\[0\]\[0\]$",
                     r"\1label = bundle[-1][1]"),
         ("tests/core/test_split_groups.py",),
+    ),
+    Mutation(
+        "atomic-write-text",
+        "temp-then-rename for text files (run.json, projects, reports): written in place",
+        ReplaceBody("atomic_write_text", 'Path(target).write_text(text, encoding="utf-8")'),
+        (CRASH + "test_a_run_file_cut_halfway_keeps_the_old_run_json",
+         CRASH + "test_a_project_cut_halfway_keeps_the_old_project",
+         CRASH + "test_a_report_cut_halfway_by_a_crash_keeps_the_old_report"),
+    ),
+    Mutation(
+        "atomic-write-with",
+        "temp-then-rename for files a writer fills (model.keras, checkpoints): written in place",
+        ReplaceBody("atomic_write_with", "writer(Path(target))"),
+        (CRASH + "test_a_model_cut_halfway_keeps_the_old_model_keras",),
+    ),
+    Mutation(
+        "sort-into-class",
+        "sort: every image copied into the next class's folder (the CSV still says the right one)",
+        ReplaceLine(r"^(\s*)name = NOT_SURE if p\.unsure else p\.label$",
+                    r"\1name = NOT_SURE if p.unsure else "
+                    r"run.classes[(run.classes.index(p.label) + 1) % len(run.classes)]"),
+        ("tests/core/test_sort_into_classes.py",),
+    ),
+    Mutation(
+        "head-refit-applied",
+        "the head refit: recorded in run.json, never put into the saved model",
+        ReplaceLine(r"^(\s*)set_output_layer\(classifier, search\.head\)$", r"\1_ = search.head",
+                    within="refit_on_train_and_val"),
+        ("tests/core/test_head_refit_saved.py",),
     ),
 ]
 
