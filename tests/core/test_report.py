@@ -82,6 +82,29 @@ def test_dataset_settings_and_curves_are_there(flipped, written):
     assert html.count("<polyline") == 4  # training and validation, for loss and accuracy
 
 
+def test_each_stage_after_reading_the_images_is_reported_in_order(flipped, tmp_path):
+    """The report used to stay at "570 of 570" for minutes after reading the images."""
+    from finetune_gui.core.events import StageProgress, StageStarted
+    from finetune_gui.core.insight.report import write_report
+
+    events = []
+    write_report(flipped.run_dir, tmp_path / "report.html", progress=events.append)
+    started = [i for i, e in enumerate(events) if isinstance(e, StageStarted)]
+    last_reading = max(i for i in started if events[i].text.startswith("Reading"))
+    after = [events[i].text for i in started if i > last_reading]
+    expected = ["Running the model on the", "Finding suspect labels",
+                "Computing heat maps of the suspect images", "Drawing the map of the images",
+                "Writing the page"]
+    assert [next(t for t in after if t.startswith(e)) for e in expected] == [
+        t for t in after if any(t.startswith(e) for e in expected)]
+    assert after[-1] == "Writing the page"
+    heat_start = next(i for i in started if events[i].text.startswith(expected[2]))
+    total = events[heat_start].total
+    counted = [(e.done, e.total) for e in events[heat_start + 1:]
+               if isinstance(e, StageProgress) and e.stage == "heatmaps"]
+    assert total > 0 and counted == [(k, total) for k in range(1, total + 1)]
+
+
 def test_line_chart_skips_missing_values_and_scales_to_the_data():
     svg = line_chart(
         [Series("a", [(1, 0.5), (2, None), (3, 2.0)], "#000")], title="t", markers=[(2, "best")]

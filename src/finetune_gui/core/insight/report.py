@@ -8,26 +8,30 @@ needs nothing beside it and loads nothing from the network.
 
 from __future__ import annotations
 
-import base64
-import io
 import time
 from html import escape
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from finetune_gui import __version__
 from finetune_gui.core.errors import UserError
-from finetune_gui.core.events import CancelToken, ProgressCallback, check_cancel, ignore_progress
+from finetune_gui.core.events import (
+    CancelToken,
+    ProgressCallback,
+    StageProgress,
+    StageStarted,
+    check_cancel,
+    ignore_progress,
+)
 from finetune_gui.core.files import atomic_write_text
+from finetune_gui.core.insight.report_pictures import picture_cards
 from finetune_gui.core.insight.report_svg import PALETTE, Series, line_chart, scatter_chart
 from finetune_gui.core.run.compare import flat_settings
 
 MAX_PICTURES = 12  # misclassified and suspect images shown, each
 MAX_LISTED = 40  # problem files and duplicate groups listed before "and N more"
-PICTURE_SIDE = 144
 MAX_MAP_POINTS = 3000
 
 CSS = """
@@ -60,6 +64,8 @@ def write_report(
 
     `scan`: the folder's `DatasetScan` if the caller has one; otherwise the folder is scanned
     again (read only), and a folder that has gone is noted in the report instead.
+    Each stage after reading the images is a progress event too (the model's pass, the heat
+    maps one by one, the suspects, the map, writing), so a long report never looks stuck.
     """
     from finetune_gui.core.run.folder import RunFolder
 
@@ -73,11 +79,14 @@ def write_report(
     report = run.report
     sections.append(_metrics_section(report))
     sections.append(_confusion_section(report))
+    progress(StageStarted("not-sure", 0, 'Describing when the model says "not sure"'))
     sections.append(_unsure_section(run, model, data_root))
     check_cancel(cancel)
-    sections.append(_misclassified_section(run, model, report, max_pictures))
+    sections.append(_misclassified_section(run, model, report, max_pictures, progress, cancel))
     check_cancel(cancel)
     sections.extend(_suspects_and_map(run, model, data_root, max_pictures, progress, cancel))
+    check_cancel(cancel)
+    progress(StageStarted("write", 0, "Writing the page"))
     page = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>Run report: {escape(run.path.name)}</title><style>{CSS}</style></head><body>"
@@ -87,55 +96,6 @@ def write_report(
     )
     atomic_write_text(out_html, page)
     return out_html
-
-
-# -- pictures ---------------------------------------------------------------------------------
-def png_data_uri(pixels: np.ndarray) -> str:
-    """uint8 pixels as a `data:` URI holding a PNG."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buffer, "PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _display_size(pixels: np.ndarray) -> np.ndarray:
-    """Fit within PICTURE_SIDE, enlarging small images so their heatmap can be seen."""
-    height, width = pixels.shape[:2]
-    scale = PICTURE_SIDE / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resample = Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.LANCZOS
-    return np.asarray(Image.fromarray(pixels).resize(size, resample), dtype=np.uint8)
-
-
-def _picture_cards(model, run, entries: list[tuple[Path, int, str]]) -> str:
-    """Cards of (image, its Grad-CAM for the given class, caption HTML); unreadable ones noted."""
-    from finetune_gui.core.data.images import ImageReadError, load_rgb
-    from finetune_gui.core.insight.gradcam import gradcam_batch, overlay
-
-    shown, inputs, classes, missing = [], [], [], []
-    size = run.image_size
-    for path, class_index, caption in entries:
-        try:
-            pixels = load_rgb(Path(path))
-        except ImageReadError as exc:
-            missing.append(f"{escape(str(path))} ({escape(exc.reason)})")
-            continue
-        shown.append((path, _display_size(pixels), caption))
-        inputs.append(np.asarray(Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR)))
-        classes.append(class_index)
-    cards = []
-    if shown:
-        heatmaps, _ = gradcam_batch(model, np.stack(inputs), classes)
-        for (path, display, caption), heatmap in zip(shown, heatmaps, strict=True):
-            cards.append(
-                '<div class="card">'
-                f'<img src="{png_data_uri(display)}" alt="image">'
-                f'<img src="{png_data_uri(overlay(display, heatmap))}" alt="heatmap">'
-                f'<div>{caption}</div><div class="path">{escape(str(path))}</div></div>'
-            )
-    text = f'<div class="cards">{"".join(cards)}</div>'
-    if missing:
-        text += f'<p class="warn">Could not be read any more: {"; ".join(missing)}.</p>'
-    return text
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -285,7 +245,7 @@ def _confusion_section(report) -> str:
     )
 
 
-def _misclassified_section(run, model, report, max_pictures: int) -> str:
+def _misclassified_section(run, model, report, max_pictures: int, progress, cancel) -> str:
     title = "<h2>Misclassified test images</h2>"
     if report is None or not report.misclassified:
         return title + '<p class="note">None: every test image was classified correctly.</p>'
@@ -299,7 +259,9 @@ def _misclassified_section(run, model, report, max_pictures: int) -> str:
     ]
     more = len(report.misclassified) - len(wrong)
     tail = f'<p class="note">and {more} more.</p>' if more > 0 else ""
-    return title + _picture_cards(model, run, entries) + tail
+    cards = picture_cards(model, run, entries, what="misclassified test images",
+                          progress=progress, cancel=cancel)
+    return title + cards + tail
 
 
 def _suspects_and_map(run, model, data_root, max_pictures, progress, cancel) -> list[str]:
@@ -313,10 +275,13 @@ def _suspects_and_map(run, model, data_root, max_pictures, progress, cancel) -> 
     title = "<h2>Suspect labels</h2>"
     try:
         scored = score_run_images(
-            run, model=model, data_root=data_root, progress=progress, cancel=cancel
+            run, model=model, data_root=data_root, progress=_model_after_reading(progress),
+            cancel=cancel,
         )
     except UserError as exc:
         return [title + f'<p class="warn">Could not be computed: {escape(str(exc))}</p>']
+    check_cancel(cancel)
+    progress(StageStarted("rank", 0, "Finding suspect labels"))
     suspects = rank_suspects(scored)
     caveat = (
         " The backbone itself learned from these labels, so mistakes among the training images"
@@ -337,12 +302,15 @@ def _suspects_and_map(run, model, data_root, max_pictures, progress, cancel) -> 
              f"{escape(s.suggested_label)}</b> ({s.confidence:.0%}, {escape(s.split)})")
             for s in suspects[:max_pictures]
         ]
-        body = _picture_cards(model, run, entries)
+        body = picture_cards(model, run, entries, what="suspect images", progress=progress,
+                             cancel=cancel)
         more = len(suspects) - len(entries)
         if more > 0:
             body += f'<p class="note">and {more} more.</p>'
     else:
         body = '<p class="note">None found.</p>'
+    check_cancel(cancel)
+    progress(StageStarted("map", 0, "Drawing the map of the images"))
     given = [scored.classes[k] for k in scored.labels]
     points, variance = project(scored.features)
     outliers = far_from_class(scored.features, given)
@@ -359,6 +327,21 @@ def _suspects_and_map(run, model, data_root, max_pictures, progress, cancel) -> 
         f"{int(outliers.sum())} far from the rest of their class.</p>{chart}"
     )
     return [title + intro + body, image_map]
+
+
+def _model_after_reading(progress: ProgressCallback) -> ProgressCallback:
+    """`progress`, and when the images have been read for the suspects, a stage saying what
+    follows until they are scored: the model's pass over them and the held-out judge."""
+
+    def relay(event) -> None:
+        progress(event)
+        if isinstance(event, StageProgress) and event.stage == "suspects" and (
+                event.done == event.total):
+            progress(StageStarted(
+                "judge", 0, f"Running the model on the {event.total} images and judging each "
+                "label on images it did not learn from"))
+
+    return relay
 
 
 # -- helpers ----------------------------------------------------------------------------------
