@@ -73,6 +73,9 @@ class Exported:
     agreement: float  # share of check images where both pick the same class
     max_abs_diff: float  # largest probability difference on any class of any check image
     images_checked: int
+    # Why the file itself was not run in its own runtime, "" when it was: a web page written
+    # without Chromium (the numbers above are then those of the model inside it).
+    not_checked: str = ""
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,8 @@ def export(
     progress: ProgressCallback = ignore_progress,
 ) -> Exported:
     """Write the model of `run` as `format` (keras, savedmodel, tflite, tflite-fp16,
-    tflite-int8, onnx) to `to`, checked against the Keras model, with labels and a model card.
+    tflite-int8, onnx, web) to `to`, checked against the Keras model, with labels and a model
+    card. A web page is checked in Chromium; without it, `not_checked` says so.
 
     `data` is where the run's image folder is now, if it was moved.
     """
@@ -175,6 +179,7 @@ def export(
         agreement=v.agreement,
         max_abs_diff=v.max_abs_diff,
         images_checked=v.n_images,
+        not_checked=v.not_checked,
     )
 
 
