@@ -48,7 +48,7 @@ def cmd_train(args) -> int:
     from finetune_gui.core.training.job import TrainingJob
 
     cancel = CancelToken()
-    progress = TerminalProgress()
+    progress = TerminalProgress(last_line_on_stdout=True)  # the result's line, printed below
     if args.budget is not None and not args.auto:
         raise UserError("--budget MINUTES sets the time for --auto; add --auto or leave it out.")
     if args.budget is not None and not args.budget > 0:  # refused before any work is done
@@ -80,6 +80,7 @@ def cmd_train(args) -> int:
         result = job.run()
     finally:
         signal.signal(signal.SIGINT, previous)
+    progress.finish(result.message)
     if result.report is not None:
         print(format_report(result.report))
     print(f"{result.message} Run folder: {result.run_dir}" if result.wrote_run_folder else result.message)
