@@ -167,7 +167,6 @@ def score_model(model, test: tuple[np.ndarray, np.ndarray]) -> float:
 
 # -- the recipes ---------------------------------------------------------------------------
 def engine_run(pool: Path, weights: Path, size: int, seed: int, work: Path, test, auto=None):
-    import keras
 
     from finetune_gui.core.settings import TrainingSettings
     from finetune_gui.core.training.job import TrainingJob
@@ -180,9 +179,17 @@ def engine_run(pool: Path, weights: Path, size: int, seed: int, work: Path, test
         from finetune_gui.core.training.auto import auto_train
 
         auto_train(pool, settings, out, budget_minutes=auto)
-    model = keras.models.load_model(out / "model.keras")
-    facts = json.loads((out / "run.json").read_text())
-    return score_model(model, test), facts.get("kept_model", "")
+    from finetune_gui.core.run.calibration import expected_calibration_error, with_temperature
+    from finetune_gui.core.run.folder import RunFolder
+
+    run = RunFolder.open(out)
+    probs = run.load_model().predict(test[0].astype("float32"), verbose=0, batch_size=64)
+    # The same answers before calibration: the temperature taken out again (1 / T).
+    raw = with_temperature(probs, 1.0 / run.facts.temperature)
+    calibration = {"ece": round(expected_calibration_error(probs, test[1]), 4),
+                   "ece_uncalibrated": round(expected_calibration_error(raw, test[1]), 4),
+                   "temperature": round(run.facts.temperature, 4)}
+    return float((probs.argmax(1) == test[1]).mean()), run.facts.kept_model or "", calibration
 
 
 def probe(pool: Path, weights: Path, size: int, classes, test) -> float:
@@ -258,8 +265,9 @@ def summarise(results: Path) -> str:
             seen.add((row["set"], row["seed"], row["recipe"]))
             rows.append(row)
     lines = [
-        "| set | recipe | seeds | test accuracy per seed | mean | mean wall time | kept |",
-        "|---|---|---|---|---|---|---|",
+        "| set | recipe | seeds | test accuracy per seed | mean | mean wall time | kept | "
+        "calibration error (uncalibrated -> calibrated) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     order = ["default", "auto", "probe", "tutorial"]
     for name in dict.fromkeys(r["set"] for r in rows):
@@ -275,9 +283,11 @@ def summarise(results: Path) -> str:
             seconds = sum(r["seconds"] for r in found) / len(found)
             kept = ", ".join(r["kept"] for r in found if r["kept"])
             seeds = ",".join(str(r["seed"]) for r in found)
+            errors = " / ".join(f"{r['ece_uncalibrated']:.3f} -> {r['ece']:.3f}"
+                                for r in found if "ece" in r)
             lines.append(
                 f"| {name} | {recipe} | {seeds} | {accuracies} | **{mean:.3f}** | "
-                f"{seconds:.0f} s | {kept} |"
+                f"{seconds:.0f} s | {kept} | {errors} |"
             )
     return "\n".join(lines)
 
@@ -330,9 +340,11 @@ def run_recipe(recipe: str, pool: Path, weights: Path, args, seed: int, classes,
     kept = ""
     if recipe in ("default", "auto"):
         budget = args.auto_budget if recipe == "auto" else None
-        (accuracy, kept), wall = timed(
+        (accuracy, kept, calibration), wall = timed(
             engine_run, pool, weights, args.size, seed, args.work, test, auto=budget
         )
+        return {"recipe": recipe, "accuracy": accuracy, "seconds": round(wall, 1), "kept": kept,
+                **calibration}
     elif recipe == "probe":
         accuracy, wall = timed(probe, pool, weights, args.size, classes, test)
     else:

@@ -80,8 +80,9 @@ class TrainingSettings:
         "can-win", label="when to fine-tune", choices=FINETUNE_WHEN, group="advanced",
         choice_texts=("only when it can still win", "always"),
         help="Can win: fine-tuning is skipped when the new head alone already gets every "
-             "validation image right, since it could then never be kept. Always: fine-tune "
-             "for the epochs set even then (the better of the two models is still kept).")
+             "validation image right, and stops after the first epoch that is clearly worse "
+             "than the head, since it could then not be kept. Always: fine-tune for the epochs "
+             "set (early stopping aside; the better of the two models is still kept).")
     unfreeze_blocks: int = setting(
         2, label="blocks fine-tuned", low=0, high=1_000,
         help="After the new head has learned, this many blocks at the top of the backbone are "

@@ -23,7 +23,7 @@ from finetune_gui.core.events import (
     ProgressCallback,
 )
 from finetune_gui.core.model.build import recalibrate_batchnorm
-from finetune_gui.core.training.selection import criterion, switch_margin
+from finetune_gui.core.training.selection import criterion, finetune_losing, switch_margin
 from finetune_gui.core.training.tracking import BestWeights, LossWatch, PhaseStop
 
 
@@ -137,10 +137,13 @@ class EarlyStopping(keras.callbacks.Callback):
         progress: ProgressCallback,
         on_improvement: Callable[[], None],
         val_images: int = 0,
+        stop_when_losing: bool = False,
     ) -> None:
         super().__init__()
         self.best, self.layers, self.history, self.stop = best, layers, history, stop
         self.val_images = val_images
+        # Phase 2 stops at the first epoch clearly worse than the kept head (`finetune_losing`).
+        self.stop_when_losing = stop_when_losing
         self.patience, self.progress, self.on_improvement = patience, progress, on_improvement
         self.waited = 0
         self.said = ""
@@ -149,9 +152,12 @@ class EarlyStopping(keras.callbacks.Callback):
         if self.said:  # after the last epoch's line, which it explains
             self.progress(LogMessage(self.said))
 
+    def _kept_row(self) -> dict | None:
+        return next((r for r in self.history if r["epoch"] == self.best.epoch), None)
+
     def _margin(self, row: dict) -> float:
         """Fine-tuning replaces a kept head only when it wins by more than noise."""
-        kept = next((r for r in self.history if r["epoch"] == self.best.epoch), None)
+        kept = self._kept_row()
         if row["phase"] != "finetune" or kept is None or kept["phase"] != "head":
             return 0.0
         return switch_margin(kept["val_accuracy"], self.val_images)
@@ -167,6 +173,11 @@ class EarlyStopping(keras.callbacks.Callback):
             return
         self.waited += 1
         last_epoch = epoch + 1 >= (self.params or {}).get("epochs", epoch + 2)
+        losing = finetune_losing(row, self._kept_row(), self.val_images)
+        if self.stop_when_losing and losing and not last_epoch:
+            self.said = losing
+            self.model.stop_training = True
+            return
         if self.patience and self.waited >= self.patience and not last_epoch:  # else it ends anyway
             self.said = (
                 f"Early stopping: validation accuracy (loss breaking ties) did not "

@@ -67,6 +67,7 @@ class EpochLedger:
         cancel: CancelToken | None,
         stop: PhaseStop,
         val_images: int = 0,
+        stop_when_losing: bool = False,
     ) -> list:
         """The Keras callbacks of one phase, in the order their events must come
         (callbacks.py). `model` is the whole classifier, whose weights the checkpoint keeps;
@@ -81,6 +82,7 @@ class EpochLedger:
             cb.EarlyStopping(
                 self.best, layers, self.history, stop, patience=patience, progress=progress,
                 on_improvement=lambda: self.checkpoint.save_best(model), val_images=val_images,
+                stop_when_losing=stop_when_losing,
             ),
             cb.EpochProgress(progress, phase, self.history, stop),
             cb.EpochCheckpoint(lambda: self.save_epoch(model), stop),

@@ -185,6 +185,7 @@ class PhaseTrainer:
                 phase=phase, first_epoch=first_epoch, steps=steps, epochs=epochs, layers=layers,
                 model=self.classifier.model, patience=phase_patience(self.settings, phase),
                 progress=self.progress, cancel=self.cancel, stop=stop, val_images=len(val[1]),
+                stop_when_losing=self.settings.finetune_when == "can-win",
             )
             val_data = batches(list(val), ledger.batch_size) if len(val[1]) else None
             try:

@@ -1,0 +1,78 @@
+"""Fine-tuning that earns its time: phase 2 stops at the first epoch clearly worse than the
+head alone (it could then not be kept), and runs its course when set to "always"."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from finetune_gui.core.events import LogMessage
+from finetune_gui.core.training.selection import finetune_losing
+
+
+def row(epoch, phase, accuracy):
+    return {"epoch": epoch, "phase": phase, "val_accuracy": accuracy, "val_loss": 0.3,
+            "loss": 0.1}
+
+
+def test_an_epoch_clearly_below_the_head_is_losing_and_one_within_chance_is_not():
+    head = row(1, "head", 0.978)  # 587 of 600: one standard error is 0.6 points
+    assert "clearly below the head alone (97.8%)" in finetune_losing(
+        row(2, "finetune", 0.969), head, 600)
+    assert finetune_losing(row(2, "finetune", 0.975), head, 600) == ""  # within chance
+    assert finetune_losing(row(2, "finetune", 0.99), head, 600) == ""  # winning
+    # One image below the head on 22 is chance, not evidence.
+    assert finetune_losing(row(2, "finetune", 20 / 22), row(1, "head", 21 / 22), 22) == ""
+    assert finetune_losing(row(2, "finetune", 18 / 22), row(1, "head", 21 / 22), 22)
+    # Only against a kept head, and only about fine-tuning epochs with validation scores.
+    assert finetune_losing(row(3, "finetune", 0.5), row(2, "finetune", 0.9), 600) == ""
+    assert finetune_losing(row(2, "head", 0.5), head, 600) == ""
+    assert finetune_losing({**row(2, "finetune", None)}, head, 600) == ""
+
+
+@pytest.fixture(scope="module")
+def imperfect_folder(tmp_path_factory):
+    """Shapes with a fifth of each class filed under another class: the head cannot get every
+    validation image right, so phase 2 starts."""
+    from finetune_gui.demo import make_shapes_dataset
+
+    root = make_shapes_dataset(tmp_path_factory.mktemp("decision") / "data", per_class=30,
+                               size=32, seed=3)
+    classes = sorted(p.name for p in root.iterdir())
+    for i, name in enumerate(classes):
+        other = root / classes[(i + 1) % len(classes)]
+        for path in sorted((root / name).iterdir())[:6]:
+            shutil.move(path, other / f"mislabelled-{path.name}")
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["can-win", "always"])
+def test_fine_tuning_that_ruins_the_network_stops_after_one_epoch_unless_set_to_always(
+    imperfect_folder, pretrained_base, tmp_path, when
+):
+    from finetune_gui.core.run.folder import RunFolder
+    from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training.job import TrainingJob
+
+    # A learning rate a hundred times the usual one (1e-4): each fine-tuning epoch wrecks
+    # the features the head was solved on.
+    settings = TrainingSettings(
+        backbone="mobilenetv2", weights=str(pretrained_base), image_size=32, epochs_head=1,
+        epochs_finetune=4, unfreeze_blocks=2, lr_finetune=0.01, patience=3, augment="none",
+        val_fraction=0.3, finetune_when=when, seed=0)
+    said = []
+    result = TrainingJob(imperfect_folder, settings, tmp_path / "run",
+                         progress=lambda e: said.append(e.text) if isinstance(e, LogMessage)
+                         else None).run()
+    tuned = [r for r in result.history if r["phase"] == "finetune"]
+    head = next(r for r in result.history if r["phase"] == "head")
+    assert head["val_accuracy"] < 1.0  # so phase 2 ran at all
+    stopped = [line for line in said if line.startswith("Fine-tuning stopped after epoch 2")]
+    if when == "can-win":
+        assert len(tuned) == 1 and len(stopped) == 1
+        assert tuned[0]["val_accuracy"] < head["val_accuracy"]
+    else:
+        assert len(tuned) >= 3 and not stopped  # only early stopping's patience ends it
+    assert RunFolder.open(tmp_path / "run").facts.kept_model == "head-only"
