@@ -148,6 +148,9 @@ class TrainingJob:
                 )
             except Cancelled:
                 return self._finish_cancelled(writer, None)
+            except Exception as exc:  # a folder refused by the scan leaves no empty run folder
+                writer.record_failure(exc, trained=False)
+                raise
             writer.write_start(self.settings, split)
         else:
             split = self.data
