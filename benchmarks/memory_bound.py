@@ -5,6 +5,8 @@
 Decoded images and extracted features beyond the budget (2 GiB by default,
 $FINETUNE_GUI_MEMORY_BUDGET_MB) go to a disk store read one batch at a time, so peak memory
 should stay near the budget plus TensorFlow's own footprint, whatever the number of images.
+Each stage's own peak is printed too (the stage: the last progress event before it), so a
+step that grows with the number of images shows where it is.
 """
 
 from __future__ import annotations
@@ -51,12 +53,47 @@ def main() -> None:
         epochs_finetune=1, unfreeze_blocks=1, batch_size=64, augment="light",
     )  # fmt: skip
     os.environ["FINETUNE_GUI_CACHE_DIR"] = str(args.work / f"cache-{time.time_ns()}")
+    meter = StagePeaks()
     started = time.perf_counter()
     result = TrainingJob(
-        data, settings, args.work / f"run-{time.time_ns()}", views=args.views
+        data, settings, args.work / f"run-{time.time_ns()}", views=args.views, progress=meter
     ).run()
-    print(f"{args.images} images at {args.size} px: {time.perf_counter() - started:.0f} s, "
-          f"test accuracy {result.report.accuracy:.3f}, peak RSS {peak_rss_mb():.0f} MB")  # fmt: skip
+    meter.close()
+    seconds = time.perf_counter() - started
+    for stage, peak in meter.peaks.items():
+        print(f"  {peak:7.0f} MB  {stage}")
+    print(f"{args.images} images at {args.size} px: {seconds:.0f} s "
+          f"({1000 * seconds / args.images:.1f} ms per image), test accuracy "
+          f"{result.report.accuracy:.3f}, peak RSS {max(meter.peaks.values()):.0f} MB")  # fmt: skip
+
+
+class StagePeaks:
+    """The peak resident memory (VmHWM) of each stage of a run. At every stage change the
+    kernel's high-water mark is read, then reset (clear_refs 5), so each peak is that stage's."""
+
+    def __init__(self) -> None:
+        self.peaks: dict[str, float] = {}
+        self.stage = "start: Python, TensorFlow, the scan"
+
+    def __call__(self, event) -> None:
+        from finetune_gui.core.events import LogMessage, PhaseStarted, StageStarted
+
+        if isinstance(event, StageStarted):
+            self._enter(f"stage {event.stage}")
+        elif isinstance(event, PhaseStarted):
+            self._enter(f"phase {event.phase}")
+        elif isinstance(event, LogMessage):
+            self._enter(event.text[:70])
+
+    def _enter(self, stage: str) -> None:
+        peak = peak_rss_mb()
+        self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), peak)
+        self.stage = stage
+        with open("/proc/self/clear_refs", "w") as handle:  # Linux: VmHWM starts again at VmRSS
+            handle.write("5")
+
+    def close(self) -> None:
+        self._enter("end")
 
 
 if __name__ == "__main__":
