@@ -69,10 +69,13 @@ def test_sort_a_folder_copies_by_class_in_a_child_process_and_offers_open(
     assert "13 image(s) copied" in dialog.result.text()
     assert checksums(source) == before
     opened = []
-    monkeypatch.setattr("PySide6.QtGui.QDesktopServices.openUrl", lambda url: opened.append(url))
+    monkeypatch.setattr("finetune_gui.gui.widgets.opener.opener_command", lambda: None)
+    monkeypatch.setattr("PySide6.QtGui.QDesktopServices.openUrl",
+                        lambda url: opened.append(url) or True)
     assert dialog.open_button.isEnabled()
     qtbot.mouseClick(dialog.open_button, Qt.MouseButton.LeftButton)
     assert opened and opened[0].toLocalFile() == str(tmp_path / "out")
+    assert dialog.open_status.text() == f"Opened in your file manager: {tmp_path / 'out'}"
 
 
 def test_sort_cancel_stops_the_child_and_keeps_the_source(qtbot, make_window, flipped, tmp_path):
