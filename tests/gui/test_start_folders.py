@@ -72,12 +72,13 @@ def test_image_dialogs_start_in_the_image_folder(window, dialogs, trained_run, n
     assert only_start(dialogs) == str(run_images(trained_run))
 
 
-def test_similar_images_without_a_chosen_folder_start_in_the_runs_images(
-        qtbot, make_window, trained_run, dialogs):
+@pytest.mark.parametrize("name", ["results: similar images", "export: try images"])
+def test_image_dialogs_without_a_chosen_folder_start_in_the_runs_images(
+        qtbot, make_window, trained_run, dialogs, name):
     window = make_window(start=False)
     window.state.add_run(LoadedRun.read(trained_run))
     assert window.state.data_dir is None
-    window.pages["results"].similar._choose()
+    IMAGE_DIALOGS[name](window)
     assert only_start(dialogs) == str(run_images(trained_run)) != str(Path.home())
 
 

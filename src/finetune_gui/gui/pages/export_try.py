@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.data.images import IMAGE_EXTENSIONS
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
+from finetune_gui.gui.start_folder import IMAGES, start_folder
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.heatmap import HeatmapPanel, HeatmapService
@@ -208,9 +209,8 @@ class TryPanel(QGroupBox):
             self._model = None  # a different run: load its model on the next prediction
 
     def _choose_images(self) -> None:
-        start = str(self.state.data_dir or Path.home())
         files, _ = QFileDialog.getOpenFileNames(
-            self, "Choose images to classify", start,
+            self, "Choose images to classify", start_folder(IMAGES, self.state),
             "Images (" + " ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS)) + ")")
         if files:
             self.predict([Path(f) for f in files])

@@ -34,6 +34,7 @@ from finetune_gui.core.run.folder import RunFolder, mark_interrupted, read_setti
 from finetune_gui.core.run.naming import new_run_dir
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.core.training.plan import plan_summary, planned_epochs
+from finetune_gui.gui.start_folder import WEIGHTS, start_folder
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner, page_header
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -400,7 +401,7 @@ class TrainPage(QWidget):
                 self.start_training()
             elif button is choose:
                 path, _ = QFileDialog.getOpenFileName(
-                    self, "Choose a weights file", str(Path.home()),
+                    self, "Choose a weights file", start_folder(WEIGHTS, self.state),
                     "Keras weights (*.h5 *.weights.h5 *.keras);;All files (*)")
                 if path and not self.state.update_settings(weights=path):
                     self.start_training()
