@@ -57,9 +57,9 @@ def test_flipped_images_are_scored_out_of_sample_wherever_they_landed(flipped, s
         assert found.confidence > 0.5 and 0 < found.score <= 1
 
 
-def test_suspects_are_ranked_by_score(suspects):
-    scores = [s.score for s in suspects]
-    assert scores == sorted(scores, reverse=True)
+def test_suspects_are_ranked_by_how_sure_the_judge_is(suspects):
+    sure = [s.sureness for s in suspects]
+    assert sure == sorted(sure, reverse=True)
 
 
 def test_excluded_images_are_not_listed_again_and_the_folder_is_untouched(flipped, suspects):

@@ -60,9 +60,9 @@ def test_the_list_is_ordered_by_how_sure_the_judge_is(review):
     assert all(0 < s.sureness <= 1 for s in review.suspects)
 
 
-def test_how_sure_is_the_held_out_probability_of_the_suggested_class():
-    # Two contradicted images of "a": the judge gives 0.95 to b for the first, 0.65 to c (and
-    # 0.05 to a) for the second. The surer is listed first, with that probability.
+def test_how_sure_is_one_minus_the_held_out_probability_of_the_given_label():
+    # Two contradicted images of "a": the judge gives a 0.0 for the first (0.95 to b), 0.05 for
+    # the second (0.65 to c). The surer is listed first; "how sure" is 1 - p(a).
     probabilities = np.array([
         [0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.9, 0.05, 0.05],
         [0.0, 0.95, 0.05], [0.05, 0.3, 0.65],  # labelled a
@@ -75,7 +75,7 @@ def test_how_sure_is_the_held_out_probability_of_the_suggested_class():
                           probabilities, np.zeros((n, 1)), ["a", "b", "c"])
     found = rank_suspects(scored)
     assert [(s.path.name, s.suggested_label, s.sureness) for s in found] == [
-        ("img3.png", "b", 0.95), ("img4.png", "c", 0.65)]
+        ("img3.png", "b", 1.0), ("img4.png", "c", 0.95)]
 
 
 # -- the command line, in a child process ---------------------------------------------------------

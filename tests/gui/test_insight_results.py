@@ -135,7 +135,7 @@ def test_suspects_list_planted_wrong_labels_and_leave_them_out(qtbot, make_windo
             assert view.table.item(row, 2).text() == path.parent.name  # the given label
             assert view.table.item(row, 3).text() == flipped.flipped[path]  # the true class
     assert not view.saw_labels_note.isVisible()  # a frozen pretrained base saw no labels
-    assert "the model is sure they belong to another class" in view.status.text()
+    assert f"{len(listed)} suspect labels among 121 images, surest first" in view.status.text()
 
     view.table.clearSelection()
     selection = view.table.selectionModel()
@@ -191,8 +191,9 @@ def test_map_has_a_point_per_image_in_class_colours_and_a_click_shows_it(
             shown[view.map.paths[point.data()]] = name
     assert shown == expected  # one point per image, in its class's colour
     assert all(name in view.legend.text() for name in run.classes)
-    crosses = sum(1 for s in view.class_items.values() for p in s.points() if p.symbol() == "x")
-    assert crosses == int(view.disagrees().sum())
+    crossed = {view.map.paths[p.data()] for s in view.class_items.values() for p in s.points()
+               if p.symbol() == "x"}
+    assert crossed == {s.path for s in view.map.suspects}  # the Suspect labels tab's list
 
     # A real click on a dot shows that image in the side panel. The dot is the one furthest
     # from any other, so the click can mean only it.

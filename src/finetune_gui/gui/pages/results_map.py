@@ -2,7 +2,8 @@
 
 The map (`core.insight.embedding.embedding_map`) reads every image through the model, so it is
 made in a child process (`insight_jobs.embedding`) with progress and cancel. Clicking a dot shows
-that image with its heatmap in the side panel.
+that image with its heatmap in the side panel. The crosses are the run's suspect labels, the very
+list of the Suspect labels tab (`core.insight.suspects.review_suspects`, the same images left out).
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ class EmbeddingMapView(QWidget):
         layout = QVBoxLayout(self)
         intro = QLabel(
             "Each dot is one image, placed by how the model sees it: images it finds alike sit "
-            "close together. A cross is an image the model puts in another class than its "
-            "label; a ring, one far from the rest of its class. Click a dot to see the image.")
+            "close together. A cross is a suspect label (the list of the Suspect labels tab): "
+            "an image the model, judging it unseen, gives to another class than its label; a "
+            "ring, one far from the rest of its class. Click a dot to see the image.")
         intro.setWordWrap(True)
         intro.setStyleSheet("color:#4b5563;")
         layout.addWidget(intro)
@@ -156,7 +158,7 @@ class EmbeddingMapView(QWidget):
         self.status.setText("Starting…")
         self._run_path = run.path
         self.runner.start(insight_jobs.embedding, run.path, self.method.currentData(),
-                          separate_process=True)
+                          frozenset(self.state.excluded), separate_process=True)
 
     def cancel(self) -> None:
         self.job_row.cancel()
@@ -180,7 +182,7 @@ class EmbeddingMapView(QWidget):
         self._clear_plot()
         self.map = found
         labels = found.classes_of_points
-        wrong = self.disagrees()
+        wrong = found.suspected
         for index, name in enumerate(found.classes):
             members = [i for i, label in enumerate(labels) if label == name]
             colour = class_colour(index, len(found.classes))
@@ -202,19 +204,13 @@ class EmbeddingMapView(QWidget):
                            data=list(far))
         entries = [f"<span style='color:{class_colour(i, len(found.classes))}; "
                    f"font-size:14pt'>●</span>&nbsp;{name}" for i, name in enumerate(found.classes)]
-        entries.append("<b>✕</b>&nbsp;model says another class")
+        entries.append("<b>✕</b>&nbsp;suspect label")
         entries.append("<span style='font-size:13pt'>◯</span>&nbsp;far from its class")
         self.legend.setText("&nbsp;&nbsp;&nbsp; ".join(entries))
         self.plot.getPlotItem().autoRange(padding=0.08)
         self.status.setText(
-            f"{len(found.paths)} images. {int(wrong.sum())} the model puts in another class "
-            f"(crosses); {len(far)} far from their class (rings).")
-
-    def disagrees(self) -> np.ndarray:
-        """Per point: the model's answer is not the image's label."""
-        found = self.map
-        return np.array([g is not None and g != p
-                         for g, p in zip(found.given, found.predicted, strict=True)], dtype=bool)
+            f"{len(found.paths)} images. {int(wrong.sum())} suspect labels (crosses, the list "
+            f"of the Suspect labels tab); {len(far)} far from their class (rings).")
 
     def _tip(self, x: float, y: float, data) -> str:
         if self.map is None or data is None:
@@ -225,6 +221,10 @@ class EmbeddingMapView(QWidget):
         found = self.map
         given, predicted = found.given[index], found.predicted[index]
         path = found.paths[index]
+        suspect = found.suspect_of(index)
+        if suspect is not None:
+            return (f"{path.name}: labelled {given}, {suspect.sureness:.0%} sure it is wrong; "
+                    f"looks like {suspect.suggested_label}")
         if given is None:
             return f"{path.name}: the model says {predicted}"
         if given == predicted:
@@ -262,7 +262,13 @@ class EmbeddingMapView(QWidget):
             return
         self.chosen.setData(pos=found.points[[index]], data=[index])
         given, predicted = found.given[index], found.predicted[index]
-        if given is not None and given != predicted:
+        suspect = found.suspect_of(index)
+        if suspect is not None:
+            caption = (f"Labelled <b>{given}</b>, a suspect label ({suspect.sureness:.0%} sure "
+                       f"it is wrong): it looks like <b>{suspect.suggested_label}</b>.")
+            looks = suspect.suggested_label
+            choices = [(f"what it looks like: {looks}", looks), (f"the label: {given}", given)]
+        elif given is not None and given != predicted:
             caption = f"Labelled <b>{given}</b>; the model says <b>{predicted}</b>."
             choices = [(f"what it says: {predicted}", predicted), (f"the label: {given}", given)]
         else:

@@ -1,8 +1,10 @@
 """Results tab "Suspect labels": images whose label the model contradicts, to check and leave out.
 
 The search reads every image of the run through the model, so it runs in a child process
-(`insight_jobs.suspect_labels`) with progress and cancel. Leaving an image out only adds it to
-the project's excluded set: the user's folder is never written.
+(`insight_jobs.suspect_labels`) with progress and cancel. The list is the one the map's crosses
+and `finetune-gui suspects` show, surest first; a page of PAGE rows at a time, "Show more" adds
+the next. Leaving an image out only adds it to the project's excluded set: the user's folder is
+never written.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from finetune_gui.jobs import insight as insight_jobs
 from finetune_gui.jobs.child_process import JobProcessDied
 
 THUMB = 56
-COLUMNS = ["", "Image", "Labelled as", "Model suggests", "Confidence", "Used for"]
+PAGE = 20  # rows shown at first, and added by each "Show more"
+COLUMNS = ["", "Image", "Labelled as", "Looks like", "Sure it is wrong", "Used for"]
 USED_FOR = {"train": "training", "val": "validation", "test": "testing"}
 LEFT_OUT = QColor("#9ca3af")
 
@@ -63,6 +66,7 @@ class SuspectsView(QWidget):
         super().__init__(parent)
         self.state = state
         self.search: insight_jobs.SuspectSearch | None = None
+        self._thumbs_asked: set[str] = set()
         self.runner = JobRunner("suspect-labels", self)
         self.runner.succeeded.connect(self._on_found)
         self.runner.cancelled.connect(self._on_cancelled)
@@ -75,9 +79,10 @@ class SuspectsView(QWidget):
     def _build(self) -> None:
         layout = QVBoxLayout(self)
         intro = QLabel(
-            "Images whose label the model confidently disagrees with, clearest first: often a "
-            "labelling mistake. Look at each; select the wrong ones and leave them out of the "
-            "next run (your image folder is not changed).")
+            "Images the model, judging each as if it had never seen it, gives to another class "
+            "than their label, surest first: often a labelling mistake. Look at each; select "
+            "the wrong ones and leave them out of the next run (your image folder is not "
+            "changed). The map's crosses are these same images.")
         intro.setWordWrap(True)
         intro.setStyleSheet("color:#4b5563;")
         layout.addWidget(intro)
@@ -112,6 +117,16 @@ class SuspectsView(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.table.itemSelectionChanged.connect(self._on_selection)
         layout.addWidget(self.table, 1)
+        more_row = QHBoxLayout()
+        self.shown_note = QLabel()
+        self.shown_note.setStyleSheet("color:#4b5563;")
+        self.more_button = QPushButton()
+        self.more_button.setToolTip("The next suspects in order: each less sure than the last.")
+        self.more_button.clicked.connect(self.show_more)
+        self.more_button.hide()
+        more_row.addWidget(self.shown_note, 1)
+        more_row.addWidget(self.more_button)
+        layout.addLayout(more_row)
         leave_row = LeaveOutRow(
             "The project remembers them; the next training run does not use them. The Data "
             "page lists them and can put them back. No file is moved or changed.")
@@ -128,7 +143,7 @@ class SuspectsView(QWidget):
             self.runner.cancel()
         self.thumb_runner.shutdown()
         self.search = None
-        self.table.setRowCount(0)
+        self._clear_table()
         self.saw_labels_note.show_text("")
         self.problem.show_text("")
         self.left_out_note.setText("")
@@ -143,7 +158,7 @@ class SuspectsView(QWidget):
         run = self.state.current_run
         if run is None or self.runner.is_running:
             return
-        self.table.setRowCount(0)
+        self._clear_table()
         self.problem.show_text("")
         self.saw_labels_note.show_text("")
         self.left_out_note.setText("")
@@ -173,8 +188,8 @@ class SuspectsView(QWidget):
             # images the model cannot tell apart yet (seen on real icons), and only the user can
             # say which it is.
             self.status.setText(
-                f"{len(found)} of {search.images} images: the model is sure they belong to "
-                f"another class. A wrong label, or a picture it cannot tell apart yet: look.")
+                f"{len(found)} suspect labels among {search.images} images, surest first. "
+                f"Each: a wrong label, or a picture the model cannot tell apart yet. Look.")
         else:
             self.status.setText(f"No suspect labels among {search.images} images.")
         if search.saw_labels:
@@ -183,11 +198,30 @@ class SuspectsView(QWidget):
                 "with blocks unfrozen), so it may have learned some wrong labels by heart: "
                 "fewer mistakes among the training images can be found. A run that only trains "
                 "the last layer on pretrained weights finds more.")
-        self._fill(found)
+        self._clear_table()
+        self.show_more()
         self.finished.emit("ok")
 
-    def _fill(self, found: list) -> None:
+    def _clear_table(self) -> None:
         self.table.setRowCount(0)
+        self._thumbs_asked = set()
+        self.more_button.hide()
+        self.shown_note.setText("")
+
+    def show_more(self) -> None:
+        """Add the next PAGE suspects (the first PAGE after a search) to the table."""
+        found = self.search.suspects if self.search is not None else []
+        shown = self.table.rowCount()
+        self._add_rows(found[shown:shown + PAGE])
+        shown = self.table.rowCount()
+        left = len(found) - shown
+        self.more_button.setVisible(left > 0)
+        self.more_button.setText(f"Show {min(PAGE, left)} more")
+        self.shown_note.setText(f"Showing the {shown} surest of {len(found)}." if left > 0
+                                else "")
+        self._load_thumbnails()
+
+    def _add_rows(self, found: list) -> None:
         for suspect in found:
             row = self.table.rowCount()
             self.table.insertRow(row)
@@ -204,21 +238,27 @@ class SuspectsView(QWidget):
             font.setBold(True)
             suggested.setFont(font)
             self.table.setItem(row, 3, suggested)
-            self.table.setItem(row, 4, _cell(f"{suspect.confidence:.0%}", right=True))
+            self.table.setItem(row, 4, _cell(f"{suspect.sureness:.0%}", right=True))
             self.table.setItem(row, 5, _cell(USED_FOR.get(suspect.split, suspect.split)))
             self.table.setRowHeight(row, THUMB + 6)
         self._grey_left_out()
-        if found:
-            self.thumb_runner.start(load_thumbnails, [s.path for s in found], THUMB)
+
+    def _load_thumbnails(self) -> None:
+        """Thumbnails for the rows shown that have none yet (one job at a time)."""
+        missing = [str(p) for p in self.paths() if str(p) not in self._thumbs_asked]
+        if missing and not self.thumb_runner.is_running:
+            self._thumbs_asked.update(missing)
+            self.thumb_runner.start(load_thumbnails, missing, THUMB)
 
     def _on_thumbnails(self, images) -> None:
         for row in range(self.table.rowCount()):
             image = images.get(self.table.item(row, 1).data(Qt.ItemDataRole.UserRole))
             label = self.table.cellWidget(row, 0)
-            if label is not None:
+            if label is not None and image is not None:
                 label.setPixmap(QPixmap(to_pixmap(image, THUMB)).scaled(
                     THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
                     Qt.TransformationMode.SmoothTransformation))
+        self._load_thumbnails()  # rows "Show more" added while these were made
 
     def _on_cancelled(self) -> None:
         self._set_busy(False)
@@ -233,7 +273,7 @@ class SuspectsView(QWidget):
 
     # -- leaving images out -------------------------------------------------------------------
     def paths(self) -> list[Path]:
-        """The listed images, in rank order."""
+        """The images shown in the table, surest first."""
         return [Path(self.table.item(row, 1).data(Qt.ItemDataRole.UserRole))
                 for row in range(self.table.rowCount())]
 
