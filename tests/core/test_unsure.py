@@ -55,7 +55,9 @@ def test_unrelated_pictures_are_not_sure_and_own_test_images_are(shapes_run, tmp
     from tests.unrelated_images import write_photo_crops
 
     test_paths = [p for p, _ in json_split(shapes_run)["test"]]
-    assert unsure_share(shapes_run, test_paths) <= 0.15
+    # About 5% is asked (README); tests/core/test_unsure_share.py measures it on 225 and 360
+    # test images against 10%, here 36 images: 3 of them at most (0 measured).
+    assert unsure_share(shapes_run, test_paths) <= 3 / 36 + 1e-9
     assert unsure_share(shapes_run, write_digits(tmp_path / "digits", 40)) >= 0.8
     assert unsure_share(shapes_run, write_photo_crops(tmp_path / "photos", 40, 48)) >= 0.8
 
