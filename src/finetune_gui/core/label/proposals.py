@@ -1,0 +1,131 @@
+"""A proposed class for every picture not labelled yet, and how many of them are right.
+
+The head is the engine's default (scikit-learn's `LogisticRegression()`, C = 1, on the features
+as they are, core/training/head_solver.py), solved on the user's labels alone: the model's own
+accepted answers never teach it, or its mistakes would teach themselves. Until two classes have
+labels a run's model proposes (when the session started from one).
+
+How many proposals are right is estimated from answers about pictures the head had not
+learned: the user's labels, each answered by a head solved on the other folds (the held-out
+judge, core/run/unseen_answers.py). A temperature fitted on those answers makes "90% sure"
+right about 9 times in 10 (core/run/calibration.py); the estimate is the mean calibrated
+probability of the proposals. The labelled pictures are the hard ones (the asking order picks
+them), so the held-out accuracy on them would understate the rest; their answers set only how
+far to trust a probability, which holds for easy and hard pictures alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Below this calibrated probability a proposal is marked "not sure": wrong about one time in
+# three or more.
+UNSURE_BELOW = 0.7
+
+
+@dataclass
+class Proposals:
+    """Per picture: the proposed class and its calibrated probability (labelled ones too)."""
+
+    classes: list[str]
+    probabilities: np.ndarray  # (N, len(classes)), calibrated; zeros when nothing proposes
+    source: str  # "labels" (a head solved on them), "run" (its model), "none"
+    temperature: float = 1.0
+    estimated_accuracy: float | None = None  # over the pictures not labelled yet
+    judged_on: int = 0  # labels the estimate is cross-validated on
+
+    @property
+    def available(self) -> bool:
+        return self.source != "none"
+
+    def label_index(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    def top(self) -> np.ndarray:
+        return self.probabilities.max(axis=1) if self.probabilities.size else np.zeros(0)
+
+    def label(self, index: int) -> str | None:
+        if not self.available:
+            return None
+        return self.classes[int(self.probabilities[index].argmax())]
+
+    def probability(self, index: int) -> float | None:
+        return float(self.probabilities[index].max()) if self.available else None
+
+    def unsure(self) -> np.ndarray:
+        """True where the proposal is below `UNSURE_BELOW` (every picture when none)."""
+        if not self.available:
+            return np.ones(len(self.probabilities), dtype=bool)
+        return self.top() < UNSURE_BELOW
+
+    def estimate_text(self) -> str:
+        """One line for the window and the terminal."""
+        if not self.available:
+            return "No proposals yet: label pictures of at least two classes."
+        if self.estimated_accuracy is None:
+            return ("Not enough labels to estimate how many proposals are right: label two or "
+                    "more pictures of each class.")
+        return (f"About {self.estimated_accuracy:.0%} of the proposals are right (estimated on "
+                f"your {self.judged_on} labels, each judged by a model that had not seen it).")
+
+
+def _plain_head(features: np.ndarray, labels: np.ndarray, n_classes: int):
+    """The engine's plain head (a `SoftmaxHead`) solved on (`features`, `labels`)."""
+    from finetune_gui.core.training.head_solver import plain_l2, search_softmax_head
+
+    search = search_softmax_head(features, labels, None, None, n_classes,
+                                 fallback_l2=plain_l2(len(labels)), fallback_standardised=False)
+    return search.head
+
+
+def propose(
+    features: np.ndarray,
+    labelled: dict[int, str],
+    classes: list[str],
+    *,
+    run_classes: list[str] | None = None,
+    run_probabilities: np.ndarray | None = None,
+) -> Proposals:
+    """Proposals for every row of `features` from the `labelled` rows (row -> class name)."""
+    from finetune_gui.core.run.calibration import fit_temperature, with_temperature
+    from finetune_gui.core.run.unseen_answers import held_out_probabilities, plain_penalty
+
+    n = len(features)
+    rows = np.array(sorted(labelled), dtype=int)
+    present = sorted({labelled[int(r)] for r in rows}, key=classes.index)
+    column = {name: classes.index(name) for name in classes}
+    if len(present) >= 2:
+        local = {name: k for k, name in enumerate(present)}
+        y = np.array([local[labelled[int(r)]] for r in rows])
+        x = np.asarray(features, dtype=np.float32)
+        head = _plain_head(x[rows], y, len(present))
+        raw = head.probabilities(x).astype(np.float32)
+        judged = held_out_probabilities(x[rows], y, len(present), plain_penalty(len(rows)))
+        source = "labels"
+    elif run_probabilities is not None and run_classes:
+        present = [c for c in run_classes if c in column]
+        if not present:
+            return Proposals(classes, np.zeros((n, len(classes)), np.float32), "none")
+        keep = [run_classes.index(c) for c in present]
+        raw = np.asarray(run_probabilities, np.float32)[:, keep]
+        raw = raw / np.maximum(raw.sum(axis=1, keepdims=True), 1e-12)
+        local = {name: k for k, name in enumerate(present)}
+        known = np.array([int(r) for r in rows if labelled[int(r)] in local], dtype=int)
+        y = np.array([local[labelled[int(r)]] for r in known])
+        judged = raw[known] if len(known) else None  # the run never learned the user's labels
+        rows = known
+        source = "run"
+    else:
+        return Proposals(classes, np.zeros((n, len(classes)), np.float32), "none")
+    temperature, estimate = 1.0, None
+    if judged is not None and len(y):
+        temperature = fit_temperature(judged, y)
+        unlabelled = np.setdiff1d(np.arange(n), np.array(sorted(labelled), dtype=int))
+        calibrated = with_temperature(raw[unlabelled], temperature)
+        estimate = float(calibrated.max(axis=1).mean()) if len(unlabelled) else None
+    probabilities = np.zeros((n, len(classes)), np.float32)
+    probabilities[:, [column[c] for c in present]] = with_temperature(raw, temperature)
+    return Proposals(classes, probabilities, source, temperature, estimate,
+                     len(rows) if estimate is not None else 0)
