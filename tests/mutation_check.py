@@ -67,6 +67,7 @@ class Mutation:
 
 T = "tests/core/test_training.py::"
 CRASH = "tests/core/test_crash_mid_write.py::"
+UNSURE = "tests/core/test_unsure_share.py::"
 MUTATIONS = [
     Mutation(
         "restore-best",
@@ -148,6 +149,44 @@ MUTATIONS = [
         ReplaceLine(r"^(\s*)set_output_layer\(classifier, search\.head\)$", r"\1_ = search.head",
                     within="refit_on_train_and_val"),
         ("tests/core/test_head_refit_saved.py",),
+    ),
+    Mutation(
+        "int8-calibration",
+        "int8 export calibrated on pixels scaled to 0-1 (the model takes 0-255): garbage answers",
+        ReplaceLine(r"^(\s*)yield \[image\[None\]\.astype\(np\.float32\)\]$",
+                    r"\1yield [(image[None] / 255.0).astype(np.float32)]", within="tflite_bytes"),
+        ("tests/core/test_export_int8.py",),
+    ),
+    Mutation(
+        "web-page-offline",
+        "the web page's \"no internet\": it also reports to a server (a fetch to https://)",
+        ReplaceLine(r'^(\s*)"PIXELS": pixels,$',
+                    r"""\1"PIXELS": pixels + '\\nfetch("https://example.com/used").catch(() => 0);',""",
+                    within="web_page"),
+        ("tests/core/test_export_web_offline.py",),
+    ),
+    Mutation(
+        "unsure-val-only",
+        '"not sure" cut-offs calibrated on the validation images alone, not train + val',
+        ReplaceLine(r"^(\s*)calibration = \{k: np\.concatenate\(\[val_scores\[k\], "
+                    r"train_scores\[k\]\]\) for k in val_scores\}$",
+                    r"\1calibration = dict(val_scores)", within="calibrate"),
+        (UNSURE + "test_validation_picked_by_hand_still_gives_about_five_percent",),
+    ),
+    Mutation(
+        "unsure-refit-learned",
+        '"not sure": after the refit, the validation answers taken as unseen (learned = train)',
+        ReplaceLine(r"^(\s*)learned = learned_parts\(run\.facts\)$", r'\1learned = ("train",)'),
+        (UNSURE + "test_half_the_images_for_validation_still_gives_about_five_percent",),
+    ),
+    Mutation(
+        "unsure-held-out-call",
+        '"not sure" calibrated on the kept model\'s own answers about the images it learned',
+        ReplaceLine(r"^(\s*)found = replace\(found, probabilities=unseen_probabilities\($",
+                    r"\1found = replace(found, probabilities=found.probabilities) if True else "
+                    r"replace(found, probabilities=unseen_probabilities("),
+        (UNSURE + "test_validation_picked_by_hand_still_gives_about_five_percent",
+         UNSURE + "test_half_the_images_for_validation_still_gives_about_five_percent"),
     ),
 ]
 
