@@ -26,6 +26,42 @@ def memory_budget() -> int:
     return int(float(value) * 2**20) if value else _DEFAULT_BUDGET
 
 
+def rows_in_budget(row_bytes: int, share: int = 8, least: int = 128) -> int:
+    """How many rows of `row_bytes` a step may hold in RAM at once: a `share`-th of the memory
+    budget, at least `least`. The cap on a step that needs its rows together (a solver, a
+    k-fold fit) rather than one batch at a time; with the budget's 2 GiB, 12,000 rows of 2,800
+    8-byte numbers."""
+    return max(least, memory_budget() // share // max(int(row_bytes), 1))
+
+
+def capped_sample(labels, cap: int, seed: int = 0) -> np.ndarray | None:
+    """Sorted indices of at most about `cap` of the rows with `labels`, each class in
+    proportion and every class kept; None when all of them fit (no sample is needed).
+
+    Where a statistic needs no more than `cap` rows (a head's weights, a temperature), a
+    sample keeps its working arrays inside the budget whatever the number of images; sorted,
+    so a disk store reads it in runs.
+    """
+    labels = np.asarray(labels)
+    if len(labels) <= cap:
+        return None
+    rng = np.random.default_rng(seed)
+    share = cap / len(labels)
+    picked = []
+    for value in np.unique(labels):
+        rows = np.flatnonzero(labels == value)
+        picked.append(rng.choice(rows, max(1, int(len(rows) * share)), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def row_chunks(total: int, row_bytes: int):
+    """Slices of at most a 64th of the budget's worth of rows (at least 128), covering `total`
+    rows: a pass over a whole-dataset array one chunk at a time."""
+    step = rows_in_budget(row_bytes, share=64)
+    for start in range(0, total, step):
+        yield slice(start, min(start + step, total))
+
+
 def cache_root() -> Path:
     from platformdirs import user_cache_dir
 
@@ -44,12 +80,17 @@ class DiskArray:
     Row reads of sorted indices coalesce into one read per contiguous run.
     """
 
-    def __init__(self, path: Path, shape: tuple[int, ...], dtype, *, create: bool, delete: bool):
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype, *, create: bool, delete: bool,
+                 offset: int = 0, read_as=None):
         self.path = Path(path)
         self.shape = tuple(int(s) for s in shape)
-        self.dtype = np.dtype(dtype)
+        self.stored = np.dtype(dtype)
+        # Rows come back as `read_as` (a float16 file read as float32, as np.load's users
+        # converted it), stored as `dtype` from byte `offset` on (a member of an .npz).
+        self.dtype = np.dtype(read_as or dtype)
+        self.offset = int(offset)
         self.row_shape = self.shape[1:]
-        self.row_bytes = int(np.prod(self.row_shape)) * self.dtype.itemsize
+        self.row_bytes = int(np.prod(self.row_shape)) * self.stored.itemsize
         flags = os.O_RDWR | (os.O_CREAT if create else 0)
         self._fd = os.open(self.path, flags, 0o600)
         if create:
@@ -70,8 +111,10 @@ class DiskArray:
         return len(self.shape)
 
     def _rows(self, start: int, stop: int) -> np.ndarray:
-        data = os.pread(self._fd, (stop - start) * self.row_bytes, start * self.row_bytes)
-        return np.frombuffer(data, self.dtype).reshape((stop - start, *self.row_shape)).copy()
+        data = os.pread(self._fd, (stop - start) * self.row_bytes,
+                        self.offset + start * self.row_bytes)
+        rows = np.frombuffer(data, self.stored).reshape((stop - start, *self.row_shape))
+        return rows.astype(self.dtype)  # a copy: the buffer is not writable
 
     def __getitem__(self, key) -> np.ndarray:
         if isinstance(key, slice):
@@ -81,7 +124,8 @@ class DiskArray:
             return self._rows(start, stop)
         if isinstance(key, int | np.integer):
             return self._rows(int(key), int(key) + 1)[0]
-        index = np.asarray(key, dtype=np.int64)
+        index = np.asarray(key)
+        index = np.flatnonzero(index) if index.dtype == bool else index.astype(np.int64)
         out = np.empty((len(index), *self.row_shape), self.dtype)
         order = np.argsort(index, kind="stable")
         sorted_index = index[order]
@@ -100,11 +144,14 @@ class DiskArray:
             start, stop, _ = key.indices(len(self))
         else:
             raise TypeError("DiskArray supports writing one row or a contiguous slice")
-        data = np.ascontiguousarray(value, dtype=self.dtype)
+        data = np.ascontiguousarray(value, dtype=self.stored)
         expected = (stop - start) * self.row_bytes
         if data.nbytes != expected:
             data = np.broadcast_to(data, (stop - start, *self.row_shape)).copy()
-        os.pwrite(self._fd, data.tobytes(), start * self.row_bytes)
+        os.pwrite(self._fd, data.tobytes(), self.offset + start * self.row_bytes)
+
+    def astype(self, dtype, copy=True) -> np.ndarray:
+        return np.asarray(self, dtype=dtype)
 
     def __array__(self, dtype=None, copy=None):
         whole = self._rows(0, len(self))

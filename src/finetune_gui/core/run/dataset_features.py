@@ -136,7 +136,7 @@ def load_cached(run) -> DatasetFeatures | None:
                 [Path(p) for p in data["paths"]],
                 data["labels"].astype(int),
                 data["parts"].astype(str),
-                data["features"].astype(np.float32),
+                _features_of(source, data),
                 data["probabilities"].astype(np.float32),
                 data["early"].astype(np.float32),
             )
@@ -144,24 +144,93 @@ def load_cached(run) -> DatasetFeatures | None:
         return None  # a damaged cache is computed again, never trusted
 
 
+def _features_of(source: Path, data):
+    """The features as float32: in RAM when they fit a quarter of the memory budget, as
+    before; beyond it read from the file a few rows at a time (the disk store), so a folder of
+    200,000 images does not load 2 GB of them."""
+    from finetune_gui.core.data.storage import memory_budget
+
+    shape = data["labels"].shape[:1]
+    with data.zip.open("features.npy") as member:
+        header_shape = _npy_header(member)[0]
+    if int(np.prod(header_shape)) * 4 > memory_budget() // 4 and shape[0] == header_shape[0]:
+        rows = _member_rows(source, "features")
+        if rows is not None:
+            return rows
+    return data["features"].astype(np.float32)
+
+
 def save(run, found: DatasetFeatures) -> None:
+    """Write features.npz (an ordinary uncompressed .npz) one chunk of rows at a time, so the
+    float16 copy of every image's features is never made whole in RAM."""
     from finetune_gui.core.files import atomic_write_with
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez(
-                handle,
-                model=np.array(model_stamp(run)),
-                early_pooling=np.array(EARLY_POOLING),
-                paths=np.array([str(p) for p in found.paths]),
-                labels=found.labels.astype(np.int32),
-                parts=found.parts.astype(str),
-                features=found.features.astype(np.float16),
-                probabilities=found.probabilities.astype(np.float16),
-                early=found.early.astype(np.float32),
-            )
+    arrays = {
+        "model": np.array(model_stamp(run)),
+        "early_pooling": np.array(EARLY_POOLING),
+        "paths": np.array([str(p) for p in found.paths]),
+        "labels": found.labels.astype(np.int32),
+        "parts": found.parts.astype(str),
+        "features": (found.features, np.float16),
+        "probabilities": found.probabilities.astype(np.float16),
+        "early": found.early.astype(np.float32),
+    }
+    atomic_write_with(run.path / FEATURES_FILE, lambda tmp: _write_npz(tmp, arrays),
+                      suffix=".npz")
 
-    atomic_write_with(run.path / FEATURES_FILE, write, suffix=".npz")
+
+def _write_npz(path: Path, arrays: dict) -> None:
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    from finetune_gui.core.data.storage import row_chunks
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, value in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                if not isinstance(value, tuple):
+                    npy.write_array(member, np.asanyarray(value), allow_pickle=False)
+                    continue
+                rows, dtype = value
+                npy.write_array_header_1_0(member, {"descr": npy.dtype_to_descr(np.dtype(dtype)),
+                                                    "fortran_order": False,
+                                                    "shape": tuple(rows.shape)})
+                width = int(np.prod(rows.shape[1:]))
+                for chunk in row_chunks(len(rows), 4 * width):
+                    member.write(np.ascontiguousarray(rows[chunk], dtype).tobytes())
+
+
+def _npy_header(handle) -> tuple:
+    """(shape, fortran order, dtype) of the .npy data starting at `handle`'s position."""
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(handle)
+    read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+    return read(handle)
+
+
+def _member_rows(path: Path, name: str):
+    """The rows of an .npz member read from the file when needed (a `DiskArray`, float32),
+    or None when the member is not stored plainly (compressed, or written by another tool)."""
+    import zipfile
+
+    from finetune_gui.core.data.storage import DiskArray
+
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(f"{name}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+        with open(path, "rb") as handle:
+            handle.seek(info.header_offset + 26)
+            name_length, extra_length = np.frombuffer(handle.read(4), "<u2")
+            handle.seek(info.header_offset + 30 + int(name_length) + int(extra_length))
+            shape, fortran, dtype = _npy_header(handle)
+            offset = handle.tell()
+    if fortran or dtype.hasobject:
+        return None
+    return DiskArray(path, shape, dtype, create=False, delete=False, offset=offset,
+                     read_as=np.float32)
 
 
 def dataset_features(
@@ -189,6 +258,7 @@ def dataset_features(
     split = run.split(data_root)
     pixels, known = pixels or {}, known or {}
     paths, labels, parts, features, probabilities, early = [], [], [], [], [], []
+    total = sum(len(getattr(split, part)) for part in PARTS)
     for part in PARTS:
         items = getattr(split, part)
         if not items:
@@ -215,9 +285,27 @@ def dataset_features(
         paths,
         np.array(labels, dtype=int),
         np.array(parts, dtype=str),
-        np.concatenate(features) if features else np.zeros((0, 0), np.float32),
+        _stacked(features, total),
         np.concatenate(probabilities) if probabilities else np.zeros((0, len(run.classes))),
         np.concatenate(early) if early else np.zeros((0, 0), np.float32),
     )
     save(run, result)
     return result
+
+
+def _stacked(pieces: list, total: int):
+    """The parts' pooled features one after another, in an array the memory budget holds (or
+    the disk store beyond it), copied a chunk at a time: never a second whole copy in RAM."""
+    from finetune_gui.core.data.storage import allocate, row_chunks
+
+    if not pieces:
+        return np.zeros((0, 0), np.float32)
+    width = int(pieces[0].shape[1])
+    out = allocate((total, width), np.float32)
+    start = 0
+    for piece in pieces:
+        for chunk in row_chunks(len(piece), 4 * width):
+            rows = np.asarray(piece[chunk], np.float32)
+            out[start + chunk.start : start + chunk.stop] = rows
+        start += len(piece)
+    return out

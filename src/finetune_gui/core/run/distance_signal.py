@@ -49,6 +49,9 @@ class DistanceSignal:
         training image's own row, at distance 0, does not count)."""
         if len(features) == 0 or len(self.reference) == 0:
             return np.zeros(len(features), np.float32)
+        return _by_chunks(features, len(self.reference), self._cosine, leave_out_self)
+
+    def _cosine(self, features: np.ndarray, leave_out_self: bool) -> np.ndarray:
         similarity = unit(np.asarray(features, np.float32) - self.mean) @ self.reference.T
         if leave_out_self:
             similarity = np.where(similarity > 1 - 1e-6, -1.0, similarity)
@@ -59,6 +62,9 @@ class DistanceSignal:
         points)."""
         if len(features) == 0 or self.points is None or len(self.points) == 0:
             return np.zeros(len(features), np.float32)
+        return _by_chunks(features, len(self.points), self._straight, leave_out_self)
+
+    def _straight(self, features: np.ndarray, leave_out_self: bool) -> np.ndarray:
         x = np.asarray(features, np.float64) - self.mean
         points = self.points.astype(np.float64)
         squared = (x**2).sum(1)[:, None] + (points**2).sum(1)[None, :] - 2 * x @ points.T
@@ -93,6 +99,18 @@ class DistanceSignal:
         straight = float(data.get("max_straight_distance", NO_CUT))
         return cls(data["layer"], mean, decode(data["reference"]), float(data["max_distance"]),
                    points, straight)
+
+
+def _by_chunks(features, references: int, measure, leave_out_self: bool) -> np.ndarray:
+    """`measure(rows, leave_out_self)` a chunk of rows at a time: the distance matrix to the
+    references (float64, and two masks beside it) stays inside the memory budget whatever the
+    number of images."""
+    from finetune_gui.core.data.storage import row_chunks
+
+    out = np.empty(len(features), np.float32)
+    for part in row_chunks(len(features), 3 * 8 * max(references, 1)):
+        out[part] = measure(features[part], leave_out_self)
+    return out
 
 
 def cuts_together(cosine: np.ndarray, straight: np.ndarray, rate: float) -> tuple[float, float]:

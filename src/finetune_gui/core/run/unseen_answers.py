@@ -78,34 +78,49 @@ def held_out_probabilities(
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits
 
+    from finetune_gui.core.data.storage import capped_sample, row_chunks, rows_in_budget
+
+    labels = np.asarray(labels)
     present, counts = np.unique(labels, return_counts=True)
     k = min(folds, int(counts.min()) if len(counts) else 0)
     if k < 2 or len(present) < 2:
         return None
-    features = np.asarray(features, dtype=np.float64)
-    if not penalty.standardised:
-        features = features * penalty.feature_norm
+    scale = 1.0 if penalty.standardised else penalty.feature_norm
+    width = int(np.prod(features.shape[1:]))
+
+    def read(rows: np.ndarray) -> np.ndarray:  # RAM or the disk store, a few rows at a time
+        return np.asarray(features[rows], dtype=np.float64) * scale
+
+    # Inside the memory budget: each fold's head fits on a capped sample of its rows (the
+    # scaler's and solver's copies of them, about three), and answers a chunk at a time.
+    cap = rows_in_budget(3 * 8 * width)
     answers = np.zeros((len(labels), n_classes), dtype=np.float32)
     folding = StratifiedKFold(n_splits=k, shuffle=True, random_state=0)
     # One BLAS thread, as in the head solver: 4.8 s -> 2.4 s on 4,854 images of 1,280 features.
     with threadpool_limits(limits=1):
-        for fit, held_out in folding.split(features, labels):
-            head = _head(penalty, len(fit), len(labels))
-            head.fit(features[fit], labels[fit])
-            # The classes present in this fold's fit, in order.
-            answers[np.ix_(held_out, head.classes_)] = head.predict_proba(features[held_out])
+        for fold, (fit, held_out) in enumerate(folding.split(np.zeros((len(labels), 1)), labels)):
+            picked = capped_sample(labels[fit], cap, seed=fold)
+            used = fit if picked is None else fit[picked]
+            head = _head(penalty, len(fit), len(labels), len(used))
+            head.fit(read(used), labels[used])
+            for part in row_chunks(len(held_out), 8 * width):
+                rows = held_out[part]
+                # The classes present in this fold's fit, in order.
+                answers[np.ix_(rows, head.classes_)] = head.predict_proba(read(rows))
     return answers
 
 
-def _head(penalty: HeadPenalty, fit_images: int, images: int):
+def _head(penalty: HeadPenalty, fit_images: int, images: int, used: int):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    # The plain head's l2 was 1 / images: the same C for every fold's fit.
+    # The plain head's l2 was 1 / images: the same C for every fold's fit. A fit on a sample
+    # of `used` of its `fit_images` rows keeps the mean loss's penalty, so it estimates the
+    # same head.
     strength = penalty.l2 if penalty.standardised else penalty.l2 * images / fit_images
     steps = [StandardScaler()] if penalty.standardised else []
-    regression = LogisticRegression(C=1.0 / (strength * fit_images), max_iter=MAX_ITERATIONS)
+    regression = LogisticRegression(C=1.0 / (strength * used), max_iter=MAX_ITERATIONS)
     return make_pipeline(*steps, regression)
 
 

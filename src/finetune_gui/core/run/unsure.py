@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
+from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback, ignore_progress
 from finetune_gui.core.run.distance_signal import DistanceSignal, cuts_together
 
 UNSURE_FILE = "unsure.json"
@@ -269,6 +269,9 @@ def unsure_rule(
     seeing = seeing or probe_model(model)
     found = dataset_features(run, model=model, pixels=pixels, seeing=seeing, data_root=data_root,
                              progress=progress, cancel=cancel)
+    total = int(np.isin(found.parts, ("train", "val")).sum())
+    val_images = int((found.parts == "val").sum())
+    found = _within_budget(found, progress)
     val, train = found.of_part("val"), found.of_part("train")
     if not val.any() or not train.any():
         return None
@@ -276,7 +279,7 @@ def unsure_rule(
     look = DistanceSignal.fit(early_layer(model), found.early[train], labels, straight=True)
     content = DistanceSignal.fit(POOL_LAYER, found.features[train], labels)
     val_pixels = (pixels or {}).get("val")
-    if val_pixels is None or len(val_pixels) != int(val.sum()):
+    if val_pixels is None or len(val_pixels) != val_images:
         val_paths = [p for p, is_val in zip(found.paths, val, strict=True) if is_val]
         val_pixels = decode_images(val_paths, run.image_size, cancel=cancel, stage="features")
     pseudo = probe(seeing, pseudo_outliers(val_pixels), len(run.classes))
@@ -285,11 +288,32 @@ def unsure_rule(
         found, learned, head_penalty(run.facts), run.facts.temperature))
     rule = calibrate(look, content, _rows(found, val), _rows(found, train), pseudo)
     write_json(source, rule.to_dict())
-    _note_in_run_facts(run, rule)
+    _note_in_run_facts(run, rule, sampled=len(found.labels) < total)
     return rule
 
 
-def _note_in_run_facts(run, rule: UnsureRule) -> None:
+def _within_budget(found, progress: ProgressCallback):
+    """The training and validation rows the rule is calibrated on: all of them, or a capped
+    sample at one rate for both (their mix sets the thresholds), every class in proportion, read
+    from features.npz (in RAM, or the disk store beyond the budget) without the rest. A
+    threshold at a 5% rate and a mean need no more; the held-out answers then fit on it too."""
+    from finetune_gui.core.data.storage import capped_sample, rows_in_budget
+
+    own = np.flatnonzero(np.isin(found.parts, ("train", "val")))
+    width = int(np.prod(found.features.shape[1:]))
+    picked = capped_sample(found.labels[own], rows_in_budget(3 * 8 * width, share=16))
+    if picked is None:
+        return found
+    rows = own[picked]
+    progress(LogMessage(f'"Not sure" was calibrated on a sample of {len(rows):,} of the '
+                        f"{len(own):,} training and validation images, so their features "
+                        f"fit the memory budget."))
+    return replace(found, paths=[found.paths[i] for i in rows], labels=found.labels[rows],
+                   parts=found.parts[rows], features=np.asarray(found.features[rows]),
+                   probabilities=found.probabilities[rows], early=found.early[rows])
+
+
+def _note_in_run_facts(run, rule: UnsureRule, sampled: bool = False) -> None:
     """run.json's "unsure_rule": where the rule is, and the part any exported file can apply
     on its probabilities alone (the web page export reads it)."""
     from finetune_gui.core.run.record import update_facts
@@ -299,6 +323,8 @@ def _note_in_run_facts(run, rule: UnsureRule) -> None:
         "signals": list(rule.signals),
         "min_confidence": rule.measured.get("confidence_only_min_confidence", 0.0),
     }
+    if sampled:
+        summary["sampled"] = True  # calibrated on a capped sample (the log says how many)
     update_facts(run.path, unsure_rule=summary)
     run.facts = run.facts.with_changes(unsure_rule=summary)
 

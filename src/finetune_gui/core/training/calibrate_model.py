@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from finetune_gui.core.data.storage import capped_sample, rows_in_budget
 from finetune_gui.core.events import LogMessage, ProgressCallback
 from finetune_gui.core.run.calibration import (
     expected_calibration_error,
@@ -40,16 +41,25 @@ def unlearned_answers(
     n_classes = classifier.head_layers[-1].units
     if stored is None or base_changed or facts.chosen_head is None:
         return predict_probabilities(classifier.model, val_x, batch_size), np.asarray(val_y)
-    features = [np.asarray(stored.train.pooled[: len(train_y)])]
     labels = [np.asarray(train_y)]
     if "val" in parts:
-        features.append(np.asarray(stored.val.pooled[: len(val_y)]))
         labels.append(np.asarray(val_y))
-    features, labels = np.concatenate(features), np.concatenate(labels)
+    labels = np.concatenate(labels)
     if facts.head_refit or facts.chosen_head.get("standardised", True):
         penalty = replace(head_penalty(facts), feature_norm=1.0)  # the features as stored
     else:
         penalty = plain_penalty(len(labels))
+    # A temperature is one number: a capped sample of the answers fits it as well as all of
+    # them, and keeps the k-fold's features inside the memory budget.
+    width = int(np.prod(stored.train.pooled.shape[1:]))
+    rows = capped_sample(labels, rows_in_budget(3 * 8 * width, share=16))
+    n_train = len(train_y)
+    if rows is None:
+        rows = np.arange(len(labels))
+    from_train, from_val = rows[rows < n_train], rows[rows >= n_train] - n_train
+    features = np.concatenate([np.asarray(stored.train.pooled[from_train]),
+                               np.asarray(stored.val.pooled[from_val])])
+    labels = labels[rows]
     answers = held_out_probabilities(features, labels, n_classes, penalty)
     if answers is None:
         answers, labels = np.zeros((0, n_classes), np.float32), labels[:0]
@@ -68,6 +78,7 @@ def calibrate_kept_model(
     layer; returns what run.json records (`calibration`), {} when there was nothing to fit on."""
     answers, labels = unlearned_answers(classifier, facts, stored, train_y, val_y, val_x,
                                         base_changed=base_changed, batch_size=batch_size)
+    of = len(train_y) + len(val_y)
     temperature = fit_temperature(answers, labels)
     if not len(labels):
         return {}
@@ -80,5 +91,10 @@ def calibrate_kept_model(
         f"learn: temperature {temperature:.3g}, calibration error {before:.3f} -> {after:.3f} "
         f"(0 is perfect)."
     ))
-    return {"temperature": temperature, "answers": len(labels),
-            "error_before": round(before, 4), "error_after": round(after, 4)}
+    record = {"temperature": temperature, "answers": len(labels),
+              "error_before": round(before, 4), "error_after": round(after, 4)}
+    if len(labels) < of and facts.chosen_head is not None and not base_changed:
+        record["sampled_from"] = of  # run.json says the temperature saw a sample
+        progress(LogMessage(f"The temperature was fitted on a sample of {len(labels):,} of the "
+                            f"{of:,} answers, so their features fit the memory budget."))
+    return record

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from finetune_gui.core.data.storage import capped_sample
 from finetune_gui.core.events import ProgressCallback
 from finetune_gui.core.run.record import FactsDraft
+from finetune_gui.core.training.head_features import sample_cap
 from finetune_gui.core.training.head_solver import (
     PLAIN_C,
     SoftmaxHead,
     plain_l2,
+    sample_text,
     search_softmax_head,
     set_output_layer,
 )
@@ -60,12 +63,17 @@ def refit_on_train_and_val(
 
     if len(val_labels) == 0:
         return {}
-    features = np.concatenate([np.asarray(stored.train.pooled), np.asarray(stored.val.pooled)])
     labels = np.concatenate([train_labels, val_labels])
     weights = sample_weights(labels, classes, class_weights, ignore_progress)
-    l2 = chosen.l2 if chosen.standardised else plain_l2(len(labels))
+    # Inside the memory budget: a capped sample of both parts' rows (every class in
+    # proportion), read from where they are stored, never the two parts copied whole.
+    rows = capped_sample(labels, sample_cap(stored.train.pooled))
+    features = _rows_of(stored, len(train_labels), len(val_labels), rows)
+    l2 = chosen.l2 if chosen.standardised else plain_l2(len(labels))  # C = 1 on every image
+    used = labels if rows is None else labels[rows]
     # Started from the chosen head: the optimum moves little with a sixth more images.
-    search = search_softmax_head(features, labels, None, None, len(classes), sample_weight=weights,
+    search = search_softmax_head(features, used, None, None, len(classes),
+                                 sample_weight=weights if rows is None else weights[rows],
                                  fallback_l2=l2, fallback_standardised=chosen.standardised,
                                  start=chosen)
     set_output_layer(classifier, search.head)
@@ -75,6 +83,21 @@ def refit_on_train_and_val(
         f"({len(labels):,} in all, {penalty} as validation chose); the test images stay unseen."
     ))
     refit = {"images": len(labels), "l2": l2, "standardised": chosen.standardised}
+    if rows is not None:
+        refit["sample"] = len(rows)  # run.json says the refit saw a sample
+        progress(LogMessage(sample_text({"images": len(rows), "sampled_from": len(labels)},
+                                        "The refit head was solved")))
     if not chosen.standardised:  # "not sure" refits this head on normalised features
         refit["feature_norm"] = float(np.sqrt((features.astype(np.float64) ** 2).sum(1).mean()))
     return refit
+
+
+def _rows_of(stored, n_train: int, n_val: int, rows: np.ndarray | None) -> np.ndarray:
+    """The training then validation pooled features at `rows` of the two parts together (all
+    of them when None), read from RAM or the disk store."""
+    if rows is None:
+        return np.concatenate([np.asarray(stored.train.pooled[:n_train]),
+                               np.asarray(stored.val.pooled[:n_val])])
+    from_train, from_val = rows[rows < n_train], rows[rows >= n_train] - n_train
+    return np.concatenate([np.asarray(stored.train.pooled[from_train]),
+                           np.asarray(stored.val.pooled[from_val])])

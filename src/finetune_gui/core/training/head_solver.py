@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from finetune_gui.core.events import CancelToken, ProgressCallback
+from finetune_gui.core.training.head_features import Standardiser
 
 # Penalty on the standardised weights: mean cross-entropy + l2 / 2 * |W|^2. The grid spans a
 # nearly unregularised fit to one that shrinks 1,280 features hard.
@@ -69,19 +70,6 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)
-
-
-class _Standardiser:
-    """Centres the features, and with `scale` divides each by its spread. Centring alone leaves
-    the optimum unchanged (the bias absorbs it) and only helps the solver converge."""
-
-    def __init__(self, features: np.ndarray, scale: bool = True) -> None:
-        self.mean = features.mean(axis=0)
-        self.scale = features.std(axis=0) if scale else np.ones(features.shape[1])
-        self.scale[self.scale < 1e-8] = 1.0  # a feature that never varies carries no signal
-
-    def __call__(self, features: np.ndarray) -> np.ndarray:
-        return (features - self.mean) / self.scale
 
 
 def fit_softmax(
@@ -165,38 +153,47 @@ def search_softmax_head(
     strength, or a plain one with `fallback_standardised` False), starting from `start` (a head
     for similar features, such as the one chosen on part of them) when given.
     """
-    given = np.asarray(train_features)
-    train = given.astype(np.float64)
-    has_val = val_features is not None and val_labels is not None and len(val_labels) > 0
-    val = np.asarray(val_features, dtype=np.float64) if has_val else None
-    dtype = given.dtype if given.dtype == np.float32 else np.float64
+    from finetune_gui.core.training.head_features import fitting_sample, scored
 
-    scaled: dict = {}  # each scaler's training and validation features, made once
+    # Inside the memory budget: the solver fits on a capped sample of the training rows (every
+    # row up to 12,000 images of 2,784 float32 features), validation is scored a chunk at a time.
+    sample = fitting_sample(train_features, train_labels, sample_weight)
+    train = sample.features
+    has_val = val_features is not None and val_labels is not None and len(val_labels) > 0
+    val_labels = np.asarray(val_labels) if has_val else None
+    dtype = train.dtype
+    # The plain head is `LogisticRegression(C=PLAIN_C)` on every training image: a sample
+    # keeps that problem's penalty, so it estimates the same head.
+    plain_strength = plain_l2(sample.of)
+
+    scaled: dict = {}  # the current scaler's training features (one scaled copy at a time)
 
     def fit(scaler, l2, start=None):
         if scaler not in scaled:
-            scaled[scaler] = (scaler(train).astype(dtype), scaler(val) if has_val else None)
-        z_train, z_val = scaled[scaler]
+            buffer = scaled.popitem()[1] if scaled else None
+            scaled[scaler] = scaler.into(train, buffer, dtype)
         params, loss, iterations = fit_softmax(
-            z_train, train_labels, n_classes, l2, sample_weight=sample_weight, start=start)
+            scaled[scaler], sample.labels, n_classes, l2, sample_weight=sample.weights,
+            start=start)
         row = {"l2": l2, "standardised": scaler is not plain, "chosen": False,
                "train_loss": loss, "iterations": iterations, "val_accuracy": None,
                "val_loss": None}
+        if sample.sampled:
+            row["sampled_from"] = sample.of  # run.json says the head saw a sample
+            row["images"] = len(sample.labels)
         if has_val:
-            probs = _softmax(z_val @ params[:-1] + params[-1])
-            row["val_accuracy"] = float((probs.argmax(axis=1) == val_labels).mean())
-            picked = np.clip(probs[np.arange(len(val_labels)), val_labels], 1e-12, 1.0)
-            row["val_loss"] = float(-np.log(picked).mean())
+            row["val_accuracy"], row["val_loss"] = scored(val_features, val_labels, scaler,
+                                                          params)
         tried.append(row)
         if on_tried is not None:
             on_tried(row)
         return params, row
 
-    plain, standard = _Standardiser(train, scale=False), _Standardiser(train)
+    plain, standard = Standardiser(train, scale=False), Standardiser(train)
     tried: list[dict] = []
     if not has_val:
         if fallback_l2 is None:
-            scaler, l2 = plain, plain_l2(len(train_labels))
+            scaler, l2 = plain, plain_strength
         else:
             scaler, l2 = (standard if fallback_standardised else plain), fallback_l2
         initial = None
@@ -205,7 +202,7 @@ def search_softmax_head(
                                  start.bias + scaler.mean @ start.kernel])
         params, row = fit(scaler, l2, initial)
         return HeadSearch(_folded(params, scaler, row), tried)
-    params, row = fit(plain, plain_l2(len(train_labels)))
+    params, row = fit(plain, plain_strength)
     chosen = (params, plain, row)
     accuracy = row["val_accuracy"]
     # A standardised strength must win by more than chance: one standard error of the plain
@@ -226,7 +223,7 @@ def search_softmax_head(
     return HeadSearch(_folded(*chosen), tried)
 
 
-def _folded(params: np.ndarray, scaler: _Standardiser, row: dict) -> SoftmaxHead:
+def _folded(params: np.ndarray, scaler: Standardiser, row: dict) -> SoftmaxHead:
     """The head for raw features: the scaler folded into the weights; `row` is marked chosen
     (run.json keeps the rows, and "not sure" reads the kept head's penalty from them)."""
     row["chosen"] = True
@@ -252,15 +249,19 @@ def set_output_layer(classifier, head: SoftmaxHead) -> None:
 
 
 def history_row(search: HeadSearch, train_features, train_labels, epoch: int, lr: float) -> dict:
-    """The solved head as one row of history.csv, so curves and resume see phase 1 as done."""
-    probs = search.head.probabilities(train_features)
-    picked = np.clip(probs[np.arange(len(train_labels)), train_labels], 1e-12, 1.0)
+    """The solved head as one row of history.csv, so curves and resume see phase 1 as done.
+    Scored on every training row, a chunk at a time (`train_features`: RAM or disk store)."""
+    from finetune_gui.core.training.head_features import scored
+
+    head = search.head
+    accuracy, loss = scored(train_features, train_labels, lambda rows: rows,
+                            np.vstack([head.kernel, head.bias]))
     chosen = search.chosen
     return {
         "epoch": epoch,
         "phase": "head",
-        "loss": float(-np.log(picked).mean()),
-        "accuracy": float((probs.argmax(axis=1) == train_labels).mean()),
+        "loss": loss,
+        "accuracy": accuracy,
         "val_loss": chosen["val_loss"],
         "val_accuracy": chosen["val_accuracy"],
         "lr": lr,
@@ -294,14 +295,23 @@ def solve_head_phase(
         "Phase 1: solving the new head to its optimum on the frozen features (scikit-learn's "
         "logistic regression, unless another L2 strength is clearly better on validation)."
     ))
-    pooled = np.asarray(train_pooled)
+    # The features stay where they are (RAM or the disk store): the search takes its sample.
     search = search_softmax_head(
-        pooled, labels, np.asarray(val_pooled), val_labels, classifier.head_layers[-1].units,
+        train_pooled, labels, val_pooled, val_labels, classifier.head_layers[-1].units,
         sample_weight=sample_weights, on_tried=lambda row: check_cancel(cancel),
     )
     set_output_layer(classifier, search.head)
     progress(LogMessage(head_choice_text(search)))
-    return search, history_row(search, pooled, labels, epoch, lr)
+    if "sampled_from" in search.chosen:
+        progress(LogMessage(sample_text(search.chosen, "The head was solved")))
+    return search, history_row(search, train_pooled, labels, epoch, lr)
+
+
+def sample_text(row: dict, what: str) -> str:
+    """The log's sentence when a solver fitted on a capped sample (`row`: images, sampled_from)."""
+    return (f"{what} on a sample of {row['images']:,} of the {row['sampled_from']:,} training "
+            f"images (every class in proportion), so its features fit the memory budget; a "
+            f"larger sample moves a linear head's weights less than another split does.")
 
 
 def head_choice_text(search: HeadSearch) -> str:

@@ -37,10 +37,22 @@ def evaluate_on_test_split(
     if seeing is None or not len(test_y):
         probs = predict_probabilities(model, test_x, batch_size, stop)
     else:
+        from finetune_gui.core.data.storage import allocate, row_chunks
+
         batch_size = min(batch_size, INFERENCE_BATCH)
-        early, pooled, probs = seeing.predict(
-            batches([test_x], batch_size), verbose=0, callbacks=stop)
-        probs = np.asarray(probs, np.float32)[:, : len(split.classes)]
-        rows = (np.asarray(early, np.float32), normalise(pooled), probs)
+        # A chunk of images at a time, the pooled features into an array the memory budget
+        # holds (or the disk store): predict's own output of every test image was whole.
+        width = int(seeing.outputs[1].shape[-1])
+        pooled = allocate((len(test_y), width), np.float32)
+        early, probs = [], []
+        for chunk in row_chunks(len(test_y), int(np.prod(test_x.shape[1:])) + 4 * width):
+            check_cancel(cancel)
+            found_early, found_pooled, found_probs = seeing.predict(
+                batches([test_x[chunk]], batch_size), verbose=0, callbacks=stop)
+            pooled[chunk] = normalise(found_pooled)
+            early.append(np.asarray(found_early, np.float32))
+            probs.append(np.asarray(found_probs, np.float32)[:, : len(split.classes)])
+        probs = np.concatenate(probs)
+        rows = (np.concatenate(early), pooled, probs)
     check_cancel(cancel)
     return build_report(split.classes, test_y, probs, [p for p, _ in split.test]), rows

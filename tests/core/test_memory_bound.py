@@ -1,0 +1,164 @@
+"""Every step of a training run that reads the whole dataset's features stays inside the
+memory budget (issue 30): with the budget scaled down to 0.5 MB and 24,000 images' features
+in the disk store (20 MB of training features, 40 times the budget), no step may grow the
+arrays it holds by a quarter of them.
+
+numpy's arrays are traced (tracemalloc sees them), each step's growth is its peak less what
+was held when it started. The steps are those the run takes on its stored features: the head
+search and its history row, the refit on training and validation images, the k-fold held-out
+answers ("not sure", calibration, suspect labels), features.npz written and read, and the
+distances "not sure" measures. `benchmarks/memory_bound.py` measures the whole run.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+TRAIN, VAL, WIDTH, CLASSES = 20_000, 4_000, 256, 3
+WHOLE = TRAIN * WIDTH * 4  # the training features as float32: 20 MB
+
+
+@pytest.fixture
+def stored(tmp_path, monkeypatch):
+    """Training and validation features of three separable classes, in the disk store."""
+    from finetune_gui.core.data.storage import allocate, is_on_disk
+
+    monkeypatch.setenv("FINETUNE_GUI_MEMORY_BUDGET_MB", "0.5")
+    monkeypatch.setenv("FINETUNE_GUI_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(CLASSES, WIDTH)).astype(np.float32)
+    parts = {}
+    for name, count in (("train", TRAIN), ("val", VAL)):
+        labels = np.arange(count) % CLASSES
+        pooled = allocate((count, WIDTH), np.float32)
+        assert is_on_disk(pooled)
+        for start in range(0, count, 1000):
+            rows = labels[start : start + 1000]
+            noise = rng.normal(scale=3.0, size=(len(rows), WIDTH)).astype(np.float32)
+            pooled[start : start + len(rows)] = centres[rows] + noise
+        parts[name] = (pooled, labels)
+    return parts
+
+
+def growth(step) -> tuple[object, int]:
+    """(what `step()` returned, the most its traced arrays grew by while it ran)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = step()
+        return result, tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_head_search_fits_a_sample_and_scores_every_row_a_chunk_at_a_time(stored):
+    from finetune_gui.core.training.head_solver import history_row, search_softmax_head
+
+    (train, train_y), (val, val_y) = stored["train"], stored["val"]
+    search, grown = growth(lambda: search_softmax_head(train, train_y, val, val_y, CLASSES))
+    assert grown < WHOLE / 4, f"the head search grew by {grown / 2**20:.1f} MB"
+    chosen = search.chosen
+    assert chosen["sampled_from"] == TRAIN and chosen["images"] < TRAIN  # run.json says so
+    assert chosen["val_accuracy"] > 0.9  # scored on every validation row
+    row, grown = growth(lambda: history_row(search, train, train_y, 1, 1e-3))
+    assert grown < WHOLE / 4 and row["accuracy"] > 0.9
+
+
+def test_the_refit_solves_on_a_sample_of_training_and_validation_rows(stored):
+    from finetune_gui.core.events import ignore_progress
+    from finetune_gui.core.training.head_refit import refit_on_train_and_val
+    from finetune_gui.core.training.head_solver import search_softmax_head
+
+    (train, train_y), (val, val_y) = stored["train"], stored["val"]
+    chosen = search_softmax_head(train, train_y, val, val_y, CLASSES).head
+    layer = SimpleNamespace(weights=[np.zeros((WIDTH, CLASSES), np.float32),
+                                     np.zeros(CLASSES, np.float32)], units=CLASSES)
+    layer.get_weights = lambda: layer.weights
+    layer.set_weights = lambda weights: setattr(layer, "weights", weights)
+    classifier = SimpleNamespace(head_layers=[layer])
+    activations = SimpleNamespace(train=SimpleNamespace(pooled=train),
+                                  val=SimpleNamespace(pooled=val))
+    refit, grown = growth(lambda: refit_on_train_and_val(
+        classifier, chosen, activations, train_y, val_y, ["a", "b", "c"], "auto",
+        ignore_progress))
+    assert grown < WHOLE / 4, f"the refit grew by {grown / 2**20:.1f} MB"
+    assert refit["images"] == TRAIN + VAL and refit["sample"] < TRAIN + VAL
+
+
+def test_the_held_out_answers_fit_on_samples_and_answer_every_image(stored):
+    import importlib
+
+    # Imported first: a module's own objects are traced too, and are not the step's arrays.
+    for name in ("linear_model", "model_selection", "pipeline", "preprocessing"):
+        importlib.import_module(f"sklearn.{name}")
+
+    from finetune_gui.core.run.unseen_answers import held_out_probabilities, plain_penalty
+
+    train, train_y = stored["train"]
+    answers, grown = growth(lambda: held_out_probabilities(
+        train, train_y, CLASSES, plain_penalty(TRAIN)))
+    assert grown < WHOLE / 4, f"the k-fold answers grew by {grown / 2**20:.1f} MB"
+    assert answers.shape == (TRAIN, CLASSES)
+    assert (answers.argmax(axis=1) == train_y).mean() > 0.9  # every image answered
+
+
+def test_distances_to_the_reference_are_measured_a_chunk_at_a_time(stored):
+    from finetune_gui.core.run.distance_signal import DistanceSignal
+
+    train, train_y = stored["train"]
+    signal = DistanceSignal.fit("pool", train[:2000], train_y[:2000], straight=True)
+    features = np.asarray(train[:8000])
+    for measure in (signal.distances, signal.straight_distances):
+        # The whole matrix to the 1,000 reference rows: 8,000 x 1,000 float64, 64 MB.
+        found, grown = growth(lambda measure=measure: measure(features, leave_out_self=True))
+        assert grown < 16 * 2**20 and found.shape == (8000,)
+
+
+def test_features_npz_is_written_and_read_a_chunk_at_a_time(stored, tmp_path):
+    from finetune_gui.core.data.storage import DiskArray
+    from finetune_gui.core.run import dataset_features
+
+    train, _ = stored["train"]
+    path = tmp_path / "features.npz"
+    _, grown = growth(lambda: dataset_features._write_npz(
+        path, {"labels": np.zeros(TRAIN, np.int32), "features": (train, np.float16)}))
+    assert grown < WHOLE / 4, f"writing features.npz grew by {grown / 2**20:.1f} MB"
+    with np.load(path) as data:
+        rows, grown = growth(lambda: dataset_features._features_of(path, data))
+        assert grown < WHOLE / 4 and isinstance(rows, DiskArray)
+        np.testing.assert_array_equal(rows[5:9], np.asarray(train[5:9]).astype(np.float16))
+
+
+def test_a_capped_sample_keeps_every_class_in_proportion():
+    from finetune_gui.core.data.storage import capped_sample
+
+    labels = np.array([0] * 9000 + [1] * 900 + [2] * 3)
+    assert capped_sample(labels, len(labels)) is None  # everything fits: no sample
+    rows = capped_sample(labels, 1000)
+    assert np.all(np.diff(rows) > 0) and len(rows) <= 1003
+    counts = np.bincount(labels[rows])
+    assert abs(counts[0] - 908) <= 1 and abs(counts[1] - 90) <= 1 and counts[2] == 1
+
+
+def test_features_npz_beyond_the_budget_are_read_from_the_file(tmp_path, monkeypatch):
+    """features.npz stays an ordinary .npz (np.load reads it), written a chunk at a time;
+    beyond a quarter of the budget its features are rows read from the file, as float32."""
+    from finetune_gui.core.data.storage import DiskArray
+    from finetune_gui.core.run import dataset_features
+
+    monkeypatch.setenv("FINETUNE_GUI_MEMORY_BUDGET_MB", "0.5")
+    features = np.random.default_rng(0).normal(size=(3000, 64)).astype(np.float32)
+    path = tmp_path / "features.npz"
+    dataset_features._write_npz(path, {"labels": np.zeros(3000, np.int32),
+                                       "features": (features, np.float16)})
+    with np.load(path) as data:
+        np.testing.assert_array_equal(data["features"], features.astype(np.float16))
+        rows = dataset_features._features_of(path, data)
+    assert isinstance(rows, DiskArray) and rows.dtype == np.float32
+    mask = np.arange(3000) % 7 == 0
+    np.testing.assert_array_equal(rows[mask], features[mask].astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(rows[10:20], features[10:20].astype(np.float16).astype(np.float32))
