@@ -1,10 +1,10 @@
-"""The command line: `finetune-gui scan|train|evaluate|predict|sort|similar|export|ensemble|
-explain|suspects|report`, or the window with none.
+"""The command line: `finetune-gui scan|label|train|evaluate|predict|sort|similar|export|
+ensemble|explain|suspects|report`, or the window with none.
 
 A thin layer over `core`: it parses, calls, and prints. User errors print one plain line and
 exit 2; anything unexpected is logged to a file and named in one line, never a bare traceback.
-One module per command group (`data`, `train`, `use`, `organise`, `export`, `ensemble`,
-`insight`); `parser` puts them together.
+One module per command group (`data`, `label`, `train`, `use`, `organise`, `export`,
+`ensemble`, `insight`); `parser` puts them together.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from finetune_gui.cli import data, ensemble, export, insight, organise, train, use
+from finetune_gui.cli import data, ensemble, export, insight, label, organise, train, use
 
-GROUPS = (data, train, use, organise, export, ensemble, insight)
+GROUPS = (data, label, train, use, organise, export, ensemble, insight)
 COMMANDS = {name: run for group in GROUPS for name, run in group.COMMANDS.items()}
 SUBCOMMANDS = tuple(COMMANDS)
 

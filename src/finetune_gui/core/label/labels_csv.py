@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from finetune_gui.core.data.class_names import shown
@@ -40,8 +41,22 @@ def _inside(root: Path, path: Path) -> bool:
     return os.path.normpath(path).startswith(root_text.rstrip(os.sep) + os.sep)
 
 
-def read_labels(csv_path: Path | str, pictures: FolderPictures) -> dict[Path, Decision]:
-    """The decisions `csv_path` gives, by picture (copies resolved to their picture)."""
+@dataclass(frozen=True)
+class LabelRow:
+    """One row of labels.csv, checked against the folder: `path` absolute and inside it."""
+
+    line: int
+    given: str  # the path as written
+    path: Path
+    label: str
+    by: str
+    probability: float | None
+
+
+def read_rows(csv_path: Path | str, root: Path) -> list[LabelRow]:
+    """The rows of `csv_path`, each checked without opening a picture: the columns, the label,
+    the path (inside `root`, existing). The checks that need the folder's pictures are
+    `resolve`'s."""
     csv_path = Path(csv_path)
     name = csv_path.name
     reader = csv.reader(io.StringIO(_read_text(csv_path)))
@@ -51,13 +66,10 @@ def read_labels(csv_path: Path | str, pictures: FolderPictures) -> dict[Path, De
         raise UserError(f"The labels file {csv_path} has the columns {found}; it needs a header "
                         f"row with the columns path and label.")
     at = {column: header.index(column) for column in COLUMNS if column in header}
-    owner = pictures.picture_of()
-    problems = {p.path: p.reason for p in pictures.problems}
-    decisions: dict[Path, Decision] = {}
-    first_line: dict[Path, tuple[int, str]] = {}
+    rows = []
     for line, row in enumerate(reader, start=2):
-        cell = {column: (row[i].strip() if i < len(row) else "") for column, i in at.items()}
-        given, label = cell["path"], row[at["label"]] if at["label"] < len(row) else ""
+        cell = {column: (row[i] if i < len(row) else "") for column, i in at.items()}
+        given, label = cell["path"].strip(), cell["label"]
         if not given and not label.strip():
             continue  # a blank line
         where = f"on line {line} of {name}"
@@ -67,27 +79,45 @@ def read_labels(csv_path: Path | str, pictures: FolderPictures) -> dict[Path, De
         if not label:
             raise UserError(f"The picture {given} {where} has no label.")
         check_label(label, where)
-        path = Path(os.path.normpath(pictures.root / given))
-        if not _inside(pictures.root, path):
-            raise UserError(f"The path {given} {where} is outside the folder {pictures.root}.")
+        path = Path(os.path.normpath(root / given))
+        if not _inside(root, path):
+            raise UserError(f"The path {given} {where} is outside the folder {root}.")
         if not path.exists():
-            raise UserError(f"The picture {given} {where} does not exist in {pictures.root}.")
-        if path not in owner:
-            why = problems.get(path, "not a picture the folder check found")
-            raise UserError(f"The file {given} {where} cannot be labelled: {why}.")
-        picture = owner[path]
-        by = MODEL if cell.get("decided_by", "").lower() == MODEL else USER
-        probability = _probability(cell.get("probability", ""), where) if by == MODEL else None
-        earlier = decisions.get(picture)
-        if earlier is not None and earlier.label != label:
-            other_line, other = first_line[picture]
+            raise UserError(f"The picture {given} {where} does not exist in {root}.")
+        by = MODEL if cell.get("decided_by", "").strip().lower() == MODEL else USER
+        probability = (_probability(cell.get("probability", "").strip(), where)
+                       if by == MODEL else None)
+        rows.append(LabelRow(line, given, path, label, by, probability))
+    return rows
+
+
+def resolve(rows: list[LabelRow], pictures: FolderPictures, name: str = "labels.csv"
+            ) -> dict[Path, Decision]:
+    """The decisions of checked `rows`, by picture (copies resolved to their picture); a file
+    that is not a usable picture, or two labels for one picture, is refused."""
+    owner = pictures.picture_of()
+    problems = {p.path: p.reason for p in pictures.problems}
+    decisions: dict[Path, Decision] = {}
+    first: dict[Path, LabelRow] = {}
+    for row in rows:
+        if row.path not in owner:
+            why = problems.get(row.path, "not a picture the folder check found")
+            raise UserError(f"The file {row.given} on line {row.line} of {name} cannot be "
+                            f"labelled: {why}.")
+        picture = owner[row.path]
+        earlier = first.setdefault(picture, row)
+        if earlier.label != row.label:
             raise UserError(
-                f"{other} (line {other_line}) and {given} (line {line}) of {name} are the same "
-                f"picture but labelled {shown(earlier.label)} and {shown(label)}; give them one "
-                f"label.")
-        decisions[picture] = Decision(label, by, probability)
-        first_line.setdefault(picture, (line, given))
+                f"{earlier.given} (line {earlier.line}) and {row.given} (line {row.line}) of "
+                f"{name} are the same picture but labelled {shown(earlier.label)} and "
+                f"{shown(row.label)}; give them one label.")
+        decisions[picture] = Decision(row.label, row.by, row.probability)
     return decisions
+
+
+def read_labels(csv_path: Path | str, pictures: FolderPictures) -> dict[Path, Decision]:
+    """The decisions `csv_path` gives, by picture (`read_rows`, then `resolve`)."""
+    return resolve(read_rows(csv_path, pictures.root), pictures, Path(csv_path).name)
 
 
 def _probability(text: str, where: str) -> float | None:
