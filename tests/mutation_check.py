@@ -264,6 +264,12 @@ def apply(mutation: Mutation, src: Path) -> Path:
 # -- running ----------------------------------------------------------------------------------
 def _environment(src: Path | None) -> dict[str, str]:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    # The copy of src/ has no resources/ or web/ beside it: the checkout's are used (the web
+    # page's template and its pinned runtime).
+    env.setdefault("FINETUNE_GUI_RESOURCES", str(ROOT / "resources"))
+    runtime = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist"
+    if runtime.is_dir():
+        env.setdefault("FINETUNE_GUI_WEB_RUNTIME", str(runtime))
     first = [str(src)] if src is not None else [str(ROOT / "src")]
     env["PYTHONPATH"] = os.pathsep.join([*first, *filter(None, [os.environ.get("PYTHONPATH")])])
     return env
@@ -287,7 +293,7 @@ def run_tests(tests: tuple[str, ...], src: Path | None) -> tuple[int, str, float
         raise PatchError(f"{PACKAGE} would not be imported from {expected}")
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+        [sys.executable, "-m", "pytest", "-x", "-q", "-rfEs", "-p", "no:cacheprovider", *tests],
         env=env, cwd=ROOT, capture_output=True, text=True,
     )
     return done.returncode, done.stdout + done.stderr, time.monotonic() - started
@@ -341,6 +347,11 @@ def check(mutation: Mutation, unmutated: bool) -> str:
     if code == 1:
         print(f"  caught in {took:.0f} s: {_first_failure(output)}")
         return "caught"
+    if code == 0 and re.search(r"\d+ skipped", output):
+        skips = [line for line in output.splitlines() if line.startswith("SKIPPED")]
+        print(f"  error: its tests were skipped, so they could not catch it ({took:.0f} s)\n"
+              + textwrap.indent("\n".join(skips) or output[-1000:], "    "))
+        return "error"
     if code == 0:
         print(f"  SURVIVED: {len(mutation.tests)} test(s) passed with it switched off ({took:.0f} s)")
         return "survived"
