@@ -97,10 +97,16 @@ def test_train_writes_a_complete_run_and_prints_the_report(trained_run):
     assert json.loads((trained_run / "metrics.json").read_text())["accuracy"] >= 0.9
 
 
-def test_evaluate_on_a_folder_prints_metrics_or_json(trained_run, other_shapes_dir, capsys):
-    assert main(["evaluate", str(trained_run), str(other_shapes_dir), "--json"]) == 0
+def test_evaluate_on_a_folder_prints_metrics_or_json(trained_run, tmp_path, capsys):
+    """Scored on 120 pictures the run never saw, drawn by the same generator: 94.2% measured
+    (113 of 120; the folder it trained on, which this test used to score, gave 99.6%). 90%
+    leaves five images of margin, about two standard errors."""
+    from finetune_gui.demo import make_shapes_dataset
+
+    unseen = make_shapes_dataset(tmp_path / "unseen", per_class=40, size=48, seed=77)
+    assert main(["evaluate", str(trained_run), str(unseen), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["count"] == 240 and report["accuracy"] >= 0.9
+    assert report["count"] == 120 and report["accuracy"] >= 0.9
     assert len(report["per_class"]) == 3 and len(report["confusion"]) == 3
 
 
