@@ -162,3 +162,22 @@ def test_features_npz_beyond_the_budget_are_read_from_the_file(tmp_path, monkeyp
     mask = np.arange(3000) % 7 == 0
     np.testing.assert_array_equal(rows[mask], features[mask].astype(np.float16).astype(np.float32))
     np.testing.assert_array_equal(rows[10:20], features[10:20].astype(np.float16).astype(np.float32))
+
+
+def test_the_duplicate_candidates_are_found_a_block_at_a_time(monkeypatch):
+    """Each block of images is compared with every image whose key is near: with thousands of
+    images that window holds a large share of the folder, and the block's distance matrices
+    must then shrink with the budget rather than grow with the folder."""
+    from finetune_gui.core.data.hashing import DIGEST_BYTES, FINGERPRINT_BYTES, GREY_SIDE
+    from finetune_gui.core.data.similarity import candidate_pairs
+
+    monkeypatch.setenv("FINETUNE_GUI_MEMORY_BUDGET_MB", "0.5")
+    rng = np.random.default_rng(0)
+    count, grey = 4000, GREY_SIDE * GREY_SIDE
+    head, tail = DIGEST_BYTES + 4, FINGERPRINT_BYTES - DIGEST_BYTES - 4 - grey
+    fingerprints = [rng.integers(0, 256, head + grey, dtype=np.uint8).tobytes() + bytes(tail)
+                    for _ in range(count)]
+    pairs, grown = growth(lambda: candidate_pairs(fingerprints))
+    # 512 rows against a third of 4,000 images: five such matrices were 30 MB.
+    assert grown < 8 * 2**20, f"the candidate pairs grew by {grown / 2**20:.1f} MB"
+    assert isinstance(pairs, list)

@@ -39,6 +39,7 @@ from finetune_gui.core.data.pixel_measures import (
     resampling,
     shrink,
 )
+from finetune_gui.core.data.storage import row_chunks, rows_in_budget
 
 # Measured on real folders (benchmarks/duplicate_threshold.py, docs/duplicates.md, 2026-12-01).
 CLOSE_DISTANCE = 0.2  # stage 1, rms of the coarse thumbnails: always a candidate
@@ -77,10 +78,15 @@ def _coarse(fingerprints: Sequence[bytes]) -> np.ndarray:
     """(n, 64): 8 x 8 grey levels at zero mean and unit contrast (a floor keeps blank images
     blank), one row per fingerprint."""
     blur = blurring(GREY_SIDE, COARSE_BLUR)
-    thumbs = np.stack([grey_thumbnail(f) for f in fingerprints])
-    levels = (blur @ thumbs @ blur.T).reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4)).reshape(-1, 64)
-    centred = levels - levels.mean(axis=1, keepdims=True)
-    return (centred / np.maximum(centred.std(axis=1, keepdims=True), FLAT_CONTRAST)).astype(np.float64)
+    out = np.empty((len(fingerprints), 64))
+    # A chunk of thumbnails at a time: all of them (32 x 32, and two blurred copies) were
+    # 400 MB and more for 50,000 images, where the result is 64 numbers each.
+    for part in row_chunks(len(fingerprints), 3 * 8 * GREY_SIDE * GREY_SIDE):
+        thumbs = np.stack([grey_thumbnail(f) for f in fingerprints[part]])
+        levels = (blur @ thumbs @ blur.T).reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4)).reshape(-1, 64)
+        centred = levels - levels.mean(axis=1, keepdims=True)
+        out[part] = centred / np.maximum(centred.std(axis=1, keepdims=True), FLAT_CONTRAST)
+    return out
 
 
 def candidate_pairs(
@@ -107,8 +113,13 @@ def candidate_pairs(
     ranked, sorted_coarse = key[order], coarse[order]
     squares = (sorted_coarse**2).sum(axis=1)
     found: set[tuple[int, int]] = set()
-    for start in range(0, count, CANDIDATE_BLOCK):
-        stop = min(start + CANDIDATE_BLOCK, count)
+    # A block's window may hold every image (a folder of look-alikes), and its matrices (the
+    # distances, the masks, argpartition's indices: about five 8-byte numbers per pair) then
+    # grow with the folder: 512 rows of 50,000 images were 1 GB. Fewer rows per block keep
+    # them inside the memory budget; the pairs found are the same.
+    block = min(CANDIDATE_BLOCK, rows_in_budget(5 * 8 * count, share=16, least=16))
+    for start in range(0, count, block):
+        stop = min(start + block, count)
         # Every image within `far` of a row, before or after it: its nearest are among them.
         low = int(np.searchsorted(ranked, ranked[start] - far, side="left"))
         high = int(np.searchsorted(ranked, ranked[stop - 1] + far, side="right"))
