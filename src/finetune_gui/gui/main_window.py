@@ -13,7 +13,9 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QPushButton,
     QStackedWidget,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -28,6 +30,7 @@ from finetune_gui.gui.pages.augment import AugmentPage
 from finetune_gui.gui.pages.compare import CompareRunsDialog
 from finetune_gui.gui.pages.data import DataPage
 from finetune_gui.gui.pages.export import ExportPage
+from finetune_gui.gui.pages.label import LabelWindow
 from finetune_gui.gui.pages.model import ModelPage
 from finetune_gui.gui.pages.results import ResultsPage
 from finetune_gui.gui.pages.train import TrainPage
@@ -93,7 +96,16 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QHBoxLayout(central)
         layout.setContentsMargins(8, 8, 8, 8)
-        layout.addWidget(self.steps)
+        left = QVBoxLayout()
+        # The way in for pictures not sorted into class folders yet (issue 27): before Data.
+        self.label_button = QPushButton("My pictures are not sorted yet")
+        self.label_button.setFixedWidth(270)
+        self.label_button.setToolTip("Label a folder of pictures with the model's help, "
+                                     "then train on the class folders it makes.")
+        self.label_button.clicked.connect(self.show_labelling)
+        left.addWidget(self.label_button)
+        left.addWidget(self.steps, 1)
+        layout.addLayout(left)
         layout.addWidget(self.stack, 1)
         self.setCentralWidget(central)
         self.readiness = QLabel()
@@ -110,6 +122,7 @@ class MainWindow(QMainWindow):
         self.background_runs = BackgroundRunWatcher(self.state, self)
         self.background_runs.run_changed.connect(self._on_background_run_changed)
         self.comparison: CompareRunsDialog | None = None  # made when first asked for
+        self.labelling: LabelWindow | None = None  # made when first asked for
         self.log_opener = PathOpener("your file manager", self)
         self.log_opener.finished.connect(self._on_log_folder_opened)
         self.user_guide: UserGuide | None = None
@@ -275,6 +288,21 @@ class MainWindow(QMainWindow):
         action.triggered.connect(slot)
         menu.addAction(action)
         return action
+
+    def show_labelling(self) -> LabelWindow:
+        """Open (or bring forward) the window that labels a folder of unsorted pictures."""
+        if self.labelling is None:
+            self.labelling = LabelWindow(self.state, self)
+            self.labelling.train_requested.connect(self._train_on_labelled)
+        self.labelling.show()
+        self.labelling.raise_()
+        self.labelling.activateWindow()
+        return self.labelling
+
+    def _train_on_labelled(self) -> None:
+        self.go_to("data")  # the state's folder is the labelled output now
+        self.raise_()
+        self.activateWindow()
 
     def show_comparison(self) -> CompareRunsDialog:
         """Open (or bring forward) the window that compares the project's runs."""
@@ -470,6 +498,8 @@ class MainWindow(QMainWindow):
             page.shutdown()
         if self.comparison is not None:
             self.comparison.shutdown()
+        if self.labelling is not None:
+            self.labelling.shutdown()
         self.warm_up_runner.shutdown()
         super().closeEvent(event)
 

@@ -114,14 +114,15 @@ class Labeller:
         return self.view
 
     # -- decisions ----------------------------------------------------------------------------
-    def answer_page(self, answers: dict[int, str | None]) -> None:
-        """A page's answers (row -> class, None for "none of these"); saved at once."""
+    def answer_page(self, answers: dict[int, str | None], *, page: bool = True) -> None:
+        """A page's answers (row -> class, None for "none of these"); saved at once. `page`
+        False: choices kept on the way to something else (not counted as a page)."""
         for row, label in answers.items():
             if label is None:
                 self.session.leave_out(self.names[row])
             else:
                 self.session.set_label(self.names[row], label)
-        self.session.pages += 1
+        self.session.pages += page
         self.session.save()
 
     def accept_above(self, threshold: float, proposals: Proposals | None = None) -> int:

@@ -1,0 +1,141 @@
+"""The labelling window, driven as a user drives it (pytest-qt, offscreen): the way in from the
+main window, the first pass in a child process, keys on the page (number keys, 0 for "none of
+these", Space to see a picture large, Enter to accept the page), a click, a correction, a new
+class, the proposals and their estimate after the page, "Accept the rest above", resume after
+closing the window, the output and "Train on these" opening the Data step on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from tests.conftest import folder_fingerprint
+from tests.core.label_folders import make_heap
+
+from finetune_gui.core.label.session import MODEL, USER
+from finetune_gui.gui.widgets.label_grid import PictureViewer
+
+
+
+def network(weights: Path) -> dict:
+    """The conftest's stand-in for a pretrained base (MobileNetV2 trained on shapes, 48 px):
+    random weights would propose nothing worth accepting."""
+    return {"backbone": "mobilenetv2", "weights": str(weights), "image_size": 48}
+
+
+def _open_labelling(window, qtbot, heap: Path, weights: Path):
+    assert window.state.update_settings(**network(weights)) is None
+    qtbot.mouseClick(window.label_button, Qt.MouseButton.LeftButton)
+    labelling = window.labelling
+    assert labelling is not None and labelling.isVisible()
+    labelling.start_view.folder_edit.setText(str(heap))
+    with qtbot.waitSignal(labelling.page_runner.succeeded, timeout=180_000):
+        qtbot.mouseClick(labelling.start_view.start_button, Qt.MouseButton.LeftButton)
+    return labelling
+
+
+def _press(qtbot, grid, key) -> None:
+    qtbot.keyClick(grid, key)
+
+
+def test_label_a_folder_in_the_window_resume_and_train_on_it(make_window, qtbot, tmp_path,
+                                                            pretrained_base):
+    heap = tmp_path / "heap"
+    facts = make_heap(heap, per_class=12)
+    truth = facts["truth"]
+    before = folder_fingerprint(heap)
+    window = make_window(start=False)
+    labelling = _open_labelling(window, qtbot, heap, pretrained_base)
+    labeller, grid = labelling.labeller, labelling.grid
+    # The folder's circles/ are labelled already; a page of 24 is asked, no proposals yet.
+    assert labeller.session.classes == ["circles"]
+    assert len(grid.tiles) == 24
+    assert "label pictures of at least two classes" in labelling.estimate.text()
+    name_of = {str(p): labeller.pictures.relative(p) for p in labeller.pictures.pictures}
+
+    # Number keys and new classes: each tile gets its true class and the next is framed.
+    for index in range(len(grid.tiles)):
+        assert grid.current == index
+        want = truth[name_of[grid.paths[index]]]
+        if want not in labeller.session.classes:
+            assert labelling.add_class(want)  # "New class": it goes to the framed picture
+        else:
+            _press(qtbot, grid, Qt.Key.Key_1 + labeller.session.classes.index(want))
+    assert grid.chosen() and len(grid.chosen()) == 24
+    # A click frames a picture; 0 says "none of these"; a slip is corrected.
+    left_out = 5
+    qtbot.mouseClick(grid.tiles[left_out], Qt.MouseButton.LeftButton)
+    assert grid.current == left_out
+    _press(qtbot, grid, Qt.Key.Key_0)
+    slip = 7
+    grid.make_current(slip)
+    right = truth[name_of[grid.paths[slip]]]
+    wrong = next(c for c in labeller.session.classes if c != right)
+    _press(qtbot, grid, Qt.Key.Key_1 + labeller.session.classes.index(wrong))
+    grid.make_current(slip)
+    _press(qtbot, grid, Qt.Key.Key_1 + labeller.session.classes.index(right))
+    # A name a folder cannot have is refused in one sentence, and nothing changes.
+    assert not labelling.add_class("a/b")
+    assert "slash" in labelling.estimate.text()
+    # Space shows the framed picture large; Space closes it.
+    _press(qtbot, grid, Qt.Key.Key_Space)
+    viewer = labelling.last_dialog
+    assert isinstance(viewer, PictureViewer) and viewer.isVisible()
+    qtbot.keyClick(viewer, Qt.Key.Key_Space)
+    assert not viewer.isVisible()
+    page = {row: truth[name_of[path]] for row, path in zip(grid.rows, grid.paths, strict=True)}
+    page[grid.rows[left_out]] = None
+
+    with qtbot.waitSignal(labelling.page_runner.succeeded, timeout=60_000):
+        _press(qtbot, grid, Qt.Key.Key_Return)  # Enter accepts the page
+    session = labeller.session
+    assert session.pages == 1
+    for row, label in page.items():
+        decision = session.decisions[labeller.names[row]]
+        assert (decision.label, decision.by) == (label, USER)
+    assert set(session.classes) == {"circles", "squares", "triangles"}
+    # The head was solved again: proposals on the new page, an estimate, counts per class.
+    assert not set(grid.rows) & set(page)
+    assert all(p is not None for p in grid.proposed)
+    assert "of the proposals are right" in labelling.estimate.text()
+    listed = [labelling.class_list.item(i).text() for i in range(labelling.class_list.count())]
+    assert any("circles" in text and "yours" in text for text in listed)
+
+    # "Accept the rest above N% sure".
+    labelling.threshold.setValue(50)
+    assert labelling.accept_rest_button.isEnabled()
+    with qtbot.waitSignal(labelling.page_runner.succeeded, timeout=60_000):
+        qtbot.mouseClick(labelling.accept_rest_button, Qt.MouseButton.LeftButton)
+    accepted = {p: d for p, d in session.decisions.items() if d.by == MODEL}
+    assert accepted and all(d.probability >= 0.5 for d in accepted.values())
+    saved = dict(session.decisions)
+
+    # Closing loses nothing: a new window continues the same session.
+    window.close()
+    again = make_window(start=False)
+    qtbot.mouseClick(again.label_button, Qt.MouseButton.LeftButton)
+    resumed = again.labelling
+    assert resumed.start_view.folder_edit.text() == str(heap)
+    assert resumed.start_view.start_button.text() == "Continue labelling"
+    again.state.update_settings(**network(pretrained_base))
+    with qtbot.waitSignal(resumed.page_runner.succeeded, timeout=180_000):
+        qtbot.mouseClick(resumed.start_view.start_button, Qt.MouseButton.LeftButton)
+    assert resumed.labeller.session.decisions == saved
+    assert resumed.labeller.session.pages == 1
+
+    # The output, then "Train on these" opens the Data step on it.
+    out = tmp_path / "sorted"
+    with qtbot.waitSignal(resumed.output_runner.succeeded, timeout=60_000):
+        resumed.write_output(out)
+    assert (out / "labels.csv").is_file()
+    copied = {p.name for p in out.rglob("*.png")} | {p.name for p in out.rglob("*.jpg")}
+    for picture, copy in facts["copies"].items():
+        if saved.get(picture) and saved[picture].label:
+            assert Path(copy).name in copied  # a copy follows its picture
+    assert resumed.train_button.isEnabled()
+    again.go_to("model")
+    qtbot.mouseClick(resumed.train_button, Qt.MouseButton.LeftButton)
+    assert again.state.data_dir == out
+    assert again.current_step() == "data"
+    assert folder_fingerprint(heap) == before
