@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import Qt
 from tests.conftest import folder_fingerprint
 from tests.core.label_folders import make_heap
 
 from finetune_gui.core.label.session import MODEL, USER
 from finetune_gui.gui.widgets.label_grid import PictureViewer
-
 
 
 def network(weights: Path) -> dict:
