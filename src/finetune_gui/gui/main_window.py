@@ -122,7 +122,9 @@ class MainWindow(QMainWindow):
         self.background_runs = BackgroundRunWatcher(self.state, self)
         self.background_runs.run_changed.connect(self._on_background_run_changed)
         self.comparison: CompareRunsDialog | None = None  # made when first asked for
-        self.labelling: LabelWindow | None = None  # made when first asked for
+        # Made now, hidden: its names are on the window for the user guide's check.
+        self.labelling = LabelWindow(self.state, self)
+        self.labelling.train_requested.connect(self._train_on_labelled)
         self.log_opener = PathOpener("your file manager", self)
         self.log_opener.finished.connect(self._on_log_folder_opened)
         self.user_guide: UserGuide | None = None
@@ -291,9 +293,6 @@ class MainWindow(QMainWindow):
 
     def show_labelling(self) -> LabelWindow:
         """Open (or bring forward) the window that labels a folder of unsorted pictures."""
-        if self.labelling is None:
-            self.labelling = LabelWindow(self.state, self)
-            self.labelling.train_requested.connect(self._train_on_labelled)
         self.labelling.show()
         self.labelling.raise_()
         self.labelling.activateWindow()
@@ -498,8 +497,7 @@ class MainWindow(QMainWindow):
             page.shutdown()
         if self.comparison is not None:
             self.comparison.shutdown()
-        if self.labelling is not None:
-            self.labelling.shutdown()
+        self.labelling.shutdown()
         self.warm_up_runner.shutdown()
         super().closeEvent(event)
 

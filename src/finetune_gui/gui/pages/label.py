@@ -147,8 +147,9 @@ class LabelWindow(QWidget):
         self.threshold.setValue(95)
         self.threshold.setSuffix("% sure")
         self.threshold.valueChanged.connect(self._say_above)
-        self.accept_rest_button = QPushButton()
+        self.accept_rest_button = QPushButton("Accept the rest above")
         self.accept_rest_button.clicked.connect(self.accept_rest)
+        self.above_count = QLabel()
         self.output_button = QPushButton("Copy into class folders…")
         self.output_button.clicked.connect(self.choose_output)
         self.train_button = QPushButton("Train on these")
@@ -158,6 +159,7 @@ class LabelWindow(QWidget):
         bottom.addStretch(1)
         bottom.addWidget(self.accept_rest_button)
         bottom.addWidget(self.threshold)
+        bottom.addWidget(self.above_count)
         bottom.addStretch(1)
         bottom.addWidget(self.output_button)
         bottom.addWidget(self.train_button)
@@ -291,7 +293,7 @@ class LabelWindow(QWidget):
         if view is not None and view.proposals.available:
             top = view.proposals.top()
             count = int((~self.labeller.decided() & (top >= self.threshold.value() / 100)).sum())
-        self.accept_rest_button.setText(f"Accept the rest above ({count})")
+        self.above_count.setText(f"{count} proposal(s)")
         self.accept_rest_button.setEnabled(count > 0 and not self.page_runner.is_running)
 
     # -- classes ------------------------------------------------------------------------------
