@@ -78,6 +78,25 @@ def test_how_sure_is_one_minus_the_held_out_probability_of_the_given_label():
         ("img3.png", "b", 1.0), ("img4.png", "c", 0.95)]
 
 
+def test_a_label_the_judge_gives_almost_nothing_is_listed_even_when_no_class_is_confident():
+    # "x" is labelled a; the judge gives a 0.02 and splits the rest between b and c, neither
+    # reaching its threshold (0.95). It is as sure the label is wrong (0.98) as it is, on
+    # average, that a's labels are right (0.654): a suspect. "y" (0.4 to a) is merely unclear.
+    probabilities = np.array([
+        [0.95, 0.03, 0.02], [0.95, 0.03, 0.02], [0.95, 0.03, 0.02],
+        [0.02, 0.5, 0.48], [0.4, 0.3, 0.3],  # labelled a: x, y
+        [0.03, 0.95, 0.02], [0.03, 0.95, 0.02],  # labelled b
+        [0.02, 0.03, 0.95], [0.02, 0.03, 0.95],  # labelled c
+    ])
+    labels = np.array([0, 0, 0, 0, 0, 1, 1, 2, 2])
+    names = ["a1", "a2", "a3", "x", "y", "b1", "b2", "c1", "c2"]
+    scored = ScoredImages([Path(f"{n}.png") for n in names], labels, ["train"] * len(names),
+                          probabilities, np.zeros((len(names), 1)), ["a", "b", "c"])
+    found = rank_suspects(scored)
+    assert [(s.path.name, s.given_label, s.suggested_label) for s in found] == [("x.png", "a", "b")]
+    assert found[0].sureness == pytest.approx(0.98)
+
+
 # -- the command line, in a child process ---------------------------------------------------------
 def run_cli(*args: str) -> subprocess.Popen:
     return subprocess.Popen(

@@ -2,10 +2,15 @@
 
 Confident learning (Northcutt et al., 2021) on out-of-sample probabilities: each class gets a
 threshold, the mean probability the model gives that class on images labelled with it (its
-self-confidence). An image is suspect when some other class reaches that class's threshold while
-its own label stays under its own. Suspects are ranked by how sure the judge is that the label
-is wrong (`sureness`: 1 - the held-out probability of the given class, the self-confidence
-order). This is the app's one rule: the Suspect labels view, the map's crosses
+self-confidence). An image is suspect when its own label stays under its own threshold while some
+other class reaches that class's threshold, or while the judge is at least as sure the label is
+wrong (1 - p(given)) as it is, on average, that this class's labels are right (the threshold)
+and another class gets more than the given one. Without that second clause the images the
+judge gave their label almost nothing (p(given) ~ 0) were not listed when no other class
+reached its threshold: on real folders with flipped labels (benchmarks/suspects.py) a quarter of
+the flipped digits went unlisted, the surest wrong labels of all. Suspects are ranked by how
+sure the judge is that the label is wrong (`sureness`: 1 - the held-out probability of the
+given class, the self-confidence order). This is the app's one rule: the Suspect labels view, the map's crosses
 (core/insight/embedding.py), the report and `finetune-gui suspects` all show `review_suspects`'
 list.
 
@@ -152,16 +157,21 @@ def class_thresholds(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarra
 
 
 def rank_suspects(scored: ScoredImages) -> list[Suspect]:
-    """The confident-learning rule over scored images, clearest contradictions first."""
+    """The rule of the module's docstring over scored images, surest first."""
     probabilities, labels = scored.probabilities, scored.labels
     thresholds = class_thresholds(probabilities, labels)
     found = []
     for i, given in enumerate(labels):
         row = probabilities[i]
-        others = [k for k in range(len(row)) if k != given and row[k] >= thresholds[k]]
-        if not others or row[given] >= thresholds[given]:
+        if row[given] >= thresholds[given]:
             continue
-        suggested = max(others, key=lambda k: row[k])
+        others = [k for k in range(len(row)) if k != given]
+        confident = [k for k in others if row[k] >= thresholds[k]]
+        likeliest = max(others, key=lambda k: row[k]) if others else given
+        sure_wrong = 1.0 - row[given] >= thresholds[given] and row[likeliest] > row[given]
+        if not confident and not sure_wrong:
+            continue
+        suggested = max(confident, key=lambda k: row[k]) if confident else likeliest
         found.append(
             Suspect(
                 path=scored.paths[i],
