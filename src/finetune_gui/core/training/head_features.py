@@ -17,6 +17,12 @@ import numpy as np
 from finetune_gui.core.data.storage import capped_sample, row_chunks, rows_in_budget
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
 def row_width(features) -> int:
     return int(np.prod(features.shape[1:]))
 
@@ -92,11 +98,9 @@ class Standardiser:
 def chunked_probabilities(features, transform, params: np.ndarray):
     """Yield (slice, softmax(transform(rows) @ kernel + bias)) over `features` (float64 rows,
     any array the disk store or RAM holds) one chunk at a time."""
-    from finetune_gui.core.training.head_solver import _softmax
-
     for part in row_chunks(len(features), 8 * row_width(features)):
         rows = transform(np.asarray(features[part], dtype=np.float64))
-        yield part, _softmax(rows @ params[:-1] + params[-1])
+        yield part, softmax(rows @ params[:-1] + params[-1])
 
 
 def scored(features, labels: np.ndarray, transform, params: np.ndarray) -> tuple[float, float]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from finetune_gui.core.events import CancelToken, ProgressCallback
-from finetune_gui.core.training.head_features import Standardiser
+from finetune_gui.core.training.head_features import Standardiser, softmax
 
 # Penalty on the standardised weights: mean cross-entropy + l2 / 2 * |W|^2. The grid spans a
 # nearly unregularised fit to one that shrinks 1,280 features hard.
@@ -51,7 +51,7 @@ class SoftmaxHead:
     standardised: bool = True  # False: the plain probe's head, features as they are
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
-        return _softmax(np.asarray(features, dtype=np.float64) @ self.kernel + self.bias)
+        return softmax(np.asarray(features, dtype=np.float64) @ self.kernel + self.bias)
 
 
 @dataclass
@@ -64,12 +64,6 @@ class HeadSearch:
     @property
     def chosen(self) -> dict:
         return next(row for row in self.tried if row["chosen"])
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def fit_softmax(
