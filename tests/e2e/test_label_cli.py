@@ -104,13 +104,17 @@ def test_suggest_from_a_run_starts_from_its_classes(heap, tmp_path):
     assert train_folder(data, settings, tmp_path / "run").status == "completed"
     nothing = tmp_path / "none.csv"
     nothing.write_text("path,label\n")
+    table = tmp_path / "proposals.csv"
     done = label("suggest", str(root), "--labels", str(nothing), "--from", str(tmp_path / "run"),
-                 "--json", "--ask", "3")
+                 "--csv", str(table), "--ask", "3")
     assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout)
-    assert len(found["proposals"]) == len(facts["truth"])
-    assert {p["label"] for p in found["proposals"]} <= {"circles", "squares", "triangles"}
-    assert len(found["ask"]) == 3
+    rows = list(csv.DictReader(table.open(encoding="utf-8")))
+    assert list(rows[0]) == ["path", "label", "probability", "unsure"]
+    assert {r["path"] for r in rows} == set(facts["truth"])  # nothing labelled: every file
+    assert {r["label"] for r in rows} <= {"circles", "squares", "triangles"}
+    assert {r["unsure"] for r in rows} <= {"yes", "no"}
+    asked = done.stdout.split("Label next (3):")[1].split("\n")[1:4]
+    assert all(line.startswith("  ") and line.strip() in facts["truth"] for line in asked)
 
 
 @pytest.mark.parametrize("rows, extra, words", [
