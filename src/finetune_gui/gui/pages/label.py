@@ -288,6 +288,8 @@ class LabelWindow(QWidget):
                                  f"out.")
 
     def _say_above(self) -> None:
+        if self.page_runner.is_running:
+            return  # the worker thread is changing the decisions; said again when it is done
         view = self.labeller.view if self.labeller else None
         count = 0
         if view is not None and view.proposals.available:
