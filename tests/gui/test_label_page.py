@@ -14,6 +14,7 @@ from tests.core.label_folders import make_heap
 
 from finetune_gui.core.label.session import MODEL, USER
 from finetune_gui.gui.widgets.label_grid import PictureViewer
+from finetune_gui.gui.widgets.label_groups import GroupsDialog
 
 
 def network(weights: Path) -> dict:
@@ -107,6 +108,23 @@ def test_label_a_folder_in_the_window_resume_and_train_on_it(make_window, qtbot,
         qtbot.mouseClick(labelling.accept_rest_button, Qt.MouseButton.LeftButton)
     accepted = {p: d for p, d in session.decisions.items() if d.by == MODEL}
     assert accepted and all(d.probability >= 0.5 for d in accepted.values())
+
+    # "Group similar pictures": name one group, dismiss another; the named one's pictures
+    # shown get the name as the user's label.
+    with qtbot.waitSignal(labelling.groups_runner.succeeded, timeout=60_000):
+        qtbot.mouseClick(labelling.groups_button, Qt.MouseButton.LeftButton)
+    dialog = labelling.last_dialog
+    assert isinstance(dialog, GroupsDialog) and dialog.isVisible()
+    first, second = list(dialog.name_boxes)[:2]
+    dialog.name_group(first, "group one")
+    dialog.name_group(second, "ignored")
+    dialog.dismiss_boxes[second].setChecked(True)
+    with qtbot.waitSignal(labelling.page_runner.succeeded, timeout=60_000):
+        dialog.accept()
+    named = {labeller.pictures.relative(Path(p)) for p in dialog.shown[first]}
+    assert {session.decisions[n].label for n in named} == {"group one"}
+    assert all(session.decisions[n].by == USER for n in named)
+    assert "ignored" not in session.classes
     saved = dict(session.decisions)
 
     # Closing loses nothing: a new window continues the same session.

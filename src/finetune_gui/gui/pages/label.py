@@ -52,13 +52,15 @@ GROUPS = 8
 
 
 # -- jobs on the worker thread (the labeller is not touched by the GUI thread meanwhile) ------
-def next_page(labeller: Labeller, answers: dict[int, str | None] | None, threshold=None, *,
-              progress: ProgressCallback = ignore_progress, cancel: CancelToken | None = None):
+def next_page(labeller: Labeller, answers: dict[int, str | None] | None, threshold=None,
+              count_page: bool = True, *, progress: ProgressCallback = ignore_progress,
+              cancel: CancelToken | None = None):
     """Record a page's answers (or accept the proposals at or above `threshold`), solve the
-    head again and load the next page's thumbnails: (view, images, accepted)."""
+    head again and load the next page's thumbnails: (view, images, accepted). Answers on the
+    way to something else (accepting the rest, naming groups) do not count as a page."""
     accepted = 0
     if answers is not None:
-        labeller.answer_page(answers, page=threshold is None)
+        labeller.answer_page(answers, page=count_page and threshold is None)
     if threshold is not None:
         accepted = labeller.accept_above(threshold)
     view = labeller.refresh(PAGE_SIZE)
@@ -227,11 +229,11 @@ class LabelWindow(QWidget):
         return f" Not used: {shown}{more}"
 
     # -- pages --------------------------------------------------------------------------------
-    def _run_page(self, answers, threshold=None) -> None:
+    def _run_page(self, answers, threshold=None, count_page: bool = True) -> None:
         if self.labeller is None or self.page_runner.is_running:
             return
         self._set_waiting(True)
-        self.page_runner.start(next_page, self.labeller, answers, threshold)
+        self.page_runner.start(next_page, self.labeller, answers, threshold, count_page)
 
     def _set_waiting(self, waiting: bool) -> None:
         for widget in (self.grid, self.accept_page_button, self.accept_rest_button,
@@ -349,7 +351,7 @@ class LabelWindow(QWidget):
             self.labeller.session.add_class(name)
             answers.update({row_of[p]: name for p in paths})
         answers.update(self.grid.chosen())
-        self._run_page(answers)
+        self._run_page(answers, count_page=False)
 
     # -- output -------------------------------------------------------------------------------
     def choose_output(self) -> None:
