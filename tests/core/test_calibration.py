@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from finetune_gui.core.data.images import load_rgb
+from finetune_gui.core.export.card import CARD_JSON, CARD_MARKDOWN
 from finetune_gui.core.run.calibration import (
     expected_calibration_error,
     fit_temperature,
@@ -114,3 +115,10 @@ def test_every_export_gives_the_calibrated_probabilities(calibrated_run, tmp_pat
     exported = run_export(FORMATS[fmt], Path(result.model_path), images)
     raw = predict_keras_model(uncalibrated_copy(run.load_model(), run.facts.temperature), images)
     assert exported == pytest.approx(with_temperature(raw, run.facts.temperature), abs=1e-3)
+    # The model card says how the probabilities were calibrated and how well, on the test split.
+    card = json.loads((tmp_path / fmt / CARD_JSON).read_text())
+    assert card["output"]["calibration"]["temperature"] == pytest.approx(run.facts.temperature)
+    error = card["test_metrics"]["calibration_error"]
+    assert error == pytest.approx(run.report.calibration_error)
+    assert f"Calibration error {error:.3f} on the test images" in (
+        tmp_path / fmt / CARD_MARKDOWN).read_text()

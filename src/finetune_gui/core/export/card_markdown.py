@@ -85,6 +85,8 @@ def card_markdown(card: dict) -> str:
             f"{metrics['images']} test images; macro F1 {metrics['macro_avg'].get('f1', 0):.3f}.",
             *([metrics["rough_estimate_note"]] if metrics.get("rough_estimate_note") else []),
             *([kfold_text(metrics["kfold_estimate"]) + "."] if metrics.get("kfold_estimate") else []),
+            *([calibration_text(metrics["calibration_error"])]
+              if metrics.get("calibration_error") is not None else []),
             "",
             "| class | precision | recall | recall 95% interval | F1 | images |",
             "|---|---|---|---|---|---|",
@@ -163,6 +165,12 @@ def _shape(shape: list) -> str:
 def _augment_text(augment: dict) -> str:
     active = [f"{k} {v}" for k, v in augment.items() if v not in (0, 0.0, "none", None, "")]
     return ", ".join(active) if active else "none"
+
+
+def calibration_text(error: float) -> str:
+    """The test split's calibration error in words."""
+    return (f"Calibration error {error:.3f} on the test images (15 bins; 0 means a \"90% sure\" "
+            f"answer is right 9 times in 10).")
 
 
 def _accuracy_interval(metrics: dict) -> str:
