@@ -188,6 +188,67 @@ MUTATIONS = [
         (UNSURE + "test_validation_picked_by_hand_still_gives_about_five_percent",
          UNSURE + "test_half_the_images_for_validation_still_gives_about_five_percent"),
     ),
+    Mutation(
+        "duplicate-block-difference",
+        "the duplicate check's block-difference test",
+        ReplaceLine(r"^(\s*)and worst_block\[n\] <= BLOCK_DIFFERENCE$", r"\1and True",
+                    within="PixelCheck.same_picture"),
+        ("tests/core/test_duplicates.py::"
+         "test_the_same_scene_with_a_spot_of_light_in_one_place_is_another_picture",),
+    ),
+    Mutation(
+        "duplicate-flat-brightness",
+        "nearly blank pictures compared without their brightness",
+        ReplaceLine(r"^(\s*)verdicts\[k\] = (flat_a and flat_b and rms <= FLAT_DIFFERENCE) "
+                    r"and shift\[0\] <= MEAN_DIFFERENCE$", r"\1verdicts[k] = \2",
+                    within="PixelCheck.same_picture"),
+        ("tests/core/test_duplicates.py::"
+         "test_flat_pictures_of_one_hue_but_far_apart_in_brightness_are_different_pictures",),
+    ),
+    Mutation(
+        "class-name-refusal",
+        "class folder names labels.txt cannot keep let through to training",
+        ReplaceBody("names_refusal", "return None"),
+        ("tests/e2e/test_class_names.py::test_a_name_the_files_cannot_keep_is_refused_by_the_scan",),
+    ),
+    Mutation(
+        "ensemble-no-test-any-seed",
+        "runs without test images refused unless their splits match",
+        ReplaceLine(r"^(\s*)tested = any\(split\.test for split in splits\)$", r"\1tested = True",
+                    within="check_combinable"),
+        ("tests/core/test_ensemble.py::test_runs_without_test_images_combine_whatever_their_seeds",),
+    ),
+    Mutation(
+        "calibration",
+        "the temperature: recorded in run.json, never folded into the saved model",
+        ReplaceBody("fold_into_output_layer", "return None"),
+        ("tests/core/test_calibration.py::"
+         "test_the_saved_model_says_the_calibrated_probabilities_with_the_same_answers",),
+    ),
+    Mutation(
+        "finetune-stops-when-losing",
+        "phase 2 stopped at the first epoch clearly worse than the head: it runs to its patience",
+        ReplaceBody("finetune_losing", "return ''"),
+        ("tests/core/test_finetune_decision.py",),
+    ),
+    Mutation(
+        "head-sample-cap",
+        "the head search's capped sample: the solver copies every training row into RAM",
+        ReplaceLine(r"^(\s*)rows = capped_sample\(labels, sample_cap\(features\), seed\)\s*$",
+                    r"\1rows = None", within="fitting_sample"),
+        ("tests/core/test_memory_bound.py::"
+         "test_the_head_search_fits_a_sample_and_scores_every_row_a_chunk_at_a_time",),
+    ),
+    Mutation(
+        "asking-order-random",
+        "the labelling view's asking order (undecided pictures spread over the features) "
+        "switched to random order",
+        ReplaceBody("asking_order", """
+            open_rows = np.flatnonzero(~np.asarray(decided, dtype=bool))
+            return [int(r) for r in np.random.default_rng(len(open_rows)).permutation(open_rows)[:n]]
+        """),
+        ("tests/core/test_label_asking.py::test_asking_order_beats_random_order_on_digits",),
+    ),
 ]
 
 

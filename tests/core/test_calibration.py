@@ -59,6 +59,7 @@ def test_reliability_rows_hold_every_answer_and_the_error_weighs_them():
 # -- a real run ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def calibrated_run(tmp_path_factory, pretrained_base) -> Path:
+    import finetune_gui.core.training.calibrate_model as calibrate_model
     from finetune_gui.core.settings import TrainingSettings
     from finetune_gui.core.training.job import TrainingJob
     from finetune_gui.demo import make_shapes_dataset
@@ -67,8 +68,19 @@ def calibrated_run(tmp_path_factory, pretrained_base) -> Path:
     data = make_shapes_dataset(root / "data", per_class=30, size=48, seed=11)
     settings = TrainingSettings(backbone="mobilenetv2", weights=str(pretrained_base),
                                 image_size=48, epochs_head=1, epochs_finetune=0, seed=0)
-    assert TrainingJob(data, settings, root / "run").run().status == "completed"
+    fold = calibrate_model.fold_into_output_layer
+
+    def remember_then_fold(layer, temperature):
+        BEFORE_CALIBRATION.extend(np.array(w) for w in layer.get_weights())
+        fold(layer, temperature)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(calibrate_model, "fold_into_output_layer", remember_then_fold)
+        assert TrainingJob(data, settings, root / "run").run().status == "completed"
     return root / "run"
+
+
+BEFORE_CALIBRATION: list = []  # the output layer's kernel and bias as training left them
 
 
 def uncalibrated_copy(model, temperature: float):
@@ -94,6 +106,10 @@ def test_the_saved_model_says_the_calibrated_probabilities_with_the_same_answers
     assert temperature != 1.0 and calibration["error_after"] <= calibration["error_before"]
     images = np.stack([load_rgb(p, 48) for p, _ in run.split().test])
     model = run.load_model()
+    # The saved output layer is the trained one divided by the temperature.
+    kernel, bias = model.get_layer("probabilities").get_weights()
+    assert kernel == pytest.approx(BEFORE_CALIBRATION[0] / temperature, rel=1e-5, abs=1e-7)
+    assert bias == pytest.approx(BEFORE_CALIBRATION[1] / temperature, rel=1e-5, abs=1e-7)
     saved = predict_keras_model(model, images)
     raw = predict_keras_model(uncalibrated_copy(model, temperature), images)
     assert (saved.argmax(1) == raw.argmax(1)).all()

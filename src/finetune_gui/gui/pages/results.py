@@ -154,12 +154,7 @@ class ResultsPage(QWidget):
         self.matrix.cell_chosen.connect(self.open_cell)
         matrix_layout.addWidget(self.matrix)
         splitter.addWidget(matrix_box)
-        reliability_box = QGroupBox("How sure, how right")
-        reliability_layout = QVBoxLayout(reliability_box)
-        self.reliability = ReliabilityPicture()
-        reliability_layout.addWidget(self.reliability)
-        splitter.addWidget(reliability_box)
-        splitter.setSizes([420, 420, 300])
+        splitter.setSizes([420, 420])
 
         gallery_box = QWidget()
         gallery_layout = QVBoxLayout(gallery_box)
@@ -195,6 +190,9 @@ class ResultsPage(QWidget):
         self.tabs.addTab(self.map_view, "Map of all images")
         self.similar = SimilarImagesPanel(self.state)
         self.tabs.addTab(self.similar, "Similar images")
+        # Confidence against accuracy: a tab of its own, where the picture has room.
+        self.reliability = ReliabilityPicture()
+        self.tabs.addTab(self.reliability, "How sure, how right")
 
         vertical = QSplitter(Qt.Orientation.Vertical)
         vertical.addWidget(splitter)
