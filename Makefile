@@ -11,8 +11,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# With the onnx extra: the window's ONNX and web page exports need its converter and runtime,
+# and a format the window lists should work after the README's way in.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[onnx]"
 	touch $@
 
 $(TEST_STAMP): pyproject.toml | $(BIN)/python

@@ -28,6 +28,16 @@ def test_the_web_runtime_step_comes_before_the_app_or_the_tests(target):
 
 
 @needs_make
+def test_run_installs_what_every_export_format_needs():
+    # The ONNX and web page exports need tf2onnx and onnxruntime (the onnx extra): after
+    # `make run` on a fresh clone the window showed both formats "not available here".
+    done = subprocess.run(["make", "-pn", "run"], cwd=ROOT, capture_output=True, text=True,
+                          check=True)
+    installs = [line for line in done.stdout.splitlines() if "pip install" in line and "-e" in line]
+    assert any('-e ".[onnx]"' in line for line in installs), installs
+
+
+@needs_make
 def test_run_depends_on_the_web_runtime_target():
     # The rule itself, whatever the stamps say: make prints it with -p (its database).
     done = subprocess.run(["make", "-pn", "run"], cwd=ROOT, capture_output=True, text=True,
