@@ -318,15 +318,20 @@ def scan_folder(
     return scan
 
 
+def inspect_file(path: Path):
+    """What one file is: its image facts (`inspect_image`), or the plain reason it cannot be
+    used (a string)."""
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return f"{NOT_IMAGE_TYPE} ({path.suffix or 'no extension'})"
+    try:
+        return inspect_image(path)
+    except ImageReadError as exc:
+        return exc.reason
+
+
 def _inspect_all(candidates, progress, cancel, workers) -> list:
     def inspect(item):
-        path = item[2]
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            return f"{NOT_IMAGE_TYPE} ({path.suffix or 'no extension'})"
-        try:
-            return inspect_image(path)
-        except ImageReadError as exc:
-            return exc.reason
+        return inspect_file(item[2])
 
     results: list = []
     workers = workers or min(8, (os.cpu_count() or 2) * 2)

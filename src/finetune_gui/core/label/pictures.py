@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finetune_gui.core.data.duplicates import find_duplicate_groups
-from finetune_gui.core.data.images import IMAGE_EXTENSIONS, ImageReadError, inspect_image
-from finetune_gui.core.data.scan import NOT_IMAGE_TYPE, ImageProblem, ImageRecord, walk_files
+from finetune_gui.core.data.scan import ImageProblem, ImageRecord, inspect_file, walk_files
 from finetune_gui.core.errors import DatasetError
 from finetune_gui.core.events import (
     CancelToken,
@@ -119,15 +118,6 @@ def looks_partly_sorted(root: Path, paths: list[Path]) -> bool:
     return heap or len(classes) >= 2
 
 
-def _inspect(path: Path):
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        return f"{NOT_IMAGE_TYPE} ({path.suffix or 'no extension'})"
-    try:
-        return inspect_image(path)
-    except ImageReadError as exc:
-        return exc.reason
-
-
 def check_folder(
     root: Path | str,
     *,
@@ -147,7 +137,7 @@ def check_folder(
     records: list[ImageRecord] = []
     step = max(1, len(paths) // 100)
     with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 2) * 2)) as pool:
-        outcomes = zip(paths, pool.map(_inspect, paths), strict=True)
+        outcomes = zip(paths, pool.map(inspect_file, paths), strict=True)
         for done, (path, outcome) in enumerate(outcomes, start=1):
             if isinstance(outcome, str):
                 found.problems.append(ImageProblem(path, outcome))
