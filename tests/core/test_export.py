@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tests.conftest import ENSEMBLE_SIZES, folder_fingerprint
+from tests.int8_check import int8_probabilities
 
 from finetune_gui.cli import main
 from finetune_gui.core.data.images import load_rgb
@@ -166,29 +167,11 @@ def test_int8_is_full_integer_with_uint8_input_and_output(exports):
     assert sizes["tflite-int8"] < sizes["tflite-fp16"] < sizes["tflite"]
 
 
-def _int8_probabilities(result, pixels) -> np.ndarray:
-    """Run the int8 file image by image with the card's quantisation, as a user would."""
-    card = json.loads(result.card_json.read_text())
-    q = card["input"]["quantization"]
-    interpreter = _tflite(result.model_path)
-    interpreter.allocate_tensors()
-    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    assert source["quantization"] == (q["input"]["scale"], q["input"]["zero_point"])
-    rows = []
-    for image in pixels:
-        quantised = np.round(image / q["input"]["scale"] + q["input"]["zero_point"])
-        interpreter.set_tensor(source["index"], np.clip(quantised, 0, 255).astype(np.uint8)[None])
-        interpreter.invoke()
-        raw = interpreter.get_tensor(target["index"])[0].astype(np.float64)
-        rows.append((raw - q["output"]["zero_point"]) * q["output"]["scale"])
-    return np.array(rows)
-
-
 def test_int8_numbers_match_an_independent_check(exports, keras_reference):
     """Run the int8 file image by image with the card's quantisation; same numbers as reported."""
     _, pixels, reference = keras_reference
     result = exports["tflite-int8"]
-    probabilities = _int8_probabilities(result, pixels)
+    probabilities = int8_probabilities(result, pixels)
     agreement = float(np.mean(probabilities.argmax(1) == reference.argmax(1)))
     v = result.verification
     assert v.n_images == len(pixels) == 12
@@ -294,7 +277,7 @@ def test_usage_example_in_the_card_runs_and_gives_the_keras_answer(
     if fmt == "tflite-int8":
         # The int8 file's own answer (its agreement with Keras is in its verification numbers,
         # test_int8_numbers_match_an_independent_check): the snippet reads the file right.
-        own = _int8_probabilities(exports[fmt], load_rgb(image, SIZE)[None].astype("float32"))[0]
+        own = int8_probabilities(exports[fmt], load_rgb(image, SIZE)[None].astype("float32"))[0]
         assert label == CLASSES[int(own.argmax())]
         assert float(probability) == pytest.approx(float(own.max()), abs=1e-3)
     else:
@@ -467,7 +450,6 @@ def test_cli_export_prints_files_and_verification_and_exits_0(run_dir, tmp_path,
     "extra,message",
     [
         (["--to", "{tmp}/a-file/out"], "is a file, not a folder"),
-        (["--to", "{tmp}/no/such/out"], "does not exist"),
         (["--format", "onnx", "--to", "{tmp}/out"], "pip install 'finetune-gui[onnx]'"),
         (["--to", "{tmp}/out", "--min-agreement", "1.5"], "between 0 and 1"),
     ],

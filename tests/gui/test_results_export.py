@@ -9,7 +9,6 @@ import pytest
 from PySide6.QtCore import Qt
 
 from finetune_gui.gui.state import LoadedRun
-from finetune_gui.gui.widgets.error_dialog import ErrorDialog
 
 pytestmark = pytest.mark.slow
 
@@ -70,20 +69,6 @@ def test_each_matrix_cell_opens_its_images(qtbot, window, diagonal):
     with qtbot.waitSignal(dialog.runner.succeeded, timeout=10_000, raising=False):
         pass
     dialog.close()
-
-
-def test_export_to_a_file_that_is_in_the_way_is_refused_plainly(qtbot, window, tmp_path):
-    export = window.pages["export"].save_panel
-    window.go_to("export")
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("in the way")
-    export.target.setText(str(blocker / "model"))
-    with qtbot.waitSignal(export.export_runner.failed, timeout=120_000):
-        qtbot.mouseClick(export.export_button, Qt.MouseButton.LeftButton)
-    dialogs = [d for d in export.findChildren(ErrorDialog)]
-    assert dialogs and "is a file, not a folder" in dialogs[-1].text()
-    assert export.export_button.isEnabled()
-    dialogs[-1].close()
 
 
 def test_try_it_shows_top_three_and_explains_unreadable_files(qtbot, window, tmp_path):
