@@ -43,7 +43,7 @@ SIZE = 48
 
 def plain_head(features: np.ndarray, labels: np.ndarray, classes: int):
     """The app's head (core/label/proposals.py) on (`features`, `labels`)."""
-    from finetune_gui.core.training.head_solver import plain_l2, search_softmax_head
+    from finetune_gui.core.model.softmax_head import plain_l2, search_softmax_head
 
     return search_softmax_head(features, labels, None, None, classes,
                                fallback_l2=plain_l2(len(labels)),

@@ -103,7 +103,7 @@ def test_the_saved_model_says_the_calibrated_probabilities_with_the_same_answers
     calibration = json.loads((calibrated_run / "run.json").read_text())["calibration"]
     assert calibration["answers"] >= 70  # k-fold answers on training + validation images
     temperature = run.facts.temperature
-    assert temperature != 1.0 and calibration["error_after"] <= calibration["error_before"]
+    assert temperature != 1.0 and calibration["log_loss_after"] < calibration["log_loss_before"]
     images = np.stack([load_rgb(p, 48) for p, _ in run.split().test])
     model = run.load_model()
     # The saved output layer is the trained one divided by the temperature.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from finetune_gui.core.training.head_solver import SoftmaxHead, fit_softmax, search_softmax_head
+from finetune_gui.core.model.softmax_head import SoftmaxHead, fit_softmax, search_softmax_head
 
 
 def three_blobs(n_per_class: int, dims: int, spread: float, seed: int):
@@ -97,7 +97,7 @@ def test_the_search_stops_at_the_first_strength_that_gets_every_validation_image
     """Ties go to the stronger penalty, so no weaker strength can be chosen after a perfect
     one: the grid ends there (on 4,000 images the weak strengths took 18 s of 20), and is
     skipped when the plain head is already perfect."""
-    from finetune_gui.core.training.head_solver import L2_GRID
+    from finetune_gui.core.model.softmax_head import L2_GRID
 
     # Four features separate the classes but have a tiny scale: the plain head's penalty, on
     # the features as they are, hides them behind three of ordinary scale that carry nothing.
@@ -201,7 +201,8 @@ def test_a_fit_started_from_a_nearby_head_reaches_the_same_optimum_in_fewer_step
 
 
 def test_the_log_says_which_head_was_kept_and_why():
-    from finetune_gui.core.training.head_solver import HeadSearch, head_choice_text
+    from finetune_gui.core.model.softmax_head import HeadSearch
+    from finetune_gui.core.training.head_solver import head_choice_text
 
     def row(l2, standardised, accuracy, chosen=False):
         return {"l2": l2, "standardised": standardised, "val_accuracy": accuracy,

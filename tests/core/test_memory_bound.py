@@ -56,7 +56,8 @@ def growth(step) -> tuple[object, int]:
 
 
 def test_the_head_search_fits_a_sample_and_scores_every_row_a_chunk_at_a_time(stored):
-    from finetune_gui.core.training.head_solver import history_row, search_softmax_head
+    from finetune_gui.core.model.softmax_head import search_softmax_head
+    from finetune_gui.core.training.head_solver import history_row
 
     (train, train_y), (val, val_y) = stored["train"], stored["val"]
     search, grown = growth(lambda: search_softmax_head(train, train_y, val, val_y, CLASSES))
@@ -70,8 +71,8 @@ def test_the_head_search_fits_a_sample_and_scores_every_row_a_chunk_at_a_time(st
 
 def test_the_refit_solves_on_a_sample_of_training_and_validation_rows(stored):
     from finetune_gui.core.events import ignore_progress
+    from finetune_gui.core.model.softmax_head import search_softmax_head
     from finetune_gui.core.training.head_refit import refit_on_train_and_val
-    from finetune_gui.core.training.head_solver import search_softmax_head
 
     (train, train_y), (val, val_y) = stored["train"], stored["val"]
     chosen = search_softmax_head(train, train_y, val, val_y, CLASSES).head

@@ -195,9 +195,9 @@ def test_a_confidence_threshold_set_on_held_out_answers_holds_on_unseen_images()
     """Issue 15: a head refitted on training + validation images answers its own images
     confidently; a threshold set on those answers called 19% of unseen test images "not sure"
     where 5% was asked. Set on held-out answers, it calls about the asked share."""
+    from finetune_gui.core.model.softmax_head import search_softmax_head
     from finetune_gui.core.run.dataset_features import DatasetFeatures
     from finetune_gui.core.run.unseen_answers import HeadPenalty, unseen_probabilities
-    from finetune_gui.core.training.head_solver import search_softmax_head
 
     rng = np.random.default_rng(0)
     features, labels = _overlapping_classes(rng, 360)
@@ -249,9 +249,9 @@ def test_held_out_answers_of_a_plain_head_are_made_at_its_own_scale():
     """A plain head (scikit-learn's C = 1 on the features as they are) was fitted on features
     of their own length; features.npz keeps them at length 1, so the held-out heads scale them
     back (`feature_norm` in run.json) and keep C = 1."""
+    from finetune_gui.core.model.softmax_head import plain_l2, search_softmax_head
     from finetune_gui.core.run.dataset_features import DatasetFeatures, normalise
     from finetune_gui.core.run.unseen_answers import HeadPenalty, head_penalty, unseen_probabilities
-    from finetune_gui.core.training.head_solver import plain_l2, search_softmax_head
 
     rng = np.random.default_rng(0)
     features, labels = _overlapping_classes(rng, 360)

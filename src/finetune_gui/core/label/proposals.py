@@ -1,7 +1,7 @@
 """A proposed class for every picture not labelled yet, and how many of them are right.
 
 The head is the engine's default (scikit-learn's `LogisticRegression()`, C = 1, on the features
-as they are, core/training/head_solver.py), solved on the user's labels alone: the model's own
+as they are, core/model/softmax_head.py), solved on the user's labels alone: the model's own
 accepted answers never teach it, or its mistakes would teach themselves. Until two classes have
 labels a run's model proposes (when the session started from one).
 
@@ -78,7 +78,7 @@ class Proposals:
 
 def _plain_head(features: np.ndarray, labels: np.ndarray, n_classes: int):
     """The engine's plain head (a `SoftmaxHead`) solved on (`features`, `labels`)."""
-    from finetune_gui.core.training.head_solver import plain_l2, search_softmax_head
+    from finetune_gui.core.model.softmax_head import plain_l2, search_softmax_head
 
     search = search_softmax_head(features, labels, None, None, n_classes,
                                  fallback_l2=plain_l2(len(labels)), fallback_standardised=False)

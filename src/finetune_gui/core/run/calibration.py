@@ -31,7 +31,9 @@ def with_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarra
     return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def _mean_log_loss(probabilities: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+def mean_log_loss(probabilities: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    """The mean log loss of `probabilities` for their `labels` at `temperature`: what the
+    temperature is fitted to lower."""
     scaled = with_temperature(probabilities, temperature).astype(np.float64)
     return float(-np.log(np.clip(scaled[np.arange(len(labels)), labels], 1e-30, 1.0)).mean())
 
@@ -45,11 +47,11 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     if len(labels) < MIN_ANSWERS or len(np.unique(labels)) < 2:
         return 1.0
     low, high = np.log(TEMPERATURE_RANGE[0]), np.log(TEMPERATURE_RANGE[1])
-    found = minimize_scalar(lambda log_t: _mean_log_loss(probabilities, labels, np.exp(log_t)),
+    found = minimize_scalar(lambda log_t: mean_log_loss(probabilities, labels, np.exp(log_t)),
                             bounds=(low, high), method="bounded", options={"xatol": 1e-4})
     temperature = float(np.exp(found.x))
     # Keep T = 1 unless the fit is really better (a flat optimum says nothing).
-    if _mean_log_loss(probabilities, labels, temperature) >= _mean_log_loss(
+    if mean_log_loss(probabilities, labels, temperature) >= mean_log_loss(
             probabilities, labels, 1.0) - 1e-6:
         return 1.0
     return temperature

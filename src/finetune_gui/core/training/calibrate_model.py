@@ -14,6 +14,7 @@ from finetune_gui.core.run.calibration import (
     expected_calibration_error,
     fit_temperature,
     fold_into_output_layer,
+    mean_log_loss,
     with_temperature,
 )
 from finetune_gui.core.run.evaluation import predict_probabilities
@@ -86,13 +87,18 @@ def calibrate_kept_model(
     after = expected_calibration_error(with_temperature(answers, temperature), labels)
     if temperature != 1.0:
         fold_into_output_layer(classifier.head_layers[-1], temperature)
+    loss_before = mean_log_loss(answers, labels)
+    loss_after = mean_log_loss(answers, labels, temperature)
+    # The temperature lowers the log loss (a proper score: what it is fitted on); the binned
+    # calibration error of a few dozen answers can move either way by noise.
     progress(LogMessage(
         f"Probabilities calibrated on {len(labels):,} answers about images the model did not "
-        f"learn: temperature {temperature:.3g}, calibration error {before:.3f} -> {after:.3f} "
-        f"(0 is perfect)."
+        f"learn: temperature {temperature:.3g}, log loss {loss_before:.3f} -> {loss_after:.3f}, "
+        f"calibration error {before:.3f} -> {after:.3f} (0 is perfect for both)."
     ))
     record = {"temperature": temperature, "answers": len(labels),
-              "error_before": round(before, 4), "error_after": round(after, 4)}
+              "error_before": round(before, 4), "error_after": round(after, 4),
+              "log_loss_before": round(loss_before, 4), "log_loss_after": round(loss_after, 4)}
     if len(labels) < of and facts.chosen_head is not None and not base_changed:
         record["sampled_from"] = of  # run.json says the temperature saw a sample
         progress(LogMessage(f"The temperature was fitted on a sample of {len(labels):,} of the "

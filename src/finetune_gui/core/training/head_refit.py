@@ -10,16 +10,10 @@ import numpy as np
 
 from finetune_gui.core.data.storage import capped_sample
 from finetune_gui.core.events import ProgressCallback
+from finetune_gui.core.model.head_features import sample_cap
+from finetune_gui.core.model.softmax_head import PLAIN_C, SoftmaxHead, plain_l2, search_softmax_head
 from finetune_gui.core.run.record import FactsDraft
-from finetune_gui.core.training.head_features import sample_cap
-from finetune_gui.core.training.head_solver import (
-    PLAIN_C,
-    SoftmaxHead,
-    plain_l2,
-    sample_text,
-    search_softmax_head,
-    set_output_layer,
-)
+from finetune_gui.core.training.head_solver import sample_text, set_output_layer
 
 
 def head_in_layer(classifier, row: dict) -> SoftmaxHead:

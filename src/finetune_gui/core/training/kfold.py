@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from finetune_gui.core.events import LogMessage, ProgressCallback
+from finetune_gui.core.model.softmax_head import search_softmax_head
 from finetune_gui.core.run.intervals import kfold_text, wilson_interval
-from finetune_gui.core.training.head_solver import search_softmax_head
 
 KFOLD_BELOW = 2000  # folders smaller than this get the estimate
 INNER_VALIDATION = 0.2  # of each fold's training part, to choose the L2 strength
