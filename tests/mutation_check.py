@@ -249,6 +249,15 @@ MUTATIONS = [
         """),
         ("tests/core/test_label_asking.py::test_asking_order_beats_random_order_on_digits",),
     ),
+    Mutation(
+        "report-map-suspects",
+        "the report's map without its suspect crosses (the list and the map disagree again)",
+        ReplaceLine(r"^(\s*)crossed = np\.array\(\[path in listed for path in scored\.paths\], "
+                    r"dtype=bool\)$",
+                    r"\1crossed = np.zeros(len(scored.paths), dtype=bool)",
+                    within="_suspects_and_map"),
+        ("tests/core/test_report.py::test_the_map_crosses_the_suspects_listed_above_it",),
+    ),
 ]
 
 

@@ -73,6 +73,20 @@ def test_misclassified_and_suspect_images_are_embedded_with_heatmaps(flipped, wr
         assert str(path) in suspects
 
 
+def test_the_map_crosses_the_suspects_listed_above_it(flipped, written):
+    """One rule, one number: the report's map crosses the images of its Suspect labels list,
+    as the window's map does (it used to ring only images far from their class)."""
+    _, html = written
+    suspects = html[html.index("<h2>Suspect labels</h2>") : html.index("<h2>Map of the images</h2>")]
+    shown = suspects.count("labelled <b>")
+    more = re.search(r"and (\d+) more\.", suspects)
+    listed = shown + (int(more.group(1)) if more else 0)
+    assert listed >= len(flipped.flipped)
+    image_map = html[html.index("<h2>Map of the images</h2>") :]
+    assert image_map.count('class="suspect"') == listed
+    assert f"crossed: {listed} suspect labels (the list above)" in image_map
+
+
 def test_dataset_settings_and_curves_are_there(flipped, written):
     _, html = written
     copy = PLANTED_COPY[2]

@@ -314,16 +314,22 @@ def _suspects_and_map(run, model, data_root, max_pictures, progress, cancel) -> 
     given = [scored.classes[k] for k in scored.labels]
     points, variance = project(scored.features)
     outliers = far_from_class(scored.features, given)
+    # The crosses are the list above, the window's map's rule (core/insight/embedding.py).
+    listed = {s.path for s in suspects}
+    crossed = np.array([path in listed for path in scored.paths], dtype=bool)
     if len(points) > MAX_MAP_POINTS:  # an SVG dot per image would make a huge file
         keep = np.sort(np.random.default_rng(0).choice(len(points), MAX_MAP_POINTS, replace=False))
+        keep = np.union1d(keep, np.flatnonzero(crossed))  # every suspect stays on the map
         points, outliers, given = points[keep], outliers[keep], [given[i] for i in keep]
+        crossed = crossed[keep]
     share = " and ".join(f"{v:.0%}" for v in variance)
     chart = scatter_chart(points, given, scored.classes, title="Images as the model sees them",
-                          marked=outliers)
+                          marked=outliers, crossed=crossed)
     image_map = (
         f"<h2>Map of the images</h2><p class=\"note\">Pooled features of {len(points)} images "
-        f"{'(a sample) ' if len(scored.paths) > MAX_MAP_POINTS else ''}"
-        f"projected by PCA (the axes hold {share or 'all'} of the variance); ringed: "
+        f"{'(a sample, with every suspect label) ' if len(scored.paths) > MAX_MAP_POINTS else ''}"
+        f"projected by PCA (the axes hold {share or 'all'} of the variance); crossed: "
+        f"{int(crossed.sum())} suspect labels (the list above); ringed: "
         f"{int(outliers.sum())} far from the rest of their class.</p>{chart}"
     )
     return [title + intro + body, image_map]

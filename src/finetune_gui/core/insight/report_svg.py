@@ -134,6 +134,12 @@ def line_chart(
     return _frame(title, x_label, y_label, body)
 
 
+def _cross(x: float, y: float, arm: float = 5.0) -> str:
+    return (f'<path class="suspect" d="M{x - arm:.1f} {y - arm:.1f}L{x + arm:.1f} {y + arm:.1f}'
+            f'M{x - arm:.1f} {y + arm:.1f}L{x + arm:.1f} {y - arm:.1f}" stroke="black" '
+            f'stroke-width="2"/>')
+
+
 def scatter_chart(
     points: np.ndarray,
     labels: list[str],
@@ -141,8 +147,10 @@ def scatter_chart(
     *,
     title: str,
     marked: np.ndarray | None = None,
+    crossed: np.ndarray | None = None,
 ) -> str:
-    """One dot per point coloured by class; `marked` points get a black ring (outliers)."""
+    """One dot per point coloured by class; `marked` points get a black ring (outliers),
+    `crossed` ones a black cross (suspect labels), as on the window's map."""
     points = np.asarray(points, dtype=float)
     if len(points) == 0:
         return _frame(title, "", "", [])
@@ -157,6 +165,8 @@ def scatter_chart(
             f'<circle cx="{xs(x):.1f}" cy="{ys(y):.1f}" r="{5 if ring else 3.5}" '
             f'fill="{colour.get(label, "#777")}" fill-opacity="0.8"{stroke}/>'
         )
+        if crossed is not None and bool(crossed[i]):
+            body.append(_cross(xs(x), ys(y)))
     step = (WIDTH - MARGIN_LEFT - MARGIN_RIGHT) / max(1, len(classes))
     for number, name in enumerate(classes):
         legend_x = MARGIN_LEFT + step * number
