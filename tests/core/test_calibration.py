@@ -12,6 +12,8 @@ import pytest
 from finetune_gui.core.data.images import load_rgb
 from finetune_gui.core.export.card import CARD_JSON, CARD_MARKDOWN
 from finetune_gui.core.run.calibration import (
+    calibration_verdict,
+    error_by_chance,
     expected_calibration_error,
     fit_temperature,
     reliability,
@@ -57,6 +59,29 @@ def test_reliability_rows_hold_every_answer_and_the_error_weighs_them():
 
 
 # -- a real run ------------------------------------------------------------------------------
+def test_the_error_chance_alone_gives_shrinks_with_the_test_split_and_bounds_honest_models():
+    """A perfectly calibrated model still scores well above 0 on a few hundred test images: the
+    Results page and the model card say how much chance alone gives."""
+    assert error_by_chance(np.ones(50)) == (0.0, 0.0)  # always right when 100% sure
+    assert error_by_chance(np.zeros(0)) is None
+    few, _ = honest_answers(1.0, n=148, seed=1)
+    many, _ = honest_answers(1.0, n=3000, seed=1)
+    mean_few, high_few = error_by_chance(few.max(1))
+    mean_many, _ = error_by_chance(many.max(1))
+    assert 0.04 < mean_few < high_few and mean_many < mean_few / 3
+    # Honest models' errors fall below the 95th percentile about 95 times in 100.
+    within = []
+    for seed in range(60):
+        said, labels = honest_answers(1.0, n=148, seed=100 + seed)
+        within.append(expected_calibration_error(said, labels) <= error_by_chance(said.max(1))[1])
+    assert 0.85 <= np.mean(within) <= 1.0
+    # Said 99% sure and right half the time is far off, whatever the size.
+    assert "far from what it says" in calibration_verdict(0.49, error_by_chance(np.full(40, 0.99)))
+    assert "as close to what it says as so few test images can show" in calibration_verdict(
+        0.12, (0.094, 0.135))
+    assert "close to what it says" in calibration_verdict(0.02, (0.01, 0.02))
+
+
 @pytest.fixture(scope="module")
 def calibrated_run(tmp_path_factory, pretrained_base) -> Path:
     import finetune_gui.core.training.calibrate_model as calibrate_model
@@ -136,5 +161,8 @@ def test_every_export_gives_the_calibrated_probabilities(calibrated_run, tmp_pat
     assert card["output"]["calibration"]["temperature"] == pytest.approx(run.facts.temperature)
     error = card["test_metrics"]["calibration_error"]
     assert error == pytest.approx(run.report.calibration_error)
-    assert f"Calibration error {error:.3f} on the test images" in (
-        tmp_path / fmt / CARD_MARKDOWN).read_text()
+    markdown = (tmp_path / fmt / CARD_MARKDOWN).read_text()
+    assert f"Calibration error {error:.3f} on the test images" in markdown
+    chance = card["test_metrics"]["calibration_error_by_chance"][0]
+    assert chance == pytest.approx(run.report.calibration_error_by_chance[0])
+    assert f"would score {chance:.3f} on this many test images by chance alone" in markdown

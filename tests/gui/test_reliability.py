@@ -37,8 +37,25 @@ def test_a_calibrated_run_is_called_close_and_no_report_clears_the_picture(qtbot
     picture = ReliabilityPicture()
     qtbot.addWidget(picture)
     picture.show_report(report_of(np.stack([sure, 1 - sure], 1), labels))
-    assert "close to what it says" in picture.summary.text()
+    assert "how often the model is right is close to what it says" in picture.summary.text()
     assert len(picture.rows) == 5  # confidences from 0.5 to 1 fill 5 of 10 bins
     picture.show_report(None)
     assert picture.rows == [] and picture.summary.text() == (
         "No test answers to compare confidence with.")
+
+
+def test_a_calibrated_run_on_few_test_images_is_not_called_off(qtbot):
+    """On 60 test images a model exactly right about itself scores about 0.1 by chance: the
+    page says so instead of "far from what it says"."""
+    rng = np.random.default_rng(3)
+    sure = rng.uniform(0.5, 1.0, 60)
+    labels = (rng.uniform(size=60) > sure).astype(int)
+    report = report_of(np.stack([sure, 1 - sure], 1), labels)
+    chance, high = report.calibration_error_by_chance
+    assert report.calibration_error <= high and chance > 0.05
+    picture = ReliabilityPicture()
+    qtbot.addWidget(picture)
+    picture.show_report(report)
+    text = picture.summary.text()
+    assert "as close to what it says as so few test images can show" in text
+    assert f"about {chance:.3f} on them by chance" in text and "far from" not in text

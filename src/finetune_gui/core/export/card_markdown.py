@@ -85,7 +85,8 @@ def card_markdown(card: dict) -> str:
             f"{metrics['images']} test images; macro F1 {metrics['macro_avg'].get('f1', 0):.3f}.",
             *([metrics["rough_estimate_note"]] if metrics.get("rough_estimate_note") else []),
             *([kfold_text(metrics["kfold_estimate"]) + "."] if metrics.get("kfold_estimate") else []),
-            *([calibration_text(metrics["calibration_error"])]
+            *([calibration_text(metrics["calibration_error"],
+                                metrics.get("calibration_error_by_chance"))]
               if metrics.get("calibration_error") is not None else []),
             "",
             "| class | precision | recall | recall 95% interval | F1 | images |",
@@ -167,10 +168,17 @@ def _augment_text(augment: dict) -> str:
     return ", ".join(active) if active else "none"
 
 
-def calibration_text(error: float) -> str:
-    """The test split's calibration error in words."""
-    return (f"Calibration error {error:.3f} on the test images (15 bins; 0 means a \"90% sure\" "
+def calibration_text(error: float, by_chance=None) -> str:
+    """The test split's calibration error in words, beside what chance alone would give on as
+    many test images (`by_chance`: mean and 95th percentile, core/run/calibration.py)."""
+    text = (f"Calibration error {error:.3f} on the test images (15 bins; 0 means a \"90% sure\" "
             f"answer is right 9 times in 10).")
+    if by_chance:
+        mean, high = by_chance
+        text += (f" A model exactly right about its own confidence would score {mean:.3f} on "
+                 f"this many test images by chance alone (up to {high:.3f} in 95 of 100 test "
+                 f"sets); {'within' if error <= high else 'above'} what chance explains.")
+    return text
 
 
 def _accuracy_interval(metrics: dict) -> str:

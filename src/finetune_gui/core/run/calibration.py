@@ -18,6 +18,7 @@ import numpy as np
 ECE_BINS = 15  # the usual number of equal-width confidence bins (Guo et al., 2017)
 MIN_ANSWERS = 20  # fewer held-out answers than this fit nothing better than T = 1
 TEMPERATURE_RANGE = (0.05, 20.0)
+CLOSE, OFF = 0.05, 0.1  # calibration errors called close, then somewhat off, then far off
 
 
 def with_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -92,6 +93,47 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray,
         return None
     return float(sum(row["count"] * abs(row["confidence"] - row["accuracy"])
                      for row in rows) / total)
+
+
+def error_by_chance(confidences: np.ndarray, bins: int = ECE_BINS, draws: int = 1000,
+                    seed: int = 0) -> tuple[float, float] | None:
+    """The calibration error a model that is exactly right about itself would show on these
+    answers by chance alone: (mean, 95th percentile) over `draws` simulated test sets in which
+    each answer is right with the probability it states. None without answers.
+
+    On a few hundred test images that is far from 0: 148 icons at 59% accuracy give a mean of
+    0.094 (0.135 at the 95th percentile), so an error of 0.12 there says nothing against the
+    calibration, and a goal of 0.05 cannot be measured on so few (docs/benchmarks.md).
+    """
+    confidences = np.asarray(confidences, dtype=np.float64)
+    n = len(confidences)
+    if not n:
+        return None
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    where = np.clip(np.digitize(confidences, edges[1:-1]), 0, bins - 1)
+    in_bin = np.zeros((n, bins))
+    in_bin[np.arange(n), where] = 1.0
+    said = confidences @ in_bin  # (bins,) the confidences summed per bin
+    rng = np.random.default_rng(seed)
+    errors = []
+    for start in range(0, draws, 100):  # 100 test sets at a time: 100 x n booleans in RAM
+        right = rng.random((min(100, draws - start), n)) < confidences
+        errors.append(np.abs(said - right @ in_bin).sum(axis=1) / n)
+    errors = np.concatenate(errors)
+    return float(errors.mean()), float(np.quantile(errors, 0.95))
+
+
+def calibration_verdict(error: float, by_chance: tuple[float, float] | None) -> str:
+    """How close the model's confidence is to how often it is right, in words (the Results
+    page's sentence). When chance alone would give a larger error than "close" allows on so few
+    test images (`by_chance`: `error_by_chance`) and the error is within it, it says that
+    instead of calling a model off that nothing shows to be."""
+    if by_chance is not None and by_chance[0] > CLOSE and error <= by_chance[1]:
+        return (f"as close to what it says as so few test images can show (a model exactly "
+                f"right about itself would score about {by_chance[0]:.3f} on them by chance).")
+    verdict = ("close to what it says" if error <= CLOSE else
+               "somewhat off" if error <= OFF else "far from what it says")
+    return f"how often the model is right is {verdict}."
 
 
 def fold_into_output_layer(layer, temperature: float) -> None:

@@ -97,6 +97,15 @@ class EvaluationReport:
 
         return expected_calibration_error(*self._answers())
 
+    @property
+    def calibration_error_by_chance(self) -> tuple[float, float] | None:
+        """What a model exactly right about itself would score on these test answers by
+        chance: (mean, 95th percentile) of the calibration error (None without answers)."""
+        from finetune_gui.core.run.calibration import error_by_chance
+
+        probabilities, _ = self._answers()
+        return error_by_chance(probabilities.max(axis=1)) if len(probabilities) else None
+
     def _answers(self) -> tuple[np.ndarray, np.ndarray]:
         rows = [p for p in self.predictions if p.get("probabilities") is not None]
         if not rows:

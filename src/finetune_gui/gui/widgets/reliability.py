@@ -7,6 +7,8 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from finetune_gui.core.run.calibration import calibration_verdict
+
 BAR_BRUSH = pg.mkBrush("#1f77b4")
 DIAGONAL_PEN = pg.mkPen("#6b7280", width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine)
 BINS = 10  # fewer bins than the error's 15: a test split of 80 images fills them
@@ -46,9 +48,7 @@ class ReliabilityPicture(QWidget):
         if error is None:
             self.summary.setText("No test answers to compare confidence with.")
             return
-        verdict = ("close to what it says" if error <= 0.05 else
-                   "somewhat off" if error <= 0.1 else "far from what it says")
         self.summary.setText(
-            f"Calibration error {error:.3f} on {report.count} test images (0 is perfect): how "
-            f"often the model is right is {verdict}. Bars on the dashed line mean a \"90% sure\" "
-            f"answer is right 9 times in 10.")
+            f"Calibration error {error:.3f} on {report.count} test images (0 is perfect): "
+            f"{calibration_verdict(error, report.calibration_error_by_chance)} Bars on the "
+            f"dashed line mean a \"90% sure\" answer is right 9 times in 10.")
