@@ -179,16 +179,24 @@ def engine_run(pool: Path, weights: Path, size: int, seed: int, work: Path, test
         from finetune_gui.core.training.auto import auto_train
 
         auto_train(pool, settings, out, budget_minutes=auto)
-    from finetune_gui.core.run.calibration import expected_calibration_error, with_temperature
+    from finetune_gui.core.run.calibration import (
+        error_by_chance,
+        expected_calibration_error,
+        with_temperature,
+    )
     from finetune_gui.core.run.folder import RunFolder
 
     run = RunFolder.open(out)
     probs = run.load_model().predict(test[0].astype("float32"), verbose=0, batch_size=64)
     # The same answers before calibration: the temperature taken out again (1 / T).
     raw = with_temperature(probs, 1.0 / run.facts.temperature)
+    chance, chance_95 = error_by_chance(probs.max(axis=1))
     calibration = {"ece": round(expected_calibration_error(probs, test[1]), 4),
                    "ece_uncalibrated": round(expected_calibration_error(raw, test[1]), 4),
-                   "temperature": round(run.facts.temperature, 4)}
+                   "temperature": round(run.facts.temperature, 4),
+                   # what a model exactly right about itself would score on this test folder
+                   "ece_by_chance": round(chance, 4), "ece_by_chance_95": round(chance_95, 4),
+                   "mean_confidence": round(float(probs.max(axis=1).mean()), 4)}
     return float((probs.argmax(1) == test[1]).mean()), run.facts.kept_model or "", calibration
 
 
@@ -266,7 +274,7 @@ def summarise(results: Path) -> str:
             rows.append(row)
     lines = [
         "| set | recipe | seeds | test accuracy per seed | mean | mean wall time | kept | "
-        "calibration error (uncalibrated -> calibrated) |",
+        "calibration error (uncalibrated -> calibrated; chance alone: mean-95th pct.) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     order = ["default", "auto", "probe", "tutorial"]
@@ -283,8 +291,11 @@ def summarise(results: Path) -> str:
             seconds = sum(r["seconds"] for r in found) / len(found)
             kept = ", ".join(r["kept"] for r in found if r["kept"])
             seeds = ",".join(str(r["seed"]) for r in found)
-            errors = " / ".join(f"{r['ece_uncalibrated']:.3f} -> {r['ece']:.3f}"
-                                for r in found if "ece" in r)
+            errors = " / ".join(
+                f"{r['ece_uncalibrated']:.3f} -> {r['ece']:.3f}"
+                + (f" (chance {r['ece_by_chance']:.3f}-{r['ece_by_chance_95']:.3f})"
+                   if "ece_by_chance" in r else "")
+                for r in found if "ece" in r)
             lines.append(
                 f"| {name} | {recipe} | {seeds} | {accuracies} | **{mean:.3f}** | "
                 f"{seconds:.0f} s | {kept} | {errors} |"
