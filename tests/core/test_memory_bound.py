@@ -88,6 +88,34 @@ def test_the_refit_solves_on_a_sample_of_training_and_validation_rows(stored):
         ignore_progress))
     assert grown < WHOLE / 4, f"the refit grew by {grown / 2**20:.1f} MB"
     assert refit["images"] == TRAIN + VAL and refit["sample"] < TRAIN + VAL
+    assert refit["finished_on"] == TRAIN + VAL  # then solved on every row
+
+
+def test_a_head_a_sample_started_is_the_head_solved_on_every_row(stored):
+    """The sample chooses the strength and where the solver starts; the head is solved on every
+    row a chunk at a time, so it is the one a solver holding every row in RAM finds."""
+    from finetune_gui.core.model.head_features import Standardiser
+    from finetune_gui.core.model.softmax_head import (
+        _folded,
+        fit_softmax,
+        search_softmax_head,
+    )
+
+    (train, train_y), (val, _) = stored["train"], stored["val"]
+    search, grown = growth(lambda: search_softmax_head(train, train_y, None, None, CLASSES,
+                                                       fallback_l2=1e-2))
+    assert grown < WHOLE / 4, f"the finished head grew by {grown / 2**20:.1f} MB"
+    row = search.chosen
+    assert row["images"] < TRAIN and row["finished_on"] == TRAIN
+    every = np.asarray(train[:TRAIN], dtype=np.float64)  # outside the traced step
+    scaler = Standardiser(every)
+    params, loss, _ = fit_softmax(scaler(every), train_y, CLASSES, 1e-2)
+    exact = _folded(params, scaler, {"l2": 1e-2, "train_loss": loss, "iterations": 0,
+                                     "standardised": True})
+    assert row["train_loss"] == pytest.approx(loss, rel=1e-4)
+    new = np.asarray(val[:VAL])
+    np.testing.assert_allclose(search.head.probabilities(new), exact.probabilities(new),
+                               atol=2e-3)
 
 
 def test_the_held_out_answers_fit_on_samples_and_answer_every_image(stored):

@@ -74,6 +74,39 @@ def spill_dir() -> Path:
     return folder
 
 
+class StackedRows:
+    """The first `count` rows of each of several arrays (RAM or the disk store), one part after
+    another, as one read-only array: a slice or an index array reads only those rows, so two
+    parts are used together (the refit's training and validation features) without being
+    copied together."""
+
+    def __init__(self, *parts: tuple[object, int]) -> None:
+        self.parts = [array for array, _ in parts]
+        self.starts = np.cumsum([0] + [int(count) for _, count in parts])
+        first = self.parts[0]
+        self.shape = (int(self.starts[-1]), *first.shape[1:])
+        self.dtype = np.dtype(first.dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, slice):
+            index = np.arange(*key.indices(len(self)))
+        else:
+            index = np.asarray(key)
+            index = np.flatnonzero(index) if index.dtype == bool else index.astype(np.int64)
+        out = np.empty((len(index), *self.shape[1:]), self.dtype)
+        for k, array in enumerate(self.parts):
+            inside = (index >= self.starts[k]) & (index < self.starts[k + 1])
+            if inside.any():
+                local = index[inside] - self.starts[k]
+                contiguous = bool(np.all(np.diff(local) == 1))
+                rows = array[local[0] : local[-1] + 1] if contiguous else array[local]
+                out[inside] = np.asarray(rows)
+        return out
+
+
 class DiskArray:
     """A fixed-shape array in a file: `a[i] = x`, `a[i:j] = x`, `a[index_array]` and `a[i:j]`.
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from finetune_gui.core.data.storage import capped_sample
+from finetune_gui.core.data.storage import StackedRows, row_chunks
 from finetune_gui.core.events import ProgressCallback
-from finetune_gui.core.model.head_features import sample_cap
 from finetune_gui.core.model.softmax_head import PLAIN_C, SoftmaxHead, plain_l2, search_softmax_head
 from finetune_gui.core.run.record import FactsDraft
 from finetune_gui.core.training.head_solver import sample_text, set_output_layer
@@ -59,17 +58,15 @@ def refit_on_train_and_val(
         return {}
     labels = np.concatenate([train_labels, val_labels])
     weights = sample_weights(labels, classes, class_weights, ignore_progress)
-    # Inside the memory budget: a capped sample of both parts' rows (every class in
-    # proportion), read from where they are stored, never the two parts copied whole.
-    rows = capped_sample(labels, sample_cap(stored.train.pooled))
-    features = _rows_of(stored, len(train_labels), len(val_labels), rows)
+    # Inside the memory budget: both parts' rows read from where they are stored, never
+    # copied together; beyond the solver's cap a sample starts it and every row finishes it.
+    features = StackedRows((stored.train.pooled, len(train_labels)),
+                           (stored.val.pooled, len(val_labels)))
     l2 = chosen.l2 if chosen.standardised else plain_l2(len(labels))  # C = 1 on every image
-    used = labels if rows is None else labels[rows]
     # Started from the chosen head: the optimum moves little with a sixth more images.
-    search = search_softmax_head(features, used, None, None, len(classes),
-                                 sample_weight=weights if rows is None else weights[rows],
-                                 fallback_l2=l2, fallback_standardised=chosen.standardised,
-                                 start=chosen)
+    search = search_softmax_head(features, labels, None, None, len(classes),
+                                 sample_weight=weights, fallback_l2=l2,
+                                 fallback_standardised=chosen.standardised, start=chosen)
     set_output_layer(classifier, search.head)
     penalty = f"L2 {l2:g}" if chosen.standardised else f"C = {PLAIN_C:g}"
     progress(LogMessage(
@@ -77,21 +74,19 @@ def refit_on_train_and_val(
         f"({len(labels):,} in all, {penalty} as validation chose); the test images stay unseen."
     ))
     refit = {"images": len(labels), "l2": l2, "standardised": chosen.standardised}
-    if rows is not None:
-        refit["sample"] = len(rows)  # run.json says the refit saw a sample
-        progress(LogMessage(sample_text({"images": len(rows), "sampled_from": len(labels)},
-                                        "The refit head was solved")))
+    row = search.chosen
+    if "sampled_from" in row:
+        refit["sample"] = row["images"]  # run.json says a sample started the refit
+        refit["finished_on"] = row["finished_on"]
+        progress(LogMessage(sample_text(row, "The refit head was solved")))
     if not chosen.standardised:  # "not sure" refits this head on normalised features
-        refit["feature_norm"] = float(np.sqrt((features.astype(np.float64) ** 2).sum(1).mean()))
+        refit["feature_norm"] = _mean_length(features)
     return refit
 
 
-def _rows_of(stored, n_train: int, n_val: int, rows: np.ndarray | None) -> np.ndarray:
-    """The training then validation pooled features at `rows` of the two parts together (all
-    of them when None), read from RAM or the disk store."""
-    if rows is None:
-        return np.concatenate([np.asarray(stored.train.pooled[:n_train]),
-                               np.asarray(stored.val.pooled[:n_val])])
-    from_train, from_val = rows[rows < n_train], rows[rows >= n_train] - n_train
-    return np.concatenate([np.asarray(stored.train.pooled[from_train]),
-                           np.asarray(stored.val.pooled[from_val])])
+def _mean_length(features) -> float:
+    """The root mean square length of the rows, a chunk at a time."""
+    total = 0.0
+    for part in row_chunks(len(features), 8 * int(np.prod(features.shape[1:]))):
+        total += float((np.asarray(features[part], dtype=np.float64) ** 2).sum())
+    return float(np.sqrt(total / max(len(features), 1)))

@@ -89,7 +89,12 @@ def solve_head_phase(
 
 
 def sample_text(row: dict, what: str) -> str:
-    """The log's sentence when a solver fitted on a capped sample (`row`: images, sampled_from)."""
+    """The log's sentence when a solver started on a capped sample (`row`: images,
+    sampled_from, finished_on when it was then solved on every row)."""
+    if "finished_on" in row:
+        return (f"{what} on a sample of {row['images']:,} of the {row['sampled_from']:,} images "
+                f"first (every class in proportion), then on all {row['finished_on']:,} a chunk "
+                f"at a time, so its features fit the memory budget and no image is left out.")
     return (f"{what} on a sample of {row['images']:,} of the {row['sampled_from']:,} training "
             f"images (every class in proportion), so its features fit the memory budget; a "
             f"larger sample moves a linear head's weights less than another split does.")
