@@ -2,7 +2,7 @@
 main window, the first pass in a child process, keys on the page (number keys, 0 for "none of
 these", Space to see a picture large, Enter to accept the page), a click, a correction, a new
 class, the proposals and their estimate after the page, "Accept the rest above", resume after
-closing the window, the output and "Train on these" opening the Data step on it."""
+closing the window, no choice lost to a crash before a page is accepted, the output and "Train on these" opening the Data step on it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from tests.conftest import folder_fingerprint
 from tests.core.label_folders import make_heap
 
-from finetune_gui.core.label.session import MODEL, USER
+from finetune_gui.core.label.session import MODEL, USER, LabelSession
 from finetune_gui.gui.widgets.label_grid import PictureViewer
 from finetune_gui.gui.widgets.label_groups import GroupsDialog
 
@@ -74,6 +74,13 @@ def test_label_a_folder_in_the_window_resume_and_train_on_it(make_window, qtbot,
     _press(qtbot, grid, Qt.Key.Key_1 + labeller.session.classes.index(wrong))
     grid.make_current(slip)
     _press(qtbot, grid, Qt.Key.Key_1 + labeller.session.classes.index(right))
+    # A crash now, before the page is accepted, would lose none of these choices: each is
+    # saved as it is made (the file on disk, as a new process would read it).
+    on_disk = LabelSession.load(labeller.session.path).decisions
+    for row, label in grid.chosen().items():
+        assert (on_disk[labeller.names[row]].label, on_disk[labeller.names[row]].by) == (
+            label, USER)
+    assert on_disk[labeller.names[grid.rows[slip]]].label == right
     # A name a folder cannot have is refused in one sentence, and nothing changes.
     assert not labelling.add_class("a/b")
     assert "slash" in labelling.estimate.text()

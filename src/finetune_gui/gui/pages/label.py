@@ -137,6 +137,10 @@ class LabelWindow(QWidget):
         middle = QHBoxLayout()
         self.grid = LabelGrid()
         self.grid.page_accepted.connect(self.accept_page)
+        # Each class the user gives is saved at once, so a crash before the page is accepted
+        # loses none of them (the proposals left untouched are not the user's until accepted).
+        self.grid.changed.connect(self._keep_new_choices)
+        self._kept_choices: dict[int, str | None] = {}
         self.grid.open_requested.connect(self.open_large)
         middle.addWidget(self.grid, 1)
         middle.addLayout(self._build_side())
@@ -388,6 +392,14 @@ class LabelWindow(QWidget):
         viewer = PictureViewer(path, caption, self)
         viewer.open()
         self.last_dialog = viewer
+
+    def _keep_new_choices(self) -> None:
+        """Save the page's choices when one changed (`changed` also fires on moving around)."""
+        chosen = self.grid.chosen()
+        if chosen != self._kept_choices:
+            with contextlib.suppress(UserError):  # a session that cannot be written: said on accept
+                self._record_choices()
+            self._kept_choices = chosen
 
     def _record_choices(self) -> None:
         """The choices made on the page on screen, kept in the session (saved)."""
