@@ -74,3 +74,21 @@ def test_the_split_layout_keeps_a_leak_where_it_is_and_carves_whole_groups(tmp_p
         assert len(split.val) > 0
         for group in groups:
             assert len({where[path][0] for path in group}) == 1, (seed, sorted(p.name for p in group))
+
+
+def test_a_folder_given_by_a_relative_path_is_recorded_by_its_absolute_one(tmp_path, monkeypatch):
+    """`finetune-gui train photos/` records where photos/ is, so the run's images are found
+    when the window or the CLI opens it later from another folder."""
+    import json
+
+    make_shapes_dataset(tmp_path / "photos", per_class=4, size=32, seed=1)
+    monkeypatch.chdir(tmp_path)
+    scan = scan_folder("photos")
+    assert scan.root == tmp_path / "photos"
+    saved = json.loads(json.dumps(split_dataset(scan, 0.25, 0.25).to_dict()))
+    monkeypatch.chdir(tmp_path.parent)
+    from finetune_gui.core.data.split import DatasetSplit
+
+    again = DatasetSplit.from_dict(saved)
+    assert saved["root"] == str(tmp_path / "photos")
+    assert all(path.is_file() for part in (again.train, again.val, again.test) for path, _ in part)

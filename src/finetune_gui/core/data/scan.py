@@ -274,7 +274,7 @@ def scan_folder(
     workers: int | None = None,
 ) -> DatasetScan:
     """Open every file below `root` (in parallel threads) and sort it into usable or problem."""
-    root = Path(root).expanduser()
+    root = Path(root).expanduser().absolute()  # the run records it; see DatasetSplit.to_dict
     _check_root(root)
     layout, class_folders = _detect_layout(root)
     scan = DatasetScan(root=root, layout=layout)

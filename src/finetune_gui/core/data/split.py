@@ -36,7 +36,9 @@ class DatasetSplit:
             return [[_relative(p, self.root), label] for p, label in items]
 
         return {
-            "root": str(self.root),
+            # Absolute: a run made from a relative path (`finetune-gui train photos/`) is
+            # opened later from anywhere; a relative root then named no file ("unreadable").
+            "root": str(Path(self.root).absolute()),
             "classes": list(self.classes),
             "seed": self.seed,
             "train": rel(self.train),
