@@ -60,20 +60,22 @@ def main() -> None:
     ).run()
     meter.close()
     seconds = time.perf_counter() - started
-    for stage, peak in meter.peaks.items():
-        print(f"  {peak:7.0f} MB  {stage}")
+    print(meter.table())
     print(f"{args.images} images at {args.size} px: {seconds:.0f} s "
           f"({1000 * seconds / args.images:.1f} ms per image), test accuracy "
           f"{result.report.accuracy:.3f}, peak RSS {max(meter.peaks.values()):.0f} MB")  # fmt: skip
 
 
 class StagePeaks:
-    """The peak resident memory (VmHWM) of each stage of a run. At every stage change the
-    kernel's high-water mark is read, then reset (clear_refs 5), so each peak is that stage's."""
+    """The peak resident memory (VmHWM) and the wall time of each stage of a run. At every stage
+    change the kernel's high-water mark is read, then reset (clear_refs 5), so each peak is that
+    stage's; a stage named twice adds up its time."""
 
     def __init__(self) -> None:
         self.peaks: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
         self.stage = "start: Python, TensorFlow, the scan"
+        self.since = time.perf_counter()
 
     def __call__(self, event) -> None:
         from finetune_gui.core.events import LogMessage, PhaseStarted, StageStarted
@@ -86,14 +88,23 @@ class StagePeaks:
             self._enter(event.text[:70])
 
     def _enter(self, stage: str) -> None:
-        peak = peak_rss_mb()
+        peak, now = peak_rss_mb(), time.perf_counter()
         self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), peak)
-        self.stage = stage
+        self.seconds[self.stage] = self.seconds.get(self.stage, 0.0) + now - self.since
+        self.stage, self.since = stage, now
         with open("/proc/self/clear_refs", "w") as handle:  # Linux: VmHWM starts again at VmRSS
             handle.write("5")
 
     def close(self) -> None:
         self._enter("end")
+
+    def table(self) -> str:
+        """The stages as the markdown table of docs/benchmarks.md."""
+        rows = ["| stage (named by the event that starts it) | seconds | peak RSS (MB) |",
+                "|---|---|---|"]
+        rows += [f"| {stage.replace('|', '/')} | {self.seconds.get(stage, 0.0):.1f} | "
+                 f"{peak:,.0f} |" for stage, peak in self.peaks.items()]
+        return "\n".join(rows)
 
 
 if __name__ == "__main__":
