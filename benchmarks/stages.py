@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--work", type=Path, default=Path("/tmp/finetune-gui-stages"))
     args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
     os.environ["FINETUNE_GUI_CACHE_DIR"] = str(args.work / f"cache-{time.time_ns()}")
 
     from finetune_gui.core.settings import TrainingSettings

@@ -64,7 +64,7 @@ def plain_penalty(images: int) -> HeadPenalty:
 
 def held_out_probabilities(
     features: np.ndarray, labels: np.ndarray, n_classes: int, penalty: HeadPenalty,
-    folds: int = HELD_OUT_FOLDS,
+    folds: int = HELD_OUT_FOLDS, start=None,
 ) -> np.ndarray | None:
     """k-fold answers (N, n_classes): each image's probabilities from a softmax head with
     `penalty`, solved on the other folds without it; None when a class has fewer than 2 images
@@ -80,6 +80,11 @@ def held_out_probabilities(
     called 10.7% of a run's test images "not sure" where 5% was asked. At the plain penalty this
     is scikit-learn's `LogisticRegression()` (C = 1) solved to the end; a plain head's features
     are scaled to the length it saw (`feature_norm`).
+
+    `start` (a `SoftmaxHead` for these features, such as the kept head) is where each fold's
+    solver starts: every fold's problem is strictly convex, so the optimum it reaches is that
+    fold's own, found in fewer iterations than from zero (on 1,146 digits the calibration's
+    folds took 23 s from zero).
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -109,12 +114,22 @@ def held_out_probabilities(
         head = search_softmax_head(
             read(used), np.searchsorted(classes, labels[used]), None, None, len(classes),
             fallback_l2=_strength(penalty, len(fit), len(labels)),
-            fallback_standardised=penalty.standardised,
+            fallback_standardised=penalty.standardised, start=_columns(start, classes, scale),
         ).head
         for part in row_chunks(len(held_out), 8 * width):
             rows = held_out[part]
             answers[np.ix_(rows, classes)] = head.probabilities(read(rows))
     return answers
+
+
+def _columns(start, classes: np.ndarray, scale: float):
+    """`start`'s columns for `classes`, for features multiplied by `scale` (None: no start)."""
+    if start is None:
+        return None
+    from dataclasses import replace as changed
+
+    return changed(start, kernel=np.asarray(start.kernel)[:, classes] / scale,
+                   bias=np.asarray(start.bias)[classes])
 
 
 def _strength(penalty: HeadPenalty, fit_images: int, images: int) -> float:

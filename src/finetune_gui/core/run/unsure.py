@@ -301,7 +301,7 @@ def _within_budget(found, progress: ProgressCallback):
 
     own = np.flatnonzero(np.isin(found.parts, ("train", "val")))
     width = int(np.prod(found.features.shape[1:]))
-    picked = capped_sample(found.labels[own], rows_in_budget(3 * 8 * width, share=16))
+    picked = capped_sample(found.labels[own], rows_in_budget(3 * 8 * width, share=8))
     if picked is None:
         return found
     rows = own[picked]

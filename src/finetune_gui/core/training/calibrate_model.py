@@ -10,6 +10,7 @@ import numpy as np
 
 from finetune_gui.core.data.storage import capped_sample, rows_in_budget
 from finetune_gui.core.events import LogMessage, ProgressCallback
+from finetune_gui.core.model.softmax_head import SoftmaxHead
 from finetune_gui.core.run.calibration import (
     expected_calibration_error,
     fit_temperature,
@@ -53,7 +54,7 @@ def unlearned_answers(
     # A temperature is one number: a capped sample of the answers fits it as well as all of
     # them, and keeps the k-fold's features inside the memory budget.
     width = int(np.prod(stored.train.pooled.shape[1:]))
-    rows = capped_sample(labels, rows_in_budget(3 * 8 * width, share=16))
+    rows = capped_sample(labels, rows_in_budget(3 * 8 * width, share=8))
     n_train = len(train_y)
     if rows is None:
         rows = np.arange(len(labels))
@@ -61,7 +62,11 @@ def unlearned_answers(
     features = np.concatenate([np.asarray(stored.train.pooled[from_train]),
                                np.asarray(stored.val.pooled[from_val])])
     labels = labels[rows]
-    answers = held_out_probabilities(features, labels, n_classes, penalty)
+    # Each fold's solver starts at the kept head (in the output layer, not yet calibrated).
+    kernel, bias = classifier.head_layers[-1].get_weights()
+    kept = SoftmaxHead(np.asarray(kernel, np.float64), np.asarray(bias, np.float64), penalty.l2,
+                       0.0, 0, standardised=penalty.standardised)
+    answers = held_out_probabilities(features, labels, n_classes, penalty, start=kept)
     if answers is None:
         answers, labels = np.zeros((0, n_classes), np.float32), labels[:0]
     if "val" not in parts and len(val_y):
