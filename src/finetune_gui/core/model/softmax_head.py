@@ -79,6 +79,7 @@ def fit_softmax(
     *,
     sample_weight: np.ndarray | None = None,
     start: np.ndarray | None = None,
+    max_iterations: int = MAX_ITERATIONS,
 ) -> tuple[np.ndarray, float, int]:
     """Minimise mean weighted cross-entropy + l2/2 |W|^2 (bias not penalised) with L-BFGS.
 
@@ -122,7 +123,7 @@ def fit_softmax(
             initial,
             jac=True,
             method="L-BFGS-B",
-            options={"maxiter": MAX_ITERATIONS, "gtol": 1e-7, "ftol": 1e-12},
+            options={"maxiter": max_iterations, "gtol": 1e-7, "ftol": 1e-12},
         )
     return result.x.reshape(d + 1, n_classes), float(result.fun), int(result.nit)
 
@@ -190,6 +191,7 @@ def search_softmax_head(
     fallback_standardised: bool = True,
     start: SoftmaxHead | None = None,
     on_tried: Callable[[dict], None] | None = None,
+    max_iterations: int = MAX_ITERATIONS,
 ) -> HeadSearch:
     """The plain probe's head (`PLAIN_C` on the features as they are), replaced by the best
     standardised strength of `grid` only when that beats it on validation accuracy by more than
@@ -223,7 +225,7 @@ def search_softmax_head(
             scaled[scaler] = scaler.into(train, buffer, dtype)
         params, loss, iterations = fit_softmax(
             scaled[scaler], sample.labels, n_classes, l2, sample_weight=sample.weights,
-            start=start)
+            start=start, max_iterations=max_iterations)
         row = {"l2": l2, "standardised": scaler is not plain, "chosen": False,
                "train_loss": loss, "iterations": iterations, "val_accuracy": None,
                "val_loss": None}

@@ -18,6 +18,11 @@ import numpy as np
 from finetune_gui.core.run.record import RunFacts
 
 HELD_OUT_FOLDS = 5
+# Each fold's solver starts at the head solved on every row (or the kept head) and stops after
+# this many iterations: on 1,146 digits the answers moved by at most 0.012 (0.066 at a nearly
+# unpenalised L2 of 1e-4) from the optimum's and the 5% quantile of their confidence, which sets
+# the "not sure" cut, by at most 0.006, in 11 s instead of 29 s from zero.
+FOLD_ITERATIONS = 100
 DEFAULT_L2 = 1e-2  # for a head that was trained, not solved: the middle of the solver's grid
 
 
@@ -81,10 +86,9 @@ def held_out_probabilities(
     is scikit-learn's `LogisticRegression()` (C = 1) solved to the end; a plain head's features
     are scaled to the length it saw (`feature_norm`).
 
-    `start` (a `SoftmaxHead` for these features, such as the kept head) is where each fold's
-    solver starts: every fold's problem is strictly convex, so the optimum it reaches is that
-    fold's own, found in fewer iterations than from zero (on 1,146 digits the calibration's
-    folds took 23 s from zero).
+    `start` (a `SoftmaxHead` for these features, such as the kept head; else the head solved
+    on every row here) is where each fold's solver starts, for at most FOLD_ITERATIONS: a fold
+    leaves out a fifth of the rows, so its optimum is near the whole's.
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -105,6 +109,14 @@ def held_out_probabilities(
     # Inside the memory budget: each fold's head fits on a capped sample of its rows (the
     # solver's copies of them, about three), and answers a chunk at a time.
     cap = rows_in_budget(3 * 8 * width)
+    start_scale = scale  # `start` takes the features as given; `read` scales them
+    if start is None:
+        picked = capped_sample(labels, cap)
+        every = np.arange(len(labels)) if picked is None else picked
+        start = search_softmax_head(read(every), labels[every], None, None, n_classes,
+                                    fallback_l2=penalty.l2,
+                                    fallback_standardised=penalty.standardised).head
+        start_scale = 1.0  # solved on what `read` gives
     answers = np.zeros((len(labels), n_classes), dtype=np.float32)
     folding = StratifiedKFold(n_splits=k, shuffle=True, random_state=0)
     for fold, (fit, held_out) in enumerate(folding.split(np.zeros((len(labels), 1)), labels)):
@@ -114,7 +126,8 @@ def held_out_probabilities(
         head = search_softmax_head(
             read(used), np.searchsorted(classes, labels[used]), None, None, len(classes),
             fallback_l2=_strength(penalty, len(fit), len(labels)),
-            fallback_standardised=penalty.standardised, start=_columns(start, classes, scale),
+            fallback_standardised=penalty.standardised, start=_columns(start, classes, start_scale),
+            max_iterations=FOLD_ITERATIONS,
         ).head
         for part in row_chunks(len(held_out), 8 * width):
             rows = held_out[part]
