@@ -255,9 +255,7 @@ def search_softmax_head(
 
             rows = StackedRows((train_features, sample.of))
         every = Standardiser(rows, scale=row["standardised"])
-        kernel = params[:-1] / scaler.scale[:, None]
-        bias = params[-1] - (scaler.mean / scaler.scale) @ params[:-1]
-        start = np.vstack([kernel * every.scale[:, None], bias + every.mean @ kernel])
+        start = _unfolded(*_raw(params, scaler), every)
         params, loss, iterations = finish_on_every_row(
             rows, np.asarray(train_labels), n_classes, row["l2"], every, start,
             sample_weight=sample_weight)
@@ -278,8 +276,7 @@ def search_softmax_head(
             scaler, l2 = (standard if fallback_standardised else plain), fallback_l2
         initial = None
         if start is not None:  # the head in this scaler's coordinates (`_folded` undone)
-            initial = np.vstack([start.kernel * scaler.scale[:, None],
-                                 start.bias + scaler.mean @ start.kernel])
+            initial = _unfolded(start.kernel, start.bias, scaler)
         params, row = fit(scaler, l2, initial)
         return HeadSearch(_folded(*finish((params, scaler, row))), tried)
     params, row = fit(plain, plain_strength)
@@ -307,7 +304,17 @@ def _folded(params: np.ndarray, scaler: Standardiser, row: dict) -> SoftmaxHead:
     """The head for raw features: the scaler folded into the weights; `row` is marked chosen
     (run.json keeps the rows, and "not sure" reads the kept head's penalty from them)."""
     row["chosen"] = True
-    kernel = params[:-1] / scaler.scale[:, None]
-    bias = params[-1] - (scaler.mean / scaler.scale) @ params[:-1]
+    kernel, bias = _raw(params, scaler)
     return SoftmaxHead(kernel, bias, row["l2"], row["train_loss"], row["iterations"],
                        standardised=row["standardised"])
+
+
+def _raw(params: np.ndarray, scaler: Standardiser) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel, bias) for raw features of `params` solved on `scaler`'s features."""
+    kernel = params[:-1] / scaler.scale[:, None]
+    return kernel, params[-1] - (scaler.mean / scaler.scale) @ params[:-1]
+
+
+def _unfolded(kernel: np.ndarray, bias: np.ndarray, scaler: Standardiser) -> np.ndarray:
+    """A head for raw features as packed parameters on `scaler`'s features (`_raw` undone)."""
+    return np.vstack([kernel * scaler.scale[:, None], bias + scaler.mean @ kernel])

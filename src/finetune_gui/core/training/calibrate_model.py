@@ -10,7 +10,6 @@ import numpy as np
 
 from finetune_gui.core.data.storage import capped_sample, rows_in_budget
 from finetune_gui.core.events import LogMessage, ProgressCallback
-from finetune_gui.core.model.softmax_head import SoftmaxHead
 from finetune_gui.core.run.calibration import (
     expected_calibration_error,
     fit_temperature,
@@ -26,6 +25,7 @@ from finetune_gui.core.run.unseen_answers import (
     learned_parts,
     plain_penalty,
 )
+from finetune_gui.core.training.head_refit import head_in_layer
 
 
 def unlearned_answers(
@@ -63,10 +63,8 @@ def unlearned_answers(
                                np.asarray(stored.val.pooled[from_val])])
     labels = labels[rows]
     # Each fold's solver starts at the kept head (in the output layer, not yet calibrated).
-    kernel, bias = classifier.head_layers[-1].get_weights()
-    kept = SoftmaxHead(np.asarray(kernel, np.float64), np.asarray(bias, np.float64), penalty.l2,
-                       0.0, 0, standardised=penalty.standardised)
-    answers = held_out_probabilities(features, labels, n_classes, penalty, start=kept)
+    answers = held_out_probabilities(features, labels, n_classes, penalty,
+                                     start=head_in_layer(classifier, facts.chosen_head))
     if answers is None:
         answers, labels = np.zeros((0, n_classes), np.float32), labels[:0]
     if "val" not in parts and len(val_y):
