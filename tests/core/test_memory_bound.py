@@ -229,3 +229,17 @@ def test_the_duplicate_check_compares_colours_a_chunk_of_pairs_at_a_time(monkeyp
     verdicts, grown = growth(lambda: PixelCheck(fingerprints).same_picture(pairs))
     assert grown < 40 * 2**20, f"the colour check grew by {grown / 2**20:.1f} MB"
     assert len(verdicts) == len(pairs) and not any(verdicts)  # random pictures: none the same
+
+
+def test_the_pseudo_outliers_are_made_one_picture_at_a_time():
+    """"Not sure" is chosen with pictures that belong to no class, made from 200 validation
+    images. Their random colour fields were drawn for all 200 at once in float64: 0.5 GB at
+    224 px, the peak of a 50,000-image run. The same pictures now come one at a time."""
+    from finetune_gui.core.run.unsure import pseudo_outliers
+
+    images = np.random.default_rng(2).integers(0, 256, (40, 224, 224, 3), dtype=np.uint8)
+    made, grown = growth(lambda: pseudo_outliers(images, seed=3))
+    assert made.shape == (80, 224, 224, 3) and made.dtype == np.uint8
+    assert not np.array_equal(made[:40], images)  # tiles shuffled
+    # The result (twice the input) and its two halves: four times the input, and one picture.
+    assert grown < 5 * images.nbytes, f"the pseudo-outliers grew by {grown / 2**20:.1f} MB"
