@@ -14,6 +14,7 @@ from PIL import Image
 
 from finetune_gui.cli import main
 from finetune_gui.core.data import duplicates
+from finetune_gui.core.data.candidates import candidate_pairs, coarse_levels
 from finetune_gui.core.data.duplicates import (
     DuplicateGroup,
     duplicate_warnings,
@@ -21,7 +22,6 @@ from finetune_gui.core.data.duplicates import (
     perceptual_hash,
 )
 from finetune_gui.core.data.scan import scan_folder
-from finetune_gui.core.data.similarity import _coarse, candidate_pairs
 from finetune_gui.core.data.split import split_dataset
 from finetune_gui.demo import make_shapes_dataset
 
@@ -173,16 +173,44 @@ def test_pruned_candidate_search_finds_what_comparing_every_pair_finds():
     base = rng.integers(0, 256, size=(30, 32, 32, 3))
     noisy = np.clip(base[:15] + rng.integers(-40, 41, size=(15, 32, 32, 3)), 0, 255)
     prints = [perceptual_hash(a.astype(np.uint8)) for a in np.concatenate([base, noisy])]
-    coarse = _coarse(prints)
+    coarse = coarse_levels(prints)
     rms = np.sqrt(((coarse[:, None, :] - coarse[None, :, :]) ** 2).mean(axis=2))
     every = [(i, j) for i in range(len(prints)) for j in range(i + 1, len(prints)) if rms[i, j] <= 0.8]
     assert 5 <= len(every) < 60
-    assert candidate_pairs(prints, close=0.8, far=0.8, nearest=0) == every
+    assert candidate_pairs(prints, close=0.8, far=0.8, nearest=0).tolist() == [list(p) for p in every]
     # Within `far`, each image's nearest neighbour is proposed too, however far the rest.
     np.fill_diagonal(rms, np.inf)
     nearest = {tuple(sorted((i, int(np.argmin(rms[i]))))) for i in range(len(prints))
                if rms[i].min() <= 1.2}
-    assert set(candidate_pairs(prints, close=0.8, far=1.2, nearest=1)) == set(every) | nearest
+    found = {tuple(p) for p in candidate_pairs(prints, close=0.8, far=1.2, nearest=1).tolist()}
+    assert found == set(every) | nearest
+
+
+
+def test_a_folder_of_look_alikes_proposes_pairs_in_proportion_to_its_images():
+    """Thousands of images within the candidates' distance of one another (generated shapes:
+    1.5 million pairs among 40,000 of them) made the candidates, their memory and the check
+    after them grow with the square of the folder. Each image now proposes a bounded number,
+    and a copy is still proposed with its original: it is its nearest."""
+    from finetune_gui.core.data.hashing import DIGEST_BYTES, FINGERPRINT_BYTES, GREY_SIDE
+
+    rng = np.random.default_rng(4)
+    count, grey = 1500, GREY_SIDE * GREY_SIDE
+    # One picture of large patches; every image is it with a little noise.
+    scene = np.kron(rng.integers(60, 200, (4, 4)), np.ones((GREY_SIDE // 4, GREY_SIDE // 4))).ravel()
+    head, tail = DIGEST_BYTES + 4, FINGERPRINT_BYTES - DIGEST_BYTES - 4 - grey
+
+    def fingerprint(levels):
+        return bytes(head) + np.clip(levels, 0, 255).astype(np.uint8).tobytes() + bytes(tail)
+
+    shades = [scene + rng.normal(0, 10, grey) for _ in range(count)]
+    prints = [fingerprint(levels) for levels in shades] + [fingerprint(shades[7] + 1)]
+    every = candidate_pairs(prints, window=count, close_limit=count)
+    assert len(every) > count * (count - 1) / 4  # nearly every pair is within the distance
+    capped = candidate_pairs(prints, window=200, close_limit=8)
+    assert len(capped) <= len(prints) * (8 + 4)
+    assert [7, count] in capped.tolist()  # the copy and its original
+    assert {tuple(p) for p in capped.tolist()} <= {tuple(p) for p in every.tolist()}
 
 
 class Record:

@@ -197,8 +197,8 @@ def test_the_duplicate_candidates_are_found_a_block_at_a_time(monkeypatch):
     """Each block of images is compared with every image whose key is near: with thousands of
     images that window holds a large share of the folder, and the block's distance matrices
     must then shrink with the budget rather than grow with the folder."""
+    from finetune_gui.core.data.candidates import candidate_pairs
     from finetune_gui.core.data.hashing import DIGEST_BYTES, FINGERPRINT_BYTES, GREY_SIDE
-    from finetune_gui.core.data.similarity import candidate_pairs
 
     monkeypatch.setenv("FINETUNE_GUI_MEMORY_BUDGET_MB", "0.5")
     rng = np.random.default_rng(0)
@@ -209,7 +209,7 @@ def test_the_duplicate_candidates_are_found_a_block_at_a_time(monkeypatch):
     pairs, grown = growth(lambda: candidate_pairs(fingerprints))
     # 512 rows against a third of 4,000 images: five such matrices were 30 MB.
     assert grown < 8 * 2**20, f"the candidate pairs grew by {grown / 2**20:.1f} MB"
-    assert isinstance(pairs, list)
+    assert pairs.ndim == 2 and pairs.shape[1] == 2
 
 
 def test_the_duplicate_check_compares_colours_a_chunk_of_pairs_at_a_time(monkeypatch):

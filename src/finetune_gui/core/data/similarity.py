@@ -1,9 +1,7 @@
 """Is this the same picture? Two stages on the fingerprints of `hashing.py`.
 
-1. Candidates: each 32 x 32 grey thumbnail blurred, shrunk to 8 x 8 and brought to zero mean
-   and unit contrast, so brightness changes do not matter; pairs within `CLOSE_DISTANCE` (rms),
-   and each image's `NEIGHBOURS` nearest within `NEIGHBOUR_DISTANCE`, are proposed (a cropped
-   copy moves far on 8 x 8 but stays its original's nearest). This stage only prunes.
+1. Candidates (`candidates.py`): pairs whose coarse thumbnails are close, or nearest
+   neighbours; this stage only prunes.
 2. Confirmation, on the pixels, at the detail both images have (64, 48, 32, 24, 16 or 8 px):
    up to 32 px from the fingerprint, otherwise from the two files, read again for candidate
    pairs only (`look`). A quick look at 16 px first drops the pairs far from any copy. One
@@ -23,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from finetune_gui.core.data.candidates import candidate_pairs
 from finetune_gui.core.data.hashing import (
     GREY_SIDE,
     colour_thumbnail,
@@ -39,13 +38,9 @@ from finetune_gui.core.data.pixel_measures import (
     resampling,
     shrink,
 )
-from finetune_gui.core.data.storage import row_chunks, rows_in_budget
+from finetune_gui.core.data.storage import row_chunks
 
 # Measured on real folders (benchmarks/duplicate_threshold.py, docs/duplicates.md, 2026-12-01).
-CLOSE_DISTANCE = 0.2  # stage 1, rms of the coarse thumbnails: always a candidate
-NEIGHBOUR_DISTANCE = 0.65  # stage 1: a candidate when among the nearest `NEIGHBOURS`
-NEIGHBOURS = 4
-CANDIDATE_BLOCK = 512
 SAME_PICTURE_CORRELATION = 0.95
 MEAN_DIFFERENCE = 5.0  # grey levels: the most a copy may differ on average, brightness matched
 FLAT_DIFFERENCE = 2.0  # nearly blank pictures: largest rms grey-level difference of a copy
@@ -53,9 +48,8 @@ VIEWS_TRIED = 3  # per axis: the best views by profile, tried in every combinati
 BLOCK_DIFFERENCE = 16.0  # grey levels: the most a copy may differ in one block
 LEAST_ALIKE = 0.7  # the lowest SSIM structure term a copy may have in any block
 # Blurs, in px of a 32 px side (in px above 32; the comparison blur is pixel_measures.BLUR):
-# for candidates (a crop moves the 8 x 8 cells) and for the block differences (resampling
-# changes single pixels; 2.5 let different digits through, docs/duplicates.md).
-COARSE_BLUR = 2.0
+# for the block differences (resampling changes single pixels; 2.5 let different digits
+# through, docs/duplicates.md).
 RESIDUAL_BLUR = 1.5
 TEXTURE_BLUR = 1.0
 # Fine detail (grain, texture) at the best view, rows and columns taken out: copies 0.59-1,
@@ -72,72 +66,6 @@ UNEVEN_SHRINK = 1.25  # a thumbnail shrunk by less than this from its image is u
 LOOK_SIDES = (64, 56, 48, 40, 32, 24, 16, 8)  # comparison sides, px; 24 and above 32: the files again
 
 Look = Callable[[int, int], "np.ndarray | None"]  # (image, side) -> grey levels, or None
-
-
-def _coarse(fingerprints: Sequence[bytes]) -> np.ndarray:
-    """(n, 64): 8 x 8 grey levels at zero mean and unit contrast (a floor keeps blank images
-    blank), one row per fingerprint."""
-    blur = blurring(GREY_SIDE, COARSE_BLUR)
-    out = np.empty((len(fingerprints), 64))
-    # A chunk of thumbnails at a time: all of them (32 x 32, and two blurred copies) were
-    # 400 MB and more for 50,000 images, where the result is 64 numbers each.
-    for part in row_chunks(len(fingerprints), 3 * 8 * GREY_SIDE * GREY_SIDE):
-        thumbs = np.stack([grey_thumbnail(f) for f in fingerprints[part]])
-        levels = (blur @ thumbs @ blur.T).reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4)).reshape(-1, 64)
-        centred = levels - levels.mean(axis=1, keepdims=True)
-        out[part] = centred / np.maximum(centred.std(axis=1, keepdims=True), FLAT_CONTRAST)
-    return out
-
-
-def candidate_pairs(
-    fingerprints: Sequence[bytes],
-    close: float = CLOSE_DISTANCE,
-    far: float = NEIGHBOUR_DISTANCE,
-    nearest: int = NEIGHBOURS,
-) -> list[tuple[int, int]]:
-    """(i, j), i < j, proposed for stage 2: coarse thumbnails within `close` (rms), or within
-    `far` when one is among the other's `nearest` neighbours.
-
-    A copy is nearly always its original's nearest neighbour, even a crop whose coarse thumbnail
-    moved far (docs/duplicates.md); a folder of look-alikes (handwritten digits) has many
-    pairs within `far`, and only the neighbours go on. The key (top half minus bottom half,
-    weights 1/64) differs by no more than the rms distance, so after sorting by it each block of
-    images is compared only with the images whose key is within `far`.
-    """
-    count = len(fingerprints)
-    if count < 2:
-        return []
-    coarse = _coarse(fingerprints)
-    key = (coarse[:, :32].sum(axis=1) - coarse[:, 32:].sum(axis=1)) / 64
-    order = np.argsort(key, kind="stable")
-    ranked, sorted_coarse = key[order], coarse[order]
-    squares = (sorted_coarse**2).sum(axis=1)
-    found: set[tuple[int, int]] = set()
-    # A block's window may hold every image (a folder of look-alikes), and its matrices (the
-    # distances, the masks, argpartition's indices: about five 8-byte numbers per pair) then
-    # grow with the folder: 512 rows of 50,000 images were 1 GB. Fewer rows per block keep
-    # them inside the memory budget; the pairs found are the same.
-    block = min(CANDIDATE_BLOCK, rows_in_budget(5 * 8 * count, share=16, least=16))
-    for start in range(0, count, block):
-        stop = min(start + block, count)
-        # Every image within `far` of a row, before or after it: its nearest are among them.
-        low = int(np.searchsorted(ranked, ranked[start] - far, side="left"))
-        high = int(np.searchsorted(ranked, ranked[stop - 1] + far, side="right"))
-        products = sorted_coarse[start:stop] @ sorted_coarse[low:high].T
-        squared = squares[start:stop, None] + squares[None, low:high] - 2 * products
-        rms = np.sqrt(np.maximum(squared, 0) / 64)
-        rms[np.arange(stop - start), np.arange(start, stop) - low] = np.inf  # not itself
-        wanted = rms <= close
-        if nearest > 0:
-            k = min(nearest, high - low - 1)
-            if k > 0:
-                closest = np.argpartition(rms, k - 1, axis=1)[:, :k]
-                rows = np.arange(stop - start)[:, None]
-                wanted[rows, closest] |= rms[rows, closest] <= far
-        rows, cols = np.nonzero(wanted)
-        first, second = order[start + rows], order[low + cols]
-        found.update(zip(np.minimum(first, second).tolist(), np.maximum(first, second).tolist(), strict=True))
-    return sorted(found)
 
 
 def comparison_side(a: bytes, b: bytes, looks: bool = False) -> int:
@@ -324,28 +252,27 @@ class PixelCheck:
             near[batch] = (correlation >= ROUGH_CORRELATION) & (mean <= ROUGH_MEAN) & (worst <= ROUGH_BLOCK)
         return near
 
-    def same_picture(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
-        """Stage 2 for each pair: do images i and j show the same picture?"""
-        verdicts = [None] * len(pairs)
+    def same_picture(self, pairs) -> list[bool]:
+        """Stage 2 for each pair ((p, 2) indices, or (i, j) tuples): do images i and j show the
+        same picture?"""
+        ends = np.asarray(pairs, np.int64).reshape(-1, 2)
+        verdicts = np.zeros(len(ends), bool)
         contrasty = []
-        agree = np.zeros(0, bool)
-        if pairs:
-            ends = np.asarray(pairs, int)
+        agree = np.zeros(len(ends), bool)
+        if len(ends):
             images = np.unique(ends)  # each image's colour thumbnail once
             colours = np.stack([colour_thumbnail(self.fingerprints[i]) for i in images])
             first, second = np.searchsorted(images, ends[:, 0]), np.searchsorted(images, ends[:, 1])
             # A chunk of pairs at a time: two thumbnails and the measures' copies per pair were
             # 870 MB for the 377,628 candidates of 20,000 generated shapes (6.5 GB at 50,000).
-            agree = np.zeros(len(pairs), bool)
-            for part in row_chunks(len(pairs), 8 * colours[0].nbytes):
+            for part in row_chunks(len(ends), 8 * colours[0].nbytes):
                 agree[part] = colours_agree(colours[first[part]], colours[second[part]])
         if self._spread is None:
             self._spread = np.array([grey_thumbnail(f).std() for f in self.fingerprints])
-        for k, (i, j) in enumerate(pairs):
+        agreeing = {}  # the pairs whose colours agree, as Python numbers: the rest stay False
+        for k in np.flatnonzero(agree).tolist():
+            i, j = agreeing[k] = int(ends[k, 0]), int(ends[k, 1])
             a, b = self.fingerprints[i], self.fingerprints[j]
-            if not agree[k]:
-                verdicts[k] = False
-                continue
             flat_a, flat_b = self._spread[i] < FLAT_CONTRAST, self._spread[j] < FLAT_CONTRAST
             if flat_a or flat_b:
                 grey_a, grey_b = grey_thumbnail(a), grey_thumbnail(b)
@@ -357,23 +284,23 @@ class PixelCheck:
                 verdicts[k] = flat_a and flat_b and rms <= FLAT_DIFFERENCE and shift[0] <= MEAN_DIFFERENCE
             else:
                 contrasty.append(k)
-        near = self.near_enough([pairs[k] for k in contrasty])
+        near = self.near_enough([agreeing[k] for k in contrasty])
         for k in np.asarray(contrasty, int)[~near]:
             verdicts[k] = False
         contrasty = [k for k, close in zip(contrasty, near, strict=True) if close]
-        correlation, mean, worst_block, alike, texture = self.scores([pairs[k] for k in contrasty])
+        correlation, mean, worst_block, alike, texture = self.scores([agreeing[k] for k in contrasty])
         for n, k in enumerate(contrasty):
             verdicts[k] = bool(correlation[n] >= SAME_PICTURE_CORRELATION
                                and alike[n] >= LEAST_ALIKE
                                and mean[n] <= MEAN_DIFFERENCE
                                and worst_block[n] <= BLOCK_DIFFERENCE
                                and texture[n] >= TEXTURE_CORRELATION)
-        return verdicts
+        return verdicts.tolist()
 
 
 def confirmed_pairs(fingerprints: Sequence[bytes], look: Look | None = None) -> list[tuple[int, int]]:
     """(i, j), i < j, that both stages call the same picture; `look(i, side)` gives image i's
     grey levels at up to 64 px from its file, for a closer look than the fingerprint's."""
     candidates = candidate_pairs(fingerprints)
-    verdicts = PixelCheck(fingerprints, look).same_picture(candidates)
-    return [pair for pair, same in zip(candidates, verdicts, strict=True) if same]
+    verdicts = np.asarray(PixelCheck(fingerprints, look).same_picture(candidates), bool)
+    return [(int(i), int(j)) for i, j in candidates[verdicts]]
