@@ -12,6 +12,7 @@ there: with one fixed augmented copy in its place, the head learned from distort
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ from finetune_gui.core.events import (
 )
 from finetune_gui.core.model.backbones import output_of
 from finetune_gui.core.model.build import Classifier, last_map, tap_inputs
+from finetune_gui.core.model.onnx_pass import frozen_part_runner
 
 # First-block statistics (core/run/dataset_features.py, EARLY_POOLING): log(spread + this).
 EARLY_EPSILON = 1e-3
@@ -192,19 +194,34 @@ def extract_features(
         out = extractor(x, training=False)
         return [tf.cast(o, tf.float32) for o in (out if isinstance(out, list | tuple) else [out])]
 
+    @tf.function(reduce_retracing=True)
+    def augmented_pixels(batch):
+        return augment(tf.cast(batch, tf.float32), training=True)
+
     total = views * ((n + batch_size - 1) // batch_size)
     progress(
         StageStarted(stage, total, f"Computing frozen layers once ({_copies(n, views)})")
     )
-    done = 0
+    done, faster = 0, None  # faster: ONNX Runtime, once chosen on the second batch
     for view in range(views):
         for start in range(0, n, batch_size):
             check_cancel(cancel)
-            *outs, first, pooled = step(images[start : start + batch_size], view > 0)
+            batch = images[start : start + batch_size]
+            if faster is not None:
+                found = faster(batch if view == 0 else augmented_pixels(batch).numpy())
+            else:
+                began = time.perf_counter()
+                found = [o.numpy() for o in step(batch, view > 0)]
+                if view == 0 and start == batch_size:  # traced at the first: a fair time
+                    faster = frozen_part_runner(
+                        classifier.base, cut, extractor, images.shape[1], pixels=batch,
+                        tensorflow_outputs=found, progress=progress,
+                        remaining_seconds=(time.perf_counter() - began) * (total - done - 1))
+            *outs, first, pooled = found
             for store, out in zip(stores, [*outs, pooled], strict=True):
-                store[view * n + start : view * n + start + len(out)] = out.numpy()
+                store[view * n + start : view * n + start + len(out)] = out
             if view == 0:
-                early[start : start + len(first)] = first.numpy()
+                early[start : start + len(first)] = first
             done += 1
             progress(StageProgress(stage, done, total))
     if cut is None:

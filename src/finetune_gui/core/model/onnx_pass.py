@@ -1,0 +1,119 @@
+"""The frozen part run through ONNX Runtime instead of TensorFlow, where that is faster.
+
+On a CPU ONNX Runtime runs MobileNetV2's frozen part 2.3-3.7 times as fast as TensorFlow with
+the same features (largest difference 5e-7; `benchmarks/frozen_runtime.py`, docs/benchmarks.md),
+and the frozen pass is the largest part of a run on a CPU. Converting the frozen part (tf2onnx)
+takes about 5 s whatever the image size, so it is chosen only when the TensorFlow time it would
+save is clearly larger, measured on the pass's own second batch. On a GPU TensorFlow stays.
+
+Only the frozen pass changes runtime: what is computed from it, trained and exported is the
+same Keras model as before. Each pass checks one batch of ONNX Runtime's output against
+TensorFlow's and keeps TensorFlow on any difference beyond `ATOL` + `RTOL` (np.allclose).
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+
+import numpy as np
+
+from finetune_gui.core.events import LogMessage, ProgressCallback
+
+CONVERT_SECONDS = 6.0  # tf2onnx on MobileNetV2's frozen part: 4.8-5.0 s at 48-224 px
+SAVED_SHARE = 0.5  # the least share of TensorFlow's time ONNX Runtime saved (measured 0.57-0.73)
+ATOL = RTOL = 1e-4  # the features' largest difference measured: 5e-7
+RUNTIME_ENV = "FINETUNE_GUI_FROZEN_RUNTIME"  # "tensorflow" or "onnxruntime": no choosing
+_converted: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # base -> {cut: session}
+
+
+def use_onnx_runtime(
+    *, gpus: int, importable: bool, converted: bool, remaining_seconds: float,
+    forced: str | None = None,
+) -> bool:
+    """Whether the rest of a frozen pass runs through ONNX Runtime. `remaining_seconds`: what
+    TensorFlow would take for it, `converted`: the frozen part is converted already (the
+    training images' pass converted it, the validation images' pass reuses it)."""
+    if forced == "tensorflow" or not importable:
+        return False
+    if forced == "onnxruntime":
+        return True
+    if gpus > 0:
+        return False  # TensorFlow on the GPU, in mixed precision where it has it
+    cost = 0.0 if converted else CONVERT_SECONDS
+    return remaining_seconds * SAVED_SHARE > cost
+
+
+def onnx_importable() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+        import tf2onnx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class OnnxFrozenPart:
+    """The extractor (`frozen_pass.build_extractor`) as an ONNX Runtime session: float32
+    pixels in, its outputs in the same order out, as float32."""
+
+    def __init__(self, extractor, size: int) -> None:
+        import logging
+
+        import onnxruntime
+        import tensorflow as tf
+        import tf2onnx
+
+        logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+        signature = (tf.TensorSpec((None, size, size, 3), tf.float32, name="pixels"),)
+
+        def frozen(pixels):
+            found = extractor(pixels, training=False)
+            return [tf.cast(o, tf.float32) for o in (found if isinstance(found, list | tuple)
+                                                      else [found])]
+
+        function = tf.function(frozen, input_signature=signature, autograph=False)
+        proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=17)
+        self.session = onnxruntime.InferenceSession(proto.SerializeToString(),
+                                                    providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, pixels: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: np.asarray(pixels, np.float32)})
+
+
+def frozen_part_runner(
+    base, cut: str | None, extractor, size: int, *, pixels: np.ndarray,
+    tensorflow_outputs: list[np.ndarray], remaining_seconds: float, progress: ProgressCallback,
+) -> OnnxFrozenPart | None:
+    """ONNX Runtime for the rest of a pass, or None to keep TensorFlow: chosen by
+    `use_onnx_runtime`, then checked on `pixels`, whose TensorFlow output is given."""
+    import tensorflow as tf
+
+    sessions = _converted.setdefault(base, {})
+    if not use_onnx_runtime(
+        gpus=len(tf.config.list_physical_devices("GPU")), importable=onnx_importable(),
+        converted=cut in sessions, remaining_seconds=remaining_seconds,
+        forced=os.environ.get(RUNTIME_ENV),
+    ):
+        return None
+    try:
+        runner = sessions.get(cut) or OnnxFrozenPart(extractor, size)
+        found = runner(pixels)
+    except Exception as error:  # any failure of the faster path keeps the usual one
+        progress(LogMessage(f"The frozen layers run in TensorFlow: ONNX Runtime could not take "
+                            f"them ({type(error).__name__})."))
+        return None
+    same = len(found) == len(tensorflow_outputs) and all(
+        a.shape == b.shape and np.allclose(a, b, atol=ATOL, rtol=RTOL)
+        for a, b in zip(found, tensorflow_outputs, strict=False))
+    if not same:
+        progress(LogMessage("The frozen layers run in TensorFlow: ONNX Runtime's output "
+                            "differed from it."))
+        sessions.pop(cut, None)
+        return None
+    if cut not in sessions:
+        progress(LogMessage("The frozen layers run through ONNX Runtime, faster than TensorFlow "
+                            "on this CPU, with the same output (checked on a batch)."))
+    sessions[cut] = runner
+    return runner

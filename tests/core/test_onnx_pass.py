@@ -1,0 +1,112 @@
+"""The frozen pass through ONNX Runtime (issue 26): chosen only where it saves time, and the
+features it stores are TensorFlow's within the stated tolerance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from finetune_gui.core.events import LogMessage
+from finetune_gui.core.model import onnx_pass
+from finetune_gui.core.model.build import build_classifier
+from finetune_gui.core.model.frozen_pass import extract_features
+from finetune_gui.core.model.onnx_pass import (
+    ATOL,
+    CONVERT_SECONDS,
+    RTOL,
+    RUNTIME_ENV,
+    SAVED_SHARE,
+    use_onnx_runtime,
+)
+from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.training.recipe import training_augmentation
+
+WORTH_IT = 2 * CONVERT_SECONDS / SAVED_SHARE  # TensorFlow seconds a conversion pays for twice
+
+
+def test_onnx_runtime_runs_the_frozen_pass_only_on_a_cpu_and_only_when_it_saves_time():
+    def choose(**given):
+        facts = dict(gpus=0, importable=True, converted=False, remaining_seconds=WORTH_IT)
+        return use_onnx_runtime(**(facts | given))
+
+    assert choose()
+    assert not choose(gpus=1)  # TensorFlow on the GPU
+    assert not choose(importable=False)
+    # A short pass does not pay for converting; once converted, any pass uses it.
+    assert not choose(remaining_seconds=CONVERT_SECONDS)
+    assert choose(remaining_seconds=1.0, converted=True)
+    # The setting that turns the choice off, or on for a test.
+    assert not choose(forced="tensorflow")
+    assert choose(forced="onnxruntime", remaining_seconds=0.0, gpus=1)
+    assert not choose(forced="onnxruntime", importable=False)
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    settings = TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32,
+                                augment="strong", seed=0)
+    return settings, build_classifier(settings, 3)
+
+
+def passes(monkeypatch, classifier, images, **options):
+    """The same pass in TensorFlow and through ONNX Runtime, with the log of the second."""
+    model = classifier[1]
+    found = {}
+    for runtime in ("tensorflow", "onnxruntime"):
+        monkeypatch.setenv(RUNTIME_ENV, runtime)
+        logs = []
+        found[runtime] = extract_features(model, images, batch_size=8, progress=logs.append,
+                                          **options)
+    return found["tensorflow"], found["onnxruntime"], [e.text for e in logs
+                                                       if isinstance(e, LogMessage)]
+
+
+def test_onnx_runtime_stores_tensorflows_features(monkeypatch, classifier):
+    from finetune_gui.core.model.backbones import cut_layer
+
+    images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3)).astype(np.uint8)
+    cut = cut_layer(classifier[1].ends, 1)
+    tensorflow, onnx, log = passes(monkeypatch, classifier, images, cut=cut)
+    assert any("ONNX Runtime" in line and "same output" in line for line in log)
+    for name in ("pooled", "at_cut", "early"):
+        want, got = np.asarray(getattr(tensorflow, name)), np.asarray(getattr(onnx, name))
+        assert got.shape == want.shape and np.abs(want).max() > 0
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL, err_msg=name)
+
+
+def test_augmented_views_through_onnx_runtime_keep_the_plain_copy_first(monkeypatch,
+                                                                        classifier):
+    settings, _ = classifier
+    images = np.random.default_rng(1).integers(0, 256, (24, 32, 32, 3)).astype(np.uint8)
+    tensorflow, onnx, _ = passes(monkeypatch, classifier, images, cut=None, views=2,
+                                 augment=training_augmentation(settings))
+    scale = float(np.abs(tensorflow.pooled).max())
+    np.testing.assert_allclose(onnx.pooled[:24], tensorflow.pooled[:24], rtol=RTOL, atol=ATOL)
+    assert not np.allclose(onnx.pooled[24:], onnx.pooled[:24], rtol=0, atol=0.05 * scale)
+
+
+def test_a_runtime_that_fails_or_differs_leaves_the_pass_to_tensorflow(monkeypatch, classifier):
+    images = np.random.default_rng(2).integers(0, 256, (24, 32, 32, 3)).astype(np.uint8)
+
+    class Broken:
+        def __init__(self, extractor, size):
+            raise RuntimeError("unsupported layer")
+
+    monkeypatch.setattr(onnx_pass, "OnnxFrozenPart", Broken)
+    monkeypatch.setattr(onnx_pass, "_converted", type(onnx_pass._converted)())
+    tensorflow, fallen_back, log = passes(monkeypatch, classifier, images, cut=None)
+    assert any("run in TensorFlow" in line and "RuntimeError" in line for line in log)
+    np.testing.assert_array_equal(fallen_back.pooled, tensorflow.pooled)
+
+    class Off:
+        def __init__(self, extractor, size):
+            pass
+
+        def __call__(self, pixels):
+            return [np.full((len(pixels), 32), 9.0, np.float32),
+                    np.zeros((len(pixels), 2784), np.float32)]
+
+    monkeypatch.setattr(onnx_pass, "OnnxFrozenPart", Off)
+    tensorflow, checked, log = passes(monkeypatch, classifier, images, cut=None)
+    assert any("differed" in line for line in log)
+    np.testing.assert_array_equal(checked.pooled, tensorflow.pooled)
