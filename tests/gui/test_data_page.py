@@ -135,6 +135,20 @@ def test_transparent_images_get_white_thumbnails_not_black(qtbot, tmp_path):
     assert thumb.pixelColor(24, 24).name() == "#1e1e1e"
 
 
+
+def test_a_picture_moved_away_says_missing_and_a_damaged_one_unreadable(qtbot, tmp_path):
+    """A run opened after its folder changed showed every mistake as "unreadable"."""
+    from finetune_gui.gui.widgets.thumbnails import load_thumbnail, placeholder_pixmap, to_pixmap
+
+    damaged = tmp_path / "damaged.jpg"
+    damaged.write_bytes(b"not a picture")
+    gone = tmp_path / "moved away.jpg"
+    for path, said in ((damaged, "unreadable"), (gone, "missing")):
+        shown = to_pixmap(load_thumbnail(path, 48), 48, path).toImage()
+        assert shown == placeholder_pixmap(48, said).toImage(), said
+        assert shown != placeholder_pixmap(48, "unreadable" if said == "missing"
+                                           else "missing").toImage()
+
 def test_the_split_boxes_take_their_range_and_tip_from_the_settings(qtbot, make_window):
     from finetune_gui.core.settings import SETTINGS_INFO
 

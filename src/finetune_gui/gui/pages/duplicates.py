@@ -255,7 +255,7 @@ class DuplicatesPanel(QWidget):
         return strip
 
     def _thumbnail(self, path: Path) -> QPixmap:
-        return to_pixmap(self._thumbnails.get(str(path)), THUMB_SIZE).scaled(
+        return to_pixmap(self._thumbnails.get(str(path)), THUMB_SIZE, path).scaled(
             THUMB_SIZE, THUMB_SIZE, Qt.AspectRatioMode.KeepAspectRatio,
             Qt.TransformationMode.SmoothTransformation)
 
@@ -292,7 +292,7 @@ class DuplicatesPanel(QWidget):
         if self._start_pending_preview():
             return  # the user clicked another copy meanwhile
         if path == self.chosen_path():
-            self.preview.setPixmap(to_pixmap(image, PREVIEW_SIZE))
+            self.preview.setPixmap(to_pixmap(image, PREVIEW_SIZE, path))
             self.preview_shown.emit()
 
     def _start_pending_preview(self) -> bool:

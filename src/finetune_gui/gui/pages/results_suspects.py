@@ -252,10 +252,11 @@ class SuspectsView(QWidget):
 
     def _on_thumbnails(self, images) -> None:
         for row in range(self.table.rowCount()):
-            image = images.get(self.table.item(row, 1).data(Qt.ItemDataRole.UserRole))
+            path = self.table.item(row, 1).data(Qt.ItemDataRole.UserRole)
+            image = images.get(path)
             label = self.table.cellWidget(row, 0)
             if label is not None and image is not None:
-                label.setPixmap(QPixmap(to_pixmap(image, THUMB)).scaled(
+                label.setPixmap(QPixmap(to_pixmap(image, THUMB, path)).scaled(
                     THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
                     Qt.TransformationMode.SmoothTransformation))
         self._load_thumbnails()  # rows "Show more" added while these were made

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QPixmap
+from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import (
     QDialog,
     QFrame,
@@ -227,8 +227,7 @@ class PictureViewer(QDialog):
         picture = QLabel()
         picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
         image = load_thumbnail(path, self.SIDE)
-        picture.setPixmap(to_pixmap(image, self.SIDE) if not image.isNull()
-                          else QPixmap(placeholder_pixmap(self.SIDE, "unreadable")))
+        picture.setPixmap(to_pixmap(image, self.SIDE, path))
         text = QLabel(f"{path}<br>{caption}")
         text.setWordWrap(True)
         text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

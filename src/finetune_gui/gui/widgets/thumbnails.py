@@ -97,9 +97,12 @@ def placeholder_pixmap(size: int, text: str = "?") -> QPixmap:
     return pixmap
 
 
-def to_pixmap(image: QImage | None, size: int) -> QPixmap:
+def to_pixmap(image: QImage | None, size: int, path: Path | str | None = None) -> QPixmap:
+    """The picture, or a grey square saying why there is none: "missing" when `path` names no
+    file any more (moved or deleted since the scan), else "unreadable"."""
     if image is None or image.isNull():
-        return placeholder_pixmap(size, "unreadable")
+        gone = path is not None and not Path(path).exists()
+        return placeholder_pixmap(size, "missing" if gone else "unreadable")
     return QPixmap.fromImage(image)
 
 
@@ -169,7 +172,7 @@ class ImageGallery(QListWidget):
             item = self.item(row)
             path = item.data(self.PATH_ROLE)
             if path in images:
-                item.setIcon(self._icon(to_pixmap(images[path], size)))
+                item.setIcon(self._icon(to_pixmap(images[path], size, path)))
 
     def _icon(self, picture: QPixmap) -> QIcon:
         """`picture` centred on a transparent canvas of the (wide) icon size."""
