@@ -110,3 +110,14 @@ def test_a_runtime_that_fails_or_differs_leaves_the_pass_to_tensorflow(monkeypat
     tensorflow, checked, log = passes(monkeypatch, classifier, images, cut=None)
     assert any("differed" in line for line in log)
     np.testing.assert_array_equal(checked.pooled, tensorflow.pooled)
+
+
+def test_the_session_is_released_once_the_frozen_passes_are_done(monkeypatch, classifier):
+    """A session holds about 200 MB at 224 px that the rest of a run needs more."""
+    model = classifier[1]
+    images = np.random.default_rng(3).integers(0, 256, (24, 32, 32, 3)).astype(np.uint8)
+    monkeypatch.setenv(RUNTIME_ENV, "onnxruntime")
+    extract_features(model, images, cut=None, batch_size=8)
+    assert None in onnx_pass._converted[model.base]  # the validation pass would reuse it
+    onnx_pass.release(model.base)
+    assert model.base not in onnx_pass._converted

@@ -20,6 +20,7 @@ from finetune_gui.core.model.frozen_pass import (
     stored_inputs,
     top_model,
 )
+from finetune_gui.core.model.onnx_pass import release
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.core.training import feature_cache
 from finetune_gui.core.training.plan import PhasePlan
@@ -71,6 +72,7 @@ def store_activations(
 
     train = extract(train_x, split.train, augment, views, "extract")
     val = extract(val_x, split.val, None, 1, "extract-val")
+    release(classifier.base)  # the frozen part's faster runtime, when it ran there
     return StoredActivations(train, val, cut)
 
 
