@@ -104,7 +104,9 @@ def held_out_probabilities(
     width = int(np.prod(features.shape[1:]))
 
     def read(rows: np.ndarray) -> np.ndarray:  # RAM or the disk store, a few rows at a time
-        return np.asarray(features[rows], dtype=np.float64) * scale
+        # float32, as the kept head's solver reads them: half the time of float64 (18 s
+        # against 34 s on 1,347 digits), answers within 0.005 of float64's.
+        return np.asarray(features[rows], dtype=np.float32) * np.float32(scale)
 
     # Inside the memory budget: each fold's head fits on a capped sample of its rows (the
     # solver's copies of them, about three), and answers a chunk at a time.
