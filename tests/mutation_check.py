@@ -240,6 +240,22 @@ MUTATIONS = [
          "test_the_head_search_fits_a_sample_and_scores_every_row_a_chunk_at_a_time",),
     ),
     Mutation(
+        "duplicate-candidate-cap",
+        "the cap on each image's duplicate candidates within the close distance: a folder of "
+        "look-alikes proposes pairs with the square of its images",
+        ReplaceBody("_within_close", "return rms <= close"),
+        ("tests/core/test_duplicates.py::"
+         "test_a_folder_of_look_alikes_proposes_pairs_in_proportion_to_its_images",),
+    ),
+    Mutation(
+        "frozen-runtime-check",
+        "the check of ONNX Runtime's frozen pass against TensorFlow on a batch: a runtime whose "
+        "output differs fills the feature store",
+        ReplaceLine(r"^(\s*)if not same:\s*$", r"\1if False:", within="frozen_part_runner"),
+        ("tests/core/test_onnx_pass.py::"
+         "test_a_runtime_that_fails_or_differs_leaves_the_pass_to_tensorflow",),
+    ),
+    Mutation(
         "asking-order-random",
         "the labelling view's asking order (undecided pictures spread over the features) "
         "switched to random order",
