@@ -10,8 +10,8 @@ handwritten digits) the pairs within `CLOSE_DISTANCE` grow with the square of th
 23,976 among 5,000 generated shapes at 96 px, 1,491,141 among 40,000 (34 s, and as Python
 tuples 0.2 GB), so 200,000 would have been 37 million. So each image is compared with at most
 `WINDOW` images either side of it in the order of a key, and keeps at most `CLOSE_LIMIT` of its
-nearest within `CLOSE_DISTANCE`: below those counts (every folder of a few thousand images)
-nothing changes.
+nearest within `CLOSE_DISTANCE`. Below those counts nothing changes (every real folder
+measured); what they cost on crowds of near copies is in docs/duplicates.md.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ CANDIDATE_BLOCK = 512
 COARSE_BLUR = 2.0
 # The caps that keep the cost linear (docs/duplicates.md, "A folder of look-alikes").
 WINDOW = 4096  # images compared either side of a block, in the key's order
-CLOSE_LIMIT = 16  # the most candidates within CLOSE_DISTANCE one image proposes
+CLOSE_LIMIT = 64  # the most candidates within CLOSE_DISTANCE one image proposes
 
 
 def coarse_levels(fingerprints: Sequence[bytes]) -> np.ndarray:
