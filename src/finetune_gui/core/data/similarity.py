@@ -101,6 +101,7 @@ class PixelCheck:
         self._thumbnails: dict[int, np.ndarray] = {}
         self._profiles: dict[tuple[int, int], np.ndarray] = {}
         self._spread: np.ndarray | None = None  # each fingerprint's grey-level spread
+        self._uneven: np.ndarray | None = None  # each fingerprint: a 33-39 px image
 
     def _table(self, side: int) -> tuple[np.ndarray, np.ndarray]:
         if side not in self._tables:
@@ -237,70 +238,65 @@ class PixelCheck:
         norms = np.maximum(np.linalg.norm(a_c, axis=1) * np.linalg.norm(b_c, axis=1), 1e-6)
         return (a_c * b_c).sum(axis=1) / norms
 
-    def near_enough(self, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
-        """A quick first look, for each pair: at 16 px from the fingerprints, at the one view whose
-        profiles match best, are they close enough to be worth the full check? Most candidates
-        of a folder of look-alikes (handwritten digits) are far off even there; every copy in the
-        benchmark is well inside these bounds (docs/duplicates.md). A 33-39 px image's thumbnail
-        is uneven (`comparison_side`): such pairs always get the full check."""
-        near = np.array([any(GREY_SIDE < smallest_side(self.fingerprints[k]) < GREY_SIDE * UNEVEN_SHRINK
-                             for k in pair) for pair in pairs], bool)
-        rest = [k for k in range(len(pairs)) if not near[k]]
+    def near_enough(self, pairs) -> np.ndarray:
+        """A quick first look, for each pair ((p, 2) indices): at 16 px from the fingerprints, at
+        the one view whose profiles match best, are they close enough to be worth the full
+        check? Most candidates of a folder of look-alikes (handwritten digits) are far off even
+        there; every copy in the benchmark is well inside these bounds (docs/duplicates.md). A
+        33-39 px image's thumbnail is uneven (`comparison_side`): such pairs always get the
+        full check."""
+        ends = np.asarray(pairs, np.int64).reshape(-1, 2)
+        if self._uneven is None:
+            sides = np.array([smallest_side(f) for f in self.fingerprints])
+            self._uneven = (sides > GREY_SIDE) & (sides < GREY_SIDE * UNEVEN_SHRINK)
+        near = self._uneven[ends[:, 0]] | self._uneven[ends[:, 1]]
+        rest = np.flatnonzero(~near)
         for start in range(0, len(rest), PAIRS_PER_BATCH):
             batch = rest[start : start + PAIRS_PER_BATCH]
-            correlation, mean, worst, _, _ = self._best_alignment([pairs[k] for k in batch], ROUGH_SIDE, tried=1)
+            correlation, mean, worst, _, _ = self._best_alignment(ends[batch].tolist(), ROUGH_SIDE, tried=1)
             near[batch] = (correlation >= ROUGH_CORRELATION) & (mean <= ROUGH_MEAN) & (worst <= ROUGH_BLOCK)
         return near
 
-    def same_picture(self, pairs) -> list[bool]:
+    def same_picture(self, pairs) -> np.ndarray:
         """Stage 2 for each pair ((p, 2) indices, or (i, j) tuples): do images i and j show the
-        same picture?"""
+        same picture? Pairs are handled as arrays, never one Python object each: a folder of
+        look-alikes has millions of candidates (3.6 GB at 200,000 generated shapes)."""
         ends = np.asarray(pairs, np.int64).reshape(-1, 2)
         verdicts = np.zeros(len(ends), bool)
-        contrasty = []
+        if not len(ends):
+            return verdicts
+        images = np.unique(ends)  # each image's colour thumbnail once
+        colours = np.stack([colour_thumbnail(self.fingerprints[i]) for i in images])
+        first, second = np.searchsorted(images, ends[:, 0]), np.searchsorted(images, ends[:, 1])
+        # A chunk of pairs at a time: two thumbnails and the measures' copies per pair were
+        # 870 MB for the 377,628 candidates of 20,000 generated shapes (6.5 GB at 50,000).
         agree = np.zeros(len(ends), bool)
-        if len(ends):
-            images = np.unique(ends)  # each image's colour thumbnail once
-            colours = np.stack([colour_thumbnail(self.fingerprints[i]) for i in images])
-            first, second = np.searchsorted(images, ends[:, 0]), np.searchsorted(images, ends[:, 1])
-            # A chunk of pairs at a time: two thumbnails and the measures' copies per pair were
-            # 870 MB for the 377,628 candidates of 20,000 generated shapes (6.5 GB at 50,000).
-            for part in row_chunks(len(ends), 8 * colours[0].nbytes):
-                agree[part] = colours_agree(colours[first[part]], colours[second[part]])
+        for part in row_chunks(len(ends), 8 * colours[0].nbytes):
+            agree[part] = colours_agree(colours[first[part]], colours[second[part]])
+        del colours, first, second
         if self._spread is None:
             self._spread = np.array([grey_thumbnail(f).std() for f in self.fingerprints])
-        agreeing = {}  # the pairs whose colours agree, as Python numbers: the rest stay False
-        for k in np.flatnonzero(agree).tolist():
-            i, j = agreeing[k] = int(ends[k, 0]), int(ends[k, 1])
-            a, b = self.fingerprints[i], self.fingerprints[j]
-            flat_a, flat_b = self._spread[i] < FLAT_CONTRAST, self._spread[j] < FLAT_CONTRAST
-            if flat_a or flat_b:
-                grey_a, grey_b = grey_thumbnail(a), grey_thumbnail(b)
-                difference = (grey_a - grey_a.mean()) - (grey_b - grey_b.mean())
-                rms = float(np.sqrt((difference**2).mean()))
-                # The levels themselves too, within the brightness change a copy may have: a
-                # white page and a grey one have the same (lack of) structure.
-                shift = differences(grey_a[None], grey_b[None], np.ones((1, *grey_a.shape), np.float32))[0]
-                verdicts[k] = flat_a and flat_b and rms <= FLAT_DIFFERENCE and shift[0] <= MEAN_DIFFERENCE
-            else:
-                contrasty.append(k)
-        near = self.near_enough([agreeing[k] for k in contrasty])
-        for k in np.asarray(contrasty, int)[~near]:
-            verdicts[k] = False
-        contrasty = [k for k, close in zip(contrasty, near, strict=True) if close]
-        correlation, mean, worst_block, alike, texture = self.scores([agreeing[k] for k in contrasty])
-        for n, k in enumerate(contrasty):
-            verdicts[k] = bool(correlation[n] >= SAME_PICTURE_CORRELATION
-                               and alike[n] >= LEAST_ALIKE
-                               and mean[n] <= MEAN_DIFFERENCE
-                               and worst_block[n] <= BLOCK_DIFFERENCE
-                               and texture[n] >= TEXTURE_CORRELATION)
-        return verdicts.tolist()
+        flat_a, flat_b = self._spread[ends[:, 0]] < FLAT_CONTRAST, self._spread[ends[:, 1]] < FLAT_CONTRAST
+        for k in np.flatnonzero(agree & (flat_a | flat_b)).tolist():  # nearly blank: a few
+            grey_a, grey_b = grey_thumbnail(self.fingerprints[ends[k, 0]]), grey_thumbnail(self.fingerprints[ends[k, 1]])
+            difference = (grey_a - grey_a.mean()) - (grey_b - grey_b.mean())
+            rms = float(np.sqrt((difference**2).mean()))
+            # The levels themselves too, within the brightness change a copy may have: a
+            # white page and a grey one have the same (lack of) structure.
+            shift = differences(grey_a[None], grey_b[None], np.ones((1, *grey_a.shape), np.float32))[0]
+            verdicts[k] = flat_a[k] and flat_b[k] and rms <= FLAT_DIFFERENCE and shift[0] <= MEAN_DIFFERENCE
+        contrasty = np.flatnonzero(agree & ~flat_a & ~flat_b)
+        contrasty = contrasty[self.near_enough(ends[contrasty])]
+        correlation, mean, worst_block, alike, texture = self.scores(ends[contrasty].tolist())
+        verdicts[contrasty] = ((correlation >= SAME_PICTURE_CORRELATION) & (alike >= LEAST_ALIKE)
+                               & (mean <= MEAN_DIFFERENCE) & (worst_block <= BLOCK_DIFFERENCE)
+                               & (texture >= TEXTURE_CORRELATION))
+        return verdicts
 
 
 def confirmed_pairs(fingerprints: Sequence[bytes], look: Look | None = None) -> list[tuple[int, int]]:
     """(i, j), i < j, that both stages call the same picture; `look(i, side)` gives image i's
     grey levels at up to 64 px from its file, for a closer look than the fingerprint's."""
     candidates = candidate_pairs(fingerprints)
-    verdicts = np.asarray(PixelCheck(fingerprints, look).same_picture(candidates), bool)
+    verdicts = PixelCheck(fingerprints, look).same_picture(candidates)
     return [(int(i), int(j)) for i, j in candidates[verdicts]]

@@ -225,3 +225,16 @@ def _release(nbytes: int) -> None:
     global _in_memory_bytes
     with _lock:
         _in_memory_bytes -= nbytes
+
+
+def give_back_memory() -> None:
+    """Collect, then return the allocator's free memory to the system (glibc only): memory a
+    step freed (a scan's records, a conversion's graphs) otherwise stays the process's."""
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    # Another C library has no malloc_trim: its memory is reused by the process all the same.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

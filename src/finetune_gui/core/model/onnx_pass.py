@@ -18,6 +18,7 @@ import weakref
 
 import numpy as np
 
+from finetune_gui.core.data.storage import give_back_memory
 from finetune_gui.core.events import LogMessage, ProgressCallback
 
 CONVERT_SECONDS = 6.0  # tf2onnx on MobileNetV2's frozen part: 4.8-5.0 s at 48-224 px
@@ -137,15 +138,3 @@ def release(base) -> None:
     about 200 MB (MobileNetV2 at 224 px) that the rest of the run needs more."""
     if _converted.pop(base, None):
         give_back_memory()
-
-
-def give_back_memory() -> None:
-    """Collect, then return the allocator's free memory to the system (glibc only)."""
-    import contextlib
-    import ctypes
-    import gc
-
-    gc.collect()
-    # Another C library has no malloc_trim: its memory is reused by the process all the same.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)

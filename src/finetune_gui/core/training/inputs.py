@@ -10,6 +10,7 @@ import numpy as np
 from finetune_gui.core.data.pipeline import decode_images
 from finetune_gui.core.data.scan import DatasetScan, scan_folder
 from finetune_gui.core.data.split import DatasetSplit, split_dataset
+from finetune_gui.core.data.storage import give_back_memory
 from finetune_gui.core.events import CancelToken, LogMessage, ProgressCallback
 from finetune_gui.core.settings import TrainingSettings
 
@@ -24,12 +25,18 @@ def resolve_split(
     """A split as given, or made from a scan (scanning a folder first); scan warnings are logged."""
     if isinstance(data, DatasetSplit):
         return data
-    if not isinstance(data, DatasetScan):
+    scanned_here = not isinstance(data, DatasetScan)
+    if scanned_here:
         data = scan_folder(data, progress=progress, cancel=cancel)
     for warning in data.warnings:
         progress(LogMessage(warning, "warning"))
     s = settings
-    return split_dataset(data, s.val_fraction, s.test_fraction, s.seed, exclude=exclude)
+    split = split_dataset(data, s.val_fraction, s.test_fraction, s.seed, exclude=exclude)
+    if scanned_here:
+        # The scan's records and fingerprints (1.3 KB an image) are not needed any more.
+        del data
+        give_back_memory()
+    return split
 
 
 def decode_part(
