@@ -38,7 +38,7 @@ from finetune_gui.core.data.pixel_measures import (
     resampling,
     shrink,
 )
-from finetune_gui.core.data.storage import row_chunks
+from finetune_gui.core.data.storage import memory_budget, row_chunks
 
 # Measured on real folders (benchmarks/duplicate_threshold.py, docs/duplicates.md, 2026-12-01).
 SAME_PICTURE_CORRELATION = 0.95
@@ -98,6 +98,7 @@ class PixelCheck:
         self.look = look
         self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._looked: dict[tuple[int, int], np.ndarray] = {}
+        self._looked_bytes = 0
         self._thumbnails: dict[int, np.ndarray] = {}
         self._profiles: dict[tuple[int, int], np.ndarray] = {}
         self._spread: np.ndarray | None = None  # each fingerprint's grey-level spread
@@ -134,9 +135,16 @@ class PixelCheck:
         above that from the file, looked at again (once per image and side)."""
         if GREY_SIDE % side == 0:
             return shrink(grey_thumbnail(self.fingerprints[index]), side)
-        if (index, side) not in self._looked:
-            self._looked[index, side] = self.look(index, side) if self.look else None
-        return self._looked[index, side]
+        key = (index, side)
+        if key not in self._looked:
+            found = self._looked[key] = self.look(index, side) if self.look else None
+            self._looked_bytes += 0 if found is None else found.nbytes
+            # The files looked at again, oldest first out beyond a share of the memory budget:
+            # kept all, they were 340 MB among 30,000 generated shapes and grew with the folder.
+            while self._looked_bytes > memory_budget() // 16 and len(self._looked) > 1:
+                old = self._looked.pop(next(iter(self._looked)))
+                self._looked_bytes -= 0 if old is None else old.nbytes
+        return self._looked[key]
 
     def _levels(self, indices: list[int], side: int) -> np.ndarray:
         """Blurred grey levels of `indices` at `side`: from all fingerprints at once (kept per
