@@ -7,15 +7,14 @@ it needs and says so in the same words.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 
 from finetune_gui.core.export import web
 from finetune_gui.core.export.browser_check import find_chromium
 from finetune_gui.core.export.formats import FORMATS, export_format
 from finetune_gui.core.export.verify import NOT_CHECKED_IN_BROWSER
+from finetune_gui.core.model.onnx_pass import missing_onnx_packages
 
-ONNX_PACKAGES = ("tf2onnx", "onnxruntime")
 NO_CHROMIUM = (
     "no Chromium was found on this computer; install it (Debian/Ubuntu: sudo apt-get install "
     "chromium, or set FINETUNE_GUI_CHROMIUM) and save again to have the page checked"
@@ -31,11 +30,6 @@ class Availability:
     reason: str = ""  # one plain sentence (and the way out) when not available
     note: str = ""  # a limit of an available format, said before the export starts
     in_browser: bool = False  # a web page will be checked in Chromium before it is saved
-
-
-def missing_onnx_packages() -> list[str]:
-    """The converter packages the onnx and web formats need that are not installed."""
-    return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
 
 
 def format_availability(fmt: str) -> Availability:

@@ -28,6 +28,7 @@ SAVED_SHARE = 0.5  # the least share of TensorFlow's time ONNX Runtime saved (me
 # small spreads), 1.6e-4 of 1.44, which a bound of 1e-4 + 1e-4 of each value refused on a
 # 50,000-image run. A conversion gone wrong differs by the values themselves.
 TOLERANCE = 1e-3
+ONNX_PACKAGES = ("tf2onnx", "onnxruntime")
 RUNTIME_ENV = "FINETUNE_GUI_FROZEN_RUNTIME"  # "tensorflow" or "onnxruntime": no choosing
 _converted: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # base -> {cut: session}
 
@@ -49,13 +50,11 @@ def use_onnx_runtime(
     return remaining_seconds * SAVED_SHARE > cost
 
 
-def onnx_importable() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-        import tf2onnx  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def missing_onnx_packages() -> list[str]:
+    """The converter packages this pass, the onnx and the web export need, not installed."""
+    import importlib.util
+
+    return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
 
 
 class OnnxFrozenPart:
@@ -101,7 +100,7 @@ def frozen_part_runner(
 
     sessions = _converted.setdefault(base, {})
     if not use_onnx_runtime(
-        gpus=len(tf.config.list_physical_devices("GPU")), importable=onnx_importable(),
+        gpus=len(tf.config.list_physical_devices("GPU")), importable=not missing_onnx_packages(),
         converted=cut in sessions, remaining_seconds=remaining_seconds,
         forced=os.environ.get(RUNTIME_ENV),
     ):
