@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import time
 
 from finetune_gui.core.errors import DatasetError
@@ -29,3 +32,13 @@ def refuse(*, progress, cancel) -> None:
 
 def die(*, progress, cancel) -> None:
     os._exit(3)
+
+
+def leave_scratch(fail: bool, *, progress, cancel) -> str:
+    """Make a scratch folder that only an exit handler removes, as the export's SavedModel is."""
+    scratch = tempfile.mkdtemp(prefix="finetune-gui-child-scratch-")
+    atexit.register(shutil.rmtree, scratch, True)
+    progress(LogMessage(scratch))
+    if fail:
+        raise DatasetError("The folder has no classes.")
+    return scratch

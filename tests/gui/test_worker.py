@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -131,6 +132,19 @@ def test_child_process_errors_arrive_with_their_type_and_traceback(qtbot, runner
     error, trace = failed.args
     assert isinstance(error, DatasetError) and str(error) == "The folder has no classes."
     assert "refuse" in trace
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["finished", "failed"])
+def test_a_child_process_runs_its_exit_handlers_before_it_ends(qtbot, runner, fail):
+    """A job's clean-ups registered with atexit run in the child too: the export's SavedModel
+    scratch folder (10-20 MB) was left in the temp folder by every export from the window."""
+    scratches = []
+    runner.event.connect(lambda event: scratches.append(event.text))
+    ending = runner.failed if fail else runner.succeeded
+    with qtbot.waitSignal(ending, timeout=60_000):
+        runner.start(child_jobs.leave_scratch, fail, separate_process=True)
+    assert len(scratches) == 1
+    assert not os.path.exists(scratches[0])
 
 
 def test_a_child_process_that_dies_is_reported_in_plain_words(qtbot, runner):

@@ -13,6 +13,7 @@ events, result and exceptions must pickle. No Qt here: the child never imports w
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 import pickle
@@ -110,6 +111,10 @@ def _child_main(fn: Callable[..., Any], args: tuple, kwargs: dict, results, stop
         sender.send_outcome(("error", _picklable(exc), traceback.format_exc()))
     else:
         sender.send_outcome(("ok", value, ""))
+    finally:
+        # A multiprocessing child ends with os._exit, which skips atexit: without this, every
+        # export from the window left its SavedModel scratch folder (10-20 MB) in the temp folder.
+        atexit._run_exitfuncs()
 
 
 def _context():
