@@ -40,9 +40,12 @@ def imperfect_folder(tmp_path_factory):
     root = make_shapes_dataset(tmp_path_factory.mktemp("decision") / "data", per_class=30,
                                size=32, seed=3)
     classes = sorted(p.name for p in root.iterdir())
+    # Chosen before any is moved: moved one class at a time, the first files of the next class
+    # were the ones just moved in, and every picture went round back to its own class.
+    chosen = {name: sorted((root / name).iterdir())[:6] for name in classes}
     for i, name in enumerate(classes):
         other = root / classes[(i + 1) % len(classes)]
-        for path in sorted((root / name).iterdir())[:6]:
+        for path in chosen[name]:
             shutil.move(path, other / f"mislabelled-{path.name}")
     return root
 

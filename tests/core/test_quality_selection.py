@@ -31,9 +31,11 @@ def settings(weights, **changes) -> TrainingSettings:
 def with_wrong_labels(data):
     """`data` with every third image of each class moved into the next class's folder."""
     classes = sorted(p.name for p in data.iterdir() if p.is_dir())
+    # Chosen before any is moved, so no picture moves twice (or back to its own class).
+    chosen = {name: sorted((data / name).iterdir())[::3] for name in classes}
     for index, name in enumerate(classes):
         target = data / classes[(index + 1) % len(classes)]
-        for image in sorted((data / name).iterdir())[::3]:
+        for image in chosen[name]:
             image.rename(target / f"wrong_{image.name}")
     return data
 

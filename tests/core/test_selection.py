@@ -112,6 +112,27 @@ def test_fine_tuning_is_skipped_only_when_the_head_gets_every_validation_image_r
     assert finetune_cannot_win([]) == ""
 
 
+def test_fine_tuning_is_skipped_when_the_heads_mistakes_are_within_the_margin_it_must_win_by():
+    from finetune_gui.core.training.selection import finetune_cannot_win, switch_margin
+
+    def head(right, of):
+        return [{"phase": "head", "epoch": 1, "loss": 0.1, "val_accuracy": right / of,
+                 "val_loss": 0.2}]
+
+    # One mistake among 30: a fine-tuned model with all 30 right wins by one image, a coin toss.
+    said = finetune_cannot_win(head(29, 30), None, 30)
+    assert said == ("Fine-tuning skipped: the head alone gets all but 1 of the 30 validation "
+                    "images right, and fine-tuning is kept only when it beats the head by more "
+                    "than chance (2 images here), which it could not do.")
+    # Two mistakes among 200: one standard error is 1.4 images, so 0 mistakes would win.
+    assert finetune_cannot_win(head(198, 200), None, 200) == ""
+    assert finetune_cannot_win(head(29, 30)) == ""  # the number of images unknown
+    # Exactly at the edge the rule agrees with the margin the kept model is chosen by.
+    for right, of in [(29, 30), (198, 200), (2998, 3000), (29_998, 30_000), (190, 200)]:
+        can_win = 1.0 - right / of > switch_margin(right / of, of)
+        assert (finetune_cannot_win(head(right, of), None, of) == "") == can_win, (right, of)
+
+
 def test_fine_tuning_set_to_always_runs_even_after_a_perfect_head():
     from finetune_gui.core.settings import TrainingSettings
     from finetune_gui.core.training.selection import finetune_cannot_win

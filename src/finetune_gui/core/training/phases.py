@@ -89,7 +89,7 @@ class PhaseTrainer:
         augment = training_augmentation(self.settings)
         model = self.classifier.model
         for phase in self.phases():
-            if not phase.epochs:
+            if not phase.epochs or self._finetune_cannot_win(phase, len(val_y)):
                 continue
             with self.strategy.scope():
                 set_trainable_blocks(self.classifier, phase.unfrozen_blocks)
@@ -129,11 +129,7 @@ class PhaseTrainer:
         for phase in phases:
             if not phase.epochs:
                 continue
-            why = (finetune_cannot_win(self.ledger.history, self.settings)
-                   if phase.phase == "finetune" else None)
-            if why:
-                self.progress(LogMessage(why))
-                self.facts.learn(kept_model="head-only")
+            if self._finetune_cannot_win(phase, len(val_y)):
                 continue
             if phase.phase == "head" and solves_head(self.settings):
                 self._solve_head(stored, labels, tiled_weights, val_y)
@@ -159,6 +155,15 @@ class PhaseTrainer:
         self.facts.learn(head_l2_tried=search.tried)
         output = self.classifier.head_layers[-1]
         self.ledger.record(row, [output], self.classifier.model, self.progress)
+
+    def _finetune_cannot_win(self, phase: PhasePlan, val_images: int) -> bool:
+        """Phase 2 skipped, and said, when the head's validation score leaves it nothing to win."""
+        why = (finetune_cannot_win(self.ledger.history, self.settings, val_images)
+               if phase.phase == "finetune" else "")
+        if why:
+            self.progress(LogMessage(why))
+            self.facts.learn(kept_model="head-only")
+        return bool(why)
 
     # -- one phase with `fit` --------------------------------------------------------------
     def _fit_phase(self, plan: PhasePlan, model, make_train, n_train, val, extra=()) -> None:

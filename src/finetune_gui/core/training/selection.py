@@ -97,18 +97,33 @@ def kept_model(history: list[dict], best_epoch: int | None) -> tuple[str | None,
     return ("fine-tuned" if best_phase == "finetune" else "head-only"), note
 
 
-def finetune_cannot_win(history: list[dict], settings: TrainingSettings | None = None) -> str:
-    """Why phase 2 need not run, or "": a head that gets every validation image right cannot be
-    beaten by fine-tuning by more than chance (`switch_margin` is at least one image), so the
-    fine-tuned weights could never be kept. On the speed benchmark that was 19 s of 85 s.
-    A run whose `finetune_when` is "always" runs phase 2 all the same."""
+def finetune_cannot_win(history: list[dict], settings: TrainingSettings | None = None,
+                        val_images: int = 0) -> str:
+    """Why phase 2 need not run, or "": fine-tuning replaces the head only when it beats it on
+    validation by more than chance (`switch_margin`, at least one image), so a head whose
+    mistakes are no more than that margin could never be replaced: even a fine-tuned model
+    that got every validation image right would be thrown away. A head with every validation
+    image right is the common case (on the speed benchmark phase 2 was 19 s of 85 s); one
+    mistake among 30 is another. A run whose `finetune_when` is "always" runs phase 2 all the
+    same. `val_images` 0 (unknown) skips only after a perfect head."""
     if settings is not None and settings.finetune_when == "always":
         return ""
     heads = [r for r in history if r["phase"] == "head" and r.get("val_accuracy") is not None]
-    if not heads or round(max(r["val_accuracy"] for r in heads), 6) < 1.0:
+    if not heads:
         return ""
-    return ("Fine-tuning skipped: the head alone already gets every validation image right, "
-            "and fine-tuning is kept only when it beats the head by more than chance.")
+    best = max(r["val_accuracy"] for r in heads)
+    if round(best, 6) >= 1.0:
+        return ("Fine-tuning skipped: the head alone already gets every validation image "
+                "right, and fine-tuning is kept only when it beats the head by more than chance.")
+    if val_images <= 0:
+        return ""
+    mistakes = round((1.0 - best) * val_images)
+    needed = math.floor(switch_margin(best, val_images) * val_images) + 1  # images to win by
+    if mistakes >= needed:
+        return ""
+    return (f"Fine-tuning skipped: the head alone gets all but {mistakes} of the {val_images:,} "
+            f"validation images right, and fine-tuning is kept only when it beats the head by "
+            f"more than chance ({needed} images here), which it could not do.")
 
 
 def finetune_losing(row: dict, kept_head: dict | None, val_images: int) -> str:
