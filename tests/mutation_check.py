@@ -248,6 +248,15 @@ MUTATIONS = [
          "test_a_folder_of_look_alikes_proposes_pairs_in_proportion_to_its_images",),
     ),
     Mutation(
+        "finetune-first-look",
+        "the look at a long first epoch of fine-tuning part of the way: a phase 2 already "
+        "clearly losing runs its whole first epoch",
+        ReplaceLine(r"^(\s*)if stop_when_losing and phase == \"finetune\" and val_data .*:$",
+                    r"\1if False:", within="EpochLedger.callbacks"),
+        ("tests/core/test_finetune_decision.py::"
+         "test_fine_tuning_clearly_losing_at_its_first_look_stops_there_and_keeps_the_head",),
+    ),
+    Mutation(
         "frozen-runtime-check",
         "the check of ONNX Runtime's frozen pass against TensorFlow on a batch: a runtime whose "
         "output differs fills the feature store",

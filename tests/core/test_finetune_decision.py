@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 
 from finetune_gui.core.events import LogMessage
@@ -79,3 +80,53 @@ def test_fine_tuning_that_ruins_the_network_stops_after_one_epoch_unless_set_to_
     else:
         assert len(tuned) >= 3 and not stopped  # only early stopping's patience ends it
     assert RunFolder.open(tmp_path / "run").facts.kept_model == "head-only"
+
+
+def test_a_long_first_epoch_of_fine_tuning_is_looked_at_an_eighth_of_the_way():
+    from finetune_gui.core.training.callbacks import first_look_step
+
+    assert first_look_step(125) is None  # 4,000 images at batch 32: judged at the epoch's end
+    assert first_look_step(160) == 20
+    assert first_look_step(4375) == 546  # 140,000 images
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["can-win", "always"])
+def test_fine_tuning_clearly_losing_at_its_first_look_stops_there_and_keeps_the_head(
+    imperfect_folder, pretrained_base, tmp_path, monkeypatch, when
+):
+    import keras
+
+    from finetune_gui.core.model.parts import split_classifier
+    from finetune_gui.core.run.folder import RunFolder
+    from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training import callbacks
+    from finetune_gui.core.training.job import TrainingJob
+
+    # 51 training images at batch 4: 13 steps, looked at after the 6th.
+    monkeypatch.setattr(callbacks, "FIRST_LOOK_MIN_STEPS", 10)
+    monkeypatch.setattr(callbacks, "FIRST_LOOK_SHARE", 2)
+    settings = TrainingSettings(
+        backbone="mobilenetv2", weights=str(pretrained_base), image_size=32, epochs_head=1,
+        epochs_finetune=1, unfreeze_blocks=2, lr_finetune=0.003, patience=3, augment="none",
+        val_fraction=0.3, finetune_when=when, batch_size=4, seed=0)
+    said = []
+    result = TrainingJob(imperfect_folder, settings, tmp_path / "run",
+                         progress=lambda e: said.append(e.text) if isinstance(e, LogMessage)
+                         else None).run()
+    phases = [r["phase"] for r in result.history]
+    looked = [line for line in said if "of the way into epoch 2" in line]
+    run = RunFolder.open(tmp_path / "run")
+    assert run.facts.kept_model == "head-only"
+    if when == "always":
+        assert not looked and phases.count("finetune") >= 1
+        return
+    assert phases == ["head"]  # the look's part of an epoch is not an epoch
+    assert looked == [looked[0]] and looked[0].startswith("Fine-tuning stopped 46% of the way "
+                                                          "into epoch 2: validation accuracy")
+    # What fine-tuning changed is undone: the top blocks are the pretrained ones, exactly.
+    saved = split_classifier(keras.models.load_model(tmp_path / "run" / "model.keras")).base
+    fresh = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
+    fresh.load_weights(pretrained_base)
+    for got, want in zip(saved.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)

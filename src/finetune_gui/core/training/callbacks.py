@@ -186,6 +186,69 @@ class EarlyStopping(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+# Phase 2's first epoch is looked at part of the way through when it is long: on 140,000
+# images an epoch took 1,262 s of a 4,298 s run, and was thrown away at its end (issue 26).
+FIRST_LOOK_MIN_STEPS = 160  # shorter epochs (5,120 images at batch 32) are judged at their end
+FIRST_LOOK_SHARE = 8  # the look comes after an eighth of the epoch's steps
+
+
+def first_look_step(steps: int) -> int | None:
+    """After which batch of phase 2's first epoch its validation score is looked at, or None."""
+    return steps // FIRST_LOOK_SHARE if steps >= FIRST_LOOK_MIN_STEPS else None
+
+
+class FirstLook(keras.callbacks.Callback):
+    """Phase 2 stopped part of the way through its first epoch when it is already clearly
+    worse on validation than the kept head (`finetune_losing`): it could then not be kept, and
+    the rest of a long epoch is the time a user waits for nothing. The epoch is not recorded
+    (`PhaseStop.losing` makes it a mid-epoch stop) and the phase's weights are undone with the
+    other losing ones. The training metrics are put back after the look, so the epoch's row
+    (when it goes on) still averages all its batches."""
+
+    def __init__(self, steps: int, val_data, kept_row: Callable[[], dict | None],
+                 val_images: int, stop: PhaseStop, first_epoch: int,
+                 cancel: CancelToken | None = None) -> None:
+        super().__init__()
+        self.cancel = cancel
+        self.steps, self.look_step = steps, first_look_step(steps)
+        self.val_data, self.kept_row = val_data, kept_row
+        self.val_images, self.stop, self.first_epoch = val_images, stop, first_epoch
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.look_step is None or self.epoch != 0 or batch + 1 != self.look_step
+                or self.stop.mid_epoch):
+            return
+        kept = self.kept_row()
+        if kept is None:
+            return
+        counted = [[v.numpy() for v in metric.variables] for metric in self.model.metrics]
+        scores = self.model.evaluate(self.val_data, verbose=0, return_dict=True,
+                                     callbacks=[CancelStop(self.cancel, self.stop)])
+        for metric, values in zip(self.model.metrics, counted, strict=True):
+            for variable, value in zip(metric.variables, values, strict=True):
+                variable.assign(value)
+        if self.cancel is not None and self.cancel.cancelled:  # during the look
+            self.stop.cancelled = True
+            self.model.stop_training = True
+            return
+        row = {"phase": "finetune", "epoch": self.first_epoch,
+               "val_accuracy": float(scores["accuracy"]), "val_loss": float(scores["loss"])}
+        done = (batch + 1) / self.steps
+        losing = finetune_losing(row, kept, self.val_images,
+                                 when=f"{done:.0%} of the way into epoch {self.first_epoch}")
+        if losing:
+            self.stop.losing = losing
+            self.model.stop_training = True
+
+    def on_test_batch_end(self, batch, logs=None):
+        if self.stop.losing:  # the epoch's own validation pass, after the stop: not needed
+            self.model.stop_evaluating = True
+
+
 class EpochProgress(keras.callbacks.Callback):
     """An `EpochEnded` event with the numbers of the row just added to `history`."""
 

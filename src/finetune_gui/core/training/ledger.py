@@ -53,6 +53,9 @@ class EpochLedger:
         elif self.best.epoch is not None and self.checkpoint.has_best:
             self.checkpoint.load_best(model)
 
+    def _best_row(self) -> dict | None:
+        return next((row for row in self.history if row["epoch"] == self.best.epoch), None)
+
     def callbacks(
         self,
         *,
@@ -68,16 +71,24 @@ class EpochLedger:
         stop: PhaseStop,
         val_images: int = 0,
         stop_when_losing: bool = False,
+        val_data=None,
     ) -> list:
         """The Keras callbacks of one phase, in the order their events must come
         (callbacks.py). `model` is the whole classifier, whose weights the checkpoint keeps;
-        `layers` are the ones this phase trains."""
+        `layers` are the ones this phase trains. `val_data` (the validation batches) lets a
+        long first epoch of phase 2 be looked at part of the way (`FirstLook`)."""
         from finetune_gui.core.training import callbacks as cb
 
+        looks = []
+        first_of_phase = not any(row["phase"] == phase for row in self.history)
+        if stop_when_losing and phase == "finetune" and val_data is not None and first_of_phase:
+            looks.append(cb.FirstLook(steps, val_data, self._best_row, val_images, stop,
+                                      first_epoch, cancel))
         return [
             cb.DivergenceStop(self.watch, stop, first_epoch),
             cb.CancelStop(cancel, stop),
             cb.BatchProgress(progress, phase, first_epoch, steps, epochs),
+            *looks,
             cb.EpochHistory(self.history, phase, first_epoch, stop),
             cb.EarlyStopping(
                 self.best, layers, self.history, stop, patience=patience, progress=progress,

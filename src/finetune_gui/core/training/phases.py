@@ -186,13 +186,13 @@ class PhaseTrainer:
             self.progress(LogMessage(f"{PHASE_TITLES[phase]} ({trainable:,} trainable "
                                      f"parameters, learning rate {lr:g})."))
             stop = PhaseStop()
+            val_data = batches(list(val), ledger.batch_size) if len(val[1]) else None
             callbacks = ledger.callbacks(
                 phase=phase, first_epoch=first_epoch, steps=steps, epochs=epochs, layers=layers,
                 model=self.classifier.model, patience=phase_patience(self.settings, phase),
                 progress=self.progress, cancel=self.cancel, stop=stop, val_images=len(val[1]),
-                stop_when_losing=self.settings.finetune_when == "can-win",
+                stop_when_losing=self.settings.finetune_when == "can-win", val_data=val_data,
             )
-            val_data = batches(list(val), ledger.batch_size) if len(val[1]) else None
             try:
                 model.fit(
                     make_train(ledger.batch_size),
@@ -218,3 +218,6 @@ class PhaseTrainer:
             )
         if stop.cancelled:
             raise Cancelled()
+        if stop.losing:  # at the first look: no epoch of it was recorded, the head is kept
+            self.progress(LogMessage(stop.losing))
+            self.facts.learn(kept_model="head-only")

@@ -126,18 +126,21 @@ def finetune_cannot_win(history: list[dict], settings: TrainingSettings | None =
             f"more than chance ({needed} images here), which it could not do.")
 
 
-def finetune_losing(row: dict, kept_head: dict | None, val_images: int) -> str:
+def finetune_losing(row: dict, kept_head: dict | None, val_images: int,
+                    when: str = "") -> str:
     """Why phase 2 should stop after the epoch `row`, or "": its validation accuracy is below
     that of the kept head (`kept_head`, its best row) by more than chance (`switch_margin`).
     Fine-tuning is kept only when it beats the head by more than chance, and an epoch that is
     clearly worse is evidence it will not: on real folders (digits, icons, emoji) every such
-    phase 2 went on to lose, its epochs thrown away (issue 26)."""
+    phase 2 went on to lose, its epochs thrown away (issue 26). `when` says where in the phase
+    the row was scored ("after epoch 3" unless given)."""
     if (row.get("phase") != "finetune" or kept_head is None or kept_head.get("phase") != "head"
             or row.get("val_accuracy") is None or kept_head.get("val_accuracy") is None):
         return ""
     margin = switch_margin(kept_head["val_accuracy"], val_images)
     if round(row["val_accuracy"], 6) >= round(kept_head["val_accuracy"] - margin, 6):
         return ""
-    return (f"Fine-tuning stopped after epoch {row['epoch']}: validation accuracy "
+    when = when or f"after epoch {row['epoch']}"
+    return (f"Fine-tuning stopped {when}: validation accuracy "
             f"{row['val_accuracy']:.1%} is clearly below the head alone "
             f"({kept_head['val_accuracy']:.1%}), so it is not going to be kept.")

@@ -70,11 +70,12 @@ class PhaseStop:
 
     cancelled: bool = False
     diverged: str | None = None
+    losing: str | None = None  # why phase 2 stopped at its first look (`callbacks.FirstLook`)
 
     @property
     def mid_epoch(self) -> bool:
         """Keras still ends such an epoch: it is then neither recorded nor compared."""
-        return self.cancelled or bool(self.diverged)
+        return self.cancelled or bool(self.diverged) or bool(self.losing)
 
 
 def trained_layers(model) -> list:
