@@ -79,10 +79,12 @@ class TrainingSettings:
     finetune_when: str = setting(
         "can-win", label="when to fine-tune", choices=FINETUNE_WHEN, group="advanced",
         choice_texts=("only when it can still win", "always"),
-        help="Can win: fine-tuning is skipped when the new head alone already gets every "
-             "validation image right, and stops after the first epoch that is clearly worse "
-             "than the head, since it could then not be kept. Always: fine-tune for the epochs "
-             "set (early stopping aside; the better of the two models is still kept).")
+        help="Can win: fine-tuning is skipped when the new head alone already gets so many "
+             "validation images right that it could not be beaten by more than chance, and "
+             "stops as soon as it is clearly worse than the head (a long first epoch is looked "
+             "at an eighth of the way through), since it could then not be kept. Always: "
+             "fine-tune for the epochs set (early stopping aside; the better of the two models "
+             "is still kept).")
     unfreeze_blocks: int = setting(
         2, label="blocks fine-tuned", low=0, high=1_000,
         help="After the new head has learned, this many blocks at the top of the backbone are "
