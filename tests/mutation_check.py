@@ -248,6 +248,16 @@ MUTATIONS = [
          "test_a_folder_of_look_alikes_proposes_pairs_in_proportion_to_its_images",),
     ),
     Mutation(
+        "finetune-skip-cannot-win",
+        "phase 2 skipped when the head's validation mistakes leave it nothing to win: it runs "
+        "and is thrown away",
+        ReplaceBody("finetune_cannot_win", "return ''"),
+        ("tests/core/test_selection.py::"
+         "test_fine_tuning_is_skipped_when_the_heads_mistakes_are_within_the_margin_it_must_win_by",
+         "tests/core/test_quality_selection.py::"
+         "test_a_head_that_gets_every_validation_image_right_skips_fine_tuning_and_says_so"),
+    ),
+    Mutation(
         "finetune-first-look",
         "the look at a long first epoch of fine-tuning part of the way: a phase 2 already "
         "clearly losing runs its whole first epoch",
