@@ -123,7 +123,7 @@ def choose_settings(
             if result.status != "completed":
                 check_cancel(cancel)
                 continue
-            best = next((r for r in result.history if r["epoch"] == job.ledger.best.epoch), None)
+            best = job.ledger.best.row(result.history)
             trial = Trial(
                 changes,
                 best["val_accuracy"] if best else None,

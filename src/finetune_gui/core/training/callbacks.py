@@ -152,12 +152,9 @@ class EarlyStopping(keras.callbacks.Callback):
         if self.said:  # after the last epoch's line, which it explains
             self.progress(LogMessage(self.said))
 
-    def _kept_row(self) -> dict | None:
-        return next((r for r in self.history if r["epoch"] == self.best.epoch), None)
-
     def _margin(self, row: dict) -> float:
         """Fine-tuning replaces a kept head only when it wins by more than noise."""
-        kept = self._kept_row()
+        kept = self.best.row(self.history)
         if row["phase"] != "finetune" or kept is None or kept["phase"] != "head":
             return 0.0
         return switch_margin(kept["val_accuracy"], self.val_images)
@@ -173,7 +170,7 @@ class EarlyStopping(keras.callbacks.Callback):
             return
         self.waited += 1
         last_epoch = epoch + 1 >= (self.params or {}).get("epochs", epoch + 2)
-        losing = finetune_losing(row, self._kept_row(), self.val_images)
+        losing = finetune_losing(row, self.best.row(self.history), self.val_images)
         if self.stop_when_losing and losing and not last_epoch:
             self.said = losing
             self.model.stop_training = True

@@ -53,9 +53,6 @@ class EpochLedger:
         elif self.best.epoch is not None and self.checkpoint.has_best:
             self.checkpoint.load_best(model)
 
-    def _best_row(self) -> dict | None:
-        return next((row for row in self.history if row["epoch"] == self.best.epoch), None)
-
     def callbacks(
         self,
         *,
@@ -82,8 +79,8 @@ class EpochLedger:
         looks = []
         first_of_phase = not any(row["phase"] == phase for row in self.history)
         if stop_when_losing and phase == "finetune" and val_data is not None and first_of_phase:
-            looks.append(cb.FirstLook(steps, val_data, self._best_row, val_images, stop,
-                                      first_epoch, cancel))
+            looks.append(cb.FirstLook(steps, val_data, lambda: self.best.row(self.history),
+                                      val_images, stop, first_epoch, cancel))
         return [
             cb.DivergenceStop(self.watch, stop, first_epoch),
             cb.CancelStop(cancel, stop),

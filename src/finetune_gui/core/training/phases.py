@@ -161,9 +161,13 @@ class PhaseTrainer:
         why = (finetune_cannot_win(self.ledger.history, self.settings, val_images)
                if phase.phase == "finetune" else "")
         if why:
-            self.progress(LogMessage(why))
-            self.facts.learn(kept_model="head-only")
+            self._head_kept(why)
         return bool(why)
+
+    def _head_kept(self, why: str) -> None:
+        """Phase 2 skipped or stopped before any epoch of it counted: the head is the model."""
+        self.progress(LogMessage(why))
+        self.facts.learn(kept_model="head-only")
 
     # -- one phase with `fit` --------------------------------------------------------------
     def _fit_phase(self, plan: PhasePlan, model, make_train, n_train, val, extra=()) -> None:
@@ -218,6 +222,5 @@ class PhaseTrainer:
             )
         if stop.cancelled:
             raise Cancelled()
-        if stop.losing:  # at the first look: no epoch of it was recorded, the head is kept
-            self.progress(LogMessage(stop.losing))
-            self.facts.learn(kept_model="head-only")
+        if stop.losing:  # at the first look: no epoch of it was recorded
+            self._head_kept(stop.losing)

@@ -29,6 +29,10 @@ class BestWeights:
         for layer in layers:
             self.saved.setdefault(id(layer), (layer, [w.copy() for w in layer.get_weights()]))
 
+    def row(self, history: list[dict]) -> dict | None:
+        """The history row of the best epoch so far (None before one)."""
+        return next((r for r in history if r["epoch"] == self.epoch), None)
+
     @property
     def saved_this_session(self) -> bool:
         return self.improved
