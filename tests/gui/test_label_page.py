@@ -38,6 +38,21 @@ def _press(qtbot, grid, key) -> None:
     qtbot.keyClick(grid, key)
 
 
+def _listed_counts(labelling) -> dict[str, int]:
+    """What the window says: each class's pictures labelled by the user (the class list), and
+    the pictures still to decide and left out (the line below it)."""
+    import re
+
+    counts = {}
+    for i in range(labelling.class_list.count()):
+        text = labelling.class_list.item(i).text()
+        name, yours = re.fullmatch(r"\d?\s*(.+?)\s+\((\d+) yours, \d+ accepted\)", text).groups()
+        counts[name] = int(yours)
+    to_decide, left_out = re.fullmatch(r"(\d+) picture\(s\) still to decide; (\d+) left out\.",
+                                       labelling.counts_line.text()).groups()
+    return counts | {"to decide": int(to_decide), "left out": int(left_out)}
+
+
 def test_label_a_folder_in_the_window_resume_and_train_on_it(make_window, qtbot, tmp_path,
                                                             pretrained_base):
     heap = tmp_path / "heap"
@@ -63,17 +78,27 @@ def test_label_a_folder_in_the_window_resume_and_train_on_it(make_window, qtbot,
             _press(qtbot, grid, Qt.Key.Key_1 + labeller.session.classes.index(want))
     assert grid.chosen() and len(grid.chosen()) == 24
     # A click frames a picture; 0 says "none of these"; a slip is corrected.
+    # The class list and the line below it count each choice as it is made.
     left_out = 5
+    lost = truth[name_of[grid.paths[left_out]]]
+    counted = _listed_counts(labelling)
     qtbot.mouseClick(grid.tiles[left_out], Qt.MouseButton.LeftButton)
     assert grid.current == left_out
     _press(qtbot, grid, Qt.Key.Key_0)
+    after = _listed_counts(labelling)
+    assert after[lost] == counted[lost] - 1 and after["left out"] == counted["left out"] + 1
+    assert after["to decide"] == counted["to decide"]
     slip = 7
     grid.make_current(slip)
     right = truth[name_of[grid.paths[slip]]]
     wrong = next(c for c in labeller.session.classes if c != right)
+    counted = _listed_counts(labelling)
     _press(qtbot, grid, Qt.Key.Key_1 + labeller.session.classes.index(wrong))
+    after = _listed_counts(labelling)
+    assert (after[wrong], after[right]) == (counted[wrong] + 1, counted[right] - 1)
     grid.make_current(slip)
     _press(qtbot, grid, Qt.Key.Key_1 + labeller.session.classes.index(right))
+    assert _listed_counts(labelling) == counted
     # A crash now, before the page is accepted, would lose none of these choices: each is
     # saved as it is made (the file on disk, as a new process would read it).
     on_disk = LabelSession.load(labeller.session.path).decisions

@@ -26,12 +26,11 @@ PAGE_SIZE = 24
 
 @dataclass
 class LabelView:
-    """What to show after a page: the proposals, the rows to ask now and the counts."""
+    """What to show after a page: the proposals and the rows to ask now (the counts are the
+    session's, which changes with every choice: `Labeller.undecided`, `session.counts`)."""
 
     proposals: Proposals
     ask: list[int]
-    counts: dict[str, dict[str, int]]
-    undecided: int  # pictures without a decision (copies not counted)
 
     @property
     def estimate_text(self) -> str:
@@ -101,6 +100,10 @@ class Labeller:
         mask[rows] = True
         return mask
 
+    def undecided(self) -> int:
+        """Pictures without a decision yet (copies of one picture counted once)."""
+        return int((~self.decided()).sum())
+
     def refresh(self, page_size: int = PAGE_SIZE) -> LabelView:
         """Solve the head again on the user's labels; the proposals and the next page."""
         proposals = propose(self.features.features, self.labelled_rows(), self.session.classes,
@@ -110,7 +113,7 @@ class Labeller:
         ask = asking_order(self.features.features,
                            proposals.probabilities if proposals.available else None, decided,
                            page_size, unit=self.unit)
-        self.view = LabelView(proposals, ask, self.session.counts(), int((~decided).sum()))
+        self.view = LabelView(proposals, ask)
         return self.view
 
     # -- decisions ----------------------------------------------------------------------------

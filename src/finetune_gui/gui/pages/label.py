@@ -277,20 +277,29 @@ class LabelWindow(QWidget):
         self._say_above()
 
     def _refresh_classes(self) -> None:
+        """The class list (one row per class) and the grid's keys, then their counts."""
         session = self.labeller.session
-        counts = session.counts()
         self.class_list.clear()
-        for number, name in enumerate(session.classes, start=1):
-            c = counts.get(name, {USER: 0, MODEL: 0})
-            key = f"{number}  " if number <= 9 else "    "
-            item = QListWidgetItem(f"{key}{name}   ({c[USER]} yours, {c[MODEL]} accepted)")
+        for name in session.classes:
+            item = QListWidgetItem()
             item.setData(Qt.ItemDataRole.UserRole, name)
             self.class_list.addItem(item)
         self.grid.set_classes(session.classes)
-        view = self.labeller.view
+        self._refresh_counts()
+
+    def _refresh_counts(self) -> None:
+        """Each class's pictures and what is left to decide, as the session has them now (a
+        choice on the page counts at once, as it is saved at once)."""
+        session = self.labeller.session
+        counts = session.counts()
+        for number in range(1, self.class_list.count() + 1):
+            item = self.class_list.item(number - 1)
+            name = item.data(Qt.ItemDataRole.UserRole)
+            c = counts.get(name, {USER: 0, MODEL: 0})
+            key = f"{number}  " if number <= 9 else "    "
+            item.setText(f"{key}{name}   ({c[USER]} yours, {c[MODEL]} accepted)")
         left_out = sum(1 for d in session.decisions.values() if d.label is None)
-        undecided = view.undecided if view else 0
-        self.counts_line.setText(f"{undecided} picture(s) still to decide; {left_out} left "
+        self.counts_line.setText(f"{self.labeller.undecided()} picture(s) still to decide; {left_out} left "
                                  f"out.")
 
     def _say_above(self) -> None:
@@ -400,18 +409,14 @@ class LabelWindow(QWidget):
             with contextlib.suppress(UserError):  # a session that cannot be written: said on accept
                 self._record_choices()
             self._kept_choices = chosen
+            if self.labeller is not None and not self.page_runner.is_running:
+                self._refresh_counts()
 
     def _record_choices(self) -> None:
         """The choices made on the page on screen, kept in the session (saved)."""
         if self.labeller is None or self.page_runner.is_running:
             return
-        for row, label in self.grid.chosen().items():
-            name = self.labeller.names[row]
-            if label is None:
-                self.labeller.session.leave_out(name)
-            else:
-                self.labeller.session.set_label(name, label)
-        self.labeller.session.save()
+        self.labeller.answer_page(self.grid.chosen(), page=False)
 
     def _failed(self, exc: BaseException, trace: str, doing: str) -> None:
         self.start_view.set_busy(False)
