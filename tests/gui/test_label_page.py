@@ -238,3 +238,27 @@ def test_a_page_on_ten_thousand_pictures_is_quick_and_never_stalls_the_window(
     assert "of the proposals are right" in labelling.estimate.text()
     # The GUI thread's own work between two ticks of its 20 ms timer stayed small.
     assert gap_meter.longest_busy < 0.15, gap_meter.stacks()
+
+
+def test_the_earlier_run_offered_is_the_newest_unless_the_user_chose_one(make_window, qtbot,
+                                                                         tmp_path):
+    """A run that finishes while the labelling window is open is offered first; a run the
+    user picked stays picked when another finishes."""
+    runs = []
+    for name in ("20261201-090000-mobilenetv2", "20261202-090000-mobilenetv2",
+                 "20261203-090000-mobilenetv2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.keras").write_bytes(b"")
+        runs.append(tmp_path / name)
+    window = make_window(start=False)
+    window.state.join_run(runs[0])
+    qtbot.mouseClick(window.label_button, Qt.MouseButton.LeftButton)
+    choice = window.labelling.start_view.run_choice
+    assert choice.currentData() == str(runs[0])
+    window.state.join_run(runs[1])
+    assert [choice.itemData(i) for i in range(choice.count())] == [str(runs[1]), str(runs[0])]
+    assert choice.currentData() == str(runs[1])
+    choice.setCurrentIndex(1)
+    choice.activated.emit(1)  # the user picks the older run
+    window.state.join_run(runs[2])
+    assert choice.currentData() == str(runs[0])

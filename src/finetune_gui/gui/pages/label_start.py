@@ -80,6 +80,9 @@ class LabelStart(QWidget):
         self.from_run = QRadioButton("The model of an earlier run (its classes and its "
                                      "proposals to start from):")
         self.run_choice = QComboBox()
+        self._picked_run: str | None = None  # a run the user (or a resumed session) chose
+        self.run_choice.activated.connect(
+            lambda _index: setattr(self, "_picked_run", self.run_choice.currentData()))
         sources = QButtonGroup(self)
         sources.addButton(self.from_model)
         sources.addButton(self.from_run)
@@ -126,14 +129,15 @@ class LabelStart(QWidget):
         self.from_model.setText(f"The network chosen on the Model step: "
                                 f"{get_backbone(s.backbone).keras_name}, {s.weights} weights, "
                                 f"{size} px")
-        current = self.run_choice.currentData()
         self.run_choice.clear()
         for path in reversed(self.state.runs):
             if (Path(path) / "model.keras").is_file():
                 self.run_choice.addItem(Path(path).name, str(path))
         self.from_run.setEnabled(self.run_choice.count() > 0)
-        if current is not None and self.run_choice.findData(current) >= 0:
-            self.run_choice.setCurrentIndex(self.run_choice.findData(current))
+        # The newest run comes first, unless one was chosen: a run finished meanwhile is
+        # offered, not hidden behind the one that happened to be first before.
+        if self._picked_run is not None and self.run_choice.findData(self._picked_run) >= 0:
+            self.run_choice.setCurrentIndex(self.run_choice.findData(self._picked_run))
 
     def source(self) -> FeatureSource:
         if self.from_run.isChecked() and self.run_choice.currentData():
@@ -164,6 +168,7 @@ class LabelStart(QWidget):
             self.subfolders.setChecked(session.subfolders_are_classes)
         if session.source.run and self.run_choice.findData(session.source.run) >= 0:
             self.from_run.setChecked(True)
+            self._picked_run = session.source.run
             self.run_choice.setCurrentIndex(self.run_choice.findData(session.source.run))
 
     def _browse(self) -> None:
