@@ -40,6 +40,18 @@ def test_results_show_metrics_matrix_and_mistakes(qtbot, window):
         f"({recall_low:.0%}-{recall_high:.0%})"
     )
     assert results.metrics_table.item(0, 4).text() == str(first.support)
+    # On a laptop-sized window every score is shown whole (an interval cut to "(44%-100…"
+    # says nothing).
+    window.resize(1280, 760)
+    qtbot.waitUntil(lambda: results.metrics_table.isVisible())
+    table = results.metrics_table
+    metrics = table.fontMetrics()
+    for column in range(table.columnCount()):
+        texts = [table.horizontalHeaderItem(column).text()]
+        texts += [table.item(row, column).text() for row in range(table.rowCount())]
+        for text in texts:
+            assert metrics.horizontalAdvance(text) + 6 <= table.columnWidth(column), text
+    assert table.horizontalScrollBar().maximum() == 0  # and no column hides behind a scroll bar
     n = len(report.classes)
     assert sum(results.matrix.count_at(i, j) for i in range(n) for j in range(n)) == report.count
     assert results.gallery.count() == len(report.misclassified)

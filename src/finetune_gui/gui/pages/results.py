@@ -143,9 +143,10 @@ class ResultsPage(QWidget):
         self.metrics_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.metrics_table.verticalHeader().setVisible(False)
         header = self.metrics_table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        for column in range(1, 5):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
+        # Every column takes the room its header and cells need, so nothing is cut short (a
+        # recall interval cut to "(44%-100…" says nothing); the last one takes what is left.
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
         metrics_layout.addWidget(self.metrics_table)
         splitter.addWidget(metrics_box)
         matrix_box = QGroupBox("Confusion matrix (rows: true class, columns: prediction)")
@@ -370,6 +371,18 @@ class ResultsPage(QWidget):
             count = QTableWidgetItem(str(support))
             count.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.metrics_table.setItem(row, 4, count)
+        self._fit_metrics_width()
+
+    def _fit_metrics_width(self) -> None:
+        """The table asks for the width of its columns, so the splitter beside the confusion
+        matrix leaves it that much rather than a scroll bar over the counts."""
+        table = self.metrics_table
+        header = table.horizontalHeader()
+        columns = sum(max(table.sizeHintForColumn(c), header.sectionSizeHint(c))
+                      for c in range(table.columnCount()))
+        grid_lines = table.columnCount() if table.showGrid() else 0
+        table.setMinimumWidth(columns + grid_lines + 2 * table.frameWidth()
+                              + table.verticalScrollBar().sizeHint().width())
 
     def _fill_gallery(self, report) -> None:
         wrong = report.misclassified[:GALLERY_LIMIT]
