@@ -20,7 +20,9 @@ Out-of-sample, because a network agrees with the labels it was trained on, wrong
   like train).
 - train images: a logistic regression on the model's pooled backbone features, fitted with
   k-fold cross-validation (the app's one held-out judge, core/run/unseen_answers.py), so each
-  image is scored by a classifier that did not see it. With a pretrained, frozen backbone those features never saw a
+  image is scored by a classifier that did not see it; its answers are calibrated by one
+  temperature fitted on them (core/run/calibration.py), as the run's model is calibrated, so
+  "sure it is wrong" means the same on every split. With a pretrained, frozen backbone those features never saw a
   label; a backbone trained on these labels has seen them, which makes wrong labels harder to
   catch (never easier), so a suspect found is still worth a look.
 
@@ -35,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
+from finetune_gui.core.run.calibration import fit_temperature, with_temperature
 from finetune_gui.core.run.record import RunFacts
 from finetune_gui.core.run.unseen_answers import (
     HELD_OUT_FOLDS,
@@ -140,6 +143,12 @@ def score_run_images(
             plain_penalty(int(learned.sum())), folds,
         )
         if held_out is not None:
+            # Calibrated as the run's model is (its temperature is inside model.keras, so the
+            # val and test answers above are): one temperature fitted on these held-out answers
+            # themselves. Uncalibrated, a judge solved to fit its folds said "100% sure it is
+            # wrong" of training images in a run right on 62% of its test images, and its
+            # over-sure answers raised the class thresholds the val and test images are held to.
+            held_out = with_temperature(held_out, fit_temperature(held_out, labels[learned]))
             probabilities[learned] = held_out
     return ScoredImages(paths, labels, parts, probabilities, features, list(split.classes),
                         answers)
