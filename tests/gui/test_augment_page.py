@@ -99,7 +99,7 @@ def test_a_preset_sets_every_control(augment_page):
     assert window.state.settings.augment == PRESETS["strong"]
     assert page.flip.currentData() == "horizontal"  # the page says: do not flip upside down
     assert page.sliders["noise"][0].value() == 8
-    assert window.steps.status_text("augment") == "strong"
+    assert window.steps.status_text("augment") == "strong, not used in speed mode"
 
 
 def test_an_unreadable_preview_image_is_explained(qtbot, augment_page, tmp_path, monkeypatch):
@@ -117,13 +117,18 @@ def test_the_page_says_whether_the_run_will_use_these_changes(qtbot, augment_pag
     # Speed mode with one copy per image trains on the images as they are.
     assert window.state.settings.cache_mode == "fast" and window.state.settings.views == 1
     assert page.usage_note.isVisible() and "not used" in page.usage_note.text()
+    # The step list says so too, rather than naming a preset training will not use.
+    assert window.steps.status_text("augment") == "light, not used in speed mode"
     window.state.update_settings(views=3)
     assert "2 randomly changed copies" in page.usage_note.text()
-    window.state.update_settings(cache_mode="exact")
+    assert window.steps.status_text("augment") == "light"
+    window.state.update_settings(views=1, cache_mode="exact")
     assert "new random version of each image" in page.usage_note.text()
+    assert window.steps.status_text("augment") == "light"
     with qtbot.waitSignal(page.preview_shown, timeout=30_000):
         page.preset.setCurrentIndex(page.preset.findData("none"))
     assert window.state.settings.augment.is_off and not page.usage_note.isVisible()
+    assert window.steps.status_text("augment") == "off"
 
 
 def test_each_control_takes_its_range_words_and_tip_from_the_engine(augment_page):

@@ -196,6 +196,12 @@ class TrainingSettings:
     def resolved_lr_finetune(self) -> float:
         return self.lr_finetune if self.lr_finetune is not None else self.lr_head / 10
 
+    @property
+    def augmentation_used(self) -> bool:
+        """Whether training sees the augmentation at all: exact mode draws new changes every
+        epoch, speed mode only on its extra copies per image (`views` 2 or more)."""
+        return not self.augment.is_off and (self.cache_mode != "fast" or self.views > 1)
+
     def with_changes(self, **changes) -> TrainingSettings:
         return replace(self, **changes)
 

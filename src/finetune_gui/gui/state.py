@@ -253,7 +253,10 @@ class ProjectState(QObject):
         if step == "augment":
             augment = self.settings.augment
             preset = next((k for k, v in PRESETS.items() if v == augment), "custom")
-            return StepStatus(True, "off" if augment.is_off else preset)
+            if augment.is_off:
+                return StepStatus(True, "off")
+            return StepStatus(True, preset if self.settings.augmentation_used
+                              else f"{preset}, not used in speed mode")
         if step == "train":
             if self.training:
                 return StepStatus(False, "training…")

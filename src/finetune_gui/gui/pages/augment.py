@@ -69,7 +69,7 @@ def augmentation_use(settings: TrainingSettings) -> str:
     if settings.cache_mode != "fast":
         return "Exact mode: every epoch trains on a new random version of each image."
     extra = settings.views - 1
-    if not extra:
+    if not settings.augmentation_used:
         return ("Speed mode trains on each image as it is, so these changes are not used. To "
                 "use them, set \"Augmented copies per image\" to 2 or more on the Model page "
                 "(each copy costs one more pass over the images), or choose Exact mode there.")
