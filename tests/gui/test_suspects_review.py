@@ -86,3 +86,35 @@ def test_the_map_crosses_the_images_the_suspects_tab_lists(qtbot, make_window, f
     image_map.choose_point(index)
     assert (f"({first.sureness:.0%} sure it is wrong): it looks like "
             f"<b>{first.suggested_label}</b>" in image_map.panel.caption.text())
+
+
+def test_the_suspects_the_map_found_are_listed_without_looking_again(qtbot, make_window,
+                                                                     flipped):
+    """The map's crosses are the suspect labels: once it is drawn, the Suspect labels tab lists
+    them at once, with no second pass over the images; with other images left out it looks
+    again."""
+    window = open_run(make_window, flipped.run_dir)
+    results = window.pages["results"]
+    suspects, image_map = results.suspects, results.map_view
+    started = []
+    suspects.runner.running_changed.connect(lambda running: running and started.append(1))
+    results.tabs.setCurrentWidget(image_map)
+    with qtbot.waitSignal(image_map.finished, timeout=CHILD_JOB_MS):
+        qtbot.mouseClick(image_map.draw_button, Qt.MouseButton.LeftButton)
+    crossed = {image_map.map.paths[p.data()] for s in image_map.class_items.values()
+               for p in s.points() if p.symbol() == "x"}
+    results.tabs.setCurrentWidget(suspects)
+    assert suspects.search is not None and not started  # listed already, nothing started
+    assert {s.path for s in suspects.search.suspects} == crossed and crossed
+    assert suspects.status.text().startswith(f"{len(crossed)} suspect labels among")
+    with qtbot.waitSignal(suspects.finished, timeout=1_000) as done:
+        qtbot.mouseClick(suspects.find_button, Qt.MouseButton.LeftButton)
+    assert done.args == ["ok"] and not started  # the button too answers from what is known
+    suspects.table.selectRow(0)
+    left_out = suspects.paths()[0]
+    qtbot.mouseClick(suspects.leave_out_button, Qt.MouseButton.LeftButton)
+    assert window.state.excluded == {left_out}
+    with qtbot.waitSignal(suspects.finished, timeout=CHILD_JOB_MS) as done:
+        qtbot.mouseClick(suspects.find_button, Qt.MouseButton.LeftButton)
+    assert done.args == ["ok"] and started  # another question: looked again
+    assert left_out not in suspects.paths()

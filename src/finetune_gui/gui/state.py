@@ -79,6 +79,7 @@ class ProjectState(QObject):
     training_changed = Signal(bool)
     project_changed = Signal()  # file path or unsaved-changes flag
     status_changed = Signal()  # anything the step list shows
+    suspects_found = Signal(object)  # a run's suspect labels (jobs.insight.SuspectSearch)
 
     def __init__(self, runs_root: Path, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -93,6 +94,7 @@ class ProjectState(QObject):
         self._split_cache: tuple[DatasetScan, tuple, DatasetSplit] | None = None
         self.runs: list[Path] = []
         self.current_run: LoadedRun | None = None
+        self._suspects: dict[tuple[Path, frozenset[Path]], object] = {}
         self.training = False
         self.project_path: Path | None = None
         self.dirty = False
@@ -216,6 +218,17 @@ class ProjectState(QObject):
     def set_current_run(self, run: LoadedRun | None) -> None:
         self.current_run = run
         self.current_run_changed.emit()
+
+    # -- what was found about a run -----------------------------------------------------------
+    def remember_suspects(self, excluded: frozenset[Path], search) -> None:
+        """A run's suspect labels (`jobs.insight.SuspectSearch`), found with `excluded` left
+        out: the map's crosses and the Suspect labels view are one list, found once."""
+        self._suspects[(Path(search.run_path), frozenset(excluded))] = search
+        self.suspects_found.emit(search)
+
+    def known_suspects(self, run_path: Path):
+        """The suspect labels found for `run_path` with the images left out now, or None."""
+        return self._suspects.get((Path(run_path), frozenset(self.excluded)))
 
     # -- project file -------------------------------------------------------------------------
     def set_project_path(self, path: Path | None) -> None:

@@ -38,6 +38,7 @@ class EmbeddingMap:
     method: str
     explained_variance: tuple[float, ...] = ()  # PCA only: share of variance per axis
     suspects: list[Suspect] = field(default_factory=list)  # the run's, surest first
+    saw_labels: bool = False  # the run's backbone trained on the labels (`SuspectReview`)
 
     @property
     def classes_of_points(self) -> list[str]:
@@ -118,7 +119,7 @@ def embedding_map(
     points, variance = project(features, method)
     return EmbeddingMap(
         chosen, points, given, predicted, far_from_class(features, classes_of_points),
-        list(run.classes), method, variance, review.suspects,
+        list(run.classes), method, variance, review.suspects, review.saw_labels,
     )
 
 

@@ -56,6 +56,7 @@ class EmbeddingMapView(QWidget):
         self.map = None  # core.insight.embedding.EmbeddingMap
         self.class_items: dict[str, pg.ScatterPlotItem] = {}
         self._run_path = None
+        self._excluded: frozenset = frozenset()
         self.runner = JobRunner("embedding-map", self)
         self.runner.succeeded.connect(self._on_map)
         self.runner.cancelled.connect(self._on_cancelled)
@@ -157,8 +158,9 @@ class EmbeddingMapView(QWidget):
         self._set_busy(True)
         self.status.setText("Starting…")
         self._run_path = run.path
+        self._excluded = frozenset(self.state.excluded)
         self.runner.start(insight_jobs.embedding, run.path, self.method.currentData(),
-                          frozenset(self.state.excluded), separate_process=True)
+                          self._excluded, separate_process=True)
 
     def cancel(self) -> None:
         self.job_row.cancel()
@@ -176,6 +178,9 @@ class EmbeddingMapView(QWidget):
             self.finished.emit("cancelled")
             return
         self._show_map(found)
+        # Its crosses are the run's suspect labels: the Suspect labels view need not look again.
+        self.state.remember_suspects(self._excluded, insight_jobs.SuspectSearch(
+            run.path, found.suspects, found.saw_labels, len(found.paths)))
         self.finished.emit("ok")
 
     def _show_map(self, found) -> None:

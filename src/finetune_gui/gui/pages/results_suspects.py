@@ -66,6 +66,7 @@ class SuspectsView(QWidget):
         super().__init__(parent)
         self.state = state
         self.search: insight_jobs.SuspectSearch | None = None
+        self._excluded: frozenset = frozenset()  # the images left out when the search started
         self._thumbs_asked: set[str] = set()
         self.runner = JobRunner("suspect-labels", self)
         self.runner.succeeded.connect(self._on_found)
@@ -75,6 +76,7 @@ class SuspectsView(QWidget):
         self.thumb_runner.succeeded.connect(self._on_thumbnails)
         self._build()
         state.excluded_changed.connect(self._grey_left_out)
+        state.suspects_found.connect(self._on_known)
 
     def _build(self) -> None:
         layout = QVBoxLayout(self)
@@ -162,10 +164,23 @@ class SuspectsView(QWidget):
         self.problem.show_text("")
         self.saw_labels_note.show_text("")
         self.left_out_note.setText("")
+        known = self.state.known_suspects(run.path)
+        if known is not None:  # the map found them, with the same images left out
+            self._on_found(known)
+            return
         self._set_busy(True)
         self.status.setText("Starting…")
-        self.runner.start(insight_jobs.suspect_labels, run.path, frozenset(self.state.excluded),
+        self._excluded = frozenset(self.state.excluded)
+        self.runner.start(insight_jobs.suspect_labels, run.path, self._excluded,
                           separate_process=True)
+
+    def _on_known(self, search: insight_jobs.SuspectSearch) -> None:
+        """The map found this run's suspects: list them here too, unless a list is shown."""
+        run = self.state.current_run
+        if (self.search is None and not self.runner.is_running and run is not None
+                and run.path == search.run_path
+                and self.state.known_suspects(run.path) is search):
+            self._on_found(search)
 
     def cancel(self) -> None:
         self.job_row.cancel()
@@ -182,6 +197,9 @@ class SuspectsView(QWidget):
             self.finished.emit("cancelled")
             return
         self.search = search
+        if self.state.known_suspects(run.path) is None and self._excluded == frozenset(
+                self.state.excluded):
+            self.state.remember_suspects(self._excluded, search)
         found = search.suspects
         if found:
             # Not "are mislabelled": on a correctly labelled folder the same list holds the
