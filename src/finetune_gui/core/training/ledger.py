@@ -38,6 +38,10 @@ class EpochLedger:
         progress(EpochEnded(row["phase"], row["epoch"], metrics))
         self.save_epoch(model)
 
+    def has_epochs(self, phase: str) -> bool:
+        """Whether `phase` has recorded an epoch (a resumed run may have)."""
+        return any(row["phase"] == phase for row in self.history)
+
     def save_epoch(self, model) -> None:
         """The checkpoint after a finished epoch: a killed run resumes here."""
         self.checkpoint.save_epoch(
@@ -77,8 +81,8 @@ class EpochLedger:
         from finetune_gui.core.training import callbacks as cb
 
         looks = []
-        first_of_phase = not any(row["phase"] == phase for row in self.history)
-        if stop_when_losing and phase == "finetune" and val_data is not None and first_of_phase:
+        if (stop_when_losing and phase == "finetune" and val_data is not None
+                and not self.has_epochs(phase)):
             looks.append(cb.FirstLook(steps, val_data, lambda: self.best.row(self.history),
                                       val_images, stop, first_epoch, cancel))
         return [

@@ -176,7 +176,7 @@ class PhaseTrainer:
         import tensorflow as tf
 
         phase, epochs, lr, ledger = plan.phase, plan.epochs, plan.learning_rate, self.ledger
-        if phase == "finetune" and not any(r["phase"] == phase for r in ledger.history):
+        if phase == "finetune" and not ledger.has_epochs(phase):
             self.restore_best()  # phase 2 starts from the best head, not from its last epoch
         layers = trained_layers(model)
         ledger.best.remember_start(layers)
