@@ -226,6 +226,14 @@ MUTATIONS = [
          "test_the_saved_model_says_the_calibrated_probabilities_with_the_same_answers",),
     ),
     Mutation(
+        "suspects-judge-calibration",
+        "the suspect judge's k-fold answers on training images left uncalibrated (over-sure)",
+        ReplaceLine(r"^(\s*)held_out = with_temperature\(held_out, fit_temperature\(held_out, "
+                    r"labels\[learned\]\)\)$", r"\1pass", within="score_run_images"),
+        ("tests/core/test_suspects_review.py::"
+         "test_the_judges_answers_on_training_images_are_calibrated",),
+    ),
+    Mutation(
         "finetune-stops-when-losing",
         "phase 2 stopped at the first epoch clearly worse than the head: it runs to its patience",
         ReplaceBody("finetune_losing", "return ''"),

@@ -60,6 +60,19 @@ def test_the_list_is_ordered_by_how_sure_the_judge_is(review):
     assert all(0 < s.sureness <= 1 for s in review.suspects)
 
 
+def test_the_judges_answers_on_training_images_are_calibrated(flipped, review):
+    """"Sure it is wrong" means what it says on training images too: the k-fold judge's answers
+    are calibrated as the run's model is, so a temperature fitted on them again is 1 (an
+    uncalibrated judge, solved to fit its folds, wants a temperature well above 1 here)."""
+    from finetune_gui.core.run.calibration import fit_temperature
+
+    scored = review.scored
+    train = np.array([part == "train" for part in scored.parts])
+    assert train.sum() >= 20
+    again = fit_temperature(scored.probabilities[train], scored.labels[train])
+    assert abs(again - 1.0) < 0.05, again
+
+
 def test_how_sure_is_one_minus_the_held_out_probability_of_the_given_label():
     # Two contradicted images of "a": the judge gives a 0.0 for the first (0.95 to b), 0.05 for
     # the second (0.65 to c). The surer is listed first; "how sure" is 1 - p(a).
