@@ -299,8 +299,8 @@ class LabelWindow(QWidget):
             key = f"{number}  " if number <= 9 else "    "
             item.setText(f"{key}{name}   ({c[USER]} yours, {c[MODEL]} accepted)")
         left_out = sum(1 for d in session.decisions.values() if d.label is None)
-        self.counts_line.setText(f"{self.labeller.undecided()} picture(s) still to decide; {left_out} left "
-                                 f"out.")
+        self.counts_line.setText(f"{self.labeller.undecided()} picture(s) still to decide; "
+                                 f"{left_out} left out.")
 
     def _say_above(self) -> None:
         if self.page_runner.is_running:
