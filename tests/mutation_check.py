@@ -269,8 +269,8 @@ MUTATIONS = [
         "finetune-first-look",
         "the look at a long first epoch of fine-tuning part of the way: a phase 2 already "
         "clearly losing runs its whole first epoch",
-        ReplaceLine(r"^(\s*)if stop_when_losing and phase == \"finetune\" and val_data .*:$",
-                    r"\1if False:", within="EpochLedger.callbacks"),
+        ReplaceLine(r"^(\s*)if \(stop_when_losing and phase == \"finetune\" and val_data .*$",
+                    r"\1if (False and val_data is not None", within="EpochLedger.callbacks"),
         ("tests/core/test_finetune_decision.py::"
          "test_fine_tuning_clearly_losing_at_its_first_look_stops_there_and_keeps_the_head",),
     ),
