@@ -191,16 +191,16 @@ MUTATIONS = [
     Mutation(
         "duplicate-block-difference",
         "the duplicate check's block-difference test",
-        ReplaceLine(r"^(\s*)and worst_block\[n\] <= BLOCK_DIFFERENCE$", r"\1and True",
-                    within="PixelCheck.same_picture"),
+        ReplaceLine(r"^(\s*)& \(mean <= MEAN_DIFFERENCE\) & \(worst_block <= BLOCK_DIFFERENCE\)$",
+                    r"\1& (mean <= MEAN_DIFFERENCE)", within="PixelCheck.same_picture"),
         ("tests/core/test_duplicates.py::"
          "test_the_same_scene_with_a_spot_of_light_in_one_place_is_another_picture",),
     ),
     Mutation(
         "duplicate-flat-brightness",
         "nearly blank pictures compared without their brightness",
-        ReplaceLine(r"^(\s*)verdicts\[k\] = (flat_a and flat_b and rms <= FLAT_DIFFERENCE) "
-                    r"and shift\[0\] <= MEAN_DIFFERENCE$", r"\1verdicts[k] = \2",
+        ReplaceLine(r"^(\s*)verdicts\[k\] = (flat_a\[k\] and flat_b\[k\] and rms <= "
+                    r"FLAT_DIFFERENCE) and shift\[0\] <= MEAN_DIFFERENCE$", r"\1verdicts[k] = \2",
                     within="PixelCheck.same_picture"),
         ("tests/core/test_duplicates.py::"
          "test_flat_pictures_of_one_hue_but_far_apart_in_brightness_are_different_pictures",),
