@@ -3,6 +3,8 @@ features it stores are TensorFlow's within the stated tolerance."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -130,3 +132,64 @@ def test_the_session_is_released_once_the_frozen_passes_are_done(monkeypatch, cl
     assert None in onnx_pass._converted[model.base]  # the validation pass would reuse it
     onnx_pass.release(model.base)
     assert model.base not in onnx_pass._converted
+
+
+def test_efficientnet_and_densenet_run_through_onnx_runtime_too(monkeypatch):
+    """Their input normalisation is a constant the converted function captured: tf2onnx's
+    from_function made it an input no one fed, and every pass fell back to TensorFlow."""
+    monkeypatch.setattr(onnx_pass, "_converted", type(onnx_pass._converted)())
+    for backbone in ("efficientnetb0", "densenet121"):
+        settings = TrainingSettings(backbone=backbone, weights="none", image_size=32)
+        model = build_classifier(settings, 3)
+        images = np.random.default_rng(4).integers(0, 256, (16, 32, 32, 3)).astype(np.uint8)
+        found = {}
+        for runtime in ("tensorflow", "onnxruntime"):
+            monkeypatch.setenv(RUNTIME_ENV, runtime)
+            logs = []
+            found[runtime] = extract_features(model, images, cut=None, batch_size=8,
+                                              progress=logs.append)
+        said = [e.text for e in logs if isinstance(e, LogMessage)]
+        assert any("through ONNX Runtime" in line for line in said), (backbone, said)
+        assert same_output([found["onnxruntime"].pooled], [found["tensorflow"].pooled])
+        onnx_pass.release(model.base)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("finetune", [0, 1])
+def test_the_test_split_is_scored_from_the_frozen_pass_as_the_saved_model_scores_it(
+    monkeypatch, small_shapes, pretrained_base, tmp_path, finetune
+):
+    """The test images go through the frozen part in the frozen pass (through ONNX Runtime),
+    and the final look runs only the head on them: the same classes and, within float
+    tolerance, the same probabilities as the saved model.keras gives those images."""
+    import keras
+
+    from finetune_gui.core.data.pipeline import decode_images
+    from finetune_gui.core.events import StageStarted
+    from finetune_gui.core.run.dataset_features import load_cached
+    from finetune_gui.core.run.folder import RunFolder
+    from finetune_gui.core.training.job import TrainingJob
+
+    monkeypatch.setenv(RUNTIME_ENV, "onnxruntime")
+    settings = TrainingSettings(backbone="mobilenetv2", weights=str(pretrained_base),
+                                image_size=32, epochs_head=1, epochs_finetune=finetune, augment="none",
+                                finetune_when="always", test_fraction=0.3, seed=0)
+    stages = []
+    TrainingJob(small_shapes, settings, tmp_path / "run",
+                progress=lambda e: stages.append(e.stage) if isinstance(e, StageStarted)
+                else None).run()
+    run = RunFolder.open(tmp_path / "run")
+    test_paths = [p for p, _ in run.split().test]
+    assert len(test_paths) >= 9
+    head_only = run.facts.kept_model != "fine-tuned"
+    assert "extract-test" in stages
+    model = keras.models.load_model(run.model_path)
+    want = model.predict(decode_images(test_paths, 32), verbose=0)
+    by_path = {Path(p["path"]): p for p in run.report.predictions}
+    got = np.array([by_path[p]["probabilities"] for p in test_paths])
+    assert np.abs(got - want).max() < 1e-4, head_only
+    assert [by_path[p]["predicted"] for p in test_paths] == list(want.argmax(axis=1))
+    kept = load_cached(run)
+    rows = {p: i for i, p in enumerate(kept.paths)}
+    # features.npz keeps probabilities as float16
+    np.testing.assert_allclose(kept.probabilities[[rows[p] for p in test_paths]], got, atol=1e-3)

@@ -11,7 +11,7 @@ from finetune_gui.core.errors import ExportError
 from finetune_gui.core.export import web
 from finetune_gui.core.export.destination import copy_tree
 from finetune_gui.core.export.formats import ExportFormat
-from finetune_gui.core.export.serving import INPUT_NAME, OUTPUT_NAME, SIGNATURE, serving_function
+from finetune_gui.core.export.serving import INPUT_NAME, OUTPUT_NAME, SIGNATURE
 from finetune_gui.core.export.session import session_models
 from finetune_gui.core.run.folder import RunFolder
 
@@ -89,21 +89,44 @@ def tflite_bytes(saved_model: Path, fmt: str, calibration: np.ndarray | None) ->
 
 def onnx_bytes(model, size: int) -> bytes:
     """An ONNX file (opset 17) of the Keras model, with the same input and output names."""
+    import keras
     import tensorflow as tf
     import tf2onnx
 
-    serve, signature = serving_function(model, size)
-    # autograph=False: `serve` has no Python control flow, and AutoGraph fails to parse the
-    # closure's source (a warning asking to report it to the TensorFlow team).
-    function = tf.function(serve, input_signature=signature, autograph=False)
-    proto, _ = tf2onnx.convert.from_function(
-        function, input_signature=signature, opset=ONNX_OPSET
-    )
+    # From a Keras model, not a tf.function around it: from_function made the constants the
+    # function captures (EfficientNet's and DenseNet's input normalisation) inputs no one
+    # feeds, and ONNX Runtime refused every such file.
+    pixels = keras.Input((size, size, 3), name=INPUT_NAME)
+    serving = keras.Model(pixels, model(pixels, training=False))
+    signature = [tf.TensorSpec([None, size, size, 3], tf.float32, name=INPUT_NAME)]
+    proto, _ = tf2onnx.convert.from_keras(serving, input_signature=signature, opset=ONNX_OPSET)
+    refuse_unconverted(proto)
+    # The output is named after the Keras model; every format calls it OUTPUT_NAME.
+    named = proto.graph.output[0].name
+    for node in proto.graph.node:
+        node.input[:] = [OUTPUT_NAME if name == named else name for name in node.input]
+        node.output[:] = [OUTPUT_NAME if name == named else name for name in node.output]
+    proto.graph.output[0].name = OUTPUT_NAME
     # tf2onnx names the free batch dimension "unk__123"; a readable name helps in viewers.
     for value in [*proto.graph.input, *proto.graph.output]:
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
     return proto.SerializeToString()
 
+
+def refuse_unconverted(proto) -> None:
+    """Raise an `ExportError` in words when tf2onnx left TensorFlow operations it has no ONNX
+    form for in the graph (ConvNeXt's exact GELU and its depthwise convolution): no ONNX
+    runtime can run such a file, and its own error names graph nodes, not the way out."""
+    from onnx import defs
+
+    left = sorted({node.op_type for node in proto.graph.node
+                   if node.domain in ("", "ai.onnx") and not defs.has(node.op_type)})
+    if left:
+        raise ExportError(
+            f"This model cannot be saved in the ONNX format (nor as a web page, which runs "
+            f"it): the converter, tf2onnx, has no ONNX form for {len(left)} of its "
+            f"operation(s) ({', '.join(left)}). Nothing was saved; the Keras, SavedModel and "
+            f"TFLite formats do not need it.")
 
 
 def web_page_for(run: RunFolder, onnx_model: bytes) -> str:

@@ -176,9 +176,11 @@ def extract_features(
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
     stage: str = "extract",
+    keep_cut: bool = True,
 ) -> CachedFeatures:
     """Run the frozen part over `images` `views` times: first as they are, then augmented
-    (when `augment` is given; without it, once)."""
+    (when `augment` is given; without it, once). With `keep_cut` False the activations at
+    `cut` are not kept (the pass still runs the part up to `cut` that was converted for it)."""
     import tensorflow as tf
 
     extractor = build_extractor(classifier, cut)
@@ -186,7 +188,8 @@ def extract_features(
     views = views if augment is not None else 1
     n = len(images)
     *stored, early_shape, pooled_shape = [tuple(s[1:]) for s in _output_shapes(extractor)]
-    stores = [allocate((views * n, *shape), np.float32) for shape in [*stored, pooled_shape]]
+    stores = [allocate((views * n, *shape), np.float32) if keep_cut else None
+              for shape in stored] + [allocate((views * n, *pooled_shape), np.float32)]
     early = np.zeros((n, *early_shape), np.float32)  # of the plain copies only
 
     @tf.function(reduce_retracing=True)
@@ -222,13 +225,14 @@ def extract_features(
                         remaining_seconds=(time.perf_counter() - began) * (total - done - 1))
             *outs, first, pooled = found
             for store, out in zip(stores, [*outs, pooled], strict=True):
-                store[view * n + start : view * n + start + len(out)] = out
+                if store is not None:
+                    store[view * n + start : view * n + start + len(out)] = out
             if view == 0:
                 early[start : start + len(first)] = first
             done += 1
             progress(StageProgress(stage, done, total))
-    if cut is None:
-        return CachedFeatures(stores[0], None, views, early)
+    if cut is None or not keep_cut:
+        return CachedFeatures(stores[-1], None, views, early)
     return CachedFeatures(stores[1], stores[0], views, early)
 
 

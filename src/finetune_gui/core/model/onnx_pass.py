@@ -3,8 +3,9 @@
 On a CPU ONNX Runtime runs MobileNetV2's frozen part 2.3-3.7 times as fast as TensorFlow with
 the same features (largest difference 5e-7; `benchmarks/frozen_runtime.py`, docs/benchmarks.md),
 and the frozen pass is the largest part of a run on a CPU. Converting the frozen part (tf2onnx)
-takes about 5 s whatever the image size, so it is chosen only when the TensorFlow time it would
-save is clearly larger, measured on the pass's own second batch. On a GPU TensorFlow stays.
+takes 2.5-3 s for MobileNetV2 whatever the image size, so it is chosen only when the TensorFlow
+time it would save is clearly larger, measured on the pass's own second batch. On a GPU
+TensorFlow stays.
 
 Only the frozen pass changes runtime: what is computed from it, trained and exported is the
 same Keras model as before. Each pass checks one batch of ONNX Runtime's output against
@@ -70,16 +71,15 @@ class OnnxFrozenPart:
 
         logging.getLogger("tf2onnx").setLevel(logging.ERROR)
         signature = (tf.TensorSpec((None, size, size, 3), tf.float32, name="pixels"),)
-
-        def frozen(pixels):
-            found = extractor(pixels, training=False)
-            return [tf.cast(o, tf.float32) for o in (found if isinstance(found, list | tuple)
-                                                      else [found])]
-
-        function = tf.function(frozen, input_signature=signature, autograph=False)
-        proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=17)
+        # From the Keras model, not a tf.function around it: tf2onnx then leaves the constants
+        # the function captures (EfficientNet's and DenseNet's input normalisation) out of the
+        # inputs, where from_function made them inputs no one feeds and the session refused
+        # to run. No tf2onnx graph optimizers: ONNX Runtime makes the same rewrites when it
+        # loads the model (same speed, measured), and they took 3 of the conversion's 5.6 s.
+        proto, _ = tf2onnx.convert.from_keras(extractor, input_signature=signature, opset=17,
+                                              optimizers={})
         model = proto.SerializeToString()
-        del proto, function
+        del proto
         # The conversion's working memory (660 MB for MobileNetV2 at 224 px) is freed but kept
         # by the allocator: given back, 110 MB of it stays.
         give_back_memory()
@@ -87,7 +87,8 @@ class OnnxFrozenPart:
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, pixels: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(None, {self.input_name: np.asarray(pixels, np.float32)})
+        found = self.session.run(None, {self.input_name: np.asarray(pixels, np.float32)})
+        return [np.asarray(output, np.float32) for output in found]
 
 
 def frozen_part_runner(
@@ -130,6 +131,11 @@ def same_output(found: list[np.ndarray], expected: list[np.ndarray]) -> bool:
         a.shape == b.shape and float(np.abs(a - b).max(initial=0.0))
         <= TOLERANCE * max(1.0, float(np.abs(b).max(initial=0.0)))
         for a, b in zip(found, expected, strict=True))
+
+
+def runs_through_onnx(base, cut: str | None) -> bool:
+    """Whether `base`'s frozen part up to `cut` was converted and checked for this run."""
+    return cut in _converted.get(base, {})
 
 
 def release(base) -> None:

@@ -43,7 +43,7 @@ from finetune_gui.core.training.devices import (
     plan_devices,
     reset_precision,
 )
-from finetune_gui.core.training.held_out import evaluate_on_test_split
+from finetune_gui.core.training.held_out import evaluate_on_test_split, score_stored_test
 from finetune_gui.core.training.inputs import decode_part, resolve_split
 from finetune_gui.core.training.kept_features import keep_image_features
 from finetune_gui.core.training.ledger import EpochLedger
@@ -211,10 +211,15 @@ class TrainingJob:
         seeing = probe_model(model)  # one pass gives score and features
         # No test split is legal: the run finishes, and `evaluate RUN FOLDER` scores it later.
         report, test_rows = None, None
-        if split.test:
+        stored_test = trainer.stored.test if trainer.stored is not None else None
+        if split.test and stored_test is not None and kept != "fine-tuned":
+            report, test_rows = score_stored_test(
+                self.classifier, split, stored_test, size, self.progress, self.cancel, seeing)
+        elif split.test:
             report, test_rows = evaluate_on_test_split(
                 model, split, size, self.ledger.batch_size, self.progress, self.cancel, seeing
             )
+        if report is not None:
             report.kfold = self.facts.record.kfold
         writer.write_results(self.history, report)
         run = rf.RunFolder.open(self.run_dir)

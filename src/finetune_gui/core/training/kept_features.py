@@ -50,35 +50,39 @@ def split_rows(classifier, stored, pixels: dict) -> dict[str, tuple]:
     the pixels (`pixels`: "train" and "val" arrays). The rows of the plain copies are used
     (the first of each image's views).
     """
+    above = above_stored_model(classifier, stored.cut)
+    return {part: stored_rows(classifier, above, stored.cut, found, pixels[part])
+            for part, found in (("train", stored.train), ("val", stored.val))
+            if len(pixels[part])}
+
+
+def stored_rows(classifier, above, cut: str | None, found, images=None) -> tuple:
+    """One part's rows of features.npz from its stored activations `found` (of the plain
+    copies, the first rows), with `above` (`above_stored_model` at `cut`); `images`: the
+    part's pixels, for the first block's statistics when an older cache lacks them (None:
+    `found` has them)."""
     from finetune_gui.core.data.storage import allocate, row_chunks
 
-    above = above_stored_model(classifier, stored.cut)
-    first_block = None
     classes = classifier.head_layers[-1].units
-    rows = {}
-    for part, found in (("train", stored.train), ("val", stored.val)):
-        images = pixels[part]
-        if not len(images):
-            continue
-        # A chunk of stored rows at a time, into arrays the memory budget holds (or the disk
-        # store): a slice of the disk store is read into RAM, so the whole part at once was
-        # every stored activation of it (2.2 GB for 35,000 images at 224 px).
-        width = int(above.outputs[0].shape[-1])
-        pooled = allocate((len(images), width), np.float32)
-        probabilities = np.zeros((len(images), classes), np.float32)
-        source_rows = found.pooled if stored.cut is None else found.at_cut
-        for chunk in row_chunks(len(images), int(np.prod(source_rows.shape[1:])) * 4):
-            part_rows = replace(found, pooled=found.pooled[chunk],
-                                at_cut=None if found.at_cut is None else found.at_cut[chunk])
-            source = (part_rows.pooled if stored.cut is None
-                      else stored_inputs(classifier, stored.cut, part_rows))
-            found_pooled, found_probabilities = above.predict(
-                batches([source], INFERENCE_BATCH), verbose=0)
-            pooled[chunk] = normalise(found_pooled)
-            probabilities[chunk] = np.asarray(found_probabilities, np.float32)[:, :classes]
-        early = found.early  # from the extraction pass, unless an older cache lacked it
-        if early is None or len(early) != len(images):
-            first_block = first_block or first_block_model(classifier.model)
-            early = first_block.predict(batches([images], INFERENCE_BATCH), verbose=0)
-        rows[part] = (np.asarray(early, np.float32), pooled, probabilities)
-    return rows
+    n = len(images) if images is not None else len(found.early)
+    # A chunk of stored rows at a time, into arrays the memory budget holds (or the disk
+    # store): a slice of the disk store is read into RAM, so the whole part at once was
+    # every stored activation of it (2.2 GB for 35,000 images at 224 px).
+    width = int(above.outputs[0].shape[-1])
+    pooled = allocate((n, width), np.float32)
+    probabilities = np.zeros((n, classes), np.float32)
+    source_rows = found.pooled if cut is None else found.at_cut
+    for chunk in row_chunks(n, int(np.prod(source_rows.shape[1:])) * 4):
+        part_rows = replace(found, pooled=found.pooled[chunk],
+                            at_cut=None if found.at_cut is None else found.at_cut[chunk])
+        source = (part_rows.pooled if cut is None
+                  else stored_inputs(classifier, cut, part_rows))
+        found_pooled, found_probabilities = above.predict(
+            batches([source], INFERENCE_BATCH), verbose=0)
+        pooled[chunk] = normalise(found_pooled)
+        probabilities[chunk] = np.asarray(found_probabilities, np.float32)[:, :classes]
+    early = found.early  # from the extraction pass, unless an older cache lacked it
+    if early is None or len(early) != n:
+        early = first_block_model(classifier.model).predict(
+            batches([images], INFERENCE_BATCH), verbose=0)
+    return np.asarray(early, np.float32), pooled, probabilities

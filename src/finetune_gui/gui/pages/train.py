@@ -45,7 +45,8 @@ from finetune_gui.jobs import engine as engine_jobs
 PHASE_NAMES = {"head": "training the new head", "finetune": "fine-tuning",
                "scratch": "training from scratch"}
 STAGE_NAMES = {"decode": "Reading images", "extract": "Computing features of the frozen part",
-               "extract-val": "Computing validation features", "evaluate": "Testing",
+               "extract-val": "Computing validation features",
+               "extract-test": "Computing test-image features", "evaluate": "Testing",
                "scan": "Checking files"}
 
 
