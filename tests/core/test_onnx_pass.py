@@ -3,6 +3,7 @@ features it stores are TensorFlow's within the stated tolerance."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +169,7 @@ def test_the_test_split_is_scored_from_the_frozen_pass_as_the_saved_model_scores
     from finetune_gui.core.events import StageStarted
     from finetune_gui.core.run.dataset_features import load_cached
     from finetune_gui.core.run.folder import RunFolder
+    from finetune_gui.core.run.unsure import UNSURE_FILE, unsure_rule
     from finetune_gui.core.training.job import TrainingJob
 
     monkeypatch.setenv(RUNTIME_ENV, "onnxruntime")
@@ -182,14 +184,31 @@ def test_the_test_split_is_scored_from_the_frozen_pass_as_the_saved_model_scores
     test_paths = [p for p, _ in run.split().test]
     assert len(test_paths) >= 9
     head_only = run.facts.kept_model != "fine-tuned"
-    assert "extract-test" in stages
+    assert "extract-test" in stages and "extract-pseudo" in stages
     model = keras.models.load_model(run.model_path)
     want = model.predict(decode_images(test_paths, 32), verbose=0)
     by_path = {Path(p["path"]): p for p in run.report.predictions}
     got = np.array([by_path[p]["probabilities"] for p in test_paths])
     assert np.abs(got - want).max() < 1e-4, head_only
     assert [by_path[p]["predicted"] for p in test_paths] == list(want.argmax(axis=1))
+    # The "not sure" rule calibrated on the pseudo-outliers' rows from the frozen pass is the
+    # one calibrated afterwards through the saved model.
+    saved = json.loads((run.path / UNSURE_FILE).read_text())
+    (run.path / UNSURE_FILE).unlink()
+    again = unsure_rule(RunFolder.open(run.path)).to_dict()
+    assert flat(saved).keys() == flat(again).keys()
+    for key, value in flat(saved).items():
+        assert value == (pytest.approx(flat(again)[key], rel=1e-3, abs=1e-4)
+                         if isinstance(value, float) else flat(again)[key]), key
     kept = load_cached(run)
     rows = {p: i for i, p in enumerate(kept.paths)}
     # features.npz keeps probabilities as float16
     np.testing.assert_allclose(kept.probabilities[[rows[p] for p in test_paths]], got, atol=1e-3)
+
+
+def flat(tree, prefix: str = "") -> dict:
+    """Nested dicts and lists as one dict of leaves keyed by their path."""
+    if isinstance(tree, dict | list):
+        pairs = tree.items() if isinstance(tree, dict) else enumerate(tree)
+        return {k: v for key, value in pairs for k, v in flat(value, f"{prefix}/{key}").items()}
+    return {prefix: tree}

@@ -22,7 +22,7 @@ import numpy as np
 from finetune_gui.core.data.storage import give_back_memory
 from finetune_gui.core.events import LogMessage, ProgressCallback
 
-CONVERT_SECONDS = 6.0  # tf2onnx on MobileNetV2's frozen part: 4.8-5.0 s at 48-224 px
+CONVERT_SECONDS = 3.5  # tf2onnx on MobileNetV2's frozen part: 2.7-3.1 s at 48-224 px
 SAVED_SHARE = 0.5  # the least share of TensorFlow's time ONNX Runtime saved (measured 0.57-0.73)
 # Of each output's largest value (at least 1). Measured: 5e-7 with random weights at 32-224 px;
 # MobileNetV2 pretrained at 224 px, 1.6e-4 of 11.6 and, in its first-block statistics (logs of

@@ -243,21 +243,22 @@ def unsure_rule(
     seeing=None,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
+    pseudo_rows: tuple | None = None,
 ) -> UnsureRule | None:
     """The run's rule from `unsure.json`, or calibrated now and saved (None: no validation
-    images to calibrate on). `seeing`: the model's `probe_model` when the caller has it."""
+    images to calibrate on). `seeing`: the model's `probe_model` when the caller has it;
+    `pseudo_rows`: the pseudo-outliers' (early, pooled, probabilities) when the caller has
+    them (training took them in its frozen pass), else they go through the model now."""
     source = run.path / UNSURE_FILE
     if source.is_file():
         try:
             return UnsureRule.from_dict(json.loads(source.read_text("utf-8")))
         except (ValueError, KeyError, TypeError):
             pass  # a damaged rule, or one from an older version, is calibrated again
-    from finetune_gui.core.data.pipeline import decode_images
     from finetune_gui.core.model.parts import POOL_LAYER
     from finetune_gui.core.run.dataset_features import (
         dataset_features,
         early_layer,
-        probe,
         probe_model,
     )
     from finetune_gui.core.run.folder import write_json
@@ -282,14 +283,7 @@ def unsure_rule(
     labels = found.labels[train]
     look = DistanceSignal.fit(early_layer(model), found.early[train], labels, straight=True)
     content = DistanceSignal.fit(POOL_LAYER, found.features[train], labels)
-    val_pixels = (pixels or {}).get("val")
-    if val_pixels is None or len(val_pixels) != val_images:
-        # Only the images the pseudo-outliers are made from: all of them were 1.1 GB of pixels
-        # for 7,500 validation images at 224 px.
-        val_paths = [p for p, is_val in zip(found.paths, val, strict=True) if is_val]
-        val_pixels = decode_images(val_paths[:MAX_PSEUDO], run.image_size, cancel=cancel,
-                                   stage="features")
-    pseudo = probe(seeing, pseudo_outliers(val_pixels), len(run.classes))
+    pseudo = pseudo_rows or _pseudo_rows(run, seeing, found, val, val_images, pixels, cancel)
     learned = learned_parts(run.facts)
     found = replace(found, probabilities=unseen_probabilities(
         found, learned, head_penalty(run.facts), run.facts.temperature))
@@ -297,6 +291,21 @@ def unsure_rule(
     write_json(source, rule.to_dict())
     _note_in_run_facts(run, rule, sampled=len(found.labels) < total)
     return rule
+
+
+def _pseudo_rows(run, seeing, found, val, val_images: int, pixels: dict | None, cancel):
+    """The pseudo-outliers' (early, pooled, probabilities), through the whole model."""
+    from finetune_gui.core.data.pipeline import decode_images
+    from finetune_gui.core.run.dataset_features import probe
+
+    val_pixels = (pixels or {}).get("val")
+    if val_pixels is None or len(val_pixels) != val_images:
+        # Only the images the pseudo-outliers are made from: all of them were 1.1 GB of pixels
+        # for 7,500 validation images at 224 px.
+        val_paths = [p for p, is_val in zip(found.paths, val, strict=True) if is_val]
+        val_pixels = decode_images(val_paths[:MAX_PSEUDO], run.image_size, cancel=cancel,
+                                   stage="features")
+    return probe(seeing, pseudo_outliers(val_pixels), len(run.classes))
 
 
 def _within_budget(found, progress: ProgressCallback):

@@ -22,6 +22,7 @@ from finetune_gui.core.model.frozen_pass import (
     top_model,
 )
 from finetune_gui.core.model.onnx_pass import release, runs_through_onnx
+from finetune_gui.core.run.unsure import pseudo_outliers
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.core.training import feature_cache
 from finetune_gui.core.training.plan import PhasePlan
@@ -31,12 +32,14 @@ from finetune_gui.core.training.plan import PhasePlan
 class StoredActivations:
     """The frozen layers' output for the training images (all views) and the validation images;
     `test`: the test images' pooled features when the same pass took them (`takes_test_images`),
-    which only the final look at the test split reads."""
+    which only the final look at the test split reads; `pseudo`: those of the "not sure" rule's
+    pseudo-outliers (core/run/unsure.py), made from the validation images, taken with them."""
 
     train: CachedFeatures
     val: CachedFeatures
     cut: str | None
     test: CachedFeatures | None = None
+    pseudo: CachedFeatures | None = None
 
     @property
     def views(self) -> int:
@@ -77,18 +80,24 @@ def store_activations(
 
     train = extract(train_x, split.train, augment, views, "extract")
     val = extract(val_x, split.val, None, 1, "extract-val")
-    test = None
-    if split.test and takes_test_images(cut, runs_through_onnx(classifier.base, cut)):
-        test_x = decode_images([p for p, _ in split.test], settings.resolved_image_size,
-                               progress=progress, cancel=cancel, stage="decode")
-        test = extract(test_x, split.test, None, 1, "extract-test", keep_cut=False)
-        del test_x
+    test = pseudo = None
+    if takes_test_images(cut, runs_through_onnx(classifier.base, cut)):
+        if split.test:
+            test_x = decode_images([p for p, _ in split.test], settings.resolved_image_size,
+                                   progress=progress, cancel=cancel, stage="decode")
+            test = extract(test_x, split.test, None, 1, "extract-test", keep_cut=False)
+            del test_x
+        if len(val_x):
+            pseudo = extract_features(
+                classifier, pseudo_outliers(val_x), cut=cut, batch_size=batch_size,
+                progress=progress, cancel=cancel, stage="extract-pseudo", keep_cut=False)
     release(classifier.base)  # the frozen part's faster runtime, when it ran there
-    return StoredActivations(train, val, cut, test)
+    return StoredActivations(train, val, cut, test, pseudo)
 
 
 def takes_test_images(cut: str | None, through_onnx: bool) -> bool:
-    """Whether the frozen pass also takes the test images, for the final look at them.
+    """Whether the frozen pass also takes the test images, for the final look at them (and
+    the "not sure" rule's pseudo-outliers, for its calibration).
 
     It saves that look running the whole network in TensorFlow (12 ms an image against 3
     through ONNX Runtime, MobileNetV2 at 160 px) whenever the kept model's frozen part is the

@@ -29,7 +29,8 @@ def keep_image_features(
     StoredActivations (None after a run trained from pixels), `pixels`: the decoded "train" and
     "val" images, `seeing`: the model's `probe_model`, `test_rows`: the test images' rows from
     scoring them (None without a test split), `base_changed`: False when the kept model's
-    base is the one the activations were stored from (fine-tuning skipped, or undone)."""
+    base is the one the activations were stored from (fine-tuning skipped, or undone); the
+    pseudo-outliers' rows then come from the frozen pass too (`StoredActivations.pseudo`)."""
     if stored is not None and not base_changed:
         # The stored pooled features are then the kept model's own: only the head runs again
         # (running the top blocks over every stored activation took 4.5 s of a 67 s run).
@@ -39,8 +40,12 @@ def keep_image_features(
         known["test"] = test_rows
     dataset_features(run, model=classifier.model, pixels=pixels, known=known, seeing=seeing,
                      progress=progress, cancel=cancel)
+    pseudo_rows = None
+    if stored is not None and stored.pseudo is not None and not base_changed:
+        pseudo_rows = stored_rows(classifier, above_stored_model(classifier, None), None,
+                                  stored.pseudo)
     unsure_rule(run, model=classifier.model, pixels=pixels, seeing=seeing, progress=progress,
-                cancel=cancel)
+                cancel=cancel, pseudo_rows=pseudo_rows)
 
 
 def split_rows(classifier, stored, pixels: dict) -> dict[str, tuple]:

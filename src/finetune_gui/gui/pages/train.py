@@ -46,7 +46,8 @@ PHASE_NAMES = {"head": "training the new head", "finetune": "fine-tuning",
                "scratch": "training from scratch"}
 STAGE_NAMES = {"decode": "Reading images", "extract": "Computing features of the frozen part",
                "extract-val": "Computing validation features",
-               "extract-test": "Computing test-image features", "evaluate": "Testing",
+               "extract-test": "Computing test-image features",
+               "extract-pseudo": "Preparing the \"not sure\" check", "evaluate": "Testing",
                "scan": "Checking files"}
 
 
