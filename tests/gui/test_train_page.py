@@ -170,3 +170,18 @@ def test_a_resumed_fine_tuning_keeps_its_marker_where_history_starts_it(make_win
     train.curves.clear()
     train._on_event(PhaseStarted("finetune", 3, 3, 1000))
     assert [line.value() for line in train.curves.phase_lines] == [2.5, 2.5]
+
+
+def test_a_phase_that_starts_says_so_instead_of_the_last_images_read(make_window):
+    """The solved head sends no batch: the line used to say "Reading 66 images at 48 px" with a
+    full bar for as long as the head was being solved."""
+    from finetune_gui.core.events import PhaseStarted, StageProgress, StageStarted
+
+    train = make_window(start=False).pages["train"]
+    train._on_event(StageStarted("decode", 66, "Reading 66 images at 48 px"))
+    train._on_event(StageProgress("decode", 66, 66))
+    train._on_event(PhaseStarted("head", 1, 1, 1000))
+    assert train.status.text() == "Training the new head…"
+    assert train.progress.maximum() == 0 and train.progress_text.text() == ""  # busy
+    train._on_event(PhaseStarted("finetune", 3, 2, 1000))
+    assert train.status.text() == "Fine-tuning…"

@@ -331,6 +331,10 @@ class TrainPage(QWidget):
                 f"Epoch {event.epoch}: loss {m.get('loss', float('nan')):.3f}, accuracy "
                 f"{m.get('accuracy', float('nan')):.1%}{val}")
         elif isinstance(event, PhaseStarted):
+            # Said at once: a solved head sends no batch, and the line still named the last
+            # images read while the head was being solved.
+            self.status.setText(f"{PHASE_NAMES.get(event.phase, event.phase).capitalize()}…")
+            self._show_progress(0, 0, "")  # busy until its first batch counts
             if event.phase == "finetune":
                 self.curves.mark_phase_two(event.first_epoch)
             if event.phase == "scratch":
