@@ -6,7 +6,13 @@ import numpy as np
 
 from finetune_gui.core.data.pipeline import INFERENCE_BATCH, batches
 from finetune_gui.core.data.split import DatasetSplit
-from finetune_gui.core.events import CancelToken, ProgressCallback, StageStarted, check_cancel
+from finetune_gui.core.events import (
+    CancelToken,
+    ProgressCallback,
+    StageProgress,
+    StageStarted,
+    check_cancel,
+)
 from finetune_gui.core.run.dataset_features import normalise
 from finetune_gui.core.run.evaluation import EvaluationReport, build_report, predict_probabilities
 from finetune_gui.core.training.inputs import decode_part
@@ -97,5 +103,6 @@ def score_stored_test(
         pooled[close] = normalise(found_pooled)
         probs[close] = np.asarray(found_probs, np.float32)[:, : len(split.classes)]
     check_cancel(cancel)
+    progress(StageProgress("evaluate", len(labels), len(labels)))
     report = build_report(split.classes, labels, probs, [p for p, _ in split.test])
     return report, (early, pooled, probs)
