@@ -64,8 +64,13 @@ def passes(monkeypatch, classifier, images, **options):
                                                        if isinstance(e, LogMessage)]
 
 
-def test_onnx_runtime_stores_tensorflows_features(monkeypatch, classifier):
+@pytest.mark.parametrize("pixels_per_run", [onnx_pass.PIXELS_PER_RUN, 3 * 32 * 32])
+def test_onnx_runtime_stores_tensorflows_features(monkeypatch, classifier, pixels_per_run):
+    """Also when each batch of 8 runs as 3 + 3 + 2 images (`runs_of`, as at 224 px)."""
     from finetune_gui.core.model.backbones import cut_layer
+
+    monkeypatch.setattr(onnx_pass, "PIXELS_PER_RUN", pixels_per_run)
+    monkeypatch.setattr(onnx_pass, "_converted", type(onnx_pass._converted)())
 
     images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3)).astype(np.uint8)
     cut = cut_layer(classifier[1].ends, 1)
