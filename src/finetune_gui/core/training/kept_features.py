@@ -80,10 +80,15 @@ def stored_rows(classifier, above, cut: str | None, found, images=None) -> tuple
     for chunk in row_chunks(n, int(np.prod(source_rows.shape[1:])) * 4):
         part_rows = replace(found, pooled=found.pooled[chunk],
                             at_cut=None if found.at_cut is None else found.at_cut[chunk])
-        source = (part_rows.pooled if cut is None
-                  else stored_inputs(classifier, cut, part_rows))
-        found_pooled, found_probabilities = above.predict(
-            batches([source], INFERENCE_BATCH), verbose=0)
+        if cut is None:
+            # The head alone, called on the whole chunk: `predict` traced a new function for
+            # every such model (about 1 s each, three a run) to run a few small products.
+            found_pooled, found_probabilities = (np.asarray(output) for output in above(
+                np.asarray(part_rows.pooled), training=False))
+        else:
+            found_pooled, found_probabilities = above.predict(
+                batches([stored_inputs(classifier, cut, part_rows)], INFERENCE_BATCH),
+                verbose=0)
         pooled[chunk] = normalise(found_pooled)
         probabilities[chunk] = np.asarray(found_probabilities, np.float32)[:, :classes]
     early = found.early  # from the extraction pass, unless an older cache lacked it
