@@ -48,3 +48,12 @@ def test_without_the_onnx_packages_onnx_and_web_say_what_to_install(monkeypatch)
         found = format_availability(fmt)
         assert not found.available and "pip install 'finetune-gui[onnx]'" in found.reason
     assert format_availability("keras").available
+
+
+def test_a_convnext_run_gets_no_onnx_or_web_page_and_is_told_why():
+    for fmt in ("onnx", "web"):
+        found = format_availability(fmt, "convnexttiny")
+        assert not found.available
+        assert "ConvNeXt" in found.reason and "TFLite formats work" in found.reason
+    assert format_availability("tflite", "convnexttiny").available
+    assert format_availability("onnx", "efficientnetb0") == format_availability("onnx")

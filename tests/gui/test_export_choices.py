@@ -49,6 +49,12 @@ def refused_at_once(qtbot, panel) -> str:
 # -- item 4: the web page, offered only when it can be made --------------------------------------
 def test_without_the_web_runtime_the_web_page_is_unavailable_with_what_to_do(
         qtbot, make_window, trained_run, tmp_path, monkeypatch):
+    from finetune_gui.jobs.child_process import prepare_child_processes
+
+    # The jobs' fork server keeps the environment it starts with: started here, after the
+    # change below, it gave the next test's export a web runtime "nowhere", and that export
+    # failed unseen until its 300 s wait ran out (this module run on its own).
+    prepare_child_processes()
     monkeypatch.setenv("FINETUNE_GUI_WEB_RUNTIME", str(tmp_path / "nowhere"))
     window = make_window(start=False)
     window.state.add_run(LoadedRun.read(trained_run))
@@ -127,3 +133,30 @@ def test_a_folder_without_permission_is_refused_before_the_job_in_words(
     text = refused_at_once(qtbot, save_panel)
     assert text.startswith(f"Cannot export to {locked / 'models'}: you may not write in {locked}")
     assert list(locked.iterdir()) == []
+
+
+def test_a_convnext_run_is_not_offered_onnx_or_the_web_page_and_says_why(
+    qtbot, make_window, trained_run, tmp_path
+):
+    """tf2onnx has no ONNX form for some of ConvNeXt's operations: the page says so before the
+    user tries, and offers the formats that work; another run gets ONNX back."""
+    import shutil
+
+    convnext = tmp_path / "convnext-run"
+    shutil.copytree(trained_run, convnext)
+    settings = json.loads((convnext / "settings.json").read_text())
+    (convnext / "settings.json").write_text(json.dumps(settings | {"backbone": "convnexttiny"}))
+    window = make_window(start=False)
+    window.state.add_run(LoadedRun.read(convnext))
+    window.go_to("export")
+    panel = window.pages["export"].save_panel
+    for fmt in ("onnx", "web"):
+        item = panel.format_choice.model().item(panel.format_choice.findData(fmt))
+        assert not item.isEnabled() and item.text().endswith("not available here")
+        assert "ConvNeXt" in item.toolTip() and "TFLite formats work" in item.toolTip()
+    assert "ConvNeXt" in panel.unavailable_note.text()
+    for fmt in ("keras", "savedmodel", "tflite"):
+        assert panel.format_choice.model().item(panel.format_choice.findData(fmt)).isEnabled()
+    window.state.add_run(LoadedRun.read(trained_run))
+    onnx = panel.format_choice.model().item(panel.format_choice.findData("onnx"))
+    assert onnx.isEnabled()

@@ -13,7 +13,13 @@ from finetune_gui.core.export import web
 from finetune_gui.core.export.browser_check import find_chromium
 from finetune_gui.core.export.formats import FORMATS, export_format
 from finetune_gui.core.export.verify import NOT_CHECKED_IN_BROWSER
+from finetune_gui.core.model.backbones import BACKBONES
 from finetune_gui.core.model.onnx_pass import missing_onnx_packages
+
+# Families tf2onnx (1.17) has no ONNX form for: ConvNeXt's exact GELU (Erfc) and its depthwise
+# convolution stay TensorFlow operations (measured on every backbone of the registry,
+# docs/exports.md). convert.refuse_unconverted says the same should one get that far.
+NO_ONNX_FORM = ("ConvNeXt",)
 
 NO_CHROMIUM = (
     "no Chromium was found on this computer; install it (Debian/Ubuntu: sudo apt-get install "
@@ -32,8 +38,9 @@ class Availability:
     in_browser: bool = False  # a web page will be checked in Chromium before it is saved
 
 
-def format_availability(fmt: str) -> Availability:
-    """Whether `fmt` can be exported on this computer, and if not, why, in words."""
+def format_availability(fmt: str, backbone: str | None = None) -> Availability:
+    """Whether `fmt` can be exported on this computer (for a run of `backbone`, when given),
+    and if not, why, in words."""
     spec = export_format(fmt)
     if fmt in ("onnx", "web"):
         missing = missing_onnx_packages()
@@ -42,6 +49,14 @@ def format_availability(fmt: str) -> Availability:
                 fmt, False,
                 f"Not available here: {spec.title} needs the optional package(s) "
                 f"{' and '.join(missing)}. Install them with: pip install 'finetune-gui[onnx]'.",
+            )
+        family = BACKBONES[backbone].family if backbone in BACKBONES else None
+        if family in NO_ONNX_FORM:
+            return Availability(
+                fmt, False,
+                f"Not available for this run: {spec.title} needs the network in ONNX form, "
+                f"and the converter (tf2onnx) has none for some of {family}'s operations. The "
+                f"Keras, SavedModel and TFLite formats work for it.",
             )
     if fmt == "web":
         if web.missing_runtime_files():
@@ -59,6 +74,6 @@ def format_availability(fmt: str) -> Availability:
     return Availability(fmt, True)
 
 
-def all_formats_availability() -> dict[str, Availability]:
+def all_formats_availability(backbone: str | None = None) -> dict[str, Availability]:
     """`format_availability` for every format of the registry, in its order."""
-    return {name: format_availability(name) for name in FORMATS}
+    return {name: format_availability(name, backbone) for name in FORMATS}

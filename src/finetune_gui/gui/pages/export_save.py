@@ -98,7 +98,7 @@ class SavePanel(QGroupBox):
     def refresh_formats(self) -> None:
         """Mark each format this computer cannot make (the core decides) with why and what to
         do; asked again each time the page shows (the runtime may have been installed since)."""
-        self.availability = all_formats_availability()
+        self.availability = all_formats_availability(self._backbone())
         items = self.format_choice.model()
         missing = []
         for row in range(self.format_choice.count()):
@@ -120,12 +120,18 @@ class SavePanel(QGroupBox):
             self.refresh_formats()
 
     def show_run(self, run: LoadedRun | None) -> None:
-        """Saving waits for a run to save."""
+        """Saving waits for a run to save; what it can be saved as depends on its network."""
+        if not self.export_runner.is_running:
+            self.refresh_formats()
         self._enable_save()
+
+    def _backbone(self) -> str | None:
+        run = self.state.current_run
+        return run.folder.settings.backbone if run is not None else None
 
     def _chosen_availability(self) -> Availability:
         fmt = self.format_choice.currentData()
-        return self.availability.get(fmt) or format_availability(fmt)
+        return self.availability.get(fmt) or format_availability(fmt, self._backbone())
 
     def _enable_save(self) -> None:
         self.export_button.setEnabled(
@@ -167,7 +173,7 @@ class SavePanel(QGroupBox):
         if run is None or self.export_runner.is_running:
             return
         fmt = self.format_choice.currentData()
-        found = format_availability(fmt)
+        found = format_availability(fmt, self._backbone())
         # Refused here, in words, before any job starts: nothing to unfold, no traceback.
         problem = found.reason if not found.available else destination_problem(run.path, fmt,
                                                                                 text)
