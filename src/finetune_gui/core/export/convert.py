@@ -13,9 +13,8 @@ from finetune_gui.core.export.destination import copy_tree
 from finetune_gui.core.export.formats import ExportFormat
 from finetune_gui.core.export.serving import INPUT_NAME, OUTPUT_NAME, SIGNATURE
 from finetune_gui.core.export.session import session_models
+from finetune_gui.core.model.onnx_pass import keras_to_onnx
 from finetune_gui.core.run.folder import RunFolder
-
-ONNX_OPSET = 17
 
 
 def require_onnx() -> None:
@@ -90,16 +89,10 @@ def tflite_bytes(saved_model: Path, fmt: str, calibration: np.ndarray | None) ->
 def onnx_bytes(model, size: int) -> bytes:
     """An ONNX file (opset 17) of the Keras model, with the same input and output names."""
     import keras
-    import tensorflow as tf
-    import tf2onnx
 
-    # From a Keras model, not a tf.function around it: from_function made the constants the
-    # function captures (EfficientNet's and DenseNet's input normalisation) inputs no one
-    # feeds, and ONNX Runtime refused every such file.
     pixels = keras.Input((size, size, 3), name=INPUT_NAME)
     serving = keras.Model(pixels, model(pixels, training=False))
-    signature = [tf.TensorSpec([None, size, size, 3], tf.float32, name=INPUT_NAME)]
-    proto, _ = tf2onnx.convert.from_keras(serving, input_signature=signature, opset=ONNX_OPSET)
+    proto = keras_to_onnx(serving, size, input_name=INPUT_NAME)
     refuse_unconverted(proto)
     # The output is named after the Keras model; every format calls it OUTPUT_NAME.
     named = proto.graph.output[0].name

@@ -30,6 +30,7 @@ SAVED_SHARE = 0.5  # the least share of TensorFlow's time ONNX Runtime saved (me
 # 50,000-image run. A conversion gone wrong differs by the values themselves.
 TOLERANCE = 1e-3
 ONNX_PACKAGES = ("tf2onnx", "onnxruntime")
+ONNX_OPSET = 17
 # Images per session run, as pixels: ONNX Runtime runs MobileNetV2's frozen part faster on a few
 # images at a time than on the pass's batch of 16 once they are large (their activations then
 # stay in the CPU's caches). Measured, ms an image at 1 / 2 / 4 / 8 / 16 images a run: 160 px
@@ -71,18 +72,11 @@ class OnnxFrozenPart:
         import logging
 
         import onnxruntime
-        import tensorflow as tf
-        import tf2onnx
 
         logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-        signature = (tf.TensorSpec((None, size, size, 3), tf.float32, name="pixels"),)
-        # From the Keras model, not a tf.function around it: tf2onnx then leaves the constants
-        # the function captures (EfficientNet's and DenseNet's input normalisation) out of the
-        # inputs, where from_function made them inputs no one feeds and the session refused
-        # to run. No tf2onnx graph optimizers: ONNX Runtime makes the same rewrites when it
-        # loads the model (same speed, measured), and they took 3 of the conversion's 5.6 s.
-        proto, _ = tf2onnx.convert.from_keras(extractor, input_signature=signature, opset=17,
-                                              optimizers={})
+        # No tf2onnx graph optimizers: ONNX Runtime makes the same rewrites when it loads the
+        # model (same speed, measured), and they took 3 of the conversion's 5.6 s.
+        proto = keras_to_onnx(extractor, size, optimize=False)
         model = proto.SerializeToString()
         del proto
         # The conversion's working memory (660 MB for MobileNetV2 at 224 px) is freed but kept
@@ -99,6 +93,22 @@ class OnnxFrozenPart:
                 for start in range(0, max(len(pixels), 1), self.per_run)]
         return [np.concatenate([found[k] for found in runs]).astype(np.float32, copy=False)
                 for k in range(len(runs[0]))]
+
+
+def keras_to_onnx(model, size: int, *, optimize: bool = True, input_name: str = "pixels"):
+    """The ONNX model (opset 17) of a Keras model taking (N, size, size, 3) float32 pixels.
+
+    From the Keras model, not a tf.function around it: tf2onnx then leaves the constants the
+    function captures (EfficientNet's and DenseNet's input normalisation) out of the graph's
+    inputs, where `from_function` made them inputs no one feeds, and ONNX Runtime refused every
+    such file. `optimize` False skips tf2onnx's own graph optimizers."""
+    import tensorflow as tf
+    import tf2onnx
+
+    signature = (tf.TensorSpec((None, size, size, 3), tf.float32, name=input_name),)
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=ONNX_OPSET,
+                                          optimizers=None if optimize else {})
+    return proto
 
 
 def runs_of(size: int) -> int:

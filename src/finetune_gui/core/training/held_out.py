@@ -13,7 +13,7 @@ from finetune_gui.core.events import (
     StageStarted,
     check_cancel,
 )
-from finetune_gui.core.run.dataset_features import normalise
+from finetune_gui.core.run.dataset_features import normalise, probe
 from finetune_gui.core.run.evaluation import EvaluationReport, build_report, predict_probabilities
 from finetune_gui.core.training.inputs import decode_part
 from finetune_gui.core.training.tracking import PhaseStop
@@ -98,11 +98,7 @@ def score_stored_test(
     if len(close):
         check_cancel(cancel)
         pixels = decode_images([split.test[i][0] for i in close], size, cancel=cancel)
-        found_early, found_pooled, found_probs = seeing.predict(
-            batches([pixels], INFERENCE_BATCH), verbose=0)
-        early[close] = np.asarray(found_early, np.float32)
-        pooled[close] = normalise(found_pooled)
-        probs[close] = np.asarray(found_probs, np.float32)[:, : len(split.classes)]
+        early[close], pooled[close], probs[close] = probe(seeing, pixels, len(split.classes))
     check_cancel(cancel)
     progress(StageProgress("evaluate", len(labels), len(labels)))
     report = build_report(split.classes, labels, probs, [p for p, _ in split.test])
