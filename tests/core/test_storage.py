@@ -57,3 +57,21 @@ def test_batches_cover_every_row_once_per_epoch(monkeypatch, budget):
     assert sorted(seen) == list(range(100)) and seen != list(range(100))
     for xb, yb in batches([x, y], 32):
         np.testing.assert_array_equal(xb.numpy()[:, 0, 0, 0], yb.numpy())
+
+
+@pytest.mark.parametrize(("told", "expected"), [(None, "False"), ("1", "True")])
+def test_large_arrays_get_small_pages_unless_numpy_is_told_otherwise(told, expected):
+    """Huge pages made a default run 6 s slower in 49 on a 2-core VM (docs/benchmarks.md)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if told:
+        env["NUMPY_MADVISE_HUGEPAGE"] = told
+    code = ("import finetune_gui.core.data.storage\n"
+            "from numpy._core.multiarray import _get_madvise_hugepage\n"
+            "print(_get_madvise_hugepage())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == expected
