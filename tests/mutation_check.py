@@ -294,6 +294,13 @@ MUTATIONS = [
         ("tests/core/test_label_asking.py::test_asking_order_beats_random_order_on_digits",),
     ),
     Mutation(
+        "kept-pixels",
+        "decoding each image once: the run reads every file again after its scan",
+        ReplaceBody("KeptPixels.take", "return None"),
+        ("tests/core/test_kept_pixels.py::"
+         "test_a_run_on_a_folder_decodes_no_image_after_its_scan",),
+    ),
+    Mutation(
         "report-map-suspects",
         "the report's map without its suspect crosses (the list and the map disagree again)",
         ReplaceLine(r"^(\s*)crossed = np\.array\(\[path in listed for path in scored\.paths\], "

@@ -30,7 +30,8 @@ from finetune_gui.core.data.images import (
     inspect_image,
     load_rgb,
 )
-from finetune_gui.core.data.scan import is_hidden, scan_folder
+from finetune_gui.core.data.scan import scan_folder
+from finetune_gui.core.data.walk import is_hidden
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for corpus.py
 from corpus import (

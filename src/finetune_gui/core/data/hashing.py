@@ -21,10 +21,13 @@ _COLOUR_BYTES = COLOUR_SIDE * COLOUR_SIDE * 3
 FINGERPRINT_BYTES = DIGEST_BYTES + 4 + _GREY_BYTES + _COLOUR_BYTES
 
 
-def fingerprint_image(image: Image.Image) -> bytes:
-    """The fingerprint of a Pillow image (any mode, already upright and flattened on white)."""
-    rgb = image.convert("RGB")
-    digest = hashlib.blake2b(rgb.tobytes(), digest_size=DIGEST_BYTES)
+def fingerprint_image(image: Image.Image, pixel_bytes: bytes | None = None) -> bytes:
+    """The fingerprint of a Pillow image (any mode, already upright and flattened on white);
+    `pixel_bytes`, when the caller has them, are an RGB image's `tobytes()`."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    if pixel_bytes is None or image.mode != "RGB":
+        pixel_bytes = rgb.tobytes()
+    digest = hashlib.blake2b(pixel_bytes, digest_size=DIGEST_BYTES)
     digest.update(np.array(rgb.size, dtype="<u4").tobytes())
     # Shrinking, BOX averages every source pixel, so JPEG block noise and resize aliasing cancel
     # out; enlarging (a 24 px icon), BOX repeats pixels unevenly and BILINEAR does not.

@@ -13,6 +13,7 @@ import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -40,6 +41,12 @@ class ImageReadError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class PixelKeeper(Protocol):
+    """Takes the pixels of an image the scan has decoded (`kept_pixels.KeptPixels`)."""
+
+    def offer(self, path: Path, rgb: Image.Image, pixel_bytes: bytes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -142,15 +149,19 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def inspect_image(path: Path) -> ImageInfo:
+def inspect_image(path: Path, keep: PixelKeeper | None = None) -> ImageInfo:
     """Decode the whole file; return its size, content hash and perceptual fingerprint, or raise
     `ImageReadError`. The fingerprint comes from the pixels already decoded here: no second read.
+    `keep` is offered those pixels (a run's scan keeps them at its size, `kept_pixels.py`).
     """
     data = read_bytes(path)
     image = _open_verified(data)
     try:
         rgb = _to_rgb(image)
-        fingerprint = fingerprint_image(rgb)
+        pixel_bytes = rgb.tobytes()  # one copy for the fingerprint and the kept pixels
+        fingerprint = fingerprint_image(rgb, pixel_bytes)
+        if keep is not None:
+            keep.offer(path, rgb, pixel_bytes)
     except (OSError, ValueError) as exc:
         raise ImageReadError(CORRUPT) from exc
     sha1 = hashlib.sha1(data).hexdigest()
@@ -161,9 +172,14 @@ def load_rgb(path: Path, size: int | None = None) -> np.ndarray:
     """The image as uint8 RGB pixels (H, W, 3), resized to `size` x `size` when given."""
     image = _open_verified(read_bytes(path))
     try:
-        rgb = _to_rgb(image)
-        if size is not None and rgb.size != (size, size):
-            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return at_size(_to_rgb(image), size)
     except (OSError, ValueError) as exc:
         raise ImageReadError(CORRUPT) from exc
+
+
+def at_size(rgb: Image.Image, size: int | None) -> np.ndarray:
+    """An upright RGB image as uint8 pixels, resized to `size` x `size` when given: the one
+    resize every run's pixels go through."""
+    if size is not None and rgb.size != (size, size):
+        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return np.asarray(rgb, dtype=np.uint8)

@@ -1,7 +1,8 @@
 """Images into arrays once, arrays into batches: the input side of training and evaluation.
 
 Each image is decoded and resized once per run (in parallel threads, Pillow releases the GIL
-while decoding); epochs then read uint8 arrays, never files.
+while decoding; or taken from the run's own scan, which decoded it already: `kept_pixels.py`);
+epochs then read uint8 arrays, never files.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui.core.data.images import ImageReadError, load_rgb
+from finetune_gui.core.data.kept_pixels import KeptPixels
 from finetune_gui.core.data.storage import allocate, is_on_disk
 from finetune_gui.core.errors import DatasetError
 from finetune_gui.core.events import (
@@ -40,8 +42,10 @@ def decode_images(
     cancel: CancelToken | None = None,
     stage: str = "decode",
     workers: int | None = None,
+    kept: KeptPixels | None = None,
 ) -> np.ndarray:
-    """All `paths` as one uint8 array (N, size, size, 3); spills to disk beyond the memory budget."""
+    """All `paths` as one uint8 array (N, size, size, 3); spills to disk beyond the memory budget.
+    An image whose pixels the run's scan kept (`kept`) is taken from there, not read again."""
     out = allocate((len(paths), size, size, 3), np.uint8)
     progress(StageStarted(stage, len(paths), f"Reading {len(paths)} images at {size} px"))
     if not paths:
@@ -50,8 +54,9 @@ def decode_images(
     def load(i: int) -> None:
         if cancel is not None and cancel.cancelled:
             return
+        pixels = kept.take(paths[i], size) if kept is not None else None
         try:
-            out[i] = load_rgb(paths[i], size)
+            out[i] = pixels if pixels is not None else load_rgb(paths[i], size)
         except ImageReadError as exc:
             raise DatasetError(
                 f"{paths[i]} could not be read any more ({exc.reason}); it may have changed "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +21,11 @@ from finetune_gui.core.data.duplicates import (
 )
 from finetune_gui.core.data.images import (
     IMAGE_EXTENSIONS,
-    UNREADABLE,
     ImageReadError,
+    PixelKeeper,
     inspect_image,
 )
+from finetune_gui.core.data.walk import folder_reason, is_hidden, leads_back_up, walk_files
 from finetune_gui.core.errors import DatasetError
 from finetune_gui.core.events import (
     CancelToken,
@@ -37,8 +37,6 @@ from finetune_gui.core.events import (
 )
 
 SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
-# Files that operating systems and tools leave in folders; never images, never worth a warning.
-SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "icon\r", ".ds_store"})
 IMBALANCE_RATIO = 3.0
 MIN_IMAGES_PER_CLASS = 2
 EXAMPLES_PER_CLASS = 8
@@ -88,6 +86,8 @@ class DatasetScan:
     warnings: list[str] = field(default_factory=list)
     duplicate_groups: list[DuplicateGroup] = field(default_factory=list)
     name_refusal: str | None = None  # a class folder's name its files cannot keep (class_names.py)
+    # The pixels a run's own scan kept for it (`kept_pixels.py`); never saved, never sent.
+    pixels: PixelKeeper | None = field(default=None, repr=False, compare=False)
 
     @property
     def classes(self) -> list[str]:
@@ -174,69 +174,16 @@ class DatasetScan:
         }
 
 
-def is_hidden(name: str) -> bool:
-    """Dot-files, AppleDouble `._x` files and OS thumbnail databases: skipped without comment."""
-    return name.startswith(".") or name.lower() in SYSTEM_FILES
-
-
-def _leads_back_up(link: str, current_real: str) -> bool:
-    """True when the folder `link` resolves to `current_real` itself or one of its parents."""
-    target = os.path.realpath(link)
-    return current_real == target or current_real.startswith(target.rstrip(os.sep) + os.sep)
-
-
-def _folder_reason(error: OSError) -> str:
-    if isinstance(error, PermissionError):
-        return UNREADABLE
-    return f"cannot be read ({error.strerror or error})"
-
-
-def walk_files(folder: Path, unreadable: list[tuple[Path, str]] | None = None) -> Iterator[Path]:
-    """Every non-hidden file below `folder`, following links but never around a loop.
-
-    Folders that cannot be listed are appended to `unreadable` with a plain reason: os.walk
-    skips them silently, and their images would vanish without a word.
-    """
-
-    def note(error: OSError) -> None:
-        if unreadable is not None and error.filename:
-            unreadable.append((Path(error.filename), _folder_reason(error)))
-
-    seen: set[tuple[int, int]] = set()
-    for current, dirs, files in os.walk(folder, followlinks=True, onerror=note):
-        try:
-            stat = os.stat(current)
-        except OSError:
-            dirs[:] = []
-            continue
-        key = (stat.st_dev, stat.st_ino)
-        if key in seen:
-            dirs[:] = []
-            continue
-        seen.add(key)
-        # A link to a parent (`up -> ..`) is a loop too; following it once would file every
-        # other class's images (and the top-level strays) under this class as well.
-        current_real = os.path.realpath(current)
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not is_hidden(d) and not _leads_back_up(os.path.join(current, d), current_real)
-        )
-        for name in sorted(files):
-            if not is_hidden(name):
-                yield Path(current) / name
-
-
 def _list_dirs(folder: Path) -> list[Path]:
     real = os.path.realpath(folder)
     try:
         return sorted(
             p
             for p in folder.iterdir()
-            if p.is_dir() and not is_hidden(p.name) and not _leads_back_up(str(p), real)
+            if p.is_dir() and not is_hidden(p.name) and not leads_back_up(str(p), real)
         )
     except OSError as exc:  # e.g. a train/ folder the user may not open
-        raise DatasetError(f"The folder {folder} {_folder_reason(exc)}.") from exc
+        raise DatasetError(f"The folder {folder} {folder_reason(exc)}.") from exc
 
 
 def _top_level_strays(folder: Path) -> list[Path]:
@@ -272,12 +219,14 @@ def scan_folder(
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
     workers: int | None = None,
+    keep: PixelKeeper | None = None,
 ) -> DatasetScan:
-    """Open every file below `root` (in parallel threads) and sort it into usable or problem."""
+    """Open every file below `root` (in parallel threads) and sort it into usable or problem.
+    `keep` is offered every readable image's pixels (a run keeps them: `kept_pixels.py`)."""
     root = Path(root).expanduser().absolute()  # the run records it; see DatasetSplit.to_dict
     _check_root(root)
     layout, class_folders = _detect_layout(root)
-    scan = DatasetScan(root=root, layout=layout)
+    scan = DatasetScan(root=root, layout=layout, pixels=keep)
     for stray in _top_level_strays(root):
         scan.problems.append(ImageProblem(stray, "not inside a class folder (ignored)"))
     if layout == "splits":
@@ -300,7 +249,7 @@ def scan_folder(
         candidates.extend((split, folder.name, f) for f in files)
 
     progress(StageStarted("scan", len(candidates), f"Checking {len(candidates)} files"))
-    results = _inspect_all(candidates, progress, cancel, workers)
+    results = _inspect_all(candidates, progress, cancel, workers, keep)
     for (split, label, path), outcome in zip(candidates, results, strict=True):
         if isinstance(outcome, str):
             scan.problems.append(ImageProblem(path, outcome))
@@ -318,20 +267,20 @@ def scan_folder(
     return scan
 
 
-def inspect_file(path: Path):
+def inspect_file(path: Path, keep: PixelKeeper | None = None):
     """What one file is: its image facts (`inspect_image`), or the plain reason it cannot be
     used (a string)."""
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         return f"{NOT_IMAGE_TYPE} ({path.suffix or 'no extension'})"
     try:
-        return inspect_image(path)
+        return inspect_image(path, keep)
     except ImageReadError as exc:
         return exc.reason
 
 
-def _inspect_all(candidates, progress, cancel, workers) -> list:
+def _inspect_all(candidates, progress, cancel, workers, keep) -> list:
     def inspect(item):
-        return inspect_file(item[2])
+        return inspect_file(item[2], keep)
 
     results: list = []
     workers = workers or min(8, (os.cpu_count() or 2) * 2)

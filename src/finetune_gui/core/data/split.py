@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from finetune_gui.core.data.duplicates import group_index, takes_unit
+from finetune_gui.core.data.kept_pixels import KeptPixels
 from finetune_gui.core.data.scan import DatasetScan
 from finetune_gui.core.errors import DatasetError
 
@@ -27,6 +28,8 @@ class DatasetSplit:
     val: list[tuple[Path, int]]
     test: list[tuple[Path, int]]
     seed: int = 0
+    # The pixels the run's own scan kept (`kept_pixels.py`): decoding takes them from here.
+    pixels: KeptPixels | None = field(default=None, repr=False, compare=False)
 
     def counts(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
@@ -133,7 +136,8 @@ def split_dataset(
             parts["train"].extend(train)
     for items in parts.values():
         items.sort(key=lambda item: (item[1], str(item[0])))
-    return DatasetSplit(scan.root, classes, parts["train"], parts["val"], parts["test"], seed)
+    return DatasetSplit(scan.root, classes, parts["train"], parts["val"], parts["test"], seed,
+                        pixels=scan.pixels)
 
 
 def _share(n: int, fraction: float) -> int:

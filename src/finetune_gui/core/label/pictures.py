@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finetune_gui.core.data.duplicates import find_duplicate_groups
-from finetune_gui.core.data.scan import ImageProblem, ImageRecord, inspect_file, walk_files
+from finetune_gui.core.data.scan import ImageProblem, ImageRecord, inspect_file
+from finetune_gui.core.data.walk import walk_files
 from finetune_gui.core.errors import DatasetError
 from finetune_gui.core.events import (
     CancelToken,

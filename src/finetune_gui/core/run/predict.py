@@ -76,7 +76,7 @@ class Prediction:
 
 def list_images(folder: Path | str) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Every non-hidden file below `folder` (sorted), and sub-folders that cannot be opened."""
-    from finetune_gui.core.data.scan import walk_files
+    from finetune_gui.core.data.walk import walk_files
     from finetune_gui.core.errors import UserError
 
     folder = Path(folder).expanduser()

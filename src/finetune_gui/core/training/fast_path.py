@@ -84,7 +84,8 @@ def store_activations(
     if takes_test_images(cut, runs_through_onnx(classifier.base, cut)):
         if split.test:
             test_x = decode_images([p for p, _ in split.test], settings.resolved_image_size,
-                                   progress=progress, cancel=cancel, stage="decode")
+                                   progress=progress, cancel=cancel, stage="decode",
+                                   kept=split.pixels)
             test = extract(test_x, split.test, None, 1, "extract-test", keep_cut=False)
             del test_x
         if len(val_x):

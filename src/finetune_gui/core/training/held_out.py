@@ -36,7 +36,7 @@ def evaluate_on_test_split(
     """
     from finetune_gui.core.training.callbacks import CancelStop
 
-    test_x, test_y = decode_part(split.test, size, "evaluate", progress, cancel)
+    test_x, test_y = decode_part(split.test, size, "evaluate", progress, cancel, split.pixels)
     progress(StageStarted("evaluate", len(test_y), f"Testing on {len(test_y)} held-out images"))
     stop = [CancelStop(cancel, PhaseStop())]
     rows = None

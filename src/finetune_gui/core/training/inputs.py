@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from finetune_gui.core.data.kept_pixels import KeptPixels
 from finetune_gui.core.data.pipeline import decode_images
 from finetune_gui.core.data.scan import DatasetScan, scan_folder
 from finetune_gui.core.data.split import DatasetSplit, split_dataset
@@ -27,7 +28,9 @@ def resolve_split(
         return data
     scanned_here = not isinstance(data, DatasetScan)
     if scanned_here:
-        data = scan_folder(data, progress=progress, cancel=cancel)
+        # The scan decodes every file whole anyway: it keeps the pixels at the run's size.
+        keep = KeptPixels(settings.resolved_image_size)
+        data = scan_folder(data, progress=progress, cancel=cancel, keep=keep)
     for warning in data.warnings:
         progress(LogMessage(warning, "warning"))
     s = settings
@@ -45,9 +48,11 @@ def decode_part(
     stage: str,
     progress: ProgressCallback,
     cancel: CancelToken | None,
+    kept: KeptPixels | None = None,
 ):
-    """One part of the split as uint8 pixels at the run's size, and its labels."""
+    """One part of the split as uint8 pixels at the run's size, and its labels (the pixels
+    the run's scan kept, `kept`, are taken rather than decoded again)."""
     pixels = decode_images(
-        [p for p, _ in items], size, progress=progress, cancel=cancel, stage=stage
+        [p for p, _ in items], size, progress=progress, cancel=cancel, stage=stage, kept=kept
     )
     return pixels, np.array([label for _, label in items], dtype="int32")

@@ -171,8 +171,12 @@ class TrainingJob:
 
     def _train(self, writer: RunWriter, split: DatasetSplit, strategy) -> RunResult:
         size = self.settings.resolved_image_size
-        train_x, train_y = decode_part(split.train, size, "decode", self.progress, self.cancel)
-        val_x, val_y = decode_part(split.val, size, "decode", self.progress, self.cancel)
+        kept = split.pixels
+        train_x, train_y = decode_part(split.train, size, "decode", self.progress, self.cancel,
+                                       kept)
+        val_x, val_y = decode_part(split.val, size, "decode", self.progress, self.cancel, kept)
+        if kept is not None:
+            kept.keep_only(p for p, _ in split.test)  # the rest (an excluded file) is not used
         weights = sample_weights(train_y, split.classes, self.settings.class_weights, self.progress)
         with strategy.scope():
             self.classifier = build_classifier(self.settings, len(split.classes))
