@@ -80,9 +80,11 @@ def tutorial(args) -> dict:
             batch_size=args.batch_size,
             shuffle=shuffle,
             seed=0,
-        ).prefetch(tf.data.AUTOTUNE)
+        )
 
     train, val, test = load("train", True), load("val", False), load("test", False)
+    classes = len(train.class_names)  # 3 generated shapes, or a real folder's classes
+    train, val, test = (part.prefetch(tf.data.AUTOTUNE) for part in (train, val, test))
     augmentation = keras.Sequential(
         [
             keras.layers.RandomFlip("horizontal"),
@@ -102,7 +104,7 @@ def tutorial(args) -> dict:
     x = base(x, training=False)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(0.2)(x)
-    outputs = keras.layers.Dense(3, activation="softmax")(x)
+    outputs = keras.layers.Dense(classes, activation="softmax")(x)
     model = keras.Model(inputs, outputs)
     model.compile(
         keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"]
@@ -204,7 +206,8 @@ def main() -> None:
     args.weights = args.weights or make_weights(args.work, args.size)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")  # fmt: skip
-    print(f"data: {args.data} ({args.train_images} training images, {args.size} px), "
+    training_images = sum(1 for f in (args.data / "train").rglob("*") if f.is_file())
+    print(f"data: {args.data} ({training_images} training images, {args.size} px), "
           f"MobileNetV2, {args.epochs_head}+{args.epochs_finetune} epochs, top {args.unfreeze_blocks} blocks")  # fmt: skip
     rows = []
     if not args.skip_tutorial:

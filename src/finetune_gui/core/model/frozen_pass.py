@@ -177,10 +177,13 @@ def extract_features(
     cancel: CancelToken | None = None,
     stage: str = "extract",
     keep_cut: bool = True,
+    later_images: int = 0,
 ) -> CachedFeatures:
     """Run the frozen part over `images` `views` times: first as they are, then augmented
     (when `augment` is given; without it, once). With `keep_cut` False the activations at
-    `cut` are not kept (the pass still runs the part up to `cut` that was converted for it)."""
+    `cut` are not kept (the pass still runs the part up to `cut` that was converted for it).
+    `later_images`: how many more images the run's later passes will put through this frozen
+    part (its validation and test images), which a faster runtime chosen now would take too."""
     import tensorflow as tf
 
     extractor = build_extractor(classifier, cut)
@@ -219,10 +222,12 @@ def extract_features(
                 began = time.perf_counter()
                 found = [o.numpy() for o in step(batch, view > 0)]
                 if view == 0 and start == batch_size:  # traced at the first: a fair time
+                    seconds = time.perf_counter() - began
                     faster = frozen_part_runner(
                         classifier.base, cut, extractor, images.shape[1], pixels=batch,
                         tensorflow_outputs=found, progress=progress,
-                        remaining_seconds=(time.perf_counter() - began) * (total - done - 1))
+                        remaining_seconds=seconds * (total - done - 1)
+                        + seconds / len(batch) * later_images)
             *outs, first, pooled = found
             for store, out in zip(stores, [*outs, pooled], strict=True):
                 if store is not None:

@@ -71,15 +71,19 @@ def store_activations(
     # Hashes the whole weights file: once per run, not once per part of the split.
     weights_id = feature_cache.weights_identity(settings.weights)
 
-    def extract(pixels, items, augment, views, stage, keep_cut=True):
+    def extract(pixels, items, augment, views, stage, keep_cut=True, later_images=0):
         return _cached_extract(
             classifier, settings, pixels, items, cut=cut, augment=augment, views=views,
             stage=stage, weights_id=weights_id, batch_size=batch_size, progress=progress,
-            cancel=cancel, keep_cut=keep_cut,
+            cancel=cancel, keep_cut=keep_cut, later_images=later_images,
         )
 
-    train = extract(train_x, split.train, augment, views, "extract")
-    val = extract(val_x, split.val, None, 1, "extract-val")
+    # The first pass chooses the runtime for all of them: the validation and test images
+    # count too (on 1,797 digits at 160 px the training images alone did not pay for ONNX
+    # Runtime, and the test look then ran the whole network in TensorFlow).
+    later = len(split.val) + len(split.test)
+    train = extract(train_x, split.train, augment, views, "extract", later_images=later)
+    val = extract(val_x, split.val, None, 1, "extract-val", later_images=len(split.test))
     test = pseudo = None
     if takes_test_images(cut, runs_through_onnx(classifier.base, cut)):
         if split.test:
@@ -127,7 +131,7 @@ def phase_model(classifier, phase: str, stored: StoredActivations, *, head_solve
 
 def _cached_extract(
     classifier, settings, images, items, *, cut, augment, views, stage, weights_id, batch_size,
-    progress, cancel, keep_cut=True,
+    progress, cancel, keep_cut=True, later_images=0,
 ) -> CachedFeatures:
     """Extract the frozen part's output, or reuse it from an earlier run with the same key
     (without `keep_cut`, the pooled features alone, as a pass without a cut stores them)."""
@@ -151,6 +155,7 @@ def _cached_extract(
     features = extract_features(
         classifier, images, cut=cut, augment=augment, views=views,
         batch_size=batch_size, progress=progress, cancel=cancel, stage=stage, keep_cut=keep_cut,
+        later_images=later_images,
     )
     feature_cache.save(key, features)
     return features
