@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from finetune_gui.core.data.scan import scan_folder
 from finetune_gui.core.data.split import split_dataset
-from finetune_gui.core.events import LogMessage
+from finetune_gui.core.errors import Cancelled
+from finetune_gui.core.events import CancelToken, LogMessage
 from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.training import auto
 from finetune_gui.core.training.auto import (
     CANDIDATES,
+    DEEP_FINETUNE,
+    BudgetCancel,
     Trial,
     auto_train,
     choose_settings,
@@ -134,6 +141,47 @@ def test_auto_also_tries_the_head_reading_the_last_block_only_and_says_so():
     head_only = Trial({"head_reads": "last-block", "epochs_finetune": 0}, 0.9, 0.3, "head-only", 1)
     assert head_only.label(given) == "head only, head reads last block"
     assert Trial({}, 0.9, 0.3, "head-only", 1.0).label(given) == "top 2 blocks, lr 0.0001"
+
+
+def test_auto_tries_the_careful_full_fine_tune_last_and_names_it():
+    """The anchor of docs/benchmarks.md (most of the network unfrozen, a new augmented
+    version of each image every epoch) is a candidate, the costliest, so the last."""
+    assert CANDIDATES[-1] == DEEP_FINETUNE
+    assert DEEP_FINETUNE == {"cache_mode": "exact", "unfreeze_blocks": 13, "epochs_finetune": 12}
+    label = Trial(DEEP_FINETUNE, 0.9, 0.3, "fine-tuned", 1.0).label(TrainingSettings())
+    assert label == "top 13 blocks, lr 0.0001, 12 epochs, exact mode"
+
+
+def test_a_trial_that_outlasts_the_budget_stops_and_is_not_counted(
+    small_shapes, pretrained_base, monkeypatch
+):
+    """Each check of the clock moves it on a second: the settings as given finish whatever
+    the budget, the next trial starts inside it and is stopped at its first batches."""
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(auto, "time", SimpleNamespace(monotonic=lambda: float(next(ticks))))
+    split = split_dataset(scan_folder(small_shapes), 0.25, 0.25, 0)
+    said = []
+    chosen, trials = choose_settings(
+        split, settings(pretrained_base, epochs_finetune=0), budget_minutes=10 / 60,
+        progress=said.append, candidates=({}, DEEP_FINETUNE),
+    )  # fmt: skip
+    assert [t.changes for t in trials] == [{}]
+    assert chosen == settings(pretrained_base, epochs_finetune=0)
+    lines = [e.text for e in said if isinstance(e, LogMessage)]
+    assert "Time budget reached during trial 2 (top 13 blocks, lr 0.0001, 12 epochs, exact mode); " \
+        "it is not counted." in lines
+
+
+def test_the_budget_stops_a_trial_as_the_user_would():
+    user = CancelToken()
+    assert not BudgetCancel(user, deadline=time.monotonic() + 60).cancelled
+    assert BudgetCancel(user, deadline=time.monotonic() - 1).cancelled
+    assert BudgetCancel(None, deadline=time.monotonic() - 1).cancelled
+    user.cancel()
+    stop = BudgetCancel(user, deadline=time.monotonic() + 60)
+    assert stop.cancelled
+    with pytest.raises(Cancelled):
+        stop.raise_if_cancelled()
 
 
 def test_auto_train_saves_the_chosen_settings_and_the_table(
