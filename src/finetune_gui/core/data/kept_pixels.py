@@ -1,10 +1,11 @@
 """The pixels a run's own scan decoded, kept at the run's image size so that each image is
 decoded once per run: the scan must decode every file whole to know it is sound, and the run
-would otherwise read and decode every file again (4 s of a 50 s run on 4,900 images at 160 px).
+would otherwise read and decode every file again (2.7 s of a 43 s run on 4,854 training and
+validation images at 160 px, 1.2 s taken from here; docs/benchmarks.md).
 
-Kept only within a share of the memory budget (`KEPT_SHARE` of the stored arrays' half): an
-image beyond it is decoded again as before, so a folder of any size still fits. Each row is
-handed out once (`take`) and freed then; the pixels are the ones `images.load_rgb` gives.
+Kept only within a share of the memory budget (a `KEPT_SHARE`-th of the stored arrays' half of
+it): an image beyond that is decoded again as before, so a folder of any size still fits. Each
+row is handed out once (`take`) and freed then; the pixels are the ones `images.load_rgb` gives.
 """
 
 from __future__ import annotations

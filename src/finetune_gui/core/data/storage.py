@@ -24,9 +24,10 @@ def use_small_pages() -> None:
     """Ask numpy not to back large arrays with transparent huge pages (it does by default on
     Linux), unless $NUMPY_MADVISE_HUGEPAGE says otherwise.
 
-    Measured on a 2-core VM with the kernel's THP "madvise" setting: a default run on 4,900
+    Measured on a 2-core VM with the kernel's THP "madvise" setting: a default run on 5,709
     images at 160 px took 48.5 and 49.2 s with huge pages, 42.7 and 42.5 s without (decoding
-    2.6-3.2 s against 1.2, the test look 1.4-2.2 against 0.6); filling a fresh 440 MB array
+    2.6-3.2 s against 1.2, the test look 1.4-2.2 against 0.6; 1,797 digits at 48 px: 43.7 and
+    43.6 s against 41.0 and 41.0); filling a fresh 440 MB array
     took 0.07 s when free huge pages were at hand and 2-6 s when the kernel first had to compact
     memory for them, against 0.2 s every time with small pages.
     """
