@@ -22,9 +22,9 @@ from finetune_gui.core.data.duplicates import (
 from finetune_gui.core.data.images import (
     IMAGE_EXTENSIONS,
     ImageReadError,
-    PixelKeeper,
     inspect_image,
 )
+from finetune_gui.core.data.kept_pixels import KeptPixels
 from finetune_gui.core.data.walk import folder_reason, is_hidden, leads_back_up, walk_files
 from finetune_gui.core.errors import DatasetError
 from finetune_gui.core.events import (
@@ -87,7 +87,7 @@ class DatasetScan:
     duplicate_groups: list[DuplicateGroup] = field(default_factory=list)
     name_refusal: str | None = None  # a class folder's name its files cannot keep (class_names.py)
     # The pixels a run's own scan kept for it (`kept_pixels.py`); never saved, never sent.
-    pixels: PixelKeeper | None = field(default=None, repr=False, compare=False)
+    pixels: KeptPixels | None = field(default=None, repr=False, compare=False)
 
     @property
     def classes(self) -> list[str]:
@@ -219,7 +219,7 @@ def scan_folder(
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
     workers: int | None = None,
-    keep: PixelKeeper | None = None,
+    keep: KeptPixels | None = None,
 ) -> DatasetScan:
     """Open every file below `root` (in parallel threads) and sort it into usable or problem.
     `keep` is offered every readable image's pixels (a run keeps them: `kept_pixels.py`)."""
@@ -267,7 +267,7 @@ def scan_folder(
     return scan
 
 
-def inspect_file(path: Path, keep: PixelKeeper | None = None):
+def inspect_file(path: Path, keep: KeptPixels | None = None):
     """What one file is: its image facts (`inspect_image`), or the plain reason it cannot be
     used (a string)."""
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
