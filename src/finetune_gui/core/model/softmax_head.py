@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from finetune_gui.core.model.head_features import Standardiser, softmax
+from finetune_gui.core.model.row_space import RowSpace
 
 # Penalty on the standardised weights: mean cross-entropy + l2 / 2 * |W|^2. The grid spans a
 # nearly unregularised fit to one that shrinks 1,280 features hard.
@@ -80,15 +81,25 @@ def fit_softmax(
     sample_weight: np.ndarray | None = None,
     start: np.ndarray | None = None,
     max_iterations: int = MAX_ITERATIONS,
+    space: RowSpace | None = None,
 ) -> tuple[np.ndarray, float, int]:
     """Minimise mean weighted cross-entropy + l2/2 |W|^2 (bias not penalised) with L-BFGS.
 
     `features` are used as given (standardise first). Returns the packed parameters
     (features + 1, classes; the last row is the bias), the objective and the iterations used.
+    With `space` (`RowSpace.of(features)`) the same problem is solved in the span of the rows,
+    on smaller products, and the parameters are returned on the features all the same.
     """
     from scipy.optimize import minimize
     from threadpoolctl import threadpool_limits
 
+    if space is not None:
+        inner_start = None if start is None else space.packed_in(
+            np.asarray(start, dtype=np.float64).reshape(-1, n_classes))
+        params, loss, iterations = fit_softmax(
+            space.coordinates, labels, n_classes, l2, sample_weight=sample_weight,
+            start=inner_start, max_iterations=max_iterations)
+        return space.packed_out(params), loss, iterations
     x = np.asarray(features)
     # float32 features (the cache's) keep float32 products: half the time, and the objective is
     # summed in float64 below; float64 input stays float64 (the exactness tests use it).
@@ -100,19 +111,29 @@ def fit_softmax(
     onehot = np.zeros((n, n_classes))
     onehot[np.arange(n), y] = 1.0
 
+    step = _block_rows(d, x.itemsize)
+    blocks = [slice(at, at + step) for at in range(0, n, step)]
+
     def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
         params = flat.reshape(d + 1, n_classes)
         kernel, bias = params[:-1], params[-1]
-        logits = (x @ kernel.astype(x.dtype)).astype(np.float64) + bias
-        logits -= logits.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(logits).sum(axis=1))
-        log_p = logits - log_norm[:, None]
-        loss = -(w * (onehot * log_p).sum(axis=1)).sum() + 0.5 * l2 * (kernel**2).sum()
-        residual = (np.exp(log_p) - onehot) * w[:, None]
-        grad = np.empty_like(params)
-        grad[:-1] = (x.T @ residual.astype(x.dtype)).astype(np.float64) + l2 * kernel
-        grad[-1] = residual.sum(axis=0)
-        return loss, grad.ravel()
+        kernel_x = kernel.astype(x.dtype)
+        loss = 0.5 * l2 * (kernel**2).sum()
+        grad = np.zeros_like(params)
+        grad[:-1] = l2 * kernel
+        # A block of rows at a time, each used for its logits and its share of the gradient
+        # while it is still in the cache: one pass over the features per evaluation, not two
+        # (on 3,500 x 2,784 float32 features, 18% less time an iteration).
+        for rows in blocks:
+            xb = x[rows]
+            logits = (xb @ kernel_x).astype(np.float64) + bias
+            logits -= logits.max(axis=1, keepdims=True)
+            log_p = logits - np.log(np.exp(logits).sum(axis=1))[:, None]
+            loss -= (w[rows] * (onehot[rows] * log_p).sum(axis=1)).sum()
+            residual = (np.exp(log_p) - onehot[rows]) * w[rows][:, None]
+            grad[:-1] += (xb.T @ residual.astype(x.dtype)).astype(np.float64)
+            grad[-1] += residual.sum(axis=0)
+        return float(loss), grad.ravel()
 
     initial = np.zeros((d + 1) * n_classes) if start is None else start.ravel()
     # One BLAS thread: each product is too small to share, and waking the second thread for
@@ -126,6 +147,12 @@ def fit_softmax(
             options={"maxiter": max_iterations, "gtol": 1e-7, "ftol": 1e-12},
         )
     return result.x.reshape(d + 1, n_classes), float(result.fun), int(result.nit)
+
+
+def _block_rows(width: int, itemsize: int) -> int:
+    """Rows of `width` features that fill about 4 MB (measured on 2,784 float32 features: 94
+    rows took 17.6 ms an L-BFGS iteration, 376 rows 17.3 ms, the whole array at once 21.2)."""
+    return int(np.clip(2**22 // max(width * itemsize, 1), 64, 4096))
 
 
 def finish_on_every_row(
@@ -218,14 +245,17 @@ def search_softmax_head(
     plain_strength = plain_l2(sample.of)
 
     scaled: dict = {}  # the current scaler's training features (one scaled copy at a time)
+    spans: dict = {}  # each scaler's `RowSpace` of them (None: solved on the features)
 
     def fit(scaler, l2, start=None):
         if scaler not in scaled:
             buffer = scaled.popitem()[1] if scaled else None
             scaled[scaler] = scaler.into(train, buffer, dtype)
+            spans.clear()
+            spans[scaler] = RowSpace.of(scaled[scaler])
         params, loss, iterations = fit_softmax(
             scaled[scaler], sample.labels, n_classes, l2, sample_weight=sample.weights,
-            start=start, max_iterations=max_iterations)
+            start=start, max_iterations=max_iterations, space=spans[scaler])
         row = {"l2": l2, "standardised": scaler is not plain, "chosen": False,
                "train_loss": loss, "iterations": iterations, "val_accuracy": None,
                "val_loss": None}
