@@ -54,11 +54,17 @@ def imperfect_folder(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["can-win", "always"])
 def test_fine_tuning_that_ruins_the_network_stops_after_one_epoch_unless_set_to_always(
-    imperfect_folder, pretrained_base, tmp_path, when
+    imperfect_folder, pretrained_base, tmp_path, monkeypatch, when
 ):
     from finetune_gui.core.run.folder import RunFolder
     from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training.callbacks import UntracedValidation
     from finetune_gui.core.training.job import TrainingJob
+
+    scored = []  # 27 validation images: each epoch scored by calling the model, not traced
+    untraced_end = UntracedValidation.on_epoch_end
+    monkeypatch.setattr(UntracedValidation, "on_epoch_end", lambda self, epoch, logs=None: (
+        untraced_end(self, epoch, logs), scored.append(dict(logs)))[0])
 
     # A learning rate a hundred times the usual one (1e-4): each fine-tuning epoch wrecks
     # the features the head was solved on.
@@ -73,10 +79,18 @@ def test_fine_tuning_that_ruins_the_network_stops_after_one_epoch_unless_set_to_
     tuned = [r for r in result.history if r["phase"] == "finetune"]
     head = next(r for r in result.history if r["phase"] == "head")
     assert head["val_accuracy"] < 1.0  # so phase 2 ran at all
-    stopped = [line for line in said if line.startswith("Fine-tuning stopped after epoch 2")]
+    assert [logs["val_accuracy"] for logs in scored] == [r["val_accuracy"] for r in tuned]
+    stopped = [line for line in said if line.startswith("Fine-tuning stopped after epoch")]
     if when == "can-win":
-        assert len(tuned) == 1 and len(stopped) == 1
-        assert tuned[0]["val_accuracy"] < head["val_accuracy"]
+        # It stops at the first epoch clearly below the head (how many images that takes
+        # depends on the machine's arithmetic: on one CPU the first epoch, on another the
+        # second), and not at one within chance of it.
+        val_images = len(RunFolder.open(tmp_path / "run").split().val)
+        losing = [bool(finetune_losing(r, head, val_images)) for r in tuned]
+        assert losing[-1] and not any(losing[:-1]) and len(tuned) < 4
+        assert stopped == [f"Fine-tuning stopped after epoch {tuned[-1]['epoch']}: validation "
+                           f"accuracy {tuned[-1]['val_accuracy']:.1%} is clearly below the head "
+                           f"alone ({head['val_accuracy']:.1%}), so it is not going to be kept."]
     else:
         assert len(tuned) >= 3 and not stopped  # only early stopping's patience ends it
     assert RunFolder.open(tmp_path / "run").facts.kept_model == "head-only"
@@ -117,10 +131,10 @@ def test_fine_tuning_clearly_losing_at_its_first_look_stops_there_and_keeps_the_
     phases = [r["phase"] for r in result.history]
     looked = [line for line in said if "of the way into epoch 2" in line]
     run = RunFolder.open(tmp_path / "run")
-    assert run.facts.kept_model == "head-only"
-    if when == "always":
+    if when == "always":  # no look; phase 2 runs and is kept or not on its merits
         assert not looked and phases.count("finetune") >= 1
         return
+    assert run.facts.kept_model == "head-only"
     assert phases == ["head"]  # the look's part of an epoch is not an epoch
     assert looked == [looked[0]] and looked[0].startswith("Fine-tuning stopped 46% of the way "
                                                           "into epoch 2: validation accuracy")

@@ -92,8 +92,9 @@ def test_fine_tuning_that_does_not_beat_the_head_is_undone_and_said(
     logs = []
     # A learning rate too small to change anything: fine-tuning cannot beat the solved head.
     # Some wrong labels keep the head from getting every validation image right, which would
-    # skip fine-tuning altogether.
-    run = settings(pretrained_base, lr_finetune=1e-9)
+    # skip fine-tuning altogether; "always", since whether the head's few mistakes leave
+    # fine-tuning room to win by more than chance depends on the machine's arithmetic.
+    run = settings(pretrained_base, lr_finetune=1e-9, finetune_when="always")
     result = TrainingJob(
         with_wrong_labels(small_shapes), run, tmp_path / "run",
         progress=lambda e: logs.append(e.text) if isinstance(e, LogMessage) else None,

@@ -175,6 +175,8 @@ class PhaseTrainer:
         batch and train the phase again."""
         import tensorflow as tf
 
+        from finetune_gui.core.training.callbacks import UntracedValidation, untraced_validation
+
         phase, epochs, lr, ledger = plan.phase, plan.epochs, plan.learning_rate, self.ledger
         if phase == "finetune" and not ledger.has_epochs(phase):
             self.restore_best()  # phase 2 starts from the best head, not from its last epoch
@@ -191,18 +193,21 @@ class PhaseTrainer:
                                      f"parameters, learning rate {lr:g})."))
             stop = PhaseStop()
             val_data = batches(list(val), ledger.batch_size) if len(val[1]) else None
+            untraced = not extra and untraced_validation(len(val[1]), ledger.batch_size)
             callbacks = ledger.callbacks(
                 phase=phase, first_epoch=first_epoch, steps=steps, epochs=epochs, layers=layers,
                 model=self.classifier.model, patience=phase_patience(self.settings, phase),
                 progress=self.progress, cancel=self.cancel, stop=stop, val_images=len(val[1]),
                 stop_when_losing=self.settings.finetune_when == "can-win", val_data=val_data,
             )
+            if untraced:
+                callbacks.insert(0, UntracedValidation(*val, ledger.batch_size, stop))
             try:
                 model.fit(
                     make_train(ledger.batch_size),
                     epochs=epochs,
                     steps_per_epoch=steps,
-                    validation_data=val_data,
+                    validation_data=None if untraced else val_data,
                     callbacks=[*extra, *callbacks],
                     verbose=0,
                     shuffle=False,
