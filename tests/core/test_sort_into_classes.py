@@ -45,6 +45,7 @@ def digest(path: Path) -> str:
 
 
 def test_each_image_is_copied_into_its_own_class_folder_or_not_sure(run, tmp_path):
+    from finetune_gui.core.run.predict import predict_paths
     from finetune_gui.core.run.sort import CSV_NAME, NOT_SURE, sort_folder
 
     source = tmp_path / "new"
@@ -53,15 +54,22 @@ def test_each_image_is_copied_into_its_own_class_folder_or_not_sure(run, tmp_pat
     summary = sort_folder(run.run, source, out, model=run.model)
     assert summary.total_copied == len(truth) and not summary.unreadable
 
-    # Where each copy went, found by its bytes (names are unique here: nothing was renamed).
+    # Where each copy went, found by its bytes (names are unique here: nothing was renamed):
+    # the folder of the model's answer for that picture, asked on its own.
+    answers = {p.path: (NOT_SURE if p.unsure else p.label)
+               for p in predict_paths(run.run, [source / r for r in truth], model=run.model)}
     landed = {digest(p): p.parent.name for p in out.rglob("*.png")}
     wrong = []
     for relative, name in truth.items():
         folder = landed.get(digest(source / relative))
         assert folder is not None, f"{relative} was not copied"
+        assert folder == answers[source / relative], relative
         if folder not in (name, NOT_SURE):
             wrong.append(f"{relative} (a {name[:-1]}) went to {folder}/")
-    assert wrong == [], "images sorted into another class's folder: " + "; ".join(wrong)
+    # And those answers are right: of 45 clear pictures, at most two sure and wrong (the
+    # model trained here on one CPU put none in another class's folder, on another one).
+    assert len(wrong) <= len(truth) // 20, "sorted into another class's folder: " + "; ".join(
+        wrong)
     assert set(summary.copied) <= {*CLASSES, NOT_SURE}
     # The model is sure of most of these clear pictures, so the check above is about class
     # folders, not only "not sure" (measured: 41 of 45 sure, at least 12 of 15 in each class).

@@ -31,6 +31,9 @@ def _train_in_background(data, run, weights) -> subprocess.Popen:
         "--weights", str(weights), "--image-size", "48", "--epochs-head", "5",
         "--epochs-finetune", "3", "--unfreeze-blocks", "2", "--batch-size", "8",
         "--patience", "0", "--augment", "none", "--mode", "exact",
+        # Every epoch of both phases: on some CPUs the head gets every validation image
+        # right, and phase 2 would then be skipped.
+        "--finetune-when", "always",
     ]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
