@@ -22,28 +22,32 @@ def test_only_a_few_batches_of_validation_are_scored_untraced():
     assert not untraced_validation(0, 32)  # no validation images: nothing to score
 
 
-def two_input_model():
+def two_input_model(l2: float = 0.0):
     import keras
 
     keras.utils.set_random_seed(0)
     at_cut, below = keras.Input((4, 4, 3)), keras.Input((5,))
     joined = keras.layers.Concatenate()([keras.layers.Flatten()(at_cut), below])
-    model = keras.Model([at_cut, below], keras.layers.Dense(3, activation="softmax")(joined))
+    penalty = keras.regularizers.L2(l2) if l2 else None  # the head's `l2` setting
+    output = keras.layers.Dense(3, activation="softmax", kernel_regularizer=penalty)(joined)
+    model = keras.Model([at_cut, below], output)
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
-@pytest.mark.parametrize("images", [7, 70])  # one batch, and several with a short last one
-def test_the_untraced_scores_are_the_ones_fit_reports(images):
+@pytest.mark.parametrize(("images", "l2"), [(7, 0.0), (70, 0.0), (70, 0.05)])
+def test_the_untraced_scores_are_the_ones_fit_reports(images, l2):
+    # One batch, several with a short last one, and a penalised head (Keras adds the penalty to
+    # the validation loss).
     rng = np.random.default_rng(images)
     train = (rng.normal(size=(40, 4, 4, 3)).astype("float32"),
              rng.normal(size=(40, 5)).astype("float32"))
     val = (rng.normal(size=(images, 4, 4, 3)).astype("float32"),
            rng.normal(size=(images, 5)).astype("float32"))
     train_y, val_y = rng.integers(0, 3, 40), rng.integers(0, 3, images)
-    traced = two_input_model().fit(train, train_y, validation_data=(val, val_y), epochs=2,
+    traced = two_input_model(l2).fit(train, train_y, validation_data=(val, val_y), epochs=2,
                                    batch_size=16, shuffle=False, verbose=0).history
-    untraced = two_input_model().fit(
+    untraced = two_input_model(l2).fit(
         train, train_y, epochs=2, batch_size=16, shuffle=False, verbose=0,
         callbacks=[UntracedValidation(val, val_y, 16, PhaseStop())]).history
     assert untraced["val_accuracy"] == pytest.approx(traced["val_accuracy"], abs=1e-6)

@@ -245,7 +245,7 @@ def search_softmax_head(
     plain_strength = plain_l2(sample.of)
 
     scaled: dict = {}  # the current scaler's training features (one scaled copy at a time)
-    spans: dict = {}  # each scaler's `RowSpace` of them (None: solved on the features)
+    spans: dict = {}  # that copy's `RowSpace` (None: solved on the features themselves)
 
     def fit(scaler, l2, start=None):
         if scaler not in scaled:

@@ -299,10 +299,11 @@ def untraced_validation(val_images: int, batch_size: int) -> bool:
 
 
 class UntracedValidation(keras.callbacks.Callback):
-    """The epoch's validation loss and accuracy, as `fit` reports them (`val_loss`,
-    `val_accuracy`: the compiled loss, a mean over images), from the model called on the
-    validation batches instead of a traced test step. First in the list: the callbacks after it
-    read these numbers from the same logs."""
+    """The epoch's validation loss and accuracy, as `fit` reports them (`val_loss`: the
+    compiled loss, a mean over images, plus the weights' penalties as Keras' test step adds
+    them; `val_accuracy`), from the model called on the validation batches instead of a traced
+    test step. First in the list: the callbacks after it read these numbers from the same
+    logs."""
 
     def __init__(self, inputs, labels, batch_size: int, stop: PhaseStop) -> None:
         super().__init__()
@@ -324,5 +325,6 @@ class UntracedValidation(keras.callbacks.Callback):
                 keras.losses.sparse_categorical_crossentropy(labels[rows], probabilities)))
             right += int((keras.ops.convert_to_numpy(probabilities).argmax(axis=1)
                           == labels[rows]).sum())
-        logs["val_loss"] = float(np.concatenate(losses).mean())
+        penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in self.model.losses)
+        logs["val_loss"] = float(np.concatenate(losses).mean()) + penalty
         logs["val_accuracy"] = right / len(labels)
