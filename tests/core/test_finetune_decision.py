@@ -53,7 +53,7 @@ def imperfect_folder(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["can-win", "always"])
-def test_fine_tuning_that_ruins_the_network_stops_after_one_epoch_unless_set_to_always(
+def test_fine_tuning_that_ruins_the_network_stops_at_its_first_clearly_worse_epoch(
     imperfect_folder, pretrained_base, tmp_path, monkeypatch, when
 ):
     from finetune_gui.core.run.folder import RunFolder
@@ -63,8 +63,12 @@ def test_fine_tuning_that_ruins_the_network_stops_after_one_epoch_unless_set_to_
 
     scored = []  # 27 validation images: each epoch scored by calling the model, not traced
     untraced_end = UntracedValidation.on_epoch_end
-    monkeypatch.setattr(UntracedValidation, "on_epoch_end", lambda self, epoch, logs=None: (
-        untraced_end(self, epoch, logs), scored.append(dict(logs)))[0])
+
+    def recorded_end(self, epoch, logs=None):
+        untraced_end(self, epoch, logs)
+        scored.append(dict(logs))
+
+    monkeypatch.setattr(UntracedValidation, "on_epoch_end", recorded_end)
 
     # A learning rate a hundred times the usual one (1e-4): each fine-tuning epoch wrecks
     # the features the head was solved on.

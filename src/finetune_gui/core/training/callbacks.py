@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 import keras
+import numpy as np
 
 from finetune_gui.core.events import (
     BatchEnded,
@@ -310,8 +311,6 @@ class UntracedValidation(keras.callbacks.Callback):
         self.inputs, self.labels, self.batch_size, self.stop = inputs, labels, batch_size, stop
 
     def on_epoch_end(self, epoch, logs=None):
-        import numpy as np
-
         if self.stop.mid_epoch or logs is None:
             return
         labels = np.asarray(self.labels)
@@ -320,11 +319,11 @@ class UntracedValidation(keras.callbacks.Callback):
             rows = slice(start, start + self.batch_size)
             batch = ([part[rows] for part in self.inputs] if isinstance(self.inputs, list | tuple)
                      else self.inputs[rows])
-            probabilities = keras.ops.cast(self.model(batch, training=False), "float32")
+            probabilities = keras.ops.convert_to_numpy(
+                keras.ops.cast(self.model(batch, training=False), "float32"))
             losses.append(keras.ops.convert_to_numpy(
                 keras.losses.sparse_categorical_crossentropy(labels[rows], probabilities)))
-            right += int((keras.ops.convert_to_numpy(probabilities).argmax(axis=1)
-                          == labels[rows]).sum())
+            right += int((probabilities.argmax(axis=1) == labels[rows]).sum())
         penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in self.model.losses)
         logs["val_loss"] = float(np.concatenate(losses).mean()) + penalty
         logs["val_accuracy"] = right / len(labels)

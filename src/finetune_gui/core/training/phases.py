@@ -193,6 +193,8 @@ class PhaseTrainer:
                                      f"parameters, learning rate {lr:g})."))
             stop = PhaseStop()
             val_data = batches(list(val), ledger.batch_size) if len(val[1]) else None
+            # Not with `extra` callbacks: from scratch, `RecalibrateBatchNorm` runs before each
+            # validation on `fit`'s test hooks, which untraced validation does not call.
             untraced = not extra and untraced_validation(len(val[1]), ledger.batch_size)
             callbacks = ledger.callbacks(
                 phase=phase, first_epoch=first_epoch, steps=steps, epochs=epochs, layers=layers,
