@@ -71,6 +71,9 @@ def test_report_round_trips_and_prints(report):
         and "Only 6 test images: this is a rough estimate" in text
         and "img4.png: is square, predicted triangle (90%)" in text
     )
+    # Said 60% and right, 70% and wrong, 80% twice and right, 90% once right once wrong:
+    # (0.4 + 0.7 + 2 * 0.2 + 2 * 0.4) / 6.
+    assert "Calibration error 0.383 on the test images" in text
 
 
 def test_accuracy_and_each_class_carry_a_wilson_interval_that_survives_metrics_json(report):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 from tests.conftest import folder_fingerprint
 
 from finetune_gui.cli import main
+from finetune_gui.core.run.calibration import expected_calibration_error
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +110,12 @@ def test_evaluate_on_a_folder_prints_metrics_or_json(trained_run, tmp_path, caps
     report = json.loads(capsys.readouterr().out)
     assert report["count"] == 120 and report["accuracy"] >= 0.9
     assert len(report["per_class"]) == 3 and len(report["confusion"]) == 3
+    # The calibration error a terminal user reads is the one the model card states.
+    said = np.array([p["probabilities"] for p in report["predictions"]])
+    truth = np.array([p["true"] for p in report["predictions"]])
+    assert report["calibration_error"] == pytest.approx(expected_calibration_error(said, truth))
+    mean, high = report["calibration_error_by_chance"]
+    assert 0 < mean <= high < 0.2
 
 
 def test_evaluate_refuses_classes_the_model_never_saw(trained_run, small_shapes, capsys):

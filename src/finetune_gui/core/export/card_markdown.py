@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from finetune_gui.core.export.benchmark import speed_card_lines
 from finetune_gui.core.export.verify import NOT_CHECKED_IN_BROWSER
+from finetune_gui.core.run.calibration import calibration_text
 from finetune_gui.core.run.ensemble import ensemble_card_lines
 from finetune_gui.core.run.intervals import kfold_text
 
@@ -166,19 +167,6 @@ def _shape(shape: list) -> str:
 def _augment_text(augment: dict) -> str:
     active = [f"{k} {v}" for k, v in augment.items() if v not in (0, 0.0, "none", None, "")]
     return ", ".join(active) if active else "none"
-
-
-def calibration_text(error: float, by_chance=None) -> str:
-    """The test split's calibration error in words, beside what chance alone would give on as
-    many test images (`by_chance`: mean and 95th percentile, core/run/calibration.py)."""
-    text = (f"Calibration error {error:.3f} on the test images (15 bins; 0 means a \"90% sure\" "
-            f"answer is right 9 times in 10).")
-    if by_chance:
-        mean, high = by_chance
-        text += (f" A model exactly right about its own confidence would score {mean:.3f} on "
-                 f"this many test images by chance alone (up to {high:.3f} in 95 of 100 test "
-                 f"sets); {'within' if error <= high else 'above'} what chance explains.")
-    return text
 
 
 def _accuracy_interval(metrics: dict) -> str:

@@ -136,6 +136,20 @@ def calibration_verdict(error: float, by_chance: tuple[float, float] | None) -> 
     return f"how often the model is right is {verdict}."
 
 
+def calibration_text(error: float, by_chance: tuple[float, float] | None = None) -> str:
+    """The test split's calibration error in words, beside what chance alone would give on as
+    many test images (`by_chance`: mean and 95th percentile, `error_by_chance`): the model
+    card's and the terminal report's sentence."""
+    text = (f"Calibration error {error:.3f} on the test images (15 bins; 0 means a \"90% sure\" "
+            f"answer is right 9 times in 10).")
+    if by_chance:
+        mean, high = by_chance
+        text += (f" A model exactly right about its own confidence would score {mean:.3f} on "
+                 f"this many test images by chance alone (up to {high:.3f} in 95 of 100 test "
+                 f"sets); {'within' if error <= high else 'above'} what chance explains.")
+    return text
+
+
 def fold_into_output_layer(layer, temperature: float) -> None:
     """Divide a softmax Dense layer's weights by `temperature`: softmax((xW + b) / T)."""
     kernel, bias = layer.get_weights()

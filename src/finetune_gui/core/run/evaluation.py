@@ -234,11 +234,15 @@ def predict_probabilities(
 
 def format_report(report: EvaluationReport) -> str:
     """A plain-text table for the terminal."""
+    from finetune_gui.core.run.calibration import calibration_text
+
     width = max(8, *(len(c) for c in report.classes))
     lines = [
         report.accuracy_text(),
         *([report.rough_note] if report.rough_note else []),
         *([kfold_text(report.kfold)] if report.kfold else []),
+        *([calibration_text(error, report.calibration_error_by_chance)]
+          if (error := report.calibration_error) is not None else []),
         f"{'class':<{width}}  precision  recall  recall 95% interval     f1  support   roc-auc",
     ]
     for m in report.per_class:
