@@ -32,6 +32,8 @@ from finetune_gui.core.model.row_space import RowSpace
 # nearly unregularised fit to one that shrinks 1,280 features hard.
 L2_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 MAX_ITERATIONS = 1000
+# Strengths in a row that do not beat the best so far before the search stops.
+SEARCH_PATIENCE = 2
 # The head solved on every row after a capped sample chose it, a chunk at a time and started at
 # the sample's optimum: few iterations are left, and capping them keeps its time linear in rows.
 FINISH_ITERATIONS = 300
@@ -219,6 +221,7 @@ def search_softmax_head(
     start: SoftmaxHead | None = None,
     on_tried: Callable[[dict], None] | None = None,
     max_iterations: int = MAX_ITERATIONS,
+    patience: int | None = SEARCH_PATIENCE,
 ) -> HeadSearch:
     """The plain probe's head (`PLAIN_C` on the features as they are), replaced by the best
     standardised strength of `grid` only when that beats it on validation accuracy by more than
@@ -226,7 +229,8 @@ def search_softmax_head(
 
     The grid is fitted strongest first, each strength warm-starting the next; ties go to the
     stronger penalty, so it ends at the first strength that gets every validation image right
-    (and is skipped when the plain head already does). Without validation images nothing can
+    (and is skipped when the plain head already does), or after `patience` strengths in a row
+    that did not beat the best so far (None: the whole grid). Without validation images nothing can
     choose: one head is fitted, the plain one unless `fallback_l2` is given (a standardised
     strength, or a plain one with `fallback_standardised` False), starting from `start` (a head
     for similar features, such as the one chosen on part of them) when given.
@@ -315,16 +319,23 @@ def search_softmax_head(
     # A standardised strength must win by more than chance: one standard error of the plain
     # head's validation accuracy (on 66 images at 60%, 6 points: four images).
     needed = accuracy + np.sqrt(accuracy * (1 - accuracy) / len(val_labels))
-    best, start = None, None
+    best, start, since_best = None, None, 0
     for l2 in sorted(grid, reverse=True) if accuracy < 1.0 else []:
         start, row = fit(standard, l2, start)
         # Ties go to the stronger penalty (tried first): on a small validation split every
         # strength may score 100%, and the validation loss then favours the most confident,
         # least regularised head, which scored 88.9% on test shapes where the strongest kept 100%.
         if best is None or row["val_accuracy"] > best[2]["val_accuracy"]:
-            best = (start.copy(), standard, row)
+            best, since_best = (start.copy(), standard, row), 0
+        else:
+            since_best += 1
         if row["val_accuracy"] >= 1.0:
             break  # no weaker strength can win a tie; on 4,000 images they took 18 s of 20
+        if patience is not None and since_best >= patience:
+            # Weaker strengths are the slowest to solve (500 iterations each on 5,000 MNIST
+            # digits) and past a peak that two of them did not beat they did not win again on
+            # the real folders measured (docs/benchmarks.md).
+            break
     if best is not None and best[2]["val_accuracy"] > needed:
         chosen = best
     return HeadSearch(_folded(*finish(chosen)), tried)
