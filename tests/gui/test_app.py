@@ -27,6 +27,26 @@ def test_first_start_opens_the_demo_images_ready_to_train(qtbot, make_window):
     assert window.versions.startswith("finetune-gui ") and "TensorFlow:" in window.versions
 
 
+def test_a_folder_named_on_the_command_line_is_opened_as_the_image_folder(
+        qtbot, make_window, prefs, tmp_path):
+    """`finetune-gui ~/photos` opens the window on those photos, checked on the Data step, with
+    the last session's settings; it used to refuse the folder as "not a project file"."""
+    first = make_window()
+    first.state.update_settings(backbone="efficientnetb0")
+    first.go_to("augment")
+    first.close()
+    photos = make_shapes_dataset(tmp_path / "photos", per_class=4, size=32, seed=3)
+
+    window = make_window(start=False)
+    with qtbot.waitSignal(window.pages["data"].scan_finished, timeout=30_000):
+        window.start(photos)
+    assert window.last_dialog is None
+    assert window.state.data_dir == photos.resolve() and window.current_step() == "data"
+    assert window.state.settings.backbone == "efficientnetb0"
+    assert window.pages["data"].folder_label.text() == str(photos.resolve())
+    assert window.state.scan is not None and len(window.state.scan.records) == 12
+
+
 def test_the_session_is_remembered_between_starts(qtbot, make_window, prefs):
     first = make_window()
     first.state.update_settings(backbone="efficientnetb0", epochs_head=7)

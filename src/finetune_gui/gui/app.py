@@ -25,7 +25,8 @@ def default_runs_root() -> Path:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=APP_NAME, description="Open the finetune-gui window.")
-    parser.add_argument("project", nargs="?", type=Path, help="a project file to open")
+    parser.add_argument("project", nargs="?", type=Path,
+                        help="a project file to open, or a folder of images to check")
     parser.add_argument("--screenshot", type=Path, metavar="FILE",
                         help="open the demo project offscreen, save a PNG of --page, and exit")
     parser.add_argument("--page", choices=STEPS, nargs="+", default=["data"], metavar="PAGE",

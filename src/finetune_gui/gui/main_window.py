@@ -138,7 +138,9 @@ class MainWindow(QMainWindow):
     # -- start-up -----------------------------------------------------------------------------
     def start(self, project: Path | None = None) -> None:
         """Open `project`, else the autosaved or last session, else (first start) the demo
-        images; then offer to resume a run that was interrupted."""
+        images; then offer to resume a run that was interrupted. A folder for `project`
+        (`finetune-gui ~/photos`) is the image folder: the session is restored around it and
+        the Data step checks it."""
         geometry = self.prefs.geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -146,6 +148,9 @@ class MainWindow(QMainWindow):
             self.resize(1280, 860)
         self.readiness.setText("Getting ready: loading TensorFlow…")
         self.warm_up_runner.start(warm_up)
+        images = project if project is not None and Path(project).is_dir() else None
+        if images is not None:
+            project = None
         autosaved = read_autosave(self.autosave_path)
         if project is not None:
             self.open_project(project)
@@ -160,7 +165,10 @@ class MainWindow(QMainWindow):
             self.offer_to_resume()
         self.pages["export"].restore_choices(self.prefs.last_folder("export"),
                                              self.prefs.choice("export_format", "keras"))
-        self.go_to(self.prefs.page if self.prefs.page in STEPS else "data")
+        if images is not None:
+            self.state.set_data_dir(Path(images).expanduser().resolve())
+        self.go_to("data" if images is not None or self.prefs.page not in STEPS
+                   else self.prefs.page)
 
     def _restore_session(self) -> None:
         settings = self.prefs.settings()
