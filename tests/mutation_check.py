@@ -248,6 +248,14 @@ MUTATIONS = [
          "test_the_head_search_fits_a_sample_and_scores_every_row_a_chunk_at_a_time",),
     ),
     Mutation(
+        "head-search-stop",
+        "the head search's stop past its peak: every strength of the grid is solved",
+        ReplaceLine(r"^(\s*)if patience is not None and since_best >= patience:\s*$",
+                    r"\1if False:", within="search_softmax_head"),
+        ("tests/core/test_head_solver.py::"
+         "test_the_search_stops_after_two_strengths_that_do_not_beat_the_best",),
+    ),
+    Mutation(
         "duplicate-candidate-cap",
         "the cap on each image's duplicate candidates within the close distance: a folder of "
         "look-alikes proposes pairs with the square of its images",
