@@ -4,6 +4,7 @@ and the screenshot mode."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 from PySide6.QtGui import QImage
@@ -28,18 +29,20 @@ def test_first_start_opens_the_demo_images_ready_to_train(qtbot, make_window):
 
 
 def test_a_folder_named_on_the_command_line_is_opened_as_the_image_folder(
-        qtbot, make_window, prefs, tmp_path):
+        qtbot, make_window, prefs, tmp_path, monkeypatch):
     """`finetune-gui ~/photos` opens the window on those photos, checked on the Data step, with
-    the last session's settings; it used to refuse the folder as "not a project file"."""
+    the last session's settings; it used to refuse the folder as "not a project file". A "~"
+    that no shell expanded (a launcher's argument) is the home folder, as for project files."""
     first = make_window()
     first.state.update_settings(backbone="efficientnetb0")
     first.go_to("augment")
     first.close()
     photos = make_shapes_dataset(tmp_path / "photos", per_class=4, size=32, seed=3)
+    monkeypatch.setenv("HOME", str(tmp_path))
 
     window = make_window(start=False)
     with qtbot.waitSignal(window.pages["data"].scan_finished, timeout=30_000):
-        window.start(photos)
+        window.start(Path("~/photos"))
     assert window.last_dialog is None
     assert window.state.data_dir == photos.resolve() and window.current_step() == "data"
     assert window.state.settings.backbone == "efficientnetb0"

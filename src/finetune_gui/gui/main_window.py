@@ -148,7 +148,8 @@ class MainWindow(QMainWindow):
             self.resize(1280, 860)
         self.readiness.setText("Getting ready: loading TensorFlow…")
         self.warm_up_runner.start(warm_up)
-        images = project if project is not None and Path(project).is_dir() else None
+        given = Path(project).expanduser() if project is not None else None
+        images = given.resolve() if given is not None and given.is_dir() else None
         if images is not None:
             project = None
         autosaved = read_autosave(self.autosave_path)
@@ -166,7 +167,7 @@ class MainWindow(QMainWindow):
         self.pages["export"].restore_choices(self.prefs.last_folder("export"),
                                              self.prefs.choice("export_format", "keras"))
         if images is not None:
-            self.state.set_data_dir(Path(images).expanduser().resolve())
+            self.state.set_data_dir(images)
         self.go_to("data" if images is not None or self.prefs.page not in STEPS
                    else self.prefs.page)
 
