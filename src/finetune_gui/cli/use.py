@@ -36,12 +36,10 @@ def cmd_evaluate(args) -> int:
         args.run, args.folder, progress=TerminalProgress(enabled=not args.json)
     )
     if args.json:
-        # The calibration error is worked out from the answers, so it is added here as the
-        # model card adds it (core/export/card.py), not stored in the report.
-        by_chance = report.calibration_error_by_chance
-        print(json.dumps({**report.to_dict(), "calibration_error": report.calibration_error,
-                          "calibration_error_by_chance": list(by_chance) if by_chance else None},
-                         indent=2, ensure_ascii=False))
+        # The calibration error is worked out from the answers, not stored in the report: it
+        # is added as the model card adds it.
+        print(json.dumps({**report.to_dict(), **report.calibration_facts()}, indent=2,
+                         ensure_ascii=False))
     else:
         print(format_report(report))
     return EXIT_OK

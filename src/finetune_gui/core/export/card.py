@@ -174,8 +174,7 @@ def _metrics_card(report) -> dict | None:
         "weighted_avg": report.weighted_avg,
         "per_class": [asdict(m) for m in report.per_class],
         "roc_auc": report.roc_auc,
-        "calibration_error": report.calibration_error,
-        "calibration_error_by_chance": report.calibration_error_by_chance,
+        **report.calibration_facts(),
     }
 
 

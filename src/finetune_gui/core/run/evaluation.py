@@ -106,6 +106,12 @@ class EvaluationReport:
         probabilities, _ = self._answers()
         return error_by_chance(probabilities.max(axis=1)) if len(probabilities) else None
 
+    def calibration_facts(self) -> dict:
+        """`calibration_error` and `calibration_error_by_chance` under those names: what the
+        model card and `evaluate --json` add to the report's own fields."""
+        return {"calibration_error": self.calibration_error,
+                "calibration_error_by_chance": self.calibration_error_by_chance}
+
     def _answers(self) -> tuple[np.ndarray, np.ndarray]:
         rows = [p for p in self.predictions if p.get("probabilities") is not None]
         if not rows:
