@@ -28,21 +28,28 @@ def test_first_start_opens_the_demo_images_ready_to_train(qtbot, make_window):
     assert window.versions.startswith("finetune-gui ") and "TensorFlow:" in window.versions
 
 
+@pytest.mark.parametrize("remembered_by", ["autosave", "preferences"])
 def test_a_folder_named_on_the_command_line_is_opened_as_the_image_folder(
-        qtbot, make_window, prefs, tmp_path, monkeypatch):
+        qtbot, make_window, prefs, tmp_path, monkeypatch, remembered_by):
     """`finetune-gui ~/photos` opens the window on those photos, checked on the Data step, with
     the last session's settings; it used to refuse the folder as "not a project file". A "~"
-    that no shell expanded (a launcher's argument) is the home folder, as for project files."""
+    that no shell expanded (a launcher's argument) is the home folder, as for project files.
+    The last session's folder is not scanned on the way: it used to be, and then cancelled."""
     first = make_window()
     first.state.update_settings(backbone="efficientnetb0")
     first.go_to("augment")
     first.close()
+    if remembered_by == "preferences":  # a window that closed before autosaving existed
+        first.autosave_path.unlink()
     photos = make_shapes_dataset(tmp_path / "photos", per_class=4, size=32, seed=3)
     monkeypatch.setenv("HOME", str(tmp_path))
 
     window = make_window(start=False)
+    folders_shown = []
+    window.state.data_dir_changed.connect(lambda: folders_shown.append(window.state.data_dir))
     with qtbot.waitSignal(window.pages["data"].scan_finished, timeout=30_000):
         window.start(Path("~/photos"))
+    assert folders_shown == [photos.resolve()]
     assert window.last_dialog is None
     assert window.state.data_dir == photos.resolve() and window.current_step() == "data"
     assert window.state.settings.backbone == "efficientnetb0"

@@ -153,25 +153,26 @@ class MainWindow(QMainWindow):
         if images is not None:
             project = None
         autosaved = read_autosave(self.autosave_path)
+        # The given folder takes the remembered one's place as the session is restored, so the
+        # Data step scans it alone: set afterwards, a scan of the old folder started first.
         if project is not None:
             self.open_project(project)
         elif autosaved is not None:
-            self._restore_autosave(autosaved)
+            self._restore_autosave(autosaved, images)
         elif self.prefs.has_session:
-            self._restore_session()
+            self._restore_session(images)
         else:
-            self.state.set_data_dir(demo_dataset_dir())
+            self.state.set_data_dir(images or demo_dataset_dir())
         if project is None:
             self._list_all_runs()
             self.offer_to_resume()
         self.pages["export"].restore_choices(self.prefs.last_folder("export"),
                                              self.prefs.choice("export_format", "keras"))
-        if images is not None:
-            self.state.set_data_dir(images)
         self.go_to("data" if images is not None or self.prefs.page not in STEPS
                    else self.prefs.page)
 
-    def _restore_session(self) -> None:
+    def _restore_session(self, images: Path | None = None) -> None:
+        """The last session's settings and runs, around `images` or else its image folder."""
         settings = self.prefs.settings()
         if settings is not None:
             self.state.set_settings(settings)
@@ -181,7 +182,7 @@ class MainWindow(QMainWindow):
             # A damaged last run is skipped; the Results page still lists the others.
             with contextlib.suppress(UserError):
                 self.state.set_current_run(LoadedRun.read(runs[-1]))
-        folder = self.prefs.data_dir()
+        folder = images or self.prefs.data_dir()
         if folder is not None and folder.is_dir():
             self.state.set_data_dir(folder)
         else:
@@ -191,11 +192,16 @@ class MainWindow(QMainWindow):
                     f"The last folder {folder} is gone; showing the demo images.", 10_000)
         self.state.set_project_path(None)
 
-    def _restore_autosave(self, project: Project) -> None:
-        """Continue where the last window stopped, however it stopped (closed, killed)."""
+    def _restore_autosave(self, project: Project, images: Path | None = None) -> None:
+        """Continue where the last window stopped, however it stopped (closed, killed); with
+        `images`, on that folder (its own images left out only when it is the same one)."""
         self.state.set_settings(project.settings)
         self.state.set_runs([Path(p) for p in project.runs if Path(p).is_dir()])
-        if project.data_dir is not None and project.data_dir.is_dir():
+        if images is not None:
+            self.state.set_data_dir(images)
+            if project.data_dir is not None and images == project.data_dir.resolve():
+                self.state.set_excluded(project.excluded)
+        elif project.data_dir is not None and project.data_dir.is_dir():
             self.state.set_data_dir(project.data_dir)
             self.state.set_excluded(project.excluded)
         else:
