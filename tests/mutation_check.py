@@ -256,6 +256,15 @@ MUTATIONS = [
          "test_the_search_stops_after_two_strengths_that_do_not_beat_the_best",),
     ),
     Mutation(
+        "shared-held-out",
+        "the calibration's k-fold answers taken by the \"not sure\" rule: it solves the same "
+        "folds again",
+        ReplaceLine(r"^(\s*)if kept is not None and np.isfinite\(kept\).all\(\):\s*$",
+                    r"\1if False:", within="unseen_probabilities"),
+        ("tests/core/test_unsure.py::"
+         "test_the_rule_takes_the_k_fold_answers_the_temperature_was_fitted_on",),
+    ),
+    Mutation(
         "duplicate-candidate-cap",
         "the cap on each image's duplicate candidates within the close distance: a folder of "
         "look-alikes proposes pairs with the square of its images",

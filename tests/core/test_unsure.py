@@ -76,24 +76,17 @@ def test_without_the_rule_nothing_is_not_sure(shapes_run, tmp_path):
     assert all(p.unsure is None and p.label in shapes_run.classes for p in found)
 
 
-def test_an_old_run_gets_its_rule_on_first_use(shapes_run, tmp_path):
-    import shutil
+def _without_held_out(run_dir) -> None:
+    """features.npz as a version before it kept the calibration's k-fold answers wrote it."""
+    with np.load(run_dir / "features.npz") as data:
+        arrays = {name: data[name] for name in data.files if name != "held_out"}
+    np.savez(run_dir / "features.npz", **arrays)
 
-    from finetune_gui.core.run.folder import RunFolder
-    from finetune_gui.core.run.unsure import UNSURE_FILE, unsure_rule
 
-    old = tmp_path / "old"
-    shutil.copytree(shapes_run.path, old)
-    (old / UNSURE_FILE).unlink()
-    (old / "features.npz").unlink()
-    rule = unsure_rule(RunFolder.open(old))
-    assert rule is not None and (old / UNSURE_FILE).is_file()
-    again = json.loads((old / UNSURE_FILE).read_text("utf-8"))
-    first = json.loads((shapes_run.path / UNSURE_FILE).read_text("utf-8"))
+def _assert_same_rule(again: dict, first: dict, why: str) -> None:
+    """The same signals and, for every candidate, the same shares but for an image that sits
+    on a cut (`why` it may move)."""
     assert again["signals"] == first["signals"]
-    # Made again from the pixels rather than the run's stored activations: the same shares, but
-    # for an image that sits on a cut (one training image of 168 moved across it when the
-    # head's search stopped two strengths earlier).
     counts = {"validation_unsure": "validation_images", "training_unsure": "training_images",
               "pseudo_outliers_unsure": "pseudo_outliers"}
     assert again["measured"]["candidates"].keys() == first["measured"]["candidates"].keys()
@@ -101,8 +94,67 @@ def test_an_old_run_gets_its_rule_on_first_use(shapes_run, tmp_path):
         for share, count in counts.items():
             one_image = 1 / first["measured"][count]
             assert again["measured"]["candidates"][name][share] == pytest.approx(
-                shares[share], abs=one_image + 1e-4), (name, share)
+                shares[share], abs=one_image + 1e-4), (name, share, why)
 
+
+def test_the_rule_takes_the_k_fold_answers_the_temperature_was_fitted_on(
+        shapes_run, tmp_path, monkeypatch):
+    """Training solves the held-out folds once: the calibration's answers are kept in
+    features.npz (training and validation images; none for the test images) and the "not
+    sure" rule is made from them, also when it is made again later."""
+    import shutil
+
+    import finetune_gui.core.run.unseen_answers as unseen_answers
+    from finetune_gui.core.run.folder import RunFolder
+    from finetune_gui.core.run.unsure import UNSURE_FILE, unsure_rule
+
+    with np.load(shapes_run.path / "features.npz") as data:
+        held_out, parts = data["held_out"], data["parts"]
+    learned = np.isin(parts, ("train", "val"))
+    assert np.isfinite(held_out[learned]).all() and np.isnan(held_out[~learned]).all()
+    assert np.allclose(held_out[learned].sum(axis=1), 1.0, atol=1e-4)
+
+    again_dir = tmp_path / "again"
+    shutil.copytree(shapes_run.path, again_dir)
+    (again_dir / UNSURE_FILE).unlink()
+
+    def no_folds(*args, **kwargs):
+        raise AssertionError("the folds were solved again")
+
+    monkeypatch.setattr(unseen_answers, "held_out_probabilities", no_folds)
+    assert unsure_rule(RunFolder.open(again_dir)) is not None
+    again = json.loads((again_dir / UNSURE_FILE).read_text("utf-8"))
+    first = json.loads((shapes_run.path / UNSURE_FILE).read_text("utf-8"))
+    assert again["confidence"]["min_confidence"] == pytest.approx(
+        first["confidence"]["min_confidence"], abs=1e-3)
+    _assert_same_rule(again, first, "features.npz keeps features and probabilities as float16")
+
+
+def test_an_old_run_gets_its_rule_on_first_use(shapes_run, tmp_path):
+    """A run from before unsure.json (and features.npz) gets a rule on first use, made from
+    the pixels as the one made from an older features.npz, without the calibration's answers:
+    it solves the folds on features.npz's features."""
+    import shutil
+
+    from finetune_gui.core.run.folder import RunFolder
+    from finetune_gui.core.run.unsure import UNSURE_FILE, unsure_rule
+
+    kept = tmp_path / "kept"
+    shutil.copytree(shapes_run.path, kept)
+    (kept / UNSURE_FILE).unlink()
+    _without_held_out(kept)
+    assert unsure_rule(RunFolder.open(kept)) is not None
+    old = tmp_path / "old"
+    shutil.copytree(shapes_run.path, old)
+    (old / UNSURE_FILE).unlink()
+    (old / "features.npz").unlink()
+    rule = unsure_rule(RunFolder.open(old))
+    assert rule is not None and (old / UNSURE_FILE).is_file()
+    again = json.loads((old / UNSURE_FILE).read_text("utf-8"))
+    first = json.loads((kept / UNSURE_FILE).read_text("utf-8"))
+    _assert_same_rule(again, first, "made again from the pixels rather than the run's stored "
+                      "activations; one training image of 168 moved across a cut when the "
+                      "head's search stopped two strengths earlier")
 
 
 def test_an_old_run_decodes_only_the_images_its_pseudo_outliers_are_made_from(

@@ -43,6 +43,9 @@ class DatasetFeatures:
     features: np.ndarray  # (N, C) pooled backbone output, L2-normalised
     probabilities: np.ndarray  # (N, K)
     early: np.ndarray  # (N, 2E) first block's output: per-channel mean, then log spread
+    # (N, K) the kept head's k-fold answers (uncalibrated) where training computed them for its
+    # temperature, NaN elsewhere; None when it did not (core/run/unseen_answers.py)
+    held_out: np.ndarray | None = None
 
     def of_part(self, part: str) -> np.ndarray:
         return self.parts == part
@@ -139,6 +142,7 @@ def load_cached(run) -> DatasetFeatures | None:
                 _features_of(source, data),
                 data["probabilities"].astype(np.float32),
                 data["early"].astype(np.float32),
+                data["held_out"].astype(np.float32) if "held_out" in data else None,
             )
     except (OSError, ValueError, KeyError):
         return None  # a damaged cache is computed again, never trusted
@@ -175,6 +179,8 @@ def save(run, found: DatasetFeatures) -> None:
         "probabilities": found.probabilities.astype(np.float16),
         "early": found.early.astype(np.float32),
     }
+    if found.held_out is not None:
+        arrays["held_out"] = found.held_out.astype(np.float32)
     atomic_write_with(run.path / FEATURES_FILE, lambda tmp: _write_npz(tmp, arrays),
                       suffix=".npz")
 
@@ -241,6 +247,7 @@ def dataset_features(
     known: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
     seeing=None,
     data_root: Path | str | None = None,
+    held_out: np.ndarray | None = None,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ) -> DatasetFeatures:
@@ -249,7 +256,8 @@ def dataset_features(
     `known` may hold some parts' rows already computed ((early, normalised pooled,
     probabilities), as `probe` returns them: the training job has them from training and from
     scoring the test split), `pixels` already decoded images of other parts, so that nothing
-    is read or run twice; `seeing` is the `probe_model` when the caller has built it.
+    is read or run twice; `seeing` is the `probe_model` when the caller has built it;
+    `held_out` the training then validation images' k-fold answers, kept beside them.
     """
     cached = load_cached(run)
     if cached is not None:
@@ -288,9 +296,20 @@ def dataset_features(
         _stacked(features, total),
         np.concatenate(probabilities) if probabilities else np.zeros((0, len(run.classes))),
         np.concatenate(early) if early else np.zeros((0, 0), np.float32),
+        _beside_test_rows(held_out, len(split.train) + len(split.val), total),
     )
     save(run, result)
     return result
+
+
+def _beside_test_rows(held_out: np.ndarray | None, learned: int, total: int):
+    """The training and validation images' `held_out` rows, NaN for the test images after
+    them; None when there are none, or not one for each of those images."""
+    if held_out is None or len(held_out) != learned:
+        return None
+    rows = np.full((total, held_out.shape[1]), np.nan, np.float32)
+    rows[:learned] = held_out
+    return rows
 
 
 def _stacked(pieces: list, total: int):

@@ -159,14 +159,20 @@ def unseen_probabilities(found, learned: tuple[str, ...], penalty: HeadPenalty,
     """The run's probabilities (`found`: DatasetFeatures), with those of the images in the
     `learned` parts (`learned_parts`) replaced by held-out ones at the run's `penalty`
     (`head_penalty`), calibrated at the run's `temperature` as the kept model's own answers are
-    (core/run/calibration.py). features.npz keeps unit-length features, which a plain head's
-    penalty scales back. Unchanged when a class has a single image."""
+    (core/run/calibration.py). The answers the temperature was fitted on are taken when
+    features.npz kept them (`found.held_out`, for every such image): the same folds, solved
+    once. Else they are solved here, on features.npz's unit-length features, which a plain
+    head's penalty scales back. Unchanged when a class has a single image."""
     from finetune_gui.core.run.calibration import with_temperature
 
     probabilities = np.array(found.probabilities, dtype=np.float32)
     rows = np.flatnonzero(np.isin(found.parts, learned))
-    answers = held_out_probabilities(
-        np.asarray(found.features)[rows], found.labels[rows], probabilities.shape[1], penalty)
+    kept = None if found.held_out is None else found.held_out[rows]
+    if kept is not None and np.isfinite(kept).all():
+        answers = kept
+    else:
+        answers = held_out_probabilities(np.asarray(found.features)[rows], found.labels[rows],
+                                         probabilities.shape[1], penalty)
     if answers is not None:
         probabilities[rows] = with_temperature(answers, temperature)
     return probabilities

@@ -326,7 +326,8 @@ def _within_budget(found, progress: ProgressCallback):
                         f"fit the memory budget."))
     return replace(found, paths=[found.paths[i] for i in rows], labels=found.labels[rows],
                    parts=found.parts[rows], features=np.asarray(found.features[rows]),
-                   probabilities=found.probabilities[rows], early=found.early[rows])
+                   probabilities=found.probabilities[rows], early=found.early[rows],
+                   held_out=None if found.held_out is None else found.held_out[rows])
 
 
 def _note_in_run_facts(run, rule: UnsureRule, sampled: bool = False) -> None:

@@ -31,18 +31,23 @@ from finetune_gui.core.training.head_refit import head_in_layer
 def unlearned_answers(
     classifier, facts: RunFacts, stored, train_y: np.ndarray, val_y: np.ndarray,
     val_x: np.ndarray, *, base_changed: bool, batch_size: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, labels) about images whose labels the kept model did not learn.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(probabilities, labels, held_out) about images whose labels the kept model did not
+    learn.
 
     A solved head kept on the stored features: its k-fold answers on the parts it was fitted
     on (training, and validation after the refit) at its own penalty, and its answers on the
     validation images when it was not refitted. Any other kept model (fine-tuned, or a head
     trained by epochs): its answers on the validation images, which it never trained on.
+    `held_out` holds the k-fold answers row by row of the training then validation images
+    (NaN where an image has none), for the "not sure" rule to take instead of solving the
+    same folds again (`unseen_answers.unseen_probabilities`); None without k-fold answers.
     """
     parts = learned_parts(facts)
     n_classes = classifier.head_layers[-1].units
     if stored is None or base_changed or facts.chosen_head is None:
-        return predict_probabilities(classifier.model, val_x, batch_size), np.asarray(val_y)
+        answers = predict_probabilities(classifier.model, val_x, batch_size)
+        return answers, np.asarray(val_y), None
     labels = [np.asarray(train_y)]
     if "val" in parts:
         labels.append(np.asarray(val_y))
@@ -65,27 +70,33 @@ def unlearned_answers(
     # Each fold's solver starts at the kept head (in the output layer, not yet calibrated).
     answers = held_out_probabilities(features, labels, n_classes, penalty,
                                      start=head_in_layer(classifier, facts.chosen_head))
+    held_out = None
     if answers is None:
         answers, labels = np.zeros((0, n_classes), np.float32), labels[:0]
+    else:
+        held_out = np.full((n_train + len(val_y), n_classes), np.nan, np.float32)
+        held_out[np.concatenate([from_train, n_train + from_val])] = answers
     if "val" not in parts and len(val_y):
         answers = np.concatenate([answers, predict_probabilities(classifier.model, val_x,
                                                                  batch_size)[:, :n_classes]])
         labels = np.concatenate([labels, val_y])
-    return answers, labels
+    return answers, labels, held_out
 
 
 def calibrate_kept_model(
     classifier, facts: RunFacts, stored, train_y: np.ndarray, val_y: np.ndarray,
     val_x: np.ndarray, *, base_changed: bool, batch_size: int, progress: ProgressCallback,
-) -> dict:
+) -> tuple[dict, np.ndarray | None]:
     """Fit the temperature on `unlearned_answers` and fold it into the classifier's output
-    layer; returns what run.json records (`calibration`), {} when there was nothing to fit on."""
-    answers, labels = unlearned_answers(classifier, facts, stored, train_y, val_y, val_x,
-                                        base_changed=base_changed, batch_size=batch_size)
+    layer; returns what run.json records (`calibration`, {} when there was nothing to fit on)
+    and the k-fold answers it was fitted on (`unlearned_answers`' `held_out`, uncalibrated)."""
+    answers, labels, held_out = unlearned_answers(
+        classifier, facts, stored, train_y, val_y, val_x, base_changed=base_changed,
+        batch_size=batch_size)
     of = len(train_y) + len(val_y)
     temperature = fit_temperature(answers, labels)
     if not len(labels):
-        return {}
+        return {}, held_out
     before = expected_calibration_error(answers, labels)
     after = expected_calibration_error(with_temperature(answers, temperature), labels)
     if temperature != 1.0:
@@ -106,4 +117,4 @@ def calibrate_kept_model(
         record["sampled_from"] = of  # run.json says the temperature saw a sample
         progress(LogMessage(f"The temperature was fitted on a sample of {len(labels):,} of the "
                             f"{of:,} answers, so their features fit the memory budget."))
-    return record
+    return record, held_out

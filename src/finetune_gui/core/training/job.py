@@ -204,7 +204,7 @@ class TrainingJob:
         refit = trainer.refit_head() if trainer.refit_head and kept != "fine-tuned" else {}
         if refit:
             self.facts.learn(head_refit=refit)
-        calibration = calibrate_kept_model(
+        calibration, held_out = calibrate_kept_model(
             self.classifier, self.facts.record, trainer.stored, train_y, val_y, val_x,
             base_changed=kept == "fine-tuned", batch_size=self.ledger.batch_size,
             progress=self.progress)
@@ -231,7 +231,7 @@ class TrainingJob:
         run.facts = run.facts.with_changes(**self.facts.learned())
         keep_image_features(
             run, self.classifier, stored=trainer.stored, seeing=seeing,
-            pixels={"train": train_x, "val": val_x}, test_rows=test_rows,
+            pixels={"train": train_x, "val": val_x}, test_rows=test_rows, held_out=held_out,
             base_changed=kept == "fine-tuned", progress=self.progress, cancel=self.cancel,
         )
         message = finished_message(report, self.run_dir, self.facts.record.kfold)

@@ -24,13 +24,16 @@ from finetune_gui.core.run.unsure import unsure_rule
 def keep_image_features(
     run, classifier, *, stored, pixels: dict, seeing, test_rows: tuple | None,
     progress: ProgressCallback, cancel: CancelToken | None, base_changed: bool = True,
+    held_out: np.ndarray | None = None,
 ) -> None:
     """Write the run's features.npz and unsure.json. `stored`: the fast path's
     StoredActivations (None after a run trained from pixels), `pixels`: the decoded "train" and
     "val" images, `seeing`: the model's `probe_model`, `test_rows`: the test images' rows from
     scoring them (None without a test split), `base_changed`: False when the kept model's
     base is the one the activations were stored from (fine-tuning skipped, or undone); the
-    pseudo-outliers' rows then come from the frozen pass too (`StoredActivations.pseudo`)."""
+    pseudo-outliers' rows then come from the frozen pass too (`StoredActivations.pseudo`);
+    `held_out`: the calibration's k-fold answers on the training then validation images
+    (`calibrate_model.unlearned_answers`), kept in features.npz for the rule."""
     if stored is not None and not base_changed:
         # The stored pooled features are then the kept model's own: only the head runs again
         # (running the top blocks over every stored activation took 4.5 s of a 67 s run).
@@ -39,7 +42,7 @@ def keep_image_features(
     if test_rows is not None:
         known["test"] = test_rows
     dataset_features(run, model=classifier.model, pixels=pixels, known=known, seeing=seeing,
-                     progress=progress, cancel=cancel)
+                     held_out=held_out, progress=progress, cancel=cancel)
     pseudo_rows = None
     if stored is not None and stored.pseudo is not None and not base_changed:
         pseudo_rows = stored_rows(classifier, above_stored_model(classifier, None), None,
