@@ -49,6 +49,49 @@ def test_a_calibrated_model_is_left_as_it_is_and_too_few_answers_fit_nothing():
     assert fit_temperature(said[:10], labels[:10]) == 1.0
 
 
+def test_answers_that_are_all_right_are_not_made_surer_than_so_few_can_show():
+    """36 right answers of 36 pushed the log loss's temperature to its floor (0.05): the model
+    then said at least 99.4% on every test image, a twelfth of them wrong. Calibrated, their
+    mean confidence is 37 / 38 (Laplace's rule of succession), whether they were said less or
+    more sure than that, and no answer changes."""
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0.0, 1.0, size=(36, 3))
+    labels = logits.argmax(1)
+    for margin in (2.0, 12.0):  # said about 90% sure, then about 100% sure
+        sharp = logits.copy()
+        sharp[np.arange(36), labels] += margin
+        said = np.exp(sharp) / np.exp(sharp).sum(1, keepdims=True)
+        calibrated = with_temperature(said, fit_temperature(said, labels))
+        assert calibrated.max(1).mean() == pytest.approx(37 / 38, abs=1e-3)
+        assert (calibrated.argmax(1) == labels).all()
+
+
+def test_where_mistakes_were_seen_the_temperature_is_the_log_loss_optimum_or_less_sure():
+    """On answers with their share of mistakes the temperature is the log loss's optimum,
+    unless that leaves them surer on average than their right answers support: then it is
+    raised just enough. Either way they end up calibrated."""
+    from scipy.optimize import minimize_scalar
+
+    from finetune_gui.core.run.calibration import mean_log_loss
+
+    raised = 0
+    for seed in range(6):
+        said, labels = honest_answers(temperature=0.5, n=400, seed=seed)
+        best = minimize_scalar(lambda t: mean_log_loss(said, labels, t),  # noqa: B023
+                               bounds=(0.1, 10), method="bounded", options={"xatol": 1e-5}).x
+        fitted = fit_temperature(said, labels)
+        supported = ((said.argmax(1) == labels).sum() + 1) / (400 + 2)
+        if with_temperature(said, best).max(1).mean() <= supported:
+            assert fitted == pytest.approx(best, rel=1e-3)
+        else:
+            raised += 1
+            assert fitted > best
+            assert with_temperature(said, fitted).max(1).mean() == pytest.approx(supported,
+                                                                                  abs=1e-4)
+        assert expected_calibration_error(with_temperature(said, fitted), labels) < 0.06
+    assert 0 < raised < 6  # both sides of the edge were met
+
+
 def test_reliability_rows_hold_every_answer_and_the_error_weighs_them():
     said, labels = honest_answers(temperature=1 / 3, n=600)
     rows = reliability(said, labels, bins=10)
