@@ -265,6 +265,14 @@ MUTATIONS = [
          "test_the_rule_takes_the_k_fold_answers_the_temperature_was_fitted_on",),
     ),
     Mutation(
+        "head-solver-cores",
+        "the head solver's blocks shared among the cores: every block is solved in one thread",
+        ReplaceLine(r"^(\s*)workers = min\(blocks, usable_cores\(\)\)\s*$", r"\1workers = 1",
+                    within="block_workers"),
+        ("tests/core/test_head_solver.py::"
+         "test_the_blocks_solved_on_several_cores_give_the_single_cores_head_to_the_last_bit",),
+    ),
+    Mutation(
         "duplicate-candidate-cap",
         "the cap on each image's duplicate candidates within the close distance: a folder of "
         "look-alikes proposes pairs with the square of its images",

@@ -46,6 +46,33 @@ def test_the_gradient_vanishes_at_the_solution():
     assert np.abs(p.sum(axis=0) / len(y)).max() < 1e-5
 
 
+def test_the_blocks_solved_on_several_cores_give_the_single_cores_head_to_the_last_bit(
+        monkeypatch):
+    """The head solver shares an evaluation's blocks of rows among the cores and adds their
+    shares in block order, so a run's head (and the strength its search keeps) does not
+    depend on the machine's number of cores."""
+    import finetune_gui.core.model.block_workers as block_workers
+
+    x, y = three_blobs(400, 2048, 3.0, seed=4)  # 1,200 x 2,048 float32: three blocks of rows
+    x = x.astype(np.float32)
+    threads = []
+    original = block_workers.ThreadPoolExecutor
+
+    def counted(*args, **kwargs):
+        threads.append(kwargs["max_workers"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(block_workers, "ThreadPoolExecutor", counted)
+    heads = {}
+    for cores in (1, 2, 3):
+        monkeypatch.setattr(block_workers, "usable_cores", lambda cores=cores: cores)
+        heads[cores] = fit_softmax(x, y, 3, l2=1e-3, max_iterations=60)
+    assert threads == [2, 3]  # one core solves in its own thread
+    for cores in (2, 3):
+        assert np.array_equal(heads[cores][0], heads[1][0])
+        assert heads[cores][1:] == heads[1][1:]
+
+
 def test_the_l2_strength_is_chosen_on_validation_and_the_weights_take_raw_features():
     # One informative feature among 60 noisy ones, few training images: without shrinkage the
     # head fits the noise, so validation must pick a strong penalty.
