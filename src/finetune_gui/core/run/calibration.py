@@ -66,8 +66,9 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
 def no_surer_than_seen(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The lowest temperature at which the answers' mean confidence is at most what their
     right answers support by Laplace's rule of succession, (right + 1) / (answers + 2): with
-    36 of 36 right, 97.4% (a mistake in 38 is as likely as not unseen so far). Where mistakes
-    were seen the log loss's own fit stays under it; it binds when nearly all are right."""
+    36 of 36 right, 97.4% (the chance of a mistake estimated at 1 in 38, not 0). Where
+    mistakes were seen the log loss's own fit mostly stays under it; it binds hard when nearly
+    all are right."""
     from scipy.optimize import brentq
 
     probabilities = np.asarray(probabilities, dtype=np.float64)
