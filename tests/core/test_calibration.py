@@ -123,6 +123,10 @@ def test_the_error_chance_alone_gives_shrinks_with_the_test_split_and_bounds_hon
     assert "as close to what it says as so few test images can show" in calibration_verdict(
         0.12, (0.094, 0.135))
     assert "close to what it says" in calibration_verdict(0.02, (0.01, 0.02))
+    # Above "close" on 201 digits, within chance's 0.048 (95th percentile 0.068): not "off".
+    assert "as close to what it says as so few test images can show" in calibration_verdict(
+        0.054, (0.048, 0.068))
+    assert "somewhat off" in calibration_verdict(0.08, (0.048, 0.068))
 
 
 @pytest.fixture(scope="module")
