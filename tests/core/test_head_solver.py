@@ -73,6 +73,30 @@ def test_the_blocks_solved_on_several_cores_give_the_single_cores_head_to_the_la
         assert heads[cores][1:] == heads[1][1:]
 
 
+def test_the_head_finished_on_every_row_is_the_same_on_any_number_of_cores(monkeypatch):
+    """`finish_on_every_row` (a folder beyond the memory budget) shares its parts of the rows
+    among the cores as the solver does, and adds them in order: the same head to the last bit."""
+    import finetune_gui.core.model.block_workers as block_workers
+    from finetune_gui.core.data.storage import row_chunks
+    from finetune_gui.core.model.head_features import Standardiser
+    from finetune_gui.core.model.softmax_head import finish_on_every_row
+
+    monkeypatch.setenv("FINETUNE_GUI_MEMORY_BUDGET_MB", "16")  # parts of 128 rows
+    x, y = three_blobs(200, 64, 3.0, seed=5)
+    x = x.astype(np.float32)
+    assert len(list(row_chunks(len(x), 8 * 64))) >= 3
+    scaler = Standardiser(x)
+    start = np.zeros((65, 3))
+    heads = {}
+    for cores in (1, 2, 3):
+        monkeypatch.setattr(block_workers, "usable_cores", lambda cores=cores: cores)
+        heads[cores] = finish_on_every_row(x, y, 3, 1e-3, scaler, start)
+    for cores in (2, 3):
+        assert np.array_equal(heads[cores][0], heads[1][0])
+        assert heads[cores][1:] == heads[1][1:]
+    assert (scaler(x) @ heads[1][0][:-1] + heads[1][0][-1]).argmax(1).tolist() == y.tolist()
+
+
 def test_the_l2_strength_is_chosen_on_validation_and_the_weights_take_raw_features():
     # One informative feature among 60 noisy ones, few training images: without shrinkage the
     # head fits the noise, so validation must pick a strong penalty.

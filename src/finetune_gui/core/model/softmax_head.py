@@ -38,6 +38,7 @@ SEARCH_PATIENCE = 2
 # The head solved on every row after a capped sample chose it, a chunk at a time and started at
 # the sample's optimum: few iterations are left, and capping them keeps its time linear in rows.
 FINISH_ITERATIONS = 300
+FINISH_WORKERS = 8  # parts of the rows in flight at once: 8 / 64 of the memory budget
 # scikit-learn's default C: C * sum(cross-entropy) + |W|^2 / 2 on unscaled features, which is
 # the mean cross-entropy + l2 / 2 |W|^2 with l2 = 1 / (C * images).
 PLAIN_C = 1.0
@@ -192,28 +193,37 @@ def finish_on_every_row(
     w = w / w.sum()
     parts = list(row_chunks(n, 8 * d))
 
-    def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
+    def part_share(part: slice, kernel: np.ndarray, bias: np.ndarray):
+        x = scaler(np.asarray(features[part], dtype=np.float64))
+        logits = x @ kernel + bias
+        logits -= logits.max(axis=1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(axis=1))[:, None]
+        rows = np.arange(len(x))
+        loss = (w[part] * log_p[rows, y[part]]).sum()
+        residual = np.exp(log_p)
+        residual[rows, y[part]] -= 1.0
+        residual *= w[part][:, None]
+        return loss, x.T @ residual, residual.sum(axis=0)
+
+    def objective(flat: np.ndarray, each_part) -> tuple[float, np.ndarray]:
         packed = flat.reshape(d + 1, n_classes)
         kernel, bias = packed[:-1], packed[-1]
         loss = 0.5 * l2 * (kernel**2).sum()
         grad = np.zeros_like(packed)
         grad[:-1] = l2 * kernel
-        for part in parts:
-            x = scaler(np.asarray(features[part], dtype=np.float64))
-            logits = x @ kernel + bias
-            logits -= logits.max(axis=1, keepdims=True)
-            log_p = logits - np.log(np.exp(logits).sum(axis=1))[:, None]
-            rows = np.arange(len(x))
-            loss -= (w[part] * log_p[rows, y[part]]).sum()
-            residual = np.exp(log_p)
-            residual[rows, y[part]] -= 1.0
-            residual *= w[part][:, None]
-            grad[:-1] += x.T @ residual
-            grad[-1] += residual.sum(axis=0)
+        for part_loss, kernel_grad, bias_grad in each_part(
+                lambda part: part_share(part, kernel, bias), parts):  # in order, as fit_softmax
+            loss -= part_loss
+            grad[:-1] += kernel_grad
+            grad[-1] += bias_grad
         return float(loss), grad.ravel()
 
-    with threadpool_limits(limits=1):  # as in fit_softmax
-        result = minimize(objective, params.ravel(), jac=True, method="L-BFGS-B",
+    # As in fit_softmax: one BLAS thread, the parts shared among the cores. Each part in flight
+    # holds a 64th of the memory budget's rows, so at most FINISH_WORKERS are.
+    with threadpool_limits(limits=1), \
+            block_workers(min(len(parts), FINISH_WORKERS)) as each_part:
+        result = minimize(objective, params.ravel(), args=(each_part,), jac=True,
+                          method="L-BFGS-B",
                           options={"maxiter": FINISH_ITERATIONS, "gtol": 1e-7, "ftol": 1e-12})
     return result.x.reshape(d + 1, n_classes), float(result.fun), int(result.nit)
 
