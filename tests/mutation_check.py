@@ -273,6 +273,23 @@ MUTATIONS = [
          "test_the_blocks_solved_on_several_cores_give_the_single_cores_head_to_the_last_bit",),
     ),
     Mutation(
+        "head-principal-axes",
+        "the head search's strengths solved along the features' principal axes: on the "
+        "features as they are",
+        ReplaceLine(r"^(\s*)if n == 0 or axes\*\*2 > PRINCIPAL_EVALUATIONS \* n \* classes:\s*$",
+                    r"\1if True:", within="RowSpace.principal"),
+        ("tests/core/test_row_space.py::"
+         "test_the_search_along_the_principal_axes_and_its_path_solves_the_same_heads_in_fewer_steps",),
+    ),
+    Mutation(
+        "head-path-start",
+        "each strength of the head search started on the line through the last two optima: at "
+        "the last one",
+        ReplaceLine(r"^(\s*)if len\(path\) < 2:\s*$", r"\1if True:", within="_next_on_path"),
+        ("tests/core/test_row_space.py::"
+         "test_the_search_along_the_principal_axes_and_its_path_solves_the_same_heads_in_fewer_steps",),
+    ),
+    Mutation(
         "duplicate-candidate-cap",
         "the cap on each image's duplicate candidates within the close distance: a folder of "
         "look-alikes proposes pairs with the square of its images",

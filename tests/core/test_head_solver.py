@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from finetune_gui.core.model.softmax_head import SoftmaxHead, fit_softmax, search_softmax_head
+from finetune_gui.core.model.softmax_head import SoftmaxHead, search_softmax_head
+from finetune_gui.core.model.softmax_solver import fit_softmax
 
 
 def three_blobs(n_per_class: int, dims: int, spread: float, seed: int):
@@ -79,7 +80,7 @@ def test_the_head_finished_on_every_row_is_the_same_on_any_number_of_cores(monke
     import finetune_gui.core.model.block_workers as block_workers
     from finetune_gui.core.data.storage import row_chunks
     from finetune_gui.core.model.head_features import Standardiser
-    from finetune_gui.core.model.softmax_head import finish_on_every_row
+    from finetune_gui.core.model.softmax_solver import finish_on_every_row
 
     monkeypatch.setenv("FINETUNE_GUI_MEMORY_BUDGET_MB", "16")  # parts of 128 rows
     x, y = three_blobs(200, 64, 3.0, seed=5)

@@ -95,11 +95,8 @@ def test_a_head_a_sample_started_is_the_head_solved_on_every_row(stored):
     """The sample chooses the strength and where the solver starts; the head is solved on every
     row a chunk at a time, so it is the one a solver holding every row in RAM finds."""
     from finetune_gui.core.model.head_features import Standardiser
-    from finetune_gui.core.model.softmax_head import (
-        _folded,
-        fit_softmax,
-        search_softmax_head,
-    )
+    from finetune_gui.core.model.softmax_head import _folded, search_softmax_head
+    from finetune_gui.core.model.softmax_solver import fit_softmax
 
     (train, train_y), (val, _) = stored["train"], stored["val"]
     search, grown = growth(lambda: search_softmax_head(train, train_y, None, None, CLASSES,

@@ -8,7 +8,8 @@ import pytest
 
 from finetune_gui.core.model import row_space, softmax_head
 from finetune_gui.core.model.row_space import RowSpace
-from finetune_gui.core.model.softmax_head import fit_softmax, search_softmax_head
+from finetune_gui.core.model.softmax_head import search_softmax_head
+from finetune_gui.core.model.softmax_solver import fit_softmax
 
 
 def few_images_many_features(n: int, d: int, classes: int, seed: int, dtype=np.float64):
@@ -99,3 +100,84 @@ def test_the_search_chooses_the_same_head_in_the_span_as_on_the_features(monkeyp
     probabilities = spanned.head.probabilities(xv), direct.head.probabilities(xv)
     assert (probabilities[0].argmax(1) == probabilities[1].argmax(1)).mean() >= 0.99
     assert probabilities[0] == pytest.approx(probabilities[1], abs=2e-3)
+
+
+def pooled_like(n: int, d: int, classes: int, seed: int, latent: int = 32):
+    """Non-negative, correlated features with a decaying spectrum, as a CNN's pooled ones are,
+    and overlapping classes (validation accuracy 0.78-0.82 on 500 x 300, 6 classes)."""
+    rng = np.random.default_rng(0)  # the same classes for every seed
+    spread = 1.0 / np.arange(1, latent + 1) ** 0.8
+    centres = rng.normal(size=(classes, latent)) * spread * 0.5
+    mix = rng.normal(size=(latent, d))
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    z = centres[y] + rng.normal(size=(n, latent)) * spread
+    x = np.maximum(z @ mix + rng.normal(scale=0.3, size=(n, d)), 0.0)
+    return x.astype(np.float32), y
+
+
+@pytest.mark.parametrize("n, d", [(40, 300), (500, 300)])
+def test_the_principal_axes_hold_the_rows_in_uncorrelated_orthonormal_coordinates(n, d):
+    x, _ = pooled_like(n, d, 3, seed=4)
+    x = (x - x.mean(axis=0)).astype(np.float64)
+    original = x.copy()
+    space = RowSpace.principal(x, 3)
+    axes = min(n, d)
+    assert space.basis.shape == (d, axes) and space.coordinates.shape == (n, axes)
+    assert space.basis.T @ space.basis == pytest.approx(np.eye(axes), abs=1e-9)
+    assert space.coordinates @ space.basis.T == pytest.approx(original, abs=1e-8)
+    moments = space.coordinates.T @ space.coordinates / n
+    assert moments == pytest.approx(np.diag(space.variances), abs=1e-8)
+    # Without a smaller span the solver's own scaled copy is turned in place: no second copy.
+    assert (space.coordinates is x) == (n > row_space.ROWS_SHARE * d)
+
+
+def test_axes_that_cost_more_to_find_than_they_can_save_are_not_turned_to():
+    x = np.ones((100, 4000), dtype=np.float32)  # 4,000 axes for 100 rows of 2 classes
+    assert RowSpace.principal(x, 2) is not None  # its span (100 axes) still pays
+    assert RowSpace.principal(x, 2).variances is not None
+    wide = np.ones((3000, 2800), dtype=np.float32)  # no span; 2,800^2 > 500 x 3,000 x 2
+    assert RowSpace.principal(wide, 2) is None
+
+
+@pytest.mark.parametrize("l2", [1e-4, 1e-2, 1.0])
+def test_the_head_solved_along_the_principal_axes_is_the_optimum_on_the_features(l2):
+    x, y = pooled_like(500, 300, 6, seed=1)
+    x = ((x - x.mean(axis=0)) / x.std(axis=0)).astype(np.float64)
+    direct, direct_loss, _ = fit_softmax(x, y, 6, l2)
+    turned, turned_loss, _ = fit_softmax(x.copy(), y, 6, l2,
+                                         space=RowSpace.principal(x.copy(), 6))
+    kernel_gradient, bias_gradient = feature_gradient(x, y, turned, l2)
+    assert np.abs(kernel_gradient).max() < 1e-5 and np.abs(bias_gradient).max() < 1e-5
+    assert turned_loss == pytest.approx(direct_loss, rel=1e-6, abs=1e-9)
+    new = pooled_like(300, 300, 6, seed=9)[0].astype(np.float64)
+    agree = (new @ turned[:-1]).argmax(1) == (new @ direct[:-1]).argmax(1)
+    assert agree.mean() >= 0.99
+
+
+def test_the_search_along_the_principal_axes_and_its_path_solves_the_same_heads_in_fewer_steps(
+        monkeypatch):
+    """The grid's strengths solved along the principal axes, each started on the line through
+    the last two optima: the same validation scores and the same head as a search without
+    either, in at most 55% of its L-BFGS iterations (45% here; 62% and 80% with only one)."""
+    x, y = pooled_like(500, 300, 6, seed=1)
+    xv, yv = pooled_like(300, 300, 6, seed=2)
+
+    def searched():
+        search = search_softmax_head(x, y, xv, yv, 6)
+        grid = [row for row in search.tried if row["standardised"]]
+        return search, sum(row["iterations"] for row in grid), grid
+
+    fast, fast_steps, fast_grid = searched()
+    monkeypatch.setattr(row_space, "PRINCIPAL_EVALUATIONS", 0)
+    monkeypatch.setattr(softmax_head, "_next_on_path",
+                        lambda path, l2: path[-1][1] if path else None)
+    plain, plain_steps, plain_grid = searched()
+    assert len(fast_grid) == len(plain_grid) >= 4
+    assert [row["val_accuracy"] for row in fast_grid] == [row["val_accuracy"]
+                                                          for row in plain_grid]
+    for ours, theirs in zip(fast_grid, plain_grid, strict=True):
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
+    assert fast.chosen["l2"] == plain.chosen["l2"]
+    assert fast.head.probabilities(xv) == pytest.approx(plain.head.probabilities(xv), abs=1e-3)
+    assert fast_steps <= 0.55 * plain_steps, (fast_steps, plain_steps)

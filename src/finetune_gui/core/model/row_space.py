@@ -13,6 +13,15 @@ On 1,146 images of 2,784 features (the quality benchmark's digits at 160 px) the
 11 L2 strengths spent 15 s in 2,200 L-BFGS iterations; each product here is 2.4 times smaller.
 The factoring costs about as much as n / (2 x classes) objective evaluations, which pays when
 the images are at most half the features (`ROWS_SHARE`).
+
+The same turn of coordinates also makes the search's problems easier to solve. Along the
+features' principal axes (`RowSpace.principal`) the penalised loss curves about as much as the
+axis's variance times the answers' uncertainty, plus the penalty, and the solver is given each
+weight in units of that curvature (`curvature_scale`): the same problem and optimum in better
+units. On MNIST's 3,500 x 2,784 training features the standardised strengths of the search
+took 2,835 L-BFGS iterations without it and 1,809 with it; with the next strength started on the
+line through the last two optima (`search_softmax_head`), 1,918 without and 785 with it, every
+validation score the same.
 """
 
 from __future__ import annotations
@@ -23,6 +32,10 @@ import numpy as np
 
 # Solve in the rows' span only when there are at most this share of rows per feature.
 ROWS_SHARE = 0.5
+# Turn to the principal axes only while their (axes x axes) factoring costs no more than this
+# many evaluations' products (rows x classes each per axis): on MNIST's 2,784 axes (3,500 rows,
+# 10 classes) 2.5-3 s, against about 15 s of iterations it saved.
+PRINCIPAL_EVALUATIONS = 500
 
 
 @dataclass
@@ -32,6 +45,43 @@ class RowSpace:
 
     basis: np.ndarray
     coordinates: np.ndarray
+    variances: np.ndarray | None = None  # principal axes: the mean square along each
+
+    @classmethod
+    def principal(cls, rows: np.ndarray, classes: int) -> RowSpace | None:
+        """The rows' principal axes: `of(rows)`'s span (or every feature) turned so that its
+        coordinates are uncorrelated, or None when factoring them would cost more than
+        `PRINCIPAL_EVALUATIONS` evaluations. Without a smaller span `rows` itself (the
+        solver's scaled copy, never the caller's) is turned in place to hold the coordinates,
+        so no second copy of the features is made."""
+        n, d = rows.shape
+        span = cls.of(rows)
+        axes = n if span is not None else d
+        if n == 0 or axes**2 > PRINCIPAL_EVALUATIONS * n * classes:
+            return span
+        coordinates = rows if span is None else span.coordinates
+        moments = (coordinates.T @ coordinates).astype(np.float64) / n
+        variances, turn = np.linalg.eigh(moments)  # orthonormal: the penalty is unchanged
+        step = max(1, 2**22 // max(axes * rows.itemsize, 1))
+        for at in range(0, n, step):  # a block at a time: no second full copy
+            coordinates[at : at + step] = coordinates[at : at + step] @ turn.astype(rows.dtype)
+        basis = turn if span is None else span.basis @ turn
+        return cls(basis, coordinates, np.clip(variances, 0.0, None))
+
+    def curvature_scale(self, l2: float, params: np.ndarray | None, classes: int) -> np.ndarray:
+        """Each principal coordinate's weight in units of the loss's curvature along it, near
+        `params` (packed, in these coordinates; None: all zero): 1 / sqrt(its variance x the
+        answers' uncertainty + l2). The uncertainty is half the mean over images of the sum of
+        p (1 - p) over classes: 0.45 for ten classes at zero, 0.005 near a head that fits its
+        images. On MNIST's search it took 1,809 iterations, a fixed one (0.01-0.25) 1,890-2,061."""
+        if params is None:
+            logits = np.zeros((len(self.coordinates), classes))
+        else:
+            logits = self.coordinates @ params[:-1].astype(self.coordinates.dtype) + params[-1]
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        uncertainty = 0.5 * (p * (1 - p)).sum(axis=1).mean()
+        return 1.0 / np.sqrt(self.variances * uncertainty + l2)
 
     @classmethod
     def of(cls, rows: np.ndarray) -> RowSpace | None:

@@ -1,7 +1,8 @@
 """A softmax head solved, not trained: the head without a hidden layer fitted to its optimum on
-pooled features. Phase 1 solves it (core/training/head_solver.py), the refit solves it again,
-and the held-out judge of "not sure", calibration and suspect labels solves it on k folds
-(core/run/unseen_answers.py), so that every one of them answers as the kept head does.
+pooled features (by `softmax_solver.py`), its L2 strength searched here. Phase 1 solves it
+(core/training/head_solver.py), the refit solves it again, and the held-out judge of "not
+sure", calibration and suspect labels solves it on k folds (core/run/unseen_answers.py), so
+that every one of them answers as the kept head does.
 
 On cached pooled features a softmax head (one Dense layer) is multinomial logistic regression,
 a convex problem: L-BFGS reaches its optimum in about a second, where 5 epochs of Adam stopped
@@ -25,20 +26,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from finetune_gui.core.model.block_workers import block_workers
 from finetune_gui.core.model.head_features import Standardiser, softmax
 from finetune_gui.core.model.row_space import RowSpace
+from finetune_gui.core.model.softmax_solver import (
+    MAX_ITERATIONS,
+    finish_on_every_row,
+    fit_softmax,
+)
 
 # Penalty on the standardised weights: mean cross-entropy + l2 / 2 * |W|^2. The grid spans a
 # nearly unregularised fit to one that shrinks 1,280 features hard.
 L2_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
-MAX_ITERATIONS = 1000
 # Strengths in a row that do not beat the best so far before the search stops.
 SEARCH_PATIENCE = 2
-# The head solved on every row after a capped sample chose it, a chunk at a time and started at
-# the sample's optimum: few iterations are left, and capping them keeps its time linear in rows.
-FINISH_ITERATIONS = 300
-FINISH_WORKERS = 8  # parts of the rows in flight at once: 8 / 64 of the memory budget
+
 # scikit-learn's default C: C * sum(cross-entropy) + |W|^2 / 2 on unscaled features, which is
 # the mean cross-entropy + l2 / 2 |W|^2 with l2 = 1 / (C * images).
 PLAIN_C = 1.0
@@ -74,149 +75,6 @@ class HeadSearch:
     @property
     def chosen(self) -> dict:
         return next(row for row in self.tried if row["chosen"])
-
-
-def fit_softmax(
-    features: np.ndarray,
-    labels: np.ndarray,
-    n_classes: int,
-    l2: float,
-    *,
-    sample_weight: np.ndarray | None = None,
-    start: np.ndarray | None = None,
-    max_iterations: int = MAX_ITERATIONS,
-    space: RowSpace | None = None,
-) -> tuple[np.ndarray, float, int]:
-    """Minimise mean weighted cross-entropy + l2/2 |W|^2 (bias not penalised) with L-BFGS.
-
-    `features` are used as given (standardise first). Returns the packed parameters
-    (features + 1, classes; the last row is the bias), the objective and the iterations used.
-    With `space` (`RowSpace.of(features)`) the same problem is solved in the span of the rows,
-    on smaller products, and the parameters are returned on the features all the same.
-    """
-    from scipy.optimize import minimize
-    from threadpoolctl import threadpool_limits
-
-    if space is not None:
-        inner_start = None if start is None else space.packed_in(
-            np.asarray(start, dtype=np.float64).reshape(-1, n_classes))
-        params, loss, iterations = fit_softmax(
-            space.coordinates, labels, n_classes, l2, sample_weight=sample_weight,
-            start=inner_start, max_iterations=max_iterations)
-        return space.packed_out(params), loss, iterations
-    x = np.asarray(features)
-    # float32 features (the cache's) keep float32 products: half the time, and the objective is
-    # summed in float64 below; float64 input stays float64 (the exactness tests use it).
-    x = x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
-    y = np.asarray(labels, dtype=np.int64)
-    n, d = x.shape
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    w = w / w.sum()
-    onehot = np.zeros((n, n_classes))
-    onehot[np.arange(n), y] = 1.0
-
-    step = _block_rows(d, x.itemsize)
-    blocks = [slice(at, at + step) for at in range(0, n, step)]
-
-    def block_share(rows: slice, kernel: np.ndarray, bias: np.ndarray):
-        # A block of rows used for its logits and its share of the gradient while it is still
-        # in the cache: one pass over the features per evaluation, not two (on 3,500 x 2,784
-        # float32 features, 18% less time an iteration).
-        xb = x[rows]
-        logits = (xb @ kernel.astype(x.dtype)).astype(np.float64) + bias
-        logits -= logits.max(axis=1, keepdims=True)
-        log_p = logits - np.log(np.exp(logits).sum(axis=1))[:, None]
-        loss = (w[rows] * (onehot[rows] * log_p).sum(axis=1)).sum()
-        residual = (np.exp(log_p) - onehot[rows]) * w[rows][:, None]
-        return loss, (xb.T @ residual.astype(x.dtype)).astype(np.float64), residual.sum(axis=0)
-
-    initial = np.zeros((d + 1) * n_classes) if start is None else start.ravel()
-    # One BLAS thread, the blocks shared among the cores instead: each product is too small to
-    # share, and waking a second BLAS thread for every one of them made a fit on 4,000 x 1,280
-    # features take 4.1 s instead of 2.3 s, where a block each per core took an evaluation on
-    # 3,500 x 2,784 features from 13.5-14.9 ms to 8.0-8.6 ms on this machine's two.
-    with threadpool_limits(limits=1), block_workers(len(blocks)) as each_block:
-        result = minimize(
-            _penalised_sum,
-            initial,
-            args=(n_classes, l2, block_share, blocks, each_block),
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": max_iterations, "gtol": 1e-7, "ftol": 1e-12},
-        )
-    return result.x.reshape(d + 1, n_classes), float(result.fun), int(result.nit)
-
-
-def _penalised_sum(flat: np.ndarray, n_classes: int, l2: float, share: Callable, chunks: list,
-                   each: Callable) -> tuple[float, np.ndarray]:
-    """The mean weighted cross-entropy + l2/2 |W|^2 at the packed parameters `flat`, and its
-    gradient: `share(chunk, kernel, bias)` gives a chunk of rows' (loss, kernel gradient, bias
-    gradient), `each` (`block_workers`' map) makes them, and they are added in chunk order,
-    however many threads made them: the same sums to the last bit on any number of cores."""
-    params = flat.reshape(-1, n_classes)
-    kernel, bias = params[:-1], params[-1]
-    loss = 0.5 * l2 * (kernel**2).sum()
-    grad = np.zeros_like(params)
-    grad[:-1] = l2 * kernel
-    for chunk_loss, kernel_grad, bias_grad in each(lambda chunk: share(chunk, kernel, bias),
-                                                   chunks):
-        loss -= chunk_loss
-        grad[:-1] += kernel_grad
-        grad[-1] += bias_grad
-    return float(loss), grad.ravel()
-
-
-def _block_rows(width: int, itemsize: int) -> int:
-    """Rows of `width` features that fill about 4 MB (measured on 2,784 float32 features: 94
-    rows took 17.6 ms an L-BFGS iteration, 376 rows 17.3 ms, the whole array at once 21.2)."""
-    return int(np.clip(2**22 // max(width * itemsize, 1), 64, 4096))
-
-
-def finish_on_every_row(
-    features, labels: np.ndarray, n_classes: int, l2: float, scaler: Standardiser,
-    params: np.ndarray, *, sample_weight: np.ndarray | None = None,
-) -> tuple[np.ndarray, float, int]:
-    """`fit_softmax` on every row of `features` (RAM or the disk store), scaled by `scaler` a
-    chunk at a time, started from `params` (the optimum on a sample of the rows): the head a
-    sample estimated, solved exactly inside the memory budget.
-
-    A sample of 1,506 of 6,999 training images scored two standard errors below the head solved
-    on all of them (docs/benchmarks.md); solved on every row afterwards, the sample only
-    chooses the L2 strength and where the solver starts.
-    """
-    from scipy.optimize import minimize
-    from threadpoolctl import threadpool_limits
-
-    from finetune_gui.core.data.storage import row_chunks
-    from finetune_gui.core.model.head_features import row_width
-
-    y = np.asarray(labels, dtype=np.int64)
-    n, d = len(y), row_width(features)
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    w = w / w.sum()
-    parts = list(row_chunks(n, 8 * d))
-
-    def part_share(part: slice, kernel: np.ndarray, bias: np.ndarray):
-        x = scaler(np.asarray(features[part], dtype=np.float64))
-        logits = x @ kernel + bias
-        logits -= logits.max(axis=1, keepdims=True)
-        log_p = logits - np.log(np.exp(logits).sum(axis=1))[:, None]
-        rows = np.arange(len(x))
-        loss = (w[part] * log_p[rows, y[part]]).sum()
-        residual = np.exp(log_p)
-        residual[rows, y[part]] -= 1.0
-        residual *= w[part][:, None]
-        return loss, x.T @ residual, residual.sum(axis=0)
-
-    # As in fit_softmax: one BLAS thread, the parts shared among the cores. Each part in flight
-    # holds a 64th of the memory budget's rows, so at most FINISH_WORKERS are.
-    with threadpool_limits(limits=1), \
-            block_workers(min(len(parts), FINISH_WORKERS)) as each_part:
-        result = minimize(_penalised_sum, params.ravel(),
-                          args=(n_classes, l2, part_share, parts, each_part), jac=True,
-                          method="L-BFGS-B",
-                          options={"maxiter": FINISH_ITERATIONS, "gtol": 1e-7, "ftol": 1e-12})
-    return result.x.reshape(d + 1, n_classes), float(result.fun), int(result.nit)
 
 
 def search_softmax_head(
@@ -263,12 +121,15 @@ def search_softmax_head(
     scaled: dict = {}  # the current scaler's training features (one scaled copy at a time)
     spans: dict = {}  # that copy's `RowSpace` (None: solved on the features themselves)
 
-    def fit(scaler, l2, start=None):
+    def fit(scaler, l2, start=None, principal=False):
         if scaler not in scaled:
             buffer = scaled.popitem()[1] if scaled else None
             scaled[scaler] = scaler.into(train, buffer, dtype)
             spans.clear()
-            spans[scaler] = RowSpace.of(scaled[scaler])
+            # The grid's many strengths repay turning to the principal axes (which turns
+            # the scaled copy in place); a single solve does not.
+            spans[scaler] = (RowSpace.principal(scaled[scaler], n_classes) if principal
+                             else RowSpace.of(scaled[scaler]))
         params, loss, iterations = fit_softmax(
             scaled[scaler], sample.labels, n_classes, l2, sample_weight=sample.weights,
             start=start, max_iterations=max_iterations, space=spans[scaler])
@@ -331,9 +192,10 @@ def search_softmax_head(
     # A standardised strength must win by more than chance: one standard error of the plain
     # head's validation accuracy (on 66 images at 60%, 6 points: four images).
     needed = accuracy + np.sqrt(accuracy * (1 - accuracy) / len(val_labels))
-    best, start, since_best = None, None, 0
+    best, path, since_best = None, [], 0
     for l2 in sorted(grid, reverse=True) if accuracy < 1.0 else []:
-        start, row = fit(standard, l2, start)
+        start, row = fit(standard, l2, _next_on_path(path, l2), principal=True)
+        path = [*path[-1:], (l2, start)]
         # Ties go to the stronger penalty (tried first): on a small validation split every
         # strength may score 100%, and the validation loss then favours the most confident,
         # least regularised head, which scored 88.9% on test shapes where the strongest kept 100%.
@@ -351,6 +213,17 @@ def search_softmax_head(
     if best is not None and best[2]["val_accuracy"] > needed:
         chosen = best
     return HeadSearch(_folded(*finish(chosen)), tried)
+
+
+def _next_on_path(path: list[tuple[float, np.ndarray]], l2: float) -> np.ndarray | None:
+    """Where the solve at `l2` starts: on the line through the last two strengths' optima
+    (`path`, in log strength), or at the last one. On MNIST's grid this start took the
+    standardised strengths from 2,835 L-BFGS iterations to 1,918 (and with the principal
+    axes from 1,809 to 785), at the same losses within 2e-7 and the same validation scores."""
+    if len(path) < 2:
+        return path[-1][1] if path else None
+    (before, earlier), (last, latest) = path
+    return latest + (latest - earlier) * (np.log(l2 / last) / np.log(last / before))
 
 
 def _folded(params: np.ndarray, scaler: Standardiser, row: dict) -> SoftmaxHead:
