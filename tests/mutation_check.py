@@ -290,6 +290,15 @@ MUTATIONS = [
          "test_the_search_along_the_principal_axes_and_its_path_solves_the_same_heads_in_fewer_steps",),
     ),
     Mutation(
+        "onnx-later-pass",
+        "the later frozen passes take the session the first one checked: each traces and runs "
+        "TensorFlow's step again and checks the session anew",
+        ReplaceLine(r"^(\s*)done, faster = 0, checked_runner\(classifier.base, cut\)\s*$",
+                    r"\1done, faster = 0, None", within="extract_features"),
+        ("tests/core/test_onnx_pass.py::"
+         "test_a_later_pass_takes_the_checked_session_from_its_first_batch",),
+    ),
+    Mutation(
         "duplicate-candidate-cap",
         "the cap on each image's duplicate candidates within the close distance: a folder of "
         "look-alikes proposes pairs with the square of its images",

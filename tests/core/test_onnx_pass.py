@@ -261,3 +261,39 @@ def flat(tree, prefix: str = "") -> dict:
         pairs = tree.items() if isinstance(tree, dict) else enumerate(tree)
         return {k: v for key, value in pairs for k, v in flat(value, f"{prefix}/{key}").items()}
     return {prefix: tree}
+
+
+def test_a_later_pass_takes_the_checked_session_from_its_first_batch(monkeypatch, classifier):
+    """The validation, test and pseudo-outlier passes run through the session the first pass
+    converted and checked: TensorFlow's step is neither traced nor run for them (its trace
+    took about a second a pass), and they store what that session gives."""
+    model = classifier[1]
+    monkeypatch.setattr(onnx_pass, "_converted", type(onnx_pass._converted)())
+    monkeypatch.setenv(RUNTIME_ENV, "onnxruntime")
+    images = np.random.default_rng(4).integers(0, 256, (24, 32, 32, 3)).astype(np.uint8)
+    extract_features(model, images, cut=None, batch_size=8)
+    session = onnx_pass._converted[model.base][None]
+    from finetune_gui.core.model import frozen_pass
+
+    built = frozen_pass.build_extractor
+    tensorflow_calls = []
+
+    def counted_extractor(*args, **kwargs):
+        extractor = built(*args, **kwargs)
+
+        def called(*inputs, **options):
+            tensorflow_calls.append(1)
+            return extractor(*inputs, **options)
+
+        called.outputs = extractor.outputs
+        return called
+
+    monkeypatch.setattr(frozen_pass, "build_extractor", counted_extractor)
+    later = np.random.default_rng(5).integers(0, 256, (20, 32, 32, 3)).astype(np.uint8)
+    found = extract_features(model, later, cut=None, batch_size=8)
+    assert tensorflow_calls == []
+    np.testing.assert_array_equal(found.pooled, session(later)[-1])
+    # TensorFlow forced: the session is not taken, and TensorFlow's step runs.
+    monkeypatch.setenv(RUNTIME_ENV, "tensorflow")
+    forced = extract_features(model, later, cut=None, batch_size=8)
+    assert tensorflow_calls and same_output([forced.pooled], [found.pooled])

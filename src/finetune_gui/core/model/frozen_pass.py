@@ -29,7 +29,7 @@ from finetune_gui.core.events import (
 )
 from finetune_gui.core.model.backbones import output_of
 from finetune_gui.core.model.build import Classifier, last_map, tap_inputs
-from finetune_gui.core.model.onnx_pass import frozen_part_runner
+from finetune_gui.core.model.onnx_pass import checked_runner, frozen_part_runner
 
 # First-block statistics (core/run/dataset_features.py, EARLY_POOLING): log(spread + this).
 EARLY_EPSILON = 1e-3
@@ -211,7 +211,8 @@ def extract_features(
     progress(
         StageStarted(stage, total, f"Computing frozen layers once ({_copies(n, views)})")
     )
-    done, faster = 0, None  # faster: ONNX Runtime, once chosen on the second batch
+    # faster: ONNX Runtime, chosen on the second batch of the run's first pass
+    done, faster = 0, checked_runner(classifier.base, cut)
     for view in range(views):
         for start in range(0, n, batch_size):
             check_cancel(cancel)
