@@ -159,8 +159,9 @@ def same_output(found: list[np.ndarray], expected: list[np.ndarray]) -> bool:
 
 
 def runs_through_onnx(base, cut: str | None) -> bool:
-    """Whether `base`'s frozen part up to `cut` was converted and checked for this run."""
-    return cut in _converted.get(base, {})
+    """Whether `base`'s frozen part up to `cut` was converted and checked for this run (and
+    TensorFlow is not forced): its passes run through `checked_runner`'s session."""
+    return checked_runner(base, cut) is not None
 
 
 def checked_runner(base, cut: str | None) -> OnnxFrozenPart | None:
