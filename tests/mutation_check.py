@@ -299,6 +299,43 @@ MUTATIONS = [
          "test_a_later_pass_takes_the_checked_session_from_its_first_batch",),
     ),
     Mutation(
+        "frozen-part-shared",
+        "a run's frozen passes share one traced step: each pass builds and traces its own",
+        ReplaceLine(r"^(\s*)if key not in parts:\s*$", r"\1if True:", within="frozen_part"),
+        ("tests/core/test_run_fixed_costs.py::test_a_runs_passes_share_one_trace_of_the_frozen_part",),
+    ),
+    Mutation(
+        "test-look-from-frozen-pass",
+        "a small run's test images taken by its frozen pass in TensorFlow: the test look traces "
+        "the whole network",
+        ReplaceLine(r"^(\s*)return tensorflow_seconds is not None and .*$", r"\1return False",
+                    within="takes_test_images"),
+        ("tests/core/test_run_fixed_costs.py::"
+         "test_a_small_runs_test_look_comes_from_its_frozen_pass",),
+    ),
+    Mutation(
+        "compile-without-symbolic-run",
+        "fine-tuning compiled from its model's known output: a symbolic run of the model",
+        ReplaceBody("_build_from_output_spec", "return False"),
+        ("tests/core/test_run_fixed_costs.py::"
+         "test_compiling_a_built_model_does_not_run_it_and_trains_as_before",),
+    ),
+    Mutation(
+        "finetune-prepared",
+        "fine-tuning's step traced on a second thread while phase 1 runs: traced by fit",
+        ReplaceBody("PhaseTrainer._prepare_finetune", "return None"),
+        ("tests/core/test_finetune_decision.py::"
+         "test_fine_tuning_starts_at_its_first_step_on_a_step_traced_while_phase_1_ran",),
+    ),
+    Mutation(
+        "finetune-prep-flags-back",
+        "a preparation phase 2 did not take puts the trainable flags back: they stay",
+        ReplaceLine(r"^(\s*)if self._taken:\s*$", r"\1if True:",
+                    within="FinetunePreparation.discard"),
+        ("tests/core/test_finetune_decision.py::"
+         "test_a_phase_2_that_does_not_run_leaves_the_network_as_phase_1_left_it",),
+    ),
+    Mutation(
         "duplicate-candidate-cap",
         "the cap on each image's duplicate candidates within the close distance: a folder of "
         "look-alikes proposes pairs with the square of its images",

@@ -30,10 +30,14 @@ def _run(data, settings, out):
 def test_a_second_head_reuses_the_extraction_and_a_new_cut_does_not(
     small_shapes, pretrained_base, tmp_path
 ):
+    # A folder this small: the same pass takes the test images and the pseudo-outliers too
+    # (fast_path.takes_test_images), sparing the test look a trace of the whole network.
+    every_pass = ["extract", "extract-val", "extract-test", "extract-pseudo"]
     _, extracted, reused = _run(small_shapes, _settings(pretrained_base), tmp_path / "a")
-    assert extracted == ["extract", "extract-val"] and reused == []
+    assert extracted == every_pass and reused == []
 
-    # Another head, learning rate and epoch count: same frozen output, so no extraction.
+    # Another head, learning rate and epoch count: same frozen output, so no extraction (and
+    # with the frozen part not run, the test look runs the whole network, as it always did).
     other_head = _settings(
         pretrained_base, dense_units=32, dropout=0.4, lr_head=3e-3, epochs_head=3
     )
@@ -43,8 +47,10 @@ def test_a_second_head_reuses_the_extraction_and_a_new_cut_does_not(
 
     # Unfreezing more blocks moves the cut: the stored activations no longer apply.
     deeper = _settings(pretrained_base, unfreeze_blocks=4)
+    # The test images' pooled features do not depend on the cut: those are reused.
     _, extracted, reused = _run(small_shapes, deeper, tmp_path / "c")
-    assert extracted == ["extract", "extract-val"] and reused == []
+    assert extracted == ["extract", "extract-val", "extract-pseudo"]
+    assert reused == ["Reusing the frozen layers' output from an earlier run (extract-test)."]
 
 
 def test_training_with_a_tiny_memory_budget_spills_to_disk_and_still_reaches_high_accuracy(

@@ -148,3 +148,96 @@ def test_fine_tuning_clearly_losing_at_its_first_look_stops_there_and_keeps_the_
     fresh.load_weights(pretrained_base)
     for got, want in zip(saved.get_weights(), fresh.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def prepared_runs(monkeypatch) -> list:
+    """Every fine-tuning preparation a run makes (core/training/finetune_prep.py), with the
+    base's trainable flags when it began and its traced steps."""
+    from finetune_gui.core.training import finetune_prep
+
+    made = []
+    start = finetune_prep.FinetunePreparation.__init__
+
+    def recorded(self, classifier, *args, **kwargs):
+        self.flags_before = [layer.trainable for layer in classifier.base.layers]
+        self.steps = []
+        made.append(self)
+        start(self, classifier, *args, **kwargs)
+
+    traced = finetune_prep.trace_training_step
+
+    def recorded_trace(model, dataset):
+        ok = traced(model, dataset)
+        made[-1].steps.extend(cell.cell_contents for cell in model.train_function.__closure__
+                              if hasattr(cell.cell_contents, "experimental_get_tracing_count"))
+        return ok
+
+    monkeypatch.setattr(finetune_prep.FinetunePreparation, "__init__", recorded)
+    monkeypatch.setattr(finetune_prep, "trace_training_step", recorded_trace)
+    return made
+
+
+def run_settings(pretrained_base, **changes):
+    from finetune_gui.core.settings import TrainingSettings
+
+    return TrainingSettings(
+        backbone="mobilenetv2", weights=str(pretrained_base), image_size=32, epochs_head=1,
+        epochs_finetune=2, unfreeze_blocks=2, augment="none", val_fraction=0.3, seed=0,
+        **changes)
+
+
+@pytest.mark.slow
+def test_fine_tuning_starts_at_its_first_step_on_a_step_traced_while_phase_1_ran(
+    imperfect_folder, pretrained_base, tmp_path, monkeypatch
+):
+    from finetune_gui.core.training.job import TrainingJob
+
+    made = prepared_runs(monkeypatch)
+    result = TrainingJob(imperfect_folder, run_settings(pretrained_base, finetune_when="always"),
+                         tmp_path / "run").run()
+    assert [r["phase"] for r in result.history].count("finetune") == 2
+    (prepared,) = made
+    assert prepared.error is None and prepared.traced and prepared.ran
+    assert len(prepared.steps) == 1
+    # Both epochs ran on the step traced on the other thread: fit did not trace it again.
+    assert prepared.steps[0].experimental_get_tracing_count() == 1
+
+
+@pytest.mark.slow
+def test_a_phase_2_that_does_not_run_leaves_the_network_as_phase_1_left_it(
+    shapes_dir, pretrained_base, tmp_path, monkeypatch
+):
+    """On shapes the head gets every validation image right, so fine-tuning is skipped: the
+    flags the preparation set are put back, and the saved network has none of them."""
+    import keras
+
+    from finetune_gui.core.model.parts import split_classifier
+    from finetune_gui.core.training.job import TrainingJob
+
+    made = prepared_runs(monkeypatch)
+    said = []
+    TrainingJob(shapes_dir, run_settings(pretrained_base), tmp_path / "run",
+                progress=lambda e: said.append(e.text) if isinstance(e, LogMessage)
+                else None).run()
+    assert any(line.startswith("Fine-tuning skipped") for line in said)
+    (prepared,) = made
+    assert [layer.trainable for layer in prepared.classifier.base.layers] == prepared.flags_before
+    saved = split_classifier(keras.models.load_model(tmp_path / "run" / "model.keras")).base
+    assert not any(layer.trainable and layer.weights for layer in saved.layers)
+
+
+@pytest.mark.slow
+def test_a_preparation_that_fails_leaves_fine_tuning_to_prepare_itself(
+    imperfect_folder, pretrained_base, tmp_path, monkeypatch
+):
+    from finetune_gui.core.training import finetune_prep
+    from finetune_gui.core.training.job import TrainingJob
+
+    def broken(model, dataset):
+        raise RuntimeError("no trace on this thread")
+
+    monkeypatch.setattr(finetune_prep, "trace_training_step", broken)
+    result = TrainingJob(imperfect_folder, run_settings(pretrained_base, finetune_when="always"),
+                         tmp_path / "run").run()
+    assert result.status == "completed"
+    assert [r["phase"] for r in result.history].count("finetune") == 2

@@ -25,6 +25,7 @@ from finetune_gui.core.model.build import (
 from finetune_gui.core.run.record import FactsDraft
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.core.training.devices import batch_after_out_of_memory
+from finetune_gui.core.training.finetune_prep import FinetunePreparation, can_prepare
 from finetune_gui.core.training.head_refit import refit_kept_head
 from finetune_gui.core.training.head_solver import solve_head_phase, solves_head
 from finetune_gui.core.training.kfold import kfold_for_run
@@ -121,29 +122,66 @@ class PhaseTrainer:
         tiled_weights = np.tile(weights, stored.views)
         self.refit_head = partial(refit_kept_head, self.classifier, self.facts, stored, labels,
                                   val_y, split.classes, self.settings.class_weights, self.progress)
-        if self.kfold:
-            self.facts.learn(kfold=kfold_for_run(
-                stored.train.pooled[: len(train_y)], train_y, stored.val.pooled, val_y,
-                len(split.classes), seed=self.settings.seed, progress=self.progress,
-            ))
-        for phase in phases:
-            if not phase.epochs:
-                continue
-            if self._finetune_cannot_win(phase, len(val_y)):
-                continue
-            if phase.phase == "head" and solves_head(self.settings):
-                self._solve_head(stored, labels, tiled_weights, val_y)
-                continue
+        prepared = self._prepare_finetune(phases, stored, labels, tiled_weights)
+        try:
+            if self.kfold:
+                self.facts.learn(kfold=kfold_for_run(
+                    stored.train.pooled[: len(train_y)], train_y, stored.val.pooled, val_y,
+                    len(split.classes), seed=self.settings.seed, progress=self.progress,
+                ))
+            for phase in phases:
+                if phase.epochs and not self._finetune_cannot_win(phase, len(val_y)):
+                    self._train_stored_phase(phase, stored, labels, tiled_weights, len(train_y),
+                                             val_y, prepared)
+        finally:
+            if prepared is not None:
+                prepared.discard()  # unless phase 2 took it: skipped, cancelled or failed
+
+    def _train_stored_phase(self, phase: PhasePlan, stored, labels, weights, n_train: int,
+                            val_y, prepared: FinetunePreparation | None) -> None:
+        """One phase on the stored activations: phase 1 solved, or fitted with `fit`."""
+        from finetune_gui.core.training import fast_path
+
+        if phase.phase == "head" and solves_head(self.settings):
+            self._solve_head(stored, labels, weights, val_y)
+            return
+        built = prepared.take() if prepared is not None and phase.phase == "finetune" else None
+        compiled = built is not None
+        if built is None:
             with self.strategy.scope():
                 set_trainable_blocks(self.classifier, phase.unfrozen_blocks)
-                model, inputs, val_inputs = fast_path.phase_model(
-                    self.classifier, phase.phase, stored, head_solved=solves_head(self.settings)
-                )
-            make_train = partial(
-                batches, [inputs, labels, tiled_weights], shuffle=True, seed=self.settings.seed,
-                repeat=True,
-            )
-            self._fit_phase(phase, model, make_train, len(train_y), (val_inputs, val_y))
+                built = fast_path.phase_model(self.classifier, phase.phase, stored,
+                                              head_solved=solves_head(self.settings))
+        model, inputs, val_inputs = built
+        make_train = partial(batches, [inputs, labels, weights], shuffle=True,
+                             seed=self.settings.seed, repeat=True)
+        self._fit_phase(phase, model, make_train, n_train, (val_inputs, val_y),
+                        compiled=compiled)
+
+    def _prepare_finetune(self, phases: list[PhasePlan], stored, labels,
+                          weights) -> FinetunePreparation | None:
+        """Phase 2 made ready on another thread while phase 1 solves the head, when both are
+        to run and the run's devices allow it (`finetune_prep`)."""
+        from finetune_gui.core.training import fast_path
+
+        finetune = [p for p in phases if p.phase == "finetune" and p.epochs]
+        solved = any(p.phase == "head" and p.epochs for p in phases) and solves_head(
+            self.settings)
+        if not finetune or not solved or not can_prepare(self.strategy):
+            return None
+        plan = finetune[0]
+
+        def build():
+            return fast_path.phase_model(self.classifier, "finetune", stored, head_solved=True)
+
+        def make_train(inputs, batch_size: int):
+            rows = len(inputs[0] if isinstance(inputs, tuple) else inputs)
+            return batches([inputs, labels[:rows], weights[:rows]], batch_size, shuffle=True,
+                           seed=self.settings.seed, repeat=True)
+
+        return FinetunePreparation(
+            self.classifier, self.strategy, plan.unfrozen_blocks, self.settings.optimizer,
+            plan.learning_rate, self.ledger.batch_size, build, make_train)
 
     def _solve_head(self, stored, labels, weights, val_y) -> None:
         """Phase 1 solved in one step, recorded like an epoch (history, best, checkpoint)."""
@@ -170,9 +208,10 @@ class PhaseTrainer:
         self.facts.learn(kept_model="head-only")
 
     # -- one phase with `fit` --------------------------------------------------------------
-    def _fit_phase(self, plan: PhasePlan, model, make_train, n_train, val, extra=()) -> None:
-        """Compile (after every `trainable` change) and fit; on GPU out-of-memory, halve the
-        batch and train the phase again."""
+    def _fit_phase(self, plan: PhasePlan, model, make_train, n_train, val, extra=(), *,
+                   compiled: bool = False) -> None:
+        """Compile (after every `trainable` change; not when `model` comes `compiled`) and fit;
+        on GPU out-of-memory, halve the batch and train the phase again."""
         import tensorflow as tf
 
         from finetune_gui.core.training.callbacks import UntracedValidation, untraced_validation
@@ -185,8 +224,10 @@ class PhaseTrainer:
         first_epoch = len(ledger.history) + 1
         while True:
             steps = max(1, math.ceil(n_train / ledger.batch_size))
-            with self.strategy.scope():
-                compile_for_training(model, self.settings.optimizer, lr)
+            if not compiled:
+                with self.strategy.scope():
+                    compile_for_training(model, self.settings.optimizer, lr)
+            compiled = False  # a retry with half the batch compiles afresh
             trainable = count_trainable(model)
             self.progress(PhaseStarted(phase, epochs, first_epoch, trainable))
             self.progress(LogMessage(f"{PHASE_TITLES[phase]} ({trainable:,} trainable "
