@@ -167,7 +167,8 @@ class PhaseTrainer:
         finetune = [p for p in phases if p.phase == "finetune" and p.epochs]
         solved = any(p.phase == "head" and p.epochs for p in phases) and solves_head(
             self.settings)
-        if not finetune or not solved or not can_prepare(self.strategy):
+        classes = int(self.classifier.head_layers[-1].units)
+        if not finetune or not solved or not can_prepare(self.strategy, len(labels), classes):
             return None
         plan = finetune[0]
 
