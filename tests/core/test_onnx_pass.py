@@ -289,7 +289,7 @@ def test_a_later_pass_takes_the_checked_session_from_its_first_batch(monkeypatch
         return called
 
     monkeypatch.setattr(frozen_pass, "build_extractor", counted_extractor)
-    monkeypatch.setattr(frozen_pass, "_traced", type(frozen_pass._traced)())  # built afresh
+    monkeypatch.setattr(model, "frozen_parts", {})  # built afresh, with the counted extractor
     later = np.random.default_rng(5).integers(0, 256, (20, 32, 32, 3)).astype(np.uint8)
     found = extract_features(model, later, cut=None, batch_size=8)
     assert tensorflow_calls == []

@@ -193,3 +193,22 @@ def test_fine_tuning_is_prepared_only_where_its_thread_sees_the_runs_devices():
         assert not can_prepare(tf.distribute.get_strategy())
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_classifiers_frozen_parts_go_with_it(monkeypatch):
+    """A process that trains many times (`--auto`'s trials, an ensemble, the tests) keeps no
+    classifier alive through the traced parts of its passes."""
+    import gc
+    import weakref
+
+    monkeypatch.setenv(RUNTIME_ENV, "tensorflow")
+    from finetune_gui.core.model.frozen_pass import extract_features
+
+    settings = TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32, seed=0)
+    made = build_classifier(settings, 2)
+    extract_features(made, pixels(12, 4), cut=None, batch_size=8)
+    assert made.frozen_parts
+    gone = weakref.ref(made.base)
+    del made
+    gc.collect()
+    assert gone() is None

@@ -7,7 +7,7 @@ works in a plain Python session without this package. The base is always called 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -68,6 +68,9 @@ class Classifier:
     spec: BackboneSpec
     image_size: int
     num_classes: int
+    # Its frozen parts as a run's passes share them (`frozen_pass.frozen_part`), as long as it
+    # lives: a table beside it kept every classifier of a process alive (the extractor holds it).
+    frozen_parts: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def preprocess_layers(self) -> list:

@@ -13,7 +13,6 @@ there: with one fixed augmented copy in its place, the head learned from distort
 from __future__ import annotations
 
 import time
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +33,6 @@ from finetune_gui.core.model.onnx_pass import checked_runner, frozen_part_runner
 
 # First-block statistics (core/run/dataset_features.py, EARLY_POOLING): log(spread + this).
 EARLY_EPSILON = 1e-3
-_traced: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # base -> {key: FrozenPart}
 
 
 @dataclass
@@ -93,10 +91,10 @@ class FrozenPart:
 
 def frozen_part(classifier: Classifier, cut: str | None, pixel_shape: tuple) -> FrozenPart:
     """`classifier`'s frozen part below `cut` for pixels of `pixel_shape`, built and traced
-    the first time it is asked for and kept as long as its base."""
+    the first time it is asked for and kept as long as the classifier."""
     import tensorflow as tf
 
-    parts = _traced.setdefault(classifier.base, {})
+    parts = classifier.frozen_parts
     key = (cut, pixel_shape)
     if key not in parts:
         extractor = build_extractor(classifier, cut)
@@ -112,10 +110,10 @@ def frozen_part(classifier: Classifier, cut: str | None, pixel_shape: tuple) -> 
     return parts[key]
 
 
-def frozen_seconds_per_image(base, cut: str | None) -> float | None:
-    """What `base`'s frozen part below `cut` took an image in TensorFlow in this run's passes
+def frozen_seconds_per_image(classifier: Classifier, cut: str | None) -> float | None:
+    """What `classifier`'s frozen part below `cut` took an image in TensorFlow in the passes
     so far, or None when none was timed."""
-    timed = [part.seconds_per_image for (at, _), part in _traced.get(base, {}).items()
+    timed = [part.seconds_per_image for (at, _), part in classifier.frozen_parts.items()
              if at == cut and part.seconds_per_image is not None]
     return min(timed) if timed else None
 

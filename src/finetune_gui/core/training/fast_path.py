@@ -91,7 +91,7 @@ def store_activations(
     val = extract(val_x, split.val, None, 1, "extract-val", later_images=len(split.test))
     test = pseudo = None
     pseudo_x = pseudo_outliers(val_x)
-    later_seconds = _tensorflow_seconds(classifier.base, cut, len(split.test) + len(pseudo_x))
+    later_seconds = _tensorflow_seconds(classifier, cut, len(split.test) + len(pseudo_x))
     if takes_test_images(cut, runs_through_onnx(classifier.base, cut), later_seconds):
         if split.test:
             test_x = decode_images([p for p, _ in split.test], settings.resolved_image_size,
@@ -126,9 +126,9 @@ def takes_test_images(cut: str | None, through_onnx: bool,
     return tensorflow_seconds is not None and tensorflow_seconds <= WHOLE_NETWORK_TRACE_SECONDS
 
 
-def _tensorflow_seconds(base, cut: str | None, images: int) -> float | None:
-    """What `images` more images would take through `base`'s traced frozen part below `cut`."""
-    per_image = frozen_seconds_per_image(base, cut)
+def _tensorflow_seconds(classifier, cut: str | None, images: int) -> float | None:
+    """What `images` more images would take through the traced frozen part below `cut`."""
+    per_image = frozen_seconds_per_image(classifier, cut)
     return None if per_image is None else per_image * images
 
 
