@@ -336,6 +336,14 @@ MUTATIONS = [
          "test_a_phase_2_that_does_not_run_leaves_the_network_as_phase_1_left_it",),
     ),
     Mutation(
+        "finetune-prep-memory",
+        "fine-tuning not prepared during phase 1 where the features are on disk: prepared",
+        ReplaceLine(r"^(\s*)if \(not finetune or not solved or is_on_disk\(stored.train.pooled\)\s*$",
+                    r"\1if (not finetune or not solved", within="PhaseTrainer._prepare_finetune"),
+        ("tests/core/test_finetune_decision.py::"
+         "test_fine_tuning_is_not_prepared_where_the_features_outgrew_the_memory_budget",),
+    ),
+    Mutation(
         "duplicate-candidate-cap",
         "the cap on each image's duplicate candidates within the close distance: a folder of "
         "look-alikes proposes pairs with the square of its images",

@@ -244,3 +244,20 @@ def test_a_preparation_that_fails_leaves_fine_tuning_to_prepare_itself(
                          tmp_path / "run").run()
     assert result.status == "completed" and isinstance(made[0].error, RuntimeError)
     assert [r["phase"] for r in result.history].count("finetune") == 2
+
+
+@pytest.mark.slow
+def test_fine_tuning_is_not_prepared_where_the_features_outgrew_the_memory_budget(
+    imperfect_folder, pretrained_base, tmp_path, monkeypatch
+):
+    """Prepared during phase 1, phase 2's inputs and traced step add to phase 1's peak (126 MB
+    on MNIST); where the stored features are on disk the budget comes first."""
+    from finetune_gui.core.training.job import TrainingJob
+
+    monkeypatch.setenv("FINETUNE_GUI_MEMORY_BUDGET_MB", "0.1")
+    monkeypatch.setenv("FINETUNE_GUI_CACHE_DIR", str(tmp_path / "cache"))
+    made = prepared_runs(monkeypatch)
+    result = TrainingJob(imperfect_folder, run_settings(pretrained_base, finetune_when="always"),
+                         tmp_path / "run").run()
+    assert made == []
+    assert [r["phase"] for r in result.history].count("finetune") == 2
