@@ -344,6 +344,15 @@ MUTATIONS = [
          "test_fine_tuning_is_not_prepared_where_the_features_outgrew_the_memory_budget",),
     ),
     Mutation(
+        "later-passes-from-cache",
+        "a run on cached features takes the test images' and pseudo-outliers' entries: it "
+        "runs the whole network for them",
+        ReplaceLine(r"^(\s*)if cached or takes_test_images\((.*)$", r"\1if takes_test_images(\2",
+                    within="store_activations"),
+        ("tests/core/test_feature_cache.py::"
+         "test_a_second_head_reuses_the_extraction_and_a_new_cut_does_not",),
+    ),
+    Mutation(
         "duplicate-candidate-cap",
         "the cap on each image's duplicate candidates within the close distance: a folder of "
         "look-alikes proposes pairs with the square of its images",

@@ -9,6 +9,7 @@ by a later run with the same images, weights and settings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from finetune_gui.core.data.pipeline import decode_images
 from finetune_gui.core.data.split import DatasetSplit
@@ -23,7 +24,7 @@ from finetune_gui.core.model.frozen_pass import (
     top_model,
 )
 from finetune_gui.core.model.onnx_pass import release, runs_through_onnx
-from finetune_gui.core.run.unsure import pseudo_outliers
+from finetune_gui.core.run.unsure import MAX_PSEUDO, pseudo_outliers
 from finetune_gui.core.settings import TrainingSettings
 from finetune_gui.core.training import feature_cache
 from finetune_gui.core.training.plan import PhasePlan
@@ -31,6 +32,7 @@ from finetune_gui.core.training.plan import PhasePlan
 # Tracing the whole network for the test look, which the frozen pass taking the test images
 # saves: 2.3 s measured on MobileNetV2 at 48 px (150 faces, 2 cores), more at larger sizes.
 WHOLE_NETWORK_TRACE_SECONDS = 2.0
+PSEUDO_OUTLIERS = f"pseudo-outliers of the first {MAX_PSEUDO} validation images"
 
 
 @dataclass
@@ -76,11 +78,12 @@ def store_activations(
     # Hashes the whole weights file: once per run, not once per part of the split.
     weights_id = feature_cache.weights_identity(settings.weights)
 
-    def extract(pixels, items, augment, views, stage, keep_cut=True, later_images=0):
+    def extract(pixels, items, augment, views, stage, keep_cut=True, later_images=0,
+                made_from=None):
         return _cached_extract(
             classifier, settings, pixels, items, cut=cut, augment=augment, views=views,
             stage=stage, weights_id=weights_id, batch_size=batch_size, progress=progress,
-            cancel=cancel, keep_cut=keep_cut, later_images=later_images,
+            cancel=cancel, keep_cut=keep_cut, later_images=later_images, made_from=made_from,
         )
 
     # The first pass chooses the runtime for all of them: the validation and test images
@@ -92,17 +95,21 @@ def store_activations(
     test = pseudo = None
     pseudo_x = pseudo_outliers(val_x)
     later_seconds = _tensorflow_seconds(classifier, cut, len(split.test) + len(pseudo_x))
-    if takes_test_images(cut, runs_through_onnx(classifier.base, cut), later_seconds):
+    # An earlier run's entries cost nothing to take (a run with another head, on the same
+    # images, ran no frozen layers and traced the whole network for its test look before).
+    cached = all(feature_cache.has(_feature_key(
+        classifier, settings, items, cut=None, augment=None, views=1, weights_id=weights_id,
+        made_from=made_from)) for items, made_from in ((split.test, None),
+                                                       (split.val, PSEUDO_OUTLIERS)) if items)
+    if cached or takes_test_images(cut, runs_through_onnx(classifier.base, cut), later_seconds):
         if split.test:
-            test_x = decode_images([p for p, _ in split.test], settings.resolved_image_size,
-                                   progress=progress, cancel=cancel, stage="decode",
-                                   kept=split.pixels)
-            test = extract(test_x, split.test, None, 1, "extract-test", keep_cut=False)
-            del test_x
+            test = extract(partial(decode_images, [p for p, _ in split.test],
+                                   settings.resolved_image_size, progress=progress,
+                                   cancel=cancel, stage="decode", kept=split.pixels),
+                           split.test, None, 1, "extract-test", keep_cut=False)
         if len(val_x):
-            pseudo = extract_features(
-                classifier, pseudo_x, cut=cut, batch_size=batch_size,
-                progress=progress, cancel=cancel, stage="extract-pseudo", keep_cut=False)
+            pseudo = extract(pseudo_x, split.val, None, 1, "extract-pseudo", keep_cut=False,
+                             made_from=PSEUDO_OUTLIERS)
     release(classifier.base)  # the frozen part's faster runtime, when it ran there
     return StoredActivations(train, val, cut, test, pseudo)
 
@@ -147,13 +154,12 @@ def phase_model(classifier, phase: str, stored: StoredActivations, *, head_solve
     return model, *inputs
 
 
-def _cached_extract(
-    classifier, settings, images, items, *, cut, augment, views, stage, weights_id, batch_size,
-    progress, cancel, keep_cut=True, later_images=0,
-) -> CachedFeatures:
-    """Extract the frozen part's output, or reuse it from an earlier run with the same key
-    (without `keep_cut`, the pooled features alone, as a pass without a cut stores them)."""
-    key = feature_cache.cache_key(
+def _feature_key(classifier, settings, items, *, cut, augment, views, weights_id,
+                 made_from=None) -> str:
+    """The feature cache's key of the frozen part's output below `cut` for `items`' images
+    (`made_from`: pictures made from them, such as the pseudo-outliers)."""
+    facts = {} if made_from is None else {"made_from": made_from}
+    return feature_cache.cache_key(
         [p for p, _ in items],
         backbone=settings.backbone,
         weights=weights_id,
@@ -161,19 +167,31 @@ def _cached_extract(
         # One copy is the plain image whatever the augmentation, so it does not split the key.
         augment=settings.augment.to_dict() if augment is not None and views > 1 else None,
         views=views if augment is not None else 1,
-        cut=cut if keep_cut else None,
+        cut=cut,
         seed=settings.seed,
         precision=classifier.base.compute_dtype,
         head_reads=settings.head_reads,
+        **facts,
     )
+
+
+def _cached_extract(
+    classifier, settings, images, items, *, cut, augment, views, stage, weights_id, batch_size,
+    progress, cancel, keep_cut=True, later_images=0, made_from=None,
+) -> CachedFeatures:
+    """Extract the frozen part's output, or reuse it from an earlier run with the same key
+    (without `keep_cut`, the pooled features alone, as a pass without a cut stores them).
+    `images`: the pixels, or a function that gives them (called only when not cached)."""
+    key = _feature_key(classifier, settings, items, cut=cut if keep_cut else None,
+                       augment=augment, views=views, weights_id=weights_id, made_from=made_from)
     found = feature_cache.load(key)
     if found is not None:
         progress(LogMessage(f"Reusing the frozen layers' output from an earlier run ({stage})."))
         return found
     features = extract_features(
-        classifier, images, cut=cut, augment=augment, views=views,
-        batch_size=batch_size, progress=progress, cancel=cancel, stage=stage, keep_cut=keep_cut,
-        later_images=later_images,
+        classifier, images() if callable(images) else images, cut=cut, augment=augment,
+        views=views, batch_size=batch_size, progress=progress, cancel=cancel, stage=stage,
+        keep_cut=keep_cut, later_images=later_images,
     )
     feature_cache.save(key, features)
     return features

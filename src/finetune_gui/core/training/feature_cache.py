@@ -59,6 +59,11 @@ def entry_dir(key: str) -> Path:
     return cache_root() / "features" / key
 
 
+def has(key: str) -> bool:
+    """Whether an entry for `key` is stored (without reading it)."""
+    return (entry_dir(key) / "meta.json").exists()
+
+
 def load(key: str) -> CachedFeatures | None:
     """The cached features for `key`, or None (a damaged entry counts as missing and is removed)."""
     folder = entry_dir(key)
