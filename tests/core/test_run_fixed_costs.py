@@ -182,15 +182,14 @@ def test_fine_tuning_is_prepared_only_where_its_thread_sees_the_runs_devices():
 
     from finetune_gui.core.training.finetune_prep import can_prepare
 
-    assert can_prepare(tf.distribute.get_strategy())
+    assert can_prepare(tf.distribute.get_strategy(), 310, 6)
     # Only where phase 1 lasts long enough to prepare it during: not for 106 faces in 2
     # classes (phase 1 0.3 s), for 310 icons in 6 (2.4 s).
     assert not can_prepare(tf.distribute.get_strategy(), 106, 2)
-    assert can_prepare(tf.distribute.get_strategy(), 310, 6)
-    assert not can_prepare(tf.distribute.MirroredStrategy(["/cpu:0"]))
+    assert not can_prepare(tf.distribute.MirroredStrategy(["/cpu:0"]), 310, 6)
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        assert not can_prepare(tf.distribute.get_strategy())
+        assert not can_prepare(tf.distribute.get_strategy(), 310, 6)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 

@@ -93,8 +93,8 @@ def store_activations(
     train = extract(train_x, split.train, augment, views, "extract", later_images=later)
     val = extract(val_x, split.val, None, 1, "extract-val", later_images=len(split.test))
     test = pseudo = None
-    pseudo_x = pseudo_outliers(val_x)
-    later_seconds = _tensorflow_seconds(classifier, cut, len(split.test) + len(pseudo_x))
+    pseudo_count = min(len(val_x), MAX_PSEUDO)  # made only when they are run (`pseudo_outliers`)
+    later_seconds = _tensorflow_seconds(classifier, cut, len(split.test) + pseudo_count)
     # An earlier run's entries cost nothing to take (a run with another head, on the same
     # images, ran no frozen layers and traced the whole network for its test look before).
     cached = all(feature_cache.has(_feature_key(
@@ -108,8 +108,8 @@ def store_activations(
                                    cancel=cancel, stage="decode", kept=split.pixels),
                            split.test, None, 1, "extract-test", keep_cut=False)
         if len(val_x):
-            pseudo = extract(pseudo_x, split.val, None, 1, "extract-pseudo", keep_cut=False,
-                             made_from=PSEUDO_OUTLIERS)
+            pseudo = extract(partial(pseudo_outliers, val_x), split.val, None, 1,
+                             "extract-pseudo", keep_cut=False, made_from=PSEUDO_OUTLIERS)
     release(classifier.base)  # the frozen part's faster runtime, when it ran there
     return StoredActivations(train, val, cut, test, pseudo)
 

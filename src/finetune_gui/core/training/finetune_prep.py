@@ -29,8 +29,7 @@ from finetune_gui.core.training.recipe import compile_for_training
 PREPARE_MIN_ROWS_TIMES_CLASSES = 1_000
 
 
-def can_prepare(strategy, train_images: int = PREPARE_MIN_ROWS_TIMES_CLASSES,
-                classes: int = 1) -> bool:
+def can_prepare(strategy, train_images: int, classes: int) -> bool:
     """Whether fine-tuning can be made ready on another thread under `strategy`, and phase 1
     on `train_images` in `classes` lasts long enough for it."""
     import keras

@@ -168,11 +168,10 @@ class PhaseTrainer:
         finetune = [p for p in phases if p.phase == "finetune" and p.epochs]
         solved = any(p.phase == "head" and p.epochs for p in phases) and solves_head(
             self.settings)
-        classes = int(self.classifier.head_layers[-1].units)
         # Not where the features outgrew the memory budget: phase 2's inputs and its traced
         # step (126 MB on MNIST's 5,000 images at 160 px) would add to phase 1's own peak.
         if (not finetune or not solved or is_on_disk(stored.train.pooled)
-                or not can_prepare(self.strategy, len(labels), classes)):
+                or not can_prepare(self.strategy, len(labels), self.classifier.num_classes)):
             return None
         plan = finetune[0]
 
