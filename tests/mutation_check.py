@@ -338,8 +338,8 @@ MUTATIONS = [
     Mutation(
         "finetune-prep-memory",
         "fine-tuning not prepared during phase 1 where the features are on disk: prepared",
-        ReplaceLine(r"^(\s*)if \(not finetune or not solved or is_on_disk\(stored.train.pooled\)\s*$",
-                    r"\1if (not finetune or not solved", within="PhaseTrainer._prepare_finetune"),
+        ReplaceLine(r"^(\s*)or is_on_disk\(stored.train.pooled\)\s*$", r"\1or False",
+                    within="PhaseTrainer._prepare_finetune"),
         ("tests/core/test_finetune_decision.py::"
          "test_fine_tuning_is_not_prepared_where_the_features_outgrew_the_memory_budget",),
     ),
@@ -359,6 +359,26 @@ MUTATIONS = [
         ReplaceBody("_within_close", "return rms <= close"),
         ("tests/core/test_duplicates.py::"
          "test_a_folder_of_look_alikes_proposes_pairs_in_proportion_to_its_images",),
+    ),
+    Mutation(
+        "finetune-nothing-to-learn",
+        "phase 2 skipped when the head already fits every training image it would train on: "
+        "it runs and is thrown away",
+        ReplaceBody("finetune_nothing_to_learn", "return ''"),
+        ("tests/core/test_selection.py::"
+         "test_fine_tuning_on_the_images_the_head_already_fits_has_nothing_to_learn",
+         "tests/core/test_finetune_decision.py::"
+         "test_fine_tuning_is_skipped_when_the_head_has_nothing_left_to_learn_from_its_images"),
+    ),
+    Mutation(
+        "finetune-prep-only-when-sure",
+        "fine-tuning prepared during phase 1 only when it is sure to run: prepared in every "
+        "run, and thrown away where phase 2 is skipped",
+        ReplaceLine(r"^(\s*)if \(not finetune or not solved or self.settings.finetune_when != "
+                    r"\"always\"\s*$", r"\1if (not finetune or not solved",
+                    within="PhaseTrainer._prepare_finetune"),
+        ("tests/core/test_finetune_decision.py::"
+         "test_a_phase_2_that_may_be_skipped_is_not_prepared_and_leaves_no_layer_trainable",),
     ),
     Mutation(
         "finetune-skip-cannot-win",

@@ -51,6 +51,15 @@ def imperfect_folder(tmp_path_factory):
     return root
 
 
+def fits_its_mistakes_too(monkeypatch) -> None:
+    """The solved head fits even the misfiled training pictures of `imperfect_folder`, which
+    would leave phase 2 nothing to learn (`finetune_nothing_to_learn`): these tests are about
+    when a running phase 2 stops, so that rule is switched off for them."""
+    from finetune_gui.core.training import selection
+
+    monkeypatch.setattr(selection, "NOTHING_TO_LEARN_LOSS", -1.0)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["can-win", "always"])
 def test_fine_tuning_that_ruins_the_network_stops_at_its_first_clearly_worse_epoch(
@@ -69,6 +78,7 @@ def test_fine_tuning_that_ruins_the_network_stops_at_its_first_clearly_worse_epo
         scored.append(dict(logs))
 
     monkeypatch.setattr(UntracedValidation, "on_epoch_end", recorded_end)
+    fits_its_mistakes_too(monkeypatch)
 
     # A learning rate a hundred times the usual one (1e-4): each fine-tuning epoch wrecks
     # the features the head was solved on.
@@ -124,6 +134,7 @@ def test_fine_tuning_clearly_losing_at_its_first_look_stops_there_and_keeps_the_
     # 51 training images at batch 4: 13 steps, looked at after the 6th.
     monkeypatch.setattr(callbacks, "FIRST_LOOK_MIN_STEPS", 10)
     monkeypatch.setattr(callbacks, "FIRST_LOOK_SHARE", 2)
+    fits_its_mistakes_too(monkeypatch)
     settings = TrainingSettings(
         backbone="mobilenetv2", weights=str(pretrained_base), image_size=32, epochs_head=1,
         epochs_finetune=1, unfreeze_blocks=2, lr_finetune=0.003, patience=3, augment="none",
@@ -207,10 +218,34 @@ def test_fine_tuning_starts_at_its_first_step_on_a_step_traced_while_phase_1_ran
 
 @pytest.mark.slow
 def test_a_phase_2_that_does_not_run_leaves_the_network_as_phase_1_left_it(
+    imperfect_folder, pretrained_base, tmp_path, monkeypatch
+):
+    """A run cancelled while phase 1 solves the head never takes the fine-tuning prepared
+    beside it: the trainable flags the preparation set are put back."""
+    from finetune_gui.core.events import CancelToken, PhaseStarted
+    from finetune_gui.core.training.job import TrainingJob
+
+    made = prepared_runs(monkeypatch)
+    stop = CancelToken()
+
+    def progress(event):
+        if isinstance(event, PhaseStarted) and event.phase == "head":
+            stop.cancel()  # the search looks at it after its first strength
+
+    result = TrainingJob(imperfect_folder, run_settings(pretrained_base, finetune_when="always"),
+                         tmp_path / "run", progress=progress, cancel=stop).run()
+    assert result.status == "cancelled" and result.history == []
+    (prepared,) = made  # discarded: its thread joined, its flags put back
+    assert [layer.trainable for layer in prepared.classifier.base.layers] == prepared.flags_before
+
+
+@pytest.mark.slow
+def test_a_phase_2_that_may_be_skipped_is_not_prepared_and_leaves_no_layer_trainable(
     shapes_dir, pretrained_base, tmp_path, monkeypatch
 ):
-    """On shapes the head gets every validation image right, so fine-tuning is skipped: the
-    flags the preparation set are put back, and the saved network has none of them."""
+    """On shapes the head gets every validation image right, so fine-tuning is skipped: whether
+    it runs is known only after phase 1, so nothing was prepared beside it (a preparation
+    thrown away slowed phase 1), and the saved network has no trainable layer."""
     import keras
 
     from finetune_gui.core.model.parts import split_classifier
@@ -222,8 +257,7 @@ def test_a_phase_2_that_does_not_run_leaves_the_network_as_phase_1_left_it(
                 progress=lambda e: said.append(e.text) if isinstance(e, LogMessage)
                 else None).run()
     assert any(line.startswith("Fine-tuning skipped") for line in said)
-    (prepared,) = made
-    assert [layer.trainable for layer in prepared.classifier.base.layers] == prepared.flags_before
+    assert made == []
     saved = split_classifier(keras.models.load_model(tmp_path / "run" / "model.keras")).base
     assert not any(layer.trainable and layer.weights for layer in saved.layers)
 
@@ -261,3 +295,60 @@ def test_fine_tuning_is_not_prepared_where_the_features_outgrew_the_memory_budge
                          tmp_path / "run").run()
     assert made == []
     assert [r["phase"] for r in result.history].count("finetune") == 2
+
+
+@pytest.fixture(scope="module")
+def fitted_but_imperfect_split(tmp_path_factory):
+    """A split folder whose training shapes the stand-in base's head fits to a near-zero loss,
+    and whose validation part has a few pictures filed under the wrong class: the head cannot
+    get every validation image right (so the validation rule does not skip phase 2), yet it has
+    nothing left to learn from its training images."""
+    from finetune_gui.demo import make_shapes_dataset
+
+    root = tmp_path_factory.mktemp("fitted") / "data"
+    for part, count, seed in (("train", 20, 11), ("val", 10, 12), ("test", 6, 13)):
+        make_shapes_dataset(root / part, per_class=count, size=32, seed=seed)
+    classes = sorted(p.name for p in (root / "val").iterdir())
+    chosen = {name: sorted((root / "val" / name).iterdir())[:3] for name in classes}
+    for i, name in enumerate(classes):
+        for path in chosen[name]:
+            path.rename(root / "val" / classes[(i + 1) % len(classes)] / f"wrong-{path.name}")
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["can-win", "always"])
+def test_fine_tuning_is_skipped_when_the_head_has_nothing_left_to_learn_from_its_images(
+    fitted_but_imperfect_split, pretrained_base, tmp_path, when
+):
+    from finetune_gui.core.run.folder import RunFolder
+    from finetune_gui.core.training.job import TrainingJob
+    from finetune_gui.core.training.selection import (
+        NOTHING_TO_LEARN_LOSS,
+        finetune_cannot_win,
+    )
+
+    said = []
+    result = TrainingJob(fitted_but_imperfect_split,
+                         run_settings(pretrained_base, finetune_when=when), tmp_path / "run",
+                         progress=lambda e: said.append(e.text) if isinstance(e, LogMessage)
+                         else None).run()
+    head = result.history[0]
+    # The case this rule is for: every training image right at a tiny loss, while the
+    # validation mistakes alone would leave phase 2 room to win.
+    assert head["phase"] == "head" and head["accuracy"] == 1.0
+    assert head["loss"] <= NOTHING_TO_LEARN_LOSS and head["val_accuracy"] < 0.8
+    assert finetune_cannot_win(result.history[:1], None, 30) == ""
+    skipped = [line for line in said if line.startswith("Fine-tuning skipped")]
+    phases = [r["phase"] for r in result.history]
+    if when == "always":
+        assert not skipped and phases.count("finetune") >= 1
+        return
+    assert phases == ["head"]
+    assert skipped == [
+        f"Fine-tuning skipped: the head alone already gets every training image right "
+        f"(training loss {head['loss']:.4f}), so fine-tuning on the same images would have "
+        f"almost nothing left to learn from them, and on real folders it then never beat the "
+        f"head by more than chance. Set fine-tuning to run always, or train in exact mode "
+        f"with augmentation, to fine-tune all the same."]
+    assert RunFolder.open(tmp_path / "run").facts.kept_model == "head-only"

@@ -141,3 +141,39 @@ def test_fine_tuning_set_to_always_runs_even_after_a_perfect_head():
     default = TrainingSettings(weights="none")
     assert default.finetune_when == "can-win" and finetune_cannot_win(perfect, default)
     assert finetune_cannot_win(perfect, default.with_changes(finetune_when="always")) == ""
+
+
+def test_fine_tuning_on_the_images_the_head_already_fits_has_nothing_to_learn():
+    from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training.selection import (
+        NOTHING_TO_LEARN_LOSS,
+        finetune_nothing_to_learn,
+    )
+
+    def head(accuracy, loss):
+        return [{"phase": "head", "epoch": 1, "loss": loss, "accuracy": accuracy,
+                 "val_accuracy": 0.8, "val_loss": 0.5}]
+
+    fast = TrainingSettings(weights="none")  # speed mode, one plain copy per image
+    said = finetune_nothing_to_learn(head(1.0, 0.0295), fast)
+    assert said.startswith("Fine-tuning skipped: the head alone already gets every training "
+                           "image right (training loss 0.0295)")
+    assert finetune_nothing_to_learn(head(1.0, NOTHING_TO_LEARN_LOSS), fast)
+    # Something left to learn: a training image wrong, or right but not surely.
+    assert finetune_nothing_to_learn(head(0.99, 0.01), fast) == ""
+    assert finetune_nothing_to_learn(head(1.0, 0.2), fast) == ""
+    assert finetune_nothing_to_learn(head(1.0, float("nan")), fast) == ""
+    assert finetune_nothing_to_learn([], fast) == ""
+    # Speed mode's augmented copies are stored: phase 2 trains on the rows the head fitted.
+    views = fast.with_changes(views=3, augment="standard")
+    assert finetune_nothing_to_learn(head(1.0, 0.01), views)
+    # Exact mode draws new augmented images every epoch: something new to learn.
+    exact = fast.with_changes(cache_mode="exact", augment="standard")
+    assert finetune_nothing_to_learn(head(1.0, 0.01), exact) == ""
+    assert finetune_nothing_to_learn(head(1.0, 0.01), exact.with_changes(augment="none"))
+    assert finetune_nothing_to_learn(head(1.0, 0.01),
+                                     fast.with_changes(finetune_when="always")) == ""
+    # The best head row decides, as phase 2 starts from it.
+    rows = [{**head(0.9, 0.3)[0], "val_accuracy": 0.7},
+            {**head(1.0, 0.01)[0], "epoch": 2, "val_accuracy": 0.8}]
+    assert finetune_nothing_to_learn(rows, exact.with_changes(augment="none"))

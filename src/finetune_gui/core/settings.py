@@ -80,9 +80,11 @@ class TrainingSettings:
         "can-win", label="when to fine-tune", choices=FINETUNE_WHEN, group="advanced",
         choice_texts=("only when it can still win", "always"),
         help="Can win: fine-tuning is skipped when the new head alone already gets so many "
-             "validation images right that it could not be beaten by more than chance, and "
-             "stops as soon as it is clearly worse than the head (a long first epoch is looked "
-             "at an eighth of the way through), since it could then not be kept. Always: "
+             "validation images right that it could not be beaten by more than chance, or "
+             "already gets every training image it would fine-tune on right (nothing left to "
+             "learn), and stops as soon as it is clearly worse than the head (a long first "
+             "epoch is looked at an eighth of the way through), since it could then not be "
+             "kept. Always: "
              "fine-tune for the epochs set (early stopping aside; the better of the two models "
              "is still kept).")
     unfreeze_blocks: int = setting(

@@ -42,7 +42,7 @@ from finetune_gui.core.training.recipe import (
     compile_for_training,
     training_augmentation,
 )
-from finetune_gui.core.training.selection import finetune_cannot_win
+from finetune_gui.core.training.selection import finetune_cannot_win, finetune_nothing_to_learn
 from finetune_gui.core.training.tracking import PhaseStop, trained_layers
 
 
@@ -168,9 +168,13 @@ class PhaseTrainer:
         finetune = [p for p in phases if p.phase == "finetune" and p.epochs]
         solved = any(p.phase == "head" and p.epochs for p in phases) and solves_head(
             self.settings)
+        # Only where phase 2 is sure to run ("always"): otherwise whether it runs is known only
+        # after phase 1 (the head's validation mistakes and training loss), and a preparation
+        # thrown away slowed phase 1 by 2.3-2.6 s on digits and MNIST (docs/benchmarks.md).
         # Not where the features outgrew the memory budget: phase 2's inputs and its traced
         # step (126 MB on MNIST's 5,000 images at 160 px) would add to phase 1's own peak.
-        if (not finetune or not solved or is_on_disk(stored.train.pooled)
+        if (not finetune or not solved or self.settings.finetune_when != "always"
+                or is_on_disk(stored.train.pooled)
                 or not can_prepare(self.strategy, len(labels), self.classifier.num_classes)):
             return None
         plan = finetune[0]
@@ -199,9 +203,12 @@ class PhaseTrainer:
         self.ledger.record(row, [output], self.classifier.model, self.progress)
 
     def _finetune_cannot_win(self, phase: PhasePlan, val_images: int) -> bool:
-        """Phase 2 skipped, and said, when the head's validation score leaves it nothing to win."""
-        why = (finetune_cannot_win(self.ledger.history, self.settings, val_images)
-               if phase.phase == "finetune" else "")
+        """Phase 2 skipped, and said, when the head's validation score leaves it nothing to win
+        or its training loss nothing to learn."""
+        history = self.ledger.history
+        why = "" if phase.phase != "finetune" else (
+            finetune_cannot_win(history, self.settings, val_images)
+            or finetune_nothing_to_learn(history, self.settings))
         if why:
             self._head_kept(why)
         return bool(why)

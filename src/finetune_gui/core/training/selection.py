@@ -126,6 +126,38 @@ def finetune_cannot_win(history: list[dict], settings: TrainingSettings | None =
             f"more than chance ({needed} images here), which it could not do.")
 
 
+# A head that gets every training image right with a mean training loss (cross-entropy) at or
+# below this leaves fine-tuning on the same images almost nothing to learn: each image's error
+# signal is about its loss, and Adam scales such small gradients up to full-size steps, which
+# only make the answers on the training images surer. On the real folders measured (digits,
+# faces, MNIST: training losses 0.0004 to 0.03) such a phase 2 never beat the head by more than
+# chance, and cost up to a fifth of the run (docs/benchmarks.md).
+NOTHING_TO_LEARN_LOSS = 0.05
+
+
+def finetune_nothing_to_learn(history: list[dict], settings: TrainingSettings) -> str:
+    """Why phase 2 need not run, or "": it would train on exactly the images the head was
+    fitted to (the stored features of speed mode, or no augmentation), and the head already
+    gets every one of them right at a training loss of at most `NOTHING_TO_LEARN_LOSS`.
+    Not with `finetune_when` "always", and not where each epoch draws new augmented images."""
+    if settings.finetune_when == "always":
+        return ""
+    if settings.cache_mode != "fast" and settings.augmentation_used:
+        return ""
+    heads = [r for r in history if r["phase"] == "head" and r.get("accuracy") is not None]
+    if not heads:
+        return ""
+    head = min(heads, key=lambda r: criterion(r.get("val_accuracy"), r.get("val_loss"),
+                                               r["loss"]))
+    if round(head["accuracy"], 6) < 1.0 or not head["loss"] <= NOTHING_TO_LEARN_LOSS:
+        return ""
+    return (f"Fine-tuning skipped: the head alone already gets every training image right "
+            f"(training loss {head['loss']:.4f}), so fine-tuning on the same images would have "
+            f"almost nothing left to learn from them, and on real folders it then never beat "
+            f"the head by more than chance. Set fine-tuning to run always, or train in exact "
+            f"mode with augmentation, to fine-tune all the same.")
+
+
 def finetune_losing(row: dict, kept_head: dict | None, val_images: int,
                     when: str = "") -> str:
     """Why phase 2 should stop after the epoch `row`, or "": its validation accuracy is below
