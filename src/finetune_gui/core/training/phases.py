@@ -154,8 +154,7 @@ class PhaseTrainer:
                 built = fast_path.phase_model(self.classifier, phase.phase, stored,
                                               head_solved=solves_head(self.settings))
         model, inputs, val_inputs = built
-        make_train = partial(batches, [inputs, labels, weights], shuffle=True,
-                             seed=self.settings.seed, repeat=True)
+        make_train = partial(self._stored_batches, inputs, labels, weights)
         self._fit_phase(phase, model, make_train, n_train, (val_inputs, val_y),
                         compiled=compiled)
 
@@ -183,13 +182,18 @@ class PhaseTrainer:
             return fast_path.phase_model(self.classifier, "finetune", stored, head_solved=True)
 
         def make_train(inputs, batch_size: int):
-            rows = len(inputs[0] if isinstance(inputs, tuple) else inputs)
-            return batches([inputs, labels[:rows], weights[:rows]], batch_size, shuffle=True,
-                           seed=self.settings.seed, repeat=True)
+            return self._stored_batches(inputs, labels, weights, batch_size)
 
         return FinetunePreparation(
             self.classifier, self.strategy, plan.unfrozen_blocks, self.settings.optimizer,
             plan.learning_rate, self.ledger.batch_size, build, make_train)
+
+    def _stored_batches(self, inputs, labels, weights, batch_size: int):
+        """Shuffled, repeated training batches of a phase over stored `inputs`, with the labels
+        and weights of their rows (the preparation traces on the first few rows only)."""
+        rows = len(inputs[0] if isinstance(inputs, tuple) else inputs)
+        return batches([inputs, labels[:rows], weights[:rows]], batch_size, shuffle=True,
+                       seed=self.settings.seed, repeat=True)
 
     def _solve_head(self, stored, labels, weights, val_y) -> None:
         """Phase 1 solved in one step, recorded like an epoch (history, best, checkpoint)."""
