@@ -352,3 +352,31 @@ def test_fine_tuning_is_skipped_when_the_head_has_nothing_left_to_learn_from_its
         f"head by more than chance. Set fine-tuning to run always, or train in exact mode "
         f"with augmentation, to fine-tune all the same."]
     assert RunFolder.open(tmp_path / "run").facts.kept_model == "head-only"
+
+
+@pytest.mark.slow
+def test_fine_tuning_that_clearly_beats_the_head_runs_and_is_kept(
+    small_shapes, pretrained_base, tmp_path
+):
+    """The other side of "can win": a head that has not learned its images (one epoch at a
+    learning rate too small to move it) leaves phase 2 something to learn and room to win; it
+    runs on its default rule and, clearly better on validation, is the model kept."""
+    from finetune_gui.core.run.folder import RunFolder
+    from finetune_gui.core.training.job import TrainingJob
+    from finetune_gui.core.training.selection import switch_margin
+
+    said = []
+    settings = run_settings(pretrained_base, cache_mode="exact", lr_head=1e-6,
+                            lr_finetune=3e-3, patience=0).with_changes(epochs_finetune=4)
+    assert settings.finetune_when == "can-win"
+    result = TrainingJob(small_shapes, settings, tmp_path / "run",
+                         progress=lambda e: said.append(e.text) if isinstance(e, LogMessage)
+                         else None).run()
+    head = result.history[0]
+    tuned = [r for r in result.history if r["phase"] == "finetune"]
+    assert not any(line.startswith("Fine-tuning skipped") for line in said)
+    val_images = len(RunFolder.open(tmp_path / "run").split().val)
+    best = max(r["val_accuracy"] for r in tuned)
+    assert best > head["val_accuracy"] + switch_margin(head["val_accuracy"], val_images)
+    assert RunFolder.open(tmp_path / "run").facts.kept_model == "fine-tuned"
+    assert any(line.startswith("Fine-tuning kept: ") for line in said)
