@@ -349,8 +349,8 @@ def test_fine_tuning_is_skipped_when_the_head_has_nothing_left_to_learn_from_its
         f"Fine-tuning skipped: the head alone already gets every training image right "
         f"(training loss {head['loss']:.4f}), so fine-tuning on the same images would have "
         f"almost nothing left to learn from them, and on real folders it then never beat the "
-        f"head by more than chance. Set fine-tuning to run always, or train in exact mode "
-        f"with augmentation, to fine-tune all the same."]
+        f"head by more than chance. Set \"when to fine-tune\" to \"always\", or train in "
+        f"exact mode with augmentation, to fine-tune all the same."]
     assert RunFolder.open(tmp_path / "run").facts.kept_model == "head-only"
 
 

@@ -154,8 +154,8 @@ def finetune_nothing_to_learn(history: list[dict], settings: TrainingSettings) -
     return (f"Fine-tuning skipped: the head alone already gets every training image right "
             f"(training loss {head['loss']:.4f}), so fine-tuning on the same images would have "
             f"almost nothing left to learn from them, and on real folders it then never beat "
-            f"the head by more than chance. Set fine-tuning to run always, or train in exact "
-            f"mode with augmentation, to fine-tune all the same.")
+            f"the head by more than chance. Set \"when to fine-tune\" to \"always\", or "
+            f"train in exact mode with augmentation, to fine-tune all the same.")
 
 
 def finetune_losing(row: dict, kept_head: dict | None, val_images: int,
