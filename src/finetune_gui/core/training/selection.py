@@ -82,6 +82,11 @@ def kept_model_note(best_phase: str | None, head: dict, tuned: dict) -> str:
     )
 
 
+def best_row(rows: list[dict]) -> dict:
+    """The history row of the best weights among `rows` (by `criterion`)."""
+    return min(rows, key=lambda r: criterion(r["val_accuracy"], r["val_loss"], r["loss"]))
+
+
 def kept_model(history: list[dict], best_epoch: int | None) -> tuple[str | None, str]:
     """('fine-tuned' or 'head-only', the note saying why) when phase 2 ran, else (None, '')."""
     tuned = [r for r in history if r["phase"] == "finetune"]
@@ -89,11 +94,7 @@ def kept_model(history: list[dict], best_epoch: int | None) -> tuple[str | None,
     if not tuned or not head or best_epoch is None:
         return None, ""
     best_phase = next((r["phase"] for r in history if r["epoch"] == best_epoch), None)
-
-    def best_of(rows: list[dict]) -> dict:
-        return min(rows, key=lambda r: criterion(r["val_accuracy"], r["val_loss"], r["loss"]))
-
-    note = kept_model_note(best_phase, best_of(head), best_of(tuned))
+    note = kept_model_note(best_phase, best_row(head), best_row(tuned))
     return ("fine-tuned" if best_phase == "finetune" else "head-only"), note
 
 
@@ -147,8 +148,7 @@ def finetune_nothing_to_learn(history: list[dict], settings: TrainingSettings) -
     heads = [r for r in history if r["phase"] == "head" and r.get("accuracy") is not None]
     if not heads:
         return ""
-    head = min(heads, key=lambda r: criterion(r.get("val_accuracy"), r.get("val_loss"),
-                                               r["loss"]))
+    head = best_row(heads)  # where phase 2 would start from
     if round(head["accuracy"], 6) < 1.0 or not head["loss"] <= NOTHING_TO_LEARN_LOSS:
         return ""
     return (f"Fine-tuning skipped: the head alone already gets every training image right "
