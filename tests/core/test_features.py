@@ -120,3 +120,40 @@ def test_without_a_fine_tuning_phase_the_rows_come_from_the_stored_pooled_featur
         for got, want in zip(rows["train"], expected, strict=True):
             scale = max(float(np.abs(want).max()), 1e-6)
             np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * scale)
+
+
+def test_phase_2s_model_on_stored_activations_answers_as_the_whole_network_does():
+    """Phase 2 trains the layers above the cut on what the frozen pass stored: with the head
+    reading every block (taps below and above the cut) or the last block only, at any cut,
+    those layers must give the whole network's pooled features and probabilities, and the
+    frozen pass's pooled features must be the network's own."""
+    import keras
+
+    from finetune_gui.core.model.backbones import cut_layer
+    from finetune_gui.core.model.frozen_pass import above_stored_model, stored_inputs, top_model
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (6, 32, 32, 3)).astype(np.float32)
+    for reads in ("every-block", "last-block"):
+        settings = TrainingSettings(backbone="mobilenetv2", weights="none", image_size=32,
+                                    head_reads=reads, dropout=0.0, seed=0)
+        classifier = build_classifier(settings, 3)
+        pooled = keras.Model(classifier.model.input, classifier.head_layers[0].output)
+        expected_pooled = pooled.predict(images, verbose=0)
+        head = classifier.head_layers[-1]  # weights for an untrained base's tiny features
+        kernel, bias = head.get_weights()
+        kernel = rng.normal(size=kernel.shape) / np.abs(expected_pooled).max()
+        head.set_weights([kernel.astype("float32"), bias])
+        expected = classifier.model.predict(images, verbose=0)
+        assert expected.max() - expected.min() > 0.05  # answers that tell heads apart
+        for blocks in (1, 3):
+            cut = cut_layer(classifier.ends, blocks)
+            stored = extract_features(classifier, images, cut=cut)
+            np.testing.assert_allclose(stored.pooled, expected_pooled, rtol=1e-5, atol=1e-6)
+            inputs = stored_inputs(classifier, cut, stored)
+            np.testing.assert_allclose(
+                top_model(classifier, cut, dropout=False).predict(inputs, verbose=0), expected,
+                rtol=1e-5, atol=1e-6)
+            features, answers = above_stored_model(classifier, cut).predict(inputs, verbose=0)
+            np.testing.assert_allclose(features, expected_pooled, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(answers, expected, rtol=1e-5, atol=1e-6)

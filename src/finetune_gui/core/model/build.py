@@ -194,12 +194,24 @@ def last_map(base):
 def tap_inputs(base, cut: str | None, ends: list[str]) -> list:
     """The averaged block outputs at or below `cut`, in tap order: constants while the layers
     below the cut are frozen, so the fast path stores them with the pooled features."""
-    if cut is None or base.layers[-1].name != WIDENED:
+    if cut is None:
+        return []
+    return [output for index, output in block_taps(base) if index <= ends.index(cut)]
+
+
+def taps_above_cut(base, cut: str, ends: list[str]) -> list:
+    """The averaged block outputs above `cut`, in tap order: what the top blocks compute."""
+    return [output for index, output in block_taps(base) if index > ends.index(cut)]
+
+
+def block_taps(base) -> list[tuple[int, object]]:
+    """(block end index, its averaged output) of every tap of a widened base, in order."""
+    if base.layers[-1].name != WIDENED:
         return []
     prefix = f"{TAP_PREFIX}pool_"
     taps = sorted(int(layer.name.removeprefix(prefix)) for layer in base.layers
                   if layer.name.startswith(prefix))
-    return [base.get_layer(f"{prefix}{i}").output for i in taps if i <= ends.index(cut)]
+    return [(i, base.get_layer(f"{prefix}{i}").output) for i in taps]
 
 
 def from_scratch(settings: TrainingSettings) -> bool:

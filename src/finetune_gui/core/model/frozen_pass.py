@@ -28,7 +28,14 @@ from finetune_gui.core.events import (
     ignore_progress,
 )
 from finetune_gui.core.model.backbones import output_of
-from finetune_gui.core.model.build import Classifier, last_map, tap_inputs
+from finetune_gui.core.model.build import (
+    WIDENED,
+    Classifier,
+    block_taps,
+    last_map,
+    tap_inputs,
+    taps_above_cut,
+)
 from finetune_gui.core.model.onnx_pass import checked_runner, frozen_part_runner
 
 # First-block statistics (core/run/dataset_features.py, EARLY_POOLING): log(spread + this).
@@ -63,7 +70,10 @@ def build_extractor(classifier: Classifier, cut: str | None):
     import keras
 
     base = classifier.base
-    outputs = [output_of(base, classifier.ends[0]), base.output]
+    widened = base.layers[-1].name == WIDENED
+    # With block taps, the widened map's average is put together from its parts (`_pooled`).
+    parts = [last_map(base), *(t for _, t in block_taps(base))] if widened else [base.output]
+    outputs = [output_of(base, classifier.ends[0]), *parts]
     if cut is not None:
         outputs.insert(0, output_of(base, cut))
     inner = keras.Model(base.input, outputs, name="frozen_part")
@@ -71,9 +81,25 @@ def build_extractor(classifier: Classifier, cut: str | None):
     for layer in classifier.preprocess_layers:
         x = layer(x)
     found = inner(x, training=False)
-    pooled = keras.layers.GlobalAveragePooling2D(name="extract_pool")(found[-1])
-    early = first_block_statistics(found[-2])
-    return keras.Model(classifier.model.input, [*found[:-2], early, pooled], name="extractor")
+    *stored, first, last = found[: len(found) - len(parts) + 1]
+    pooled = (_pooled(last, found[len(found) - len(parts) + 1 :], "extract_pool") if widened
+              else keras.layers.GlobalAveragePooling2D(name="extract_pool")(last))
+    early = first_block_statistics(first)
+    return keras.Model(classifier.model.input, [*stored, early, pooled], name="extractor")
+
+
+def _pooled(last, taps: list, name: str, below=None):
+    """The widened map's global average from its parts: the last map's average, then each
+    tap's (`below`: the taps at or below a cut, as stored columns, before `taps`). The same
+    values as averaging the map with every tap spread over it, without building the spreads:
+    on MobileNetV2's 18 taps they were 0.67 s of tracing phase 2's 1.2 s step at 48 px."""
+    import keras
+
+    pieces = [keras.layers.GlobalAveragePooling2D(name=f"{name}_last")(last)]
+    if below is not None:
+        pieces.append(below)
+    pieces += [keras.ops.reshape(tap, (-1, int(tap.shape[-1]))) for tap in taps]
+    return keras.layers.Concatenate(name=name)(pieces) if len(pieces) > 1 else pieces[0]
 
 
 @dataclass
@@ -134,9 +160,8 @@ def top_model(classifier: Classifier, cut: str, *, dropout: bool = True):
     layers (without the dropout layer when `dropout` is False)."""
     import keras
 
-    inputs, widened = _above_cut(classifier, cut)
-    x = widened
-    for layer in classifier.head_layers:
+    inputs, x = _pooled_above_cut(classifier, cut)
+    for layer in classifier.head_layers[1:]:
         if not dropout and isinstance(layer, keras.layers.Dropout):
             continue
         x = layer(x)
@@ -154,33 +179,37 @@ def above_stored_model(classifier: Classifier, cut: str | None):
         inputs = keras.Input((classifier.base.output_shape[-1],), name="pooled")
         pooled = inputs
     else:
-        inputs, widened = _above_cut(classifier, cut)
-        pooled = classifier.head_layers[0](widened)
+        inputs, pooled = _pooled_above_cut(classifier, cut)
     x = pooled
     for layer in classifier.head_layers[1:]:
         x = layer(x)
     return keras.Model(inputs, [pooled, x], name="above_stored")
 
 
-def _above_cut(classifier: Classifier, cut: str):
-    """(inputs, the base's output) for the layers above `cut`. With block taps the averaged
-    block outputs at or below the cut come in as a second input, one row of their pooled
-    values side by side (`stored_below_cut`), since the cut's activations no longer hold them."""
+def _pooled_above_cut(classifier: Classifier, cut: str):
+    """(inputs, the pooled base features) for the layers above `cut`. With block taps the
+    averaged block outputs at or below the cut come in as a second input, one row of their
+    pooled values side by side (`stored_below_cut`), since the cut's activations no longer
+    hold them.
+
+    The pooled features are put together as the base's widened map averages them (the last
+    map's average, then each tap's in order) without spreading each tap over the map first:
+    the same values (`_pooled`)."""
     import keras
 
     base = classifier.base
-    constants = tap_inputs(base, cut, classifier.ends)
-    top = keras.Model([output_of(base, cut), *constants], base.output, name="top_blocks")
     at_cut = keras.Input(tuple(output_of(base, cut).shape[1:]), name="at_cut")
+    if base.layers[-1].name != WIDENED:
+        top = keras.Model(output_of(base, cut), base.output, name="top_blocks")
+        return at_cut, classifier.head_layers[0](top(at_cut, training=False))
+    constants = tap_inputs(base, cut, classifier.ends)
+    above = taps_above_cut(base, cut, classifier.ends)
+    top = keras.Model(output_of(base, cut), [last_map(base), *above], name="top_blocks")
+    last, *pooled_above = top(at_cut, training=False)
     if not constants:
-        return at_cut, top(at_cut, training=False)
-    widths = [int(t.shape[-1]) for t in constants]
-    below = keras.Input((sum(widths),), name="pooled_below_cut")
-    pieces, start = [], 0
-    for width in widths:
-        pieces.append(keras.ops.reshape(below[:, start : start + width], (-1, 1, 1, width)))
-        start += width
-    return [at_cut, below], top([at_cut, *pieces], training=False)
+        return at_cut, _pooled(last, pooled_above, "top_pool")
+    below = keras.Input((sum(int(t.shape[-1]) for t in constants),), name="pooled_below_cut")
+    return [at_cut, below], _pooled(last, pooled_above, "top_pool", below)
 
 
 def stored_below_cut(classifier: Classifier, cut: str | None, pooled: np.ndarray):
