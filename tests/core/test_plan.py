@@ -22,14 +22,18 @@ from finetune_gui.core.training.plan import (
 @pytest.mark.parametrize(
     "changes,summary",
     [
-        ({}, "the new head solved in one step, then 5 epochs fine-tuning the top 2 blocks"),
+        ({}, "the new head solved in one step, then up to 5 epochs fine-tuning the top 2 "
+             "blocks, only if it can still beat the head alone"),
+        ({"finetune_when": "always"},
+         "the new head solved in one step, then 5 epochs fine-tuning the top 2 blocks"),
         ({"dense_units": 64, "epochs_finetune": 0},
          "the new head until validation stops improving (at most 200 epochs)"),
         ({"cache_mode": "exact", "epochs_finetune": 0}, "5 epochs for the new head"),
         ({"weights": "none", "epochs_head": 3, "epochs_finetune": 1},
          "4 epochs training the whole network from scratch"),
         ({"epochs_head": 1, "unfreeze_blocks": 1, "epochs_finetune": 2},
-         "the new head solved in one step, then 2 epochs fine-tuning the top 1 block"),
+         "the new head solved in one step, then up to 2 epochs fine-tuning the top 1 block, "
+         "only if it can still beat the head alone"),
         ({"epochs_finetune": 0}, "the new head solved in one step"),
         ({"unfreeze_blocks": 0},
          "the new head solved in one step; no fine-tuning: 0 blocks are set to be unfrozen"),

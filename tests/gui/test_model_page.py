@@ -109,9 +109,8 @@ def test_options_are_named_and_explained_by_the_settings_own_description(model_p
 def test_the_train_page_says_the_plan_the_engine_will_run(qtbot, model_page):
     window, page = model_page
     plan = window.pages["train"].plan
-    assert "the new head solved in one step, then 5 epochs fine-tuning the top 2 blocks" in (
-        plan.text()
-    )
+    assert ("the new head solved in one step, then up to 5 epochs fine-tuning the top 2 blocks, "
+            "only if it can still beat the head alone") in plan.text()
     page.unfreeze_slider.setValue(0)
     assert "the new head solved in one step; no fine-tuning: 0 blocks" in plan.text()
     qtbot.mouseClick(page.weights_buttons["none"], Qt.MouseButton.LeftButton)

@@ -3,9 +3,9 @@
 On a CPU ONNX Runtime runs MobileNetV2's frozen part 2.3-3.7 times as fast as TensorFlow with
 the same features (largest difference 5e-7; `benchmarks/frozen_runtime.py`, docs/benchmarks.md),
 and the frozen pass is the largest part of a run on a CPU. Converting the frozen part (tf2onnx)
-takes 2.5-3 s for MobileNetV2 whatever the image size, so it is chosen only when the TensorFlow
-time it would save is clearly larger, measured on the pass's own second batch. On a GPU
-TensorFlow stays.
+takes 1.2-1.7 s for MobileNetV2 whatever the image size (3-5 s for larger bases), so it is
+chosen only when the TensorFlow time it would save is clearly larger, measured on the pass's own
+second batch. On a GPU TensorFlow stays.
 
 Only the frozen pass changes runtime: what is computed from it, trained and exported is the
 same Keras model as before. Each pass checks one batch of ONNX Runtime's output against
@@ -22,7 +22,9 @@ import numpy as np
 from finetune_gui.core.data.storage import give_back_memory
 from finetune_gui.core.events import LogMessage, ProgressCallback
 
-CONVERT_SECONDS = 3.5  # tf2onnx on MobileNetV2's frozen part: 2.7-3.1 s at 48-224 px
+# tf2onnx on a frozen part (96 px, two blocks above the cut): MobileNetV2 1.2-1.7 s at 48-224
+# px, EfficientNetB0 3.0 s, DenseNet121 4.0 s, ResNet50 5.4 s; one value for them all.
+CONVERT_SECONDS = 3.5
 SAVED_SHARE = 0.5  # the least share of TensorFlow's time ONNX Runtime saved (measured 0.57-0.73)
 # Of each output's largest value (at least 1). Measured: 5e-7 with random weights at 32-224 px;
 # MobileNetV2 pretrained at 224 px, 1.6e-4 of 11.6 and, in its first-block statistics (logs of

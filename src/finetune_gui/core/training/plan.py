@@ -29,7 +29,7 @@ class PhasePlan:
     epochs: int
     learning_rate: float
     unfrozen_blocks: int  # ALL_BLOCKS: the whole network; 0: only the new head
-    sentence: str  # e.g. "5 epochs fine-tuning the top 2 blocks"
+    sentence: str  # e.g. "up to 5 epochs fine-tuning the top 2 blocks, only if it can ..."
 
 
 def phase_plan(settings: TrainingSettings) -> list[PhasePlan]:
@@ -53,16 +53,20 @@ def phase_plan(settings: TrainingSettings) -> list[PhasePlan]:
         phases.append(PhasePlan("head", s.epochs_head, s.lr_head, 0,
                                 f"{_count(s.epochs_head, 'epoch')} for the new head"))
     if s.epochs_finetune and s.unfreeze_blocks:
-        phases.append(PhasePlan(
-            "finetune", s.epochs_finetune, s.resolved_lr_finetune, s.unfreeze_blocks,
-            f"{_count(s.epochs_finetune, 'epoch')} fine-tuning the top "
-            f"{_count(s.unfreeze_blocks, 'block')}"))
+        sentence = (f"{_count(s.epochs_finetune, 'epoch')} fine-tuning the top "
+                    f"{_count(s.unfreeze_blocks, 'block')}")
+        if s.finetune_when == "can-win" and phases:
+            # Skipped or stopped early whenever it cannot win: a plan that promised its epochs
+            # was wrong on most real folders, where the head alone is kept.
+            sentence = f"up to {sentence}, only if it can still beat the head alone"
+        phases.append(PhasePlan("finetune", s.epochs_finetune, s.resolved_lr_finetune,
+                                s.unfreeze_blocks, sentence))
     return phases
 
 
 def plan_summary(settings: TrainingSettings) -> str:
-    """The plan as one plain sentence part: "5 epochs for the new head, then 5 epochs
-    fine-tuning the top 2 blocks"."""
+    """The plan as one plain sentence part: "5 epochs for the new head, then up to 5 epochs
+    fine-tuning the top 2 blocks, only if it can still beat the head alone"."""
     text = ", then ".join(p.sentence for p in phase_plan(settings))
     if settings.epochs_finetune and not settings.unfreeze_blocks and not from_scratch(settings):
         text += "; no fine-tuning: 0 blocks are set to be unfrozen"
