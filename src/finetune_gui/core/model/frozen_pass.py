@@ -81,8 +81,9 @@ def build_extractor(classifier: Classifier, cut: str | None):
     for layer in classifier.preprocess_layers:
         x = layer(x)
     found = inner(x, training=False)
-    *stored, first, last = found[: len(found) - len(parts) + 1]
-    pooled = (_pooled(last, found[len(found) - len(parts) + 1 :], "extract_pool") if widened
+    *stored, first = found[: len(found) - len(parts)]  # [at the cut,] the first block
+    last, *taps = found[len(found) - len(parts) :]
+    pooled = (_pooled(last, taps, "extract_pool") if widened
               else keras.layers.GlobalAveragePooling2D(name="extract_pool")(last))
     early = first_block_statistics(first)
     return keras.Model(classifier.model.input, [*stored, early, pooled], name="extractor")
