@@ -434,6 +434,22 @@ MUTATIONS = [
                     within="_suspects_and_map"),
         ("tests/core/test_report.py::test_the_map_crosses_the_suspects_listed_above_it",),
     ),
+    Mutation(
+        "auto-trials-as-given",
+        "--auto leaves out trials that could only end as the settings as given: it runs them",
+        ReplaceBody("ends_as_given", "return ''"),
+        ("tests/core/test_quality_selection.py::"
+         "test_auto_does_not_run_a_trial_that_could_only_end_as_the_settings_as_given",),
+    ),
+    Mutation(
+        "phase-2-taps-spread",
+        "phase 2's model puts the pooled features together from the block taps in the base's "
+        "order: the stored taps after the computed ones",
+        ReplaceLine(r"^(\s*)pieces\.append\(below\)$",
+                    r"\1taps = [*taps, below]", within="_pooled"),
+        ("tests/core/test_features.py::"
+         "test_phase_2s_model_on_stored_activations_answers_as_the_whole_network_does",),
+    ),
 ]
 
 

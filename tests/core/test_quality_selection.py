@@ -124,12 +124,67 @@ def test_auto_never_reads_the_test_images_while_choosing(small_shapes, pretraine
         path.unlink()  # any trial that touched the test part would fail to decode it
     chosen, trials = choose_settings(
         split, settings(pretrained_base), budget_minutes=30,
-        candidates=({}, {"epochs_finetune": 0}),
+        candidates=({}, {"head_reads": "last-block"}),
     )  # fmt: skip
-    assert [t.changes for t in trials] == [{}, {"epochs_finetune": 0}]
+    assert [t.changes for t in trials] == [{}, {"head_reads": "last-block"}]
     best = chosen_trial(trials, len(split.val))
     assert chosen == settings(pretrained_base).with_changes(**best.changes)
     assert all(t.val_accuracy is not None for t in trials)
+
+
+def test_auto_does_not_run_a_trial_that_could_only_end_as_the_settings_as_given(
+    shapes_dir, pretrained_base, tmp_path
+):
+    """The head gets every validation image right, so the settings as given skip fine-tuning:
+    a trial that changes only fine-tuning would solve the same head and skip it again. It is
+    said and not run; one that changes the head still runs."""
+    from finetune_gui.core.training.inputs import resolve_split
+
+    # The split a run makes of it: its head gets every validation image right (above).
+    split = resolve_split(shapes_dir, settings(pretrained_base), frozenset(), lambda e: None,
+                          None)
+    said = []
+    chosen, trials = choose_settings(
+        split, settings(pretrained_base), budget_minutes=30,
+        progress=lambda e: said.append(e.text) if isinstance(e, LogMessage) else None,
+        candidates=({}, {"unfreeze_blocks": 2, "lr_finetune": 3e-4}, {"epochs_finetune": 0},
+                    {"head_reads": "last-block"}),
+    )  # fmt: skip
+    assert trials[0].kept == "head-only" and trials[0].val_accuracy == 1.0
+    assert [t.changes for t in trials] == [{}, {"head_reads": "last-block"}]
+    skipped = [text for text in said if text.startswith("Not tried: ")]
+    assert len(skipped) == 2
+    assert skipped[0].startswith("Not tried: top 2 blocks, lr 0.0003. It would solve the same "
+                                 "head as the settings as given and end as they did: "
+                                 "Fine-tuning skipped: the head alone already gets every "
+                                 "validation image right")
+    assert skipped[1].startswith("Not tried: head only.")
+    assert chosen == settings(pretrained_base)
+
+
+@pytest.mark.parametrize("changes, history, given, ends", [
+    ({"unfreeze_blocks": 4}, "perfect", {}, True),
+    ({"lr_finetune": 3e-5, "l2": 1e-4, "dropout": 0.5}, "fits its images", {}, True),
+    ({"epochs_finetune": 0}, "a losing first look", {}, True),
+    ({"unfreeze_blocks": 4}, "a losing first look", {}, False),  # another depth may win
+    ({"unfreeze_blocks": 4}, "fine-tuned", {}, False),
+    ({"head_reads": "last-block"}, "perfect", {}, False),  # another head
+    ({"cache_mode": "exact", "unfreeze_blocks": 13}, "perfect", {}, False),
+    ({"unfreeze_blocks": 4}, "perfect", {"finetune_when": "always"}, False),
+    ({"unfreeze_blocks": 4}, "perfect", {"dense_units": 64}, False),  # a trained head
+])
+def test_a_trial_is_left_out_only_where_its_head_and_its_fine_tuning_end_as_given(
+        changes, history, given, ends):
+    head = {"phase": "head", "epoch": 1, "val_loss": 0.2, "accuracy": 0.9, "loss": 0.4}
+    rows = {
+        "perfect": [{**head, "val_accuracy": 1.0}],
+        "fits its images": [{**head, "val_accuracy": 0.8, "accuracy": 1.0, "loss": 0.01}],
+        "a losing first look": [{**head, "val_accuracy": 0.8}],
+        "fine-tuned": [{**head, "val_accuracy": 0.8},
+                       {**head, "phase": "finetune", "epoch": 2, "val_accuracy": 0.9}],
+    }[history]
+    tried = TrainingSettings(**given).with_changes(**changes)
+    assert bool(auto.ends_as_given(rows, tried, changes, 40)) is ends
 
 
 def test_auto_also_tries_the_head_reading_the_last_block_only_and_says_so():

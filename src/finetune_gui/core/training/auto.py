@@ -52,6 +52,9 @@ CANDIDATES: tuple[dict, ...] = (
     DEEP_FINETUNE,
 )
 DEFAULT_BUDGET_MINUTES = 10.0
+# Settings that change only fine-tuning when the head is solved: the solver takes neither the
+# Dense layer's L2 nor dropout (fine-tuning after a solved head leaves the dropout out too).
+FINETUNE_ONLY = frozenset({"unfreeze_blocks", "lr_finetune", "epochs_finetune", "l2", "dropout"})
 
 
 @dataclass
@@ -110,6 +113,7 @@ def choose_settings(
     budget = budget_minutes * 60.0
     started = time.monotonic()
     trials: list[Trial] = []
+    given_history: list[dict] = []  # the settings as given: their run's history
     scratch = Path(tempfile.mkdtemp(prefix="finetune-gui-auto-"))
     try:
         for index, changes in enumerate(candidates):
@@ -124,6 +128,12 @@ def choose_settings(
             tried = replace(settings, **changes)
             if any(replace(settings, **t.changes) == tried for t in trials):
                 continue  # same settings as a trial already run (e.g. 0 blocks to unfreeze)
+            why = ends_as_given(given_history, tried, changes, len(split.val)) if trials else ""
+            if why:
+                progress(LogMessage(
+                    f"Not tried: {Trial(changes, None, None, '', 0).label(settings)}. It would "
+                    f"solve the same head as the settings as given and end as they did: {why}"))
+                continue
             trial_start = time.monotonic()
             # The settings as given always finish: the search is never worse than none. Any
             # later trial stops where the budget ends (a deep one can take many times the
@@ -147,6 +157,8 @@ def choose_settings(
                 time.monotonic() - trial_start,
             )
             trials.append(trial)
+            if len(trials) == 1:
+                given_history = result.history
             progress(LogMessage(
                 f"Trial {len(trials)}: {trial.label(settings)}: {describe(trial.score)} "
                 f"({trial.seconds:.0f} s)."
@@ -157,6 +169,30 @@ def choose_settings(
         raise SettingsError("No trial finished, so no settings could be chosen.")
     best = chosen_trial(trials, len(split.val))
     return replace(settings, **best.changes), trials
+
+
+def ends_as_given(given_history: list[dict], tried: TrainingSettings, changes: dict,
+                  val_images: int) -> str:
+    """Why a trial of `tried` would end as the settings as given did (`given_history`: their
+    run's history), so it need not run; "" when it might not. So when `changes` touch only
+    fine-tuning (`FINETUNE_ONLY`) while the head is solved: the same stored features give the
+    same head, and the given run's phase 2 was skipped before any epoch, for a reason that
+    holds for `tried` too (or `tried` does not fine-tune). Each such trial cost a whole run
+    that could only repeat the first (issue 26)."""
+    from finetune_gui.core.training.head_solver import solves_head
+    from finetune_gui.core.training.selection import (
+        finetune_cannot_win,
+        finetune_nothing_to_learn,
+    )
+
+    if not changes or not set(changes) <= FINETUNE_ONLY or not solves_head(tried):
+        return ""
+    if any(row["phase"] == "finetune" for row in given_history):
+        return ""
+    if not tried.epochs_finetune or not tried.unfreeze_blocks:
+        return "the head alone, as they kept."
+    return (finetune_cannot_win(given_history, tried, val_images)
+            or finetune_nothing_to_learn(given_history, tried))
 
 
 class BudgetCancel(CancelToken):
