@@ -174,16 +174,13 @@ def choose_settings(
 def ends_as_given(given_history: list[dict], tried: TrainingSettings, changes: dict,
                   val_images: int) -> str:
     """Why a trial of `tried` would end as the settings as given did (`given_history`: their
-    run's history), so it need not run; "" when it might not. So when `changes` touch only
-    fine-tuning (`FINETUNE_ONLY`) while the head is solved: the same stored features give the
-    same head, and the given run's phase 2 was skipped before any epoch, for a reason that
-    holds for `tried` too (or `tried` does not fine-tune). Each such trial cost a whole run
-    that could only repeat the first (issue 26)."""
+    run's history), so it need not run; "" when it might not. That is when `changes` touch
+    only fine-tuning (`FINETUNE_ONLY`) while the head is solved, so the same stored features
+    give the same head, and the given run's phase 2 was skipped before any epoch for a reason
+    that holds for `tried` too (or `tried` does not fine-tune). Each such trial cost a whole
+    run that could only repeat the first (issue 26)."""
     from finetune_gui.core.training.head_solver import solves_head
-    from finetune_gui.core.training.selection import (
-        finetune_cannot_win,
-        finetune_nothing_to_learn,
-    )
+    from finetune_gui.core.training.selection import finetune_skipped
 
     if not changes or not set(changes) <= FINETUNE_ONLY or not solves_head(tried):
         return ""
@@ -191,8 +188,7 @@ def ends_as_given(given_history: list[dict], tried: TrainingSettings, changes: d
         return ""
     if not tried.epochs_finetune or not tried.unfreeze_blocks:
         return "the head alone, as they kept."
-    return (finetune_cannot_win(given_history, tried, val_images)
-            or finetune_nothing_to_learn(given_history, tried))
+    return finetune_skipped(given_history, tried, val_images)
 
 
 class BudgetCancel(CancelToken):

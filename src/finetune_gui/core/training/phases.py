@@ -42,7 +42,7 @@ from finetune_gui.core.training.recipe import (
     compile_for_training,
     training_augmentation,
 )
-from finetune_gui.core.training.selection import finetune_cannot_win, finetune_nothing_to_learn
+from finetune_gui.core.training.selection import finetune_skipped
 from finetune_gui.core.training.tracking import PhaseStop, trained_layers
 
 
@@ -210,9 +210,8 @@ class PhaseTrainer:
         """Phase 2 skipped, and said, when the head's validation score leaves it nothing to win
         or its training loss nothing to learn."""
         history = self.ledger.history
-        why = "" if phase.phase != "finetune" else (
-            finetune_cannot_win(history, self.settings, val_images)
-            or finetune_nothing_to_learn(history, self.settings))
+        why = ("" if phase.phase != "finetune"
+               else finetune_skipped(history, self.settings, val_images))
         if why:
             self._head_kept(why)
         return bool(why)

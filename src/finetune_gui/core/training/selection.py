@@ -158,6 +158,15 @@ def finetune_nothing_to_learn(history: list[dict], settings: TrainingSettings) -
             f"train in exact mode with augmentation, to fine-tune all the same.")
 
 
+def finetune_skipped(history: list[dict], settings: TrainingSettings, val_images: int) -> str:
+    """Why phase 2 need not run after the head in `history`, or "": nothing to win on
+    validation (`finetune_cannot_win`) or nothing to learn from its images
+    (`finetune_nothing_to_learn`). The run asks it before phase 2, and --auto to leave out a
+    trial that would only repeat the settings as given."""
+    return (finetune_cannot_win(history, settings, val_images)
+            or finetune_nothing_to_learn(history, settings))
+
+
 def finetune_losing(row: dict, kept_head: dict | None, val_images: int,
                     when: str = "") -> str:
     """Why phase 2 should stop after the epoch `row`, or "": its validation accuracy is below
