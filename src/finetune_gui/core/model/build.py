@@ -184,9 +184,14 @@ def tapped_ends(base, ends: list[str]) -> list[int]:
     return chosen
 
 
+def has_block_taps(base) -> bool:
+    """Whether `base` is widened by `with_block_taps` (the head reads every block)."""
+    return base.layers[-1].name == WIDENED
+
+
 def last_map(base):
     """The base's own last map: its output, or the map under the block taps."""
-    if base.layers[-1].name != WIDENED:
+    if not has_block_taps(base):
         return base.output
     return base.get_layer(WIDENED).input[0]
 
@@ -206,7 +211,7 @@ def taps_above_cut(base, cut: str, ends: list[str]) -> list:
 
 def block_taps(base) -> list[tuple[int, object]]:
     """(block end index, its averaged output) of every tap of a widened base, in order."""
-    if base.layers[-1].name != WIDENED:
+    if not has_block_taps(base):
         return []
     prefix = f"{TAP_PREFIX}pool_"
     taps = sorted(int(layer.name.removeprefix(prefix)) for layer in base.layers

@@ -29,9 +29,9 @@ from finetune_gui.core.events import (
 )
 from finetune_gui.core.model.backbones import output_of
 from finetune_gui.core.model.build import (
-    WIDENED,
     Classifier,
     block_taps,
+    has_block_taps,
     last_map,
     tap_inputs,
     taps_above_cut,
@@ -70,7 +70,7 @@ def build_extractor(classifier: Classifier, cut: str | None):
     import keras
 
     base = classifier.base
-    widened = base.layers[-1].name == WIDENED
+    widened = has_block_taps(base)
     # With block taps, the widened map's average is put together from its parts (`_pooled`).
     parts = [last_map(base), *(t for _, t in block_taps(base))] if widened else [base.output]
     outputs = [output_of(base, classifier.ends[0]), *parts]
@@ -200,7 +200,7 @@ def _pooled_above_cut(classifier: Classifier, cut: str):
 
     base = classifier.base
     at_cut = keras.Input(tuple(output_of(base, cut).shape[1:]), name="at_cut")
-    if base.layers[-1].name != WIDENED:
+    if not has_block_taps(base):
         top = keras.Model(output_of(base, cut), base.output, name="top_blocks")
         return at_cut, classifier.head_layers[0](top(at_cut, training=False))
     constants = tap_inputs(base, cut, classifier.ends)
