@@ -1,5 +1,5 @@
-"""The softmax head's solver: L-BFGS on the mean weighted cross-entropy plus an L2 penalty,
-its rows' blocks shared among the cores (`block_workers`) and added in order, so that the same
+"""The softmax head's solver: L-BFGS (`lbfgs.py`) on the mean weighted cross-entropy plus an L2
+penalty, its rows' blocks shared among the cores (`block_workers`) and added in order, so that the same
 problem gives the same head to the last bit on any number of cores. `fit_softmax` solves rows
 held in RAM (in the span or along the principal axes of `RowSpace` when given one);
 `finish_on_every_row` solves every row of a folder beyond the memory budget, a part at a time.
@@ -14,6 +14,7 @@ import numpy as np
 
 from finetune_gui.core.model.block_workers import block_workers
 from finetune_gui.core.model.head_features import Standardiser
+from finetune_gui.core.model.lbfgs import minimise
 from finetune_gui.core.model.row_space import RowSpace
 
 MAX_ITERATIONS = 1000
@@ -44,7 +45,6 @@ def fit_softmax(
     features all the same. `weight_units` (one per feature) has the solver move each feature's
     weights in those units: the same problem and optimum, on a better-conditioned path.
     """
-    from scipy.optimize import minimize
     from threadpoolctl import threadpool_limits
 
     if space is not None:
@@ -93,15 +93,10 @@ def fit_softmax(
     # features take 4.1 s instead of 2.3 s, where a block each per core took an evaluation on
     # 3,500 x 2,784 features from 13.5-14.9 ms to 8.0-8.6 ms on this machine's two.
     with threadpool_limits(limits=1), block_workers(len(blocks)) as each_block:
-        result = minimize(
-            _in_units,
-            initial / units,
-            args=(units, n_classes, l2, block_share, blocks, each_block),
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": max_iterations, "gtol": 1e-7, "ftol": 1e-12},
-        )
-    return (result.x * units).reshape(d + 1, n_classes), float(result.fun), int(result.nit)
+        solved = minimise(
+            lambda flat: _in_units(flat, units, n_classes, l2, block_share, blocks, each_block),
+            initial / units, max_iterations=max_iterations)
+    return (solved.x * units).reshape(d + 1, n_classes), solved.fun, solved.nit
 
 
 def _in_units(flat: np.ndarray, units: np.ndarray, *problem) -> tuple[float, np.ndarray]:
@@ -147,7 +142,6 @@ def finish_on_every_row(
     on all of them (docs/benchmarks.md); solved on every row afterwards, the sample only
     chooses the L2 strength and where the solver starts.
     """
-    from scipy.optimize import minimize
     from threadpoolctl import threadpool_limits
 
     from finetune_gui.core.data.storage import row_chunks
@@ -175,8 +169,7 @@ def finish_on_every_row(
     # holds a 64th of the memory budget's rows, so at most FINISH_WORKERS are.
     with threadpool_limits(limits=1), \
             block_workers(min(len(parts), FINISH_WORKERS)) as each_part:
-        result = minimize(_penalised_sum, params.ravel(),
-                          args=(n_classes, l2, part_share, parts, each_part), jac=True,
-                          method="L-BFGS-B",
-                          options={"maxiter": FINISH_ITERATIONS, "gtol": 1e-7, "ftol": 1e-12})
-    return result.x.reshape(d + 1, n_classes), float(result.fun), int(result.nit)
+        solved = minimise(
+            lambda flat: _penalised_sum(flat, n_classes, l2, part_share, parts, each_part),
+            params.ravel(), max_iterations=FINISH_ITERATIONS)
+    return solved.x.reshape(d + 1, n_classes), solved.fun, solved.nit
