@@ -52,16 +52,14 @@ def minimise(objective: Objective, start: np.ndarray, *, max_iterations: int,
         slope = float(gradient @ direction)
         if slope >= 0.0:  # rounding turned the model's direction uphill: start afresh
             pairs.clear()
-            direction, slope = -gradient, -float(gradient @ gradient)
-        # The whole step once the pairs know the scale; the first one is as long as the
-        # largest gradient entry allows (L-BFGS-B's first step is 1 / |gradient|).
-        step = 1.0 if pairs else 1.0 / max(float(np.linalg.norm(gradient)), 1e-12)
-        found = _wolfe_step(objective, x, value, direction, slope, step)
-        if found is None and pairs:  # as L-BFGS-B does: forget the pairs, go downhill once
+        # The whole step along the pairs' direction; without pairs, or where that step was not
+        # found (L-BFGS-B then forgets them too), one unit straight downhill, as L-BFGS-B's
+        # first step (1 / |gradient|).
+        found = _wolfe_step(objective, x, value, direction, slope, 1.0) if pairs else None
+        if found is None:
             pairs.clear()
-            direction, slope = -gradient, -float(gradient @ gradient)
-            step = 1.0 / max(float(np.linalg.norm(gradient)), 1e-12)
-            found = _wolfe_step(objective, x, value, direction, slope, step)
+            found = _wolfe_step(objective, x, value, -gradient, -float(gradient @ gradient),
+                                1.0 / max(float(np.linalg.norm(gradient)), 1e-12))
         if found is None:
             break  # no step lowers the objective enough: as far as rounding lets it go
         moved, new_value, new_gradient = found
