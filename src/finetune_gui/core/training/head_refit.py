@@ -73,8 +73,10 @@ def refit_on_train_and_val(
         f"The kept head was solved again on the training and validation images together "
         f"({len(labels):,} in all, {penalty} as validation chose); the test images stay unseen."
     ))
-    refit = {"images": len(labels), "l2": l2, "standardised": chosen.standardised}
     row = search.chosen
+    # As the search's rows say of each strength: what the solver took and where it ended.
+    refit = {"images": len(labels), "l2": l2, "standardised": chosen.standardised,
+             "iterations": row["iterations"], "train_loss": row["train_loss"]}
     if "sampled_from" in row:
         refit["sample"] = row["images"]  # run.json says a sample started the refit
         refit["finished_on"] = row["finished_on"]
