@@ -123,6 +123,50 @@ def test_onnx_runtime_stores_tensorflows_features(monkeypatch, classifier, pixel
         assert np.abs(got - want).max() <= TOLERANCE * max(1.0, np.abs(want).max()), name
 
 
+def test_large_images_run_side_by_side_a_core_each_small_ones_share_the_cores():
+    """Measured in the frozen pass on 2 cores: side by side was faster at 128-224 px (a batch
+    of 16 makes 2-8 runs), slower at 48 and 96 px (one or two uneven runs)."""
+    from finetune_gui.core.model.onnx_pass import runs_of, side_by_side
+
+    on_two = {size: side_by_side(runs_of(size), 2) for size in (48, 96, 128, 160, 224)}
+    assert on_two == {48: False, 96: False, 128: True, 160: True, 224: True}
+    assert not side_by_side(runs_of(224), 1)  # one core: nothing to put side by side
+    # Eight cores: only a batch that makes eight runs goes side by side.
+    assert side_by_side(runs_of(224), 8) and not side_by_side(runs_of(160), 8)
+
+
+@pytest.mark.parametrize("cores", [1, 3])
+def test_runs_side_by_side_give_one_runs_outputs_in_the_images_order(monkeypatch, classifier,
+                                                                    cores):
+    """Side by side, each run has one thread and the runs of a call are spread over the cores;
+    otherwise ONNX Runtime's own threads run them one after another. Either way the outputs
+    are one run's, in the images' order."""
+    from finetune_gui.core.model.frozen_pass import build_extractor
+
+    monkeypatch.setattr(onnx_pass, "usable_cores", lambda: cores)
+    monkeypatch.setattr(onnx_pass, "PIXELS_PER_RUN", 3 * 32 * 32)  # runs of 3, as at 224 px
+    spread = []
+    real_workers = onnx_pass.block_workers
+
+    def counted(blocks, name):
+        spread.append(blocks)
+        return real_workers(blocks, name)
+
+    monkeypatch.setattr(onnx_pass, "block_workers", counted)
+    part = onnx_pass.OnnxFrozenPart(build_extractor(classifier[1], None), 32)
+    assert part.side_by_side is (cores > 1)
+    threads = part.session.get_session_options().intra_op_num_threads
+    assert threads == (1 if cores > 1 else 0)  # 0: ONNX Runtime's own choice
+    images = np.random.default_rng(4).integers(0, 256, (7, 32, 32, 3)).astype(np.float32)
+    found = part(images)
+    assert spread == [3 if cores > 1 else 1]  # 7 images: runs of 3 + 3 + 1
+    alone = [part.session.run(None, {part.input_name: images[k : k + 1]}) for k in range(7)]
+    for k, output in enumerate(found):
+        want = np.concatenate([run[k] for run in alone])
+        assert output.shape == want.shape
+        np.testing.assert_allclose(output, want, rtol=0, atol=1e-5 * max(1, np.abs(want).max()))
+
+
 def test_augmented_views_through_onnx_runtime_keep_the_plain_copy_first(monkeypatch,
                                                                         classifier):
     settings, _ = classifier

@@ -1,5 +1,6 @@
-"""The head solver's blocks of rows spread over the cores: each evaluation of the objective is
-a sum over blocks, and the blocks are independent until they are added."""
+"""Independent blocks of work spread over the cores: the head solver's blocks of rows (each
+evaluation of the objective is a sum over blocks, independent until they are added) and the
+frozen pass's runs of images through ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def block_workers(blocks: int):
+def block_workers(blocks: int, name: str = "head-solver"):
     """`map` over the blocks of one evaluation: a thread per core up to the blocks' number
-    (numpy's products and ufuncs release the GIL), or in this thread for a single block."""
+    (numpy's products and ufuncs, and ONNX Runtime's runs, release the GIL), or in this thread
+    for a single block. `name` names the threads."""
     workers = min(blocks, usable_cores())
     if workers < 2:
         yield map
         return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="head-solver") as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
         yield pool.map
 
 

@@ -19,8 +19,10 @@ import weakref
 
 import numpy as np
 
+from finetune_gui.core.data.pipeline import INFERENCE_BATCH
 from finetune_gui.core.data.storage import give_back_memory
 from finetune_gui.core.events import LogMessage, ProgressCallback
+from finetune_gui.core.model.block_workers import block_workers, usable_cores
 
 # tf2onnx on a frozen part (96 px, two blocks above the cut): MobileNetV2 1.2-1.7 s at 48-224
 # px, EfficientNetB0 3.0 s, DenseNet121 4.0 s, ResNet50 5.4 s; one value for them all.
@@ -84,15 +86,29 @@ class OnnxFrozenPart:
         # The conversion's working memory (660 MB for MobileNetV2 at 224 px) is freed but kept
         # by the allocator: given back, 110 MB of it stays.
         give_back_memory()
-        self.session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-
         self.per_run = runs_of(size)
+        # Large images: the runs of a batch side by side, a thread each, rather than each run's
+        # layers shared among the cores by ONNX Runtime's spinning threads, which lose time to
+        # any other work on the machine (the window's own drawing, say). In the frozen pass
+        # (MobileNetV2, its cut kept, 2 cores, medians of 8 rounds taking turns), quiet: 7.66 ->
+        # 7.04 ms an image at 224 px, 4.21 -> 4.15 at 160; beside a fifth of a core of other
+        # work: 8.71 -> 7.65 and 4.49 -> 4.17. At 96 and 48 px, where a batch is one or two
+        # uneven runs, it was slower (2.20 -> 2.35, 0.66 -> 0.79): those keep the shared threads.
+        self.side_by_side = side_by_side(self.per_run, usable_cores())
+        options = onnxruntime.SessionOptions()
+        if self.side_by_side:
+            options.intra_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(model, options,
+                                                    providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, pixels: np.ndarray) -> list[np.ndarray]:
         pixels = np.asarray(pixels, np.float32)
-        runs = [self.session.run(None, {self.input_name: pixels[start : start + self.per_run]})
-                for start in range(0, max(len(pixels), 1), self.per_run)]
+        parts = [pixels[start : start + self.per_run]
+                 for start in range(0, max(len(pixels), 1), self.per_run)]
+        with block_workers(len(parts) if self.side_by_side else 1, "frozen-part") as each:
+            runs = list(each(lambda part: self.session.run(None, {self.input_name: part}),
+                             parts))
         return [np.concatenate([found[k] for found in runs]).astype(np.float32, copy=False)
                 for k in range(len(runs[0]))]
 
@@ -116,6 +132,12 @@ def keras_to_onnx(model, size: int, *, optimize: bool = True, input_name: str = 
 def runs_of(size: int) -> int:
     """Images per session run at `size` px: about `PIXELS_PER_RUN` pixels, 1 to 16 images."""
     return max(1, min(16, round(PIXELS_PER_RUN / (size * size))))
+
+
+def side_by_side(per_run: int, cores: int) -> bool:
+    """Whether a pass's batch runs as whole runs side by side, a core each: when a batch of
+    `INFERENCE_BATCH` images makes a run for every core."""
+    return cores > 1 and INFERENCE_BATCH // per_run >= cores
 
 
 def frozen_part_runner(
