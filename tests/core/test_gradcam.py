@@ -129,3 +129,12 @@ def test_explain_command_writes_the_heatmap_png(flipped, tmp_path, capsys):
         assert written.format == "PNG" and written.size == (256, 256)
     assert main(["explain", str(flipped.run_dir), str(image), "--out", str(out), "--class", "x"]) == 2
     assert "Unknown class 'x'" in capsys.readouterr().err
+    # A picture that would be PNG under another name, or a folder that is not there: refused
+    # before the model is run, with nothing written.
+    jpeg = tmp_path / "explained.jpg"
+    assert main(["explain", str(flipped.run_dir), str(image), "--out", str(jpeg)]) == 2
+    assert "ending in .png (not explained.jpg)" in capsys.readouterr().err
+    missing = tmp_path / "gone" / "x.png"
+    assert main(["explain", str(flipped.run_dir), str(image), "--out", str(missing)]) == 2
+    assert f"the folder {missing.parent} does not exist" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["explained.png"]

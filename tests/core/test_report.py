@@ -119,6 +119,25 @@ def test_each_stage_after_reading_the_images_is_reported_in_order(flipped, tmp_p
     assert total > 0 and counted == [(k, total) for k in range(1, total + 1)]
 
 
+def test_a_report_that_cannot_be_written_is_refused_before_any_work(flipped, tmp_path,
+                                                                    monkeypatch, capsys):
+    """It used to read every image and draw every picture (50 s) before finding that the
+    folder to write into did not exist."""
+    from finetune_gui.core.run.folder import RunFolder
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the model was loaded before the destination was checked")
+
+    monkeypatch.setattr(RunFolder, "load_model", no_work)
+    missing = tmp_path / "no such folder" / "report.html"
+    assert main(["report", str(flipped.run_dir), "--out", str(missing)]) == 2
+    assert f"the folder {missing.parent} does not exist" in capsys.readouterr().err
+    (tmp_path / "taken.html").mkdir()
+    assert main(["report", str(flipped.run_dir), "--out", str(tmp_path / "taken.html")]) == 2
+    assert "a folder of that name is in the way" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.html"]  # nothing written
+
+
 def test_line_chart_skips_missing_values_and_scales_to_the_data():
     svg = line_chart(
         [Series("a", [(1, 0.5), (2, None), (3, 2.0)], "#000")], title="t", markers=[(2, "best")]

@@ -48,11 +48,16 @@ def add_parsers(commands) -> None:
 def cmd_explain(args) -> int:
     from finetune_gui.core.data.images import ImageReadError
     from finetune_gui.core.errors import UserError
+    from finetune_gui.core.files import require_writable
     from finetune_gui.core.insight.gradcam import explain_image, write_png
     from finetune_gui.core.run.folder import RunFolder
 
     if not args.image.is_file():
         raise UserError(f"No such image file: {args.image}.")
+    if args.out.suffix.lower() != ".png":
+        raise UserError(f"The heatmap is written as a PNG picture: give --out a name ending in "
+                        f".png (not {args.out.name}).")
+    require_writable(args.out)
     run = RunFolder.open(args.run)
     try:
         explained = explain_image(run, args.image, args.class_name)
@@ -67,12 +72,12 @@ def cmd_explain(args) -> int:
 
 
 def cmd_suspects(args) -> int:
-    from finetune_gui.core.errors import UserError
+    from finetune_gui.core.files import require_writable
     from finetune_gui.core.insight.suspects import review_suspects, suspects_csv
     from finetune_gui.core.run.folder import RunFolder
 
-    if args.csv is not None and not args.csv.parent.is_dir():
-        raise UserError(f"Cannot write {args.csv}: the folder {args.csv.parent} does not exist.")
+    if args.csv is not None:
+        require_writable(args.csv)
     run = RunFolder.open(args.run)
     review = review_suspects(run, data_root=args.data,
                              progress=TerminalProgress(enabled=not args.json))

@@ -133,8 +133,10 @@ def cmd_suggest(args) -> int:
 
     if args.ask < 0:
         raise UserError("--ask must be 0 or more.")
-    if args.csv is not None and not args.csv.parent.is_dir():
-        raise UserError(f"Cannot write {args.csv}: the folder {args.csv.parent} does not exist.")
+    if args.csv is not None:
+        from finetune_gui.core.files import require_writable
+
+        require_writable(args.csv)
     progress = TerminalProgress(enabled=not args.json)
     source = _source(args)
     root, rows = _rows(args)

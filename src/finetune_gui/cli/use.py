@@ -98,11 +98,9 @@ def _csv_file(path: Path | None):
 
     if path is None:
         return contextlib.nullcontext(None)
-    from finetune_gui.core.errors import UserError
+    from finetune_gui.core.files import atomic_path, require_writable
 
-    if not path.parent.is_dir():
-        raise UserError(f"Cannot write {path}: the folder {path.parent} does not exist.")
-    from finetune_gui.core.files import atomic_path
+    require_writable(path)
 
     @contextlib.contextmanager
     def opened():

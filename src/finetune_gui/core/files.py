@@ -25,6 +25,31 @@ def _describe_os_error(target: Path, exc: OSError) -> str:
     return f"Cannot write {target}: {exc.strerror or exc}."
 
 
+def unwritable_reason(target: Path | str) -> str:
+    """Why the file `target` cannot be written, in plain words ("" when it can): said before the
+    work that makes it (a report, a heatmap, a CSV), not after."""
+    target = Path(target).expanduser()
+    folder = target.parent
+    if not folder.exists():
+        return f"Cannot write {target}: the folder {folder} does not exist."
+    if not folder.is_dir():
+        return f"Cannot write {target}: {folder} is a file, not a folder."
+    if target.is_dir():
+        return f"Cannot write {target}: a folder of that name is in the way."
+    if not os.access(folder, os.W_OK):
+        return f"Cannot write {target}: you may not write in {folder}."
+    return ""
+
+
+def require_writable(target: Path | str) -> None:
+    """Refuse (`UserError`) a file that `unwritable_reason` says cannot be written."""
+    from finetune_gui.core.errors import UserError
+
+    reason = unwritable_reason(target)
+    if reason:
+        raise UserError(reason)
+
+
 _UMASK_LOCK = threading.Lock()
 
 

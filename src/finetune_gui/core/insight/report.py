@@ -67,10 +67,12 @@ def write_report(
     Each stage after reading the images is a progress event too (the model's pass, the heat
     maps one by one, the suspects, the map, writing), so a long report never looks stuck.
     """
+    from finetune_gui.core.files import require_writable
     from finetune_gui.core.run.folder import RunFolder
 
     run = run if isinstance(run, RunFolder) else RunFolder.open(run)
     out_html = Path(out_html).expanduser()
+    require_writable(out_html)  # before the minute the report takes, not after
     model = model or run.load_model()
     sections = [_header(run)]
     sections.append(_dataset_section(run, scan, data_root, progress, cancel))

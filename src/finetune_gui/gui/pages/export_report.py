@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.errors import UserError
 from finetune_gui.core.events import LogMessage, StageProgress, StageStarted
+from finetune_gui.core.files import unwritable_reason
 from finetune_gui.gui.start_folder import RUN_OUTPUT, start_folder
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.common import Banner
@@ -25,21 +25,6 @@ from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.opener import CopyPathButton, OpenOutcome, PathOpener
 from finetune_gui.gui.worker import JobRunner
 from finetune_gui.jobs import engine as engine_jobs
-
-
-def unwritable_reason(target: Path) -> str:
-    """Why `target` cannot be written, in plain words ("" when it can): said at once, not after
-    the minutes the report takes."""
-    folder = target.parent
-    if not folder.exists():
-        return f"Cannot write {target}: the folder {folder} does not exist."
-    if not folder.is_dir():
-        return f"Cannot write {target}: {folder} is a file, not a folder."
-    if target.is_dir():
-        return f"Cannot write {target}: a folder of that name is in the way."
-    if not os.access(folder, os.W_OK):
-        return f"Cannot write {target}: you may not write in {folder}."
-    return ""
 
 
 class ReportPanel(QGroupBox):
