@@ -42,6 +42,11 @@ def test_split_layout_is_used_as_given(tmp_path):
     assert split.counts() == {"train": 30, "val": 12, "test": 9}
     assert all("validation" in str(p) for p, _ in split.val)
     assert all("/test/" in p.as_posix() for p, _ in split.test)
+    # The fractions are not used here, so shares that would leave too little of a folder to
+    # train on are no reason to refuse it (they were, after the scan and before training).
+    assert split_dataset(scan, 0.5, 0.5, seed=3).to_dict() == split.to_dict()
+    with pytest.raises(DatasetError, match="fraction"):  # out of range is still refused
+        split_dataset(scan, 1.5, 0.0)
 
 
 def test_split_layout_without_test_carves_test_from_train(tmp_path):
@@ -50,6 +55,11 @@ def test_split_layout_without_test_carves_test_from_train(tmp_path):
     split = split_dataset(scan_folder(tmp_path), test_fraction=0.2)
     assert split.counts() == {"train": 48, "val": 15, "test": 12}
     assert not {p for p, _ in split.test} & {p for p, _ in split.train}
+    # Only the test fraction is used: a large validation share does not matter, a test share
+    # that takes the training folder does.
+    assert split_dataset(scan_folder(tmp_path), 0.85, 0.2).counts() == split.counts()
+    with pytest.raises(DatasetError, match=r"test fraction \(0.95\) leaves too little of the train"):
+        split_dataset(scan_folder(tmp_path), 0.15, 0.95)
 
 
 def test_empty_and_single_image_classes_are_left_out_with_a_reason(small_shapes):

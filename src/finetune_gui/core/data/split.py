@@ -82,15 +82,24 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _check_fractions(val_fraction: float, test_fraction: float) -> None:
+def _check_fractions(val_fraction: float, test_fraction: float,
+                     used: tuple[str, ...] = ("val", "test")) -> None:
+    """Each fraction in its range, and the `used` ones (a split layout uses only those of its
+    missing folders) leaving enough to train on."""
     for name, value in (("validation", val_fraction), ("test", test_fraction)):
         if not 0.0 <= value < 1.0:
             raise DatasetError(f"The {name} fraction must be between 0 and 1; got {value}.")
-    if val_fraction + test_fraction >= 0.9:
+    shares = {"val": val_fraction, "test": test_fraction}
+    if sum(shares[name] for name in used) < 0.9:
+        return
+    if len(used) == 2:
         raise DatasetError(
             f"Validation ({val_fraction}) and test ({test_fraction}) fractions leave too little "
             f"for training; together they must stay below 0.9."
         )
+    name = {"val": "validation", "test": "test"}[used[0]]
+    raise DatasetError(f"The {name} fraction ({shares[used[0]]}) leaves too little of the train "
+                       f"folder for training; it must stay below 0.9.")
 
 
 def split_dataset(
@@ -106,7 +115,6 @@ def split_dataset(
     group of duplicates (`scan.duplicate_groups`) in one split, so no copy of a training image
     is scored as unseen.
     """
-    _check_fractions(val_fraction, test_fraction)
     scan.require_trainable()
     classes = scan.classes
     index = {name: i for i, name in enumerate(classes)}
@@ -120,10 +128,12 @@ def split_dataset(
             parts[r.split or "train"].append((r.path, index[r.label]))
         missing = [name for name in ("val", "test") if not parts[name]]
         fractions = {"val": val_fraction, "test": test_fraction}
+        _check_fractions(val_fraction, test_fraction, used=tuple(missing))
         for name in missing:
             taken = _carve(parts["train"], fractions[name], rng, len(classes), groups)
             parts[name] = taken
     else:
+        _check_fractions(val_fraction, test_fraction)
         units = _units_by_label([(r.path, index[r.label]) for r in records], groups)
         for label in range(len(classes)):
             mine = units.get(label, [])
