@@ -233,7 +233,8 @@ def test_the_kept_head_is_solved_again_with_the_validation_images_at_the_chosen_
     train_labels = np.array([0] * 40 + [1] * 40)
     val = cloud((0, 4), 30)
     val_labels = np.ones(30, dtype=int)
-    stored = SimpleNamespace(train=SimpleNamespace(pooled=train), val=SimpleNamespace(pooled=val))
+    stored = SimpleNamespace(train=SimpleNamespace(pooled=train), val=SimpleNamespace(pooled=val),
+                             views=1)
     messages = []
     chosen = SoftmaxHead(np.zeros((dims, 2)), np.zeros(2), 1e-3, 0.0, 0)  # standardised
     facts = refit_on_train_and_val(classifier, chosen, stored, train_labels, val_labels,
@@ -251,7 +252,7 @@ def test_the_kept_head_is_solved_again_with_the_validation_images_at_the_chosen_
 
     # Without validation images there is nothing to add: the head is left as it was.
     before = [w.copy() for w in classifier.head_layers[-1].get_weights()]
-    empty = SimpleNamespace(train=stored.train, val=SimpleNamespace(pooled=val[:0]))
+    empty = SimpleNamespace(train=stored.train, val=SimpleNamespace(pooled=val[:0]), views=1)
     assert refit_on_train_and_val(classifier, chosen, empty, train_labels, val_labels[:0],
                                   ["a", "b"], "off", messages.append) == {}
     for a, b in zip(before, classifier.head_layers[-1].get_weights(), strict=True):
@@ -265,6 +266,15 @@ def test_the_kept_head_is_solved_again_with_the_validation_images_at_the_chosen_
     everything = np.concatenate([train, val])
     assert facts["feature_norm"] == pytest.approx(np.linalg.norm(everything, axis=1).mean(), rel=0.05)
     assert "C = 1" in messages[-1].text
+
+    # With an augmented copy of every training image the rows are not the images: the log
+    # counts images (it said "190 in all" of 110 images) and names the copies.
+    copied = SimpleNamespace(train=SimpleNamespace(pooled=np.concatenate([train, train])),
+                             val=stored.val, views=2)
+    refit_on_train_and_val(classifier, chosen, copied, np.tile(train_labels, 2), val_labels,
+                           ["a", "b"], "off", messages.append)
+    assert ("110 in all, the 80 training images also as 1 augmented copy each; L2 0.001"
+            in messages[-1].text)
 
 
 def test_a_fit_started_from_a_nearby_head_reaches_the_same_optimum_in_fewer_steps():

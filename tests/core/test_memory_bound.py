@@ -82,7 +82,7 @@ def test_the_refit_solves_on_a_sample_of_training_and_validation_rows(stored):
     layer.set_weights = lambda weights: setattr(layer, "weights", weights)
     classifier = SimpleNamespace(head_layers=[layer])
     activations = SimpleNamespace(train=SimpleNamespace(pooled=train),
-                                  val=SimpleNamespace(pooled=val))
+                                  val=SimpleNamespace(pooled=val), views=1)
     refit, grown = growth(lambda: refit_on_train_and_val(
         classifier, chosen, activations, train_y, val_y, ["a", "b", "c"], "auto",
         ignore_progress))

@@ -69,9 +69,16 @@ def refit_on_train_and_val(
                                  fallback_standardised=chosen.standardised, start=chosen)
     set_output_layer(classifier, search.head)
     penalty = f"L2 {l2:g}" if chosen.standardised else f"C = {PLAIN_C:g}"
+    # The training rows hold each image's augmented copies too (`stored.views` rows an image).
+    views = stored.views
+    training_images = len(train_labels) // views
+    copies = "" if views == 1 else (
+        f", the {training_images:,} training images also as {views - 1} augmented "
+        f"cop{'y' if views == 2 else 'ies'} each")
     progress(LogMessage(
         f"The kept head was solved again on the training and validation images together "
-        f"({len(labels):,} in all, {penalty} as validation chose); the test images stay unseen."
+        f"({training_images + len(val_labels):,} in all{copies}; {penalty} as validation "
+        f"chose); the test images stay unseen."
     ))
     row = search.chosen
     # As the search's rows say of each strength: what the solver took and where it ended.
