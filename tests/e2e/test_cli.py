@@ -163,7 +163,7 @@ def test_export_to_a_path_under_a_file_fails_plainly_and_writes_nothing(
 
 
 def test_train_from_a_saved_project_uses_its_settings_and_exclusions(
-    small_shapes, pretrained_base, tmp_path
+    small_shapes, pretrained_base, tmp_path, capsys
 ):
     from finetune_gui.core.project import Project
     from finetune_gui.core.settings import TrainingSettings
@@ -175,6 +175,11 @@ def test_train_from_a_saved_project_uses_its_settings_and_exclusions(
     )  # fmt: skip
     path = Project(small_shapes, settings, [], [left_out]).save(tmp_path / "p")
     assert main(["train", "--project", str(path), "--out", str(tmp_path / "run")]) == 0
+    # The result and the run folder each on a line of their own (a result that ended in a
+    # command to type ran on into "Run folder: ...").
+    last = capsys.readouterr().out.splitlines()[-2:]
+    assert last[0].startswith("Finished: test accuracy") and "Run folder" not in last[0]
+    assert last[1] == f"Run folder: {tmp_path / 'run'}"
     stored = json.loads((tmp_path / "run" / "settings.json").read_text())
     assert stored["seed"] == 4 and stored["image_size"] == 48
     split = json.loads((tmp_path / "run" / "split.json").read_text())

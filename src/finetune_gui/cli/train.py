@@ -83,7 +83,9 @@ def cmd_train(args) -> int:
     progress.finish(result.message)
     if result.report is not None:
         print(format_report(result.report))
-    print(f"{result.message} Run folder: {result.run_dir}" if result.wrote_run_folder else result.message)
+    print(result.message)
+    if result.wrote_run_folder:  # a line of its own: a message may end in a command to type
+        print(f"Run folder: {result.run_dir}")
     return EXIT_OK if result.status == "completed" else EXIT_CANCELLED
 
 
