@@ -167,6 +167,18 @@ def test_runs_side_by_side_give_one_runs_outputs_in_the_images_order(monkeypatch
         np.testing.assert_allclose(output, want, rtol=0, atol=1e-5 * max(1, np.abs(want).max()))
 
 
+def test_a_split_with_no_images_is_not_announced_as_zero_images(classifier):
+    """With --val-fraction 0 the log said "Reading 0 images at 48 px" and "Computing frozen
+    layers once (0 images)"."""
+    from finetune_gui.core.data.pipeline import decode_images
+
+    events = []
+    assert decode_images([], 32, progress=events.append).shape == (0, 32, 32, 3)
+    found = extract_features(classifier[1], np.zeros((0, 32, 32, 3), np.uint8), cut=None,
+                             progress=events.append)
+    assert len(found.pooled) == 0 and events == []
+
+
 def test_augmented_views_through_onnx_runtime_keep_the_plain_copy_first(monkeypatch,
                                                                         classifier):
     settings, _ = classifier

@@ -27,6 +27,16 @@ def test_head_only_is_kept_and_said_when_fine_tuning_is_worse_on_validation():
     assert "did not beat the head alone" in note and "80.0%" in note
 
 
+def test_without_validation_images_the_note_says_the_training_images_decided():
+    history = [{"epoch": 1, "phase": "head", "val_accuracy": None, "val_loss": None, "loss": 0.09},
+               {"epoch": 2, "phase": "finetune", "val_accuracy": None, "val_loss": None,
+                "loss": 0.14}]
+    kept, note = kept_model(history, best_epoch=1)
+    assert kept == "head-only" and "validation by more than chance" not in note
+    assert ("did not beat the head alone on the training images, as there are no validation "
+            "images (training loss 0.1400, against training loss 0.0900)") in note
+
+
 def test_fine_tuned_is_kept_when_it_wins():
     history = rows([("head", 0.80, 0.5), ("finetune", 0.85, 0.7)])
     kept, note = kept_model(history, best_epoch=2)

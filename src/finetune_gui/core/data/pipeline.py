@@ -47,9 +47,9 @@ def decode_images(
     """All `paths` as one uint8 array (N, size, size, 3); spills to disk beyond the memory budget.
     An image whose pixels the run's scan kept (`kept`) is taken from there, not read again."""
     out = allocate((len(paths), size, size, 3), np.uint8)
-    progress(StageStarted(stage, len(paths), f"Reading {len(paths)} images at {size} px"))
-    if not paths:
+    if not paths:  # nothing to read (no validation images, say): nothing to announce
         return out
+    progress(StageStarted(stage, len(paths), f"Reading {len(paths)} images at {size} px"))
 
     def load(i: int) -> None:
         if cancel is not None and cancel.cancelled:

@@ -273,9 +273,10 @@ def extract_features(
         return augment(tf.cast(batch, tf.float32), training=True)
 
     total = views * ((n + batch_size - 1) // batch_size)
-    progress(
-        StageStarted(stage, total, f"Computing frozen layers once ({_copies(n, views)})")
-    )
+    if n:  # no images (no validation split, say): nothing to announce
+        progress(
+            StageStarted(stage, total, f"Computing frozen layers once ({_copies(n, views)})")
+        )
     # faster: ONNX Runtime, chosen on the second batch of the run's first pass
     done, faster = 0, checked_runner(classifier.base, cut)
     for view in range(views):

@@ -76,8 +76,11 @@ def kept_model_note(best_phase: str | None, head: dict, tuned: dict) -> str:
     """The log line saying whether fine-tuning earned its place on validation (best rows)."""
     if best_phase == "finetune":
         return f"Fine-tuning kept: {_scores(tuned)}, against {_scores(head)} for the head alone."
+    # Without validation images the training loss decides (`criterion`), and no chance enters.
+    judged = ("on validation by more than chance" if head.get("val_accuracy") is not None
+              else "on the training images, as there are no validation images")
     return (
-        f"Fine-tuning did not beat the head alone on validation by more than chance "
+        f"Fine-tuning did not beat the head alone {judged} "
         f"({_scores(tuned)}, against {_scores(head)}), so the head-only model is kept."
     )
 
