@@ -175,11 +175,11 @@ def test_train_from_a_saved_project_uses_its_settings_and_exclusions(
     )  # fmt: skip
     path = Project(small_shapes, settings, [], [left_out]).save(tmp_path / "p")
     assert main(["train", "--project", str(path), "--out", str(tmp_path / "run")]) == 0
-    # The result and the run folder each on a line of their own (a result that ended in a
-    # command to type ran on into "Run folder: ...").
+    # The run folder and the result each on a line of their own (a result that ended in a
+    # command to type ran on into "Run folder: ..."), the result last, where scripts read it.
     last = capsys.readouterr().out.splitlines()[-2:]
-    assert last[0].startswith("Finished: test accuracy") and "Run folder" not in last[0]
-    assert last[1] == f"Run folder: {tmp_path / 'run'}"
+    assert last[0] == f"Run folder: {tmp_path / 'run'}"
+    assert last[1].startswith("Finished: test accuracy") and "Run folder" not in last[1]
     stored = json.loads((tmp_path / "run" / "settings.json").read_text())
     assert stored["seed"] == 4 and stored["image_size"] == 48
     split = json.loads((tmp_path / "run" / "split.json").read_text())

@@ -83,9 +83,9 @@ def cmd_train(args) -> int:
     progress.finish(result.message)
     if result.report is not None:
         print(format_report(result.report))
-    print(result.message)
     if result.wrote_run_folder:  # a line of its own: a message may end in a command to type
         print(f"Run folder: {result.run_dir}")
+    print(result.message)  # the last line, where scripts read it
     return EXIT_OK if result.status == "completed" else EXIT_CANCELLED
 
 
