@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from finetune_gui.core.data.scan import scan_folder
-from finetune_gui.core.data.split import DatasetSplit, split_dataset
+from finetune_gui.core.data.split import DatasetSplit, carved_splits, split_dataset
 from finetune_gui.core.errors import DatasetError
 from finetune_gui.demo import make_shapes_dataset
 
@@ -45,6 +45,8 @@ def test_split_layout_is_used_as_given(tmp_path):
     # The fractions are not used here, so shares that would leave too little of a folder to
     # train on are no reason to refuse it (they were, after the scan and before training).
     assert split_dataset(scan, 0.5, 0.5, seed=3).to_dict() == split.to_dict()
+    assert carved_splits(scan) == ()
+    assert carved_splits(scan_folder(tmp_path / "train")) == ("val", "test")  # class folders
     with pytest.raises(DatasetError, match="fraction"):  # out of range is still refused
         split_dataset(scan, 1.5, 0.0)
 
@@ -60,6 +62,11 @@ def test_split_layout_without_test_carves_test_from_train(tmp_path):
     assert split_dataset(scan_folder(tmp_path), 0.85, 0.2).counts() == split.counts()
     with pytest.raises(DatasetError, match=r"test fraction \(0.95\) leaves too little of the train"):
         split_dataset(scan_folder(tmp_path), 0.15, 0.95)
+    # The window greys out the box of the share that is not used, by the same decision.
+    scan = scan_folder(tmp_path)
+    assert carved_splits(scan) == ("test",)
+    everything_in_val = frozenset(p for p, _ in split.val)
+    assert carved_splits(scan, everything_in_val) == ("val", "test")
 
 
 def test_empty_and_single_image_classes_are_left_out_with_a_reason(small_shapes):

@@ -162,3 +162,21 @@ def test_the_split_boxes_take_their_range_and_tip_from_the_settings(qtbot, make_
     page.val_box.setValue(60)
     page.test_box.setValue(35)
     assert "too little for training" in page.split_label.text()
+
+
+def test_a_train_val_test_folder_greys_out_the_shares_it_does_not_use(qtbot, make_window,
+                                                                     tmp_path):
+    """A folder with its own val/ folder ignores the validation share: the box said nothing
+    and seemed to change the split."""
+    make_shapes_dataset(tmp_path / "split" / "train", per_class=10, size=24, seed=1)
+    make_shapes_dataset(tmp_path / "split" / "val", per_class=4, size=24, seed=2)
+    window = make_window()
+    page = window.pages["data"]
+    assert page.val_box.isEnabled() and page.test_box.isEnabled()  # the demo's class folders
+    with qtbot.waitSignal(page.scan_finished, timeout=30_000):
+        window.state.set_data_dir(tmp_path / "split")
+    assert not page.val_box.isEnabled()
+    assert "own val/ folder" in page.val_box.toolTip()
+    assert page.test_box.isEnabled()  # the test images are still carved out of train/
+    page.test_box.setValue(20)
+    assert page.split_label.text() == "→ 24 images to learn from, 12 to validate, 6 to test."

@@ -102,6 +102,18 @@ def _check_fractions(val_fraction: float, test_fraction: float,
                        f"folder for training; it must stay below 0.9.")
 
 
+def carved_splits(
+    scan: DatasetScan, exclude: set[Path] | frozenset[Path] = frozenset()
+) -> tuple[str, ...]:
+    """The splits ("val", "test") that a fraction carves out of the training images: both for
+    folders of classes; for a train/val/test layout only the folders it lacks (or whose every
+    image is left out), since the others are used as given."""
+    if scan.layout != "splits":
+        return ("val", "test")
+    present = {r.split for r in scan.records if r.path not in exclude}
+    return tuple(name for name in ("val", "test") if name not in present)
+
+
 def split_dataset(
     scan: DatasetScan,
     val_fraction: float = 0.15,
@@ -126,9 +138,9 @@ def split_dataset(
     if scan.layout == "splits":
         for r in records:
             parts[r.split or "train"].append((r.path, index[r.label]))
-        missing = [name for name in ("val", "test") if not parts[name]]
+        missing = carved_splits(scan, exclude)
         fractions = {"val": val_fraction, "test": test_fraction}
-        _check_fractions(val_fraction, test_fraction, used=tuple(missing))
+        _check_fractions(val_fraction, test_fraction, used=missing)
         for name in missing:
             taken = _carve(parts["train"], fractions[name], rng, len(classes), groups)
             parts[name] = taken

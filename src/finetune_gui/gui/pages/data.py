@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.data.scan import DatasetScan, scan_folder
+from finetune_gui.core.data.split import carved_splits
 from finetune_gui.core.errors import DatasetError, UserError
 from finetune_gui.core.events import (
     CancelToken,
@@ -370,11 +371,20 @@ class DataPage(QWidget):
 
     def _show_split(self) -> None:
         settings = self.state.settings
-        for box, value in ((self.val_box, settings.val_fraction),
-                           (self.test_box, settings.test_fraction)):
+        scan = self.state.scan
+        carved = carved_splits(scan, self.state.excluded) if scan is not None else ("val", "test")
+        for name, box, value in (("val", self.val_box, settings.val_fraction),
+                                 ("test", self.test_box, settings.test_fraction)):
             box.blockSignals(True)
             box.setValue(round(value * 100))
             box.blockSignals(False)
+            # A train/val/test layout uses its own folders as given: a share it would not
+            # take is greyed out and says why, instead of seeming to change the split.
+            box.setEnabled(name in carved)
+            folder = "validation" if name == "val" else "test"
+            box.setToolTip(SETTINGS_INFO[f"{name}_fraction"].help if name in carved else
+                           f"Not used: your folder has its own {name}/ folder, used as it is "
+                           f"for {folder}.")
         if self.state.scan is None or not self.state.scan.can_train:
             self.split_label.setText("")
             return
