@@ -487,6 +487,34 @@ def test_a_folder_too_large_for_the_per_image_tables_gives_the_same_groups(digit
     assert {frozenset(g.paths) for g in duplicates.find_duplicate_groups(scan.records)} == expected
 
 
+def test_batches_of_pairs_checked_a_core_each_give_the_groups_of_one_core(digits_folder,
+                                                                          monkeypatch):
+    """The pixel check's batches go side by side (8.9 s -> 4.4 s on 5,000 MNIST digits, 2 cores);
+    the groups must be those of one batch after another, the files read again shared safely."""
+    import threading
+
+    from finetune_gui.core.data import similarity
+    from finetune_gui.core.model import block_workers
+
+    _, _, scan = digits_folder
+    monkeypatch.setattr(similarity, "PAIRS_PER_BATCH", 7)  # many batches, each image in several
+    threads = set()
+    alignment = similarity.PixelCheck._best_alignment
+
+    def recorded(self, *args, **kwargs):
+        threads.add(threading.current_thread().name.split("_")[0])
+        return alignment(self, *args, **kwargs)
+
+    monkeypatch.setattr(similarity.PixelCheck, "_best_alignment", recorded)
+    groups = {}
+    for cores in (1, 2):
+        monkeypatch.setattr(block_workers, "usable_cores", lambda cores=cores: cores)
+        threads.clear()
+        groups[cores] = {frozenset(g.paths) for g in duplicates.find_duplicate_groups(scan.records)}
+        assert threads == ({"MainThread"} if cores == 1 else {"duplicates"})
+    assert groups[2] == groups[1] == {frozenset(g.paths) for g in scan.duplicate_groups}
+
+
 def test_a_flat_colour_photo_and_a_black_dot_are_never_one_picture(tmp_path):
     """A 6000 x 4000 purple JPEG and a black 1 x 1 PNG: both flat, so only their colours tell
     them apart, and matched the one way round (brightness gain 0) black agreed with anything."""
