@@ -69,13 +69,17 @@ def main() -> None:
 class StagePeaks:
     """The peak resident memory (VmHWM) and the wall time of each stage of a run. At every stage
     change the kernel's high-water mark is read, then reset (clear_refs 5), so each peak is that
-    stage's; a stage named twice adds up its time."""
+    stage's; a stage named twice adds up its time. The process's CPU time (every thread's) per
+    stage says how many cores it kept busy: about 1.0 s a second is one core, and the others
+    idle."""
 
     def __init__(self) -> None:
         self.peaks: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
         self.stage = "start: Python, TensorFlow, the scan"
         self.since = time.perf_counter()
+        self.cpu_since = time.process_time()
 
     def __call__(self, event) -> None:
         from finetune_gui.core.events import LogMessage, PhaseStarted, StageStarted
@@ -88,10 +92,11 @@ class StagePeaks:
             self._enter(event.text[:70])
 
     def _enter(self, stage: str) -> None:
-        peak, now = peak_rss_mb(), time.perf_counter()
+        peak, now, cpu = peak_rss_mb(), time.perf_counter(), time.process_time()
         self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), peak)
         self.seconds[self.stage] = self.seconds.get(self.stage, 0.0) + now - self.since
-        self.stage, self.since = stage, now
+        self.cpu[self.stage] = self.cpu.get(self.stage, 0.0) + cpu - self.cpu_since
+        self.stage, self.since, self.cpu_since = stage, now, cpu
         with open("/proc/self/clear_refs", "w") as handle:  # Linux: VmHWM starts again at VmRSS
             handle.write("5")
 
@@ -100,10 +105,11 @@ class StagePeaks:
 
     def table(self) -> str:
         """The stages as the markdown table of docs/benchmarks.md."""
-        rows = ["| stage (named by the event that starts it) | seconds | peak RSS (MB) |",
-                "|---|---|---|"]
+        rows = ["| stage (named by the event that starts it) | seconds | CPU seconds | peak RSS "
+                "(MB) |", "|---|---|---|---|"]
         rows += [f"| {stage.replace('|', '/')} | {self.seconds.get(stage, 0.0):.1f} | "
-                 f"{peak:,.0f} |" for stage, peak in self.peaks.items()]
+                 f"{self.cpu.get(stage, 0.0):.1f} | {peak:,.0f} |"
+                 for stage, peak in self.peaks.items()]
         return "\n".join(rows)
 
 
