@@ -18,6 +18,7 @@ from finetune_gui.core.label.asking import asking_order, unit_rows
 from finetune_gui.core.label.features import FeatureSource, PictureFeatures, picture_features
 from finetune_gui.core.label.output import OutputSummary, write_output
 from finetune_gui.core.label.pictures import FolderPictures, check_folder
+from finetune_gui.core.label.pixel_view import grey_levels, spread_like
 from finetune_gui.core.label.proposals import Proposals, propose
 from finetune_gui.core.label.session import MODEL, Decision, LabelSession, session_file
 
@@ -68,6 +69,12 @@ class Labeller:
         self.names = [pictures.relative(p) for p in pictures.pictures]
         self.row_of = {name: row for row, name in enumerate(self.names)}
         self.unit = unit_rows(features.features)
+        # The pictures' grey levels, a second view the proposals may read beside the features
+        # (core/label/pixel_view.py); None without the check's fingerprints.
+        self.grey: np.ndarray | None = None
+        fingerprints = [pictures.fingerprints.get(p) for p in pictures.pictures]
+        if any(f is not None for f in fingerprints) and len(features.features):
+            self.grey = spread_like(grey_levels(fingerprints), features.features)
         self.view: LabelView | None = None
 
     @classmethod
@@ -108,11 +115,13 @@ class Labeller:
         """Solve the head again on the user's labels; the proposals and the next page."""
         proposals = propose(self.features.features, self.labelled_rows(), self.session.classes,
                             run_classes=self.features.run_classes,
-                            run_probabilities=self.features.run_probabilities)
+                            run_probabilities=self.features.run_probabilities,
+                            pixels=self.grey)
         decided = self.decided()
+        # The network's view and answers choose what to ask (`Proposals.asking_probabilities`).
         ask = asking_order(self.features.features,
-                           proposals.probabilities if proposals.available else None, decided,
-                           page_size, unit=self.unit)
+                           proposals.asking_probabilities() if proposals.available else None,
+                           decided, page_size, unit=self.unit)
         self.view = LabelView(proposals, ask)
         return self.view
 

@@ -52,6 +52,9 @@ class FolderPictures:
     subfolders_are_classes: bool = False
     # Pictures whose copies sit in different class folders: which is right is asked.
     conflicts: list[Path] = field(default_factory=list)
+    # picture -> the check's fingerprint of it (core/data/hashing.py; its grey levels are a
+    # view for the proposals, core/label/pixel_view.py), None when it has none
+    fingerprints: dict[Path, bytes | None] = field(default_factory=dict)
 
     @property
     def files(self) -> int:
@@ -170,6 +173,8 @@ def check_folder(
         if path not in in_group and labels[path] is not None:
             found.folder_labels[path] = labels[path]
     found.pictures = sorted([p for p in usable if p not in in_group] + list(found.copies))
+    fingerprint = {r.path: r.phash for r in records}
+    found.fingerprints = {p: fingerprint.get(p) for p in found.pictures}
     if not found.pictures:
         raise DatasetError(
             f"The folder {root} has no pictures that can be read"

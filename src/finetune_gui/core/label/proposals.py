@@ -14,6 +14,12 @@ them), so the held-out accuracy on them would understate the rest; their answers
 far to trust a probability, which holds for easy and hard pictures alike. Below 20 labels no
 temperature can be fitted, and the estimate is the held-out answers' own accuracy, said to be
 rough.
+
+With the pictures' own grey levels (`pixels`, core/label/pixel_view.py) the head is solved on
+both views when the user's labels favour them: the held-out answers of the features alone and
+with the grey levels beside them (at each of `PIXEL_WEIGHTS`) are scored by their cross-entropy
+on the labels, and the grey levels stay only where they lower it. A network that sees the
+folder's classes well keeps its own view.
 """
 
 from __future__ import annotations
@@ -22,11 +28,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from finetune_gui.core.label.pixel_view import beside
 from finetune_gui.core.run.calibration import MIN_ANSWERS
 
 # Below this calibrated probability a proposal is marked "not sure": wrong about one time in
 # three or more.
 UNSURE_BELOW = 0.7
+# How spread the grey levels beside the features may be, against the features' own spread: the
+# labels' held-out answers choose (on the digits with 10% labelled, 94.7% of the proposals
+# right with 1 alone, 95.2% with 1 or 2; docs/benchmarks.md).
+PIXEL_WEIGHTS = (1.0, 2.0)
 
 
 @dataclass
@@ -39,6 +50,15 @@ class Proposals:
     temperature: float = 1.0
     estimated_accuracy: float | None = None  # over the pictures not labelled yet
     judged_on: int = 0  # labels the estimate is cross-validated on
+    with_pixels: bool = False  # the head read the pictures' grey levels beside the features
+    # With them: the network's own calibrated answers, which the asking order follows.
+    network_probabilities: np.ndarray | None = None
+
+    def asking_probabilities(self) -> np.ndarray:
+        """What the asking order reads: the network's answers (`network_probabilities`)
+        when the proposals read the grey levels too, else the proposals."""
+        return (self.probabilities if self.network_probabilities is None
+                else self.network_probabilities)
 
     @property
     def available(self) -> bool:
@@ -72,8 +92,12 @@ class Proposals:
             return ("Not enough labels to estimate how many proposals are right: label two or "
                     "more pictures of each class.")
         rough = "Roughly" if self.judged_on < MIN_ANSWERS else "About"
-        return (f"{rough} {self.estimated_accuracy:.0%} of the proposals are right (estimated "
+        text = (f"{rough} {self.estimated_accuracy:.0%} of the proposals are right (estimated "
                 f"on your {self.judged_on} labels, each judged by a model that had not seen it).")
+        if self.with_pixels:
+            text += (" The proposals also read the pictures' own grey levels, which your labels "
+                     "show helps here.")
+        return text
 
 
 def _plain_head(features: np.ndarray, labels: np.ndarray, n_classes: int):
@@ -92,22 +116,38 @@ def propose(
     *,
     run_classes: list[str] | None = None,
     run_probabilities: np.ndarray | None = None,
+    pixels: np.ndarray | None = None,
 ) -> Proposals:
-    """Proposals for every row of `features` from the `labelled` rows (row -> class name)."""
-    from finetune_gui.core.run.calibration import fit_temperature, with_temperature
+    """Proposals for every row of `features` from the `labelled` rows (row -> class name);
+    `pixels`, the pictures' grey levels spread like the features (core/label/pixel_view.py),
+    are read beside them when the labels' held-out answers are better so (`with_pixels`)."""
     from finetune_gui.core.run.unseen_answers import held_out_probabilities, plain_penalty
 
     n = len(features)
     rows = np.array(sorted(labelled), dtype=int)
+    unlabelled = np.setdiff1d(np.arange(n), rows)
     present = sorted({labelled[int(r)] for r in rows}, key=classes.index)
     column = {name: classes.index(name) for name in classes}
     if len(present) >= 2:
         local = {name: k for k, name in enumerate(present)}
         y = np.array([local[labelled[int(r)]] for r in rows])
         x = np.asarray(features, dtype=np.float32)
-        head = _plain_head(x[rows], y, len(present))
-        raw = head.probabilities(x).astype(np.float32)
         judged = held_out_probabilities(x[rows], y, len(present), plain_penalty(len(rows)))
+        raw = _plain_head(x[rows], y, len(present)).probabilities(x).astype(np.float32)
+        both, judged_both = _with_pixels(x, pixels, rows, y, len(present), judged)
+        if both is not None:
+            # The asking order keeps following the network's own answers: a page asks what
+            # teaches the model that will be trained on these labels (read with both views,
+            # the benchmark's digits needed 548-620 labels instead of 260-356 to train it to
+            # every label's accuracy).
+            network, _, _ = _calibrated(raw, judged, y, unlabelled)
+            raw = _plain_head(both[rows], y, len(present)).probabilities(both)
+            proposed, temperature, estimate = _calibrated(raw.astype(np.float32), judged_both,
+                                                          y, unlabelled)
+            columns = [column[c] for c in present]
+            return Proposals(classes, _in_columns(proposed, columns, len(classes)), "labels",
+                             temperature, estimate, len(rows) if estimate is not None else 0,
+                             True, _in_columns(network, columns, len(classes)))
         source = "labels"
     elif run_probabilities is not None and run_classes:
         present = [c for c in run_classes if c in column]
@@ -124,8 +164,37 @@ def propose(
         source = "run"
     else:
         return Proposals(classes, np.zeros((n, len(classes)), np.float32), "none")
+    probabilities, temperature, estimate = _calibrated(raw, judged, y, unlabelled)
+    return Proposals(classes, _in_columns(probabilities, [column[c] for c in present],
+                                          len(classes)),
+                     source, temperature, estimate, len(rows) if estimate is not None else 0)
+
+
+def _with_pixels(x: np.ndarray, grey: np.ndarray | None, rows: np.ndarray, y: np.ndarray,
+                 n_classes: int, judged: np.ndarray | None):
+    """The features with the grey levels beside them at the weight of `PIXEL_WEIGHTS` whose
+    held-out answers on the labels have the lowest cross-entropy, and those answers; (None,
+    None) when none beats the features alone (`judged`) or nothing can be judged."""
+    from finetune_gui.core.run.unseen_answers import held_out_probabilities, plain_penalty
+
+    if grey is None or judged is None:
+        return None, None
+    best, chosen = _cross_entropy(judged, y), (None, None)
+    for weight in PIXEL_WEIGHTS:
+        candidate = beside(x, grey, weight)
+        answers = held_out_probabilities(candidate[rows], y, n_classes, plain_penalty(len(rows)))
+        if answers is not None and _cross_entropy(answers, y) < best:
+            best, chosen = _cross_entropy(answers, y), (candidate, answers)
+    return chosen
+
+
+def _calibrated(raw: np.ndarray, judged: np.ndarray | None, y: np.ndarray,
+                unlabelled: np.ndarray) -> tuple[np.ndarray, float, float | None]:
+    """`raw` with the temperature fitted on the held-out answers `judged` (of labels `y`),
+    that temperature, and the estimated share of right proposals on the `unlabelled` rows."""
+    from finetune_gui.core.run.calibration import fit_temperature, with_temperature
+
     temperature, estimate = 1.0, None
-    unlabelled = np.setdiff1d(np.arange(n), np.array(sorted(labelled), dtype=int))
     if judged is not None and len(y) >= MIN_ANSWERS:
         temperature = fit_temperature(judged, y)
         calibrated = with_temperature(raw[unlabelled], temperature)
@@ -135,7 +204,17 @@ def propose(
         # 28% were right (icons, 12 labels). The held-out answers' own accuracy is rough but
         # not flattering (each fold's head learned from fewer labels still).
         estimate = float((judged.argmax(axis=1) == y).mean()) if len(unlabelled) else None
-    probabilities = np.zeros((n, len(classes)), np.float32)
-    probabilities[:, [column[c] for c in present]] = with_temperature(raw, temperature)
-    return Proposals(classes, probabilities, source, temperature, estimate,
-                     len(rows) if estimate is not None else 0)
+    return with_temperature(raw, temperature), temperature, estimate
+
+
+def _in_columns(probabilities: np.ndarray, columns: list[int], width: int) -> np.ndarray:
+    """The classes' probabilities in their columns of all `width` classes (zeros elsewhere)."""
+    placed = np.zeros((len(probabilities), width), np.float32)
+    placed[:, columns] = probabilities
+    return placed
+
+
+def _cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of held-out answers on their labels (lower: better answers)."""
+    picked = probabilities[np.arange(len(labels)), labels]
+    return float(-np.mean(np.log(np.maximum(picked, 1e-12))))
