@@ -419,6 +419,22 @@ MUTATIONS = [
         ("tests/core/test_label_asking.py::test_asking_order_beats_random_order_on_digits",),
     ),
     Mutation(
+        "label-grey-levels",
+        "the labelling proposals never read the pictures' grey levels beside the features",
+        ReplaceBody("_with_pixels", "return None, None"),
+        ("tests/core/test_label_pixel_view.py::"
+         "test_grey_levels_help_where_the_network_barely_sees_the_classes",
+         "tests/core/test_label_pixel_view.py::"
+         "test_the_labeller_reads_the_grey_levels_of_the_checked_folder"),
+    ),
+    Mutation(
+        "duplicates-one-core",
+        "the duplicate check's batches of pairs checked one after another on one core",
+        ReplaceBody("PixelCheck._each_batch", "return [check(batch) for batch in batches]"),
+        ("tests/core/test_duplicates.py::"
+         "test_batches_of_pairs_checked_a_core_each_give_the_groups_of_one_core",),
+    ),
+    Mutation(
         "kept-pixels",
         "decoding each image once: the run reads every file again after its scan",
         ReplaceBody("KeptPixels.take", "return None"),
