@@ -393,9 +393,13 @@ class DataPage(QWidget):
         except DatasetError as exc:
             self.split_label.setText(str(exc))
             return
+        # A greyed-out box shows no tip: the line itself names the folders used as they are.
+        given = [f"{name}/" for name in ("val", "test") if name not in carved]
+        used = (f" ({' and '.join(given)} folder{'s' if len(given) > 1 else ''} used as "
+                f"{'they are' if len(given) > 1 else 'it is'})" if given else "")
         self.split_label.setText(
             f"→ {counts['train']} images to learn from, {counts['val']} to validate, "
-            f"{counts['test']} to test."
+            f"{counts['test']} to test{used}."
         )
 
     def shutdown(self) -> None:
