@@ -180,4 +180,4 @@ def test_a_train_val_test_folder_greys_out_the_shares_it_does_not_use(qtbot, mak
     assert page.test_box.isEnabled()  # the test images are still carved out of train/
     page.test_box.setValue(20)
     assert page.split_label.text() == ("→ 24 images to learn from, 12 to validate, 6 to test "
-                                       "(val/ folder used as it is).")
+                                       "(val/ as it is).")

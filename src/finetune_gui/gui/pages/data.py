@@ -199,6 +199,7 @@ class DataPage(QWidget):
         split_row.addWidget(self.test_box)
         split_row.addSpacing(16)
         self.split_label = QLabel()
+        self.split_label.setWordWrap(True)  # a narrow window wraps the line, never cuts it
         split_row.addWidget(self.split_label, 1)
         layout.addLayout(split_row)
 
@@ -395,8 +396,8 @@ class DataPage(QWidget):
             return
         # A greyed-out box shows no tip: the line itself names the folders used as they are.
         given = [f"{name}/" for name in ("val", "test") if name not in carved]
-        used = (f" ({' and '.join(given)} folder{'s' if len(given) > 1 else ''} used as "
-                f"{'they are' if len(given) > 1 else 'it is'})" if given else "")
+        used = f" ({' and '.join(given)} as {'they are' if len(given) > 1 else 'it is'})" \
+            if given else ""
         self.split_label.setText(
             f"→ {counts['train']} images to learn from, {counts['val']} to validate, "
             f"{counts['test']} to test{used}."
