@@ -489,12 +489,12 @@ def test_a_folder_too_large_for_the_per_image_tables_gives_the_same_groups(digit
 
 def test_batches_of_pairs_checked_a_core_each_give_the_groups_of_one_core(digits_folder,
                                                                           monkeypatch):
-    """The pixel check's batches go side by side (8.9 s -> 4.4 s on 5,000 MNIST digits, 2 cores);
+    """The pixel check's batches go side by side (9.7 s -> 4.4 s on 5,000 MNIST digits, 2 cores);
     the groups must be those of one batch after another, the files read again shared safely."""
     import threading
 
+    from finetune_gui.core import block_workers
     from finetune_gui.core.data import similarity
-    from finetune_gui.core.model import block_workers
 
     _, _, scan = digits_folder
     monkeypatch.setattr(similarity, "PAIRS_PER_BATCH", 7)  # many batches, each image in several

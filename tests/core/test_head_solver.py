@@ -52,7 +52,7 @@ def test_the_blocks_solved_on_several_cores_give_the_single_cores_head_to_the_la
     """The head solver shares an evaluation's blocks of rows among the cores and adds their
     shares in block order, so a run's head (and the strength its search keeps) does not
     depend on the machine's number of cores."""
-    import finetune_gui.core.model.block_workers as block_workers
+    import finetune_gui.core.block_workers as block_workers
 
     x, y = three_blobs(400, 2048, 3.0, seed=4)  # 1,200 x 2,048 float32: three blocks of rows
     x = x.astype(np.float32)
@@ -77,7 +77,7 @@ def test_the_blocks_solved_on_several_cores_give_the_single_cores_head_to_the_la
 def test_the_head_finished_on_every_row_is_the_same_on_any_number_of_cores(monkeypatch):
     """`finish_on_every_row` (a folder beyond the memory budget) shares its parts of the rows
     among the cores as the solver does, and adds them in order: the same head to the last bit."""
-    import finetune_gui.core.model.block_workers as block_workers
+    import finetune_gui.core.block_workers as block_workers
     from finetune_gui.core.data.storage import row_chunks
     from finetune_gui.core.model.head_features import Standardiser
     from finetune_gui.core.model.softmax_solver import finish_on_every_row

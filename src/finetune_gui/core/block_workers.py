@@ -1,6 +1,7 @@
 """Independent blocks of work spread over the cores: the head solver's blocks of rows (each
-evaluation of the objective is a sum over blocks, independent until they are added) and the
-frozen pass's runs of images through ONNX Runtime."""
+evaluation of the objective is a sum over blocks, independent until they are added), the
+frozen pass's runs of images through ONNX Runtime and the duplicate check's batches of pairs.
+Shared by the Data and Model steps' code, so it sits beside them."""
 
 from __future__ import annotations
 

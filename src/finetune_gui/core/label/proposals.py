@@ -120,7 +120,8 @@ def propose(
 ) -> Proposals:
     """Proposals for every row of `features` from the `labelled` rows (row -> class name);
     `pixels`, the pictures' grey levels spread like the features (core/label/pixel_view.py),
-    are read beside them when the labels' held-out answers are better so (`with_pixels`)."""
+    are read beside them when the labels' held-out answers are better with them
+    (`with_pixels`)."""
     from finetune_gui.core.run.unseen_answers import held_out_probabilities, plain_penalty
 
     n = len(features)

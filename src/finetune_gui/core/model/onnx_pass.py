@@ -19,10 +19,10 @@ import weakref
 
 import numpy as np
 
+from finetune_gui.core.block_workers import block_workers, usable_cores
 from finetune_gui.core.data.pipeline import INFERENCE_BATCH
 from finetune_gui.core.data.storage import give_back_memory
 from finetune_gui.core.events import LogMessage, ProgressCallback
-from finetune_gui.core.model.block_workers import block_workers, usable_cores
 
 # tf2onnx on a frozen part (96 px, two blocks above the cut): MobileNetV2 1.2-1.7 s at 48-224
 # px, EfficientNetB0 3.0 s, DenseNet121 4.0 s, ResNet50 5.4 s; one value for them all.

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from finetune_gui.core.model.block_workers import block_workers
+from finetune_gui.core.block_workers import block_workers
 from finetune_gui.core.model.head_features import Standardiser
 from finetune_gui.core.model.lbfgs import minimise
 from finetune_gui.core.model.row_space import RowSpace
