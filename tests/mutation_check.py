@@ -421,7 +421,7 @@ MUTATIONS = [
     Mutation(
         "label-grey-levels",
         "the labelling proposals never read the pictures' grey levels beside the features",
-        ReplaceBody("_with_pixels", "return None, None"),
+        ReplaceBody("_pixel_weight", "return None, None"),
         ("tests/core/test_label_pixel_view.py::"
          "test_grey_levels_help_where_the_network_barely_sees_the_classes",
          "tests/core/test_label_pixel_view.py::"

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from finetune_gui.core.data.hashing import GREY_SIDE, grey_thumbnail
+from finetune_gui.core.data.hashing import grey_thumbnail
+from finetune_gui.core.data.pixel_measures import shrink
 
 PIXEL_SIDE = 16
 
@@ -28,13 +29,11 @@ PIXEL_SIDE = 16
 def grey_levels(fingerprints: Sequence[bytes | None]) -> np.ndarray:
     """(N, PIXEL_SIDE ** 2) grey levels 0-255 of each fingerprint's thumbnail, averaged down;
     a picture without a fingerprint gets the others' mean (it then adds nothing)."""
-    step = GREY_SIDE // PIXEL_SIDE
     rows = np.zeros((len(fingerprints), PIXEL_SIDE * PIXEL_SIDE), np.float32)
     known = np.array([f is not None for f in fingerprints], dtype=bool)
     for k, fingerprint in enumerate(fingerprints):
         if fingerprint is not None:
-            thumbnail = grey_thumbnail(fingerprint)
-            rows[k] = thumbnail.reshape(PIXEL_SIDE, step, PIXEL_SIDE, step).mean(axis=(1, 3)).ravel()
+            rows[k] = shrink(grey_thumbnail(fingerprint), PIXEL_SIDE).ravel()
     if known.any() and not known.all():
         rows[~known] = rows[known].mean(axis=0)
     return rows
@@ -43,8 +42,8 @@ def grey_levels(fingerprints: Sequence[bytes | None]) -> np.ndarray:
 def spread_like(levels: np.ndarray, features: np.ndarray) -> np.ndarray:
     """The centred `levels`, scaled to spread as `features` do (the same mean squared distance
     from their centre), so that the head's one penalty weighs both views alike."""
-    features = np.asarray(features, np.float32)
-    centred = np.asarray(levels, np.float32) - np.asarray(levels, np.float32).mean(axis=0)
+    features, levels = np.asarray(features, np.float32), np.asarray(levels, np.float32)
+    centred = levels - levels.mean(axis=0)
     spread = float(np.sqrt(np.mean(np.sum(centred**2, axis=1))))
     own = float(np.sqrt(np.mean(np.sum((features - features.mean(axis=0)) ** 2, axis=1))))
     return (centred * np.float32(own / spread if spread > 0 else 0.0)).astype(np.float32)

@@ -135,8 +135,9 @@ def propose(
         x = np.asarray(features, dtype=np.float32)
         judged = held_out_probabilities(x[rows], y, len(present), plain_penalty(len(rows)))
         raw = _plain_head(x[rows], y, len(present)).probabilities(x).astype(np.float32)
-        both, judged_both = _with_pixels(x, pixels, rows, y, len(present), judged)
-        if both is not None:
+        weight, judged_both = _pixel_weight(x[rows], pixels, rows, y, len(present), judged)
+        if weight is not None:
+            both = beside(x, pixels, weight)
             # The asking order keeps following the network's own answers: a page asks what
             # teaches the model that will be trained on these labels (read with both views,
             # the benchmark's digits needed 548-620 labels instead of 260-356 to train it to
@@ -171,21 +172,22 @@ def propose(
                      source, temperature, estimate, len(rows) if estimate is not None else 0)
 
 
-def _with_pixels(x: np.ndarray, grey: np.ndarray | None, rows: np.ndarray, y: np.ndarray,
-                 n_classes: int, judged: np.ndarray | None):
-    """The features with the grey levels beside them at the weight of `PIXEL_WEIGHTS` whose
-    held-out answers on the labels have the lowest cross-entropy, and those answers; (None,
-    None) when none beats the features alone (`judged`) or nothing can be judged."""
+def _pixel_weight(labelled: np.ndarray, grey: np.ndarray | None, rows: np.ndarray,
+                  y: np.ndarray, n_classes: int, judged: np.ndarray | None):
+    """The weight of `PIXEL_WEIGHTS` at which the grey levels beside the `labelled` rows'
+    features give held-out answers of the lowest cross-entropy on their labels, and those
+    answers; (None, None) when none beats the features alone (`judged`) or nothing can be
+    judged."""
     from finetune_gui.core.run.unseen_answers import held_out_probabilities, plain_penalty
 
     if grey is None or judged is None:
         return None, None
     best, chosen = _cross_entropy(judged, y), (None, None)
     for weight in PIXEL_WEIGHTS:
-        candidate = beside(x, grey, weight)
-        answers = held_out_probabilities(candidate[rows], y, n_classes, plain_penalty(len(rows)))
+        answers = held_out_probabilities(beside(labelled, grey[rows], weight), y, n_classes,
+                                         plain_penalty(len(rows)))
         if answers is not None and _cross_entropy(answers, y) < best:
-            best, chosen = _cross_entropy(answers, y), (candidate, answers)
+            best, chosen = _cross_entropy(answers, y), (weight, answers)
     return chosen
 
 
