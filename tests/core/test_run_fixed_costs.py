@@ -94,6 +94,38 @@ def test_a_small_runs_test_look_comes_from_its_frozen_pass(monkeypatch, tmp_path
     assert found.test is None and found.pseudo is None
 
 
+def test_answers_near_a_tie_come_from_the_traced_frozen_part_as_the_saved_model_gives_them(
+        monkeypatch, classifier):
+    """The test look asks TensorFlow again about answers near a tie (the stored features are
+    ONNX Runtime's within its tolerance): through the frozen part's step a pass traced already
+    and the head, with the whole saved model's numbers, not a trace of the whole network (2 s
+    of a MNIST run for 6 images). Without a traced part the whole model answers."""
+    from finetune_gui.core.model import frozen_pass
+    from finetune_gui.core.model.backbones import cut_layer
+    from finetune_gui.core.run import dataset_features
+    from finetune_gui.core.training import held_out
+
+    monkeypatch.setenv(RUNTIME_ENV, "tensorflow")
+    seeing = dataset_features.probe_model(classifier.model)
+    above = frozen_pass.above_stored_model(classifier, None)
+    images = pixels(5, 7)
+    whole = dataset_features.probe(seeing, images, 3)
+    calls = []
+    monkeypatch.setattr(held_out, "probe", counted(dataset_features.probe, calls))
+    classifier.frozen_parts.clear()
+    fallback = held_out.answers_in_tensorflow(classifier, above, seeing, images, 3)
+    assert len(calls) == 1  # nothing traced yet: the whole model answered
+    frozen_pass.extract_features(classifier, pixels(9, 8), cut=cut_layer(classifier.ends, 2),
+                                 batch_size=8)
+    part = frozen_pass.traced_part(classifier, (32, 32, 3))
+    found = held_out.answers_in_tensorflow(classifier, above, seeing, images, 3)
+    assert len(calls) == 1 and part.step.experimental_get_tracing_count() == 1
+    for answers in (fallback, found):
+        for mine, theirs in zip(answers, whole, strict=True):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    assert frozen_pass.traced_part(classifier, (48, 48, 3)) is None  # another image size
+
+
 def small_model(seed: int):
     import keras
 

@@ -137,6 +137,14 @@ def frozen_part(classifier: Classifier, cut: str | None, pixel_shape: tuple) -> 
     return parts[key]
 
 
+def traced_part(classifier: Classifier, pixel_shape: tuple) -> FrozenPart | None:
+    """A frozen part of `classifier` for pixels of `pixel_shape` that a pass of this run has
+    built and traced already (any cut: the first block's statistics and the pooled features
+    are its last two outputs), or None."""
+    return next((part for (_, shape), part in classifier.frozen_parts.items()
+                 if shape == pixel_shape), None)
+
+
 def frozen_seconds_per_image(classifier: Classifier, cut: str | None) -> float | None:
     """What `classifier`'s frozen part below `cut` took an image in TensorFlow in the passes
     so far, or None when none was timed."""

@@ -90,16 +90,35 @@ def score_stored_test(
 
     labels = np.array([label for _, label in split.test], dtype="int32")
     progress(StageStarted("evaluate", len(labels), f"Testing on {len(labels)} held-out images"))
-    early, pooled, probs = stored_rows(classifier, above_stored_model(classifier, None), None,
-                                       stored)
+    above = above_stored_model(classifier, None)
+    early, pooled, probs = stored_rows(classifier, above, None, stored)
     probs = probs[:, : len(split.classes)]
     top_two = np.sort(probs, axis=1)[:, -2:]
     close = np.flatnonzero(top_two[:, 1] - top_two[:, 0] < TIE_MARGIN)
     if len(close):
         check_cancel(cancel)
         pixels = decode_images([split.test[i][0] for i in close], size, cancel=cancel)
-        early[close], pooled[close], probs[close] = probe(seeing, pixels, len(split.classes))
+        early[close], pooled[close], probs[close] = answers_in_tensorflow(
+            classifier, above, seeing, pixels, len(split.classes))
     check_cancel(cancel)
     progress(StageProgress("evaluate", len(labels), len(labels)))
     report = build_report(split.classes, labels, probs, [p for p, _ in split.test])
     return report, (early, pooled, probs)
+
+
+def answers_in_tensorflow(classifier, above, seeing, pixels: np.ndarray, classes: int) -> tuple:
+    """(first-block statistics, normalised pooled features, probabilities) of `pixels` as the
+    saved model computes them, in TensorFlow: through the frozen part's step that this run's
+    passes traced already and the head above it (`above`: `above_stored_model` without a cut),
+    or, when no pass traced one, the whole saved model (`seeing`). On a MNIST run 6 test
+    answers near a tie took 2.0 s through the whole model, nearly all of it tracing it."""
+    import tensorflow as tf
+
+    from finetune_gui.core.model.frozen_pass import traced_part
+
+    part = traced_part(classifier, tuple(pixels.shape[1:]))
+    if part is None:
+        return probe(seeing, pixels, classes)
+    *_, early, pooled = (np.asarray(out) for out in part.step(tf.cast(pixels, tf.float32)))
+    found_pooled, probs = (np.asarray(out) for out in above(pooled, training=False))
+    return early, normalise(found_pooled), np.asarray(probs, np.float32)[:, :classes]
