@@ -74,6 +74,9 @@ def test_export_writes_a_verified_model_with_labels(tiny, tmp_path):
     names = {p.name for p in exported.written}
     assert {"labels.txt", exported.model_path.name} <= names
     assert exported.agreement == 1.0 and exported.images_checked > 0
+    assert exported.replaced == []
+    with pytest.raises(api.UserError, match="replace=True"):  # never silently replaced
+        api.export(run=run.run_dir, to=tmp_path / "shipped")
 
 
 def test_explain_returns_the_heatmap_and_writes_the_png(tiny, tmp_path):

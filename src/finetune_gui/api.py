@@ -14,7 +14,7 @@ nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +76,7 @@ class Exported:
     # Why the file itself was not run in its own runtime, "" when it was: a web page written
     # without Chromium (the numbers above are then those of the model inside it).
     not_checked: str = ""
+    replaced: list[Path] = field(default_factory=list)  # an earlier export's files, now gone
 
 
 @dataclass(frozen=True)
@@ -158,18 +159,22 @@ def export(
     format: str = "keras",
     data: Path | str | None = None,
     min_agreement: float | None = None,
+    replace: bool = False,
     progress: ProgressCallback = ignore_progress,
 ) -> Exported:
     """Write the model of `run` as `format` (keras, savedmodel, tflite, tflite-fp16,
     tflite-int8, onnx, web) to `to`, checked against the Keras model, with labels and a model
     card. A web page is checked in Chromium; without it, `not_checked` says so.
 
-    `data` is where the run's image folder is now, if it was moved.
+    `data` is where the run's image folder is now, if it was moved. An earlier export's
+    files at `to` are replaced only with `replace`; without it the export is refused
+    (`UserError`) and nothing is written.
     """
     from finetune_gui.core.export.job import export_model
 
     result = export_model(
-        run, format, to, progress=progress, data_root=data, min_agreement=min_agreement
+        run, format, to, progress=progress, data_root=data, min_agreement=min_agreement,
+        replace=replace,
     )
     v = result.verification
     return Exported(
@@ -180,6 +185,7 @@ def export(
         max_abs_diff=v.max_abs_diff,
         images_checked=v.n_images,
         not_checked=v.not_checked,
+        replaced=list(result.replaced),
     )
 
 

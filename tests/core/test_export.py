@@ -378,19 +378,26 @@ def test_a_full_disk_is_a_plain_error_and_leaves_no_partial_file(run_dir, tiny_f
     assert list(tiny_filesystem.iterdir()) == []  # the folder it created is gone too
     (tiny_filesystem / "kept").mkdir()
     (tiny_filesystem / "kept" / "labels.txt").write_text("old\n")
-    with pytest.raises(ExportError, match="the disk is full"):
-        export_model(run_dir, "keras", tiny_filesystem / "kept" / "model.keras")
+    with pytest.raises(ExportError, match="the disk is full"):  # told to replace labels.txt
+        export_model(run_dir, "keras", tiny_filesystem / "kept" / "model.keras", replace=True)
     assert [p.name for p in (tiny_filesystem / "kept").iterdir()] == ["labels.txt"]
     assert (tiny_filesystem / "kept" / "labels.txt").read_text() == "old\n"
     assert folder_fingerprint(run_dir) == before
 
 
-def test_exporting_again_replaces_the_previous_export(exports, run_dir, tmp_path):
-    """A SavedModel folder cannot be renamed over another; the old one is moved aside first."""
+def test_exporting_again_replaces_the_previous_export_only_when_told(exports, run_dir,
+                                                                     tmp_path):
+    """Never silently: without `replace` the export is refused before any work and the earlier
+    one is left as it was. A SavedModel folder cannot be renamed over another; the old one is
+    moved aside first."""
     first = export_model(run_dir, "savedmodel", tmp_path / "serve")
     (first.model_path / "stale-file").write_text("from before")
-    second = export_model(run_dir, "savedmodel", tmp_path / "serve")
+    with pytest.raises(ExportError, match=r"already holds saved_model, labels.txt and \d+ more"):
+        export_model(run_dir, "savedmodel", tmp_path / "serve")
+    assert (first.model_path / "stale-file").read_text() == "from before"
+    second = export_model(run_dir, "savedmodel", tmp_path / "serve", replace=True)
     assert second.model_path == first.model_path
+    assert second.replaced[0] == first.model_path
     assert not (second.model_path / "stale-file").exists()
     assert (second.model_path / "saved_model.pb").is_file()
     _no_hidden_leftovers(tmp_path)

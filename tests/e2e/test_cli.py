@@ -148,6 +148,24 @@ def test_export_copies_model_labels_and_metrics(trained_run, tmp_path, capsys):
 
     model = keras.models.load_model(tmp_path / "shipped" / "model.keras")
     assert model.output_shape == (None, 3)
+    # Again into the same folder: refused before any work, every file as it was, unless the
+    # user says --replace; a companion the new export does not write goes with the old model.
+    shipped = tmp_path / "shipped"
+    before = {path.name: path.read_bytes() for path in shipped.iterdir()}
+    capsys.readouterr()
+    assert main(["export", str(trained_run), "--to", str(shipped)]) == 2
+    err = capsys.readouterr().err
+    assert f"{shipped} already holds model.keras, labels.txt and" in err
+    assert f"(from {trained_run.name}, exported " in err and "add --replace" in err
+    assert "Traceback" not in err
+    assert {path.name: path.read_bytes() for path in shipped.iterdir()} == before
+    (shipped / "unsure.json").write_text("{}")  # as an earlier export of another run left it
+    assert main(["export", str(trained_run), "--to", str(shipped), "--replace"]) == 0
+    out = capsys.readouterr().out
+    assert f"replaced {shipped / 'model.keras'}" in out and f"wrote {shipped / 'model.keras'}" in out
+    written = {line.removeprefix("wrote ") for line in out.splitlines() if line.startswith("wrote")}
+    assert (shipped / "unsure.json").exists() == (str(shipped / "unsure.json") in written)
+    assert sorted(str(path) for path in shipped.iterdir()) == sorted(written)
 
 
 def test_export_to_a_path_under_a_file_fails_plainly_and_writes_nothing(

@@ -112,6 +112,38 @@ def test_a_missing_folder_is_created(qtbot, save_panel, tmp_path):
     assert panel.export_result.kind == "success"
 
 
+def test_an_earlier_export_in_the_folder_is_replaced_only_when_the_user_says_so(
+        qtbot, save_panel, trained_run, tmp_path):
+    panel = save_panel
+    target = tmp_path / "models"
+    target.mkdir()
+    (target / "model.keras").write_bytes(b"the model of another run")
+    (target / "model_card.json").write_text(json.dumps(
+        {"name": "run-A", "file": "model.keras", "exported": "2026-12-01T10:20:31"}))
+    before = {path.name: path.read_bytes() for path in target.iterdir()}
+    choose(panel, "keras", target)
+    qtbot.mouseClick(panel.export_button, Qt.MouseButton.LeftButton)
+    box = panel.replace_question
+    assert box is not None and box.isVisible() and not panel.export_runner.is_running
+    assert box.text() == (
+        f"{target} already holds model.keras and model_card.json (from run-A, exported "
+        f"2026-12-01 10:20) from an earlier export. Saving here replaces them, and the earlier "
+        f"model is then gone.")
+    assert box.defaultButton().text() == "Keep it"
+    box.defaultButton().click()
+    assert not panel.export_runner.is_running
+    assert panel.export_result.text().startswith("Nothing was saved; the earlier export is")
+    assert {path.name: path.read_bytes() for path in target.iterdir()} == before
+    qtbot.mouseClick(panel.export_button, Qt.MouseButton.LeftButton)
+    replace = next(b for b in panel.replace_question.buttons() if b.text() == "Replace")
+    with qtbot.waitSignal(panel.exported, timeout=240_000):
+        replace.click()
+    assert (target / "model.keras").read_bytes() != b"the model of another run"
+    assert json.loads((target / "model_card.json").read_text())["name"] == trained_run.name
+    assert "(in place of the earlier export)" in panel.export_result.text()
+    assert panel.export_result.kind == "success" and no_error_dialog()
+
+
 def test_a_file_in_the_way_is_refused_before_the_job_in_words(qtbot, save_panel, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way")

@@ -27,6 +27,11 @@ def add_parsers(commands) -> None:
         "--data", type=Path, default=None, help="where the run's image folder is now, if moved"
     )
     export.add_argument(
+        "--replace", action="store_true",
+        help="replace an earlier export's files at the destination (without it, an export "
+        "into a folder that holds one is refused and nothing is written)",
+    )
+    export.add_argument(
         "--min-agreement", type=float, default=None,
         help="share of check images on which the export must pick the Keras model's class "
         "(default 0.99; 0.9 for tflite-int8)",
@@ -39,8 +44,10 @@ def cmd_export(args) -> int:
 
     result = export_model(
         args.run, args.format, args.to, progress=TerminalProgress(), data_root=args.data,
-        min_agreement=args.min_agreement,
+        min_agreement=args.min_agreement, replace=args.replace,
     )
+    for path in result.replaced:
+        print(f"replaced {path}")
     for path in result.written:
         print(f"wrote {path}")
     v = result.verification

@@ -72,16 +72,18 @@ def export(
     target: Path,
     *,
     in_browser: bool | None = None,
+    replace: bool = False,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ):
     """Export and verify a run's model with the core; returns the core's `ExportResult`.
-    `in_browser`: check a web page in Chromium (the window's finding), None: look here."""
+    `in_browser`: check a web page in Chromium (the window's finding), None: look here.
+    `replace`: the user agreed to replace an earlier export at `target`."""
     get_ready(progress)
     from finetune_gui.core.export.job import export_model
 
     return export_model(run_path, fmt, target, progress=progress, cancel=cancel,
-                        in_browser=in_browser)
+                        in_browser=in_browser, replace=replace)
 
 
 def report(

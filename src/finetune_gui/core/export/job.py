@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
+from dataclasses import replace as changed
 from pathlib import Path
 
 from finetune_gui.core.errors import ExportError, SettingsError
@@ -40,6 +41,7 @@ from finetune_gui.core.export.check_images import (
 )
 from finetune_gui.core.export.convert import convert, require_onnx
 from finetune_gui.core.export.destination import check_destination, publish, resolve_destination
+from finetune_gui.core.export.earlier import earlier_export, stale_companions
 from finetune_gui.core.export.formats import FORMATS, ExportFormat, export_format
 from finetune_gui.core.export.runtimes import predict_keras_model, run_export
 from finetune_gui.core.export.session import session_models
@@ -66,6 +68,7 @@ class ExportResult:
     card_json: Path
     verification: Verification
     speed: SpeedMeasurement | None = None  # size and time per image on this computer
+    replaced: list[Path] = field(default_factory=list)  # an earlier export's files, now gone
 
     @property
     def agreement(self) -> float:
@@ -90,6 +93,7 @@ def export_model(
     data_root: Path | str | None = None,
     min_agreement: float | None = None,
     in_browser: bool | None = None,
+    replace: bool = False,
 ) -> ExportResult:
     """Write `run`'s model as `fmt` to `to`, verified, with labels and a model card beside it.
 
@@ -100,7 +104,9 @@ def export_model(
     `in_browser` is that choice made by the caller (the window asks `format_availability` in
     its own process); None looks for Chromium here. `data_root` is where the run's images are
     now, if the folder was moved. `min_agreement` overrides the format's floor for the share
-    of images where the export and Keras agree.
+    of images where the export and Keras agree. An earlier export's files at the destination
+    are replaced only with `replace` (its companions the new export does not write go too);
+    without it the export is refused before any work (`earlier.py`).
     """
     run = run if isinstance(run, RunFolder) else RunFolder.open(run)
     spec = export_format(fmt)
@@ -116,6 +122,9 @@ def export_model(
         raise SettingsError(f"The minimum agreement must be between 0 and 1; got {min_agreement}.")
     folder, model_target = resolve_destination(spec, to)
     check_destination(run.path, spec, folder, model_target)
+    earlier = earlier_export(folder, model_target)
+    if earlier is not None and not replace:
+        raise ExportError(earlier.refusal())
     progress(StageStarted("export", len(STEPS), f"Exporting {run.path.name} as {spec.title}"))
 
     scratch = Path(tempfile.mkdtemp(prefix="finetune-gui-export-"))
@@ -185,13 +194,17 @@ def export_model(
         names += [CARD_MARKDOWN, CARD_JSON, LOADER_FILE]
         names += [UNSURE_FILE] if (out / UNSURE_FILE).is_file() else []
         written = publish([(out / name, folder / name) for name in names], folder, cancel)
+        for stale in stale_companions(earlier, written):
+            stale.unlink(missing_ok=True)  # it described the model just replaced
+        if earlier is not None:
+            progress(LogMessage(f"Replaced the earlier export's {earlier.description()}."))
         progress(StageProgress("export", 6, len(STEPS)))
         progress(LogMessage(f"Exported {model_target} ({spec.title})."))
         if speed is not None:
             record_export(run.path, speed, model_target)
         return ExportResult(
             fmt, model_target, written, folder / CARD_MARKDOWN, folder / CARD_JSON, verification,
-            speed,
+            speed, list(earlier.files) if earlier is not None else [],
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -208,7 +221,7 @@ def _check_model_inside(
         exported = run_export(FORMATS["onnx"], inside, images)
     finally:
         inside.unlink()
-    return replace(judge(reference, exported, spec, floor, described), not_checked=NO_CHROMIUM)
+    return changed(judge(reference, exported, spec, floor, described), not_checked=NO_CHROMIUM)
 
 
 def export_run(run: RunFolder | Path | str, to: Path | str, fmt: str = "keras") -> list[Path]:

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -25,6 +26,7 @@ from finetune_gui.core.export.availability import (
     format_availability,
 )
 from finetune_gui.core.export.destination import destination_problem
+from finetune_gui.core.export.earlier import earlier_export_at
 from finetune_gui.core.export.formats import FORMATS
 from finetune_gui.core.export.verify import check_sentence
 from finetune_gui.gui.start_folder import RUN_OUTPUT, start_folder
@@ -45,6 +47,7 @@ class SavePanel(QGroupBox):
         self.state = state
         self.export_runner = JobRunner("export", self)
         self.availability: dict[str, Availability] = {}
+        self.replace_question: QMessageBox | None = None  # the latest one asked (tests read it)
         self._build()
         self.export_runner.event.connect(self._on_export_event)
         self.export_runner.succeeded.connect(self._on_exported)
@@ -180,12 +183,40 @@ class SavePanel(QGroupBox):
         if problem:
             self.export_result.show_text(problem, "warning")
             return
+        earlier = earlier_export_at(fmt, text)
+        if earlier is None:
+            self._start_export(run.path, fmt, text, found.in_browser, replace=False)
+            return
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Replace the earlier export?")
+        box.setText(earlier.question())
+        replace = box.addButton("Replace", QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton("Keep it", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+
+        def decide(button) -> None:
+            if button is replace:
+                self._start_export(run.path, fmt, text, found.in_browser, replace=True)
+            else:
+                self.export_result.show_text(
+                    "Nothing was saved; the earlier export is as it was. Choose another "
+                    "folder to keep both.", "info")
+
+        box.buttonClicked.connect(decide)
+        box.open()
+        self.replace_question = box
+
+    def _start_export(self, run_path: Path, fmt: str, text: str, in_browser: bool,
+                      *, replace: bool) -> None:
+        if self.export_runner.is_running:
+            return
         self._set_exporting(True)
         self.export_result.show_text("Converting, then checking the file against the trained "
                                      "model…", "info")
         # A separate process: converting holds Python's lock for long stretches.
-        self.export_runner.start(engine_jobs.export, run.path, fmt, Path(text).expanduser(),
-                                 in_browser=found.in_browser, separate_process=True)
+        self.export_runner.start(engine_jobs.export, run_path, fmt, Path(text).expanduser(),
+                                 in_browser=in_browser, replace=replace, separate_process=True)
 
     def _set_exporting(self, exporting: bool) -> None:
         self.format_choice.setEnabled(not exporting)
@@ -209,8 +240,10 @@ class SavePanel(QGroupBox):
         self._set_exporting(False)
         names = ", ".join(p.name for p in result.written)
         check = result.verification
+        replaced = " (in place of the earlier export)" if result.replaced else ""
         self.export_result.show_text(
-            f"Saved {names} in {result.model_path.parent}.\n{check_sentence(check)}" + (
+            f"Saved {names} in {result.model_path.parent}{replaced}.\n"
+            f"{check_sentence(check)}" + (
                 f" {result.speed.size_text}, {result.speed.ms_per_image:.1f} ms per image on "
                 f"this computer." if result.speed else ""),
             "warning" if check.not_checked else "success")
