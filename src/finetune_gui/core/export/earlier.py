@@ -32,10 +32,9 @@ class EarlierExport:
     files: tuple[Path, ...]
     run_name: str | None = None  # the run the earlier model came from (its model card)
     exported: str | None = None  # when, as its model card says (2026-12-07T09:20:00)
-    model_file: str | None = None  # the earlier model file its card names
 
     def description(self) -> str:
-        """'model.keras, model_card.md and 4 more files (run-3, exported 2026-12-07 09:20)'."""
+        """'model.keras, labels.txt and 4 more files (from run-3, exported 2026-12-07 09:20)'."""
         names = [path.name for path in self.files]
         shown = names[:2]
         more = len(names) - len(shown)
@@ -68,7 +67,7 @@ def earlier_export(folder: Path, model_target: Path) -> EarlierExport | None:
     if not found:
         return None
     card = _card(folder / CARD_JSON)
-    return EarlierExport(folder, found, card.get("name"), card.get("exported"), card.get("file"))
+    return EarlierExport(folder, found, card.get("name"), card.get("exported"))
 
 
 def earlier_export_at(fmt: str, to: Path | str) -> EarlierExport | None:

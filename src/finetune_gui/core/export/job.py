@@ -195,7 +195,12 @@ def export_model(
         names += [UNSURE_FILE] if (out / UNSURE_FILE).is_file() else []
         written = publish([(out / name, folder / name) for name in names], folder, cancel)
         for stale in stale_companions(earlier, written):
-            stale.unlink(missing_ok=True)  # it described the model just replaced
+            try:
+                stale.unlink(missing_ok=True)  # it described the model just replaced
+            except OSError:
+                progress(LogMessage(f"{stale} is left from the earlier export and could not be "
+                                    f"removed; it describes the model that was replaced.",
+                                    level="warning"))
         if earlier is not None:
             progress(LogMessage(f"Replaced the earlier export's {earlier.description()}."))
         progress(StageProgress("export", 6, len(STEPS)))

@@ -139,8 +139,9 @@ def frozen_part(classifier: Classifier, cut: str | None, pixel_shape: tuple) -> 
 
 def traced_part(classifier: Classifier, pixel_shape: tuple) -> FrozenPart | None:
     """A frozen part of `classifier` for pixels of `pixel_shape` that a pass of this run has
-    built and traced already (any cut: the first block's statistics and the pooled features
-    are its last two outputs), or None."""
+    built, its step traced on the pass's first batch unless ONNX Runtime took every batch (any
+    cut: the first block's statistics and the pooled features are its last two outputs), or
+    None."""
     return next((part for (_, shape), part in classifier.frozen_parts.items()
                  if shape == pixel_shape), None)
 
