@@ -34,6 +34,13 @@ def test_the_earlier_export_is_described_from_its_files_and_its_card(tmp_path):
     # A model file named as the destination: the same folder, that file first.
     named = earlier_export_at("tflite", tmp_path / "phone.tflite")
     assert named.files[0].name == "labels.txt" and named.folder == tmp_path
+    # Another format beside it: the model stays, and the question says what is lost instead.
+    assert earlier.question().endswith("and the earlier model is then gone.")
+    assert named.question().endswith(
+        "Saving here replaces them, and the model file already there stays, but the model card "
+        "then describes the new one.")
+    assert named.refusal().endswith("(the model file already there stays, but the model card "
+                                    "then describes the new one).")
     # Companions the new export did not write go with the model they described.
     written = [tmp_path / n for n in ("model.keras", "labels.txt", "model_card.md",
                                       "model_card.json", "load_image.py")]

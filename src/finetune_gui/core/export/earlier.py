@@ -32,6 +32,7 @@ class EarlierExport:
     files: tuple[Path, ...]
     run_name: str | None = None  # the run the earlier model came from (its model card)
     exported: str | None = None  # when, as its model card says (2026-12-07T09:20:00)
+    model_replaced: bool = True  # False: only the companions (another format's model stays)
 
     def description(self) -> str:
         """'model.keras, labels.txt and 4 more files (from run-3, exported 2026-12-07 09:20)'."""
@@ -47,16 +48,22 @@ class EarlierExport:
             origin.append(f"exported {self.exported.replace('T', ' ')[:16]}")
         return listed + (f" ({', '.join(origin)})" if origin else "")
 
+    def consequence(self) -> str:
+        """What replacing them costs, in words."""
+        if self.model_replaced:
+            return "the earlier model is then gone"
+        return "the model file already there stays, but the model card then describes the new one"
+
     def question(self) -> str:
         """What the window asks before replacing them."""
         return (f"{self.folder} already holds {self.description()} from an earlier export. "
-                f"Saving here replaces them, and the earlier model is then gone.")
+                f"Saving here replaces them, and {self.consequence()}.")
 
     def refusal(self) -> str:
         """What the terminal and the API say when not told to replace them."""
         return (f"{self.folder} already holds {self.description()} from an earlier export; "
                 f"nothing was written. Choose another folder, or add --replace (replace=True "
-                f"from Python) to replace them.")
+                f"from Python) to replace them ({self.consequence()}).")
 
 
 def earlier_export(folder: Path, model_target: Path) -> EarlierExport | None:
@@ -67,7 +74,8 @@ def earlier_export(folder: Path, model_target: Path) -> EarlierExport | None:
     if not found:
         return None
     card = _card(folder / CARD_JSON)
-    return EarlierExport(folder, found, card.get("name"), card.get("exported"))
+    return EarlierExport(folder, found, card.get("name"), card.get("exported"),
+                         model_replaced=found[0] == folder / model_target.name)
 
 
 def earlier_export_at(fmt: str, to: Path | str) -> EarlierExport | None:
