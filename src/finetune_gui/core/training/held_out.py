@@ -114,11 +114,14 @@ def answers_in_tensorflow(classifier, above, seeing, pixels: np.ndarray, classes
     answers near a tie took 2.0 s through the whole model, nearly all of it tracing it."""
     import tensorflow as tf
 
-    from finetune_gui.core.model.frozen_pass import traced_part
+    from finetune_gui.core.model.frozen_pass import CachedFeatures, traced_part
+    from finetune_gui.core.training.kept_features import stored_rows
 
     part = traced_part(classifier, tuple(pixels.shape[1:]))
     if part is None:
         return probe(seeing, pixels, classes)
     *_, early, pooled = (np.asarray(out) for out in part.step(tf.cast(pixels, tf.float32)))
-    found_pooled, probs = (np.asarray(out) for out in above(pooled, training=False))
-    return early, normalise(found_pooled), np.asarray(probs, np.float32)[:, :classes]
+    # The step's outputs are what a pass stores: the head above them as for the stored rows.
+    early, found_pooled, probs = stored_rows(classifier, above, None,
+                                             CachedFeatures(pooled, None, 1, early))
+    return early, found_pooled, probs[:, :classes]
