@@ -155,6 +155,31 @@ def test_unexpected_errors_go_to_the_log_and_a_dialog_names_it(qtbot, make_windo
     dialog.close()
 
 
+def test_a_problem_the_user_can_fix_shows_its_cause_in_plain_words_not_a_traceback(qtbot):
+    import traceback
+    import urllib.error
+
+    from finetune_gui.core.errors import WeightsError
+    from finetune_gui.gui.widgets.error_dialog import show_error
+
+    try:
+        try:
+            raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+        except urllib.error.URLError as offline:
+            raise WeightsError("Could not download the ImageNet weights for MobileNetV2; the "
+                               "computer may be offline.") from offline
+    except WeightsError as exc:
+        error, trace = exc, traceback.format_exc()
+    dialog = show_error(None, error, trace, "loading the network")
+    assert dialog.text().startswith("Could not download the ImageNet weights")
+    assert dialog.detailedText() == ("Caused by: URLError: <urlopen error [Errno -3] Temporary "
+                                     "failure in name resolution>")
+    assert "Traceback" not in dialog.text() + dialog.detailedText()
+    # Whoever looks into it finds the traceback in the log file.
+    assert "Temporary failure in name resolution" in log_file().read_text(encoding="utf-8")
+    dialog.close()
+
+
 def _record_saves(monkeypatch) -> list[dict]:
     """What the window showed each time the screenshot director saved a page."""
     from finetune_gui.gui.screenshot import ScreenshotDirector

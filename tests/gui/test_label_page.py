@@ -268,3 +268,30 @@ def test_the_earlier_run_offered_is_the_newest_unless_the_user_chose_one(make_wi
     choice.activated.emit(1)  # the user picks the older run
     window.state.join_run(runs[2])
     assert choice.currentData() == str(runs[0])
+
+
+def test_a_network_that_cannot_be_loaded_stops_the_start_with_a_plain_message(make_window,
+                                                                              qtbot, tmp_path):
+    """Weights the network cannot read: one plain sentence, no traceback even folded away, and
+    the line under the button no longer says the network is loading."""
+    heap = tmp_path / "heap"
+    make_heap(heap, per_class=4)
+    junk = tmp_path / "mobilenet.weights.h5"
+    junk.write_bytes(b"not a weights file")
+    window = make_window(start=False)
+    assert window.state.update_settings(backbone="mobilenetv2", weights=str(junk),
+                                        image_size=48) is None
+    qtbot.mouseClick(window.label_button, Qt.MouseButton.LeftButton)
+    labelling = window.labelling
+    start = labelling.start_view
+    assert "MobileNetV2, the weights in mobilenet.weights.h5, 48 px" in start.from_model.text()
+    start.folder_edit.setText(str(heap))
+    with qtbot.waitSignal(labelling.prepare_runner.failed, timeout=180_000):
+        qtbot.mouseClick(start.start_button, Qt.MouseButton.LeftButton)
+    dialog = labelling.last_dialog
+    assert "mobilenet.weights.h5" in dialog.text()
+    assert "Traceback" not in dialog.text() + dialog.detailedText()
+    assert start.status_row.status.text() == (
+        "Stopped while reading the pictures: the message says why.")
+    assert start.start_button.isEnabled() and not start.status_row.progress.isVisible()
+    dialog.close()

@@ -54,8 +54,14 @@ class FeatureSource:
     def describe(self) -> str:
         if self.run is not None:
             return f"the model of the run {self.run}"
+        from finetune_gui.core.model.backbones import get_backbone, weights_phrase
+
         size = f" at {self.image_size} px" if self.image_size else ""
-        return f"{self.backbone} with {self.weights} weights{size}"
+        try:
+            name = get_backbone(self.backbone).keras_name  # "MobileNetV2", as the window says
+        except Exception:  # a name the settings check refuses says so itself
+            name = self.backbone
+        return f"{name} with {weights_phrase(self.weights)}{size}"
 
     def to_dict(self) -> dict:
         return asdict(self)

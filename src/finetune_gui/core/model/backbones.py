@@ -232,6 +232,17 @@ def weights_kind(weights: str | Path | None) -> str:
     return "file"
 
 
+def weights_phrase(weights: str | Path | None) -> str:
+    """The weights as a sentence names them: "ImageNet weights", "no pretrained weights",
+    "the weights in letters.weights.h5"."""
+    kind = weights_kind(weights)
+    if kind == "none":
+        return "no pretrained weights"
+    if kind == "imagenet":
+        return "ImageNet weights"
+    return f"the weights in {Path(str(weights)).name}"
+
+
 def keras_models_dir() -> Path:
     """Where Keras caches downloaded weights: $KERAS_HOME/models or ~/.keras/models."""
     import os

@@ -103,20 +103,21 @@ class LabelWindow(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.stack)
         self.prepare_runner.succeeded.connect(self._on_prepared)
-        self.prepare_runner.failed.connect(lambda e, t: self._failed(e, t, "reading the "
-                                                                     "pictures"))
-        self.prepare_runner.cancelled.connect(lambda: self.start_view.set_busy(False))
+        start_row = self.start_view.status_row
+        self.prepare_runner.failed.connect(
+            lambda e, t: self._failed(e, t, "reading the pictures", start_row))
+        self.prepare_runner.cancelled.connect(lambda: self._cancelled(start_row))
         self.page_runner.succeeded.connect(self._on_page)
         self.page_runner.failed.connect(lambda e, t: self._failed(e, t, "updating the "
                                                                   "proposals"))
         self.groups_runner.succeeded.connect(self._on_groups)
-        self.groups_runner.failed.connect(lambda e, t: self._failed(e, t, "grouping the "
-                                                                    "pictures"))
-        self.groups_runner.cancelled.connect(lambda: self.groups_status.set_busy(False))
+        self.groups_runner.failed.connect(
+            lambda e, t: self._failed(e, t, "grouping the pictures", self.groups_status))
+        self.groups_runner.cancelled.connect(lambda: self._cancelled(self.groups_status))
         self.output_runner.succeeded.connect(self._on_output)
-        self.output_runner.failed.connect(lambda e, t: self._failed(e, t, "copying the "
-                                                                    "pictures"))
-        self.output_runner.cancelled.connect(lambda: self.output_status.set_busy(False))
+        self.output_runner.failed.connect(
+            lambda e, t: self._failed(e, t, "copying the pictures", self.output_status))
+        self.output_runner.cancelled.connect(lambda: self._cancelled(self.output_status))
         self.resize(1180, 860)
 
     # -- building -----------------------------------------------------------------------------
@@ -418,10 +419,18 @@ class LabelWindow(QWidget):
             return
         self.labeller.answer_page(self.grid.chosen(), page=False)
 
-    def _failed(self, exc: BaseException, trace: str, doing: str) -> None:
+    def _cancelled(self, row: JobStatusRow) -> None:
+        if row is self.start_view.status_row:
+            self.start_view.set_busy(False)
+        row.stopped("Cancelled.")
+
+    def _failed(self, exc: BaseException, trace: str, doing: str,
+                row: JobStatusRow | None = None) -> None:
         self.start_view.set_busy(False)
         self.groups_status.set_busy(False)
         self.output_status.set_busy(False)
+        if row is not None:
+            row.stopped(f"Stopped while {doing}: the message says why.")
         self._set_waiting(False)
         if self.labeller is not None and self.labeller.view is not None:
             self.estimate.show_text(self.labeller.view.estimate_text, "info")

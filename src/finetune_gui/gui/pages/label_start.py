@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from finetune_gui.core.events import StageProgress, StageStarted
 from finetune_gui.core.label.features import FeatureSource
 from finetune_gui.core.label.session import saved_session, sessions_in
-from finetune_gui.core.model.backbones import get_backbone
+from finetune_gui.core.model.backbones import get_backbone, weights_phrase
 from finetune_gui.gui.start_folder import IMAGE_FOLDER, start_folder
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import page_header
@@ -127,7 +127,8 @@ class LabelStart(QWidget):
         s = self.state.settings
         size = s.resolved_image_size
         self.from_model.setText(f"The network chosen on the Model step: "
-                                f"{get_backbone(s.backbone).keras_name}, {s.weights} weights, "
+                                f"{get_backbone(s.backbone).keras_name}, "
+                                f"{weights_phrase(s.weights)}, "
                                 f"{size} px")
         self.run_choice.clear()
         for path in reversed(self.state.runs):

@@ -40,6 +40,12 @@ class JobStatusRow(QWidget):
         self.progress.setVisible(busy)
         self.progress.setRange(0, 0)  # busy until the job says how much there is to do
 
+    def stopped(self, text: str) -> None:
+        """The job ended without its result (cancelled, or failed): say so in `text`, so the
+        last thing it was doing ("Loading MobileNetV2…") does not stay as if it still were."""
+        self.set_busy(False)
+        self.status.setText(text)
+
     def _on_event(self, event: object) -> None:
         if isinstance(event, LogMessage):
             self.status.setText(event.text)
