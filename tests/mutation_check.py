@@ -482,6 +482,21 @@ MUTATIONS = [
         ("tests/core/test_run_fixed_costs.py::test_answers_near_a_tie_come_from_the_traced_"
          "frozen_part_as_the_saved_model_gives_them",),
     ),
+    Mutation(
+        "plain-head-left-at-its-first-look",
+        "a kept plain head left where its first look stopped, not solved to its optimum",
+        ReplaceLine(r"^(\s*)params, plain_row = fit\(plain, plain_strength, start=looked, .*$",
+                    r"\1params = looked", within="search_softmax_head"),
+        ("tests/core/test_head_solver.py::test_the_plain_head_is_finished_to_its_optimum_only_"
+         "when_it_may_be_kept",),
+    ),
+    Mutation(
+        "plain-head-without-a-first-look",
+        "the plain head solved to the end before the standardised strengths are even tried",
+        ReplaceLine(r"^(PLAIN_LOOK_GTOL = ).*$", r"\g<1>1e-7"),
+        ("tests/core/test_head_solver.py::test_the_plain_head_is_finished_to_its_optimum_only_"
+         "when_it_may_be_kept",),
+    ),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from finetune_gui.core.model.head_features import softmax
 from finetune_gui.core.model.softmax_head import SoftmaxHead, search_softmax_head
 from finetune_gui.core.model.softmax_solver import fit_softmax
 
@@ -143,6 +144,46 @@ def test_the_plain_logistic_regression_is_kept_unless_a_strength_wins_clearly():
     reference = LogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(x, y)
     np.testing.assert_allclose(search.head.probabilities(xv), reference.predict_proba(xv),
                                atol=1e-4)
+
+
+def test_the_plain_head_is_finished_to_its_optimum_only_when_it_may_be_kept(monkeypatch):
+    """The plain head is first solved to a looser tolerance: a standardised strength that beats
+    it clearly is kept without finishing it (the same choice and head as a search that finishes
+    it), and a plain head that is kept is always solved to the end."""
+    from finetune_gui.core.model import softmax_head
+    from finetune_gui.core.model.lbfgs import GRADIENT_TOLERANCE
+
+    rng = np.random.default_rng(2)
+
+    def sample(n):  # one informative feature among 60 of a larger spread
+        y = rng.integers(0, 3, n)
+        x = rng.normal(size=(n, 60)) * 5 + 100
+        x[:, 0] = y * 3 + rng.normal(size=n) + 100
+        return x, y
+
+    (x, y), (xv, yv) = sample(30), sample(300)
+    looked = search_softmax_head(x, y, xv, yv, 3)
+    assert looked.head.standardised
+    assert looked.tried[0]["looked_to_gradient"] == softmax_head.PLAIN_LOOK_GTOL
+    monkeypatch.setattr(softmax_head, "PLAIN_LOOK_GTOL", GRADIENT_TOLERANCE)
+    finished = search_softmax_head(x, y, xv, yv, 3)
+    assert "looked_to_gradient" not in finished.tried[0]
+    assert looked.tried[0]["iterations"] < finished.tried[0]["iterations"]
+    assert abs(looked.tried[0]["val_accuracy"] - finished.tried[0]["val_accuracy"]) <= 1 / 300
+    assert looked.chosen["l2"] == finished.chosen["l2"]
+    np.testing.assert_array_equal(looked.head.kernel, finished.head.kernel)
+    monkeypatch.undo()
+
+    # Kept: the optimum itself, as the plain problem solved to the end in one go gives it.
+    x, y = three_blobs(20, 8, 2.5, seed=5)
+    xv, yv = three_blobs(10, 8, 2.5, seed=6)
+    kept = search_softmax_head(x, y, xv, yv, 3)
+    assert not kept.head.standardised and "looked_to_gradient" not in kept.chosen
+    centred = x - x.mean(axis=0)
+    params, loss, _ = fit_softmax(centred, y, 3, kept.head.l2)
+    assert kept.chosen["train_loss"] == pytest.approx(loss, rel=1e-9)
+    np.testing.assert_allclose(kept.head.probabilities(xv), softmax(
+        (xv - x.mean(axis=0)) @ params[:-1] + params[-1]), atol=2e-5)
 
 
 def test_the_search_stops_at_the_first_strength_that_gets_every_validation_image_right():

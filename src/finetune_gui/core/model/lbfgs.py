@@ -40,8 +40,11 @@ class Solved:
     nit: int
 
 
+GRADIENT_TOLERANCE = 1e-7  # the largest gradient entry at the optimum: solved to the end
+
+
 def minimise(objective: Objective, start: np.ndarray, *, max_iterations: int,
-             gtol: float = 1e-7, ftol: float = 1e-12) -> Solved:
+             gtol: float = GRADIENT_TOLERANCE, ftol: float = 1e-12) -> Solved:
     """Minimise `objective` (value and gradient at once) from `start` with L-BFGS."""
     x = np.array(start, dtype=np.float64)
     value, gradient = objective(x)

@@ -14,7 +14,7 @@ import numpy as np
 
 from finetune_gui.core.block_workers import block_workers
 from finetune_gui.core.model.head_features import Standardiser
-from finetune_gui.core.model.lbfgs import minimise
+from finetune_gui.core.model.lbfgs import GRADIENT_TOLERANCE, minimise
 from finetune_gui.core.model.row_space import RowSpace
 
 MAX_ITERATIONS = 1000
@@ -35,6 +35,7 @@ def fit_softmax(
     max_iterations: int = MAX_ITERATIONS,
     space: RowSpace | None = None,
     weight_units: np.ndarray | None = None,
+    gtol: float = GRADIENT_TOLERANCE,
 ) -> tuple[np.ndarray, float, int]:
     """Minimise mean weighted cross-entropy + l2/2 |W|^2 (bias not penalised) with L-BFGS.
 
@@ -44,6 +45,7 @@ def fit_softmax(
     span of the rows or along their principal axes, and the parameters are returned on the
     features all the same. `weight_units` (one per feature) has the solver move each feature's
     weights in those units: the same problem and optimum, on a better-conditioned path.
+    `gtol`: the largest gradient entry at which the solver stops (a looser one: a first look).
     """
     from threadpoolctl import threadpool_limits
 
@@ -55,7 +57,7 @@ def fit_softmax(
             units = space.curvature_scale(l2, inner_start, n_classes)
         params, loss, iterations = fit_softmax(
             space.coordinates, labels, n_classes, l2, sample_weight=sample_weight,
-            start=inner_start, max_iterations=max_iterations, weight_units=units)
+            start=inner_start, max_iterations=max_iterations, weight_units=units, gtol=gtol)
         return space.packed_out(params), loss, iterations
     x = np.asarray(features)
     # float32 features (the cache's) keep float32 products: half the time, and the objective is
@@ -95,7 +97,7 @@ def fit_softmax(
     with threadpool_limits(limits=1), block_workers(len(blocks)) as each_block:
         solved = minimise(
             lambda flat: _in_units(flat, units, n_classes, l2, block_share, blocks, each_block),
-            initial / units, max_iterations=max_iterations)
+            initial / units, max_iterations=max_iterations, gtol=gtol)
     return (solved.x * units).reshape(d + 1, n_classes), solved.fun, solved.nit
 
 
