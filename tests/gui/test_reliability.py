@@ -26,6 +26,8 @@ def test_an_over_confident_run_shows_bars_below_the_diagonal_and_says_so(qtbot):
     row = picture.rows[0]
     assert (row["count"], row["accuracy"]) == (40, 0.5)
     assert row["confidence"] == pytest.approx(0.99)
+    # Over the bar: how many answers it holds, so a bar of few answers reads as few.
+    assert [label.toPlainText() for label in picture.counts] == ["20 of 40"]
     text = picture.summary.text()
     assert "Calibration error 0.490 on 40 test images" in text and "far from what it says" in text
 
@@ -39,8 +41,9 @@ def test_a_calibrated_run_is_called_close_and_no_report_clears_the_picture(qtbot
     picture.show_report(report_of(np.stack([sure, 1 - sure], 1), labels))
     assert "how often the model is right is close to what it says" in picture.summary.text()
     assert len(picture.rows) == 5  # confidences from 0.5 to 1 fill 5 of 10 bins
+    assert len(picture.counts) == 5
     picture.show_report(None)
-    assert picture.rows == [] and picture.summary.text() == (
+    assert picture.rows == [] and picture.counts == [] and picture.summary.text() == (
         "No test answers to compare confidence with.")
 
 

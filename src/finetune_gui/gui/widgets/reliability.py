@@ -26,12 +26,16 @@ class ReliabilityPicture(QWidget):
         item.setLabel("bottom", "how sure the model said it was")
         item.setLabel("left", "how often it was right")
         item.setXRange(0, 1, padding=0.02)
-        item.setYRange(0, 1, padding=0.02)
+        item.setYRange(0, 1.1, padding=0.02)  # room for the counts over a full bar
         item.setMouseEnabled(x=False, y=False)
         item.hideButtons()
-        self.plot.plot([0, 1], [0, 1], pen=DIAGONAL_PEN)
+        diagonal = self.plot.plot([0, 1], [0, 1], pen=DIAGONAL_PEN)
+        diagonal.setZValue(1)  # over the bars: a bar on the line must not hide it
         self.bars = pg.BarGraphItem(x=[], height=[], width=1.0 / BINS, brush=BAR_BRUSH)
         item.addItem(self.bars)
+        # Over each bar, how many answers it holds: a bar of 1 of 2 right reads otherwise like
+        # a bar of 100 of 200, and a bar with none right is only a line.
+        self.counts: list[pg.TextItem] = []
         layout.addWidget(self.plot, 1)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
@@ -44,6 +48,16 @@ class ReliabilityPicture(QWidget):
         self.rows = report.reliability(BINS) if report is not None else []
         self.bars.setOpts(x=[(row["low"] + row["high"]) / 2 for row in self.rows],
                           height=[row["accuracy"] for row in self.rows], width=0.9 / BINS)
+        item = self.plot.getPlotItem()
+        for label in self.counts:
+            item.removeItem(label)
+        self.counts = []
+        for row in self.rows:
+            right = round(row["accuracy"] * row["count"])
+            label = pg.TextItem(f"{right} of {row['count']}", color="#374151", anchor=(0.5, 1.0))
+            label.setPos((row["low"] + row["high"]) / 2, row["accuracy"])
+            item.addItem(label)
+            self.counts.append(label)
         error = report.calibration_error if report is not None else None
         if error is None:
             self.summary.setText("No test answers to compare confidence with.")
