@@ -17,6 +17,14 @@ def three_blobs(n_per_class: int, dims: int, spread: float, seed: int):
     return x, np.repeat(np.arange(3), n_per_class)
 
 
+def one_signal_among_noise(rng, n: int):
+    """n images of 3 classes: one informative feature among 60 noisy ones of a larger spread."""
+    y = rng.integers(0, 3, n)
+    x = rng.normal(size=(n, 60)) * 5 + 100
+    x[:, 0] = y * 3 + rng.normal(size=n) + 100
+    return x, y
+
+
 def test_the_fitted_head_is_the_known_optimum_of_regularised_logistic_regression():
     from sklearn.linear_model import LogisticRegression
 
@@ -103,14 +111,7 @@ def test_the_l2_strength_is_chosen_on_validation_and_the_weights_take_raw_featur
     # One informative feature among 60 noisy ones, few training images: without shrinkage the
     # head fits the noise, so validation must pick a strong penalty.
     rng = np.random.default_rng(2)
-
-    def sample(n):
-        y = rng.integers(0, 3, n)
-        x = rng.normal(size=(n, 60)) * 5 + 100
-        x[:, 0] = y * 3 + rng.normal(size=n) + 100
-        return x, y
-
-    (x, y), (xv, yv) = sample(30), sample(300)
+    (x, y), (xv, yv) = one_signal_among_noise(rng, 30), one_signal_among_noise(rng, 300)
     search = search_softmax_head(x, y, xv, yv, 3)
     plain = search.tried[0]
     assert not plain["standardised"] and plain["l2"] == pytest.approx(1 / 30)  # C = 1
@@ -154,14 +155,7 @@ def test_the_plain_head_is_finished_to_its_optimum_only_when_it_may_be_kept(monk
     from finetune_gui.core.model.lbfgs import GRADIENT_TOLERANCE
 
     rng = np.random.default_rng(2)
-
-    def sample(n):  # one informative feature among 60 of a larger spread
-        y = rng.integers(0, 3, n)
-        x = rng.normal(size=(n, 60)) * 5 + 100
-        x[:, 0] = y * 3 + rng.normal(size=n) + 100
-        return x, y
-
-    (x, y), (xv, yv) = sample(30), sample(300)
+    (x, y), (xv, yv) = one_signal_among_noise(rng, 30), one_signal_among_noise(rng, 300)
     looked = search_softmax_head(x, y, xv, yv, 3)
     assert looked.head.standardised
     assert looked.tried[0]["looked_to_gradient"] == softmax_head.PLAIN_LOOK_GTOL

@@ -19,7 +19,7 @@ from finetune_gui.core.export.formats import ExportFormat
 from finetune_gui.core.export.serving import INPUT_NAME, OUTPUT_NAME
 from finetune_gui.core.export.snippets import usage_snippet
 from finetune_gui.core.export.verify import Verification
-from finetune_gui.core.model.backbones import get_backbone, weights_kind
+from finetune_gui.core.model.backbones import get_backbone, weights_kind, weights_phrase
 from finetune_gui.core.run.ensemble import read_ensemble
 from finetune_gui.core.run.folder import LABELS_FILE, RunFolder
 
@@ -143,12 +143,12 @@ def _tflite_quantisation(model_file: Path) -> tuple[dict, dict]:
 
 
 def _weights_text(weights: str) -> str:
+    """The weights as the window names them (`weights_phrase`), with where they came from."""
     kind = weights_kind(weights)
     if kind == "none":
         return "none (trained from scratch)"
-    if kind == "imagenet":
-        return "ImageNet (Keras Applications)"
-    return f"a local weights file: {Path(weights).name}"
+    source = " (Keras Applications)" if kind == "imagenet" else ", a local file"
+    return weights_phrase(weights) + source
 
 
 def _calibration_card(facts) -> dict:
