@@ -77,6 +77,7 @@ class Exported:
     # without Chromium (the numbers above are then those of the model inside it).
     not_checked: str = ""
     replaced: list[Path] = field(default_factory=list)  # an earlier export's files, now gone
+    beside: list[Path] = field(default_factory=list)  # the same run's other formats there
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def export(
         max_abs_diff=v.max_abs_diff,
         images_checked=v.n_images,
         not_checked=v.not_checked,
-        replaced=list(result.replaced),
+        replaced=list(result.replaced), beside=list(result.beside),
     )
 
 

@@ -403,6 +403,43 @@ def test_exporting_again_replaces_the_previous_export_only_when_told(exports, ru
     _no_hidden_leftovers(tmp_path)
 
 
+def test_another_format_of_the_same_run_joins_the_folder_and_the_card_describes_both(
+        run_dir, tmp_path):
+    """Keras, then TensorFlow Lite of the same run into one folder (the Export page's table of
+    formats invites it): nothing is replaced or asked, both model files stay, and the model
+    card describes both. The same format again, or another run's export, is still refused."""
+    ship = tmp_path / "ship"
+    first = export_model(run_dir, "keras", ship)
+    keras_bytes = first.model_path.read_bytes()
+    labels = (ship / "labels.txt").read_bytes()
+    keras_card = json.loads(first.card_json.read_text(encoding="utf-8"))
+    second = export_model(run_dir, "tflite", ship)
+    assert second.replaced == [] and second.beside == [first.model_path]
+    assert first.model_path.read_bytes() == keras_bytes
+    assert (ship / "labels.txt").read_bytes() == labels
+    card = json.loads(second.card_json.read_text(encoding="utf-8"))
+    assert card["file"] == second.model_path.name and card["format"] == "tflite"
+    [other] = card["other_formats"]
+    assert {key: other[key] for key in ("format", "file", "file_sha256", "verification")} == {
+        key: keras_card[key] for key in ("format", "file", "file_sha256", "verification")}
+    markdown = second.card_markdown.read_text(encoding="utf-8")
+    assert "## The same model in other formats here" in markdown
+    assert f"- `{first.model_path.name}`: Keras 3 model" in markdown
+    # The same format again would replace a model file: refused, and nothing changed.
+    before = folder_fingerprint(ship)
+    with pytest.raises(ExportError, match=r"already holds model\.tflite"):
+        export_model(run_dir, "tflite", ship)
+    assert folder_fingerprint(ship) == before
+    # The folder as another run's export left it: refused too.
+    card["name"] = "another-run"
+    second.card_json.write_text(json.dumps(card), encoding="utf-8")
+    before = folder_fingerprint(ship)
+    with pytest.raises(ExportError, match=r"from another-run"):
+        export_model(run_dir, "savedmodel", ship)
+    assert folder_fingerprint(ship) == before
+    _no_hidden_leftovers(tmp_path)
+
+
 def test_cancel_before_saving_leaves_nothing(run_dir, tmp_path):
     token = CancelToken()
 

@@ -166,6 +166,11 @@ def test_export_copies_model_labels_and_metrics(trained_run, tmp_path, capsys):
     written = {line.removeprefix("wrote ") for line in out.splitlines() if line.startswith("wrote")}
     assert (shipped / "unsure.json").exists() == (str(shipped / "unsure.json") in written)
     assert sorted(str(path) for path in shipped.iterdir()) == sorted(written)
+    # Another format of the same run joins the folder: no --replace needed, nothing replaced.
+    assert main(["export", str(trained_run), "--to", str(shipped), "--format", "tflite"]) == 0
+    out = capsys.readouterr().out
+    assert f"beside {shipped / 'model.keras'} (the same run in another format" in out
+    assert "replaced" not in out and (shipped / "model.keras").is_file()
 
 
 def test_export_to_a_path_under_a_file_fails_plainly_and_writes_nothing(

@@ -142,6 +142,19 @@ def test_an_earlier_export_in_the_folder_is_replaced_only_when_the_user_says_so(
     assert json.loads((target / "model_card.json").read_text())["name"] == trained_run.name
     assert "(in place of the earlier export)" in panel.export_result.text()
     assert panel.export_result.kind == "success" and no_error_dialog()
+    # Another format of the same run beside it: nothing to replace, so nothing is asked.
+    keras_bytes = (target / "model.keras").read_bytes()
+    asked = panel.replace_question
+    choose(panel, "tflite", target)
+    with qtbot.waitSignal(panel.exported, timeout=240_000):
+        qtbot.mouseClick(panel.export_button, Qt.MouseButton.LeftButton)
+    assert panel.replace_question is asked  # no new question
+    assert (target / "model.keras").read_bytes() == keras_bytes
+    assert (target / "model.tflite").is_file()
+    assert ("beside model.keras of the same run (the model card describes each)"
+            in panel.export_result.text())
+    card = json.loads((target / "model_card.json").read_text())
+    assert [other["file"] for other in card["other_formats"]] == ["model.keras"]
 
 
 def test_a_file_in_the_way_is_refused_before_the_job_in_words(qtbot, save_panel, tmp_path):

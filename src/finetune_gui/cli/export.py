@@ -48,6 +48,8 @@ def cmd_export(args) -> int:
     )
     for path in result.replaced:
         print(f"replaced {path}")
+    for path in result.beside:
+        print(f"beside {path} (the same run in another format; the model card describes both)")
     for path in result.written:
         print(f"wrote {path}")
     v = result.verification

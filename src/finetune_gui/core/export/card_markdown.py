@@ -25,6 +25,7 @@ def card_markdown(card: dict) -> str:
         f"- Exported {card['exported']} with finetune-gui {card['exported_with']['finetune_gui']}, "
         f"TensorFlow {card['exported_with']['tensorflow']}, Keras {card['exported_with']['keras']}",
         "",
+        *_other_format_lines(card.get("other_formats", [])),
         "## Classes",
         "",
         *[f"{i}. {name}" for i, name in enumerate(card["classes"])],
@@ -123,6 +124,22 @@ def card_markdown(card: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _other_format_lines(others: list[dict]) -> list[str]:
+    """The same model in other formats in this folder (model_card.json's `other_formats`
+    holds each one's details as its own card had them)."""
+    if not others:
+        return []
+    lines = ["## The same model in other formats here", ""]
+    for other in others:
+        check = other.get("verification") or {}
+        checked = (f"; gave the trained model's top class on {check['agreement']:.1%} of "
+                   f"{check['n_images']} {check['images']}" if "agreement" in check else "")
+        lines.append(f"- `{other['file']}`: {other.get('format_title', other.get('format'))}, "
+                     f"exported {other.get('exported', '(time not recorded)')}{checked}")
+    return [*lines, "", "The classes, input, output and training below are the same for each.",
+            ""]
 
 
 def _check_lines(v: dict) -> list[str]:

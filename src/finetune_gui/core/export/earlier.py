@@ -7,6 +7,11 @@ A's model without a word. Now the window asks first, and the terminal and the Py
 refuse unless told to replace (`--replace`, `replace=True`). When an earlier export is replaced,
 its companions that the new export does not write (a metrics file, a "not sure" rule) go too:
 left behind, they would describe another model.
+
+Another format of the same run is not an earlier export to replace: its companions (labels,
+metrics, the "not sure" rule, the loader) are that run's and the same for every format, and
+the new model card describes both model files (`other_formats`). The Export page's own table
+of formats invites saving several into one folder.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ from finetune_gui.core.run.unsure import UNSURE_FILE
 
 # Every name an export may write beside its model file (core/export/job.py).
 COMPANIONS = (LABELS_FILE, METRICS_FILE, CARD_MARKDOWN, CARD_JSON, LOADER_FILE, UNSURE_FILE)
+# The model card's fields about its one model file; the rest (classes, data, training) is the
+# run's, the same for every format of it.
+FORMAT_FIELDS = ("format", "format_title", "purpose", "file", "file_sha256", "exported", "input",
+                 "verification", "usage_python", "size_and_speed", "not_sure", "usage_web",
+                 "web_runtime", "checked_in_browser")
 
 
 @dataclass(frozen=True)
@@ -66,25 +76,44 @@ class EarlierExport:
                 f"from Python) to replace them ({self.consequence()}).")
 
 
-def earlier_export(folder: Path, model_target: Path) -> EarlierExport | None:
-    """The earlier export that writing a model to `model_target` in `folder` would replace:
-    the model file and every companion name already there; None when there is none."""
+def earlier_export(folder: Path, model_target: Path, run=None) -> EarlierExport | None:
+    """The earlier export that writing `run`'s model (a RunFolder; None: any run) to
+    `model_target` in `folder` would replace: the model file and every companion name already
+    there; None when there is none, or when the folder holds only another format of the same
+    run (`other_formats`), which the new export adds to."""
     names = [model_target.name, *(name for name in COMPANIONS if name != model_target.name)]
     found = tuple(folder / name for name in names if (folder / name).exists())
     if not found:
         return None
+    model_replaced = found[0] == folder / model_target.name
+    if not model_replaced and run is not None and other_formats(folder, model_target, run):
+        return None
     card = _card(folder / CARD_JSON)
     return EarlierExport(folder, found, card.get("name"), card.get("exported"),
-                         model_replaced=found[0] == folder / model_target.name)
+                         model_replaced=model_replaced)
 
 
-def earlier_export_at(fmt: str, to: Path | str) -> EarlierExport | None:
+def earlier_export_at(fmt: str, to: Path | str, run=None) -> EarlierExport | None:
     """`earlier_export` at the destination `to` (a folder, or a model file path) for `fmt`:
     what the window asks about before it starts the export job."""
     from finetune_gui.core.export.destination import resolve_destination
     from finetune_gui.core.export.formats import export_format
 
-    return earlier_export(*resolve_destination(export_format(fmt), Path(to).expanduser()))
+    return earlier_export(*resolve_destination(export_format(fmt), Path(to).expanduser()), run)
+
+
+def other_formats(folder: Path, model_target: Path, run) -> list[dict]:
+    """The model files of `run` (a RunFolder) in other formats already in `folder`, as the
+    model card there describes each (`FORMAT_FIELDS`), those still present only; [] when the
+    card there is another run's (by name and classes) or there is none."""
+    card = _card(folder / CARD_JSON)
+    if card.get("name") != run.path.name or card.get("classes") != list(run.classes):
+        return []
+    described = [{key: card[key] for key in FORMAT_FIELDS if key in card},
+                 *(entry for entry in card.get("other_formats", []) if isinstance(entry, dict))]
+    return [entry for entry in described
+            if isinstance(entry.get("file"), str) and entry["file"] != model_target.name
+            and (folder / entry["file"]).is_file()]
 
 
 def stale_companions(earlier: EarlierExport | None, written: list[Path]) -> list[Path]:

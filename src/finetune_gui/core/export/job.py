@@ -41,7 +41,7 @@ from finetune_gui.core.export.check_images import (
 )
 from finetune_gui.core.export.convert import convert, require_onnx
 from finetune_gui.core.export.destination import check_destination, publish, resolve_destination
-from finetune_gui.core.export.earlier import earlier_export, stale_companions
+from finetune_gui.core.export.earlier import earlier_export, other_formats, stale_companions
 from finetune_gui.core.export.formats import FORMATS, ExportFormat, export_format
 from finetune_gui.core.export.runtimes import predict_keras_model, run_export
 from finetune_gui.core.export.session import session_models
@@ -69,6 +69,7 @@ class ExportResult:
     verification: Verification
     speed: SpeedMeasurement | None = None  # size and time per image on this computer
     replaced: list[Path] = field(default_factory=list)  # an earlier export's files, now gone
+    beside: list[Path] = field(default_factory=list)  # the same run's other formats there
 
     @property
     def agreement(self) -> float:
@@ -122,9 +123,10 @@ def export_model(
         raise SettingsError(f"The minimum agreement must be between 0 and 1; got {min_agreement}.")
     folder, model_target = resolve_destination(spec, to)
     check_destination(run.path, spec, folder, model_target)
-    earlier = earlier_export(folder, model_target)
+    earlier = earlier_export(folder, model_target, run)
     if earlier is not None and not replace:
         raise ExportError(earlier.refusal())
+    beside = [] if earlier is not None else other_formats(folder, model_target, run)
     progress(StageStarted("export", len(STEPS), f"Exporting {run.path.name} as {spec.title}"))
 
     scratch = Path(tempfile.mkdtemp(prefix="finetune-gui-export-"))
@@ -180,6 +182,8 @@ def export_model(
         if fmt == "web":
             card["checked_in_browser"] = in_browser
         card["not_sure"] = not_sure
+        if beside:  # the same run's other formats in the folder: this card describes them too
+            card["other_formats"] = beside
         (out / CARD_JSON).write_text(
             json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8"
         )
@@ -210,6 +214,7 @@ def export_model(
         return ExportResult(
             fmt, model_target, written, folder / CARD_MARKDOWN, folder / CARD_JSON, verification,
             speed, list(earlier.files) if earlier is not None else [],
+            [folder / entry["file"] for entry in beside],
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

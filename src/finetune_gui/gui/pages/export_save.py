@@ -183,7 +183,7 @@ class SavePanel(QGroupBox):
         if problem:
             self.export_result.show_text(problem, "warning")
             return
-        earlier = earlier_export_at(fmt, text)
+        earlier = earlier_export_at(fmt, text, run)
         if earlier is None:
             self._start_export(run.path, fmt, text, found.in_browser, replace=False)
             return
@@ -241,6 +241,9 @@ class SavePanel(QGroupBox):
         names = ", ".join(p.name for p in result.written)
         check = result.verification
         replaced = " (in place of the earlier export)" if result.replaced else ""
+        if result.beside:
+            replaced += (f", beside {', '.join(p.name for p in result.beside)} of the same run "
+                         f"(the model card describes each)")
         self.export_result.show_text(
             f"Saved {names} in {result.model_path.parent}{replaced}.\n"
             f"{check_sentence(check)}" + (
