@@ -483,6 +483,14 @@ MUTATIONS = [
          "frozen_part_as_the_saved_model_gives_them",),
     ),
     Mutation(
+        "another-format-asks-to-replace",
+        "another format of the same run treated as an earlier export to replace",
+        ReplaceLine(r"^(\s*)if not model_replaced and run is not None and other_formats\(.*$",
+                    r"\1if False:", within="earlier_export"),
+        ("tests/core/test_export.py::test_another_format_of_the_same_run_joins_the_folder_and_"
+         "the_card_describes_both",),
+    ),
+    Mutation(
         "plain-head-left-at-its-first-look",
         "a kept plain head left where its first look stopped, not solved to its optimum",
         ReplaceLine(r"^(\s*)params, plain_row = fit\(plain, plain_strength, start=looked, .*$",
