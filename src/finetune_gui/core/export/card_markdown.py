@@ -25,7 +25,7 @@ def card_markdown(card: dict) -> str:
         f"- Exported {card['exported']} with finetune-gui {card['exported_with']['finetune_gui']}, "
         f"TensorFlow {card['exported_with']['tensorflow']}, Keras {card['exported_with']['keras']}",
         "",
-        *_other_format_lines(card.get("other_formats", [])),
+        *_other_format_lines(card.get("other_formats", []), card["input"]),
         "## Classes",
         "",
         *[f"{i}. {name}" for i, name in enumerate(card["classes"])],
@@ -126,9 +126,9 @@ def card_markdown(card: dict) -> str:
     return "\n".join(lines)
 
 
-def _other_format_lines(others: list[dict]) -> list[str]:
+def _other_format_lines(others: list[dict], source: dict) -> list[str]:
     """The same model in other formats in this folder (model_card.json's `other_formats`
-    holds each one's details as its own card had them)."""
+    holds each one's details as its own card had them); `source`: this file's input."""
     if not others:
         return []
     lines = ["## The same model in other formats here", ""]
@@ -138,8 +138,11 @@ def _other_format_lines(others: list[dict]) -> list[str]:
                    f"{check['n_images']} {check['images']}" if "agreement" in check else "")
         lines.append(f"- `{other['file']}`: {other.get('format_title', other.get('format'))}, "
                      f"exported {other.get('exported', '(time not recorded)')}{checked}")
-    return [*lines, "", "The classes, input, output and training below are the same for each.",
-            ""]
+    same = ("The classes, input, output and training below are the same for each."
+            if all(other.get("input", source) == source for other in others) else
+            "The classes, output and training below are the same for each; an int8 file takes "
+            "its input quantised (each file's input is in model_card.json).")
+    return [*lines, "", same, ""]
 
 
 def _check_lines(v: dict) -> list[str]:
