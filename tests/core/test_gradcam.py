@@ -138,3 +138,25 @@ def test_explain_command_writes_the_heatmap_png(flipped, tmp_path, capsys):
     assert main(["explain", str(flipped.run_dir), str(image), "--out", str(missing)]) == 2
     assert f"the folder {missing.parent} does not exist" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["explained.png"]
+
+
+def test_the_heatmap_says_the_probability_the_answer_beside_it_says(flipped, tmp_path):
+    """A photo larger than the model's input: the heatmap's probability is the prediction's
+    (the model sees the same resized pixels), not that of a copy shrunk first for display."""
+    from finetune_gui.core.insight.gradcam import explain_image
+    from finetune_gui.core.run.folder import RunFolder
+    from finetune_gui.core.run.predict import predict_images
+
+    rng = np.random.default_rng(7)
+    big = Image.fromarray(rng.integers(0, 255, (1500, 1300, 3), dtype=np.uint8)).resize(
+        (2600, 3000), Image.Resampling.BICUBIC)  # smooth, larger than the overlay's 1,024 px
+    draw = ImageDraw.Draw(big)
+    draw.polygon([(600, 2400), (1300, 600), (2000, 2400)], fill=(200, 30, 30))
+    photo = tmp_path / "photo.png"
+    big.save(photo)
+    run = RunFolder.open(flipped.run_dir)
+    model = run.load_model()
+    [answer] = predict_images(run, [photo], model=model)
+    explained = explain_image(run, photo, model=model)
+    assert explained.label == answer.label
+    assert explained.probability == pytest.approx(answer.confidence, abs=1e-5)

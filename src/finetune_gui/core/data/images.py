@@ -177,9 +177,13 @@ def load_rgb(path: Path, size: int | None = None) -> np.ndarray:
         raise ImageReadError(CORRUPT) from exc
 
 
+RESIZE_REDUCING_GAP = 2.0  # Pillow's two-step shrink of large images (JPEG draft, then filter)
+
+
 def at_size(rgb: Image.Image, size: int | None) -> np.ndarray:
     """An upright RGB image as uint8 pixels, resized to `size` x `size` when given: the one
     resize every run's pixels go through."""
     if size is not None and rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR,
+                         reducing_gap=RESIZE_REDUCING_GAP)
     return np.asarray(rgb, dtype=np.uint8)

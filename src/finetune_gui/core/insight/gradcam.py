@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from finetune_gui.core.data.images import RESIZE_REDUCING_GAP
 from finetune_gui.core.model.backbones import output_of
 from finetune_gui.core.model.build import TAP_PREFIX, last_map
 from finetune_gui.core.model.parts import ClassifierParts, split_classifier
@@ -148,8 +149,12 @@ def explain_image(run, path: Path | str, class_name: str | None = None, model=No
     path = Path(path)
     if class_name is not None and class_name not in run.classes:
         raise UserError(f"Unknown class '{class_name}'; the model knows: {', '.join(run.classes)}.")
-    pixels = _fit(load_rgb(path), 1, MAX_OVERLAY_SIDE)
-    resized = _resize(pixels, tuple(model.input_shape[1:3]))
+    original = load_rgb(path)
+    # The model sees the image as every prediction does (`at_size` from the file's own pixels),
+    # not the smaller copy the overlay is drawn on: else the heatmap's probability (68%) was
+    # not the answer beside it (62%).
+    resized = _resize(original, tuple(model.input_shape[1:3]))
+    pixels = _fit(original, 1, MAX_OVERLAY_SIDE)
     wanted = None if class_name is None else [run.classes.index(class_name)]
     heatmaps, probabilities = gradcam_batch(model, resized[None], wanted)
     index = int(np.argmax(probabilities[0])) if wanted is None else wanted[0]
@@ -213,9 +218,12 @@ def _fit(pixels: np.ndarray, smallest: int, largest: int) -> np.ndarray:
 
 
 def _resize(pixels: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """The model's input size, resized as `core.data.images.at_size` resizes every image the
+    model is trained on and asked about (the same filter and reducing gap)."""
     if pixels.shape[:2] == tuple(size_hw):
         return pixels
-    image = Image.fromarray(pixels).resize((size_hw[1], size_hw[0]), Image.Resampling.BILINEAR)
+    image = Image.fromarray(pixels).resize((size_hw[1], size_hw[0]), Image.Resampling.BILINEAR,
+                                           reducing_gap=RESIZE_REDUCING_GAP)
     return np.asarray(image, dtype=np.uint8)
 
 

@@ -51,7 +51,7 @@ def picture_cards(
 
     One heatmap at a time, each a progress step ("Computing heat maps of the `what`", 3 of 12).
     """
-    from finetune_gui.core.data.images import ImageReadError, load_rgb
+    from finetune_gui.core.data.images import ImageReadError, at_size, load_rgb
     from finetune_gui.core.insight.gradcam import gradcam_batch, overlay
 
     progress(StageStarted("heatmaps", len(entries), f"Computing heat maps of the {what}"))
@@ -65,8 +65,8 @@ def picture_cards(
             missing.append(f"{escape(str(path))} ({escape(exc.reason)})")
         else:
             shown = display_size(pixels)
-            model_input = Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR)
-            heatmaps, _ = gradcam_batch(model, np.asarray(model_input)[None], [class_index])
+            model_input = at_size(Image.fromarray(pixels), size)  # as the model saw it
+            heatmaps, _ = gradcam_batch(model, model_input[None], [class_index])
             cards.append(
                 '<div class="card">'
                 f'<img src="{png_data_uri(shown)}" alt="image">'
