@@ -7,7 +7,7 @@ images (export_try); under the first, the size and speed of each format exported
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from finetune_gui.gui.pages.export_report import ReportPanel
 from finetune_gui.gui.pages.export_save import SavePanel
@@ -23,7 +23,17 @@ class ExportPage(QWidget):
     def __init__(self, state: ProjectState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        layout = QVBoxLayout(self)
+        # Scrolls rather than squeezes: at 1280 x 860 the heatmap beside the answers had its
+        # caption and legend cut in half once a model was saved and the speed table grew.
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        outer.addWidget(scroll)
+        body = QWidget()
+        scroll.setWidget(body)
+        layout = QVBoxLayout(body)
         layout.addWidget(page_header(
             "Export and try",
             "Save the trained model to use it elsewhere. Every format takes plain RGB pixels "
