@@ -17,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for insight_runs.py
 from finetune_gui.core.insight.embedding import embedding_map
 from finetune_gui.core.insight.suspects import ScoredImages, rank_suspects, review_suspects
+from finetune_gui.core.words import counted
 from insight_runs import flipped_run
 
 CLI_TIMEOUT = 600
@@ -158,7 +159,7 @@ def test_the_cli_prints_the_same_rows_as_a_table(cli):
     code, stdout, stderr = cli[0]["table"]
     assert code == 0, stderr
     lines = stdout.splitlines()
-    assert lines[0] == f"{len(found)} suspect labels among 121 images, surest first."
+    assert lines[0] == f"{counted(len(found), 'suspect label')} among 121 images, surest first."
     rows = lines[2:2 + len(found)]
     assert [row.split()[-1] for row in rows] == [r["path"] for r in found]
     for row, r in zip(rows, found, strict=True):
@@ -171,7 +172,7 @@ def test_the_cli_writes_the_same_rows_as_csv(cli):
     found = cli_json(cli)
     (code, stdout, stderr), out = cli[0]["csv"], cli[1]
     assert code == 0, stderr
-    assert stdout == f"wrote {out}: {len(found)} suspect labels among 121 images, surest first\n"
+    assert stdout == f"wrote {out}: {counted(len(found), 'suspect label')} among 121 images, surest first\n"
     with out.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["path"], r["given_label"], r["suggested_label"], r["split"]) for r in rows] == [

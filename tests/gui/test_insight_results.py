@@ -12,6 +12,7 @@ import pytest
 from PySide6.QtCore import QItemSelectionModel, QPoint, QPointF, Qt
 
 from finetune_gui.core.run.folder import RunFolder
+from finetune_gui.core.words import counted
 from finetune_gui.gui.pages.results_map import class_colour
 from finetune_gui.gui.state import LoadedRun
 from finetune_gui.gui.widgets.heatmap import PANEL_SIDE
@@ -135,7 +136,7 @@ def test_suspects_list_planted_wrong_labels_and_leave_them_out(qtbot, make_windo
             assert view.table.item(row, 2).text() == path.parent.name  # the given label
             assert view.table.item(row, 3).text() == flipped.flipped[path]  # the true class
     assert not view.saw_labels_note.isVisible()  # a frozen pretrained base saw no labels
-    assert f"{len(listed)} suspect labels among 121 images, surest first" in view.status.text()
+    assert f"{counted(len(listed), 'suspect label')} among 121 images, surest first" in view.status.text()
 
     view.table.clearSelection()
     selection = view.table.selectionModel()

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from tests.gui.test_insight_results import CHILD_JOB_MS, open_run
 
 from finetune_gui.core.insight.suspects import Suspect
+from finetune_gui.core.words import counted
 from finetune_gui.gui.pages.results_suspects import PAGE
 from finetune_gui.jobs.insight import SuspectSearch
 
@@ -43,7 +44,7 @@ def test_show_more_adds_the_next_twenty_surest(qtbot, make_window, flipped):
     expected = [(s.path.name, f"{s.sureness:.0%}") for s in found]
 
     assert shown_rows(view) == expected[:PAGE]
-    assert f"{len(found)} suspect labels among 121 images, surest first" in view.status.text()
+    assert f"{counted(len(found), 'suspect label')} among 121 images, surest first" in view.status.text()
     assert view.more_button.isVisible() and view.more_button.text() == f"Show {PAGE} more"
     assert view.shown_note.text() == f"Showing the {PAGE} surest of {len(found)}."
     qtbot.mouseClick(view.more_button, Qt.MouseButton.LeftButton)
@@ -79,7 +80,7 @@ def test_the_map_crosses_the_images_the_suspects_tab_lists(qtbot, make_window, f
                for p in s.points() if p.symbol() == "x"]
     assert sorted(crossed) == sorted(listed)
     assert f"{len(listed)} suspect labels (crosses" in image_map.status.text()
-    assert suspects.status.text().startswith(f"{len(listed)} suspect labels among")
+    assert suspects.status.text().startswith(f"{counted(len(listed), 'suspect label')} among")
     # A crossed dot says what the list says of it.
     first = suspects.search.suspects[0]
     index = image_map.map.paths.index(first.path)
@@ -106,7 +107,7 @@ def test_the_suspects_the_map_found_are_listed_without_looking_again(qtbot, make
     results.tabs.setCurrentWidget(suspects)
     assert suspects.search is not None and not started  # listed already, nothing started
     assert {s.path for s in suspects.search.suspects} == crossed and crossed
-    assert suspects.status.text().startswith(f"{len(crossed)} suspect labels among")
+    assert suspects.status.text().startswith(f"{counted(len(crossed), 'suspect label')} among")
     with qtbot.waitSignal(suspects.finished, timeout=1_000) as done:
         qtbot.mouseClick(suspects.find_button, Qt.MouseButton.LeftButton)
     assert done.args == ["ok"] and not started  # the button too answers from what is known

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from finetune_gui.cli.terminal import EXIT_OK, TerminalProgress
+from finetune_gui.core.words import counted
 
 
 def add_parsers(commands) -> None:
@@ -88,10 +89,11 @@ def cmd_suspects(args) -> int:
         from finetune_gui.core.files import atomic_write_text
 
         atomic_write_text(args.csv, suspects_csv(review.suspects))
-        print(f"wrote {args.csv}: {len(review.suspects)} suspect labels among "
+        print(f"wrote {args.csv}: {counted(len(review.suspects), 'suspect label')} among "
               f"{review.images} images, surest first")
         return EXIT_OK
-    print(f"{len(review.suspects)} suspect labels among {review.images} images, surest first.")
+    print(f"{counted(len(review.suspects), 'suspect label')} among {review.images} images, "
+          f"surest first.")
     if review.suspects:
         print(f"{'how sure':>8}  {'labelled':<14} {'looks like':<14} {'used for':<8}  path")
     for s in review.suspects:

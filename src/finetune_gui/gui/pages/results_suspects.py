@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.core.words import counted
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner, LeaveOutRow
 from finetune_gui.gui.widgets.error_dialog import describe_failure
@@ -206,7 +207,8 @@ class SuspectsView(QWidget):
             # images the model cannot tell apart yet (seen on real icons), and only the user can
             # say which it is.
             self.status.setText(
-                f"{len(found)} suspect labels among {search.images} images, surest first. "
+                f"{counted(len(found), 'suspect label')} among {search.images} images, "
+                f"surest first. "
                 f"Each: a wrong label, or a picture the model cannot tell apart yet. Look.")
         else:
             self.status.setText(f"No suspect labels among {search.images} images.")
