@@ -79,7 +79,7 @@ def test_the_map_crosses_the_images_the_suspects_tab_lists(qtbot, make_window, f
     crossed = [image_map.map.paths[p.data()] for s in image_map.class_items.values()
                for p in s.points() if p.symbol() == "x"]
     assert sorted(crossed) == sorted(listed)
-    assert f"{len(listed)} suspect labels (crosses" in image_map.status.text()
+    assert f"{counted(len(listed), 'suspect label')} (crosses" in image_map.status.text()
     assert suspects.status.text().startswith(f"{counted(len(listed), 'suspect label')} among")
     # A crossed dot says what the list says of it.
     first = suspects.search.suspects[0]

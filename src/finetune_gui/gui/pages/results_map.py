@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.core.words import counted
 from finetune_gui.gui.pages.results_suspects import plain_failure
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner
@@ -214,8 +215,9 @@ class EmbeddingMapView(QWidget):
         self.legend.setText("&nbsp;&nbsp;&nbsp; ".join(entries))
         self.plot.getPlotItem().autoRange(padding=0.08)
         self.status.setText(
-            f"{len(found.paths)} images. {int(wrong.sum())} suspect labels (crosses, the list "
-            f"of the Suspect labels tab); {len(far)} far from their class (rings).")
+            f"{counted(len(found.paths), 'image')}. {counted(int(wrong.sum()), 'suspect label')} "
+            f"(crosses, the list of the Suspect labels tab); {len(far)} far from "
+            f"{'its' if len(far) == 1 else 'their'} class (rings).")
 
     def _tip(self, x: float, y: float, data) -> str:
         if self.map is None or data is None:
