@@ -166,6 +166,10 @@ def test_label_a_folder_in_the_window_resume_and_train_on_it(make_window, qtbot,
     resumed = again.labelling
     assert resumed.start_view.folder_edit.text() == str(heap)
     assert resumed.start_view.start_button.text() == "Continue labelling"
+    labelled = sum(1 for d in saved.values() if d.label is not None)
+    assert resumed.start_view.session_note.text() == (
+        f"You started labelling this folder before ({labelled} pictures in "
+        f"{len(session.classes)} classes, 1 page). Continue where you stopped.")
     again.state.update_settings(**network(pretrained_base))
     with qtbot.waitSignal(resumed.page_runner.succeeded, timeout=180_000):
         qtbot.mouseClick(resumed.start_view.start_button, Qt.MouseButton.LeftButton)

@@ -27,6 +27,7 @@ from finetune_gui.core.events import StageProgress, StageStarted
 from finetune_gui.core.label.features import FeatureSource
 from finetune_gui.core.label.session import saved_session, sessions_in
 from finetune_gui.core.model.backbones import get_backbone, weights_phrase
+from finetune_gui.core.words import counted
 from finetune_gui.gui.start_folder import IMAGE_FOLDER, start_folder
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import page_header
@@ -160,10 +161,11 @@ class LabelStart(QWidget):
             self.start_button.setText("Start labelling")
             return
         labelled = sum(1 for d in session.decisions.values() if d.label is not None)
+        done = (f"{counted(labelled, 'picture')} in {counted(len(session.classes), 'class', 'classes')}, "
+                f"{counted(session.pages, 'page')}" if labelled or session.classes or session.pages
+                else "nothing labelled yet")
         self.session_note.setText(
-            f"You labelled this folder before: {labelled} picture(s) in "
-            f"{len(session.classes)} class(es), {session.pages} page(s). Continue where you "
-            f"stopped.")
+            f"You started labelling this folder before ({done}). Continue where you stopped.")
         self.start_button.setText("Continue labelling")
         if session.subfolders_are_classes is not None:
             self.subfolders.setChecked(session.subfolders_are_classes)
