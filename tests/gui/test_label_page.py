@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from tests.conftest import folder_fingerprint
 from tests.core.label_folders import make_heap
 
+from finetune_gui.core.label.asking import ASKING_TEXT, FIRST_ASKING_TEXT
 from finetune_gui.core.label.session import MODEL, USER, LabelSession
 from finetune_gui.gui.widgets.label_grid import PictureViewer
 from finetune_gui.gui.widgets.label_groups import GroupsDialog
@@ -118,10 +119,13 @@ def test_label_a_folder_in_the_window_resume_and_train_on_it(make_window, qtbot,
     page = {row: truth[name_of[path]] for row, path in zip(grid.rows, grid.paths, strict=True)}
     page[grid.rows[left_out]] = None
 
+    # Nothing proposes yet (one class): the line above the page does not say "least sure".
+    assert labelling.asking_line.text() == FIRST_ASKING_TEXT
     with qtbot.waitSignal(labelling.page_runner.succeeded, timeout=60_000):
         _press(qtbot, grid, Qt.Key.Key_Return)  # Enter accepts the page
     session = labeller.session
     assert session.pages == 1
+    assert labelling.asking_line.text() == ASKING_TEXT  # three classes now propose
     for row, label in page.items():
         decision = session.decisions[labeller.names[row]]
         assert (decision.label, decision.by) == (label, USER)

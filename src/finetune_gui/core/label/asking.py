@@ -23,6 +23,16 @@ import numpy as np
 POOL_FACTOR = 10
 ASKING_TEXT = ("Asked now: the pictures the model is least sure about, spread over different "
                "kinds of picture, so each answer teaches it most.")
+# Before anything proposes there is no "least sure": the order is plain k-center.
+FIRST_ASKING_TEXT = ("Asked now: pictures spread over the different kinds in the folder, so the "
+                     "first answers cover them all; once two classes have labels, the pictures "
+                     "the model is least sure about.")
+
+
+def asking_text(proposing: bool) -> str:
+    """The line above the page saying why these pictures are asked (`proposing`: something
+    proposes classes, so the order follows how sure it is)."""
+    return ASKING_TEXT if proposing else FIRST_ASKING_TEXT
 
 
 def unit_rows(features: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.errors import UserError
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
-from finetune_gui.core.label.asking import ASKING_TEXT
+from finetune_gui.core.label.asking import asking_text
 from finetune_gui.core.label.groups import propose_groups
 from finetune_gui.core.label.labeller import PAGE_SIZE, Labeller
 from finetune_gui.core.label.names import check_label
@@ -124,7 +124,7 @@ class LabelWindow(QWidget):
     def _build_labelling(self) -> QWidget:
         view = QWidget()
         layout = QVBoxLayout(view)
-        self.asking_line = QLabel(ASKING_TEXT)
+        self.asking_line = QLabel(asking_text(proposing=False))
         self.asking_line.setWordWrap(True)
         self.estimate = Banner("info")
         self.keys_line = QLabel("Keys: 1-9 give the framed picture that class, 0 \"none of "
@@ -269,6 +269,7 @@ class LabelWindow(QWidget):
                            labeller.session.classes)
         self.grid.set_images(images)
         self._refresh_classes()
+        self.asking_line.setText(asking_text(proposals.available))
         text = view.estimate_text
         if accepted:
             text = f"{accepted} proposal(s) accepted. " + text
