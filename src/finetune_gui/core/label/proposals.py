@@ -31,6 +31,9 @@ import numpy as np
 from finetune_gui.core.label.pixel_view import beside
 from finetune_gui.core.run.calibration import MIN_ANSWERS
 
+# Why proposals are not accepted in bulk before `Proposals.bulk_refusal` allows it.
+BULK_WHY = ("With fewer labels, how sure the model is cannot be checked: its \"95% sure\" "
+            "is then its own guess, often far too sure.")
 # Below this calibrated probability a proposal is marked "not sure": wrong about one time in
 # three or more.
 UNSURE_BELOW = 0.7
@@ -84,6 +87,17 @@ class Proposals:
             return np.ones(len(self.probabilities), dtype=bool)
         return self.top() < UNSURE_BELOW
 
+    def bulk_refusal(self) -> str:
+        """Why the proposals may not be accepted all at once yet ("Accept the rest above"), or
+        "": below `MIN_ANSWERS` labels judged no temperature is fitted, so "95% sure" is the
+        head's own, uncalibrated confidence (with 14 labels of 2 classes it put 255 of 367
+        icons above 95%, most of them of classes not named yet)."""
+        if not self.available:
+            return "label pictures of at least two classes first"
+        if self.judged_on < MIN_ANSWERS:
+            return f"label at least {MIN_ANSWERS} pictures, two or more of each class, first"
+        return ""
+
     def estimate_text(self) -> str:
         """One line for the window and the terminal."""
         if not self.available:
@@ -92,8 +106,12 @@ class Proposals:
             return ("Not enough labels to estimate how many proposals are right: label two or "
                     "more pictures of each class.")
         rough = "Roughly" if self.judged_on < MIN_ANSWERS else "About"
+        # The labels can only say how well the classes labelled so far are told apart: a
+        # picture of a class not labelled yet still gets one of them.
+        proposing = int((self.probabilities.max(axis=0) > 0).sum()) if self.probabilities.size else 0
         text = (f"{rough} {self.estimated_accuracy:.0%} of the proposals are right (estimated "
-                f"on your {self.judged_on} labels, each judged by a model that had not seen it).")
+                f"on your {self.judged_on} labels, each judged by a model that had not seen it), "
+                f"if every picture is one of the {proposing} classes labelled so far.")
         if self.with_pixels:
             text += (" The proposals also read the pictures' own grey levels, which your labels "
                      "show helps here.")

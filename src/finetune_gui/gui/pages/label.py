@@ -35,6 +35,7 @@ from finetune_gui.core.label.asking import asking_text
 from finetune_gui.core.label.groups import propose_groups
 from finetune_gui.core.label.labeller import PAGE_SIZE, Labeller
 from finetune_gui.core.label.names import check_label
+from finetune_gui.core.label.proposals import BULK_WHY
 from finetune_gui.core.label.session import MODEL, USER
 from finetune_gui.gui.pages.label_start import LabelStart
 from finetune_gui.gui.state import ProjectState
@@ -312,8 +313,12 @@ class LabelWindow(QWidget):
         if view is not None and view.proposals.available:
             top = view.proposals.top()
             count = int((~self.labeller.decided() & (top >= self.threshold.value() / 100)).sum())
-        self.above_count.setText(f"{count} proposal(s)")
-        self.accept_rest_button.setEnabled(count > 0 and not self.page_runner.is_running)
+        refusal = view.proposals.bulk_refusal() if view is not None else ""
+        self.above_count.setText(f"{count} proposal(s)" + (f"; {refusal}" if refusal and count
+                                                           else ""))
+        self.accept_rest_button.setToolTip(BULK_WHY if refusal else "")
+        self.accept_rest_button.setEnabled(count > 0 and not refusal
+                                           and not self.page_runner.is_running)
 
     # -- classes ------------------------------------------------------------------------------
     def _class_clicked(self, item: QListWidgetItem) -> None:
