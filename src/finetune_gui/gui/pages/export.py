@@ -7,14 +7,14 @@ images (export_try); under the first, the size and speed of each format exported
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QWidget
 
 from finetune_gui.gui.pages.export_report import ReportPanel
 from finetune_gui.gui.pages.export_save import SavePanel
 from finetune_gui.gui.pages.export_speed import ExportSpeedTable
 from finetune_gui.gui.pages.export_try import TryPanel
 from finetune_gui.gui.state import ProjectState
-from finetune_gui.gui.widgets.common import Banner, page_header
+from finetune_gui.gui.widgets.common import Banner, page_header, scrolling_page
 
 
 class ExportPage(QWidget):
@@ -25,15 +25,7 @@ class ExportPage(QWidget):
         self.state = state
         # Scrolls rather than squeezes: at 1280 x 860 the heatmap beside the answers had its
         # caption and legend cut in half once a model was saved and the speed table grew.
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        outer.addWidget(scroll)
-        body = QWidget()
-        scroll.setWidget(body)
-        layout = QVBoxLayout(body)
+        layout = scrolling_page(self)
         layout.addWidget(page_header(
             "Export and try",
             "Save the trained model to use it elsewhere. Every format takes plain RGB pixels "

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QRadioButton,
-    QScrollArea,
     QSlider,
     QTableWidget,
     QTableWidgetItem,
@@ -35,7 +34,7 @@ from finetune_gui.core.training.auto import DEFAULT_BUDGET_MINUTES
 from finetune_gui.gui.pages.model_options import TrainingOptions
 from finetune_gui.gui.start_folder import WEIGHTS, start_folder
 from finetune_gui.gui.state import ProjectState
-from finetune_gui.gui.widgets.common import Banner, help_label, page_header
+from finetune_gui.gui.widgets.common import Banner, help_label, page_header, scrolling_page
 from finetune_gui.gui.widgets.error_dialog import show_error
 from finetune_gui.gui.widgets.network_picture import NetworkPicture, format_params
 from finetune_gui.gui.worker import JobRunner, load_tensorflow
@@ -103,15 +102,7 @@ class ModelPage(QWidget):
 
     # -- layout -------------------------------------------------------------------------------
     def _build(self) -> None:
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        outer.addWidget(scroll)
-        body = QWidget()
-        scroll.setWidget(body)
-        layout = QVBoxLayout(body)
+        layout = scrolling_page(self)
         layout.addWidget(page_header(
             "The model",
             "Pick a pretrained network (a backbone), where its starting weights come from, and "

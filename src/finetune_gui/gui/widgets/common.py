@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 BANNER_STYLES = {
     "info": "background:#e8f1fb; border:1px solid #b6d0ee; color:#173a5e;",
@@ -32,6 +39,20 @@ class Banner(QLabel):
             self.set_kind(kind)
         self.setText(text)
         self.setVisible(bool(text))
+
+
+def scrolling_page(page: QWidget) -> QVBoxLayout:
+    """The layout of `page`'s contents, inside a frameless scroll area that fills the page: a
+    page taller than the window scrolls rather than squeezing its labels to half a line."""
+    outer = QVBoxLayout(page)
+    outer.setContentsMargins(0, 0, 0, 0)
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+    outer.addWidget(scroll)
+    body = QWidget()
+    scroll.setWidget(body)
+    return QVBoxLayout(body)
 
 
 def page_header(title: str, text: str) -> QWidget:
