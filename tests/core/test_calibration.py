@@ -96,6 +96,8 @@ def test_reliability_rows_hold_every_answer_and_the_error_weighs_them():
     said, labels = honest_answers(temperature=1 / 3, n=600)
     rows = reliability(said, labels, bins=10)
     assert sum(r["count"] for r in rows) == 600
+    assert sum(r["right"] for r in rows) == int((said.argmax(1) == labels).sum())
+    assert all(r["right"] == round(r["accuracy"] * r["count"]) for r in rows)
     assert all(r["low"] < r["confidence"] <= r["high"] for r in rows)
     by_hand = sum(r["count"] * abs(r["confidence"] - r["accuracy"]) for r in rows) / 600
     assert expected_calibration_error(said, labels, bins=10) == pytest.approx(by_hand)

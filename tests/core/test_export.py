@@ -253,7 +253,7 @@ def test_content_hash_is_the_same_for_the_same_images_elsewhere(exports, run_dir
     card = json.loads(partial.card_json.read_text())["dataset"]
     assert card["content_sha256"] is None and card["missing_files"] == 2
     assert card["file_list_sha256"] == original["file_list_sha256"]
-    assert "2 image(s) are missing" in partial.card_markdown.read_text()
+    assert "2 images are missing" in partial.card_markdown.read_text()
 
 
 @pytest.mark.parametrize("fmt", FILE_FORMATS)

@@ -344,4 +344,4 @@ def test_the_log_says_which_head_was_kept_and_why():
                                  row(0.3, True, 0.8, True)])  # fmt: skip
     assert head_choice_text(switched) == (
         "Head solved: standardised features at L2 0.3 (validation accuracy 80.0%, clearly above "
-        "the plain logistic regression's 50.0%; 2 strength(s) tried).")
+        "the plain logistic regression's 50.0%; 2 strengths tried).")

@@ -63,7 +63,7 @@ def test_sort_copies_every_readable_image_and_never_changes_the_source(run, tmp_
         if not row["error"]:
             folder = "not sure" if row["unsure"] == "yes" else row["label"]
             assert (tmp_path / "out" / folder).is_dir()
-    assert "13 image(s) copied" in summary.text() and "could not be read" in summary.text()
+    assert "13 images copied" in summary.text() and "could not be read" in summary.text()
 
 
 def test_sort_refuses_a_destination_inside_the_source_and_writes_nothing(run, tmp_path):

@@ -21,13 +21,13 @@ def test_predict_a_folder_to_csv_then_sort_gives_the_same_rows(run, tmp_path, ca
     source = messy_folder(tmp_path / "in", run.data)
     before = checksums(source)
     assert main(["predict", str(run.run_dir), str(source), "--csv", str(tmp_path / "p.csv")]) == 0
-    assert "17 file(s), " in capsys.readouterr().out
+    assert "17 files, " in capsys.readouterr().out
     rows = list(csv.DictReader((tmp_path / "p.csv").open(encoding="utf-8")))
     assert len(rows) == 17 and sum(bool(r["error"]) for r in rows) == 4
     assert {r["unsure"] for r in rows if not r["error"]} <= {"yes", "no"}
     assert main(["sort", str(run.run_dir), str(source), "--into", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "13 image(s) copied" in out and "could not be read" in out
+    assert "13 images copied" in out and "could not be read" in out
     assert (tmp_path / "out" / "predictions.csv").read_text("utf-8") == (tmp_path / "p.csv").read_text("utf-8")
     assert checksums(source) == before
 

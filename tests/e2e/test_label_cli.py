@@ -73,7 +73,7 @@ def test_suggest_json_groups_and_sort_follow_copies_and_leave_the_folder_alone(h
     out = tmp_path / "out"
     done = label("sort", str(root), "--labels", str(labels), "--into", str(out))
     assert done.returncode == 0, done.stderr
-    assert "6 picture(s) copied" in done.stdout or "7 picture(s) copied" in done.stdout
+    assert "6 pictures copied" in done.stdout or "7 pictures copied" in done.stdout
     rows = list(csv.DictReader((out / "labels.csv").open(encoding="utf-8")))
     assert {r["decided_by"] for r in rows} == {"user"}
     for row in rows:

@@ -95,7 +95,8 @@ def test_leaving_a_copy_out_excludes_exactly_that_file_and_never_writes_the_fold
     assert "(left out)" in panel.buttons[row][index].text()
     assert "Put it back" in panel.exclude_button.text()
     data = window.pages["data"]
-    assert data.excluded_box.isVisibleTo(window) and "1 image(s)" in data.excluded_note.text()
+    assert data.excluded_box.isVisibleTo(window)
+    assert "1 image is left out" in data.excluded_note.text()
     assert sum(state.split().counts().values()) == sum(used_before.values()) - 1
     saved = window.save_project_to(tmp_path / "project.ftproj")
     assert saved and Project.load(tmp_path / "project.ftproj").excluded == [copy]

@@ -149,7 +149,7 @@ def test_suspects_list_planted_wrong_labels_and_leave_them_out(qtbot, make_windo
     assert window.state.excluded == set(flipped.flipped)
     count = len(flipped.flipped)
     assert view.left_out_note.text().startswith(
-        f"{count} image(s) will be left out of the next run; {count} in all. Train again")
+        f"{count} images will be left out of the next run; {count} in all. Train again")
     assert folder_bytes(flipped.data) == flipped.fingerprint_before
     left_out = [view.table.item(r, 1).text() for r in range(len(listed))
                 if listed[r] in flipped.flipped]

@@ -49,9 +49,9 @@ def _listed_counts(labelling) -> dict[str, int]:
         text = labelling.class_list.item(i).text()
         name, yours = re.fullmatch(r"\d?\s*(.+?)\s+\((\d+) yours, \d+ accepted\)", text).groups()
         counts[name] = int(yours)
-    to_decide, left_out = re.fullmatch(r"(\d+) picture\(s\) still to decide; (\d+) left out\.",
+    to_decide, left_out = re.fullmatch(r"([\d,]+) pictures? still to decide; (\d+) left out\.",
                                        labelling.counts_line.text()).groups()
-    return counts | {"to decide": int(to_decide), "left out": int(left_out)}
+    return counts | {"to decide": int(to_decide.replace(",", "")), "left out": int(left_out)}
 
 
 def test_label_a_folder_in_the_window_resume_and_train_on_it(make_window, qtbot, tmp_path,

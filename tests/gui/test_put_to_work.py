@@ -66,7 +66,7 @@ def test_sort_a_folder_copies_by_class_in_a_child_process_and_offers_open(
         qtbot.mouseClick(dialog.sort_button, Qt.MouseButton.LeftButton)
         assert dialog.status_row.cancel_button.isVisible()
     assert dialog.summary.total_copied == 13 and len(dialog.summary.unreadable) == 4
-    assert "13 image(s) copied" in dialog.result.text()
+    assert "13 images copied" in dialog.result.text()
     assert checksums(source) == before
     opened = []
     monkeypatch.setattr("finetune_gui.gui.widgets.opener.opener_command", lambda: None)

@@ -120,10 +120,10 @@ def test_mistakes_can_be_left_out_of_the_next_run_and_put_back(qtbot, window):
     qtbot.mouseClick(results.leave_out_button, Qt.MouseButton.LeftButton)
     worst = window.state.current_run.report.misclassified[0].path
     assert window.state.excluded == {Path(worst)}
-    assert results.left_out_note.text() == "1 image(s) will be left out of the next run; 1 in all."
+    assert results.left_out_note.text() == "1 image will be left out of the next run; 1 in all."
     assert window.state.dirty
     window.go_to("data")
-    assert data.excluded_box.isVisible() and "1 image(s)" in data.excluded_note.text()
+    assert data.excluded_box.isVisible() and "1 image is left out" in data.excluded_note.text()
     qtbot.mouseClick(data.put_back_button, Qt.MouseButton.LeftButton)
     assert window.state.excluded == set()
     assert not data.excluded_box.isVisible()

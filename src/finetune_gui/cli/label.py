@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from finetune_gui.cli.terminal import EXIT_OK, TerminalProgress
+from finetune_gui.core.words import counted
 
 
 def add_parsers(commands) -> None:
@@ -244,7 +245,7 @@ def cmd_sort(args) -> int:
     else:
         labeller = _labeller(pictures, decisions, source, progress)
         taken = labeller.accept_above(args.accept_above, labeller.refresh(page_size=0).proposals)
-        print(f"{taken} proposal(s) at or above {args.accept_above:.0%} accepted.")
+        print(f"{counted(taken, 'proposal')} at or above {args.accept_above:.0%} accepted.")
         summary = labeller.write_output(out, progress=progress)
     print(summary.text())
     return EXIT_OK

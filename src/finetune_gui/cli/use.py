@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from finetune_gui.cli.terminal import EXIT_OK, EXIT_USER_ERROR, TerminalProgress
+from finetune_gui.core.words import counted
 
 
 def add_parsers(commands) -> None:
@@ -59,7 +60,7 @@ def cmd_predict(args) -> int:
     for given in args.images:
         paths += list_images(given)[0] if given.is_dir() else [given]
     if not paths:
-        raise UserError("The folder(s) given hold no files to classify.")
+        raise UserError("The folders given hold no files to classify.")
     run = RunFolder.open(args.run)
     progress = TerminalProgress(enabled=not args.json)
     found = predict_paths(run, paths, top_k=args.top_k, total=len(paths), progress=progress)
@@ -81,7 +82,7 @@ def cmd_predict(args) -> int:
         print(json.dumps(as_json, indent=2, ensure_ascii=False))
     elif table:
         print(
-            f"wrote {args.csv}: {count} file(s), {unsure} not sure, {errors} unreadable"
+            f"wrote {args.csv}: {counted(count, 'file')}, {unsure} not sure, {errors} unreadable"
         )
     return EXIT_USER_ERROR if errors == count else EXIT_OK
 

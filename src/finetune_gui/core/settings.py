@@ -220,7 +220,8 @@ class TrainingSettings:
             data = {"head_reads": "last-block", **data}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise SettingsError(f"Unknown setting(s): {', '.join(unknown)}.")
+            raise SettingsError(f"{'Unknown setting' if len(unknown) == 1 else 'Unknown settings'}"
+                                f": {', '.join(unknown)}.")
         return cls(**data)
 
 

@@ -30,7 +30,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--screenshot", type=Path, metavar="FILE",
                         help="open the demo project offscreen, save a PNG of --page, and exit")
     parser.add_argument("--page", choices=STEPS, nargs="+", default=["data"], metavar="PAGE",
-                        help="the page(s) to show (with --screenshot): "
+                        help="the pages to show (with --screenshot): "
                         f"{', '.join(STEPS)}; with several, FILE-<page>.png for each, and the "
                         "pages after training share one run")
     parser.add_argument("--data", type=Path, metavar="FOLDER",

@@ -24,6 +24,7 @@ from finetune_gui.core.errors import UserError
 from finetune_gui.core.project import Project
 from finetune_gui.core.run.folder import RunFolder, resumable_runs
 from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.words import counted, counted_are
 from finetune_gui.demo import demo_dataset_dir
 from finetune_gui.gui.logfile import log_dir
 from finetune_gui.gui.pages.augment import AugmentPage
@@ -228,7 +229,8 @@ class MainWindow(QMainWindow):
         training = self.background_runs.watch_background_runs()
         if training:
             self.statusBar().showMessage(
-                f"{len(training)} run(s) are still training in the background (started by a "
+                f"{counted_are(len(training), 'run')} still training in the background "
+                f"(started by a "
                 f"window that closed); the Runs list shows them when they finish.", 15_000)
 
     def _on_background_run_changed(self, path: Path, now: str) -> None:
@@ -428,7 +430,8 @@ class MainWindow(QMainWindow):
         box.setText(f"The training run {run_dir.name} was interrupted after epoch {done}. "
                     f"Continue it from there, with the same settings and images?")
         if others:
-            box.setInformativeText(f"{others} other interrupted run(s) can be resumed from the "
+            box.setInformativeText(f"{counted(others, 'other interrupted run')} can be resumed "
+                                   f"from the "
                                    f"Results page.")
         resume = box.addButton("Resume", QMessageBox.ButtonRole.AcceptRole)
         box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)

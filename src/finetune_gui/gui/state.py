@@ -18,6 +18,7 @@ from finetune_gui.core.errors import DatasetError, SettingsError
 from finetune_gui.core.model.backbones import get_backbone
 from finetune_gui.core.model.build import from_scratch
 from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.words import counted
 
 STEPS = ("data", "model", "augment", "train", "results", "export")
 STEP_TITLES = {
@@ -277,7 +278,7 @@ class ProjectState(QObject):
                 return StepStatus(False, "needs data first", blocked=True)
             if run is None:
                 return StepStatus(False, "not trained yet")
-            return StepStatus(True, f"{len(self.runs)} run(s)")
+            return StepStatus(True, counted(len(self.runs), "run"))
         if step == "results":
             if run is None:
                 return StepStatus(False, "train a model first", blocked=True)

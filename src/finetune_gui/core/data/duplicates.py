@@ -19,6 +19,7 @@ from PIL import Image
 from finetune_gui.core.data.hashing import fingerprint_image, pixel_digest
 from finetune_gui.core.data.images import ImageReadError, load_rgb
 from finetune_gui.core.data.similarity import confirmed_pairs
+from finetune_gui.core.words import counted, counted_are
 
 
 @dataclass(frozen=True)
@@ -130,17 +131,19 @@ def duplicate_warnings(groups: Sequence[DuplicateGroup], layout: str = "classes"
         if layout == "classes"
         else "the train/val/test folders are used as given"
     )
-    lines = [f"{len(groups)} picture(s) found more than once ({copies} extra copies); {kept}."]
+    lines = [f"{counted(len(groups), 'picture')} found more than once "
+             f"({counted(copies, 'extra copy', 'extra copies')}); {kept}."]
     conflicts = [g for g in groups if g.conflict]
     if conflicts:
         lines.append(
-            f"{len(conflicts)} picture(s) are filed under different classes (labelling "
+            f"{counted_are(len(conflicts), 'picture')} filed under different classes (labelling "
             f"conflict: one label is wrong), e.g. {_describe(conflicts[0], across='labels')}."
         )
     leaks = [g for g in groups if g.leak]
     if leaks:
         lines.append(
-            f"{len(leaks)} picture(s) sit in more than one of train/val/test (leak: the test "
+            f"{counted(len(leaks), 'picture')} {'sits' if len(leaks) == 1 else 'sit'} in more "
+            f"than one of train/val/test (leak: the test "
             f"score will be too optimistic), e.g. {_describe(leaks[0], across='splits')}."
         )
     return lines

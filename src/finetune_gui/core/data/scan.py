@@ -35,6 +35,7 @@ from finetune_gui.core.events import (
     check_cancel,
     ignore_progress,
 )
+from finetune_gui.core.words import counted
 
 SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 IMBALANCE_RATIO = 3.0
@@ -323,7 +324,8 @@ def _exclude_small_classes(
 
 def _add_warnings(scan: DatasetScan) -> None:
     if scan.problems:
-        scan.warnings.append(f"{len(scan.problems)} file(s) could not be used and will be skipped.")
+        scan.warnings.append(f"{counted(len(scan.problems), 'file')} could not be used and will be "
+                             f"skipped.")
     if scan.is_imbalanced:
         counts = scan.class_counts
         big = max(counts, key=counts.get)

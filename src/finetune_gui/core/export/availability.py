@@ -47,8 +47,9 @@ def format_availability(fmt: str, backbone: str | None = None) -> Availability:
         if missing:
             return Availability(
                 fmt, False,
-                f"Not available here: {spec.title} needs the optional package(s) "
-                f"{' and '.join(missing)}. Install them with: pip install 'finetune-gui[onnx]'.",
+                f"Not available here: {spec.title} needs the optional "
+                f"{'package' if len(missing) == 1 else 'packages'} {' and '.join(missing)}. "
+                f"Install them with: pip install 'finetune-gui[onnx]'.",
             )
         family = BACKBONES[backbone].family if backbone in BACKBONES else None
         if family in NO_ONNX_FORM:

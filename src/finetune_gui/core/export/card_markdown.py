@@ -7,6 +7,7 @@ from finetune_gui.core.export.verify import NOT_CHECKED_IN_BROWSER
 from finetune_gui.core.run.calibration import calibration_text
 from finetune_gui.core.run.ensemble import ensemble_card_lines
 from finetune_gui.core.run.intervals import kfold_text
+from finetune_gui.core.words import counted
 
 
 def card_markdown(card: dict) -> str:
@@ -53,10 +54,12 @@ def card_markdown(card: dict) -> str:
         f"- Backbone: {card['backbone']['keras_application']} "
         f"({card['backbone']['params_millions']} M parameters), weights: "
         f"{card['backbone']['weights']}",
-        f"- Training at {card['input']['shape'][1]} px: {settings['epochs_head']} epoch(s) "
+        f"- Training at {card['input']['shape'][1]} px: "
+        f"{counted(settings['epochs_head'], 'epoch')} "
         f"on the new head (learning rate {settings['lr_head']:g}), "
-        f"{settings['epochs_finetune']} epoch(s) of fine-tuning with the top "
-        f"{settings['unfreeze_blocks']} block(s) unfrozen; batch {settings['batch_size']}, "
+        f"{counted(settings['epochs_finetune'], 'epoch')} of fine-tuning with the top "
+        f"{counted(settings['unfreeze_blocks'], 'block')} unfrozen; "
+        f"batch {settings['batch_size']}, "
         f"{settings['optimizer']}, augmentation {_augment_text(settings['augment'])}, "
         f"dropout {settings['dropout']:g}, seed {settings['seed']}",
         f"- Run status: {card['training']['status']}; best epoch: "
@@ -148,7 +151,7 @@ def _other_format_lines(others: list[dict], source: dict) -> list[str]:
 def _check_lines(v: dict) -> list[str]:
     """How the file was checked against the trained model; a page no browser opened says so."""
     same = f"- Same top class: {v['agreement']:.1%} of images" + (
-        f" ({v['near_tie_flips']} swap(s) where the Keras model's top two classes were "
+        f" ({counted(v['near_tie_flips'], 'swap')} where the Keras model's top two classes were "
         f"within {v['tie_margin']:g}, counted as agreeing: {v['judged_agreement']:.1%})"
         if v["near_tie_flips"]
         else ""

@@ -118,7 +118,8 @@ def refuse_unconverted(proto) -> None:
         raise ExportError(
             f"This model cannot be saved in the ONNX format (nor as a web page, which runs "
             f"it): the converter, tf2onnx, has no ONNX form for {len(left)} of its "
-            f"operation(s) ({', '.join(left)}). Nothing was saved; the Keras, SavedModel and "
+            f"{'operation' if len(left) == 1 else 'operations'} ({', '.join(left)}). "
+            f"Nothing was saved; the Keras, SavedModel and "
             f"TFLite formats do not need it.")
 
 

@@ -12,6 +12,7 @@ from finetune_gui.core.events import (
     StageStarted,
     ignore_progress,
 )
+from finetune_gui.core.words import counted_are
 
 
 def dataset_summary(split: DatasetSplit, progress: ProgressCallback = ignore_progress) -> dict:
@@ -59,7 +60,7 @@ def dataset_summary(split: DatasetSplit, progress: ProgressCallback = ignore_pro
             "sha256 over every image's split, relative path, label and file sha256, "
             "computed at export time"
             if not missing
-            else f"no content hash: {missing} image(s) are missing from the folder"
+            else f"no content hash: {counted_are(missing, 'image')} missing from the folder"
         ),
     }
 

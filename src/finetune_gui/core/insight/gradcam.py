@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from finetune_gui.core.data.images import RESIZE_REDUCING_GAP
+from finetune_gui.core.data.images import at_size
 from finetune_gui.core.model.backbones import output_of
 from finetune_gui.core.model.build import TAP_PREFIX, last_map
 from finetune_gui.core.model.parts import ClassifierParts, split_classifier
@@ -218,13 +218,12 @@ def _fit(pixels: np.ndarray, smallest: int, largest: int) -> np.ndarray:
 
 
 def _resize(pixels: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """The model's input size, resized as `core.data.images.at_size` resizes every image the
-    model is trained on and asked about (the same filter and reducing gap)."""
-    if pixels.shape[:2] == tuple(size_hw):
-        return pixels
-    image = Image.fromarray(pixels).resize((size_hw[1], size_hw[0]), Image.Resampling.BILINEAR,
-                                           reducing_gap=RESIZE_REDUCING_GAP)
-    return np.asarray(image, dtype=np.uint8)
+    """The model's (square) input size, through `at_size`: the one resize every image the
+    model is trained on and asked about goes through."""
+    height, width = size_hw
+    if height != width:
+        raise ValueError(f"the model's input is {height} x {width}; models here are square")
+    return at_size(Image.fromarray(pixels), height)
 
 
 def _resize_map(heatmap: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:

@@ -25,6 +25,7 @@ from finetune_gui.core.events import (
 from finetune_gui.core.label.labels_csv import labels_text
 from finetune_gui.core.label.pictures import FolderPictures
 from finetune_gui.core.label.session import MODEL, USER, Decision
+from finetune_gui.core.words import counted
 
 LABELS_FILE = "labels.csv"
 
@@ -45,11 +46,13 @@ class OutputSummary:
 
     def text(self) -> str:
         parts = ", ".join(f"{name}: {n}" for name, n in sorted(self.per_class.items()))
-        lines = [f"{'Stopped: ' if self.cancelled else ''}{self.total} picture(s) copied into "
+        lines = [f"{'Stopped: ' if self.cancelled else ''}"
+                 f"{counted(self.total, 'picture')} copied into "
                  f"{self.out} ({parts}); {self.by[USER]} labelled by you, {self.by[MODEL]} "
                  f"accepted from the model."]
         if self.renamed:
-            lines.append(f"{self.renamed} copy(ies) renamed because the name was already taken.")
+            lines.append(f"{counted(self.renamed, 'copy', 'copies')} renamed because the name "
+                         f"was already taken.")
         lines.append(f"Every label: {self.out / LABELS_FILE}")
         return "\n".join(lines)
 
@@ -86,7 +89,8 @@ def write_output(
     summary = OutputSummary(out)
     taken: dict[str, set[str]] = {}
     rows: list[tuple[str, str, str, float | None]] = []
-    progress(StageStarted("output", len(files), f"Copying {len(files)} picture(s) into {out}"))
+    progress(StageStarted("output", len(files),
+                          f"Copying {counted(len(files), 'picture')} into {out}"))
     try:
         for done, (path, decision) in enumerate(files, start=1):
             check_cancel(cancel)

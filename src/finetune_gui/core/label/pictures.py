@@ -28,6 +28,7 @@ from finetune_gui.core.events import (
     ignore_progress,
 )
 from finetune_gui.core.label.names import label_problem
+from finetune_gui.core.words import counted
 
 # Subfolder names that hold the pictures still to sort, never a class (compared casefolded).
 HEAP_NAMES = frozenset({
@@ -84,7 +85,7 @@ class FolderPictures:
         if self.folder_labels:
             parts.append(f"{len(self.folder_labels)} already in class folders")
         if self.problems:
-            parts.append(f"{len(self.problems)} file(s) cannot be used")
+            parts.append(f"{counted(len(self.problems), 'file')} cannot be used")
         return "; ".join(parts) + "."
 
 
@@ -178,5 +179,6 @@ def check_folder(
     if not found.pictures:
         raise DatasetError(
             f"The folder {root} has no pictures that can be read"
-            + (f" ({len(found.problems)} file(s) cannot be used)." if found.problems else "."))
+            + (f" ({counted(len(found.problems), 'file')} cannot be used)."
+               if found.problems else "."))
     return found

@@ -90,8 +90,8 @@ def no_surer_than_seen(probabilities: np.ndarray, labels: np.ndarray) -> float:
 def reliability(probabilities: np.ndarray, labels: np.ndarray,
                 bins: int = ECE_BINS) -> list[dict]:
     """Confidence against accuracy, per equal-width bin of the largest probability: the rows of
-    the reliability picture (`low`, `high`, `count`, mean `confidence`, `accuracy`), empty bins
-    left out."""
+    the reliability picture (`low`, `high`, `count`, `right` answers among them, mean
+    `confidence`, `accuracy`), empty bins left out."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels, dtype=int)
     if not len(labels):
@@ -106,7 +106,7 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray,
         inside = which == i
         if inside.any():
             rows.append({"low": float(edges[i]), "high": float(edges[i + 1]),
-                         "count": int(inside.sum()),
+                         "count": int(inside.sum()), "right": int(correct[inside].sum()),
                          "confidence": float(confidence[inside].mean()),
                          "accuracy": float(correct[inside].mean())})
     return rows

@@ -30,6 +30,7 @@ from finetune_gui.core.run.record import (
     update_facts,
 )
 from finetune_gui.core.settings import TrainingSettings
+from finetune_gui.core.words import counted_are
 
 MODEL_FILE = "model.keras"
 LABELS_FILE = "labels.txt"
@@ -349,7 +350,7 @@ def evaluate_folder(
     unknown = sorted(set(scan.classes) - set(run.classes))
     if unknown:
         raise UserError(
-            f"{folder} has class folder(s) the model was not trained on: {', '.join(unknown)}. "
+            f"{folder} has class folders the model was not trained on: {', '.join(unknown)}. "
             f"The model knows: {', '.join(run.classes)}."
         )
     if not scan.records:
@@ -384,8 +385,10 @@ def evaluate_test_split(
             f"finetune-gui evaluate {run.path} FOLDER")
     missing = [p for p, _ in split.test if not p.exists()]
     if missing:
-        raise RunFolderError(f"{len(missing)} test image(s) of this run are no longer where they "
-                             f"were (for example {missing[0]}); put the image folder back.")
+        raise RunFolderError(
+            f"{counted_are(len(missing), 'test image')} of this run no longer where "
+            f"{'it was' if len(missing) == 1 else 'they were'} (for example {missing[0]}); put "
+            f"the image folder back.")
     paths = [p for p, _ in split.test]
     labels = np.array([label for _, label in split.test], dtype="int32")
     images = decode_images(paths, run.image_size, progress=progress, cancel=cancel,

@@ -21,6 +21,7 @@ from finetune_gui.core.events import (
     StageStarted,
     ignore_progress,
 )
+from finetune_gui.core.words import counted
 
 NOT_SURE = "not sure"
 CSV_NAME = "predictions.csv"
@@ -43,13 +44,16 @@ class SortSummary:
     def text(self) -> str:
         parts = [f"{n} to {name}" for name, n in sorted(self.copied.items())]
         lines = [
-            f"{'Stopped: ' if self.cancelled else ''}{self.total_copied} image(s) copied into "
+            f"{'Stopped: ' if self.cancelled else ''}"
+            f"{counted(self.total_copied, 'image')} copied into "
             f"{self.out}" + (f" ({', '.join(parts)})" if parts else "") + "."
         ]
         if self.renamed:
-            lines.append(f"{self.renamed} copy(ies) renamed because the name was already taken.")
+            lines.append(f"{counted(self.renamed, 'copy', 'copies')} renamed because the name "
+                         f"was already taken.")
         if self.unreadable:
-            lines.append(f"{len(self.unreadable)} file(s) could not be read and were not copied:")
+            lines.append(f"{counted(len(self.unreadable), 'file')} could not be read and "
+                         f"{'was' if len(self.unreadable) == 1 else 'were'} not copied:")
             lines += [f"  {path}: {reason}" for path, reason in self.unreadable]
         return "\n".join(lines)
 
@@ -99,7 +103,7 @@ def sort_folder(
     out.mkdir(exist_ok=True)
     summary = SortSummary(out, unreadable=list(unreadable_folders))
     taken: dict[str, set[str]] = {}
-    progress(StageStarted("sort", len(paths), f"Sorting {len(paths)} file(s) into {out}"))
+    progress(StageStarted("sort", len(paths), f"Sorting {counted(len(paths), 'file')} into {out}"))
     with atomic_path(out / CSV_NAME) as csv_tmp, open(csv_tmp, "w", newline="", encoding="utf-8") as handle:
         table = PredictionCsv(handle)
         try:

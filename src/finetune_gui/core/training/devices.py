@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from finetune_gui.core.errors import SettingsError, UserError
 from finetune_gui.core.events import LogMessage, ProgressCallback
+from finetune_gui.core.words import counted
 
 MIXED_PRECISION_MIN_CAPABILITY = (7, 0)  # Volta and newer have float16 tensor cores
 
@@ -154,7 +155,7 @@ def parse_tf_config(text: str) -> ClusterTask | None:
 def _plan_local_devices(gpus: list[GpuInfo], allow_mixed_precision: bool) -> DevicePlan:
     if not gpus:
         return DevicePlan((), False, "default", ("No GPU found: training on the CPU.",))
-    reasons = [f"{len(gpus)} GPU(s): {', '.join(g.name for g in gpus)}."]
+    reasons = [f"{counted(len(gpus), 'GPU')}: {', '.join(g.name for g in gpus)}."]
     capable = all(
         g.compute_capability is not None and g.compute_capability >= MIXED_PRECISION_MIN_CAPABILITY
         for g in gpus

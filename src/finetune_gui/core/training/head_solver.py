@@ -12,6 +12,7 @@ from finetune_gui.core.model.softmax_head import (
     SoftmaxHead,
     search_softmax_head,
 )
+from finetune_gui.core.words import counted
 
 
 def solves_head(settings) -> bool:
@@ -116,4 +117,4 @@ def head_choice_text(search: HeadSearch) -> str:
                 f"validation accuracy {plain['val_accuracy']:.1%}{beaten}.")
     return (f"Head solved: standardised features at L2 {chosen['l2']:g} (validation accuracy "
             f"{chosen['val_accuracy']:.1%}, clearly above the plain logistic regression's "
-            f"{plain['val_accuracy']:.1%}; {len(others)} strength(s) tried).")
+            f"{plain['val_accuracy']:.1%}; {counted(len(others), 'strength')} tried).")

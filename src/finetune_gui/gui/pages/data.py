@@ -33,6 +33,7 @@ from finetune_gui.core.events import (
     ignore_progress,
 )
 from finetune_gui.core.settings import SETTINGS_INFO
+from finetune_gui.core.words import counted_are
 from finetune_gui.demo import demo_dataset_dir
 from finetune_gui.gui.pages.duplicates import DuplicatesPanel, shown_paths
 from finetune_gui.gui.start_folder import IMAGE_FOLDER, start_folder
@@ -358,7 +359,8 @@ class DataPage(QWidget):
         count = len(self.state.excluded)
         self.excluded_box.setVisible(count > 0)
         self.excluded_note.setText(
-            f"{count} image(s) are left out of the next run (marked as wrongly labelled or "
+            f"{counted_are(count, 'image')} left out of the next run (marked as wrongly "
+            f"labelled or "
             f"duplicated, here or on the Results page); the files stay in your folder.")
         self._show_split()
 

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.core.data.images import IMAGE_EXTENSIONS
 from finetune_gui.core.events import CancelToken, ProgressCallback, ignore_progress
+from finetune_gui.core.words import counted
 from finetune_gui.gui.start_folder import IMAGES, start_folder
 from finetune_gui.gui.state import LoadedRun, ProjectState
 from finetune_gui.gui.widgets.error_dialog import show_error
@@ -260,7 +261,8 @@ class TryPanel(QGroupBox):
         for row, prediction in enumerate(predictions):
             self._fill_row(row, prediction, thumbnails.get(str(prediction.path)))
         self.predictions.fit_columns()
-        self.predict_status.setText(f"{len(predictions)} image(s) classified. Click a row to see "
+        self.predict_status.setText(f"{counted(len(predictions), 'image')} classified. Click a row "
+                                    f"to see "
                                     f"where the model looked.")
         if predictions:
             self.predictions.setCurrentCell(0, 1)

@@ -37,6 +37,7 @@ from finetune_gui.core.label.labeller import PAGE_SIZE, Labeller
 from finetune_gui.core.label.names import check_label
 from finetune_gui.core.label.proposals import BULK_WHY
 from finetune_gui.core.label.session import MODEL, USER
+from finetune_gui.core.words import counted
 from finetune_gui.gui.pages.label_start import LabelStart
 from finetune_gui.gui.state import ProjectState
 from finetune_gui.gui.widgets.common import Banner
@@ -273,7 +274,7 @@ class LabelWindow(QWidget):
         self.asking_line.setText(asking_text(proposals.available))
         text = view.estimate_text
         if accepted:
-            text = f"{accepted} proposal(s) accepted. " + text
+            text = f"{counted(accepted, 'proposal')} accepted. " + text
         if not rows:
             text += " Every picture has a class or was left out: copy them out."
         self.estimate.show_text(text, "info")
@@ -302,7 +303,8 @@ class LabelWindow(QWidget):
             key = f"{number}  " if number <= 9 else "    "
             item.setText(f"{key}{name}   ({c[USER]} yours, {c[MODEL]} accepted)")
         left_out = sum(1 for d in session.decisions.values() if d.label is None)
-        self.counts_line.setText(f"{self.labeller.undecided()} picture(s) still to decide; "
+        undecided = counted(self.labeller.undecided(), 'picture')
+        self.counts_line.setText(f"{undecided} still to decide; "
                                  f"{left_out} left out.")
 
     def _say_above(self) -> None:
@@ -314,7 +316,7 @@ class LabelWindow(QWidget):
             top = view.proposals.top()
             count = int((~self.labeller.decided() & (top >= self.threshold.value() / 100)).sum())
         refusal = view.proposals.bulk_refusal() if view is not None else ""
-        self.above_count.setText(f"{count} proposal(s)" + (f"; {refusal}" if refusal and count
+        self.above_count.setText(counted(count, "proposal") + (f"; {refusal}" if refusal and count
                                                            else ""))
         self.accept_rest_button.setToolTip(BULK_WHY if refusal else "")
         self.accept_rest_button.setEnabled(count > 0 and not refusal

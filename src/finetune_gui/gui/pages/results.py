@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from finetune_gui.core.errors import UserError
 from finetune_gui.core.run.compare import readable_name
 from finetune_gui.core.run.folder import RunFolder, run_state, split_counts
+from finetune_gui.core.words import counted
 from finetune_gui.gui.pages.results_map import EmbeddingMapView
 from finetune_gui.gui.pages.results_suspects import SuspectsView
 from finetune_gui.gui.state import LoadedRun, ProjectState
@@ -445,7 +446,7 @@ class ResultsPage(QWidget):
         items = [(path, f"{Path(path).name}\n"
                         f"{probabilities[path][predicted_index]:.0%} sure") for path in paths]
         verdict = "correctly" if true_index == predicted_index else "wrongly"
-        title = (f"{len(paths)} image(s) of '{classes[true_index]}' {verdict} called "
+        title = (f"{counted(len(paths), 'image')} of '{classes[true_index]}' {verdict} called "
                  f"'{classes[predicted_index]}'")
         panel = HeatmapPanel(self.heatmaps, "Click an image: the heatmap shows where the model "
                                             "looked.")

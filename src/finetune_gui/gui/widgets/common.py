@@ -12,6 +12,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.core.words import counted
+
 BANNER_STYLES = {
     "info": "background:#e8f1fb; border:1px solid #b6d0ee; color:#173a5e;",
     "warning": "background:#fff4e0; border:1px solid #f0c987; color:#5c3b00;",
@@ -97,5 +99,6 @@ class LeaveOutRow(QHBoxLayout):
         self.addWidget(self.note, 1)
 
     def say_left_out(self, added: int, total: int, then: str = "") -> None:
-        self.note.setText(f"{added} image(s) will be left out of the next run; {total} in all."
+        self.note.setText(f"{counted(added, 'image')} will be left out of the next run; "
+                          f"{total} in all."
                           + (f" {then}" if then else ""))

@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.core.words import counted
+
 CORRECT = (46, 125, 50)  # green for the diagonal
 WRONG = (198, 40, 40)  # red for mistakes
 
@@ -142,7 +144,7 @@ class ConfusionMatrix(QTableWidget):
                 item.setForeground(QBrush(QColor("white" if share > 0.55 else "#1f2933")))
                 verdict = "correct" if i == j else "mistaken"
                 item.setToolTip(
-                    f"{count} image(s) of '{classes[i]}' the model called '{classes[j]}' "
+                    f"{counted(count, 'image')} of '{classes[i]}' the model called '{classes[j]}' "
                     f"({verdict}). Click to see them."
                 )
                 self.setItem(i, j, item)

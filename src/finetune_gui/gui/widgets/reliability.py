@@ -53,8 +53,7 @@ class ReliabilityPicture(QWidget):
             item.removeItem(label)
         self.counts = []
         for row in self.rows:
-            right = round(row["accuracy"] * row["count"])
-            label = pg.TextItem(f"{right} of {row['count']}", color="#374151", anchor=(0.5, 1.0))
+            label = pg.TextItem(f"{row['right']} of {row['count']}", color="#374151", anchor=(0.5, 1.0))
             label.setPos((row["low"] + row["high"]) / 2, row["accuracy"])
             item.addItem(label)
             self.counts.append(label)
