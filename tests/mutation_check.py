@@ -371,6 +371,24 @@ MUTATIONS = [
          "test_fine_tuning_is_skipped_when_the_head_has_nothing_left_to_learn_from_its_images"),
     ),
     Mutation(
+        "finetune-fits-closer",
+        "phase 2 skipped when the head's search kept a penalty over weaker ones that fit the "
+        "same images more closely: it runs and is thrown away (a tenth of an MNIST run)",
+        ReplaceBody("finetune_fits_closer", "return ''"),
+        ("tests/core/test_selection.py::"
+         "test_fine_tuning_is_skipped_where_the_heads_search_found_closer_fits_do_not_pay",
+         "tests/core/test_finetune_decision.py::"
+         "test_fine_tuning_is_skipped_when_the_heads_search_found_closer_fits_do_not_pay"),
+    ),
+    Mutation(
+        "finetune-fits-closer-reads-the-run",
+        "the phase-2 decision not given the run's head search: the rule never fires in a run",
+        ReplaceLine(r"^(\s*)self\.facts\.record\.head_l2_tried\)\)$", r"\1None))",
+                    within="PhaseTrainer._finetune_cannot_win"),
+        ("tests/core/test_finetune_decision.py::"
+         "test_fine_tuning_is_skipped_when_the_heads_search_found_closer_fits_do_not_pay",),
+    ),
+    Mutation(
         "finetune-prep-only-when-sure",
         "fine-tuning prepared during phase 1 only when it is sure to run: prepared in every "
         "run, and thrown away where phase 2 is skipped",

@@ -380,3 +380,38 @@ def test_fine_tuning_that_clearly_beats_the_head_runs_and_is_kept(
     assert best > head["val_accuracy"] + switch_margin(head["val_accuracy"], val_images)
     assert RunFolder.open(tmp_path / "run").facts.kept_model == "fine-tuned"
     assert any(line.startswith("Fine-tuning kept: ") for line in said)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["can-win", "always"])
+def test_fine_tuning_is_skipped_when_the_heads_search_found_closer_fits_do_not_pay(
+    imperfect_folder, pretrained_base, tmp_path, monkeypatch, when
+):
+    """A run whose head search keeps a standardised penalty over weaker ones it tried (here
+    any standardised strength may replace the plain head, and the head's fit to its own images
+    does not skip phase 2 first): the decision reads the search from the run's facts, so a
+    resumed run decides as the uninterrupted one."""
+    from finetune_gui.core.model import softmax_head
+    from finetune_gui.core.run.folder import RunFolder
+
+    monkeypatch.setattr(softmax_head, "_needed", lambda accuracy, images: -1.0)
+    fits_its_mistakes_too(monkeypatch)
+    from finetune_gui.core.training.job import TrainingJob
+
+    said = []
+    result = TrainingJob(imperfect_folder, run_settings(pretrained_base, finetune_when=when),
+                         tmp_path / "run",
+                         progress=lambda e: said.append(e.text) if isinstance(e, LogMessage)
+                         else None).run()
+    search = RunFolder.open(tmp_path / "run").facts.head_l2_tried
+    chosen = next(row for row in search if row["chosen"])
+    assert chosen["standardised"]
+    assert any(row["standardised"] and row["l2"] < chosen["l2"] for row in search)
+    phases = [r["phase"] for r in result.history]
+    skipped = [line for line in said if line.startswith("Fine-tuning skipped: validation kept")]
+    if when == "always":
+        assert not skipped and phases.count("finetune") >= 1
+        return
+    assert phases == ["head"] and len(skipped) == 1
+    assert f"the head at L2 {chosen['l2']:g}" in skipped[0]
+    assert RunFolder.open(tmp_path / "run").facts.kept_model == "head-only"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from finetune_gui.core.training.selection import criterion, improves, kept_model
 
 
@@ -187,3 +189,58 @@ def test_fine_tuning_on_the_images_the_head_already_fits_has_nothing_to_learn():
     rows = [{**head(0.9, 0.3)[0], "val_accuracy": 0.7},
             {**head(1.0, 0.01)[0], "epoch": 2, "val_accuracy": 0.8}]
     assert finetune_nothing_to_learn(rows, exact.with_changes(augment="none"))
+
+
+def standardised_search_rows(seed: int = 0) -> list[dict]:
+    """A real head search (`search_softmax_head`) on features whose telling columns are a
+    twentieth of the spread of 400 noise columns, 120 training images: only a standardised,
+    strongly penalised head finds them, and weaker penalties fit the noise."""
+    from finetune_gui.core.model.softmax_head import search_softmax_head
+
+    rng = np.random.default_rng(seed)
+
+    def made(n):
+        labels = rng.integers(0, 3, n)
+        features = rng.normal(size=(n, 400)).astype(np.float32)
+        features[:, :3] = 0.05 * (features[:, :3] + 1.5 * np.eye(3)[labels])
+        return features, labels
+
+    return search_softmax_head(*made(120), *made(300), 3).tried
+
+
+def test_fine_tuning_is_skipped_where_the_heads_search_found_closer_fits_do_not_pay():
+    from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training.selection import finetune_fits_closer, finetune_skipped
+
+    search = standardised_search_rows()
+    chosen = next(row for row in search if row["chosen"])
+    weaker = [row for row in search if row["standardised"] and row["l2"] < chosen["l2"]]
+    assert chosen["standardised"] and weaker  # the case: a closer fit was tried and lost
+    weakest = min(weaker, key=lambda row: row["l2"])
+    fast = TrainingSettings(weights="none")  # speed mode: phase 2 trains on the head's images
+    said = finetune_fits_closer(search, fast)
+    assert said == (
+        f"Fine-tuning skipped: validation kept the head at L2 {chosen['l2']:g} "
+        f"({chosen['val_accuracy']:.1%}) over weaker penalties that fit the training images "
+        f"more closely (L2 {weakest['l2']:g}: {weakest['val_accuracy']:.1%}), and fine-tuning "
+        f"on the same images would fit them more closely still; where that held on real "
+        f"folders it never beat the head. Set \"when to fine-tune\" to \"always\", or train in "
+        f"exact mode with augmentation, to fine-tune all the same.")
+    head = [{"phase": "head", "epoch": 1, "loss": 0.6, "accuracy": 0.9,
+             "val_accuracy": chosen["val_accuracy"], "val_loss": 0.5}]
+    assert finetune_skipped(head, fast, 300, search) == said
+    assert finetune_skipped(head, fast, 300) == ""  # no search, no evidence
+    # Phase 2 that sees new pictures every epoch, or set to "always", runs.
+    exact = fast.with_changes(cache_mode="exact", augment="standard")
+    assert finetune_fits_closer(search, exact) == ""
+    assert finetune_fits_closer(search, exact.with_changes(augment="none")) == said
+    assert finetune_fits_closer(search, fast.with_changes(finetune_when="always")) == ""
+    # Not where the plain head was kept, nor where no weaker penalty was tried.
+    plain = [{**row, "chosen": not row["standardised"]} for row in search]
+    assert finetune_fits_closer(plain, fast) == ""
+    alone = [row for row in search if not (row["standardised"] and row["l2"] < chosen["l2"])]
+    assert finetune_fits_closer(alone, fast) == ""
+    # A weaker penalty that scored higher is a closer fit that paid (run.json edited by hand,
+    # or another search): no skip.
+    better = [{**row, "val_accuracy": 1.0} if row is weakest else row for row in search]
+    assert finetune_fits_closer(better, fast) == ""

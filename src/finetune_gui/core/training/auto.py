@@ -114,6 +114,7 @@ def choose_settings(
     started = time.monotonic()
     trials: list[Trial] = []
     given_history: list[dict] = []  # the settings as given: their run's history
+    given_search: list[dict] | None = None  # and their head's search (`head_l2_tried`)
     scratch = Path(tempfile.mkdtemp(prefix="finetune-gui-auto-"))
     try:
         for index, changes in enumerate(candidates):
@@ -128,7 +129,8 @@ def choose_settings(
             tried = replace(settings, **changes)
             if any(replace(settings, **t.changes) == tried for t in trials):
                 continue  # same settings as a trial already run (e.g. 0 blocks to unfreeze)
-            why = ends_as_given(given_history, tried, changes, len(split.val)) if trials else ""
+            why = (ends_as_given(given_history, tried, changes, len(split.val), given_search)
+                   if trials else "")
             if why:
                 progress(LogMessage(
                     f"Not tried: {Trial(changes, None, None, '', 0).label(settings)}. It would "
@@ -159,6 +161,7 @@ def choose_settings(
             trials.append(trial)
             if len(trials) == 1:
                 given_history = result.history
+                given_search = job.facts.record.head_l2_tried
             progress(LogMessage(
                 f"Trial {len(trials)}: {trial.label(settings)}: {describe(trial.score)} "
                 f"({trial.seconds:.0f} s)."
@@ -172,9 +175,9 @@ def choose_settings(
 
 
 def ends_as_given(given_history: list[dict], tried: TrainingSettings, changes: dict,
-                  val_images: int) -> str:
+                  val_images: int, given_search: list[dict] | None = None) -> str:
     """Why a trial of `tried` would end as the settings as given did (`given_history`: their
-    run's history), so it need not run; "" when it might not. That is when `changes` touch
+    run's history; `given_search`: their head's search), so it need not run; "" when it might not. That is when `changes` touch
     only fine-tuning (`FINETUNE_ONLY`) while the head is solved, so the same stored features
     give the same head, and the given run's phase 2 was skipped before any epoch for a reason
     that holds for `tried` too (or `tried` does not fine-tune). Each such trial cost a whole
@@ -188,7 +191,7 @@ def ends_as_given(given_history: list[dict], tried: TrainingSettings, changes: d
         return ""
     if not tried.epochs_finetune or not tried.unfreeze_blocks:
         return "the head alone, as they kept."
-    return finetune_skipped(given_history, tried, val_images)
+    return finetune_skipped(given_history, tried, val_images, given_search)
 
 
 class BudgetCancel(CancelToken):

@@ -207,11 +207,12 @@ class PhaseTrainer:
         self.ledger.record(row, [output], self.classifier.model, self.progress)
 
     def _finetune_cannot_win(self, phase: PhasePlan, val_images: int) -> bool:
-        """Phase 2 skipped, and said, when the head's validation score leaves it nothing to win
-        or its training loss nothing to learn."""
+        """Phase 2 skipped, and said, when the head's validation score leaves it nothing to win,
+        its training loss nothing to learn, or its search showed closer fits do not pay."""
         history = self.ledger.history
         why = ("" if phase.phase != "finetune"
-               else finetune_skipped(history, self.settings, val_images))
+               else finetune_skipped(history, self.settings, val_images,
+                                     self.facts.record.head_l2_tried))
         if why:
             self._head_kept(why)
         return bool(why)

@@ -139,14 +139,20 @@ def finetune_cannot_win(history: list[dict], settings: TrainingSettings | None =
 NOTHING_TO_LEARN_LOSS = 0.05
 
 
+def _trains_on_the_heads_images(settings: TrainingSettings) -> bool:
+    """Phase 2 would train on exactly the images the head was solved on: speed mode's stored
+    features (any number of copies) or no augmentation, and not set to run "always"."""
+    if settings.finetune_when == "always":
+        return False
+    return settings.cache_mode == "fast" or not settings.augmentation_used
+
+
 def finetune_nothing_to_learn(history: list[dict], settings: TrainingSettings) -> str:
     """Why phase 2 need not run, or "": it would train on exactly the images the head was
     fitted to (the stored features of speed mode, or no augmentation), and the head already
     gets every one of them right at a training loss of at most `NOTHING_TO_LEARN_LOSS`.
     Not with `finetune_when` "always", and not where each epoch draws new augmented images."""
-    if settings.finetune_when == "always":
-        return ""
-    if settings.cache_mode != "fast" and settings.augmentation_used:
+    if not _trains_on_the_heads_images(settings):
         return ""
     heads = [r for r in history if r["phase"] == "head" and r.get("accuracy") is not None]
     if not heads:
@@ -157,17 +163,49 @@ def finetune_nothing_to_learn(history: list[dict], settings: TrainingSettings) -
     return (f"Fine-tuning skipped: the head alone already gets every training image right "
             f"(training loss {head['loss']:.4f}), so fine-tuning on the same images would have "
             f"almost nothing left to learn from them, and on real folders it then never beat "
-            f"the head by more than chance. Set \"when to fine-tune\" to \"always\", or "
-            f"train in exact mode with augmentation, to fine-tune all the same.")
+            f"the head by more than chance. {FINETUNE_ALL_THE_SAME}")
 
 
-def finetune_skipped(history: list[dict], settings: TrainingSettings, val_images: int) -> str:
+FINETUNE_ALL_THE_SAME = ("Set \"when to fine-tune\" to \"always\", or train in exact mode "
+                         "with augmentation, to fine-tune all the same.")
+
+
+def finetune_fits_closer(search: list[dict] | None, settings: TrainingSettings) -> str:
+    """Why phase 2 need not run, or "": it would train on exactly the images the head was
+    solved on, and the head's search (`search`: run.json's `head_l2_tried`) already found that
+    fitting them more closely does not pay: validation kept a standardised penalty although a
+    weaker one, which fits the same images more closely, was tried (the search keeps a weaker
+    strength only when it scores higher). Phase 2 fits those images more closely still. Where
+    this held (MNIST at 96 and 160 px, scikit-learn's digits at 96 px; 36 runs) phase 2 set to
+    "always" never beat the head: best epochs 82.4% against 82.4%, 83.8% against 84.2%, 85.4%
+    against 86.9% (docs/benchmarks.md), and on MNIST it was a tenth of the run."""
+    if not _trains_on_the_heads_images(settings) or not search:
+        return ""
+    chosen = next((row for row in search if row.get("chosen")), None)
+    if chosen is None or not chosen.get("standardised"):
+        return ""
+    weaker = [row for row in search if row.get("standardised") and row["l2"] < chosen["l2"]
+              and row.get("val_accuracy") is not None]
+    if not weaker or any(row["val_accuracy"] > chosen["val_accuracy"] for row in weaker):
+        return ""
+    closest = min(weaker, key=lambda row: row["l2"])
+    return (f"Fine-tuning skipped: validation kept the head at L2 {chosen['l2']:g} "
+            f"({chosen['val_accuracy']:.1%}) over weaker penalties that fit the training "
+            f"images more closely (L2 {closest['l2']:g}: {closest['val_accuracy']:.1%}), and "
+            f"fine-tuning on the same images would fit them more closely still; where that "
+            f"held on real folders it never beat the head. {FINETUNE_ALL_THE_SAME}")
+
+
+def finetune_skipped(history: list[dict], settings: TrainingSettings, val_images: int,
+                     search: list[dict] | None = None) -> str:
     """Why phase 2 need not run after the head in `history`, or "": nothing to win on
-    validation (`finetune_cannot_win`) or nothing to learn from its images
-    (`finetune_nothing_to_learn`). The run asks it before phase 2, and --auto to leave out a
-    trial that would only repeat the settings as given."""
+    validation (`finetune_cannot_win`), nothing to learn from its images
+    (`finetune_nothing_to_learn`), or the head's search (`search`) found that fitting them more
+    closely does not pay (`finetune_fits_closer`). The run asks it before phase 2, and --auto to
+    leave out a trial that would only repeat the settings as given."""
     return (finetune_cannot_win(history, settings, val_images)
-            or finetune_nothing_to_learn(history, settings))
+            or finetune_nothing_to_learn(history, settings)
+            or finetune_fits_closer(search, settings))
 
 
 def finetune_losing(row: dict, kept_head: dict | None, val_images: int,
