@@ -82,7 +82,9 @@ class TrainingSettings:
         help="Can win: fine-tuning is skipped when the new head alone already gets so many "
              "validation images right that it could not be beaten by more than chance, or "
              "already gets every training image it would fine-tune on right (nothing left to "
-             "learn), and stops as soon as it is clearly worse than the head (a long first "
+             "learn), or when validation chose a stronger penalty for the head than weaker "
+             "ones that fit those images more closely (fine-tuning on them fits them more "
+             "closely still); it stops as soon as it is clearly worse than the head (a long first "
              "epoch is looked at an eighth of the way through), since it could then not be "
              "kept. Always: fine-tune for the epochs set (early stopping aside; the better of "
              "the two models is still kept).")
