@@ -257,7 +257,7 @@ class ProjectState(QObject):
                 return StepStatus(False, "folder not checked yet")
             if not scan.can_train:
                 return StepStatus(False, "needs 2 classes or more")
-            return StepStatus(True, f"{len(scan.records)} images, {len(scan.classes)} classes")
+            return StepStatus(True, f"{len(scan.records):,} images, {len(scan.classes)} classes")
         if step == "model":
             s = self.settings
             name = get_backbone(s.backbone).keras_name

@@ -125,8 +125,8 @@ def _dataset_section(run, scan, data_root, progress, cancel) -> str:
         return parts[0] + f'<p class="warn">{escape(str(exc))}</p>'
     counts = split.counts()
     parts.append(
-        f"<p>{sum(counts.values())} images used: {counts['train']} to train, {counts['val']} to "
-        f"validate, {counts['test']} to test. Folder: {escape(str(split.root))}</p>"
+        f"<p>{sum(counts.values()):,} images used: {counts['train']:,} to train, "
+        f"{counts['val']:,} to validate, {counts['test']:,} to test. Folder: {escape(str(split.root))}</p>"
     )
     if scan is None:
         try:

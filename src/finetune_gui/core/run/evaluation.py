@@ -70,7 +70,7 @@ class EvaluationReport:
         )
         return (
             f"Test accuracy {self.accuracy:.1%} ({format_interval(*interval)}) "
-            f"on {self.count} images"
+            f"on {self.count:,} images"
         )
 
     @classmethod

@@ -75,7 +75,7 @@ def combine_runs(
     if report is None:
         message = f"{NO_TEST_IMAGES} {how_to_score(out)}"
     else:
-        message = (f"Ensemble test accuracy {report.accuracy:.1%} on {report.count} images; "
+        message = (f"Ensemble test accuracy {report.accuracy:.1%} on {report.count:,} images; "
                    f"members: " + ", ".join(f"{m.test_accuracy:.1%}" for m in members) + ".")
     _write_run(out, model, folders, split, report, members, message)
     progress(LogMessage(f"Ensemble saved in {out}. {message}"))

@@ -185,7 +185,8 @@ class TrainingJob:
             self.progress(LogMessage(f"Resuming after epoch {self.resumed.epochs_done}."))
         self.progress(LogMessage(
             f"{self.classifier.spec.keras_name} at {size} px, {len(split.classes)} classes, "
-            f"{len(train_y)} training / {len(val_y)} validation / {len(split.test)} test images."
+            f"{len(train_y):,} training / {len(val_y):,} validation / {len(split.test):,} test "
+            f"images."
         ))
         trainer = self.trainer = PhaseTrainer(
             self.settings, self.classifier, self.ledger, self.facts, strategy,

@@ -25,7 +25,7 @@ class RunResult:
 def finished_message(report: EvaluationReport | None, run_dir: Path, kfold: dict | None) -> str:
     """The last line of a completed run: its test score, or how to score a run without one."""
     if report is not None:
-        return f"Finished: test accuracy {report.accuracy:.1%} on {report.count} images."
+        return f"Finished: test accuracy {report.accuracy:.1%} on {report.count:,} images."
     # No test split (test fraction 0, or a pre-split folder without test/) is a legal choice.
     return (
         f"Finished. No test images were kept aside, so there is no test score; score the model "

@@ -309,7 +309,7 @@ class DataPage(QWidget):
     def _show_scan(self, scan: DatasetScan, thumbnails: dict[str, QImage]) -> None:
         layout = LAYOUT_TEXT.get(scan.layout, scan.layout)
         self.summary.setText(
-            f"<b>{len(scan.records)}</b> usable images in <b>{len(scan.classes)}</b> classes "
+            f"<b>{len(scan.records):,}</b> usable images in <b>{len(scan.classes)}</b> classes "
             f"(folder layout: {layout})."
         )
         self.refusal.show_text(scan.refusal or "", "error")
@@ -401,8 +401,8 @@ class DataPage(QWidget):
         used = f" ({' and '.join(given)} as {'they are' if len(given) > 1 else 'it is'})" \
             if given else ""
         self.split_label.setText(
-            f"→ {counts['train']} images to learn from, {counts['val']} to validate, "
-            f"{counts['test']} to test{used}."
+            f"→ {counts['train']:,} images to learn from, {counts['val']:,} to validate, "
+            f"{counts['test']:,} to test{used}."
         )
 
     def shutdown(self) -> None:

@@ -264,7 +264,7 @@ class ResultsPage(QWidget):
         self.headline.setText(
             f"<b>Test accuracy {report.accuracy:.1%}</b> "
             + (f"(95% interval {interval[0]:.1%}-{interval[1]:.1%}) " if interval else "")
-            + f"on {report.count} images ({len(report.misclassified)} wrong)")
+            + f"on {report.count:,} images ({len(report.misclassified):,} wrong)")
         self._fill_metrics(report)
         self.matrix.set_matrix(report.classes, report.confusion)
         self.reliability.show_report(report)

@@ -245,8 +245,8 @@ class TrainPage(QWidget):
         if scan is not None and scan.can_train:
             try:
                 counts = self.state.split().counts()
-                text += (f" {counts['train']} images to learn from, {counts['val']} to "
-                         f"validate, {counts['test']} to test.")
+                text += (f" {counts['train']:,} images to learn from, {counts['val']:,} to "
+                         f"validate, {counts['test']:,} to test.")
             except DatasetError:
                 pass
         self.plan.setText(text)

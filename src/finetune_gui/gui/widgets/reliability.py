@@ -62,6 +62,6 @@ class ReliabilityPicture(QWidget):
             self.summary.setText("No test answers to compare confidence with.")
             return
         self.summary.setText(
-            f"Calibration error {error:.3f} on {report.count} test images (0 is perfect): "
+            f"Calibration error {error:.3f} on {report.count:,} test images (0 is perfect): "
             f"{calibration_verdict(error, report.calibration_error_by_chance)} Bars on the "
             f"dashed line mean a \"90% sure\" answer is right 9 times in 10.")
