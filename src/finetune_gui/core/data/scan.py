@@ -335,7 +335,8 @@ def _add_warnings(scan: DatasetScan) -> None:
             f"{counts[small]} ({scan.imbalance_ratio:.1f}x). Class weights will be used so the "
             f"small class still counts."
         )
-    scan.warnings.extend(duplicate_warnings(scan.duplicate_groups, scan.layout))
+    sides = {r.path: min(r.width, r.height) for r in scan.records}
+    scan.warnings.extend(duplicate_warnings(scan.duplicate_groups, scan.layout, sides))
     if scan.layout == "splits":
         train_classes = {r.label for r in scan.records if r.split == "train"}
         for name in scan.classes:

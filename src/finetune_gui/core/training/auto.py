@@ -177,11 +177,11 @@ def choose_settings(
 def ends_as_given(given_history: list[dict], tried: TrainingSettings, changes: dict,
                   val_images: int, given_search: list[dict] | None = None) -> str:
     """Why a trial of `tried` would end as the settings as given did (`given_history`: their
-    run's history; `given_search`: their head's search), so it need not run; "" when it might not. That is when `changes` touch
-    only fine-tuning (`FINETUNE_ONLY`) while the head is solved, so the same stored features
-    give the same head, and the given run's phase 2 was skipped before any epoch for a reason
-    that holds for `tried` too (or `tried` does not fine-tune). Each such trial cost a whole
-    run that could only repeat the first (issue 26)."""
+    run's history; `given_search`: their head's search), so it need not run; "" when it might
+    not. That is when `changes` touch only fine-tuning (`FINETUNE_ONLY`) while the head is
+    solved, so the same stored features give the same head, and the given run's phase 2 was
+    skipped before any epoch for a reason that holds for `tried` too (or `tried` does not
+    fine-tune). Each such trial cost a whole run that could only repeat the first (issue 26)."""
     from finetune_gui.core.training.head_solver import solves_head
     from finetune_gui.core.training.selection import finetune_skipped
 

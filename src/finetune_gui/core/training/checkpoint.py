@@ -16,7 +16,7 @@ from finetune_gui.core.files import atomic_write_with
 from finetune_gui.core.run import folder as rf
 from finetune_gui.core.run.record import FactsDraft, RunFacts
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.words import counted
+from finetune_gui.core.words import counted_are
 
 CHECKPOINT_DIR = "checkpoint"
 # Checkpoints are plain .npz files: Keras' save_weights took 1.1 s for a MobileNetV2 (one HDF5
@@ -148,9 +148,9 @@ def read_resume_point(run_dir: Path) -> ResumePoint:
     ]
     if missing:
         raise RunFolderError(
-            f"{counted(len(missing), 'image')} of this run "
-            f"{'is' if len(missing) == 1 else 'are'} no longer where they were (for example "
-            f"{missing[0]}); put the image folder back to resume."
+            f"{counted_are(len(missing), 'image')} of this run no longer where "
+            f"{'it was' if len(missing) == 1 else 'they were'} (for example {missing[0]}); put "
+            f"the image folder back to resume."
         )
     # Stopped before its first epoch finished: it starts again, with the same settings and
     # split (nothing was trained, so nothing is lost).

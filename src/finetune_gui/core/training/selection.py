@@ -139,6 +139,11 @@ def finetune_cannot_win(history: list[dict], settings: TrainingSettings | None =
 NOTHING_TO_LEARN_LOSS = 0.05
 
 
+# How a skip message ends: the way to fine-tune all the same.
+FINETUNE_ALL_THE_SAME = ("Set \"when to fine-tune\" to \"always\", or train in exact mode "
+                         "with augmentation, to fine-tune all the same.")
+
+
 def _trains_on_the_heads_images(settings: TrainingSettings) -> bool:
     """Phase 2 would train on exactly the images the head was solved on: speed mode's stored
     features (any number of copies) or no augmentation, and not set to run "always"."""
@@ -166,10 +171,6 @@ def finetune_nothing_to_learn(history: list[dict], settings: TrainingSettings) -
             f"the head by more than chance. {FINETUNE_ALL_THE_SAME}")
 
 
-FINETUNE_ALL_THE_SAME = ("Set \"when to fine-tune\" to \"always\", or train in exact mode "
-                         "with augmentation, to fine-tune all the same.")
-
-
 def finetune_fits_closer(search: list[dict] | None, settings: TrainingSettings) -> str:
     """Why phase 2 need not run, or "": it would train on exactly the images the head was
     solved on, and the head's search (`search`: run.json's `head_l2_tried`) already found that
@@ -188,10 +189,10 @@ def finetune_fits_closer(search: list[dict] | None, settings: TrainingSettings) 
               and row.get("val_accuracy") is not None]
     if not weaker or any(row["val_accuracy"] > chosen["val_accuracy"] for row in weaker):
         return ""
-    closest = min(weaker, key=lambda row: row["l2"])
+    weakest = min(weaker, key=lambda row: row["l2"])
     return (f"Fine-tuning skipped: validation kept the head at L2 {chosen['l2']:g} "
             f"({chosen['val_accuracy']:.1%}) over weaker penalties that fit the training "
-            f"images more closely (L2 {closest['l2']:g}: {closest['val_accuracy']:.1%}), and "
+            f"images more closely (L2 {weakest['l2']:g}: {weakest['val_accuracy']:.1%}), and "
             f"fine-tuning on the same images would fit them more closely still; where that "
             f"held on real folders it never beat the head. {FINETUNE_ALL_THE_SAME}")
 
