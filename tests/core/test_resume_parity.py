@@ -170,3 +170,44 @@ def test_a_run_with_a_trained_head_resumed_in_phase_1_follows_the_uninterrupted_
     assert {k: mine[k] for k in ("status", "kept_model", "counts", "head_l2_tried")} == {
         k: theirs[k] for k in ("status", "kept_model", "counts", "head_l2_tried")}
     assert RunFolder.open(run).report.count == RunFolder.open(whole).report.count
+
+
+def test_a_run_whose_images_moved_is_not_resumed_nor_scored_and_says_which(
+    pretrained_base, tmp_path, monkeypatch
+):
+    """A picture moved out of the folder after the split: resuming and scoring the test split
+    each refuse with one sentence naming it, and the run folder is left as it was."""
+    from finetune_gui.core.errors import RunFolderError
+    from finetune_gui.core.run.folder import evaluate_test_split
+    from finetune_gui.demo import make_shapes_dataset
+
+    data = make_shapes_dataset(tmp_path / "data", per_class=12, size=48, seed=5)
+    run = tmp_path / "run"
+    with pytest.raises(Killed):
+        killed_run(data, pretrained_base, run, "in phase 2", monkeypatch)
+    from finetune_gui.core.run.folder import read_split
+
+    test_image = read_split(run).test[0][0]
+
+    def files() -> dict:
+        return {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+
+    test_image.rename(tmp_path / test_image.name)
+    before = files()
+    with pytest.raises(RunFolderError) as resumed:
+        TrainingJob.resume(run)
+    assert str(resumed.value) == (
+        f"1 image of this run is no longer where it was (for example {test_image}); put the "
+        f"image folder back to resume.")
+    assert files() == before
+
+    (tmp_path / test_image.name).rename(test_image)  # put back: the run resumes and ends
+    assert TrainingJob.resume(run).run().status == "completed"
+    test_image.rename(tmp_path / test_image.name)
+    before = files()
+    with pytest.raises(RunFolderError) as scored:
+        evaluate_test_split(RunFolder.open(run))
+    assert str(scored.value) == (
+        f"1 test image of this run is no longer where it was (for example {test_image}); put "
+        f"the image folder back.")
+    assert files() == before

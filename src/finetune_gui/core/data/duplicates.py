@@ -165,10 +165,10 @@ def small_picture_caution(groups: Sequence[DuplicateGroup], sides: Mapping[Path,
         return ""
     side = max(sides[path] for g in small for path in g.paths)
     one = len(small) == 1
-    return (f"{len(small):,} of these groups {'holds' if one else 'hold'} pictures only {side} px or less on their shorter "
-            f"side, where different drawings of one shape (two people's \"1\") can pass for "
-            f"the same picture: look at {'it' if one else 'them'} before trusting the "
-            f"duplicate and leak counts.")
+    return (f"{len(small):,} of these groups {'holds' if one else 'hold'} pictures only {side} "
+            f"px or less on their shorter side, where different drawings of one shape (two "
+            f"people's \"1\") can pass for the same picture: look at {'it' if one else 'them'} "
+            f"before trusting the duplicate and leak counts.")
 
 
 def _describe(group: DuplicateGroup, across: str) -> str:

@@ -30,7 +30,7 @@ from finetune_gui.core.run.record import (
     update_facts,
 )
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.words import counted_are
+from finetune_gui.core.words import counted
 
 MODEL_FILE = "model.keras"
 LABELS_FILE = "labels.txt"
@@ -363,6 +363,16 @@ def evaluate_folder(
     return build_report(run.classes, labels, probabilities, paths)
 
 
+def images_gone(missing: list[Path], noun: str, then: str = "") -> RunFolderError:
+    """The error for a run whose `missing` images (`noun`: "image", "test image") are no longer
+    where its split says; `then`: what putting them back allows (" to resume")."""
+    one = len(missing) == 1
+    return RunFolderError(
+        f"{counted(len(missing), noun)} of this run {'is' if one else 'are'} no longer where "
+        f"{'it was' if one else 'they were'} (for example {missing[0]}); put the image folder "
+        f"back{then}.")
+
+
 def evaluate_test_split(
     run: RunFolder | Path | str,
     *,
@@ -385,10 +395,7 @@ def evaluate_test_split(
             f"finetune-gui evaluate {run.path} FOLDER")
     missing = [p for p, _ in split.test if not p.exists()]
     if missing:
-        raise RunFolderError(
-            f"{counted_are(len(missing), 'test image')} of this run no longer where "
-            f"{'it was' if len(missing) == 1 else 'they were'} (for example {missing[0]}); put "
-            f"the image folder back.")
+        raise images_gone(missing, "test image")
     paths = [p for p, _ in split.test]
     labels = np.array([label for _, label in split.test], dtype="int32")
     images = decode_images(paths, run.image_size, progress=progress, cancel=cancel,

@@ -16,7 +16,6 @@ from finetune_gui.core.files import atomic_write_with
 from finetune_gui.core.run import folder as rf
 from finetune_gui.core.run.record import FactsDraft, RunFacts
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.words import counted_are
 
 CHECKPOINT_DIR = "checkpoint"
 # Checkpoints are plain .npz files: Keras' save_weights took 1.1 s for a MobileNetV2 (one HDF5
@@ -147,11 +146,7 @@ def read_resume_point(run_dir: Path) -> ResumePoint:
         p for part in (split.train, split.val, split.test) for p, _ in part if not p.exists()
     ]
     if missing:
-        raise RunFolderError(
-            f"{counted_are(len(missing), 'image')} of this run no longer where "
-            f"{'it was' if len(missing) == 1 else 'they were'} (for example {missing[0]}); put "
-            f"the image folder back to resume."
-        )
+        raise rf.images_gone(missing, "image", " to resume")
     # Stopped before its first epoch finished: it starts again, with the same settings and
     # split (nothing was trained, so nothing is lost).
     started = state_file.exists() and (run_dir / CHECKPOINT_DIR / LAST_WEIGHTS).exists()
