@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class UserError(Exception):
     """A problem the user can fix; `str(error)` is a complete, plain sentence."""
@@ -39,3 +41,15 @@ class TrainingDiverged(UserError):
 
 class Cancelled(Exception):
     """Raised inside a job when the user pressed Cancel; not an error for the user."""
+
+
+def images_gone(missing: list[Path], noun: str, then: str = "") -> RunFolderError:
+    """The error for a run whose `missing` images (`noun`: "image", "test image") are no longer
+    where its split says; `then`: what putting them back allows (" to resume")."""
+    from finetune_gui.core.words import counted
+
+    one = len(missing) == 1
+    return RunFolderError(
+        f"{counted(len(missing), noun)} of this run {'is' if one else 'are'} no longer where "
+        f"{'it was' if one else 'they were'} (for example {missing[0]}); put the image folder "
+        f"back{then}.")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui import __version__
-from finetune_gui.core.errors import RunFolderError, UserError
+from finetune_gui.core.errors import RunFolderError, UserError, images_gone
 from finetune_gui.core.files import atomic_write_text, atomic_write_with
 from finetune_gui.core.run.evaluation import EvaluationReport
 from finetune_gui.core.run.record import (
@@ -30,7 +30,6 @@ from finetune_gui.core.run.record import (
     update_facts,
 )
 from finetune_gui.core.settings import TrainingSettings
-from finetune_gui.core.words import counted
 
 MODEL_FILE = "model.keras"
 LABELS_FILE = "labels.txt"
@@ -361,16 +360,6 @@ def evaluate_folder(
     images = decode_images(paths, run.image_size, progress=progress, cancel=cancel, stage="evaluate")
     probabilities = predict_probabilities(run.load_model(), images, batch_size)
     return build_report(run.classes, labels, probabilities, paths)
-
-
-def images_gone(missing: list[Path], noun: str, then: str = "") -> RunFolderError:
-    """The error for a run whose `missing` images (`noun`: "image", "test image") are no longer
-    where its split says; `then`: what putting them back allows (" to resume")."""
-    one = len(missing) == 1
-    return RunFolderError(
-        f"{counted(len(missing), noun)} of this run {'is' if one else 'are'} no longer where "
-        f"{'it was' if one else 'they were'} (for example {missing[0]}); put the image folder "
-        f"back{then}.")
 
 
 def evaluate_test_split(

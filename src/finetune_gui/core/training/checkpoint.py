@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune_gui.core.data.split import DatasetSplit
-from finetune_gui.core.errors import RunFolderError
+from finetune_gui.core.errors import RunFolderError, images_gone
 from finetune_gui.core.files import atomic_write_with
 from finetune_gui.core.run import folder as rf
 from finetune_gui.core.run.record import FactsDraft, RunFacts
@@ -146,7 +146,7 @@ def read_resume_point(run_dir: Path) -> ResumePoint:
         p for part in (split.train, split.val, split.test) for p, _ in part if not p.exists()
     ]
     if missing:
-        raise rf.images_gone(missing, "image", " to resume")
+        raise images_gone(missing, "image", " to resume")
     # Stopped before its first epoch finished: it starts again, with the same settings and
     # split (nothing was trained, so nothing is lost).
     started = state_file.exists() and (run_dir / CHECKPOINT_DIR / LAST_WEIGHTS).exists()
