@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from finetune_gui.core.words import counted
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -207,14 +209,15 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")  # fmt: skip
     training_images = sum(1 for f in (args.data / "train").rglob("*") if f.is_file())
-    print(f"data: {args.data} ({training_images} training images, {args.size} px), "
+    print(f"data: {args.data} ({training_images:,} training images, {args.size} px), "
           f"MobileNetV2, {args.epochs_head}+{args.epochs_finetune} epochs, top {args.unfreeze_blocks} blocks")  # fmt: skip
     rows = []
     if not args.skip_tutorial:
         rows.append(("tutorial recipe", run_child("tutorial", args)))
     for views in args.views:
         rows.append(
-            (f"engine, fast, {views} view(s)", run_child("engine", args, ["--views", str(views)]))
+            (f"engine, fast, {counted(views, 'view')}",
+             run_child("engine", args, ["--views", str(views)]))
         )
     print(f"{'recipe':<26} {'wall s':>8} {'test acc':>9} {'peak RSS MB':>12}")
     for name, r in rows:

@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from compare_tutorial import make_weights
 
+from finetune_gui.core.words import counted
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -55,7 +57,7 @@ def main() -> None:
                               "seconds": round(time.perf_counter() - started, 1)}), flush=True)  # fmt: skip
     for views, accuracies in results.items():
         mean = sum(accuracies) / len(accuracies)
-        print(f"{views} view(s): mean test accuracy {mean:.3f} over seeds {args.seeds}")
+        print(f"{counted(views, 'view')}: mean test accuracy {mean:.3f} over seeds {args.seeds}")
 
 
 if __name__ == "__main__":

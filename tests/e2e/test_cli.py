@@ -32,6 +32,17 @@ def test_scan_reports_classes_and_exits_0(small_shapes, capsys):
     assert "36 images in 3 classes" in out and "circles: 12 images (32x32 to 32x32)" in out
 
 
+def test_scan_says_large_counts_with_thousands_separators(tmp_path):
+    from pathlib import Path
+
+    from finetune_gui.core.data.scan import DatasetScan, ImageRecord, scan_summary_line
+
+    records = [ImageRecord(Path(f"{label}/{i}.png"), label, None, 28, 28, f"{label}{i}")
+               for label, count in (("zeros", 1_200), ("ones", 1)) for i in range(count)]
+    line = scan_summary_line(DatasetScan(root=tmp_path, layout="classes", records=records))
+    assert line == "1,201 images in 2 classes (ones: 1, zeros: 1,200)"
+
+
 def test_scan_json_lists_problems_and_exits_2_when_untrainable(tmp_path, capsys):
     (tmp_path / "cats").mkdir()
     (tmp_path / "cats" / "a.jpg").write_bytes(b"")

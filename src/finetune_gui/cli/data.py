@@ -19,6 +19,7 @@ def add_parsers(commands) -> None:
 def cmd_scan(args) -> int:
     from finetune_gui.core.data.class_names import display_name
     from finetune_gui.core.data.scan import scan_folder, scan_summary_line
+    from finetune_gui.core.words import counted
 
     scan = scan_folder(args.folder, progress=TerminalProgress(enabled=not args.json))
     if args.json:
@@ -28,7 +29,7 @@ def cmd_scan(args) -> int:
         for summary in scan.summaries:
             w0, h0 = summary.min_size
             w1, h1 = summary.max_size
-            print(f"  {display_name(summary.name)}: {summary.count} images "
+            print(f"  {display_name(summary.name)}: {counted(summary.count, 'image')} "
                   f"({w0}x{h0} to {w1}x{h1})")
         for problem in scan.problems:
             print(f"  skipped {problem.path}: {problem.reason}")

@@ -346,5 +346,6 @@ def _add_warnings(scan: DatasetScan) -> None:
 
 def scan_summary_line(scan: DatasetScan) -> str:
     """One line for a terminal: classes and counts."""
-    counts = ", ".join(f"{display_name(k)}: {v}" for k, v in scan.class_counts.items())
-    return f"{len(scan.records)} images in {len(scan.classes)} classes ({counts})"
+    counts = ", ".join(f"{display_name(k)}: {v:,}" for k, v in scan.class_counts.items())
+    classes = counted(len(scan.classes), "class", "classes")
+    return f"{counted(len(scan.records), 'image')} in {classes} ({counts})"
