@@ -371,6 +371,24 @@ MUTATIONS = [
          "test_fine_tuning_is_skipped_when_the_head_has_nothing_left_to_learn_from_its_images"),
     ),
     Mutation(
+        "finetune-stalled",
+        "phase 2 on the head's own images stopped after a first epoch no better than the head "
+        "by either measure: it waits out early stopping's patience and is thrown away",
+        ReplaceBody("finetune_stalled", "return ''"),
+        ("tests/core/test_finetune_decision.py::"
+         "test_a_first_epoch_no_better_than_the_head_by_either_measure_has_stalled",
+         "tests/core/test_finetune_decision.py::"
+         "test_fine_tuning_whose_first_epoch_is_no_better_than_the_head_stops_there"),
+    ),
+    Mutation(
+        "finetune-stalled-in-runs",
+        "the stalled-first-epoch rule not asked in a run: phase 2 goes on after it",
+        ReplaceLine(r"^(\s*)stop_when_stalled=trains_on_the_heads_images\(self\.settings\),$",
+                    r"\1stop_when_stalled=False,", within="PhaseTrainer._fit_phase"),
+        ("tests/core/test_finetune_decision.py::"
+         "test_fine_tuning_whose_first_epoch_is_no_better_than_the_head_stops_there",),
+    ),
+    Mutation(
         "finetune-fits-closer",
         "phase 2 skipped when the head's search kept a penalty over weaker ones that fit the "
         "same images more closely: it runs and is thrown away (a tenth of an MNIST run)",

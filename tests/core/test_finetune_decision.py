@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from finetune_gui.core.events import LogMessage
-from finetune_gui.core.training.selection import finetune_losing
+from finetune_gui.core.training.selection import finetune_losing, finetune_stalled
 
 
 def row(epoch, phase, accuracy):
@@ -30,6 +30,28 @@ def test_an_epoch_clearly_below_the_head_is_losing_and_one_within_chance_is_not(
     assert finetune_losing(row(3, "finetune", 0.5), row(2, "finetune", 0.9), 600) == ""
     assert finetune_losing(row(2, "head", 0.5), head, 600) == ""
     assert finetune_losing({**row(2, "finetune", None)}, head, 600) == ""
+
+
+def test_a_first_epoch_no_better_than_the_head_by_either_measure_has_stalled():
+    head = {**row(1, "head", 20 / 27), "val_loss": 0.6}
+    first = {**row(2, "finetune", 20 / 27), "val_loss": 0.61}
+    assert finetune_stalled([head, first], head, 27) == (
+        "Fine-tuning stopped after epoch 2: its first pass over the images the head was solved "
+        "on left it no better on validation than the head alone (20 against 20 images right, "
+        "loss 0.610 against 0.600); it is kept only when it wins by more than chance, and "
+        "where a first epoch went this way on real folders, none did.")
+    assert "(19 against 20 images right" in finetune_stalled(
+        [head, {**first, "val_accuracy": 19 / 27}], head, 27)
+    # One more image right, or a lower loss: it moved toward a better model, and goes on.
+    assert finetune_stalled([head, {**first, "val_accuracy": 21 / 27}], head, 27) == ""
+    assert finetune_stalled([head, {**first, "val_loss": 0.59}], head, 27) == ""
+    # Only its first epoch, only against a kept head, only with validation scores.
+    second = {**first, "epoch": 3}
+    assert finetune_stalled([head, {**first, "val_loss": 0.59}, second], head, 27) == ""
+    assert finetune_stalled([head, first], None, 27) == ""
+    assert finetune_stalled([head, first], {**first, "epoch": 1}, 27) == ""
+    assert finetune_stalled([head, {**first, "val_accuracy": None}], head, 27) == ""
+    assert finetune_stalled([head, first], head, 0) == ""
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +89,7 @@ def test_fine_tuning_that_ruins_the_network_stops_at_its_first_clearly_worse_epo
 ):
     from finetune_gui.core.run.folder import RunFolder
     from finetune_gui.core.settings import TrainingSettings
+    from finetune_gui.core.training import callbacks
     from finetune_gui.core.training.callbacks import UntracedValidation
     from finetune_gui.core.training.job import TrainingJob
 
@@ -79,6 +102,9 @@ def test_fine_tuning_that_ruins_the_network_stops_at_its_first_clearly_worse_epo
 
     monkeypatch.setattr(UntracedValidation, "on_epoch_end", recorded_end)
     fits_its_mistakes_too(monkeypatch)
+    # A first epoch worse by less than chance would stop at the rule after a stalled first
+    # epoch (`finetune_stalled`): this test is about the clearly-worse rule.
+    monkeypatch.setattr(callbacks, "finetune_stalled", lambda *args, **kwargs: "")
 
     # A learning rate a hundred times the usual one (1e-4): each fine-tuning epoch wrecks
     # the features the head was solved on.
@@ -415,3 +441,43 @@ def test_fine_tuning_is_skipped_when_the_heads_search_found_closer_fits_do_not_p
     assert phases == ["head"] and len(skipped) == 1
     assert f"the head at L2 {chosen['l2']:g}" in skipped[0]
     assert RunFolder.open(tmp_path / "run").facts.kept_model == "head-only"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["can-win", "always", "exact with augmentation"])
+def test_fine_tuning_whose_first_epoch_is_no_better_than_the_head_stops_there(
+    imperfect_folder, pretrained_base, tmp_path, monkeypatch, mode
+):
+    """Phase 2 on the head's own images (speed mode) whose first epoch is no better than the
+    head on validation by either measure stops after it; set to "always", or drawing new
+    augmented images each epoch (exact mode), it goes on. The first epoch is made worse with a
+    learning rate a hundred times the usual one, and the clearly-worse rule is switched off,
+    so this rule alone decides."""
+    from finetune_gui.core.run.folder import RunFolder
+    from finetune_gui.core.training import callbacks
+    from finetune_gui.core.training.job import TrainingJob
+
+    monkeypatch.setattr(callbacks, "finetune_losing", lambda *args, **kwargs: "")
+    fits_its_mistakes_too(monkeypatch)
+    changes = {"finetune_when": "always"} if mode == "always" else {}
+    if mode == "exact with augmentation":
+        changes = {"cache_mode": "exact", "augment": "light"}
+    settings = run_settings(pretrained_base, lr_finetune=0.01, patience=3).with_changes(
+        epochs_finetune=4, **changes)
+    said = []
+    result = TrainingJob(imperfect_folder, settings,
+                         tmp_path / "run",
+                         progress=lambda e: said.append(e.text) if isinstance(e, LogMessage)
+                         else None).run()
+    head = next(r for r in result.history if r["phase"] == "head")
+    tuned = [r for r in result.history if r["phase"] == "finetune"]
+    stalled = [line for line in said if "its first pass over the images" in line]
+    assert RunFolder.open(tmp_path / "run").facts.kept_model == "head-only"
+    if mode != "can-win":
+        assert not stalled and len(tuned) >= 3  # only early stopping's patience ends it
+        return
+    val_images = len(RunFolder.open(tmp_path / "run").split().val)
+    right, head_right = (round(r["val_accuracy"] * val_images) for r in (tuned[0], head))
+    assert right <= head_right and tuned[0]["val_loss"] > head["val_loss"]
+    assert len(tuned) == 1
+    assert stalled == [finetune_stalled([head, tuned[0]], head, val_images)]

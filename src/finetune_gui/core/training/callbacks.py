@@ -24,7 +24,12 @@ from finetune_gui.core.events import (
     ProgressCallback,
 )
 from finetune_gui.core.model.build import recalibrate_batchnorm
-from finetune_gui.core.training.selection import criterion, finetune_losing, switch_margin
+from finetune_gui.core.training.selection import (
+    criterion,
+    finetune_losing,
+    finetune_stalled,
+    switch_margin,
+)
 from finetune_gui.core.training.tracking import BestWeights, LossWatch, PhaseStop
 
 
@@ -139,12 +144,14 @@ class EarlyStopping(keras.callbacks.Callback):
         on_improvement: Callable[[], None],
         val_images: int = 0,
         stop_when_losing: bool = False,
+        stop_when_stalled: bool = False,
     ) -> None:
         super().__init__()
         self.best, self.layers, self.history, self.stop = best, layers, history, stop
         self.val_images = val_images
-        # Phase 2 stops at the first epoch clearly worse than the kept head (`finetune_losing`).
-        self.stop_when_losing = stop_when_losing
+        # Phase 2 stops at the first epoch clearly worse than the kept head (`finetune_losing`),
+        # and after a first epoch no better than it by either measure (`finetune_stalled`).
+        self.stop_when_losing, self.stop_when_stalled = stop_when_losing, stop_when_stalled
         self.patience, self.progress, self.on_improvement = patience, progress, on_improvement
         self.waited = 0
         self.said = ""
@@ -171,9 +178,12 @@ class EarlyStopping(keras.callbacks.Callback):
             return
         self.waited += 1
         last_epoch = epoch + 1 >= (self.params or {}).get("epochs", epoch + 2)
-        losing = finetune_losing(row, self.best.row(self.history), self.val_images)
-        if self.stop_when_losing and losing and not last_epoch:
-            self.said = losing
+        kept = self.best.row(self.history)
+        why = ((self.stop_when_losing and finetune_losing(row, kept, self.val_images))
+               or (self.stop_when_stalled
+                   and finetune_stalled(self.history, kept, self.val_images)))
+        if why and not last_epoch:
+            self.said = why
             self.model.stop_training = True
             return
         if self.patience and self.waited >= self.patience and not last_epoch:  # else it ends anyway

@@ -72,6 +72,7 @@ class EpochLedger:
         stop: PhaseStop,
         val_images: int = 0,
         stop_when_losing: bool = False,
+        stop_when_stalled: bool = False,
         val_data=None,
     ) -> list:
         """The Keras callbacks of one phase, in the order their events must come
@@ -94,7 +95,7 @@ class EpochLedger:
             cb.EarlyStopping(
                 self.best, layers, self.history, stop, patience=patience, progress=progress,
                 on_improvement=lambda: self.checkpoint.save_best(model), val_images=val_images,
-                stop_when_losing=stop_when_losing,
+                stop_when_losing=stop_when_losing, stop_when_stalled=stop_when_stalled,
             ),
             cb.EpochProgress(progress, phase, self.history, stop),
             cb.EpochCheckpoint(lambda: self.save_epoch(model), stop),

@@ -42,7 +42,7 @@ from finetune_gui.core.training.recipe import (
     compile_for_training,
     training_augmentation,
 )
-from finetune_gui.core.training.selection import finetune_skipped
+from finetune_gui.core.training.selection import finetune_skipped, trains_on_the_heads_images
 from finetune_gui.core.training.tracking import PhaseStop, trained_layers
 
 
@@ -257,6 +257,7 @@ class PhaseTrainer:
                 model=self.classifier.model, patience=phase_patience(self.settings, phase),
                 progress=self.progress, cancel=self.cancel, stop=stop, val_images=len(val[1]),
                 stop_when_losing=self.settings.finetune_when == "can-win", val_data=val_data,
+                stop_when_stalled=trains_on_the_heads_images(self.settings),
             )
             if untraced:
                 callbacks.insert(0, UntracedValidation(*val, ledger.batch_size, stop))

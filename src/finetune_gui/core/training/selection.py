@@ -144,7 +144,7 @@ FINETUNE_ALL_THE_SAME = ("Set \"when to fine-tune\" to \"always\", or train in e
                          "with augmentation, to fine-tune all the same.")
 
 
-def _trains_on_the_heads_images(settings: TrainingSettings) -> bool:
+def trains_on_the_heads_images(settings: TrainingSettings) -> bool:
     """Phase 2 would train on exactly the images the head was solved on: speed mode's stored
     features (any number of copies) or no augmentation, and not set to run "always"."""
     if settings.finetune_when == "always":
@@ -157,7 +157,7 @@ def finetune_nothing_to_learn(history: list[dict], settings: TrainingSettings) -
     fitted to (the stored features of speed mode, or no augmentation), and the head already
     gets every one of them right at a training loss of at most `NOTHING_TO_LEARN_LOSS`.
     Not with `finetune_when` "always", and not where each epoch draws new augmented images."""
-    if not _trains_on_the_heads_images(settings):
+    if not trains_on_the_heads_images(settings):
         return ""
     heads = [r for r in history if r["phase"] == "head" and r.get("accuracy") is not None]
     if not heads:
@@ -180,7 +180,7 @@ def finetune_fits_closer(search: list[dict] | None, settings: TrainingSettings) 
     this held (MNIST at 96 and 160 px, scikit-learn's digits at 96 px; 36 runs) phase 2 set to
     "always" never beat the head: best epochs 82.4% against 82.4%, 83.8% against 84.2%, 85.4%
     against 86.9% (docs/benchmarks.md), and on MNIST it was a tenth of the run."""
-    if not _trains_on_the_heads_images(settings) or not search:
+    if not trains_on_the_heads_images(settings) or not search:
         return ""
     chosen = next((row for row in search if row.get("chosen")), None)
     if chosen is None or not chosen.get("standardised"):
@@ -227,3 +227,29 @@ def finetune_losing(row: dict, kept_head: dict | None, val_images: int,
     return (f"Fine-tuning stopped {when}: validation accuracy "
             f"{row['val_accuracy']:.1%} is clearly below the head alone "
             f"({kept_head['val_accuracy']:.1%}), so it is not going to be kept.")
+
+
+def finetune_stalled(history: list[dict], kept_head: dict | None, val_images: int) -> str:
+    """Why phase 2 should stop after its first epoch (the last row of `history`), or "": one
+    whole pass over the images the head was solved on left it no better than the head alone on
+    validation by either measure, no more images right and a higher loss. Asked only where
+    phase 2 trains on the head's own images (`trains_on_the_heads_images`), where it starts at
+    the head's optimum for them. In 21 runs fine-tuned for 8 epochs regardless (icons, digits,
+    faces, MNIST; two bases; 48 to 224 px; docs/benchmarks.md) 15 first epochs went this way,
+    5 of them not clearly worse, and no later epoch of any of the 21 beat the head by more
+    than chance; early stopping's patience had the icons wait two epochs more."""
+    tuned = [r for r in history if r.get("phase") == "finetune"]
+    if (len(tuned) != 1 or tuned[0] is not history[-1] or kept_head is None
+            or kept_head.get("phase") != "head" or val_images <= 0
+            or None in (tuned[0].get("val_accuracy"), tuned[0].get("val_loss"),
+                        kept_head.get("val_accuracy"), kept_head.get("val_loss"))):
+        return ""
+    row = tuned[0]
+    right, head_right = (round(r["val_accuracy"] * val_images) for r in (row, kept_head))
+    if right > head_right or not row["val_loss"] > kept_head["val_loss"]:
+        return ""
+    return (f"Fine-tuning stopped after epoch {row['epoch']}: its first pass over the images "
+            f"the head was solved on left it no better on validation than the head alone "
+            f"({right:,} against {head_right:,} images right, loss {row['val_loss']:.3f} "
+            f"against {kept_head['val_loss']:.3f}); it is kept only when it wins by more than "
+            f"chance, and where a first epoch went this way on real folders, none did.")
