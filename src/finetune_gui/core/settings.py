@@ -86,7 +86,7 @@ class TrainingSettings:
              "ones that fit those images more closely (fine-tuning on them fits them more "
              "closely still); it stops as soon as it is clearly worse than the head (a long first "
              "epoch is looked at an eighth of the way through), since it could then not be "
-             "kept, and after a first epoch on those same images that gets no more validation "
+             "kept, and (in speed mode) after a first epoch that gets no more validation "
              "images right than the head at a higher loss. Always: fine-tune for the epochs set (early "
              "stopping aside; the better of the two models is still kept).")
     unfreeze_blocks: int = setting(

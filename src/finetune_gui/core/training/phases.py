@@ -257,7 +257,8 @@ class PhaseTrainer:
                 model=self.classifier.model, patience=phase_patience(self.settings, phase),
                 progress=self.progress, cancel=self.cancel, stop=stop, val_images=len(val[1]),
                 stop_when_losing=self.settings.finetune_when == "can-win", val_data=val_data,
-                stop_when_stalled=trains_on_the_heads_images(self.settings),
+                stop_when_stalled=solves_head(self.settings)
+                and trains_on_the_heads_images(self.settings),
             )
             if untraced:
                 callbacks.insert(0, UntracedValidation(*val, ledger.batch_size, stop))

@@ -233,11 +233,12 @@ def finetune_stalled(history: list[dict], kept_head: dict | None, val_images: in
     """Why phase 2 should stop after its first epoch (the last row of `history`), or "": one
     whole pass over the images the head was solved on left it no better than the head alone on
     validation by either measure, no more images right and a higher loss. Asked only where
-    phase 2 trains on the head's own images (`trains_on_the_heads_images`), where it starts at
-    the head's optimum for them. In 21 runs fine-tuned for 8 epochs regardless (icons, digits,
-    faces, MNIST; two bases; 48 to 224 px; docs/benchmarks.md) 15 first epochs went this way,
-    5 of them not clearly worse, and no later epoch of any of the 21 beat the head by more
-    than chance; early stopping's patience had the icons wait two epochs more."""
+    the head was solved to its optimum on the very images phase 2 trains on (speed mode, not
+    "always"; `solves_head`, `trains_on_the_heads_images`), so phase 2 starts from it. In 21
+    runs fine-tuned for 8 epochs regardless (icons, digits, faces, MNIST; two bases; 48 to
+    224 px; docs/benchmarks.md) 15 first epochs went this way, 5 of them not clearly worse,
+    and no later epoch of any of the 21 beat the head by more than chance; early stopping's
+    patience had the icons wait two epochs more."""
     tuned = [r for r in history if r.get("phase") == "finetune"]
     if (len(tuned) != 1 or tuned[0] is not history[-1] or kept_head is None
             or kept_head.get("phase") != "head" or val_images <= 0
