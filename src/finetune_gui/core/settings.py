@@ -87,8 +87,8 @@ class TrainingSettings:
              "closely still); it stops as soon as it is clearly worse than the head (a long first "
              "epoch is looked at an eighth of the way through), since it could then not be "
              "kept, and (in speed mode) after a first epoch that gets no more validation "
-             "images right than the head at a higher loss. Always: fine-tune for the epochs set (early "
-             "stopping aside; the better of the two models is still kept).")
+             "images right than the head at a higher loss. Always: fine-tune for the epochs "
+             "set (early stopping aside; the better of the two models is still kept).")
     unfreeze_blocks: int = setting(
         2, label="blocks fine-tuned", low=0, high=1_000,
         help="After the new head has learned, this many blocks at the top of the backbone are "
