@@ -383,8 +383,8 @@ MUTATIONS = [
     Mutation(
         "finetune-stalled-in-runs",
         "the stalled-first-epoch rule not asked in a run: phase 2 goes on after it",
-        ReplaceLine(r"^(\s*)stop_when_stalled=solves_head\(self\.settings\)$",
-                    r"\1stop_when_stalled=False", within="PhaseTrainer._fit_phase"),
+        ReplaceLine(r"^(\s*)stop_when_stalled=asks_if_stalled\(self\.settings\),$",
+                    r"\1stop_when_stalled=False,", within="PhaseTrainer._fit_phase"),
         ("tests/core/test_finetune_decision.py::"
          "test_fine_tuning_whose_first_epoch_is_no_better_than_the_head_stops_there",),
     ),

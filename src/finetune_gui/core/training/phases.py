@@ -42,7 +42,7 @@ from finetune_gui.core.training.recipe import (
     compile_for_training,
     training_augmentation,
 )
-from finetune_gui.core.training.selection import finetune_skipped, trains_on_the_heads_images
+from finetune_gui.core.training.selection import asks_if_stalled, finetune_skipped
 from finetune_gui.core.training.tracking import PhaseStop, trained_layers
 
 
@@ -257,8 +257,7 @@ class PhaseTrainer:
                 model=self.classifier.model, patience=phase_patience(self.settings, phase),
                 progress=self.progress, cancel=self.cancel, stop=stop, val_images=len(val[1]),
                 stop_when_losing=self.settings.finetune_when == "can-win", val_data=val_data,
-                stop_when_stalled=solves_head(self.settings)
-                and trains_on_the_heads_images(self.settings),
+                stop_when_stalled=asks_if_stalled(self.settings),
             )
             if untraced:
                 callbacks.insert(0, UntracedValidation(*val, ledger.batch_size, stop))

@@ -229,12 +229,21 @@ def finetune_losing(row: dict, kept_head: dict | None, val_images: int,
             f"({kept_head['val_accuracy']:.1%}), so it is not going to be kept.")
 
 
+def asks_if_stalled(settings: TrainingSettings) -> bool:
+    """Whether a run asks `finetune_stalled` after phase 2's first epoch: only where the head
+    was solved to its optimum on the very images phase 2 trains on (speed mode, not "always").
+    In exact mode the head is trained for a few epochs, not solved, so phase 2 does not start
+    from its optimum."""
+    from finetune_gui.core.training.head_solver import solves_head
+
+    return solves_head(settings) and trains_on_the_heads_images(settings)
+
+
 def finetune_stalled(history: list[dict], kept_head: dict | None, val_images: int) -> str:
     """Why phase 2 should stop after its first epoch (the last row of `history`), or "": one
     whole pass over the images the head was solved on left it no better than the head alone on
     validation by either measure, no more images right and a higher loss. Asked only where
-    the head was solved to its optimum on the very images phase 2 trains on (speed mode, not
-    "always"; `solves_head`, `trains_on_the_heads_images`), so phase 2 starts from it. In 21
+    phase 2 starts from the head's optimum on its own images (`asks_if_stalled`). In 21
     runs fine-tuned for 8 epochs regardless (icons, digits, faces, MNIST; two bases; 48 to
     224 px; docs/benchmarks.md) 15 first epochs went this way, 5 of them not clearly worse,
     and no later epoch of any of the 21 beat the head by more than chance; early stopping's
